@@ -864,7 +864,10 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
             "thermal": {
               "type": "object",
               "description": "Temperature margin to the GPU's own slowdown threshold (so it works on every GPU model).",
-              "default": {},
+              "default": {
+                "warningMarginCelsius": 10,
+                "criticalMarginCelsius": 0
+              },
               "x-kubernetes-validations": [
                 {
                   "rule": "self.warningMarginCelsius >= self.criticalMarginCelsius",
@@ -918,7 +921,12 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
             "ecc": {
               "type": "object",
               "description": "ECC error counts. Volatile counts (since the last driver load) judge current health; aggregate (lifetime) counts are reported as info only.",
-              "default": {},
+              "default": {
+                "volatileCorrectedWarning": 1000,
+                "volatileUncorrectedCritical": 1,
+                "retiredPagesWarning": 48,
+                "retiredPagesCritical": 60
+              },
               "properties": {
                 "volatileCorrectedWarning": {
                   "type": "integer",
@@ -1207,7 +1215,13 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
         "scoring": {
           "type": "object",
           "description": "How findings become a 0-100 score and a status.",
-          "default": {},
+          "default": {
+            "warningPenalty": 15,
+            "criticalPenalty": 60,
+            "infoPenalty": 0,
+            "healthyMinScore": 85,
+            "degradedMinScore": 40
+          },
           "x-kubernetes-validations": [
             {
               "rule": "self.healthyMinScore > self.degradedMinScore",

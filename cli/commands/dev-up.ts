@@ -1,0 +1,81 @@
+/** `gpudiag dev up`: run gpudiag locally in the foreground until Ctrl-C or SIGTERM. */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startDevEnvironment } from '../../dev/dev-environment.js';
+
+const help = `usage: gpudiag dev up [options]
+
+Starts etcd and kube-apiserver on loopback, installs the gpudiag CRDs, applies
+config/samples/, writes an admin kubeconfig and stays in the foreground.
+Ctrl-C (SIGINT) or SIGTERM stops everything it started.
+
+options:
+  --state-dir DIR   where the kubeconfig, logs and data go (default: ./.gpudiag)
+  --no-samples      do not apply config/samples/
+  -h, --help        show this help
+`;
+
+/** Runs `gpudiag dev up`; resolves with the exit code once everything has stopped. */
+export async function runDevUp(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`gpudiag dev up: ${(err as Error).message}\n\n${help}`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const stateDir = path.resolve(values['state-dir'] ?? '.gpudiag');
+  const log = (message: string): void => void process.stderr.write(`gpudiag: ${message}\n`);
+
+  // Signals are handled from the first moment, so a Ctrl-C mid-start still stops what started.
+  const abort = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled !== undefined) {
+      log(`received ${sig} again; still stopping`);
+      return;
+    }
+    signalled = sig;
+    log(`received ${sig}; stopping`);
+    abort.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    let env;
+    try {
+      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, onProgress: log, signal: abort.signal });
+    } catch (err) {
+      if (abort.signal.aborted) return 0;
+      throw err;
+    }
+    const relative = path.relative(process.cwd(), env.kubeconfigPath);
+    process.stdout.write(
+      [
+        '',
+        `gpudiag is running (API server ${env.server}; logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
+        '',
+        `  export KUBECONFIG=${relative.startsWith('..') ? env.kubeconfigPath : relative}`,
+        '  kubectl get gpudiag -A',
+        '',
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+    if (!abort.signal.aborted) await new Promise((resolve) => abort.signal.addEventListener('abort', resolve, { once: true }));
+    await env.stop();
+    log('stopped');
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The `gpudiag` command. Each subcommand lives in its own module under cli/commands/ and is
+ * loaded lazily, so `gpudiag xid analyze` does not pay for the Kubernetes client.
+ */
+import { argv, exit, stderr, stdout } from 'node:process';
+
+/** A subcommand: receives its own arguments (after the command words) and returns an exit code. */
+export type CommandRunner = (args: string[]) => Promise<number>;
+
+interface CommandEntry {
+  words: string[];
+  summary: string;
+  load: () => Promise<CommandRunner>;
+}
+
+const commands: CommandEntry[] = [
+  { words: ['dev', 'up'], summary: 'start gpudiag locally on an embedded control plane', load: async () => (await import('./commands/dev-up.js')).runDevUp },
+];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.words.join(' ').length));
+  return [
+    'usage: gpudiag <command> [options]',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.words.join(' ').padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `gpudiag <command> --help` for a command\'s options.',
+    '',
+  ].join('\n');
+}
+
+async function main(args: string[]): Promise<number> {
+  if (args.length === 0 || args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+    stdout.write(usage());
+    return 0;
+  }
+  const match = commands.find((c) => c.words.every((w, i) => args[i] === w));
+  if (match === undefined) {
+    stderr.write(`gpudiag: unknown command "${args.slice(0, 2).join(' ')}"\n\n${usage()}`);
+    return 2;
+  }
+  const run = await match.load();
+  return run(args.slice(match.words.length));
+}
+
+main(argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    stderr.write(`gpudiag: ${err instanceof Error ? err.message : String(err)}\n`);
+    exit(1);
+  },
+);
