@@ -1,0 +1,75 @@
+/** Compiles the fake libnvidia-ml.so.1 into a content-addressed cache directory. */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fakeNvmlCSourcePath } from './source-dir.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Library file name, identical to the real driver's so loaders treat it the same way. */
+export const FAKE_NVML_LIBRARY_NAME = 'libnvidia-ml.so.1';
+
+/** `current` exports every symbol; `legacy` omits symbols that pre-CUDA-12.2 drivers lack. */
+export type FakeNvmlVariant = 'current' | 'legacy';
+
+/** Options for {@link buildFakeNvml}. */
+export interface BuildFakeNvmlOptions {
+  variant?: FakeNvmlVariant;
+  /** Root cache directory; defaults to env GPUDIAG_CACHE_DIR, then ~/.cache/gpudiag. */
+  cacheDir?: string;
+}
+
+const COMPILER = 'gcc';
+const BASE_FLAGS = ['-shared', '-fPIC', '-O2', '-pthread', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
+const VARIANT_FLAGS: Record<FakeNvmlVariant, string[]> = { current: [], legacy: ['-DGPUDIAG_FAKE_LEGACY'] };
+const HASH_PREFIX_LENGTH = 16;
+const BUILD_TIMEOUT_MS = 120_000;
+
+const inflightBuilds = new Map<string, Promise<string>>();
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds (or reuses) the fake library and returns the absolute path of the .so. */
+export async function buildFakeNvml(options: BuildFakeNvmlOptions = {}): Promise<string> {
+  const variant = options.variant ?? 'current';
+  const source = fakeNvmlCSourcePath();
+  const text = await readFile(source);
+  const flags = [...BASE_FLAGS, ...VARIANT_FLAGS[variant]];
+  const digest = createHash('sha256').update(text).update(flags.join(' ')).digest('hex').slice(0, HASH_PREFIX_LENGTH);
+  const root = options.cacheDir ?? process.env['GPUDIAG_CACHE_DIR'] ?? join(homedir(), '.cache', 'gpudiag');
+  const dir = join(root, 'fake-nvml', `${digest}-${variant}`);
+  const target = join(dir, FAKE_NVML_LIBRARY_NAME);
+
+  const pending = inflightBuilds.get(target);
+  if (pending !== undefined) return pending;
+  const build = (async (): Promise<string> => {
+    if (await exists(target)) return target;
+    await mkdir(dir, { recursive: true });
+    // other processes (jest workers) may build concurrently: compile privately, publish by rename
+    const temp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await execFileAsync(COMPILER, [...flags, '-o', temp, source], { timeout: BUILD_TIMEOUT_MS });
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw new Error(`failed to compile fake NVML (${variant}) from ${source}`, { cause: err });
+    }
+    return target;
+  })();
+  inflightBuilds.set(target, build);
+  try {
+    return await build;
+  } finally {
+    inflightBuilds.delete(target);
+  }
+}

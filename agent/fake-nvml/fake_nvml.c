@@ -1,0 +1,900 @@
+/*
+ * Fake libnvidia-ml.so.1 for tests: the real NVML ABI (versioned symbol names, signatures,
+ * return codes, struct layouts) driven by a line-oriented `key=value` state file whose path
+ * comes from env GPUDIAG_FAKE_NVML_STATE. The file is re-read whenever its inode, size or
+ * mtime changes, so tests can inject faults into a running process (writers rename()).
+ *
+ * Keys (all optional; a missing key makes the matching call return NOT_SUPPORTED):
+ *   driver_version, nvml_version, cuda_version, device_count, init_error,
+ *   error.<nvmlFunction>=<code>, delay_ms.<nvmlFunction>=<ms>,
+ *   event.<id>=<gpuIndex>,<eventType>,<eventData>     (id: unique positive integer)
+ *   gpu.<i>.<field>=..., gpu.<i>.lost=1, gpu.<i>.error.<fn|*>=<code>, gpu.<i>.delay_ms.<fn>=<ms>
+ * Build with -DGPUDIAG_FAKE_LEGACY to omit symbols that older drivers lack.
+ * Built by agent/fake-nvml/build.ts; never committed as a binary.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef int nvmlReturn_t;
+enum {
+  NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
+  NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_INSUFFICIENT_SIZE = 7,
+  NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_TIMEOUT = 10, NVML_ERROR_GPU_IS_LOST = 15,
+  NVML_ERROR_UNKNOWN = 999
+};
+
+#define MAX_GPUS 64
+#define MAX_EVENT_SETS 64
+#define MAX_DELIVERED 4096
+#define MAX_NVLINKS 18
+#define HASH_SIZE 16384
+#define EVENT_POLL_MS 5
+#define NO_INSTANCE 0xFFFFFFFFu
+
+struct nvmlDevice_st { int index; };
+typedef struct nvmlDevice_st *nvmlDevice_t;
+
+struct nvmlEventSet_st {
+  int used;
+  unsigned long long mask[MAX_GPUS];
+  long delivered[MAX_DELIVERED];
+  int delivered_count;
+};
+typedef struct nvmlEventSet_st *nvmlEventSet_t;
+
+typedef struct {
+  char busIdLegacy[16];
+  unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+  char busId[32];
+} nvmlPciInfo_t;
+
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+typedef struct {
+  unsigned int version;
+  unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+typedef struct {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+  unsigned int gpuInstanceId, computeInstanceId;
+} nvmlProcessInfo_t;
+typedef struct {
+  nvmlDevice_t device;
+  unsigned long long eventType, eventData;
+  unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+
+_Static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout");
+_Static_assert(sizeof(nvmlMemory_v2_t) == 40, "nvmlMemory_v2_t layout");
+_Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout");
+_Static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t layout");
+
+#define MEMORY_V2_VERSION 0x02000028u
+
+/* ---- state: a hash table of key=value lines, replaced wholesale on reload ---- */
+
+typedef struct { char *key; char *value; } entry_t;
+typedef struct {
+  char *text;          /* owned file contents; keys/values point into it */
+  entry_t *entries;
+  int count;
+  int *slots;          /* HASH_SIZE open-addressing slots: entry index + 1, 0 = empty */
+} state_t;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static state_t g_state;
+static char g_path[4096];
+static char g_override[4096];
+static dev_t g_dev_id; static ino_t g_ino; static off_t g_size;
+static struct timespec g_mtime;
+static int g_loaded;
+static int g_refcount;
+static struct nvmlDevice_st g_devices[MAX_GPUS];
+static struct nvmlEventSet_st g_sets[MAX_EVENT_SETS];
+
+static atomic_int g_init_count, g_shutdown_count, g_inflight, g_shutdown_busy, g_reload_count;
+static atomic_int g_max_inflight;
+
+static unsigned hash_str(const char *s) {
+  unsigned h = 2166136261u;
+  while (*s) { h ^= (unsigned char)*s++; h *= 16777619u; }
+  return h;
+}
+
+static void state_free(state_t *s) {
+  free(s->text); free(s->entries); free(s->slots);
+  memset(s, 0, sizeof(*s));
+}
+
+static const char *lookup(const char *key) {
+  if (!g_state.slots) return NULL;
+  unsigned h = hash_str(key) & (HASH_SIZE - 1);
+  for (int probe = 0; probe < HASH_SIZE; probe++) {
+    int slot = g_state.slots[(h + probe) & (HASH_SIZE - 1)];
+    if (slot == 0) return NULL;
+    if (strcmp(g_state.entries[slot - 1].key, key) == 0) return g_state.entries[slot - 1].value;
+  }
+  return NULL;
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  char *e = s + strlen(s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
+  return s;
+}
+
+static int parse_state(char *text, state_t *out) {
+  int cap = 1;
+  for (char *p = text; *p; p++) if (*p == '\n') cap++;
+  if (cap >= HASH_SIZE / 2) return -1;
+  out->text = text;
+  out->entries = calloc((size_t)cap, sizeof(entry_t));
+  out->slots = calloc(HASH_SIZE, sizeof(int));
+  if (!out->entries || !out->slots) return -1;
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *t = trim(line);
+    if (*t == 0 || *t == '#') continue;
+    char *eq = strchr(t, '=');
+    if (!eq) continue;
+    *eq = 0;
+    char *key = trim(t), *value = trim(eq + 1);
+    unsigned h = hash_str(key) & (HASH_SIZE - 1);
+    for (int probe = 0; probe < HASH_SIZE; probe++) {
+      int *slot = &out->slots[(h + probe) & (HASH_SIZE - 1)];
+      if (*slot == 0) {
+        out->entries[out->count] = (entry_t){ key, value };
+        *slot = ++out->count;
+        break;
+      }
+      if (strcmp(out->entries[*slot - 1].key, key) == 0) { out->entries[*slot - 1].value = value; break; }
+    }
+  }
+  return 0;
+}
+
+/* Re-reads the state file when it changed (caller holds g_mu). Returns 0 when a state is loaded. */
+static int maybe_reload(void) {
+  struct stat st;
+  if (g_path[0] == 0 || stat(g_path, &st) != 0) return g_loaded ? 0 : -1;
+  if (g_loaded && st.st_ino == g_ino && st.st_dev == g_dev_id && st.st_size == g_size &&
+      st.st_mtim.tv_sec == g_mtime.tv_sec && st.st_mtim.tv_nsec == g_mtime.tv_nsec) return 0;
+  FILE *f = fopen(g_path, "rb");
+  if (!f) return g_loaded ? 0 : -1;
+  char *text = malloc((size_t)st.st_size + 1);
+  size_t n = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+  fclose(f);
+  if (!text) return g_loaded ? 0 : -1;
+  text[n] = 0;
+  state_t next = {0};
+  if (parse_state(text, &next) != 0) { free(next.entries); free(next.slots); free(text); return g_loaded ? 0 : -1; }
+  state_free(&g_state);
+  g_state = next;
+  g_ino = st.st_ino; g_dev_id = st.st_dev; g_size = st.st_size; g_mtime = st.st_mtim;
+  g_loaded = 1;
+  atomic_fetch_add(&g_reload_count, 1);
+  return 0;
+}
+
+static const char *gpu_str(int gi, const char *field) {
+  char key[256];
+  snprintf(key, sizeof(key), "gpu.%d.%s", gi, field);
+  return lookup(key);
+}
+
+static int gpu_u64(int gi, const char *field, unsigned long long *out) {
+  const char *v = gpu_str(gi, field);
+  if (!v || !*v) return 0;
+  *out = strtoull(v, NULL, 0);
+  return 1;
+}
+
+static int gpu_u32(int gi, const char *field, unsigned int *out) {
+  unsigned long long v;
+  if (!gpu_u64(gi, field, &v)) return 0;
+  *out = (unsigned int)v;
+  return 1;
+}
+
+static long global_num(const char *key, long def) {
+  const char *v = lookup(key);
+  return v && *v ? strtol(v, NULL, 0) : def;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+static void enter_call(void) {
+  int now = atomic_fetch_add(&g_inflight, 1) + 1;
+  int max = atomic_load(&g_max_inflight);
+  while (now > max && !atomic_compare_exchange_weak(&g_max_inflight, &max, now)) {}
+}
+
+static void leave_call(void) { atomic_fetch_sub(&g_inflight, 1); }
+
+/* Delay configured for fn (per GPU first, then global); gi < 0 for system calls. */
+static long delay_for(const char *fn, int gi) {
+  char key[256];
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  long ms = -1;
+  if (gi >= 0) {
+    snprintf(key, sizeof(key), "gpu.%d.delay_ms.%s", gi, fn);
+    ms = global_num(key, -1);
+  }
+  if (ms < 0) {
+    snprintf(key, sizeof(key), "delay_ms.%s", fn);
+    ms = global_num(key, 0);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return ms;
+}
+
+static int handle_index(nvmlDevice_t device) {
+  if (device < g_devices || device >= g_devices + MAX_GPUS) return -1;
+  return (int)(device - g_devices);
+}
+
+/*
+ * Common entry for device calls: counts the call, applies the delay, takes the lock and
+ * checks init, handle, lost and injected errors. On success the lock is HELD.
+ */
+static nvmlReturn_t dev_enter(const char *fn, int gi) {
+  enter_call();
+  if (gi < 0 || gi >= MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+  long ms = delay_for(fn, gi);
+  if (ms > 0) sleep_ms(ms);
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  nvmlReturn_t rc = NVML_SUCCESS;
+  char key[256];
+  if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
+  else if (gi >= global_num("device_count", 0)) rc = NVML_ERROR_INVALID_ARGUMENT;
+  else if (global_num((snprintf(key, sizeof(key), "gpu.%d.lost", gi), key), 0) != 0) rc = NVML_ERROR_GPU_IS_LOST;
+  else {
+    long code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.%s", gi, fn), key), 0);
+    if (code == 0) code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.*", gi), key), 0);
+    if (code == 0) code = global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
+    rc = (nvmlReturn_t)code;
+  }
+  if (rc != NVML_SUCCESS) pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+static nvmlReturn_t sys_enter(const char *fn) {
+  enter_call();
+  long ms = delay_for(fn, -1);
+  if (ms > 0) sleep_ms(ms);
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  char key[256];
+  nvmlReturn_t rc = g_refcount == 0 ? NVML_ERROR_UNINITIALIZED
+                                    : (nvmlReturn_t)global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
+  if (rc != NVML_SUCCESS) pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+/* Releases the lock taken by a successful dev_enter/sys_enter and ends the call. */
+static nvmlReturn_t done(nvmlReturn_t rc) {
+  pthread_mutex_unlock(&g_mu);
+  leave_call();
+  return rc;
+}
+
+static nvmlReturn_t fail(nvmlReturn_t rc) {
+  leave_call();
+  return rc;
+}
+
+#define DEV_BEGIN(fn) \
+  int gi = handle_index(device); \
+  nvmlReturn_t rc_ = dev_enter(fn, gi); \
+  if (rc_ != NVML_SUCCESS) return fail(rc_)
+
+#define SYS_BEGIN(fn) \
+  nvmlReturn_t rc_ = sys_enter(fn); \
+  if (rc_ != NVML_SUCCESS) return fail(rc_)
+
+static nvmlReturn_t copy_str(const char *value, char *buf, unsigned int len) {
+  if (!value) return NVML_ERROR_NOT_SUPPORTED;
+  if (!buf) return NVML_ERROR_INVALID_ARGUMENT;
+  if (strlen(value) + 1 > len) return NVML_ERROR_INSUFFICIENT_SIZE;
+  strcpy(buf, value);
+  return NVML_SUCCESS;
+}
+
+/* ---- init / shutdown / errors ---- */
+
+/* Points the library at another state file (caller holds g_mu). */
+static void switch_path(const char *path) {
+  if (strcmp(path, g_path) == 0) return;
+  snprintf(g_path, sizeof(g_path), "%s", path);
+  g_loaded = 0;
+  state_free(&g_state);
+}
+
+static nvmlReturn_t do_init(void) {
+  pthread_mutex_lock(&g_mu);
+  atomic_fetch_add(&g_init_count, 1);
+  /* an explicit path (set by in-process tests) wins over the environment */
+  const char *path = g_override[0] ? g_override : getenv("GPUDIAG_FAKE_NVML_STATE");
+  if (!path || !*path) { pthread_mutex_unlock(&g_mu); return NVML_ERROR_DRIVER_NOT_LOADED; }
+  switch_path(path);
+  if (maybe_reload() != 0) { pthread_mutex_unlock(&g_mu); return NVML_ERROR_DRIVER_NOT_LOADED; }
+  nvmlReturn_t rc = (nvmlReturn_t)global_num("init_error", 0);
+  if (rc == NVML_SUCCESS) g_refcount++;
+  pthread_mutex_unlock(&g_mu);
+  if (rc == NVML_SUCCESS) {
+    long ms = delay_for("nvmlInit_v2", -1);
+    if (ms > 0) sleep_ms(ms);
+  }
+  return rc;
+}
+
+EXPORT nvmlReturn_t nvmlInit_v2(void) { return do_init(); }
+EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return do_init(); }
+
+EXPORT nvmlReturn_t nvmlShutdown(void) {
+  pthread_mutex_lock(&g_mu);
+  nvmlReturn_t rc = NVML_SUCCESS;
+  if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
+  else {
+    g_refcount--;
+    atomic_fetch_add(&g_shutdown_count, 1);
+    if (atomic_load(&g_inflight) > 0) atomic_fetch_add(&g_shutdown_busy, 1);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+EXPORT const char *nvmlErrorString(nvmlReturn_t rc) {
+  switch (rc) {
+    case 0: return "Success";
+    case 1: return "Uninitialized";
+    case 2: return "Invalid Argument";
+    case 3: return "Not Supported";
+    case 4: return "Insufficient Permissions";
+    case 5: return "Already Initialized";
+    case 6: return "Not Found";
+    case 7: return "Insufficient Size";
+    case 8: return "Insufficient External Power";
+    case 9: return "Driver Not Loaded";
+    case 10: return "Timeout";
+    case 11: return "Interrupt request issue";
+    case 12: return "NVML Shared Library Not Found";
+    case 13: return "Function Not Found";
+    case 14: return "Corrupted infoROM";
+    case 15: return "GPU is lost";
+    case 16: return "GPU requires restart";
+    case 17: return "The operating system has blocked the request.";
+    case 18: return "RM has detected an NVML/RM version mismatch.";
+    case 19: return "In use by another client";
+    case 20: return "Insufficient Memory";
+    case 21: return "No data";
+    case 22: return "The requested vgpu operation is not available on target device, becasue ECC is enabled";
+    case 23: return "Insufficient resources for request";
+    case 24: return "Frequency not supported";
+    case 25: return "Argument version mismatch";
+    case 26: return "Deprecated";
+    case 27: return "Not ready";
+    case 28: return "GPU not found";
+    case 29: return "Invalid state";
+    case 30: return "Reset type not supported";
+    default: return "Unknown Error";
+  }
+}
+
+/* ---- system queries ---- */
+
+EXPORT nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+  SYS_BEGIN("nvmlSystemGetDriverVersion");
+  return done(copy_str(lookup("driver_version"), version, length));
+}
+
+EXPORT nvmlReturn_t nvmlSystemGetNVMLVersion(char *version, unsigned int length) {
+  SYS_BEGIN("nvmlSystemGetNVMLVersion");
+  return done(copy_str(lookup("nvml_version"), version, length));
+}
+
+EXPORT nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *cudaDriverVersion) {
+  SYS_BEGIN("nvmlSystemGetCudaDriverVersion_v2");
+  if (!cudaDriverVersion) return done(NVML_ERROR_INVALID_ARGUMENT);
+  const char *v = lookup("cuda_version");
+  if (!v) return done(NVML_ERROR_NOT_SUPPORTED);
+  *cudaDriverVersion = (int)strtol(v, NULL, 0);
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *deviceCount) {
+  SYS_BEGIN("nvmlDeviceGetCount_v2");
+  if (!deviceCount) return done(NVML_ERROR_INVALID_ARGUMENT);
+  long n = global_num("device_count", 0);
+  *deviceCount = (unsigned int)(n < 0 ? 0 : n > MAX_GPUS ? MAX_GPUS : n);
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+  if (index >= MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+  int gi = (int)index;
+  /* lost GPUs still yield a handle; only injected errors fail here */
+  enter_call();
+  long ms = delay_for("nvmlDeviceGetHandleByIndex_v2", gi);
+  if (ms > 0) sleep_ms(ms);
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  char key[256];
+  nvmlReturn_t rc = NVML_SUCCESS;
+  if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
+  else if (gi >= global_num("device_count", 0)) rc = NVML_ERROR_INVALID_ARGUMENT;
+  else {
+    long code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.nvmlDeviceGetHandleByIndex_v2", gi), key), 0);
+    if (code == 0) code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.*", gi), key), 0);
+    rc = (nvmlReturn_t)code;
+  }
+  if (rc == NVML_SUCCESS) {
+    if (!device) rc = NVML_ERROR_INVALID_ARGUMENT;
+    else { g_devices[gi].index = gi; *device = &g_devices[gi]; }
+  }
+  return done(rc);
+}
+
+/* ---- identity ---- */
+
+EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetName");
+  return done(copy_str(gpu_str(gi, "name"), name, length));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetUUID");
+  return done(copy_str(gpu_str(gi, "uuid"), uuid, length));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetSerial");
+  return done(copy_str(gpu_str(gi, "serial"), serial, length));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
+  DEV_BEGIN("nvmlDeviceGetPciInfo_v3");
+  const char *busId = gpu_str(gi, "pci.bus_id");
+  if (!busId) return done(NVML_ERROR_NOT_SUPPORTED);
+  if (!pci) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int domain = 0, bus = 0, dev = 0, fn = 0;
+  if (sscanf(busId, "%x:%x:%x.%x", &domain, &bus, &dev, &fn) != 4) return done(NVML_ERROR_UNKNOWN);
+  memset(pci, 0, sizeof(*pci));
+  pci->domain = domain; pci->bus = bus; pci->device = dev;
+  gpu_u32(gi, "pci.device_id", &pci->pciDeviceId);
+  gpu_u32(gi, "pci.subsystem_id", &pci->pciSubSystemId);
+  snprintf(pci->busIdLegacy, sizeof(pci->busIdLegacy), "%04X:%02X:%02X.%X", domain & 0xFFFF, bus, dev, fn);
+  snprintf(pci->busId, sizeof(pci->busId), "%08X:%02X:%02X.%X", domain, bus, dev, fn);
+  return done(NVML_SUCCESS);
+}
+
+/* ---- memory ---- */
+
+EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+  DEV_BEGIN("nvmlDeviceGetMemoryInfo");
+  unsigned long long total, used, reserved = 0;
+  if (!gpu_u64(gi, "memory.total", &total) || !gpu_u64(gi, "memory.used", &used)) return done(NVML_ERROR_NOT_SUPPORTED);
+  if (!memory) return done(NVML_ERROR_INVALID_ARGUMENT);
+  gpu_u64(gi, "memory.reserved", &reserved);
+  /* v1 folds the driver reservation into "used" */
+  memory->total = total;
+  memory->used = used + reserved;
+  memory->free = total > used + reserved ? total - used - reserved : 0;
+  return done(NVML_SUCCESS);
+}
+
+#ifndef GPUDIAG_FAKE_LEGACY
+EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
+  DEV_BEGIN("nvmlDeviceGetMemoryInfo_v2");
+  if (!memory) return done(NVML_ERROR_INVALID_ARGUMENT);
+  if (memory->version != MEMORY_V2_VERSION) return done(25 /* ARGUMENT_VERSION_MISMATCH */);
+  unsigned long long total, used, reserved = 0;
+  if (!gpu_u64(gi, "memory.total", &total) || !gpu_u64(gi, "memory.used", &used)) return done(NVML_ERROR_NOT_SUPPORTED);
+  gpu_u64(gi, "memory.reserved", &reserved);
+  memory->total = total;
+  memory->reserved = reserved;
+  memory->used = used;
+  memory->free = total > used + reserved ? total - used - reserved : 0;
+  return done(NVML_SUCCESS);
+}
+#endif
+
+/* ---- thermal / power / utilization / clocks ---- */
+
+static nvmlReturn_t u32_field(int gi, const char *field, unsigned int *out) {
+  if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+  return gpu_u32(gi, field, out) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+}
+
+static nvmlReturn_t int_field(int gi, const char *field, int *out) {
+  unsigned int v;
+  if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+  if (!gpu_u32(gi, field, &v)) return NVML_ERROR_NOT_SUPPORTED;
+  *out = (int)v;
+  return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensorType, unsigned int *temp) {
+  DEV_BEGIN("nvmlDeviceGetTemperature");
+  if (sensorType != 0) return done(NVML_ERROR_INVALID_ARGUMENT);
+  return done(u32_field(gi, "temperature", temp));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int thresholdType, unsigned int *temp) {
+  DEV_BEGIN("nvmlDeviceGetTemperatureThreshold");
+  static const char *const names[] = { "temp.shutdown", "temp.slowdown", "temp.mem_max", "temp.gpu_max" };
+  if (thresholdType < 0 || thresholdType > 3) return done(NVML_ERROR_NOT_SUPPORTED);
+  return done(u32_field(gi, names[thresholdType], temp));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
+  DEV_BEGIN("nvmlDeviceGetPowerUsage");
+  return done(u32_field(gi, "power.usage_mw", power));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *limit) {
+  DEV_BEGIN("nvmlDeviceGetEnforcedPowerLimit");
+  return done(u32_field(gi, "power.limit_mw", limit));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
+  DEV_BEGIN("nvmlDeviceGetUtilizationRates");
+  if (!utilization) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int g, m;
+  if (!gpu_u32(gi, "util.gpu", &g) || !gpu_u32(gi, "util.memory", &m)) return done(NVML_ERROR_NOT_SUPPORTED);
+  utilization->gpu = g; utilization->memory = m;
+  return done(NVML_SUCCESS);
+}
+
+static const char *const clock_names[] = { "graphics", "sm", "mem", "video" };
+
+EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned int *clock) {
+  DEV_BEGIN("nvmlDeviceGetClockInfo");
+  if (type < 0 || type > 3) return done(NVML_ERROR_INVALID_ARGUMENT);
+  char field[64];
+  snprintf(field, sizeof(field), "clock.%s", clock_names[type]);
+  return done(u32_field(gi, field, clock));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t device, int type, unsigned int *clock) {
+  DEV_BEGIN("nvmlDeviceGetMaxClockInfo");
+  if (type < 0 || type > 3) return done(NVML_ERROR_INVALID_ARGUMENT);
+  char field[64];
+  snprintf(field, sizeof(field), "max_clock.%s", clock_names[type]);
+  return done(u32_field(gi, field, clock));
+}
+
+static nvmlReturn_t clock_reasons(const char *fn, nvmlDevice_t device, unsigned long long *reasons) {
+  DEV_BEGIN(fn);
+  if (!reasons) return done(NVML_ERROR_INVALID_ARGUMENT);
+  return done(gpu_u64(gi, "clock_event_reasons", reasons) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED);
+}
+
+#ifndef GPUDIAG_FAKE_LEGACY
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons) {
+  return clock_reasons("nvmlDeviceGetCurrentClocksEventReasons", device, reasons);
+}
+#endif
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long *reasons) {
+  return clock_reasons("nvmlDeviceGetCurrentClocksThrottleReasons", device, reasons);
+}
+
+/* ---- ECC, retired pages, remapped rows ---- */
+
+static int ecc_enabled(int gi) {
+  unsigned int on = 0;
+  return gpu_u32(gi, "ecc.current", &on) && on == 1;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, int *current, int *pending) {
+  DEV_BEGIN("nvmlDeviceGetEccMode");
+  if (!current || !pending) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int c, p;
+  if (!gpu_u32(gi, "ecc.current", &c)) return done(NVML_ERROR_NOT_SUPPORTED);
+  if (!gpu_u32(gi, "ecc.pending", &p)) p = c;
+  *current = (int)c; *pending = (int)p;
+  return done(NVML_SUCCESS);
+}
+
+static nvmlReturn_t ecc_total(int gi, int errorType, int counterType, unsigned long long *count) {
+  if (!count || errorType < 0 || errorType > 1 || counterType < 0 || counterType > 1) return NVML_ERROR_INVALID_ARGUMENT;
+  if (!ecc_enabled(gi)) return NVML_ERROR_NOT_SUPPORTED;
+  char field[64];
+  snprintf(field, sizeof(field), "ecc.%s.%s", errorType ? "uncorrected" : "corrected", counterType ? "aggregate" : "volatile");
+  if (!gpu_u64(gi, field, count)) *count = 0;
+  return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, unsigned long long *eccCounts) {
+  DEV_BEGIN("nvmlDeviceGetTotalEccErrors");
+  return done(ecc_total(gi, errorType, counterType, eccCounts));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t device, int errorType, int counterType, int locationType, unsigned long long *count) {
+  DEV_BEGIN("nvmlDeviceGetMemoryErrorCounter");
+  if (locationType < 0 || locationType > 7) return done(NVML_ERROR_INVALID_ARGUMENT);
+  nvmlReturn_t rc = ecc_total(gi, errorType, counterType, count);
+  /* every error is attributed to device memory (DRAM = 2) */
+  if (rc == NVML_SUCCESS && locationType != 2) *count = 0;
+  return done(rc);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, unsigned int *pageCount, unsigned long long *addresses) {
+  DEV_BEGIN("nvmlDeviceGetRetiredPages");
+  if (!pageCount || cause < 0 || cause > 1) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int n;
+  if (!gpu_u32(gi, cause ? "retired.dbe" : "retired.sbe", &n)) return done(NVML_ERROR_NOT_SUPPORTED);
+  unsigned int capacity = *pageCount;
+  *pageCount = n;
+  if (capacity < n) return done(NVML_ERROR_INSUFFICIENT_SIZE);
+  for (unsigned int i = 0; addresses && i < n; i++) addresses[i] = 0x1000ull * (i + 1) + (unsigned)cause;
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, int *isPending) {
+  DEV_BEGIN("nvmlDeviceGetRetiredPagesPendingStatus");
+  return done(int_field(gi, "retired.pending", isPending));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *corrRows, unsigned int *uncRows, unsigned int *isPending, unsigned int *failureOccurred) {
+  DEV_BEGIN("nvmlDeviceGetRemappedRows");
+  if (!corrRows || !uncRows || !isPending || !failureOccurred) return done(NVML_ERROR_INVALID_ARGUMENT);
+  if (!gpu_u32(gi, "remap.corrected", corrRows)) return done(NVML_ERROR_NOT_SUPPORTED);
+  if (!gpu_u32(gi, "remap.uncorrected", uncRows)) *uncRows = 0;
+  if (!gpu_u32(gi, "remap.pending", isPending)) *isPending = 0;
+  if (!gpu_u32(gi, "remap.failure", failureOccurred)) *failureOccurred = 0;
+  return done(NVML_SUCCESS);
+}
+
+/* ---- NVLink ---- */
+
+static nvmlReturn_t nvlink_check(int gi, unsigned int link) {
+  unsigned int count;
+  if (!gpu_u32(gi, "nvlink.count", &count) || count == 0) return NVML_ERROR_NOT_SUPPORTED;
+  if (link >= MAX_NVLINKS || link >= count) return NVML_ERROR_INVALID_ARGUMENT;
+  return NVML_SUCCESS;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, int *isActive) {
+  DEV_BEGIN("nvmlDeviceGetNvLinkState");
+  nvmlReturn_t rc = nvlink_check(gi, link);
+  if (rc != NVML_SUCCESS) return done(rc);
+  if (!isActive) return done(NVML_ERROR_INVALID_ARGUMENT);
+  char field[64];
+  unsigned int active = 1;
+  snprintf(field, sizeof(field), "nvlink.%u.active", link);
+  gpu_u32(gi, field, &active);
+  *isActive = (int)active;
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int link, int counter, unsigned long long *counterValue) {
+  DEV_BEGIN("nvmlDeviceGetNvLinkErrorCounter");
+  static const char *const names[] = { "replay", "recovery", "crc_flit", "crc_data", "ecc_data" };
+  nvmlReturn_t rc = nvlink_check(gi, link);
+  if (rc != NVML_SUCCESS) return done(rc);
+  if (!counterValue || counter < 0 || counter > 4) return done(NVML_ERROR_INVALID_ARGUMENT);
+  char field[64];
+  snprintf(field, sizeof(field), "nvlink.%u.%s", link, names[counter]);
+  if (!gpu_u64(gi, field, counterValue)) *counterValue = 0;
+  return done(NVML_SUCCESS);
+}
+
+/* ---- PCIe ---- */
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t device, unsigned int *currLinkGen) {
+  DEV_BEGIN("nvmlDeviceGetCurrPcieLinkGeneration");
+  return done(u32_field(gi, "pcie.gen", currLinkGen));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device, unsigned int *currLinkWidth) {
+  DEV_BEGIN("nvmlDeviceGetCurrPcieLinkWidth");
+  return done(u32_field(gi, "pcie.width", currLinkWidth));
+}
+
+#ifndef GPUDIAG_FAKE_LEGACY
+EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device, unsigned int *maxLinkGen) {
+  DEV_BEGIN("nvmlDeviceGetMaxPcieLinkGeneration");
+  return done(u32_field(gi, "pcie.max_gen", maxLinkGen));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned int *maxLinkWidth) {
+  DEV_BEGIN("nvmlDeviceGetMaxPcieLinkWidth");
+  return done(u32_field(gi, "pcie.max_width", maxLinkWidth));
+}
+#endif
+
+EXPORT nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t device, unsigned int *value) {
+  DEV_BEGIN("nvmlDeviceGetPcieReplayCounter");
+  return done(u32_field(gi, "pcie.replay", value));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter, unsigned int *value) {
+  DEV_BEGIN("nvmlDeviceGetPcieThroughput");
+  if (counter < 0 || counter > 1) return done(NVML_ERROR_INVALID_ARGUMENT);
+  return done(u32_field(gi, counter ? "pcie.rx_kbps" : "pcie.tx_kbps", value));
+}
+
+/* ---- processes, modes ---- */
+
+EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos) {
+  DEV_BEGIN("nvmlDeviceGetComputeRunningProcesses_v3");
+  if (!infoCount) return done(NVML_ERROR_INVALID_ARGUMENT);
+  const char *list = gpu_str(gi, "processes");
+  if (!list) return done(NVML_ERROR_NOT_SUPPORTED);
+  unsigned int n = 0;
+  for (const char *p = list; *p; p++) if (*p == ':') n++;
+  unsigned int capacity = *infoCount;
+  *infoCount = n;
+  if (capacity < n) return done(NVML_ERROR_INSUFFICIENT_SIZE);
+  if (n > 0 && !infos) return done(NVML_ERROR_INVALID_ARGUMENT);
+  const char *p = list;
+  for (unsigned int i = 0; i < n; i++) {
+    char *end;
+    unsigned long pid = strtoul(p, &end, 10);
+    unsigned long long mem = (*end == ':') ? strtoull(end + 1, &end, 10) : 0;
+    infos[i] = (nvmlProcessInfo_t){ (unsigned int)pid, mem, NO_INSTANCE, NO_INSTANCE };
+    p = (*end == ',') ? end + 1 : end;
+  }
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode) {
+  DEV_BEGIN("nvmlDeviceGetMigMode");
+  if (!currentMode || !pendingMode) return done(NVML_ERROR_INVALID_ARGUMENT);
+  if (!gpu_u32(gi, "mig.current", currentMode)) return done(NVML_ERROR_NOT_SUPPORTED);
+  if (!gpu_u32(gi, "mig.pending", pendingMode)) *pendingMode = *currentMode;
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPerformanceState(nvmlDevice_t device, int *pState) {
+  DEV_BEGIN("nvmlDeviceGetPerformanceState");
+  return done(int_field(gi, "pstate", pState));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetFanSpeed(nvmlDevice_t device, unsigned int *speed) {
+  DEV_BEGIN("nvmlDeviceGetFanSpeed");
+  return done(u32_field(gi, "fan", speed));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPersistenceMode(nvmlDevice_t device, int *mode) {
+  DEV_BEGIN("nvmlDeviceGetPersistenceMode");
+  return done(int_field(gi, "persistence", mode));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, int *mode) {
+  DEV_BEGIN("nvmlDeviceGetComputeMode");
+  return done(int_field(gi, "compute_mode", mode));
+}
+
+/* ---- events ---- */
+
+static int set_index(nvmlEventSet_t set) {
+  if (set < g_sets || set >= g_sets + MAX_EVENT_SETS) return -1;
+  return (int)(set - g_sets);
+}
+
+EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
+  SYS_BEGIN("nvmlEventSetCreate");
+  if (!set) return done(NVML_ERROR_INVALID_ARGUMENT);
+  for (int i = 0; i < MAX_EVENT_SETS; i++) {
+    if (!g_sets[i].used) {
+      memset(&g_sets[i], 0, sizeof(g_sets[i]));
+      g_sets[i].used = 1;
+      *set = &g_sets[i];
+      return done(NVML_SUCCESS);
+    }
+  }
+  return done(20 /* MEMORY */);
+}
+
+EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+  pthread_mutex_lock(&g_mu);
+  int si = set_index(set);
+  nvmlReturn_t rc = (si < 0 || !g_sets[si].used) ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
+  if (rc == NVML_SUCCESS) g_sets[si].used = 0;
+  pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, unsigned long long *eventTypes) {
+  DEV_BEGIN("nvmlDeviceGetSupportedEventTypes");
+  if (!eventTypes) return done(NVML_ERROR_INVALID_ARGUMENT);
+  return done(gpu_u64(gi, "supported_events", eventTypes) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set) {
+  DEV_BEGIN("nvmlDeviceRegisterEvents");
+  int si = set_index(set);
+  if (si < 0 || !g_sets[si].used) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned long long supported = 0;
+  gpu_u64(gi, "supported_events", &supported);
+  if (eventTypes & ~supported) return done(NVML_ERROR_NOT_SUPPORTED);
+  g_sets[si].mask[gi] |= eventTypes;
+  return done(NVML_SUCCESS);
+}
+
+static int delivered(const struct nvmlEventSet_st *s, long id) {
+  for (int i = 0; i < s->delivered_count; i++) if (s->delivered[i] == id) return 1;
+  return 0;
+}
+
+/* Finds the lowest-id undelivered event matching the set (caller holds g_mu). */
+static int next_event(struct nvmlEventSet_st *s, nvmlEventData_t *data) {
+  long best = -1; int best_gpu = 0; unsigned long long best_type = 0, best_data = 0;
+  for (int i = 0; i < g_state.count; i++) {
+    const entry_t *e = &g_state.entries[i];
+    if (strncmp(e->key, "event.", 6) != 0) continue;
+    long id = strtol(e->key + 6, NULL, 10);
+    int gpu; unsigned long long type, value;
+    if (id <= 0 || sscanf(e->value, "%d,%lli,%lli", &gpu, (long long *)&type, (long long *)&value) != 3) continue;
+    if (gpu < 0 || gpu >= MAX_GPUS || !(s->mask[gpu] & type) || delivered(s, id)) continue;
+    if (best < 0 || id < best) { best = id; best_gpu = gpu; best_type = type; best_data = value; }
+  }
+  if (best < 0) return 0;
+  if (s->delivered_count < MAX_DELIVERED) s->delivered[s->delivered_count++] = best;
+  data->device = &g_devices[best_gpu];
+  data->eventType = best_type;
+  data->eventData = best_data;
+  data->gpuInstanceId = NO_INSTANCE;
+  data->computeInstanceId = NO_INSTANCE;
+  return 1;
+}
+
+EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
+  enter_call();
+  int si = set_index(set);
+  if (si < 0 || !data) return fail(NVML_ERROR_INVALID_ARGUMENT);
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    pthread_mutex_lock(&g_mu);
+    maybe_reload();
+    if (g_refcount == 0) return done(NVML_ERROR_UNINITIALIZED);
+    if (!g_sets[si].used) return done(NVML_ERROR_INVALID_ARGUMENT);
+    if (next_event(&g_sets[si], data)) return done(NVML_SUCCESS);
+    pthread_mutex_unlock(&g_mu);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (elapsed >= (long)timeoutms) return fail(NVML_ERROR_TIMEOUT);
+    long left = (long)timeoutms - elapsed;
+    sleep_ms(left < EVENT_POLL_MS ? left : EVENT_POLL_MS);
+  }
+}
+
+/* ---- test-only hooks (not part of NVML) ---- */
+
+/* Sets the state file for this process (jest's process.env is not the C environment). NULL/"" clears it. */
+EXPORT void gpudiagFakeSetStatePath(const char *path) {
+  pthread_mutex_lock(&g_mu);
+  snprintf(g_override, sizeof(g_override), "%s", path ? path : "");
+  if (g_override[0]) switch_path(g_override);
+  pthread_mutex_unlock(&g_mu);
+}
+
+
+EXPORT int gpudiagFakeInitCount(void) { return atomic_load(&g_init_count); }
+EXPORT int gpudiagFakeShutdownCount(void) { return atomic_load(&g_shutdown_count); }
+EXPORT int gpudiagFakeInflightCalls(void) { return atomic_load(&g_inflight); }
+EXPORT int gpudiagFakeMaxInflightCalls(void) { return atomic_load(&g_max_inflight); }
+/* nvmlShutdown calls that ran while another call was still executing (must stay 0) */
+EXPORT int gpudiagFakeShutdownWhileBusyCount(void) { return atomic_load(&g_shutdown_busy); }
+EXPORT int gpudiagFakeReloadCount(void) { return atomic_load(&g_reload_count); }

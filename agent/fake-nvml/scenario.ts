@@ -1,0 +1,613 @@
+/**
+ * Fake NVML scenarios: JSON documents describing GPUs, converted to the `key=value` state
+ * text that fake_nvml.c reads, plus a controller that loads them and injects run-time faults.
+ */
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fakeNvmlSourceDir } from './source-dir.js';
+
+/** Environment variable through which the fake library finds its state file. */
+export const FAKE_NVML_STATE_ENV = 'GPUDIAG_FAKE_NVML_STATE';
+
+/** NVML return codes a scenario may inject. */
+export const FAKE_NVML_CODES = { notSupported: 3, gpuIsLost: 15, unknown: 999 } as const;
+
+/** Event type bits (nvmlEventType*), as the fake delivers them. */
+export const FAKE_EVENT_TYPE_BITS = {
+  singleBitEcc: 0x1,
+  doubleBitEcc: 0x2,
+  pstate: 0x4,
+  xid: 0x8,
+  gpuUnavailable: 0x4000,
+  gpuRecoveryAction: 0x8000,
+} as const;
+
+/** Name of an event type the fake can deliver. */
+export type FakeEventType = keyof typeof FAKE_EVENT_TYPE_BITS;
+
+const MILLIWATTS_PER_WATT = 1000;
+const XID_GPU_FELL_OFF_BUS = 79;
+const HW_THERMAL_SLOWDOWN_BIT = 0x40;
+const EVENT_TYPE_NAMES = Object.keys(FAKE_EVENT_TYPE_BITS) as FakeEventType[];
+
+/** Device-level NVML functions that a scenario can mark unsupported, fail or delay. */
+export const FAKE_NVML_DEVICE_CALLS = [
+  'nvmlDeviceGetHandleByIndex_v2',
+  'nvmlDeviceGetName',
+  'nvmlDeviceGetUUID',
+  'nvmlDeviceGetSerial',
+  'nvmlDeviceGetPciInfo_v3',
+  'nvmlDeviceGetMemoryInfo',
+  'nvmlDeviceGetMemoryInfo_v2',
+  'nvmlDeviceGetTemperature',
+  'nvmlDeviceGetTemperatureThreshold',
+  'nvmlDeviceGetPowerUsage',
+  'nvmlDeviceGetEnforcedPowerLimit',
+  'nvmlDeviceGetUtilizationRates',
+  'nvmlDeviceGetClockInfo',
+  'nvmlDeviceGetMaxClockInfo',
+  'nvmlDeviceGetCurrentClocksEventReasons',
+  'nvmlDeviceGetCurrentClocksThrottleReasons',
+  'nvmlDeviceGetEccMode',
+  'nvmlDeviceGetTotalEccErrors',
+  'nvmlDeviceGetMemoryErrorCounter',
+  'nvmlDeviceGetRetiredPages',
+  'nvmlDeviceGetRetiredPagesPendingStatus',
+  'nvmlDeviceGetRemappedRows',
+  'nvmlDeviceGetNvLinkState',
+  'nvmlDeviceGetNvLinkErrorCounter',
+  'nvmlDeviceGetCurrPcieLinkGeneration',
+  'nvmlDeviceGetCurrPcieLinkWidth',
+  'nvmlDeviceGetMaxPcieLinkGeneration',
+  'nvmlDeviceGetMaxPcieLinkWidth',
+  'nvmlDeviceGetPcieReplayCounter',
+  'nvmlDeviceGetPcieThroughput',
+  'nvmlDeviceGetComputeRunningProcesses_v3',
+  'nvmlDeviceGetMigMode',
+  'nvmlDeviceGetPerformanceState',
+  'nvmlDeviceGetFanSpeed',
+  'nvmlDeviceGetPersistenceMode',
+  'nvmlDeviceGetComputeMode',
+  'nvmlDeviceGetSupportedEventTypes',
+  'nvmlDeviceRegisterEvents',
+] as const;
+
+/** System-level NVML functions that a scenario can fail or delay. */
+export const FAKE_NVML_SYSTEM_CALLS = [
+  'nvmlInit_v2',
+  'nvmlSystemGetDriverVersion',
+  'nvmlSystemGetNVMLVersion',
+  'nvmlSystemGetCudaDriverVersion_v2',
+  'nvmlDeviceGetCount_v2',
+  'nvmlEventSetCreate',
+] as const;
+
+/** One NVLink's error counters. */
+export interface FakeNvLinkCounters {
+  replay?: number;
+  recovery?: number;
+  crcFlit?: number;
+  crcData?: number;
+  eccData?: number;
+}
+
+/** Everything a scenario can say about one GPU; absent fields make their call NOT_SUPPORTED. */
+export interface FakeGpuSpec {
+  name?: string;
+  uuid?: string;
+  serial?: string;
+  pciBusId?: string;
+  pciDeviceId?: number;
+  pciSubsystemId?: number;
+  memory?: { totalBytes: number; usedBytes: number; reservedBytes?: number };
+  temperatureCelsius?: number;
+  thresholds?: { shutdown?: number; slowdown?: number; memMax?: number; gpuMax?: number };
+  powerUsageWatts?: number;
+  powerLimitWatts?: number;
+  utilization?: { gpu: number; memory: number };
+  clocks?: { graphics?: number; sm?: number; mem?: number; video?: number };
+  maxClocks?: { graphics?: number; sm?: number; mem?: number; video?: number };
+  clockEventReasons?: number;
+  ecc?: {
+    current: boolean;
+    pending?: boolean;
+    volatile?: { corrected?: number; uncorrected?: number };
+    aggregate?: { corrected?: number; uncorrected?: number };
+  };
+  retiredPages?: { singleBitEcc: number; doubleBitEcc: number; pending: boolean };
+  remappedRows?: { corrected: number; uncorrected: number; pending: boolean; failure: boolean };
+  nvlink?: { count: number; inactive?: number[]; counters?: Record<string, FakeNvLinkCounters> };
+  pcie?: { gen?: number; width?: number; maxGen?: number; maxWidth?: number; replay?: number; txKBps?: number; rxKBps?: number };
+  processes?: Array<{ pid: number; usedMemoryBytes: number }>;
+  migMode?: { current: boolean; pending?: boolean };
+  performanceState?: number;
+  fanSpeedPercent?: number;
+  persistenceMode?: boolean;
+  computeMode?: number;
+  supportedEvents?: number;
+  /** NVML function names that return NOT_SUPPORTED (merged with the defaults' list). */
+  unsupported?: string[];
+  /** NVML function name (or `*` for every device call) → return code. */
+  errors?: Record<string, number>;
+  /** NVML function name → artificial delay in ms. */
+  delays?: Record<string, number>;
+  /** Every call on this GPU returns GPU_IS_LOST. */
+  lost?: boolean;
+}
+
+/** An event queued for delivery through nvmlEventSetWait_v2. */
+export interface FakeEventSpec {
+  gpu: number;
+  type: FakeEventType;
+  /** XID number for `xid`, recovery action for `gpuRecoveryAction`. */
+  data?: number;
+}
+
+/** A scenario document (the JSON files under scenarios/). */
+export interface FakeNvmlScenario {
+  name: string;
+  description?: string;
+  driverVersion?: string;
+  nvmlVersion?: string;
+  /** As NVML reports it, e.g. 12040 for CUDA 12.4. */
+  cudaDriverVersion?: number;
+  /** nvmlInit_v2 fails with this code. */
+  initError?: number;
+  /** Merged under every entry of `gpus`. */
+  gpuDefaults?: FakeGpuSpec;
+  gpus: FakeGpuSpec[];
+  events?: FakeEventSpec[];
+  /** Errors and delays by NVML function name, for system calls and for every GPU's device calls. */
+  errors?: Record<string, number>;
+  delays?: Record<string, number>;
+}
+
+/** A run-time fault for {@link FakeNvmlController.inject}. */
+export type FakeNvmlFault =
+  | { kind: 'fall-off-bus'; gpu: number }
+  | { kind: 'double-bit-ecc'; gpu: number; count?: number }
+  | { kind: 'remap-pending'; gpu: number }
+  | { kind: 'nvlink-down'; gpu: number; link: number }
+  | { kind: 'temperature'; gpu: number; celsius: number; hwThermalSlowdown?: boolean }
+  | { kind: 'xid'; gpu: number; xid: number }
+  | { kind: 'event'; event: FakeEventSpec }
+  | { kind: 'patch-gpu'; gpu: number; patch: FakeGpuSpec }
+  | { kind: 'delay'; call: string; ms: number; gpu?: number };
+
+/** A scenario file or object failed validation; the message names the field. */
+export class ScenarioValidationError extends Error {
+  override name = 'ScenarioValidationError';
+}
+
+// ---------------------------------------------------------------- validation
+
+type Check = (value: unknown, path: string) => void;
+
+function fail(path: string, expected: string): never {
+  throw new ScenarioValidationError(`${path} must be ${expected}`);
+}
+
+const uint: Check = (v, p) => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(p, 'a non-negative integer');
+};
+const num: Check = (v, p) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(p, 'a non-negative number');
+};
+const str: Check = (v, p) => {
+  if (typeof v !== 'string' || v.length === 0) fail(p, 'a non-empty string');
+};
+const bool: Check = (v, p) => {
+  if (typeof v !== 'boolean') fail(p, 'a boolean');
+};
+const pattern =
+  (re: RegExp, what: string): Check =>
+  (v, p) => {
+    if (typeof v !== 'string' || !re.test(v)) fail(p, what);
+  };
+const arrayOf =
+  (item: Check): Check =>
+  (v, p) => {
+    if (!Array.isArray(v)) fail(p, 'an array');
+    v.forEach((x: unknown, i) => item(x, `${p}[${i}]`));
+  };
+const recordOf =
+  (keys: readonly string[] | null, value: Check): Check =>
+  (v, p) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(p, 'an object');
+    for (const [k, x] of Object.entries(v)) {
+      if (keys !== null && !keys.includes(k)) fail(`${p}.${k}`, `one of the known NVML functions (${k} is unknown)`);
+      value(x, `${p}.${k}`);
+    }
+  };
+const object =
+  (fields: Record<string, Check>, required: readonly string[] = []): Check =>
+  (v, p) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(p, 'an object');
+    const record = v as Record<string, unknown>;
+    for (const key of required) if (record[key] === undefined) fail(`${p}.${key}`, 'present');
+    for (const [key, x] of Object.entries(record)) {
+      const check = fields[key];
+      if (check === undefined) throw new ScenarioValidationError(`${p}.${key} is not a known field`);
+      if (x !== undefined) check(x, `${p}.${key}`);
+    }
+  };
+
+const DEVICE_CALLS: readonly string[] = FAKE_NVML_DEVICE_CALLS;
+const SYSTEM_CALLS: readonly string[] = FAKE_NVML_SYSTEM_CALLS;
+const clockSet = object({ graphics: uint, sm: uint, mem: uint, video: uint });
+const nvlinkCounters = object({ replay: uint, recovery: uint, crcFlit: uint, crcData: uint, eccData: uint });
+
+const gpuSpec: Check = object({
+  name: str,
+  uuid: pattern(/^(GPU|MIG)-[0-9a-fA-F-]+$/, 'a UUID like GPU-xxxxxxxx-...'),
+  serial: str,
+  pciBusId: pattern(/^[0-9A-Fa-f]{8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$/, 'a bus id like 00000000:18:00.0'),
+  pciDeviceId: uint,
+  pciSubsystemId: uint,
+  memory: object({ totalBytes: uint, usedBytes: uint, reservedBytes: uint }, ['totalBytes', 'usedBytes']),
+  temperatureCelsius: uint,
+  thresholds: object({ shutdown: uint, slowdown: uint, memMax: uint, gpuMax: uint }),
+  powerUsageWatts: num,
+  powerLimitWatts: num,
+  utilization: object({ gpu: uint, memory: uint }, ['gpu', 'memory']),
+  clocks: clockSet,
+  maxClocks: clockSet,
+  clockEventReasons: uint,
+  ecc: object(
+    {
+      current: bool,
+      pending: bool,
+      volatile: object({ corrected: uint, uncorrected: uint }),
+      aggregate: object({ corrected: uint, uncorrected: uint }),
+    },
+    ['current'],
+  ),
+  retiredPages: object({ singleBitEcc: uint, doubleBitEcc: uint, pending: bool }, ['singleBitEcc', 'doubleBitEcc', 'pending']),
+  remappedRows: object({ corrected: uint, uncorrected: uint, pending: bool, failure: bool }, [
+    'corrected',
+    'uncorrected',
+    'pending',
+    'failure',
+  ]),
+  nvlink: object({ count: uint, inactive: arrayOf(uint), counters: recordOf(null, nvlinkCounters) }, ['count']),
+  pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint }),
+  processes: arrayOf(object({ pid: uint, usedMemoryBytes: uint }, ['pid', 'usedMemoryBytes'])),
+  migMode: object({ current: bool, pending: bool }, ['current']),
+  performanceState: uint,
+  fanSpeedPercent: uint,
+  persistenceMode: bool,
+  computeMode: uint,
+  supportedEvents: uint,
+  unsupported: arrayOf((v, p) => {
+    if (typeof v !== 'string' || !DEVICE_CALLS.includes(v)) fail(p, 'a known device-level NVML function name');
+  }),
+  errors: recordOf([...DEVICE_CALLS, '*'], uint),
+  delays: recordOf(DEVICE_CALLS, uint),
+  lost: bool,
+});
+
+const eventSpec: Check = (v, p) => {
+  object({ gpu: uint, type: str, data: uint }, ['gpu', 'type'])(v, p);
+  const { type, data } = v as { type: string; data?: number };
+  if (!(EVENT_TYPE_NAMES as string[]).includes(type)) fail(`${p}.type`, `one of ${EVENT_TYPE_NAMES.join(', ')}`);
+  if (type === 'xid' && data === undefined) fail(`${p}.data`, 'the XID number for an xid event');
+};
+
+const scenarioSpec: Check = object(
+  {
+    $schema: str,
+    name: str,
+    description: str,
+    driverVersion: str,
+    nvmlVersion: str,
+    cudaDriverVersion: uint,
+    initError: uint,
+    gpuDefaults: gpuSpec,
+    gpus: arrayOf(gpuSpec),
+    events: arrayOf(eventSpec),
+    errors: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
+    delays: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
+  },
+  ['name', 'gpus'],
+);
+
+/** Validates an unknown value as a scenario; throws {@link ScenarioValidationError} naming the field. */
+export function validateScenario(value: unknown, source = 'scenario'): FakeNvmlScenario {
+  scenarioSpec(value, source);
+  const scenario = value as FakeNvmlScenario;
+  scenario.events?.forEach((event, i) => {
+    if (event.gpu >= scenario.gpus.length) fail(`${source}.events[${i}].gpu`, `below the GPU count ${scenario.gpus.length}`);
+  });
+  return scenario;
+}
+
+// ---------------------------------------------------------------- merging
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge<T>(base: T, patch: T): T {
+  if (!isPlainObject(base) || !isPlainObject(patch)) return patch === undefined ? base : patch;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(patch)) {
+    out[key] = key === 'unsupported' && Array.isArray(out[key]) && Array.isArray(value) ? [...new Set([...(out[key] as unknown[]), ...value])] : deepMerge(out[key], value);
+  }
+  return out as T;
+}
+
+/** Each GPU's spec with the scenario's defaults applied. */
+export function resolveGpus(scenario: FakeNvmlScenario): FakeGpuSpec[] {
+  return scenario.gpus.map((gpu) => deepMerge(structuredClone(scenario.gpuDefaults ?? {}), gpu));
+}
+
+// ---------------------------------------------------------------- state text
+
+function flag(v: boolean | undefined): string | undefined {
+  return v === undefined ? undefined : v ? '1' : '0';
+}
+
+/** Converts a scenario to the fake library's `key=value` state text. */
+export function scenarioToStateText(scenario: FakeNvmlScenario): string {
+  const lines: string[] = [`# scenario ${scenario.name}`];
+  const put = (key: string, value: string | number | undefined): void => {
+    if (value !== undefined) lines.push(`${key}=${value}`);
+  };
+  put('driver_version', scenario.driverVersion);
+  put('nvml_version', scenario.nvmlVersion);
+  put('cuda_version', scenario.cudaDriverVersion);
+  put('init_error', scenario.initError);
+  put('device_count', scenario.gpus.length);
+  for (const [call, code] of Object.entries(scenario.errors ?? {})) put(`error.${call}`, code);
+  for (const [call, ms] of Object.entries(scenario.delays ?? {})) put(`delay_ms.${call}`, ms);
+
+  resolveGpus(scenario).forEach((gpu, index) => {
+    const g = (key: string, value: string | number | undefined): void => put(`gpu.${index}.${key}`, value);
+    g('name', gpu.name);
+    g('uuid', gpu.uuid);
+    g('serial', gpu.serial);
+    g('pci.bus_id', gpu.pciBusId);
+    g('pci.device_id', gpu.pciDeviceId);
+    g('pci.subsystem_id', gpu.pciSubsystemId);
+    if (gpu.memory !== undefined) {
+      g('memory.total', gpu.memory.totalBytes);
+      g('memory.used', gpu.memory.usedBytes);
+      g('memory.reserved', gpu.memory.reservedBytes);
+    }
+    g('temperature', gpu.temperatureCelsius);
+    g('temp.shutdown', gpu.thresholds?.shutdown);
+    g('temp.slowdown', gpu.thresholds?.slowdown);
+    g('temp.mem_max', gpu.thresholds?.memMax);
+    g('temp.gpu_max', gpu.thresholds?.gpuMax);
+    g('power.usage_mw', gpu.powerUsageWatts === undefined ? undefined : Math.round(gpu.powerUsageWatts * MILLIWATTS_PER_WATT));
+    g('power.limit_mw', gpu.powerLimitWatts === undefined ? undefined : Math.round(gpu.powerLimitWatts * MILLIWATTS_PER_WATT));
+    g('util.gpu', gpu.utilization?.gpu);
+    g('util.memory', gpu.utilization?.memory);
+    for (const clock of ['graphics', 'sm', 'mem', 'video'] as const) {
+      g(`clock.${clock}`, gpu.clocks?.[clock]);
+      g(`max_clock.${clock}`, gpu.maxClocks?.[clock]);
+    }
+    g('clock_event_reasons', gpu.clockEventReasons);
+    if (gpu.ecc !== undefined) {
+      g('ecc.current', flag(gpu.ecc.current));
+      g('ecc.pending', flag(gpu.ecc.pending ?? gpu.ecc.current));
+      g('ecc.corrected.volatile', gpu.ecc.volatile?.corrected ?? 0);
+      g('ecc.uncorrected.volatile', gpu.ecc.volatile?.uncorrected ?? 0);
+      g('ecc.corrected.aggregate', gpu.ecc.aggregate?.corrected ?? 0);
+      g('ecc.uncorrected.aggregate', gpu.ecc.aggregate?.uncorrected ?? 0);
+    }
+    if (gpu.retiredPages !== undefined) {
+      g('retired.sbe', gpu.retiredPages.singleBitEcc);
+      g('retired.dbe', gpu.retiredPages.doubleBitEcc);
+      g('retired.pending', flag(gpu.retiredPages.pending));
+    }
+    if (gpu.remappedRows !== undefined) {
+      g('remap.corrected', gpu.remappedRows.corrected);
+      g('remap.uncorrected', gpu.remappedRows.uncorrected);
+      g('remap.pending', flag(gpu.remappedRows.pending));
+      g('remap.failure', flag(gpu.remappedRows.failure));
+    }
+    if (gpu.nvlink !== undefined) {
+      g('nvlink.count', gpu.nvlink.count);
+      for (let link = 0; link < gpu.nvlink.count; link++) {
+        g(`nvlink.${link}.active`, gpu.nvlink.inactive?.includes(link) === true ? 0 : 1);
+        const c = gpu.nvlink.counters?.[String(link)];
+        g(`nvlink.${link}.replay`, c?.replay);
+        g(`nvlink.${link}.recovery`, c?.recovery);
+        g(`nvlink.${link}.crc_flit`, c?.crcFlit);
+        g(`nvlink.${link}.crc_data`, c?.crcData);
+        g(`nvlink.${link}.ecc_data`, c?.eccData);
+      }
+    }
+    g('pcie.gen', gpu.pcie?.gen);
+    g('pcie.width', gpu.pcie?.width);
+    g('pcie.max_gen', gpu.pcie?.maxGen);
+    g('pcie.max_width', gpu.pcie?.maxWidth);
+    g('pcie.replay', gpu.pcie?.replay);
+    g('pcie.tx_kbps', gpu.pcie?.txKBps);
+    g('pcie.rx_kbps', gpu.pcie?.rxKBps);
+    if (gpu.processes !== undefined) g('processes', gpu.processes.map((p) => `${p.pid}:${p.usedMemoryBytes}`).join(','));
+    if (gpu.migMode !== undefined) {
+      g('mig.current', flag(gpu.migMode.current));
+      g('mig.pending', flag(gpu.migMode.pending ?? gpu.migMode.current));
+    }
+    g('pstate', gpu.performanceState);
+    g('fan', gpu.fanSpeedPercent);
+    g('persistence', flag(gpu.persistenceMode));
+    g('compute_mode', gpu.computeMode);
+    g('supported_events', gpu.supportedEvents);
+    g('lost', gpu.lost === true ? 1 : undefined);
+    for (const call of gpu.unsupported ?? []) g(`error.${call}`, FAKE_NVML_CODES.notSupported);
+    for (const [call, code] of Object.entries(gpu.errors ?? {})) g(`error.${call}`, code);
+    for (const [call, ms] of Object.entries(gpu.delays ?? {})) g(`delay_ms.${call}`, ms);
+  });
+  (scenario.events ?? []).forEach((event, i) => {
+    put(`event.${i + 1}`, `${event.gpu},${FAKE_EVENT_TYPE_BITS[event.type]},${event.data ?? 0}`);
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- scenario files
+
+/** Directory of the shipped scenario JSON files. */
+export function scenariosDir(): string {
+  return join(fakeNvmlSourceDir(), 'scenarios');
+}
+
+/** Names of the shipped scenarios (file names without `.json`). */
+export async function listScenarios(): Promise<string[]> {
+  const files = await readdir(scenariosDir());
+  return files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+}
+
+/** Reads and validates a shipped scenario by name. */
+export async function loadScenario(name: string): Promise<FakeNvmlScenario> {
+  if (!/^[a-z0-9-]+$/.test(name)) throw new ScenarioValidationError(`scenario name "${name}" must be kebab-case`);
+  const file = join(scenariosDir(), `${name}.json`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read scenario ${file}`, { cause: err });
+  }
+  return validateScenario(parsed, name);
+}
+
+// ---------------------------------------------------------------- controller
+
+function applyFault(scenario: FakeNvmlScenario, fault: FakeNvmlFault): FakeNvmlScenario {
+  const next = structuredClone(scenario);
+  const events = (next.events ??= []);
+  const patchGpu = (gpu: number, patch: FakeGpuSpec): void => {
+    const current = next.gpus[gpu];
+    if (current === undefined) throw new ScenarioValidationError(`fault.gpu ${gpu} is out of range (${next.gpus.length} GPUs)`);
+    next.gpus[gpu] = deepMerge(current, patch);
+  };
+  const resolved = (gpu: number): FakeGpuSpec => resolveGpus(next)[gpu] ?? {};
+  switch (fault.kind) {
+    case 'fall-off-bus':
+      patchGpu(fault.gpu, { lost: true });
+      events.push({ gpu: fault.gpu, type: 'xid', data: XID_GPU_FELL_OFF_BUS });
+      break;
+    case 'double-bit-ecc': {
+      const count = fault.count ?? 1;
+      const ecc = resolved(fault.gpu).ecc ?? { current: true };
+      patchGpu(fault.gpu, {
+        ecc: {
+          current: ecc.current,
+          volatile: { uncorrected: (ecc.volatile?.uncorrected ?? 0) + count },
+          aggregate: { uncorrected: (ecc.aggregate?.uncorrected ?? 0) + count },
+        },
+      });
+      events.push({ gpu: fault.gpu, type: 'doubleBitEcc' });
+      break;
+    }
+    case 'remap-pending': {
+      const rows = resolved(fault.gpu).remappedRows ?? { corrected: 0, uncorrected: 0, pending: false, failure: false };
+      patchGpu(fault.gpu, { remappedRows: { ...rows, uncorrected: rows.uncorrected + 1, pending: true } });
+      break;
+    }
+    case 'nvlink-down': {
+      const nvlink = resolved(fault.gpu).nvlink;
+      if (nvlink === undefined) throw new ScenarioValidationError(`fault.gpu ${fault.gpu} has no NVLink`);
+      patchGpu(fault.gpu, { nvlink: { count: nvlink.count, inactive: [...new Set([...(nvlink.inactive ?? []), fault.link])] } });
+      break;
+    }
+    case 'temperature': {
+      const patch: FakeGpuSpec = { temperatureCelsius: fault.celsius };
+      if (fault.hwThermalSlowdown !== undefined) {
+        const reasons = resolved(fault.gpu).clockEventReasons ?? 0;
+        const bit = HW_THERMAL_SLOWDOWN_BIT;
+        patch.clockEventReasons = fault.hwThermalSlowdown ? reasons | bit : reasons & ~bit;
+      }
+      patchGpu(fault.gpu, patch);
+      break;
+    }
+    case 'xid':
+      patchGpu(fault.gpu, {});
+      events.push({ gpu: fault.gpu, type: 'xid', data: fault.xid });
+      break;
+    case 'event':
+      events.push(fault.event);
+      break;
+    case 'patch-gpu':
+      patchGpu(fault.gpu, fault.patch);
+      break;
+    case 'delay':
+      if (fault.gpu === undefined) next.delays = { ...next.delays, [fault.call]: fault.ms };
+      else patchGpu(fault.gpu, { delays: { [fault.call]: fault.ms } });
+      break;
+  }
+  return next;
+}
+
+
+/** Options for {@link FakeNvmlController}. */
+export interface FakeNvmlControllerOptions {
+  /** State file to write; defaults to a fresh temporary directory. */
+  stateFile?: string;
+}
+
+/** Drives a fake NVML library: loads scenarios and injects faults by rewriting the state file atomically. */
+export class FakeNvmlController {
+  private scenario: FakeNvmlScenario | undefined;
+  private stateFilePath: string | undefined;
+  private tempDir: string | undefined;
+  private writes = 0;
+
+  constructor(private readonly options: FakeNvmlControllerOptions = {}) {}
+
+  /** Path of the state file (valid after the first load). */
+  get stateFile(): string {
+    if (this.stateFilePath === undefined) throw new Error('FakeNvmlController: load a scenario first');
+    return this.stateFilePath;
+  }
+
+  /** The scenario as currently written, faults included. */
+  get current(): FakeNvmlScenario {
+    if (this.scenario === undefined) throw new Error('FakeNvmlController: load a scenario first');
+    return structuredClone(this.scenario);
+  }
+
+  /** Environment entries that point the fake library at this controller's state file. */
+  env(): Record<string, string> {
+    return { [FAKE_NVML_STATE_ENV]: this.stateFile };
+  }
+
+  /** Loads a shipped scenario by name, or validates and loads a scenario object. */
+  async load(scenario: string | FakeNvmlScenario): Promise<FakeNvmlScenario> {
+    const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : validateScenario(structuredClone(scenario), scenario.name);
+    await this.write(resolved);
+    return structuredClone(resolved);
+  }
+
+  /** Applies a run-time fault; a running process sees it on its next NVML call. */
+  async inject(fault: FakeNvmlFault): Promise<void> {
+    if (this.scenario === undefined) throw new Error('FakeNvmlController: load a scenario before injecting faults');
+    const next = applyFault(this.scenario, fault);
+    await this.write(validateScenario(next, next.name));
+  }
+
+  /** Removes the temporary state directory, if this controller created it. */
+  async dispose(): Promise<void> {
+    if (this.tempDir !== undefined) await rm(this.tempDir, { recursive: true, force: true });
+    this.tempDir = undefined;
+    this.stateFilePath = undefined;
+  }
+
+  private async write(scenario: FakeNvmlScenario): Promise<void> {
+    if (this.stateFilePath === undefined) {
+      if (this.options.stateFile !== undefined) this.stateFilePath = this.options.stateFile;
+      else {
+        this.tempDir = await mkdtemp(join(tmpdir(), 'gpudiag-fake-nvml-'));
+        this.stateFilePath = join(this.tempDir, 'state.txt');
+      }
+    }
+    // the library re-reads when the inode changes, so publish a complete file by rename
+    const temp = `${this.stateFilePath}.tmp-${process.pid}-${this.writes++}`;
+    await writeFile(temp, scenarioToStateText(scenario));
+    await rename(temp, this.stateFilePath);
+    this.scenario = scenario;
+  }
+}

@@ -1,0 +1,916 @@
+/**
+ * The one FFI boundary to NVML (libnvidia-ml.so.1) through koffi. Every device call runs on
+ * the libuv thread pool (`fn.async`) under a deadline and an optional AbortSignal, so a hung
+ * driver never blocks the event loop. Init is single-flight; shutdown waits for in-flight calls.
+ */
+import * as koffi from 'koffi';
+
+/** NVML return codes (nvmlReturn_t) the agent branches on. */
+export const NvmlReturn = {
+  SUCCESS: 0,
+  UNINITIALIZED: 1,
+  INVALID_ARGUMENT: 2,
+  NOT_SUPPORTED: 3,
+  NO_PERMISSION: 4,
+  NOT_FOUND: 6,
+  INSUFFICIENT_SIZE: 7,
+  DRIVER_NOT_LOADED: 9,
+  TIMEOUT: 10,
+  LIBRARY_NOT_FOUND: 12,
+  FUNCTION_NOT_FOUND: 13,
+  GPU_IS_LOST: 15,
+  ARGUMENT_VERSION_MISMATCH: 25,
+  UNKNOWN: 999,
+} as const;
+
+const RETURN_CODE_NAMES: Record<number, string> = {
+  0: 'SUCCESS', 1: 'UNINITIALIZED', 2: 'INVALID_ARGUMENT', 3: 'NOT_SUPPORTED', 4: 'NO_PERMISSION',
+  5: 'ALREADY_INITIALIZED', 6: 'NOT_FOUND', 7: 'INSUFFICIENT_SIZE', 8: 'INSUFFICIENT_POWER',
+  9: 'DRIVER_NOT_LOADED', 10: 'TIMEOUT', 11: 'IRQ_ISSUE', 12: 'LIBRARY_NOT_FOUND', 13: 'FUNCTION_NOT_FOUND',
+  14: 'CORRUPTED_INFOROM', 15: 'GPU_IS_LOST', 16: 'RESET_REQUIRED', 17: 'OPERATING_SYSTEM',
+  18: 'LIB_RM_VERSION_MISMATCH', 19: 'IN_USE', 20: 'MEMORY', 21: 'NO_DATA', 22: 'VGPU_ECC_NOT_SUPPORTED',
+  23: 'INSUFFICIENT_RESOURCES', 24: 'FREQ_NOT_SUPPORTED', 25: 'ARGUMENT_VERSION_MISMATCH', 26: 'DEPRECATED',
+  27: 'NOT_READY', 28: 'GPU_NOT_FOUND', 29: 'INVALID_STATE', 30: 'RESET_TYPE_NOT_SUPPORTED', 999: 'UNKNOWN',
+};
+
+/** The symbolic name of an NVML return code, e.g. 15 → `GPU_IS_LOST`. */
+export function nvmlReturnName(code: number): string {
+  return RETURN_CODE_NAMES[code] ?? `NVML_${code}`;
+}
+
+/** An NVML call returned something other than SUCCESS. */
+export class NvmlError extends Error {
+  override name = 'NvmlError';
+  /** The symbolic code name, e.g. `GPU_IS_LOST`. */
+  readonly codeName: string;
+
+  constructor(
+    /** nvmlReturn_t value. */
+    readonly code: number,
+    /** NVML function that failed. */
+    readonly fn: string,
+    /** Text from nvmlErrorString (or our own description). */
+    readonly errorString: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${fn} failed: ${errorString} (${nvmlReturnName(code)}=${code})`, options);
+    this.codeName = nvmlReturnName(code);
+  }
+}
+
+/** Our deadline for a call expired; the native call may still be running on the thread pool. */
+export class NvmlTimeoutError extends NvmlError {
+  override name = 'NvmlTimeoutError';
+
+  constructor(fn: string, timeoutMs: number) {
+    super(NvmlReturn.TIMEOUT, fn, `no answer within ${timeoutMs} ms`);
+  }
+}
+
+/** The NVML shared library could not be loaded (no driver, wrong path, not NVML). */
+export class NvmlLibraryError extends Error {
+  override name = 'NvmlLibraryError';
+
+  constructor(
+    message: string,
+    /** Paths that were tried. */
+    readonly paths: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Options for {@link NvmlBinding}. */
+export interface NvmlBindingOptions {
+  /** Library to load first; `libnvidia-ml.so.1` (the loader's search path) is tried after it. */
+  libraryPath?: string;
+  /** Set false to try only `libraryPath`. */
+  fallbackToSystemLibrary?: boolean;
+  /** Deadline for one device call. */
+  callTimeoutMs?: number;
+  /** Deadline for nvmlInit_v2 (slow with many GPUs and persistence mode off). */
+  initTimeoutMs?: number;
+}
+
+/** Per-call options. */
+export interface NvmlCallOptions {
+  signal?: AbortSignal;
+  /** Overrides the binding's call deadline. */
+  timeoutMs?: number;
+}
+
+/** Opaque nvmlDevice_t (a pointer, which koffi 3 represents as a BigInt). */
+export type NvmlDeviceHandle = bigint;
+/** Opaque nvmlEventSet_t. */
+export type NvmlEventSetHandle = bigint;
+
+/** nvmlPciInfo_t. */
+export interface NvmlPciInfo {
+  busId: string;
+  busIdLegacy: string;
+  domain: number;
+  bus: number;
+  device: number;
+  pciDeviceId: number;
+  pciSubSystemId: number;
+}
+
+/** Memory in bytes; `reserved` only from nvmlDeviceGetMemoryInfo_v2. */
+export interface NvmlMemoryInfo {
+  total: number;
+  free: number;
+  used: number;
+  reserved?: number;
+}
+
+/** nvmlDeviceGetRemappedRows outputs. */
+export interface NvmlRemappedRows {
+  corrected: number;
+  uncorrected: number;
+  pending: boolean;
+  failure: boolean;
+}
+
+/** A running compute process. */
+export interface NvmlProcessInfo {
+  pid: number;
+  usedGpuMemory?: number;
+}
+
+/** nvmlEventData_t. */
+export interface NvmlEventData {
+  device: NvmlDeviceHandle;
+  eventType: number;
+  eventData: number;
+}
+
+/** The library file NVML ships as. */
+export const DEFAULT_NVML_LIBRARY = 'libnvidia-ml.so.1';
+const DEFAULT_CALL_TIMEOUT_MS = 2_000;
+const DEFAULT_INIT_TIMEOUT_MS = 60_000;
+/** NVML_VALUE_NOT_AVAILABLE for unsigned long long results. */
+const U64_NOT_AVAILABLE = 0xffff_ffff_ffff_ffffn;
+/** The same sentinel for unsigned int results (also "no MIG instance"). */
+const U32_NOT_AVAILABLE = 0xffff_ffff;
+const MEMORY_V2_VERSION = 0x0200_0028;
+const NAME_BUFFER = 96;
+const UUID_BUFFER = 96;
+const SERIAL_BUFFER = 30;
+const VERSION_BUFFER = 80;
+const PROCESS_INFO_SIZE = 24;
+const PROCESS_PID_OFFSET = 0;
+const PROCESS_MEMORY_OFFSET = 8;
+/** Processes can appear between the sizing call and the fetch: retry a few times. */
+const PROCESS_FETCH_ATTEMPTS = 3;
+const PROCESS_HEADROOM = 8;
+
+/** Converts an unsigned long long from koffi (Number ≤ 2^53, else BigInt); all-ones → undefined. Larger values lose precision. */
+export function normalizeU64(value: unknown): number | undefined {
+  if (typeof value === 'bigint') return value === U64_NOT_AVAILABLE ? undefined : Number(value);
+  if (typeof value === 'number') return value;
+  return undefined;
+}
+
+/** Converts an unsigned int result; the all-ones sentinel → undefined. */
+export function normalizeU32(value: unknown): number | undefined {
+  return typeof value === 'number' && value !== U32_NOT_AVAILABLE ? value : undefined;
+}
+
+// ---------------------------------------------------------------- koffi types (process-global)
+
+interface NvmlTypes {
+  pciInfo: koffi.TypeObject;
+  memory: koffi.TypeObject;
+  memoryV2: koffi.TypeObject;
+  utilization: koffi.TypeObject;
+  eventData: koffi.TypeObject;
+}
+
+const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = { pciInfo: 68, memory: 24, memoryV2: 40, utilization: 8, eventData: 32 };
+const TYPES_KEY = Symbol.for('gpudiag.nvml.koffi-types');
+
+/**
+ * koffi keeps named types in the native module, shared by every module registry in the
+ * process (jest gives each test file a fresh registry and globalThis), so reuse a type that
+ * already exists instead of declaring it again ("Duplicate type name").
+ */
+function namedType(name: string, declare: () => koffi.TypeObject): koffi.TypeObject {
+  try {
+    return koffi.type(name);
+  } catch {
+    return declare();
+  }
+}
+
+function nvmlTypes(): NvmlTypes {
+  const cache = globalThis as { [TYPES_KEY]?: NvmlTypes };
+  const cached = cache[TYPES_KEY];
+  if (cached !== undefined) return cached;
+  namedType('nvmlDevice_t', () => koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st')));
+  namedType('nvmlEventSet_t', () => koffi.pointer('nvmlEventSet_t', koffi.opaque('nvmlEventSet_st')));
+  const types: NvmlTypes = {
+    pciInfo: namedType('nvmlPciInfo_t', () =>
+      koffi.struct('nvmlPciInfo_t', {
+        busIdLegacy: koffi.array('char', 16, 'String'),
+        domain: 'uint',
+        bus: 'uint',
+        device: 'uint',
+        pciDeviceId: 'uint',
+        pciSubSystemId: 'uint',
+        busId: koffi.array('char', 32, 'String'),
+      }),
+    ),
+    memory: namedType('nvmlMemory_t', () => koffi.struct('nvmlMemory_t', { total: 'uint64', free: 'uint64', used: 'uint64' })),
+    memoryV2: namedType('nvmlMemory_v2_t', () =>
+      koffi.struct('nvmlMemory_v2_t', { version: 'uint', total: 'uint64', reserved: 'uint64', free: 'uint64', used: 'uint64' }),
+    ),
+    utilization: namedType('nvmlUtilization_t', () => koffi.struct('nvmlUtilization_t', { gpu: 'uint', memory: 'uint' })),
+    eventData: namedType('nvmlEventData_t', () =>
+      koffi.struct('nvmlEventData_t', {
+        device: 'nvmlDevice_t',
+        eventType: 'uint64',
+        eventData: 'uint64',
+        gpuInstanceId: 'uint',
+        computeInstanceId: 'uint',
+      }),
+    ),
+  };
+  for (const [key, expected] of Object.entries(EXPECTED_SIZES)) {
+    const actual = koffi.sizeof(types[key as keyof NvmlTypes]);
+    if (actual !== expected) throw new Error(`NVML struct ${key} is ${actual} bytes, expected ${expected}: ABI mismatch`);
+  }
+  cache[TYPES_KEY] = types;
+  return types;
+}
+
+// ---------------------------------------------------------------- prototypes
+
+const REQUIRED_PROTOTYPES = {
+  nvmlInit_v2: 'int nvmlInit_v2(void)',
+  nvmlShutdown: 'int nvmlShutdown(void)',
+  nvmlErrorString: 'const char *nvmlErrorString(int result)',
+} as const;
+
+const OPTIONAL_PROTOTYPES = {
+  nvmlSystemGetDriverVersion: 'int nvmlSystemGetDriverVersion(char *version, unsigned int length)',
+  nvmlSystemGetNVMLVersion: 'int nvmlSystemGetNVMLVersion(char *version, unsigned int length)',
+  nvmlSystemGetCudaDriverVersion_v2: 'int nvmlSystemGetCudaDriverVersion_v2(_Out_ int *version)',
+  nvmlDeviceGetCount_v2: 'int nvmlDeviceGetCount_v2(_Out_ unsigned int *count)',
+  nvmlDeviceGetHandleByIndex_v2: 'int nvmlDeviceGetHandleByIndex_v2(unsigned int index, _Out_ nvmlDevice_t *device)',
+  nvmlDeviceGetName: 'int nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length)',
+  nvmlDeviceGetUUID: 'int nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length)',
+  nvmlDeviceGetSerial: 'int nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length)',
+  nvmlDeviceGetPciInfo_v3: 'int nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, _Out_ nvmlPciInfo_t *pci)',
+  nvmlDeviceGetMemoryInfo: 'int nvmlDeviceGetMemoryInfo(nvmlDevice_t device, _Out_ nvmlMemory_t *memory)',
+  nvmlDeviceGetMemoryInfo_v2: 'int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, _Inout_ nvmlMemory_v2_t *memory)',
+  nvmlDeviceGetTemperature: 'int nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, _Out_ unsigned int *temp)',
+  nvmlDeviceGetTemperatureThreshold:
+    'int nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int type, _Out_ unsigned int *temp)',
+  nvmlDeviceGetPowerUsage: 'int nvmlDeviceGetPowerUsage(nvmlDevice_t device, _Out_ unsigned int *milliwatts)',
+  nvmlDeviceGetEnforcedPowerLimit: 'int nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, _Out_ unsigned int *milliwatts)',
+  nvmlDeviceGetUtilizationRates: 'int nvmlDeviceGetUtilizationRates(nvmlDevice_t device, _Out_ nvmlUtilization_t *utilization)',
+  nvmlDeviceGetClockInfo: 'int nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, _Out_ unsigned int *mhz)',
+  nvmlDeviceGetMaxClockInfo: 'int nvmlDeviceGetMaxClockInfo(nvmlDevice_t device, int type, _Out_ unsigned int *mhz)',
+  nvmlDeviceGetCurrentClocksEventReasons:
+    'int nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)',
+  nvmlDeviceGetCurrentClocksThrottleReasons:
+    'int nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, _Out_ unsigned long long *reasons)',
+  nvmlDeviceGetEccMode: 'int nvmlDeviceGetEccMode(nvmlDevice_t device, _Out_ int *current, _Out_ int *pending)',
+  nvmlDeviceGetTotalEccErrors:
+    'int nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, _Out_ unsigned long long *count)',
+  nvmlDeviceGetMemoryErrorCounter:
+    'int nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t device, int errorType, int counterType, int location, _Out_ unsigned long long *count)',
+  nvmlDeviceGetRetiredPages:
+    'int nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, _Inout_ unsigned int *count, void *addresses)',
+  nvmlDeviceGetRetiredPagesPendingStatus: 'int nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, _Out_ int *pending)',
+  nvmlDeviceGetRemappedRows:
+    'int nvmlDeviceGetRemappedRows(nvmlDevice_t device, _Out_ unsigned int *corr, _Out_ unsigned int *unc, _Out_ unsigned int *pending, _Out_ unsigned int *failure)',
+  nvmlDeviceGetNvLinkState: 'int nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, _Out_ int *active)',
+  nvmlDeviceGetNvLinkErrorCounter:
+    'int nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int link, int counter, _Out_ unsigned long long *value)',
+  nvmlDeviceGetCurrPcieLinkGeneration: 'int nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t device, _Out_ unsigned int *gen)',
+  nvmlDeviceGetCurrPcieLinkWidth: 'int nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device, _Out_ unsigned int *width)',
+  nvmlDeviceGetMaxPcieLinkGeneration: 'int nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device, _Out_ unsigned int *gen)',
+  nvmlDeviceGetMaxPcieLinkWidth: 'int nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, _Out_ unsigned int *width)',
+  nvmlDeviceGetPcieReplayCounter: 'int nvmlDeviceGetPcieReplayCounter(nvmlDevice_t device, _Out_ unsigned int *value)',
+  nvmlDeviceGetPcieThroughput: 'int nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter, _Out_ unsigned int *kbps)',
+  nvmlDeviceGetComputeRunningProcesses_v3:
+    'int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
+  nvmlDeviceGetMigMode: 'int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ unsigned int *current, _Out_ unsigned int *pending)',
+  nvmlDeviceGetPerformanceState: 'int nvmlDeviceGetPerformanceState(nvmlDevice_t device, _Out_ int *pstate)',
+  nvmlDeviceGetFanSpeed: 'int nvmlDeviceGetFanSpeed(nvmlDevice_t device, _Out_ unsigned int *speed)',
+  nvmlDeviceGetPersistenceMode: 'int nvmlDeviceGetPersistenceMode(nvmlDevice_t device, _Out_ int *mode)',
+  nvmlDeviceGetComputeMode: 'int nvmlDeviceGetComputeMode(nvmlDevice_t device, _Out_ int *mode)',
+  nvmlEventSetCreate: 'int nvmlEventSetCreate(_Out_ nvmlEventSet_t *set)',
+  nvmlDeviceGetSupportedEventTypes:
+    'int nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, _Out_ unsigned long long *types)',
+  nvmlDeviceRegisterEvents: 'int nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types, nvmlEventSet_t set)',
+  nvmlEventSetWait_v2: 'int nvmlEventSetWait_v2(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, unsigned int timeoutMs)',
+  nvmlEventSetFree: 'int nvmlEventSetFree(nvmlEventSet_t set)',
+} as const;
+
+type RequiredFn = keyof typeof REQUIRED_PROTOTYPES;
+type OptionalFn = keyof typeof OPTIONAL_PROTOTYPES;
+/** An NVML function the binding knows. */
+export type NvmlFunctionName = RequiredFn | OptionalFn;
+
+/** A declared native function (koffi does not export this type by name). */
+type KoffiFunction = ReturnType<koffi.LibraryHandle['func']>;
+
+interface LoadedLibrary {
+  path: string;
+  required: Record<RequiredFn, KoffiFunction>;
+  optional: Partial<Record<OptionalFn, KoffiFunction>>;
+}
+
+function loadLibrary(paths: readonly string[]): LoadedLibrary {
+  nvmlTypes();
+  const failures: string[] = [];
+  for (const path of paths) {
+    let lib: koffi.LibraryHandle;
+    try {
+      lib = koffi.load(path);
+    } catch (err) {
+      failures.push(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
+    try {
+      const required = Object.fromEntries(
+        Object.entries(REQUIRED_PROTOTYPES).map(([name, proto]) => [name, lib.func(proto)]),
+      ) as Record<RequiredFn, KoffiFunction>;
+      const optional: Partial<Record<OptionalFn, KoffiFunction>> = {};
+      for (const [name, proto] of Object.entries(OPTIONAL_PROTOTYPES) as Array<[OptionalFn, string]>) {
+        // older drivers lack newer symbols: probe each one and treat absence as FUNCTION_NOT_FOUND
+        try {
+          optional[name] = lib.func(proto);
+        } catch {
+          delete optional[name];
+        }
+      }
+      return { path, required, optional };
+    } catch (err) {
+      failures.push(`${path}: not an NVML library (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  throw new NvmlLibraryError(`Failed to load shared library NVML: ${failures.join('; ')}`, paths);
+}
+
+/** Settles with the native result of an async koffi call. */
+function nativeAsync(fn: KoffiFunction, args: readonly unknown[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    fn.async(...args, (err: unknown, rc: unknown) => {
+      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(typeof rc === 'number' ? rc : NvmlReturn.UNKNOWN);
+    });
+  });
+}
+
+function decodeCString(buffer: Buffer): string {
+  const end = buffer.indexOf(0);
+  return buffer.toString('utf8', 0, end < 0 ? buffer.length : end);
+}
+
+/** A handle on NVML for one process: load, init once, call, shut down. */
+export class NvmlBinding {
+  private readonly paths: readonly string[];
+  private readonly callTimeoutMs: number;
+  private readonly initTimeoutMs: number;
+  private library: LoadedLibrary | undefined;
+  private initPromise: Promise<void> | undefined;
+  private shutdownPromise: Promise<void> | undefined;
+  private ready = false;
+  private closing = false;
+  /** nvmlInit_v2 successes not yet balanced by nvmlShutdown (an abandoned init may still succeed). */
+  private nativeInits = 0;
+  private readonly inflight = new Set<Promise<number>>();
+  private readonly errorStrings = new Map<number, string>();
+
+  constructor(options: NvmlBindingOptions = {}) {
+    const candidates = [options.libraryPath, options.fallbackToSystemLibrary === false ? undefined : DEFAULT_NVML_LIBRARY];
+    this.paths = [...new Set(candidates.filter((p): p is string => p !== undefined && p !== ''))];
+    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.initTimeoutMs = options.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS;
+  }
+
+  /** True once nvmlInit_v2 succeeded and until shutdown starts. */
+  get initialized(): boolean {
+    return this.ready && !this.closing;
+  }
+
+  /** Path of the loaded library (after a successful load). */
+  get libraryPath(): string | undefined {
+    return this.library?.path;
+  }
+
+  /** Number of native calls still running (including ones whose deadline expired). */
+  get inflightCalls(): number {
+    return this.inflight.size;
+  }
+
+  /** Whether the loaded library exports `fn` (false before load). */
+  hasFunction(fn: NvmlFunctionName): boolean {
+    const lib = this.library;
+    if (lib === undefined) return false;
+    return fn in REQUIRED_PROTOTYPES || lib.optional[fn as OptionalFn] !== undefined;
+  }
+
+  /**
+   * Loads the library and runs nvmlInit_v2 once; concurrent callers share that call. Rejects
+   * with {@link NvmlLibraryError} or {@link NvmlError}; a later call retries after a failure.
+   */
+  init(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.ready && !this.closing) return Promise.resolve();
+    if (this.closing) return withSignal(this.shutdown().then(() => this.init(options)), options.signal);
+    this.initPromise ??= this.runInit().then(
+      () => undefined,
+      (err: unknown) => {
+        this.initPromise = undefined;
+        throw err;
+      },
+    );
+    return withSignal(this.initPromise, options.signal);
+  }
+
+  private async runInit(): Promise<void> {
+    if (this.shutdownPromise !== undefined) await this.shutdownPromise;
+    this.library ??= loadLibrary(this.paths);
+    const native = this.track(nativeAsync(this.library.required.nvmlInit_v2, []));
+    // count successes even if we stopped waiting, so shutdown can balance them
+    native.then(
+      (rc) => {
+        if (rc === NvmlReturn.SUCCESS) this.nativeInits++;
+      },
+      () => undefined,
+    );
+    const rc = await withDeadline(native, 'nvmlInit_v2', this.initTimeoutMs, undefined);
+    if (rc !== NvmlReturn.SUCCESS) throw new NvmlError(rc, 'nvmlInit_v2', this.errorString(rc));
+    this.ready = true;
+  }
+
+  /** Waits for in-flight calls, then balances every successful nvmlInit_v2 with nvmlShutdown. */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.runShutdown().finally(() => {
+      this.shutdownPromise = undefined;
+    });
+    return this.shutdownPromise;
+  }
+
+  private async runShutdown(): Promise<void> {
+    this.closing = true;
+    try {
+      if (this.initPromise !== undefined) await Promise.allSettled([this.initPromise]);
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      const lib = this.library;
+      while (lib !== undefined && this.nativeInits > 0) {
+        this.nativeInits--;
+        const rc = await nativeAsync(lib.required.nvmlShutdown, []);
+        if (rc !== NvmlReturn.SUCCESS && rc !== NvmlReturn.UNINITIALIZED) {
+          throw new NvmlError(rc, 'nvmlShutdown', this.errorString(rc));
+        }
+      }
+    } finally {
+      this.ready = false;
+      this.initPromise = undefined;
+      this.closing = false;
+    }
+  }
+
+  /** nvmlErrorString for a return code (cached; a pure lookup, safe to call synchronously). */
+  errorString(code: number): string {
+    const cached = this.errorStrings.get(code);
+    if (cached !== undefined) return cached;
+    const lib = this.library;
+    const text = lib === undefined ? nvmlReturnName(code) : String(lib.required.nvmlErrorString(code) ?? nvmlReturnName(code));
+    this.errorStrings.set(code, text);
+    return text;
+  }
+
+  private track(native: Promise<number>): Promise<number> {
+    this.inflight.add(native);
+    const forget = (): void => {
+      this.inflight.delete(native);
+    };
+    native.then(forget, forget);
+    return native;
+  }
+
+  /** Runs one NVML function asynchronously; throws NvmlError unless the code is SUCCESS or in `accept`. */
+  private async call(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions, accept: readonly number[] = []): Promise<number> {
+    options.signal?.throwIfAborted();
+    const lib = this.library;
+    if (lib === undefined || !this.ready || this.closing) {
+      throw new NvmlError(NvmlReturn.UNINITIALIZED, fn, this.closing ? 'NVML is shutting down' : 'NVML is not initialized');
+    }
+    const native = lib.optional[fn];
+    if (native === undefined) throw new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fn, 'symbol not exported by this driver');
+    const pending = this.track(nativeAsync(native, args));
+    const rc = await withDeadline(pending, fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
+    if (rc !== NvmlReturn.SUCCESS && !accept.includes(rc)) throw new NvmlError(rc, fn, this.errorString(rc));
+    return rc;
+  }
+
+  private async getString(fn: OptionalFn, device: NvmlDeviceHandle | undefined, size: number, options: NvmlCallOptions): Promise<string> {
+    const buffer = Buffer.alloc(size);
+    await this.call(fn, device === undefined ? [buffer, size] : [device, buffer, size], options);
+    return decodeCString(buffer);
+  }
+
+  private async getUint(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number> {
+    const out = [0];
+    await this.call(fn, [...args, out], options);
+    return out[0] ?? 0;
+  }
+
+  private async getU64(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number | undefined> {
+    const out: unknown[] = [0];
+    await this.call(fn, [...args, out], options);
+    return normalizeU64(out[0]);
+  }
+
+  /** nvmlSystemGetDriverVersion, e.g. `550.54.15`. */
+  systemGetDriverVersion(options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlSystemGetDriverVersion', undefined, VERSION_BUFFER, options);
+  }
+
+  /** nvmlSystemGetNVMLVersion, e.g. `12.550.54.15`. */
+  systemGetNvmlVersion(options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlSystemGetNVMLVersion', undefined, VERSION_BUFFER, options);
+  }
+
+  /** nvmlSystemGetCudaDriverVersion_v2 as a number, e.g. 12040. */
+  systemGetCudaDriverVersion(options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlSystemGetCudaDriverVersion_v2', [], options);
+  }
+
+  /** nvmlDeviceGetCount_v2. */
+  deviceGetCount(options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetCount_v2', [], options);
+  }
+
+  /** nvmlDeviceGetHandleByIndex_v2. */
+  async deviceGetHandleByIndex(index: number, options: NvmlCallOptions = {}): Promise<NvmlDeviceHandle> {
+    const out: unknown[] = [null];
+    await this.call('nvmlDeviceGetHandleByIndex_v2', [index, out], options);
+    const handle = out[0];
+    if (typeof handle !== 'bigint' || handle === 0n) {
+      throw new NvmlError(NvmlReturn.UNKNOWN, 'nvmlDeviceGetHandleByIndex_v2', 'returned a null handle');
+    }
+    return handle;
+  }
+
+  /** nvmlDeviceGetName. */
+  deviceGetName(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlDeviceGetName', device, NAME_BUFFER, options);
+  }
+
+  /** nvmlDeviceGetUUID, e.g. `GPU-…`. */
+  deviceGetUuid(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlDeviceGetUUID', device, UUID_BUFFER, options);
+  }
+
+  /** nvmlDeviceGetSerial. */
+  deviceGetSerial(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlDeviceGetSerial', device, SERIAL_BUFFER, options);
+  }
+
+  /** nvmlDeviceGetPciInfo_v3. */
+  async deviceGetPciInfo(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlPciInfo> {
+    const out: Partial<NvmlPciInfo> = {};
+    await this.call('nvmlDeviceGetPciInfo_v3', [device, out], options);
+    return {
+      busId: out.busId ?? '',
+      busIdLegacy: out.busIdLegacy ?? '',
+      domain: out.domain ?? 0,
+      bus: out.bus ?? 0,
+      device: out.device ?? 0,
+      pciDeviceId: out.pciDeviceId ?? 0,
+      pciSubSystemId: out.pciSubSystemId ?? 0,
+    };
+  }
+
+  /** nvmlDeviceGetMemoryInfo_v2, falling back to the v1 call on drivers without it. */
+  async deviceGetMemoryInfo(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlMemoryInfo> {
+    if (this.hasFunction('nvmlDeviceGetMemoryInfo_v2')) {
+      const v2: Record<string, unknown> = { version: MEMORY_V2_VERSION, total: 0, reserved: 0, free: 0, used: 0 };
+      const fallbackCodes = [NvmlReturn.NOT_SUPPORTED, NvmlReturn.FUNCTION_NOT_FOUND, NvmlReturn.ARGUMENT_VERSION_MISMATCH];
+      const rc = await this.call('nvmlDeviceGetMemoryInfo_v2', [device, v2], options, fallbackCodes);
+      if (rc === NvmlReturn.SUCCESS) {
+        return {
+          total: normalizeU64(v2['total']) ?? 0,
+          free: normalizeU64(v2['free']) ?? 0,
+          used: normalizeU64(v2['used']) ?? 0,
+          reserved: normalizeU64(v2['reserved']) ?? 0,
+        };
+      }
+    }
+    const v1: Record<string, unknown> = {};
+    await this.call('nvmlDeviceGetMemoryInfo', [device, v1], options);
+    return { total: normalizeU64(v1['total']) ?? 0, free: normalizeU64(v1['free']) ?? 0, used: normalizeU64(v1['used']) ?? 0 };
+  }
+
+  /** nvmlDeviceGetTemperature for the GPU die sensor (°C). */
+  deviceGetTemperature(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    const GPU_SENSOR = 0;
+    return this.getUint('nvmlDeviceGetTemperature', [device, GPU_SENSOR], options);
+  }
+
+  /** nvmlDeviceGetTemperatureThreshold (°C). */
+  deviceGetTemperatureThreshold(device: NvmlDeviceHandle, type: TemperatureThreshold, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetTemperatureThreshold', [device, type], options);
+  }
+
+  /** nvmlDeviceGetPowerUsage (milliwatts). */
+  deviceGetPowerUsage(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetPowerUsage', [device], options);
+  }
+
+  /** nvmlDeviceGetEnforcedPowerLimit (milliwatts). */
+  deviceGetEnforcedPowerLimit(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetEnforcedPowerLimit', [device], options);
+  }
+
+  /** nvmlDeviceGetUtilizationRates (percent). */
+  async deviceGetUtilizationRates(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ gpu: number; memory: number }> {
+    const out: { gpu?: number; memory?: number } = {};
+    await this.call('nvmlDeviceGetUtilizationRates', [device, out], options);
+    return { gpu: out.gpu ?? 0, memory: out.memory ?? 0 };
+  }
+
+  /** nvmlDeviceGetClockInfo (MHz). */
+  deviceGetClockInfo(device: NvmlDeviceHandle, type: ClockType, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetClockInfo', [device, type], options);
+  }
+
+  /** nvmlDeviceGetMaxClockInfo (MHz). */
+  deviceGetMaxClockInfo(device: NvmlDeviceHandle, type: ClockType, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetMaxClockInfo', [device, type], options);
+  }
+
+  /** Clock event reasons bitmask (ClocksEventReasons, or the older ClocksThrottleReasons symbol). */
+  async deviceGetCurrentClocksEventReasons(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    const fn = this.hasFunction('nvmlDeviceGetCurrentClocksEventReasons')
+      ? 'nvmlDeviceGetCurrentClocksEventReasons'
+      : 'nvmlDeviceGetCurrentClocksThrottleReasons';
+    return (await this.getU64(fn, [device], options)) ?? 0;
+  }
+
+  /** nvmlDeviceGetEccMode. */
+  async deviceGetEccMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ current: boolean; pending: boolean }> {
+    const current = [0];
+    const pending = [0];
+    await this.call('nvmlDeviceGetEccMode', [device, current, pending], options);
+    return { current: current[0] === 1, pending: pending[0] === 1 };
+  }
+
+  /** nvmlDeviceGetTotalEccErrors; undefined when NVML reports the value as not available. */
+  deviceGetTotalEccErrors(device: NvmlDeviceHandle, errorType: EccErrorType, counter: EccCounterType, options: NvmlCallOptions = {}): Promise<number | undefined> {
+    return this.getU64('nvmlDeviceGetTotalEccErrors', [device, errorType, counter], options);
+  }
+
+  /** nvmlDeviceGetMemoryErrorCounter for one memory location. */
+  deviceGetMemoryErrorCounter(
+    device: NvmlDeviceHandle,
+    errorType: EccErrorType,
+    counter: EccCounterType,
+    location: number,
+    options: NvmlCallOptions = {},
+  ): Promise<number | undefined> {
+    return this.getU64('nvmlDeviceGetMemoryErrorCounter', [device, errorType, counter, location], options);
+  }
+
+  /** Number of pages retired for `cause` (the sizing half of the two-call protocol). */
+  async deviceGetRetiredPageCount(device: NvmlDeviceHandle, cause: RetiredPageCause, options: NvmlCallOptions = {}): Promise<number> {
+    const count = [0];
+    await this.call('nvmlDeviceGetRetiredPages', [device, cause, count, null], options, [NvmlReturn.INSUFFICIENT_SIZE]);
+    return count[0] ?? 0;
+  }
+
+  /** nvmlDeviceGetRetiredPagesPendingStatus. */
+  async deviceGetRetiredPagesPendingStatus(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<boolean> {
+    return (await this.getUint('nvmlDeviceGetRetiredPagesPendingStatus', [device], options)) === 1;
+  }
+
+  /** nvmlDeviceGetRemappedRows. */
+  async deviceGetRemappedRows(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlRemappedRows> {
+    const [corr, unc, pending, failure] = [[0], [0], [0], [0]];
+    await this.call('nvmlDeviceGetRemappedRows', [device, corr, unc, pending, failure], options);
+    return { corrected: corr[0] ?? 0, uncorrected: unc[0] ?? 0, pending: pending[0] === 1, failure: failure[0] === 1 };
+  }
+
+  /** nvmlDeviceGetNvLinkState. */
+  async deviceGetNvLinkState(device: NvmlDeviceHandle, link: number, options: NvmlCallOptions = {}): Promise<boolean> {
+    return (await this.getUint('nvmlDeviceGetNvLinkState', [device, link], options)) === 1;
+  }
+
+  /** nvmlDeviceGetNvLinkErrorCounter. */
+  deviceGetNvLinkErrorCounter(device: NvmlDeviceHandle, link: number, counter: NvLinkErrorCounter, options: NvmlCallOptions = {}): Promise<number | undefined> {
+    return this.getU64('nvmlDeviceGetNvLinkErrorCounter', [device, link, counter], options);
+  }
+
+  /** nvmlDeviceGetCurrPcieLinkGeneration. */
+  deviceGetCurrPcieLinkGeneration(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetCurrPcieLinkGeneration', [device], options);
+  }
+
+  /** nvmlDeviceGetCurrPcieLinkWidth. */
+  deviceGetCurrPcieLinkWidth(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetCurrPcieLinkWidth', [device], options);
+  }
+
+  /** nvmlDeviceGetMaxPcieLinkGeneration (FUNCTION_NOT_FOUND on drivers without it). */
+  deviceGetMaxPcieLinkGeneration(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetMaxPcieLinkGeneration', [device], options);
+  }
+
+  /** nvmlDeviceGetMaxPcieLinkWidth (FUNCTION_NOT_FOUND on drivers without it). */
+  deviceGetMaxPcieLinkWidth(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetMaxPcieLinkWidth', [device], options);
+  }
+
+  /** nvmlDeviceGetPcieReplayCounter. */
+  deviceGetPcieReplayCounter(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetPcieReplayCounter', [device], options);
+  }
+
+  /** nvmlDeviceGetPcieThroughput (KB/s over the last 20 ms). */
+  deviceGetPcieThroughput(device: NvmlDeviceHandle, counter: PcieCounter, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetPcieThroughput', [device, counter], options);
+  }
+
+  /** nvmlDeviceGetComputeRunningProcesses_v3 using the size-then-fetch protocol. */
+  async deviceGetComputeRunningProcesses(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlProcessInfo[]> {
+    const fn = 'nvmlDeviceGetComputeRunningProcesses_v3';
+    const count = [0];
+    const first = await this.call(fn, [device, count, null], options, [NvmlReturn.INSUFFICIENT_SIZE]);
+    if (first === NvmlReturn.SUCCESS) return [];
+    for (let attempt = 0; attempt < PROCESS_FETCH_ATTEMPTS; attempt++) {
+      const capacity = (count[0] ?? 0) + PROCESS_HEADROOM;
+      const buffer = Buffer.alloc(capacity * PROCESS_INFO_SIZE);
+      count[0] = capacity;
+      const rc = await this.call(fn, [device, count, buffer], options, [NvmlReturn.INSUFFICIENT_SIZE]);
+      if (rc === NvmlReturn.SUCCESS) {
+        const processes: NvmlProcessInfo[] = [];
+        for (let i = 0; i < (count[0] ?? 0); i++) {
+          const base = i * PROCESS_INFO_SIZE;
+          const used = normalizeU64(buffer.readBigUInt64LE(base + PROCESS_MEMORY_OFFSET));
+          const pid = buffer.readUInt32LE(base + PROCESS_PID_OFFSET);
+          processes.push(used === undefined ? { pid } : { pid, usedGpuMemory: used });
+        }
+        return processes;
+      }
+    }
+    throw new NvmlError(NvmlReturn.INSUFFICIENT_SIZE, fn, 'process list kept growing');
+  }
+
+  /** nvmlDeviceGetMigMode. */
+  async deviceGetMigMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ current: boolean; pending: boolean }> {
+    const current = [0];
+    const pending = [0];
+    await this.call('nvmlDeviceGetMigMode', [device, current, pending], options);
+    return { current: current[0] === 1, pending: pending[0] === 1 };
+  }
+
+  /** nvmlDeviceGetPerformanceState (0..15; 32 = unknown). */
+  deviceGetPerformanceState(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetPerformanceState', [device], options);
+  }
+
+  /** nvmlDeviceGetFanSpeed (percent). */
+  deviceGetFanSpeed(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetFanSpeed', [device], options);
+  }
+
+  /** nvmlDeviceGetPersistenceMode. */
+  async deviceGetPersistenceMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<boolean> {
+    return (await this.getUint('nvmlDeviceGetPersistenceMode', [device], options)) === 1;
+  }
+
+  /** nvmlDeviceGetComputeMode (0 default, 1 exclusive thread, 2 prohibited, 3 exclusive process). */
+  deviceGetComputeMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetComputeMode', [device], options);
+  }
+
+  /** nvmlEventSetCreate. */
+  async eventSetCreate(options: NvmlCallOptions = {}): Promise<NvmlEventSetHandle> {
+    const out: unknown[] = [null];
+    await this.call('nvmlEventSetCreate', [out], options);
+    const set = out[0];
+    if (typeof set !== 'bigint') throw new NvmlError(NvmlReturn.UNKNOWN, 'nvmlEventSetCreate', 'returned a null set');
+    return set;
+  }
+
+  /** nvmlDeviceGetSupportedEventTypes (bitmask). */
+  async deviceGetSupportedEventTypes(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return (await this.getU64('nvmlDeviceGetSupportedEventTypes', [device], options)) ?? 0;
+  }
+
+  /** nvmlDeviceRegisterEvents. */
+  async deviceRegisterEvents(device: NvmlDeviceHandle, types: number, set: NvmlEventSetHandle, options: NvmlCallOptions = {}): Promise<void> {
+    await this.call('nvmlDeviceRegisterEvents', [device, types, set], options);
+  }
+
+  /** nvmlEventSetWait_v2; resolves null on TIMEOUT (no event within `waitMs`). */
+  async eventSetWait(set: NvmlEventSetHandle, waitMs: number, options: NvmlCallOptions = {}): Promise<NvmlEventData | null> {
+    const out: Record<string, unknown> = {};
+    const timeoutMs = (options.timeoutMs ?? this.callTimeoutMs) + waitMs;
+    const rc = await this.call('nvmlEventSetWait_v2', [set, out, waitMs], { ...options, timeoutMs }, [NvmlReturn.TIMEOUT]);
+    if (rc === NvmlReturn.TIMEOUT) return null;
+    const device = out['device'];
+    return {
+      device: typeof device === 'bigint' ? device : 0n,
+      eventType: normalizeU64(out['eventType']) ?? 0,
+      eventData: normalizeU64(out['eventData']) ?? 0,
+    };
+  }
+
+  /** nvmlEventSetFree. */
+  async eventSetFree(set: NvmlEventSetHandle, options: NvmlCallOptions = {}): Promise<void> {
+    await this.call('nvmlEventSetFree', [set], options);
+  }
+}
+
+/** nvmlTemperatureThresholds_t values. */
+export const TemperatureThreshold = { SHUTDOWN: 0, SLOWDOWN: 1, MEM_MAX: 2, GPU_MAX: 3 } as const;
+/** A temperature threshold selector. */
+export type TemperatureThreshold = (typeof TemperatureThreshold)[keyof typeof TemperatureThreshold];
+/** nvmlClockType_t values. */
+export const ClockType = { GRAPHICS: 0, SM: 1, MEM: 2, VIDEO: 3 } as const;
+/** A clock domain selector. */
+export type ClockType = (typeof ClockType)[keyof typeof ClockType];
+/** nvmlMemoryErrorType_t values. */
+export const EccErrorType = { CORRECTED: 0, UNCORRECTED: 1 } as const;
+/** An ECC error type selector. */
+export type EccErrorType = (typeof EccErrorType)[keyof typeof EccErrorType];
+/** nvmlEccCounterType_t values. */
+export const EccCounterType = { VOLATILE: 0, AGGREGATE: 1 } as const;
+/** An ECC counter selector. */
+export type EccCounterType = (typeof EccCounterType)[keyof typeof EccCounterType];
+/** nvmlPageRetirementCause_t values. */
+export const RetiredPageCause = { MULTIPLE_SBE: 0, DBE: 1 } as const;
+/** A page retirement cause selector. */
+export type RetiredPageCause = (typeof RetiredPageCause)[keyof typeof RetiredPageCause];
+/** nvmlNvLinkErrorCounter_t values. */
+export const NvLinkErrorCounter = { REPLAY: 0, RECOVERY: 1, CRC_FLIT: 2, CRC_DATA: 3, ECC_DATA: 4 } as const;
+/** An NVLink error counter selector. */
+export type NvLinkErrorCounter = (typeof NvLinkErrorCounter)[keyof typeof NvLinkErrorCounter];
+/** nvmlPcieUtilCounter_t values. */
+export const PcieCounter = { TX: 0, RX: 1 } as const;
+/** A PCIe throughput direction. */
+export type PcieCounter = (typeof PcieCounter)[keyof typeof PcieCounter];
+
+/** Races `promise` against a deadline and an AbortSignal; the promise itself keeps running. */
+function withDeadline<T>(promise: Promise<T>, fn: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      cleanup();
+      reject(signal?.reason instanceof Error ? signal.reason : new Error(`${fn} aborted`, { cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new NvmlTimeoutError(fn, timeoutMs));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    if (signal?.aborted === true) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        cleanup();
+        resolve(value);
+      },
+      (err: unknown) => {
+        cleanup();
+        reject(err instanceof Error ? new Error(`${fn} failed in koffi`, { cause: err }) : new Error(`${fn} failed: ${String(err)}`));
+      },
+    );
+  });
+}
+
+/** Lets one caller stop waiting on a shared promise without cancelling it for the others. */
+function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted', { cause: signal.reason }));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

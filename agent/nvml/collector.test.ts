@@ -1,0 +1,303 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
+import { listScenarios } from '../fake-nvml/scenario.js';
+import { NvmlBinding } from './binding.js';
+import { collectSnapshot } from './collector.js';
+import type { GpuSnapshot, NvmlSnapshot } from './types.js';
+
+let env: FakeNvmlEnvironment;
+let nvml: NvmlBinding | undefined;
+
+beforeAll(async () => {
+  env = await startFakeNvml('h100-sxm-8x-healthy');
+});
+
+afterEach(async () => {
+  await nvml?.shutdown();
+  nvml = undefined;
+});
+
+afterAll(async () => {
+  await env.dispose();
+});
+
+async function snapshotOf(scenario: string): Promise<NvmlSnapshot> {
+  await env.controller.load(scenario);
+  nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+  return collectSnapshot({ nvml });
+}
+
+function gpu(snapshot: NvmlSnapshot, index: number): GpuSnapshot {
+  const found = snapshot.gpus[index];
+  if (found === undefined) throw new Error(`no GPU ${index} in snapshot`);
+  return found;
+}
+
+describe('collectSnapshot against the fake NVML library', () => {
+  it('loads every shipped scenario into a JSON-able snapshot of the expected shape', async () => {
+    const names = await listScenarios();
+    expect(names).toEqual(
+      expect.arrayContaining(['h100-sxm-8x-healthy', 'a100-dbe-remap-pending', 'thermal-hw-slowdown', 'nvlink-down', 'gpu-lost-xid79', 'mig-enabled', 't4-legacy', 'no-gpus']),
+    );
+    for (const name of names) {
+      const snapshot = await snapshotOf(name);
+      expect(JSON.parse(JSON.stringify(snapshot))).toEqual(snapshot);
+      expect(Number.isNaN(Date.parse(snapshot.collectedAt))).toBe(false);
+      const expected = env.controller.current;
+      if (expected.gpus.length === 0) {
+        expect(snapshot.nvml.available).toBe(false);
+      } else {
+        expect(snapshot.nvml).toMatchObject({ available: true, driverVersion: expected.driverVersion });
+        expect(snapshot.gpus).toHaveLength(expected.gpus.length);
+        snapshot.gpus.forEach((g, i) => {
+          expect(g.index).toBe(i);
+          expect(g.errors).toEqual([]);
+          if (g.lost) return;
+          expect(g.uuid).toMatch(/^GPU-/);
+          expect(g.pciBusIdKernel).toMatch(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}$/);
+        });
+      }
+      await nvml?.shutdown();
+      nvml = undefined;
+    }
+  });
+
+  it('covers every field of a healthy H100', async () => {
+    const snapshot = await snapshotOf('h100-sxm-8x-healthy');
+    expect(snapshot.nvml).toEqual({ available: true, driverVersion: '550.54.15', nvmlVersion: '12.550.54.15', cudaDriverVersion: '12.4' });
+    expect(snapshot.errors).toEqual([]);
+    expect(snapshot.gpus).toHaveLength(8);
+    const g0 = gpu(snapshot, 0);
+    expect(g0).toMatchObject({
+      index: 0,
+      lost: false,
+      name: 'NVIDIA H100 80GB HBM3',
+      pciBusId: '00000000:18:00.0',
+      pciBusIdKernel: '0000:18:00',
+      memory: { totalBytes: 81559 * 1024 * 1024, reservedBytes: 579 * 1024 * 1024, usedBytes: 4 * 1024 * 1024 },
+      temperature: { gpuCelsius: 51, slowdownCelsius: 89, shutdownCelsius: 92, gpuMaxCelsius: 87, memoryMaxCelsius: 95 },
+      power: { usageWatts: 312.25, enforcedLimitWatts: 700 },
+      utilization: { gpuPercent: 35, memoryPercent: 12 },
+      clocks: { graphicsMHz: 1980, smMHz: 1980, memoryMHz: 2619, maxGraphicsMHz: 1980, maxSmMHz: 1980, maxMemoryMHz: 2619 },
+      clockEventReasons: { mask: 0, names: [] },
+      ecc: { enabled: true, pendingEnabled: true, volatileCorrected: 0, volatileUncorrected: 0, aggregateCorrected: 3, aggregateUncorrected: 0 },
+      remappedRows: { corrected: 0, uncorrected: 0, pending: false, failure: false },
+      pcie: { currentGen: 5, currentWidth: 16, maxGen: 5, maxWidth: 16, replayCounter: 0 },
+      processes: [{ pid: 4242, usedMemoryBytes: 2048 * 1024 * 1024 }],
+      migMode: { enabled: false, pendingEnabled: false },
+      persistenceMode: true,
+      performanceState: 0,
+      computeMode: 'default',
+      errors: [],
+    });
+    expect(g0.memory?.freeBytes).toBe((81559 - 579 - 4) * 1024 * 1024);
+    expect(g0.serial).toMatch(/^\d{13}$/);
+    expect(g0.fanSpeedPercent).toBeUndefined();
+    expect(g0.retiredPages).toBeUndefined();
+    expect(g0.unsupported.sort()).toEqual(['fanSpeedPercent', 'retiredPages']);
+    expect(g0.nvlinks).toHaveLength(18);
+    expect(g0.nvlinks?.every((l) => l.active)).toBe(true);
+    expect(g0.nvlinks?.[17]).toEqual({ link: 17, active: true, errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 } });
+    expect(gpu(snapshot, 1).clockEventReasons).toEqual({ mask: 1, names: ['GpuIdle'] });
+    expect(new Set(snapshot.gpus.map((g) => g.uuid)).size).toBe(8);
+  });
+
+  it('reports the volatile DBE count and the pending remap on the A100', async () => {
+    const snapshot = await snapshotOf('a100-dbe-remap-pending');
+    const g2 = gpu(snapshot, 2);
+    expect(g2.ecc).toMatchObject({ volatileUncorrected: 2, aggregateUncorrected: 2, volatileCorrected: 14 });
+    expect(g2.remappedRows).toEqual({ corrected: 1, uncorrected: 2, pending: true, failure: false });
+    expect(gpu(snapshot, 1).remappedRows?.pending).toBe(false);
+    expect(snapshot.nvml).toMatchObject({ cudaDriverVersion: '12.2' });
+  });
+
+  it('decodes hardware thermal slowdown', async () => {
+    const g1 = gpu(await snapshotOf('thermal-hw-slowdown'), 1);
+    expect(g1.temperature?.gpuCelsius).toBe(91);
+    expect(g1.clockEventReasons).toEqual({ mask: 0x60, names: ['SwThermalSlowdown', 'HwThermalSlowdown'] });
+  });
+
+  it('shows the NVLink that is down with its error counters', async () => {
+    const snapshot = await snapshotOf('nvlink-down');
+    const links = gpu(snapshot, 5).nvlinks ?? [];
+    expect(links.filter((l) => !l.active).map((l) => l.link)).toEqual([7]);
+    expect(links[7]?.errors).toEqual({ replay: 1200, recovery: 3, crcFlit: 45, crcData: 2, eccData: 0 });
+    expect(gpu(snapshot, 4).nvlinks?.every((l) => l.active)).toBe(true);
+  });
+
+  it('marks the lost GPU and keeps the other seven intact', async () => {
+    const snapshot = await snapshotOf('gpu-lost-xid79');
+    const lost = gpu(snapshot, 3);
+    expect(lost).toEqual({ index: 3, lost: true, unsupported: [], errors: [] });
+    const others = snapshot.gpus.filter((g) => g.index !== 3);
+    expect(others).toHaveLength(7);
+    for (const g of others) {
+      expect(g.lost).toBe(false);
+      expect(g.errors).toEqual([]);
+      expect(g.temperature?.gpuCelsius).toBe(34);
+      expect(g.nvlinks).toHaveLength(18);
+    }
+  });
+
+  it('lists utilization as unsupported on MIG-enabled GPUs only', async () => {
+    const snapshot = await snapshotOf('mig-enabled');
+    const mig = gpu(snapshot, 0);
+    expect(mig.migMode).toEqual({ enabled: true, pendingEnabled: true });
+    expect(mig.utilization).toBeUndefined();
+    expect(mig.unsupported).toContain('utilization');
+    const plain = gpu(snapshot, 2);
+    expect(plain.migMode).toEqual({ enabled: false, pendingEnabled: false });
+    expect(plain.utilization).toEqual({ gpuPercent: 0, memoryPercent: 0 });
+    expect(plain.unsupported).not.toContain('utilization');
+  });
+
+  it('reports what a T4 on an old driver does not support', async () => {
+    const snapshot = await snapshotOf('t4-legacy');
+    expect(snapshot.nvml).toMatchObject({ driverVersion: '470.223.02', cudaDriverVersion: '11.4' });
+    const t4 = gpu(snapshot, 0);
+    expect(t4.unsupported.sort()).toEqual(['fanSpeedPercent', 'migMode', 'nvlinks', 'remappedRows', 'temperature.memoryMaxCelsius']);
+    expect(t4.retiredPages).toEqual({ singleBitEcc: 0, doubleBitEcc: 0, pending: false });
+    // v2 memory info is unsupported there: the v1 fallback has no reservation figure
+    expect(t4.memory).toEqual({ totalBytes: 15360 * 1024 * 1024, usedBytes: 1024 * 1024, freeBytes: 15359 * 1024 * 1024 });
+    expect(t4.pcie).toEqual({ currentGen: 1, currentWidth: 16, maxGen: 3, maxWidth: 16, replayCounter: 0 });
+    expect(t4.performanceState).toBe(8);
+    expect(t4.errors).toEqual([]);
+  });
+
+  it('returns no-GPU mode when the node has no GPUs', async () => {
+    const snapshot = await snapshotOf('no-gpus');
+    expect(snapshot.nvml).toEqual({ available: false, reason: 'no GPUs found', driverVersion: '550.54.15', nvmlVersion: '12.550.54.15', cudaDriverVersion: '12.4' });
+    expect(snapshot.gpus).toEqual([]);
+  });
+
+  it('keeps the other GPUs when one GPU fails every call with UNKNOWN', async () => {
+    const scenario = env.controller.current;
+    await env.controller.load('h100-sxm-8x-healthy');
+    const base = env.controller.current;
+    base.gpus[2] = { ...base.gpus[2], errors: { '*': 999 } };
+    base.gpus[5] = { ...base.gpus[5], errors: Object.fromEntries(fieldCalls.map((c) => [c, 999])) };
+    await env.controller.load(base);
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const snapshot = await collectSnapshot({ nvml });
+    expect(scenario).toBeDefined();
+    expect(snapshot.gpus).toHaveLength(8);
+    expect(gpu(snapshot, 2)).toMatchObject({ index: 2, lost: false, errors: [{ field: 'handle', code: 999 }] });
+    // GPU 5 gets a handle but every field call fails: one error per field, no exception
+    const g5 = gpu(snapshot, 5);
+    expect(g5.uuid).toBeUndefined();
+    expect(g5.errors.length).toBeGreaterThan(20);
+    expect(g5.errors.every((e) => e.code === 999 && e.error.includes('Unknown Error'))).toBe(true);
+    expect(g5.errors.map((e) => e.field)).toEqual(expect.arrayContaining(['uuid', 'memory', 'temperature.gpuCelsius', 'power.usageWatts', 'remappedRows', 'nvlinks[0].active', 'processes']));
+    for (const g of snapshot.gpus.filter((x) => x.index !== 2 && x.index !== 5)) {
+      expect(g.errors).toEqual([]);
+      expect(g.name).toBe('NVIDIA H100 80GB HBM3');
+    }
+  });
+
+  it('collects only the requested checks', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const snapshot = await collectSnapshot({ nvml, checks: ['temperature'] });
+    const g0 = gpu(snapshot, 0);
+    expect(g0.temperature?.gpuCelsius).toBe(51);
+    expect(g0.memory).toBeUndefined();
+    expect(g0.nvlinks).toBeUndefined();
+    expect(g0.uuid).toMatch(/^GPU-/);
+  });
+
+  it('observes faults injected while the process runs', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const before = await collectSnapshot({ nvml });
+    expect(gpu(before, 6).lost).toBe(false);
+
+    await env.controller.inject({ kind: 'fall-off-bus', gpu: 6 });
+    await env.controller.inject({ kind: 'double-bit-ecc', gpu: 1, count: 3 });
+    await env.controller.inject({ kind: 'remap-pending', gpu: 1 });
+    await env.controller.inject({ kind: 'nvlink-down', gpu: 4, link: 11 });
+    await env.controller.inject({ kind: 'temperature', gpu: 7, celsius: 90, hwThermalSlowdown: true });
+    const after = await collectSnapshot({ nvml });
+
+    expect(gpu(after, 6)).toMatchObject({ lost: true });
+    expect(gpu(after, 1).ecc).toMatchObject({ volatileUncorrected: 3, aggregateUncorrected: 3 });
+    expect(gpu(after, 1).remappedRows).toMatchObject({ pending: true, uncorrected: 1 });
+    expect(gpu(after, 4).nvlinks?.[11]?.active).toBe(false);
+    expect(gpu(after, 7).temperature?.gpuCelsius).toBe(90);
+    expect(gpu(after, 7).clockEventReasons?.names).toContain('HwThermalSlowdown');
+    expect(after.gpus.filter((g) => !g.lost)).toHaveLength(7);
+  });
+
+  it('reports a delayed call past its deadline as a field error while the event loop stays responsive', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    await env.controller.inject({ kind: 'delay', gpu: 0, call: 'nvmlDeviceGetPowerUsage', ms: 400 });
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, callTimeoutMs: 100 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const snapshot = await collectSnapshot({ nvml });
+    clearInterval(timer);
+    expect(gpu(snapshot, 0).errors).toEqual([{ field: 'power.usageWatts', code: 10, error: expect.stringContaining('no answer within 100 ms') }]);
+    expect(gpu(snapshot, 0).power).toEqual({ enforcedLimitWatts: 700 });
+    expect(gpu(snapshot, 1).power?.usageWatts).toBe(71.5);
+    expect(ticks).toBeGreaterThan(3);
+    // shutdown (afterEach) still waits for the abandoned native call
+  });
+
+  it('aborts a collection through its signal', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    await env.controller.inject({ kind: 'delay', call: 'nvmlDeviceGetTemperature', ms: 300 });
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const started = Date.now();
+    await expect(collectSnapshot({ nvml, signal: AbortSignal.timeout(50) })).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(250);
+  });
+
+  it('falls back to no-GPU mode with the path in the reason when the library is missing', async () => {
+    const missing = '/nonexistent/gpudiag/libnvidia-ml.so.1';
+    nvml = new NvmlBinding({ libraryPath: missing, fallbackToSystemLibrary: false });
+    const snapshot = await collectSnapshot({ nvml });
+    expect(snapshot.nvml.available).toBe(false);
+    expect(snapshot.nvml.available === false && snapshot.nvml.reason).toContain(missing);
+    expect(snapshot.gpus).toEqual([]);
+  });
+
+  it('falls back to no-GPU mode when nvmlInit_v2 fails', async () => {
+    await env.controller.load({ name: 'driver-not-loaded', initError: 9, gpus: [] });
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const snapshot = await collectSnapshot({ nvml });
+    expect(snapshot.nvml).toMatchObject({ available: false, code: 9, reason: expect.stringContaining('Driver Not Loaded') });
+  });
+});
+
+const fieldCalls = [
+  'nvmlDeviceGetName',
+  'nvmlDeviceGetUUID',
+  'nvmlDeviceGetSerial',
+  'nvmlDeviceGetPciInfo_v3',
+  'nvmlDeviceGetMemoryInfo',
+  'nvmlDeviceGetMemoryInfo_v2',
+  'nvmlDeviceGetTemperature',
+  'nvmlDeviceGetTemperatureThreshold',
+  'nvmlDeviceGetPowerUsage',
+  'nvmlDeviceGetEnforcedPowerLimit',
+  'nvmlDeviceGetUtilizationRates',
+  'nvmlDeviceGetClockInfo',
+  'nvmlDeviceGetMaxClockInfo',
+  'nvmlDeviceGetCurrentClocksEventReasons',
+  'nvmlDeviceGetEccMode',
+  'nvmlDeviceGetTotalEccErrors',
+  'nvmlDeviceGetRetiredPages',
+  'nvmlDeviceGetRetiredPagesPendingStatus',
+  'nvmlDeviceGetRemappedRows',
+  'nvmlDeviceGetNvLinkState',
+  'nvmlDeviceGetCurrPcieLinkGeneration',
+  'nvmlDeviceGetCurrPcieLinkWidth',
+  'nvmlDeviceGetMaxPcieLinkGeneration',
+  'nvmlDeviceGetMaxPcieLinkWidth',
+  'nvmlDeviceGetPcieReplayCounter',
+  'nvmlDeviceGetComputeRunningProcesses_v3',
+  'nvmlDeviceGetMigMode',
+  'nvmlDeviceGetPerformanceState',
+  'nvmlDeviceGetFanSpeed',
+  'nvmlDeviceGetPersistenceMode',
+  'nvmlDeviceGetComputeMode',
+];

@@ -1,0 +1,396 @@
+/**
+ * Collects a JSON-able NVML snapshot of every GPU. NOT_SUPPORTED → field absent and listed
+ * in `unsupported`; other failures → `errors`; GPU_IS_LOST → `lost: true`. One GPU's failure
+ * never hides another GPU; no library / failed init / zero GPUs → no-GPU mode, not an exception.
+ */
+import {
+  ClockType,
+  EccCounterType,
+  EccErrorType,
+  NvLinkErrorCounter,
+  NvmlError,
+  NvmlLibraryError,
+  NvmlReturn,
+  NvmlTimeoutError,
+  RetiredPageCause,
+  TemperatureThreshold,
+  type NvmlBinding,
+  type NvmlCallOptions,
+  type NvmlDeviceHandle,
+} from './binding.js';
+import { toKernelBusId } from './pci-bus-id.js';
+import {
+  ALL_NVML_CHECKS,
+  type GpuComputeMode,
+  type GpuNvLink,
+  type GpuSnapshot,
+  type NvLinkErrorCounters,
+  type NvmlCheck,
+  type NvmlFieldError,
+  type NvmlSnapshot,
+  type NvmlUnavailable,
+} from './types.js';
+
+/** Options for {@link collectSnapshot}. */
+export interface CollectSnapshotOptions {
+  /** An NVML binding; initialised on demand (single-flight). */
+  nvml: NvmlBinding;
+  /** Field groups to collect (identity always); default all. */
+  checks?: readonly NvmlCheck[];
+  signal?: AbortSignal;
+  /** Injected clock for `collectedAt`. */
+  now?: () => Date;
+}
+
+/** Clock event reason bits (nvmlClocksEventReason*) and their names. */
+export const CLOCK_EVENT_REASONS: ReadonlyArray<readonly [number, string]> = [
+  [0x1, 'GpuIdle'],
+  [0x2, 'ApplicationsClocksSetting'],
+  [0x4, 'SwPowerCap'],
+  [0x8, 'HwSlowdown'],
+  [0x10, 'SyncBoost'],
+  [0x20, 'SwThermalSlowdown'],
+  [0x40, 'HwThermalSlowdown'],
+  [0x80, 'HwPowerBrakeSlowdown'],
+  [0x100, 'DisplayClockSetting'],
+];
+
+/** Names of the bits set in a clock event reasons mask (unknown bits as hex). */
+export function decodeClockEventReasons(mask: number): string[] {
+  const names = CLOCK_EVENT_REASONS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name);
+  const known = CLOCK_EVENT_REASONS.reduce((acc, [bit]) => acc | bit, 0);
+  const unknown = mask & ~known;
+  if (unknown !== 0) names.push(`0x${unknown.toString(16)}`);
+  return names;
+}
+
+/** 12040 → `12.4`, as nvidia-smi prints it. */
+export function formatCudaVersion(version: number): string {
+  const MAJOR = 1000;
+  const MINOR = 10;
+  return `${Math.floor(version / MAJOR)}.${Math.floor((version % MAJOR) / MINOR)}`;
+}
+
+const COMPUTE_MODES: readonly GpuComputeMode[] = ['default', 'exclusiveThread', 'prohibited', 'exclusiveProcess'];
+const MILLIWATTS_PER_WATT = 1000;
+const PSTATE_UNKNOWN = 32;
+/** Upper bound on NVLink indices probed (headers define 12, 18 or 36 links). */
+const MAX_NVLINK_LINKS = 64;
+/** After this many call deadlines on one GPU, its remaining fields are skipped (the driver is hung). */
+const MAX_TIMEOUTS_PER_GPU = 3;
+const NVLINK_COUNTERS: ReadonlyArray<readonly [keyof NvLinkErrorCounters, NvLinkErrorCounter]> = [
+  ['replay', NvLinkErrorCounter.REPLAY],
+  ['recovery', NvLinkErrorCounter.RECOVERY],
+  ['crcFlit', NvLinkErrorCounter.CRC_FLIT],
+  ['crcData', NvLinkErrorCounter.CRC_DATA],
+  ['eccData', NvLinkErrorCounter.ECC_DATA],
+];
+
+/** Codes that mean "this GPU or driver has no such field". */
+function isUnsupported(err: unknown): boolean {
+  return err instanceof NvmlError && (err.code === NvmlReturn.NOT_SUPPORTED || err.code === NvmlReturn.FUNCTION_NOT_FOUND);
+}
+
+function errorCode(err: unknown): number {
+  return err instanceof NvmlError ? err.code : NvmlReturn.UNKNOWN;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Drops undefined values so optional properties stay absent (exactOptionalPropertyTypes, clean JSON). */
+function compact<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } | undefined {
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  return entries.length === 0 ? undefined : (Object.fromEntries(entries) as { [K in keyof T]: Exclude<T[K], undefined> });
+}
+
+/** Collects one GPU's fields, turning each call's failure into data. */
+class GpuReader {
+  readonly unsupported = new Set<string>();
+  readonly errors: NvmlFieldError[] = [];
+  lost = false;
+  private timeouts = 0;
+  private skipped = false;
+
+  constructor(
+    readonly index: number,
+    private readonly call: NvmlCallOptions,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  get options(): NvmlCallOptions {
+    return this.call;
+  }
+
+  /** Runs one read; returns undefined when the field is unsupported or failed. */
+  async read<T>(field: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.lost || this.skipped) return undefined;
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.signal?.aborted === true) throw err;
+      this.record(field, err);
+      return undefined;
+    }
+  }
+
+  /** Classifies a failure: unsupported, lost, or an error entry. */
+  record(field: string, err: unknown): void {
+    if (isUnsupported(err)) {
+      this.unsupported.add(field);
+      return;
+    }
+    if (err instanceof NvmlError && err.code === NvmlReturn.GPU_IS_LOST) {
+      this.lost = true;
+      return;
+    }
+    this.errors.push({ field, code: errorCode(err), error: errorText(err) });
+    if (err instanceof NvmlTimeoutError && ++this.timeouts >= MAX_TIMEOUTS_PER_GPU) {
+      this.skipped = true;
+      this.errors.push({
+        field: 'gpu',
+        code: NvmlReturn.TIMEOUT,
+        error: `remaining fields skipped after ${MAX_TIMEOUTS_PER_GPU} call deadlines expired`,
+      });
+    }
+  }
+
+  /** Replaces the listed fields by the group name when every one of them is unsupported. */
+  collapse(group: string, fields: readonly string[]): void {
+    if (fields.length > 0 && fields.every((f) => this.unsupported.has(f))) {
+      for (const f of fields) this.unsupported.delete(f);
+      this.unsupported.add(group);
+    }
+  }
+}
+
+async function collectGpu(nvml: NvmlBinding, index: number, checks: ReadonlySet<NvmlCheck>, signal: AbortSignal | undefined): Promise<GpuSnapshot> {
+  const callOptions: NvmlCallOptions = signal === undefined ? {} : { signal };
+  const r = new GpuReader(index, callOptions, signal);
+  const o = r.options;
+  const gpu: GpuSnapshot = { index, lost: false, unsupported: [], errors: [] };
+
+  const handle: NvmlDeviceHandle | undefined = await r.read('handle', () => nvml.deviceGetHandleByIndex(index, o));
+  if (handle !== undefined) {
+    const h = handle;
+    const uuid = await r.read('uuid', () => nvml.deviceGetUuid(h, o));
+    const name = await r.read('name', () => nvml.deviceGetName(h, o));
+    const serial = await r.read('serial', () => nvml.deviceGetSerial(h, o));
+    const pci = await r.read('pciBusId', () => nvml.deviceGetPciInfo(h, o));
+    Object.assign(gpu, compact({ uuid, name, serial, pciBusId: pci?.busId, pciBusIdKernel: pci === undefined ? undefined : toKernelBusId(pci.busId) }));
+    await collectFields(nvml, h, r, gpu, checks);
+  }
+
+  if (r.lost) {
+    // a lost GPU answers nothing meaningful: keep identity only
+    return { ...compact({ uuid: gpu.uuid, name: gpu.name, serial: gpu.serial, pciBusId: gpu.pciBusId, pciBusIdKernel: gpu.pciBusIdKernel }), index, lost: true, unsupported: [], errors: r.errors };
+  }
+  gpu.unsupported = [...r.unsupported];
+  gpu.errors = r.errors;
+  return gpu;
+}
+
+async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, gpu: GpuSnapshot, checks: ReadonlySet<NvmlCheck>): Promise<void> {
+  const o = r.options;
+
+  if (checks.has('memory')) {
+    const memory = await r.read('memory', () => nvml.deviceGetMemoryInfo(h, o));
+    if (memory !== undefined) {
+      gpu.memory = { totalBytes: memory.total, usedBytes: memory.used, freeBytes: memory.free };
+      if (memory.reserved !== undefined) gpu.memory.reservedBytes = memory.reserved;
+    }
+  }
+
+  if (checks.has('temperature')) {
+    const threshold = (field: string, type: TemperatureThreshold): Promise<number | undefined> =>
+      r.read(`temperature.${field}`, () => nvml.deviceGetTemperatureThreshold(h, type, o));
+    const temperature = compact({
+      gpuCelsius: await r.read('temperature.gpuCelsius', () => nvml.deviceGetTemperature(h, o)),
+      slowdownCelsius: await threshold('slowdownCelsius', TemperatureThreshold.SLOWDOWN),
+      shutdownCelsius: await threshold('shutdownCelsius', TemperatureThreshold.SHUTDOWN),
+      gpuMaxCelsius: await threshold('gpuMaxCelsius', TemperatureThreshold.GPU_MAX),
+      memoryMaxCelsius: await threshold('memoryMaxCelsius', TemperatureThreshold.MEM_MAX),
+    });
+    if (temperature !== undefined) gpu.temperature = temperature;
+  }
+
+  if (checks.has('power')) {
+    const usage = await r.read('power.usageWatts', () => nvml.deviceGetPowerUsage(h, o));
+    const limit = await r.read('power.enforcedLimitWatts', () => nvml.deviceGetEnforcedPowerLimit(h, o));
+    const power = compact({
+      usageWatts: usage === undefined ? undefined : usage / MILLIWATTS_PER_WATT,
+      enforcedLimitWatts: limit === undefined ? undefined : limit / MILLIWATTS_PER_WATT,
+    });
+    if (power !== undefined) gpu.power = power;
+    r.collapse('power', ['power.usageWatts', 'power.enforcedLimitWatts']);
+  }
+
+  if (checks.has('utilization')) {
+    const util = await r.read('utilization', () => nvml.deviceGetUtilizationRates(h, o));
+    if (util !== undefined) gpu.utilization = { gpuPercent: util.gpu, memoryPercent: util.memory };
+  }
+
+  if (checks.has('clocks')) {
+    const clock = (field: string, type: ClockType, max: boolean): Promise<number | undefined> =>
+      r.read(`clocks.${field}`, () => (max ? nvml.deviceGetMaxClockInfo(h, type, o) : nvml.deviceGetClockInfo(h, type, o)));
+    const clocks = compact({
+      graphicsMHz: await clock('graphicsMHz', ClockType.GRAPHICS, false),
+      smMHz: await clock('smMHz', ClockType.SM, false),
+      memoryMHz: await clock('memoryMHz', ClockType.MEM, false),
+      maxGraphicsMHz: await clock('maxGraphicsMHz', ClockType.GRAPHICS, true),
+      maxSmMHz: await clock('maxSmMHz', ClockType.SM, true),
+      maxMemoryMHz: await clock('maxMemoryMHz', ClockType.MEM, true),
+    });
+    if (clocks !== undefined) gpu.clocks = clocks;
+    const mask = await r.read('clockEventReasons', () => nvml.deviceGetCurrentClocksEventReasons(h, o));
+    if (mask !== undefined) gpu.clockEventReasons = { mask, names: decodeClockEventReasons(mask) };
+  }
+
+  if (checks.has('ecc')) {
+    const mode = await r.read('ecc.mode', () => nvml.deviceGetEccMode(h, o));
+    const total = (field: string, type: EccErrorType, counter: EccCounterType): Promise<number | undefined> =>
+      r.read(`ecc.${field}`, () => nvml.deviceGetTotalEccErrors(h, type, counter, o));
+    // counters exist only while ECC is enabled; reading them otherwise is NOT_SUPPORTED noise
+    const counters =
+      mode?.current === false
+        ? {}
+        : {
+            volatileCorrected: await total('volatileCorrected', EccErrorType.CORRECTED, EccCounterType.VOLATILE),
+            volatileUncorrected: await total('volatileUncorrected', EccErrorType.UNCORRECTED, EccCounterType.VOLATILE),
+            aggregateCorrected: await total('aggregateCorrected', EccErrorType.CORRECTED, EccCounterType.AGGREGATE),
+            aggregateUncorrected: await total('aggregateUncorrected', EccErrorType.UNCORRECTED, EccCounterType.AGGREGATE),
+          };
+    const ecc = compact({ enabled: mode?.current, pendingEnabled: mode?.pending, ...counters });
+    if (ecc !== undefined) gpu.ecc = ecc;
+    r.collapse('ecc', ['ecc.mode', 'ecc.volatileCorrected', 'ecc.volatileUncorrected', 'ecc.aggregateCorrected', 'ecc.aggregateUncorrected']);
+  }
+
+  if (checks.has('retiredPages')) {
+    const retired = compact({
+      singleBitEcc: await r.read('retiredPages.singleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.MULTIPLE_SBE, o)),
+      doubleBitEcc: await r.read('retiredPages.doubleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.DBE, o)),
+      pending: await r.read('retiredPages.pending', () => nvml.deviceGetRetiredPagesPendingStatus(h, o)),
+    });
+    if (retired !== undefined) gpu.retiredPages = retired;
+    r.collapse('retiredPages', ['retiredPages.singleBitEcc', 'retiredPages.doubleBitEcc', 'retiredPages.pending']);
+  }
+
+  if (checks.has('remappedRows')) {
+    const rows = await r.read('remappedRows', () => nvml.deviceGetRemappedRows(h, o));
+    if (rows !== undefined) gpu.remappedRows = rows;
+  }
+
+  if (checks.has('pcie')) {
+    const pcie = compact({
+      currentGen: await r.read('pcie.currentGen', () => nvml.deviceGetCurrPcieLinkGeneration(h, o)),
+      currentWidth: await r.read('pcie.currentWidth', () => nvml.deviceGetCurrPcieLinkWidth(h, o)),
+      maxGen: await r.read('pcie.maxGen', () => nvml.deviceGetMaxPcieLinkGeneration(h, o)),
+      maxWidth: await r.read('pcie.maxWidth', () => nvml.deviceGetMaxPcieLinkWidth(h, o)),
+      replayCounter: await r.read('pcie.replayCounter', () => nvml.deviceGetPcieReplayCounter(h, o)),
+    });
+    if (pcie !== undefined) gpu.pcie = pcie;
+    r.collapse('pcie', ['pcie.currentGen', 'pcie.currentWidth', 'pcie.maxGen', 'pcie.maxWidth', 'pcie.replayCounter']);
+  }
+
+  if (checks.has('nvlink')) {
+    const links = await collectNvLinks(nvml, h, r);
+    if (links !== undefined) gpu.nvlinks = links;
+  }
+
+  if (checks.has('processes')) {
+    const processes = await r.read('processes', () => nvml.deviceGetComputeRunningProcesses(h, o));
+    if (processes !== undefined) {
+      gpu.processes = processes.map((p) => (p.usedGpuMemory === undefined ? { pid: p.pid } : { pid: p.pid, usedMemoryBytes: p.usedGpuMemory }));
+    }
+  }
+
+  if (checks.has('modes')) {
+    const mig = await r.read('migMode', () => nvml.deviceGetMigMode(h, o));
+    if (mig !== undefined) gpu.migMode = { enabled: mig.current, pendingEnabled: mig.pending };
+    const persistence = await r.read('persistenceMode', () => nvml.deviceGetPersistenceMode(h, o));
+    if (persistence !== undefined) gpu.persistenceMode = persistence;
+    const pstate = await r.read('performanceState', () => nvml.deviceGetPerformanceState(h, o));
+    if (pstate !== undefined && pstate !== PSTATE_UNKNOWN) gpu.performanceState = pstate;
+    const fan = await r.read('fanSpeedPercent', () => nvml.deviceGetFanSpeed(h, o));
+    if (fan !== undefined) gpu.fanSpeedPercent = fan;
+    const mode = await r.read('computeMode', () => nvml.deviceGetComputeMode(h, o));
+    if (mode !== undefined) gpu.computeMode = COMPUTE_MODES[mode] ?? 'unknown';
+  }
+}
+
+/** Probes links 0.. until INVALID_ARGUMENT / NOT_SUPPORTED ("no such link"). */
+async function collectNvLinks(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<GpuNvLink[] | undefined> {
+  const o = r.options;
+  const links: GpuNvLink[] = [];
+  for (let link = 0; link < MAX_NVLINK_LINKS && !r.lost; link++) {
+    let active: boolean;
+    try {
+      active = await nvml.deviceGetNvLinkState(h, link, o);
+    } catch (err) {
+      if (o.signal?.aborted === true) throw err;
+      const endOfLinks = err instanceof NvmlError && (err.code === NvmlReturn.INVALID_ARGUMENT || isUnsupported(err));
+      if (endOfLinks && link === 0) r.unsupported.add('nvlinks');
+      else if (!endOfLinks) r.record(`nvlinks[${link}].active`, err);
+      break;
+    }
+    const errors: NvLinkErrorCounters = {};
+    for (const [name, counter] of NVLINK_COUNTERS) {
+      const value = await r.read(`nvlinks.errors.${name}`, () => nvml.deviceGetNvLinkErrorCounter(h, link, counter, o));
+      if (value !== undefined) errors[name] = value;
+    }
+    links.push({ link, active, errors });
+  }
+  return links.length === 0 ? undefined : links;
+}
+
+async function readSystem<T>(field: string, errors: NvmlFieldError[], signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    if (!isUnsupported(err)) errors.push({ field, code: errorCode(err), error: errorText(err) });
+    return undefined;
+  }
+}
+
+/** Collects every GPU's snapshot; never throws for NVML failures (only when `signal` aborts). */
+export async function collectSnapshot(options: CollectSnapshotOptions): Promise<NvmlSnapshot> {
+  const { nvml, signal } = options;
+  const collectedAt = (options.now?.() ?? new Date()).toISOString();
+  const checks = new Set(options.checks ?? ALL_NVML_CHECKS);
+  const errors: NvmlFieldError[] = [];
+  const unavailable = (reason: string, extra: Partial<NvmlUnavailable> = {}): NvmlSnapshot => ({
+    collectedAt,
+    nvml: { ...extra, available: false, reason },
+    gpus: [],
+    errors,
+  });
+
+  try {
+    await nvml.init(signal === undefined ? {} : { signal });
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    if (err instanceof NvmlLibraryError) return unavailable(err.message);
+    if (err instanceof NvmlError) return unavailable(`NVML initialisation failed: ${err.message}`, { code: err.code });
+    return unavailable(`NVML initialisation failed: ${errorText(err)}`);
+  }
+
+  const o: NvmlCallOptions = signal === undefined ? {} : { signal };
+  const driverVersion = await readSystem('driverVersion', errors, signal, () => nvml.systemGetDriverVersion(o));
+  const nvmlVersion = await readSystem('nvmlVersion', errors, signal, () => nvml.systemGetNvmlVersion(o));
+  const cuda = await readSystem('cudaDriverVersion', errors, signal, () => nvml.systemGetCudaDriverVersion(o));
+  const versions = compact({ driverVersion, nvmlVersion, cudaDriverVersion: cuda === undefined ? undefined : formatCudaVersion(cuda) }) ?? {};
+
+  let count: number;
+  try {
+    count = await nvml.deviceGetCount(o);
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    return unavailable(`cannot count GPUs: ${errorText(err)}`, { ...versions, code: errorCode(err) });
+  }
+  if (count === 0) return unavailable('no GPUs found', versions);
+
+  const gpus = await Promise.all(Array.from({ length: count }, (_, index) => collectGpu(nvml, index, checks, signal)));
+  return { collectedAt, nvml: { available: true, ...versions }, gpus, errors };
+}
