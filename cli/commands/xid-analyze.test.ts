@@ -1,0 +1,121 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+// Jest runs from the repository root; the CLI shim loads dist/cli/main.js.
+const BIN = path.resolve(process.cwd(), 'bin/gpudiag.js');
+const SAMPLE = path.resolve(process.cwd(), 'test/fixtures/xid/sample-dmesg.log');
+const CHILD_TIMEOUT_MS = 30_000;
+
+function gpudiag(args: string[], input?: string): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, 'xid', 'analyze', ...args], { encoding: 'utf8', input, timeout: CHILD_TIMEOUT_MS });
+}
+
+function jsonl(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('gpudiag xid analyze', () => {
+  it('writes one JSON object per XID line with catalog fields, the UUID and the time', () => {
+    const res = gpudiag(['--format', 'jsonl', SAMPLE]);
+    expect(res.status).toBe(0);
+    const rows = jsonl(res.stdout);
+    expect(rows.map((r) => [r['line'], r['xid']])).toEqual([
+      [2, 32],
+      [3, 69],
+      [4, 62],
+      [7, 119],
+      [9, 119],
+      [10, 119],
+      [12, 119],
+      [13, 119],
+      [16, 79],
+    ]);
+    expect(rows[0]).toEqual({
+      line: 2,
+      xid: 32,
+      pciBusId: '0000:01:00',
+      pid: null,
+      process: null,
+      message: 'Channel ID 00000005 intr 00008000',
+      name: 'ROBUST_CHANNEL_PBDMA_ERROR',
+      severity: 'warning',
+      action: expect.any(String),
+      category: 'bus',
+      uuid: 'GPU-bc0fa0b9-cac2-f507-b715-9bebdb69c71e',
+      uptimeSeconds: 179.437933,
+    });
+    expect(rows[3]).toMatchObject({ pid: 2024380, process: 'nvidia-smi', timestamp: '2025-02-23T16:24:18', uuid: 'GPU-509665ad-b600-ac93-3616-d754b23d636d', severity: 'critical' });
+    expect(rows[8]).toMatchObject({ pciBusId: '0000:91:00', pid: null, process: null, name: 'ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS' });
+  });
+
+  it('prints a table grouped by GPU and XID, worst first, with a summary (table is the default)', () => {
+    const res = gpudiag([SAMPLE]);
+    expect(res.status).toBe(0);
+    const lines = res.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^SEVERITY\s+XID\s+NAME\s+PCI\s+COUNT/);
+    expect(lines[1]).toMatch(/^critical\s+119\s+GSP_RPC_TIMEOUT\s+0000:9b:00 \(GPU-509665ad-b600-ac93-3616-d754b23d636d\)\s+5\s/);
+    const severities = lines.slice(1, 6).map((l) => l.split(/\s+/)[0]);
+    expect(severities).toEqual(['critical', 'critical', 'critical', 'warning', 'warning']);
+    expect(lines[lines.length - 1]).toBe('9 XID events (5 distinct) on 3 GPUs: 7 critical, 2 warning, 0 info; 1 "fallen off the bus" line without an XID');
+  });
+
+  it('reads standard input when no file or "-" is given', () => {
+    const text = fs.readFileSync(SAMPLE, 'utf8');
+    for (const args of [['--format=jsonl'], ['--format', 'jsonl', '-']]) {
+      const res = gpudiag(args, text);
+      expect(res.status).toBe(0);
+      expect(jsonl(res.stdout)).toHaveLength(9);
+    }
+  });
+
+  it('streams large inputs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xid-cli-'));
+    try {
+      const file = path.join(dir, 'big.log');
+      const lines = 200_000;
+      const chunk = `[ 1.0] eth0: link up\n[ 2.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=1, name=a, Graphics Exception\n`;
+      fs.writeFileSync(file, chunk.repeat(lines / 2));
+      const res = gpudiag([file]);
+      expect(res.status).toBe(0);
+      expect(res.stdout).toContain(`${lines / 2} XID events (1 distinct) on 1 GPU: 0 critical, ${lines / 2} warning, 0 info`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [['--bogus'], /unknown flag "--bogus"/],
+    [['--format', 'xml'], /--format must be one of table\|jsonl, got "xml"/],
+    [['--format'], /--format must be one of/],
+    [['a.log', 'b.log'], /at most one FILE/],
+  ])('exits 2 on a usage error %j', (args, message) => {
+    const res = gpudiag(args);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(message);
+    expect(res.stdout).toBe('');
+  });
+
+  it('exits 1 naming the path when the file cannot be read', () => {
+    const missing = path.join(os.tmpdir(), 'gpudiag-no-such-file.log');
+    const res = gpudiag([missing]);
+    expect(res.status).toBe(1);
+    expect(res.stderr).toContain(missing);
+  });
+
+  it('prints help documenting the default format', () => {
+    const res = gpudiag(['--help']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(/--format table\s+\(default\)/);
+  });
+
+  it('neutralises terminal control characters in table output', () => {
+    const res = gpudiag([], 'NVRM: Xid (PCI:0000:3b:00): 13, evil \u001b[31mred\u001b[0m\n');
+    expect(res.status).toBe(0);
+    expect(res.stdout).not.toContain('\u001b');
+  });
+});
