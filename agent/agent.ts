@@ -1,0 +1,161 @@
+/**
+ * The node agent: NVML (or the explicit no-GPU mode), the XID sources and the HTTP API,
+ * started in that order and stopped in reverse. `start` resolves only once the socket is bound.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { close, listen } from '../lib/http-server.js';
+import { errorFields, type Logger } from '../lib/logger.js';
+import type { AgentConfig } from './config.js';
+import { CallerAuthorizer, tokenReviewAuthenticator, type TokenAuthenticator } from './auth/token-reviewer.js';
+import { createRequestHandler } from './http-api.js';
+import { AgentMetrics } from './metrics.js';
+import { NvmlBinding } from './nvml/binding.js';
+import { collectSnapshot } from './nvml/collector.js';
+import { SnapshotService } from './snapshot-service.js';
+import { XidService } from './xid-service.js';
+
+/** The agent's version, reported in every snapshot. */
+export const AGENT_VERSION = '0.1.0';
+/** /healthz fails when the event loop heartbeat is older than this. */
+const LIVENESS_STALL_MS = 10_000;
+
+/** Things tests (and the simulated fleet) may inject instead of the defaults. */
+export interface AgentDeps {
+  logger: Logger;
+  /** Replaces TokenReview (the simulated fleet shares one authenticator). */
+  authenticator?: TokenAuthenticator;
+}
+
+/** A running agent. */
+export class Agent {
+  private heartbeat = Date.now();
+  private readonly heartbeatTimer: NodeJS.Timeout;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly address: AddressInfo,
+    readonly snapshots: SnapshotService,
+    readonly metrics: AgentMetrics,
+    private readonly server: Server,
+    private readonly xid: XidService,
+    private readonly nvml: NvmlBinding | undefined,
+    private readonly logger: Logger,
+  ) {
+    this.heartbeatTimer = setInterval(() => (this.heartbeat = Date.now()), 1000);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Starts NVML, the XID sources and the HTTP server; rejects if the port cannot be bound. */
+  static async start(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<Agent> {
+    const logger = deps.logger.child({ node: config.nodeName });
+    const metrics = new AgentMetrics();
+    const startedAt = new Date().toISOString();
+
+    const { nvml, mode, modeReason } = await Agent.initNvml(config, logger);
+    const xid = new XidService({
+      kmsgPath: config.kmsgPath,
+      kmsgPollMs: config.kmsgPollMs,
+      ...(config.cursorFile !== undefined ? { cursorPath: config.cursorFile } : {}),
+      ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
+      ...(nvml !== undefined ? { nvml } : {}),
+      logger,
+      onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
+    });
+    await xid.start();
+
+    const snapshots = new SnapshotService({
+      nodeName: config.nodeName,
+      nvml,
+      xid,
+      metrics,
+      cacheMs: config.snapshotCacheMs,
+      agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),
+    });
+    const authorizer = config.auth === 'none' ? undefined : new CallerAuthorizer(deps.authenticator ?? Agent.tokenReview(config), new Set(config.allowedCallers));
+    if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
+
+    let agent: Agent | undefined;
+    const handler = createRequestHandler({
+      snapshots,
+      authorizer,
+      metrics,
+      logger,
+      requestTimeoutMs: config.requestTimeoutMs,
+      readiness: () => agent?.readiness() ?? { ready: false, reasons: ['starting'] },
+      liveness: () => agent?.liveness() ?? { alive: true },
+    });
+    const server =
+      config.tls === undefined
+        ? createHttpServer(handler)
+        : createHttpsServer({ cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }, handler);
+    server.requestTimeout = config.requestTimeoutMs + 5_000;
+    server.headersTimeout = 10_000;
+    server.maxHeadersCount = 64;
+    let address: AddressInfo;
+    try {
+      address = await listen(server, config.listenPort, config.listenHost);
+    } catch (err) {
+      await xid.stop();
+      await nvml?.shutdown();
+      throw err;
+    }
+    agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger);
+    logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
+    return agent;
+  }
+
+  private static tokenReview(config: Readonly<AgentConfig>): TokenAuthenticator {
+    const kc = new KubeConfig();
+    if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromCluster();
+    return tokenReviewAuthenticator(kc, config.tokenAudience);
+  }
+
+  /** NVML with at least one GPU, or the explicit no-GPU mode with the reason. */
+  private static async initNvml(config: Readonly<AgentConfig>, logger: Logger): Promise<{ nvml: NvmlBinding | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string }> {
+    const nvml = new NvmlBinding({
+      ...(config.nvmlLibraryPath !== undefined ? { libraryPath: config.nvmlLibraryPath } : {}),
+      fallbackToSystemLibrary: !config.nvmlNoFallback,
+      callTimeoutMs: config.nvmlCallTimeoutMs,
+    });
+    const probe = await collectSnapshot({ nvml, checks: [] });
+    if (probe.nvml.available && probe.gpus.length > 0) {
+      logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion });
+      return { nvml, mode: 'nvml' };
+    }
+    const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;
+    logger.warn('running in no-GPU mode: snapshots carry no GPUs, XIDs are still served from the kernel log', { reason });
+    await nvml.shutdown().catch((err: unknown) => logger.debug('NVML shutdown after failed probe', errorFields(err)));
+    return { nvml: undefined, mode: 'no-gpu', modeReason: reason };
+  }
+
+  /** Ready once NVML is initialised (or no-GPU mode is decided) and the kernel-log reader runs. */
+  readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.stopping !== undefined) reasons.push('shutting down');
+    if (!this.xid.kmsgReady) reasons.push(`kernel log reader not running: ${this.xid.status().kmsg.error ?? 'stopped'}`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  /** Alive while the event loop keeps ticking. */
+  liveness(): { alive: boolean; reason?: string } {
+    const stalled = Date.now() - this.heartbeat;
+    return stalled > LIVENESS_STALL_MS ? { alive: false, reason: `event loop stalled for ${stalled} ms` } : { alive: true };
+  }
+
+  /** Stops accepting requests, drains in-flight ones, stops the XID sources and shuts NVML down. */
+  stop(graceMs = 5_000): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.heartbeatTimer);
+      await close(this.server, graceMs);
+      await this.xid.stop();
+      await this.nvml?.shutdown();
+      this.logger.info('agent stopped');
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,66 @@
+/** The agent's Prometheus metrics, on a Registry of its own (never the global one). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GpuSnapshot } from './nvml/types.js';
+
+/** Every metric the agent exports. */
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly gpuLabels = ['gpu', 'uuid'] as const;
+  readonly temperature = new Gauge({ name: 'gpudiag_agent_gpu_temperature_celsius', help: 'GPU core temperature.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly slowdownMargin = new Gauge({ name: 'gpudiag_agent_gpu_slowdown_margin_celsius', help: 'Degrees below the GPU\'s slowdown threshold.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly power = new Gauge({ name: 'gpudiag_agent_gpu_power_watts', help: 'GPU power draw.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly powerLimit = new Gauge({ name: 'gpudiag_agent_gpu_power_limit_watts', help: 'Enforced power limit.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly memoryUsed = new Gauge({ name: 'gpudiag_agent_gpu_memory_used_bytes', help: 'Framebuffer memory in use.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly memoryTotal = new Gauge({ name: 'gpudiag_agent_gpu_memory_total_bytes', help: 'Framebuffer memory size.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly eccVolatile = new Gauge({ name: 'gpudiag_agent_gpu_ecc_volatile_errors', help: 'ECC errors since the driver loaded.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry] });
+  readonly eccAggregate = new Gauge({ name: 'gpudiag_agent_gpu_ecc_aggregate_errors', help: 'Lifetime ECC errors.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry] });
+  readonly remappedRows = new Gauge({ name: 'gpudiag_agent_gpu_remapped_rows', help: 'Rows remapped, by cause.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry] });
+  readonly remapPending = new Gauge({ name: 'gpudiag_agent_gpu_remap_pending', help: '1 when a row remap waits for a GPU reset.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly remapFailure = new Gauge({ name: 'gpudiag_agent_gpu_remap_failure', help: '1 when a row remap failed.', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly lost = new Gauge({ name: 'gpudiag_agent_gpu_lost', help: '1 when the GPU fell off the bus (GPU_IS_LOST).', labelNames: this.gpuLabels, registers: [this.registry] });
+  readonly gpus = new Gauge({ name: 'gpudiag_agent_gpus', help: 'GPUs NVML reports.', registers: [this.registry] });
+  readonly nvmlAvailable = new Gauge({ name: 'gpudiag_agent_nvml_available', help: '1 when NVML initialised; 0 in no-GPU mode.', registers: [this.registry] });
+  readonly xidEvents = new Counter({ name: 'gpudiag_agent_xid_events_total', help: 'XID events seen, by code and source.', labelNames: ['xid', 'source'], registers: [this.registry] });
+  readonly collectionDuration = new Histogram({
+    name: 'gpudiag_agent_collection_duration_seconds',
+    help: 'Time to collect one NVML snapshot.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly requests = new Counter({ name: 'gpudiag_agent_http_requests_total', help: 'HTTP requests by path and status code.', labelNames: ['path', 'code'], registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gpudiag_agent_' });
+  }
+
+  /** Replaces the per-GPU gauges with the values of a fresh collection (GPUs that vanished drop out). */
+  recordGpus(gpus: readonly GpuSnapshot[]): void {
+    for (const g of [this.temperature, this.slowdownMargin, this.power, this.powerLimit, this.memoryUsed, this.memoryTotal, this.eccVolatile, this.eccAggregate, this.remappedRows, this.remapPending, this.remapFailure, this.lost]) g.reset();
+    this.gpus.set(gpus.length);
+    for (const gpu of gpus) {
+      const l = { gpu: String(gpu.index), uuid: gpu.uuid ?? '' };
+      this.lost.set(l, gpu.lost ? 1 : 0);
+      const t = gpu.temperature;
+      if (t?.gpuCelsius !== undefined) this.temperature.set(l, t.gpuCelsius);
+      if (t?.gpuCelsius !== undefined && t.slowdownCelsius !== undefined) this.slowdownMargin.set(l, t.slowdownCelsius - t.gpuCelsius);
+      if (gpu.power?.usageWatts !== undefined) this.power.set(l, gpu.power.usageWatts);
+      if (gpu.power?.enforcedLimitWatts !== undefined) this.powerLimit.set(l, gpu.power.enforcedLimitWatts);
+      if (gpu.memory !== undefined) {
+        this.memoryUsed.set(l, gpu.memory.usedBytes);
+        this.memoryTotal.set(l, gpu.memory.totalBytes);
+      }
+      const ecc = gpu.ecc;
+      if (ecc?.volatileCorrected !== undefined) this.eccVolatile.set({ ...l, type: 'corrected' }, ecc.volatileCorrected);
+      if (ecc?.volatileUncorrected !== undefined) this.eccVolatile.set({ ...l, type: 'uncorrected' }, ecc.volatileUncorrected);
+      if (ecc?.aggregateCorrected !== undefined) this.eccAggregate.set({ ...l, type: 'corrected' }, ecc.aggregateCorrected);
+      if (ecc?.aggregateUncorrected !== undefined) this.eccAggregate.set({ ...l, type: 'uncorrected' }, ecc.aggregateUncorrected);
+      const rows = gpu.remappedRows;
+      if (rows !== undefined) {
+        this.remappedRows.set({ ...l, type: 'corrected' }, rows.corrected);
+        this.remappedRows.set({ ...l, type: 'uncorrected' }, rows.uncorrected);
+        this.remapPending.set(l, rows.pending ? 1 : 0);
+        this.remapFailure.set(l, rows.failure ? 1 : 0);
+      }
+    }
+  }
+}
