@@ -147,7 +147,6 @@ export class ControlPlane {
           '--service-account-issuer', `${server}/`,
           '--service-account-key-file', certs.serviceAccountPub,
           '--service-account-signing-key-file', certs.serviceAccountKey,
-          '--api-audiences', `${server}/,gpudiag-agent`,
           '--endpoint-reconciler-type', 'none',
           '--v', '1',
         ], path.join(dir, 'logs', 'kube-apiserver.log')),
