@@ -78,15 +78,16 @@ export class Agent {
     const authorizer = config.auth === 'none' ? undefined : new CallerAuthorizer(deps.authenticator ?? Agent.tokenReview(config), new Set(config.allowedCallers));
     if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
 
-    let agent: Agent | undefined;
+    // Probes are answered by the Agent once it exists; until then the server is not bound anyway.
+    const started: { agent?: Agent } = {};
     const handler = createRequestHandler({
       snapshots,
       authorizer,
       metrics,
       logger,
       requestTimeoutMs: config.requestTimeoutMs,
-      readiness: () => agent?.readiness() ?? { ready: false, reasons: ['starting'] },
-      liveness: () => agent?.liveness() ?? { alive: true },
+      readiness: () => started.agent?.readiness() ?? { ready: false, reasons: ['starting'] },
+      liveness: () => started.agent?.liveness() ?? { alive: true },
     });
     const server =
       config.tls === undefined
@@ -103,7 +104,8 @@ export class Agent {
       await nvml?.shutdown();
       throw err;
     }
-    agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger);
+    const agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger);
+    started.agent = agent;
     logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
     return agent;
   }

@@ -1,7 +1,7 @@
 /**
  * Regenerates api/generated/ from the CRD YAML in crds/ (the API's source of truth): JSON
  * Schemas for ajv and TypeScript types; and agent/api/snapshot.schema.json from the agent's
- * snapshot document type. `--check` exits 1 when the committed files drift.
+ * snapshot document type; and the Helm chart's copies of the CRDs. `--check` exits 1 when the committed files drift.
  *
  *   npm run codegen          # write
  *   npm run codegen:check    # verify (CI)
@@ -86,6 +86,8 @@ async function render(): Promise<Map<string, string>> {
   files.set('api/generated/types.ts', typeParts.join('\n'));
   files.set('api/generated/schemas.ts', schemaParts.join('\n'));
   files.set('agent/api/snapshot.schema.json', snapshotSchema());
+  // Helm installs CRDs from the chart's crds/ folder: keep exact copies of the source of truth.
+  for (const crd of crds) files.set(path.join('charts', 'gpudiag', 'crds', path.basename(crd.file)), await readFile(crd.file, 'utf8'));
   return files;
 }
 
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
     process.stderr.write(`generated files drifted from crds/: ${drifted.join(', ')}\nrun \`npm run codegen\` and commit the result\n`);
     process.exit(1);
   }
-  process.stdout.write(check ? 'api/generated is up to date\n' : `wrote ${[...files.keys()].join(', ')}\n`);
+  process.stdout.write(check ? 'generated files are up to date\n' : `wrote ${[...files.keys()].join(', ')}\n`);
 }
 
 await main();

@@ -1,0 +1,95 @@
+/** The `gpudiag agent` binary: flags, readiness, a real snapshot, SIGTERM drain and exit codes. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { freePort } from '../../dev/control-plane/control-plane.js';
+import { repoRoot } from '../../dev/control-plane/binaries.js';
+import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
+import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
+
+let dir: string;
+let libraryPath: string;
+const controller = new FakeNvmlController();
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-agent-proc-'));
+  await writeFile(path.join(dir, 'kmsg'), '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n');
+  libraryPath = await buildFakeNvml();
+  await controller.load('a100-dbe-remap-pending');
+});
+afterAll(async () => {
+  await controller.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function startAgent(args: string[]): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
+  let output = '';
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'agent', ...args], {
+    env: { ...process.env, ...controller.env() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  return { child, exited, output: () => output };
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms`);
+}
+
+describe('gpudiag agent process', () => {
+  it('serves a snapshot from the fake library, then drains and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const agent = startAgent(['--node-name', 'gpu-node-a100', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--nvml-library', libraryPath, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg'), '--cursor-file', path.join(dir, 'cursor.json')]);
+    try {
+      await waitReady(url, 20_000);
+      const doc = (await (await fetch(`${url}/v1/snapshot?checks=ecc,xid&xidSince=2000-01-01T00:00:00Z`)).json()) as {
+        node: string;
+        gpus: { ecc?: { volatileUncorrected?: number }; remappedRows?: { pending: boolean } }[];
+        xid: { events: { xid: number; severity: string; sources: string[] }[] };
+      };
+      expect(doc.node).toBe('gpu-node-a100');
+      expect(doc.gpus.some((g) => (g.ecc?.volatileUncorrected ?? 0) > 0)).toBe(true);
+      expect(doc.gpus.some((g) => g.remappedRows?.pending === true)).toBe(true);
+      // XIDs from the kernel log and from the NVML event API (the scenario delivers events).
+      expect(doc.xid.events).toEqual(expect.arrayContaining([
+        expect.objectContaining({ xid: 48, severity: 'critical', sources: ['kmsg'], pciBusId: '0000:3b:00' }),
+        expect.objectContaining({ xid: 63, severity: 'warning', sources: ['nvml'] }),
+      ]));
+    } finally {
+      agent.child.kill('SIGTERM');
+    }
+    expect(await agent.exited).toBe(0);
+    expect(agent.output()).toContain('"message":"agent stopped"');
+  });
+
+  it('exits 2 naming the flag when configuration is invalid', async () => {
+    const agent = startAgent(['--node-name', 'n', '--listen', 'nowhere']);
+    expect(await agent.exited).toBe(2);
+    expect(agent.output()).toContain('--listen must be HOST:PORT');
+  });
+
+  it('exits 1 when its port is taken (start never reports ready)', async () => {
+    const port = await freePort();
+    const first = startAgent(['--node-name', 'a', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback']);
+    try {
+      await waitReady(`http://127.0.0.1:${port}`, 20_000);
+      const second = startAgent(['--node-name', 'b', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback']);
+      expect(await second.exited).toBe(1);
+      expect(second.output()).toContain('EADDRINUSE');
+    } finally {
+      first.child.kill('SIGTERM');
+    }
+    expect(await first.exited).toBe(0);
+  });
+});
