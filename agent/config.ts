@@ -73,18 +73,18 @@ Every option can also be set with the environment variable shown.
   --auth tokenreview|none      caller authentication (GPUDIAG_AGENT_AUTH; default tokenreview)
   --allowed-callers LIST       comma-separated usernames allowed to call /v1/snapshot, e.g.
                                system:serviceaccount:gpudiag:gpudiag-operator (required with tokenreview)
-  --token-audience AUD         audience callers' tokens must carry (default gpudiag-agent)
+  --token-audience AUD         audience callers' tokens must carry (GPUDIAG_AGENT_TOKEN_AUDIENCE; default gpudiag-agent)
   --kubeconfig FILE            for TokenReview (KUBECONFIG; in-cluster config when unset)
   --nvml-library PATH          libnvidia-ml.so.1 to load (GPUDIAG_NVML_LIBRARY)
-  --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1
-  --nvml-call-timeout-ms N     deadline of one NVML call (default 2000)
-  --kmsg-path PATH             kernel log device or stand-in; "" disables (default /dev/kmsg)
-  --kmsg-poll-ms N             kernel log poll interval (default 500)
-  --cursor-file PATH           where the kmsg cursor persists (default none)
-  --boot-id-path PATH          boot identity (default /proc/sys/kernel/random/boot_id)
-  --snapshot-cache-ms N        reuse a snapshot this long (default 2000)
-  --request-timeout-ms N       per-request deadline (default 30000)
-  --log-level LEVEL            error|warn|info|debug (default info)
+  --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1 (GPUDIAG_NVML_NO_FALLBACK=true)
+  --nvml-call-timeout-ms N     deadline of one NVML call (GPUDIAG_NVML_CALL_TIMEOUT_MS; default 2000)
+  --kmsg-path PATH             kernel log device or stand-in; "" disables (GPUDIAG_KMSG_PATH; default /dev/kmsg)
+  --kmsg-poll-ms N             kernel log poll interval (GPUDIAG_KMSG_POLL_MS; default 500)
+  --cursor-file PATH           where the kmsg cursor persists (GPUDIAG_KMSG_CURSOR_FILE; default none)
+  --boot-id-path PATH          boot identity (GPUDIAG_BOOT_ID_PATH; default /proc/sys/kernel/random/boot_id)
+  --snapshot-cache-ms N        reuse a snapshot this long (GPUDIAG_SNAPSHOT_CACHE_MS; default 2000)
+  --request-timeout-ms N       per-request deadline (GPUDIAG_REQUEST_TIMEOUT_MS; default 30000)
+  --log-level LEVEL            error|warn|info|debug (GPUDIAG_LOG_LEVEL; default info)
 `;
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -149,7 +149,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     tokenAudience: get('token-audience') ?? 'gpudiag-agent',
     ...optional('kubeconfig', get('kubeconfig')),
     ...optional('nvmlLibraryPath', get('nvml-library')),
-    nvmlNoFallback: values['nvml-no-fallback'] === true,
+    nvmlNoFallback: values['nvml-no-fallback'] === true || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',
     kmsgPollMs: integer('kmsg-poll-ms', get('kmsg-poll-ms'), 500, 10, 60_000),

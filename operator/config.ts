@@ -1,0 +1,163 @@
+/**
+ * The operator's configuration, parsed once from flags and environment variables (flags win),
+ * validated and frozen. Nothing cluster-specific is hard-coded elsewhere: namespaces, the agent
+ * selector, port, scheme and token all come from here.
+ */
+import { parseArgs } from 'node:util';
+
+/** Validated operator configuration. */
+export interface OperatorConfig {
+  kubeconfig?: string;
+  /** Namespaces whose GPUDiagnostics are reconciled; empty means all. */
+  namespaces: readonly string[];
+  agentNamespace: string;
+  /** Label selector (`k=v,k2=v2`) of the agent pods. */
+  agentSelector: string;
+  agentPort: number;
+  agentScheme: 'http' | 'https';
+  agentCaFile?: string;
+  /** Projected ServiceAccount token presented to agents (re-read so kubelet rotation works). */
+  agentTokenFile: string;
+  agentTokenAudience: string;
+  /** Most agent requests in flight across the operator. */
+  fanoutConcurrency: number;
+  /** Retries per node for transient failures. */
+  fanoutRetries: number;
+  workers: number;
+  defaultPerNodeTimeoutSeconds: number;
+  probeHost: string;
+  probePort: number;
+  leaderElection: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  logLevel: string;
+}
+
+/** A configuration problem, naming the flag. */
+export class OperatorConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OperatorConfigError';
+  }
+}
+
+const ENV: Record<string, string> = {
+  kubeconfig: 'KUBECONFIG',
+  namespaces: 'GPUDIAG_WATCH_NAMESPACES',
+  'agent-namespace': 'GPUDIAG_AGENT_NAMESPACE',
+  'agent-selector': 'GPUDIAG_AGENT_SELECTOR',
+  'agent-port': 'GPUDIAG_AGENT_PORT',
+  'agent-scheme': 'GPUDIAG_AGENT_SCHEME',
+  'agent-ca-file': 'GPUDIAG_AGENT_CA_FILE',
+  'agent-token-file': 'GPUDIAG_AGENT_TOKEN_FILE',
+  'agent-token-audience': 'GPUDIAG_AGENT_TOKEN_AUDIENCE',
+  'fanout-concurrency': 'GPUDIAG_FANOUT_CONCURRENCY',
+  'fanout-retries': 'GPUDIAG_FANOUT_RETRIES',
+  workers: 'GPUDIAG_WORKERS',
+  'per-node-timeout-seconds': 'GPUDIAG_PER_NODE_TIMEOUT_SECONDS',
+  'probe-listen': 'GPUDIAG_PROBE_LISTEN',
+  'leader-election': 'GPUDIAG_LEADER_ELECTION',
+  'lease-namespace': 'GPUDIAG_LEASE_NAMESPACE',
+  'lease-name': 'GPUDIAG_LEASE_NAME',
+  identity: 'POD_NAME',
+  'log-level': 'GPUDIAG_LOG_LEVEL',
+};
+
+/** Usage text for `gpudiag operator --help`. */
+export const OPERATOR_USAGE = `usage: gpudiag operator [options]
+
+Reconciles GPUDiagnostic and GPUHealthPolicy objects by asking the node agents.
+Every option can also be set with the environment variable shown.
+
+  --kubeconfig FILE               (KUBECONFIG; in-cluster configuration when unset)
+  --namespaces a,b                GPUDiagnostic namespaces to watch (GPUDIAG_WATCH_NAMESPACES; default all)
+  --agent-namespace NS            where the agent pods run (default gpudiag-system)
+  --agent-selector k=v,...        agent pod labels (default app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent)
+  --agent-port N                  agent port (default 9440)
+  --agent-scheme http|https       (default http)
+  --agent-ca-file FILE            CA for https agents
+  --agent-token-file FILE         projected token sent to agents (default /var/run/secrets/gpudiag/agent-token)
+  --agent-token-audience AUD      (default gpudiag-agent)
+  --fanout-concurrency N          agent requests in flight (default 256)
+  --fanout-retries N              retries of transient failures per node (default 2)
+  --workers N                     reconcile workers (default 4)
+  --per-node-timeout-seconds N    default per-node deadline (default 20)
+  --probe-listen HOST:PORT        /healthz, /readyz, /metrics (default 0.0.0.0:8081)
+  --leader-election true|false    (default true)
+  --lease-namespace NS            (default: the agent namespace)
+  --lease-name NAME               (default gpudiag-operator)
+  --identity NAME                 leader identity (POD_NAME; default the hostname)
+  --log-level LEVEL               error|warn|info|debug (default info)
+`;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const SELECTOR_TERM = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new OperatorConfigError(`--${flag} must be an integer between ${min} and ${max}, got "${value}"`);
+  return n;
+}
+
+function namespaceName(flag: string, value: string): string {
+  if (!DNS_LABEL.test(value) || value.length > 63) throw new OperatorConfigError(`--${flag} must be a namespace name (DNS-1123 label), got "${value.slice(0, 80)}"`);
+  return value;
+}
+
+/** Parses flags (then env) into a frozen OperatorConfig; throws OperatorConfigError naming the flag. */
+export function parseOperatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv, hostname: string): Readonly<OperatorConfig> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(Object.keys(ENV).map((k) => [k, { type: 'string' as const }]));
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new OperatorConfigError((err as Error).message);
+  }
+  const get = (flag: string): string | undefined => {
+    const v = values[flag];
+    if (typeof v === 'string') return v;
+    const envName = ENV[flag];
+    return envName === undefined ? undefined : env[envName];
+  };
+  const namespaces = (get('namespaces') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '').map((n) => namespaceName('namespaces', n));
+  const agentNamespace = namespaceName('agent-namespace', get('agent-namespace') ?? 'gpudiag-system');
+  const agentSelector = get('agent-selector') ?? 'app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent';
+  for (const term of agentSelector.split(',')) {
+    if (!SELECTOR_TERM.test(term)) throw new OperatorConfigError(`--agent-selector must be comma-separated key=value labels, got "${term.slice(0, 80)}"`);
+  }
+  const scheme = get('agent-scheme') ?? 'http';
+  if (scheme !== 'http' && scheme !== 'https') throw new OperatorConfigError(`--agent-scheme must be http or https, got "${scheme}"`);
+  const probe = get('probe-listen') ?? '0.0.0.0:8081';
+  const colon = probe.lastIndexOf(':');
+  if (colon <= 0) throw new OperatorConfigError(`--probe-listen must be HOST:PORT, got "${probe}"`);
+  const leaderElection = get('leader-election') ?? 'true';
+  if (leaderElection !== 'true' && leaderElection !== 'false') throw new OperatorConfigError(`--leader-election must be true or false, got "${leaderElection}"`);
+  const level = get('log-level') ?? 'info';
+  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new OperatorConfigError(`--log-level must be error, warn, info or debug, got "${level}"`);
+  const kubeconfig = get('kubeconfig');
+  const caFile = get('agent-ca-file');
+  return Object.freeze({
+    ...(kubeconfig !== undefined && kubeconfig !== '' ? { kubeconfig } : {}),
+    namespaces: Object.freeze(namespaces),
+    agentNamespace,
+    agentSelector,
+    agentPort: integer('agent-port', get('agent-port'), 9440, 1, 65535),
+    agentScheme: scheme,
+    ...(caFile !== undefined && caFile !== '' ? { agentCaFile: caFile } : {}),
+    agentTokenFile: get('agent-token-file') ?? '/var/run/secrets/gpudiag/agent-token',
+    agentTokenAudience: get('agent-token-audience') ?? 'gpudiag-agent',
+    fanoutConcurrency: integer('fanout-concurrency', get('fanout-concurrency'), 256, 1, 10_000),
+    fanoutRetries: integer('fanout-retries', get('fanout-retries'), 2, 0, 10),
+    workers: integer('workers', get('workers'), 4, 1, 64),
+    defaultPerNodeTimeoutSeconds: integer('per-node-timeout-seconds', get('per-node-timeout-seconds'), 20, 1, 600),
+    probeHost: probe.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+    probePort: integer('probe-listen', probe.slice(colon + 1), 8081, 0, 65535),
+    leaderElection: leaderElection === 'true',
+    leaseNamespace: namespaceName('lease-namespace', get('lease-namespace') ?? agentNamespace),
+    leaseName: get('lease-name') ?? 'gpudiag-operator',
+    identity: get('identity') ?? hostname,
+    logLevel: level,
+  });
+}
