@@ -1,0 +1,323 @@
+/**
+ * The GPUDiagnostic controller. Level-triggered: the queue carries keys; each pass re-reads the
+ * object, gathers observations (policy, targets, the in-memory run), computes the desired status
+ * with computeDiagnosticStatus, and writes it once (skipped when unchanged, retried on conflict).
+ *
+ * Agent fan-outs run in the background, tracked by object UID; a finished run re-queues its key.
+ * A diagnostic found Running without a run in memory (the operator restarted or leadership moved)
+ * is run again, so nothing stays Running forever.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Agent as HttpAgent } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
+import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { DEFAULT_PER_NODE_TIMEOUT_SECONDS } from '../../api/defaults.js';
+import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
+import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
+import type { DiagnosticCheck } from '../../agent/api/snapshot-document.js';
+import { errorFields, type Logger } from '../../lib/logger.js';
+import type { TokenProvider } from '../agent-token.js';
+import type { EventRecorder, EventSubject } from '../events.js';
+import { fanOut, type NodeOutcome } from '../fanout/fanout.js';
+import type { CircuitBreaker } from '../fanout/circuit-breaker.js';
+import { InvalidTargetInputError, resolveTargets } from '../fanout/targets.js';
+import type { OperatorMetrics } from '../metrics.js';
+import { isConflict, isNotFound } from '../runtime/errors.js';
+import { splitKey, type ResilientInformer } from '../runtime/informer.js';
+import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
+import { parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
+import { computeDiagnosticStatus, isFinished, type DiagnosticObservation } from './compute.js';
+import type { NodeResultInput } from './results.js';
+
+/** Progress is written at most this often while agents answer. */
+const PROGRESS_INTERVAL_MS = 1_000;
+/** A safety net: a running diagnostic is looked at again at least this often. */
+const RUNNING_RECHECK_MS = 10_000;
+/** Status writes retried on conflict before the key goes back to the queue with backoff. */
+const MAX_STATUS_ATTEMPTS = 5;
+/** At most this many Warning events per finished diagnostic (one per critical node). */
+const MAX_NODE_EVENTS = 10;
+
+/** What the controller needs. */
+export interface DiagnosticControllerDeps {
+  kc: KubeConfig;
+  nodes: ResilientInformer<V1Node>;
+  agentPods: ResilientInformer<V1Pod>;
+  breaker: CircuitBreaker;
+  connections: HttpAgent;
+  tokenProvider: TokenProvider;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  logger: Logger;
+  agentPort: number;
+  agentScheme: 'http' | 'https';
+  agentCaPem?: string;
+  fanoutConcurrency: number;
+  fanoutRetries: number;
+  defaultPerNodeTimeoutSeconds: number;
+  now?: () => Date;
+}
+
+interface Run {
+  key: string;
+  startTime: string;
+  targeted: number;
+  restarted: boolean;
+  completed: NodeResultInput[];
+  done: boolean;
+  abort: AbortController;
+  progressQueued: boolean;
+}
+
+/** Reconciles GPUDiagnostics. */
+export class DiagnosticController {
+  private readonly runs = new Map<string, Run>();
+  private readonly api: CustomObjectsApi;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly deps: DiagnosticControllerDeps,
+    private readonly queue: WorkQueue,
+  ) {
+    this.api = deps.kc.makeApiClient(CustomObjectsApi);
+    this.now = deps.now ?? ((): Date => new Date());
+  }
+
+  /** Runs still asking agents (for tests and shutdown). */
+  get activeRuns(): number {
+    return this.runs.size;
+  }
+
+  /** Aborts every run (leadership lost or shutdown); their objects are re-run by the next leader. */
+  abortAll(): void {
+    for (const run of this.runs.values()) run.abort.abort(new Error('operator stopping'));
+    this.runs.clear();
+  }
+
+  /** One reconcile pass for `namespace/name`. */
+  async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
+    const { namespace, name } = splitKey(key);
+    if (namespace === undefined) return;
+    let obj: GPUDiagnostic;
+    try {
+      obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name })) as GPUDiagnostic;
+    } catch (err) {
+      if (isNotFound(err)) {
+        this.forgetRunsFor(key);
+        return;
+      }
+      throw err;
+    }
+    const uid = obj.metadata.uid ?? key;
+    const log = this.deps.logger.child({ diagnostic: key });
+
+    if (isFinished(obj.status)) {
+      this.runs.delete(uid);
+      return this.expireIfDue(obj, log);
+    }
+
+    const valid = validateGPUDiagnostic(obj);
+    if (!valid.ok) {
+      await this.apply(obj, { kind: 'stalled', reason: 'InvalidSpec', message: describeErrors(valid.errors) }, signal);
+      return;
+    }
+
+    const run = this.runs.get(uid);
+    if (run !== undefined) {
+      run.progressQueued = false;
+      if (!run.done) {
+        await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed, restarted: run.restarted }, signal);
+        return { requeueAfterMs: RUNNING_RECHECK_MS };
+      }
+      const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results: run.completed }, signal);
+      this.runs.delete(uid);
+      await this.announce(obj, written, log);
+      return this.expireIfDue({ ...obj, status: written }, log);
+    }
+    return this.startRun(obj, key, uid, signal, log);
+  }
+
+  private async startRun(obj: GPUDiagnostic, key: string, uid: string, signal: AbortSignal, log: Logger): Promise<ReconcileResult | void> {
+    const spec = obj.spec;
+    const policy = await this.resolvePolicyFor(obj, signal);
+    if ('stalled' in policy) {
+      await this.apply(obj, policy.stalled, signal);
+      await this.deps.events.warning(subjectOf(obj), policy.stalled.reason, policy.stalled.message);
+      return;
+    }
+    let targets;
+    try {
+      targets = resolveTargets({
+        nodes: this.deps.nodes.list(),
+        agentPods: this.deps.agentPods.list(),
+        ...(spec.nodeNames !== undefined ? { nodeNames: spec.nodeNames } : {}),
+        ...(spec.nodeSelector !== undefined ? { nodeSelector: spec.nodeSelector } : {}),
+      });
+    } catch (err) {
+      if (!(err instanceof InvalidTargetInputError)) throw err;
+      await this.apply(obj, { kind: 'stalled', reason: 'InvalidSpec', message: err.message }, signal);
+      return;
+    }
+    if (targets.length === 0) {
+      const message = spec.nodeSelector !== undefined ? 'no node with a gpudiag agent matches spec.nodeSelector' : 'no node runs a ready gpudiag agent';
+      await this.apply(obj, { kind: 'stalled', reason: 'NoMatchingNodes', message }, signal);
+      await this.deps.events.warning(subjectOf(obj), 'NoMatchingNodes', message);
+      return;
+    }
+
+    const restarted = obj.status?.phase === 'Running';
+    const now = this.now();
+    const run: Run = {
+      key,
+      startTime: restarted && obj.status?.startTime !== undefined ? obj.status.startTime : now.toISOString().replace(/\.\d+Z$/, 'Z'),
+      targeted: targets.length,
+      restarted,
+      completed: [],
+      done: false,
+      abort: new AbortController(),
+      progressQueued: false,
+    };
+    this.runs.set(uid, run);
+    await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: [], restarted }, signal);
+    log.info(restarted ? 'diagnostic restarted' : 'diagnostic started', { nodes: targets.length, checks: (spec.checks ?? []).join(',') });
+
+    const timeoutMs = (spec.timeoutSeconds ?? 60) * 1000;
+    const perNodeMs = Math.min(timeoutMs, (spec.perNodeTimeoutSeconds ?? this.deps.defaultPerNodeTimeoutSeconds ?? DEFAULT_PER_NODE_TIMEOUT_SECONDS) * 1000);
+    const deadline = AbortSignal.any([run.abort.signal, AbortSignal.timeout(timeoutMs)]);
+    const lookbackMs = parseGoDuration(spec.xidLookback ?? '1h');
+    const correlationId = `${obj.metadata.namespace ?? ''}.${obj.metadata.name ?? ''}.${randomBytes(3).toString('hex')}`.slice(0, 80);
+
+    void fanOut({
+      targets,
+      checks: (spec.checks ?? ['health', 'xid']) as DiagnosticCheck[],
+      xidSince: new Date(now.getTime() - lookbackMs),
+      perNodeTimeoutMs: perNodeMs,
+      signal: deadline,
+      concurrency: this.deps.fanoutConcurrency,
+      retries: this.deps.fanoutRetries,
+      breaker: this.deps.breaker,
+      tokenProvider: () => this.deps.tokenProvider(),
+      agentPort: this.deps.agentPort,
+      scheme: this.deps.agentScheme,
+      ...(this.deps.agentCaPem !== undefined ? { caPem: this.deps.agentCaPem } : {}),
+      connections: this.deps.connections,
+      correlationId,
+      logger: log,
+      onResult: (outcome) => this.record(run, outcome, policy.resolved),
+    })
+      .then(
+        () => undefined,
+        (err: unknown) => log.error('fan-out failed', errorFields(err)),
+      )
+      .finally(() => {
+        run.done = true;
+        if (this.runs.get(uid) === run) this.queue.add(key);
+      });
+    return { requeueAfterMs: RUNNING_RECHECK_MS };
+  }
+
+  /** Scores one node's outcome as it arrives and schedules a (throttled) progress write. */
+  private record(run: Run, outcome: NodeOutcome, policy: ResolvedPolicy): void {
+    const { metrics } = this.deps;
+    metrics.fanoutResults.inc({ result: outcome.result });
+    const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
+    if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
+      const score = scoreNode(outcome.snapshot, policy, this.now());
+      input.score = score;
+      metrics.nodeScore.set({ node: outcome.node }, score.score);
+      for (const gpu of score.gpus) metrics.gpuScore.set({ node: outcome.node, gpu: gpu.uuid ?? String(gpu.index) }, gpu.score);
+      for (const e of score.xidEvents) metrics.xidEvents.inc({ node: outcome.node, xid: String(e.xid), severity: e.severity });
+    }
+    run.completed.push(input);
+    if (!run.progressQueued) {
+      run.progressQueued = true;
+      this.queue.addAfter(run.key, PROGRESS_INTERVAL_MS);
+    }
+  }
+
+  private async resolvePolicyFor(obj: GPUDiagnostic, signal: AbortSignal): Promise<{ resolved: ResolvedPolicy } | { stalled: Extract<DiagnosticObservation, { kind: 'stalled' }> }> {
+    const ref = obj.spec.policyRef?.name;
+    let spec: GPUHealthPolicy['spec'] | undefined;
+    if (ref !== undefined) {
+      try {
+        spec = ((await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: ref })) as GPUHealthPolicy).spec;
+      } catch (err) {
+        if (isNotFound(err)) return { stalled: { kind: 'stalled', reason: 'PolicyNotFound', message: `GPUHealthPolicy "${ref}" (spec.policyRef.name) does not exist` } };
+        throw err;
+      }
+    }
+    signal.throwIfAborted();
+    try {
+      return { resolved: resolvePolicy(spec) };
+    } catch (err) {
+      if (err instanceof PolicyError) return { stalled: { kind: 'stalled', reason: 'InvalidPolicy', message: `GPUHealthPolicy "${ref ?? ''}": ${err.message}` } };
+      throw err;
+    }
+  }
+
+  /** The one place status is written: recompute on the freshest object, retry on conflict. */
+  private async apply(obj: GPUDiagnostic, observation: DiagnosticObservation, signal: AbortSignal): Promise<GPUDiagnosticStatus> {
+    let current = obj;
+    for (let attempt = 1; ; attempt++) {
+      const generation = current.metadata.generation ?? 1;
+      const desired = computeDiagnosticStatus(current.status, generation, observation, this.now());
+      if (isDeepStrictEqual(current.status, desired)) return desired;
+      try {
+        const { namespace, name } = current.metadata;
+        await this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace: namespace ?? '', name: name ?? '', body: { ...current, status: desired } });
+        return desired;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= MAX_STATUS_ATTEMPTS) throw err;
+        signal.throwIfAborted();
+        current = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' })) as GPUDiagnostic;
+      }
+    }
+  }
+
+  /** Events for a finished diagnostic: Normal with the summary, Warning per critical node. */
+  private async announce(obj: GPUDiagnostic, status: GPUDiagnosticStatus, log: Logger): Promise<void> {
+    const s = status.summary ?? {};
+    const subject = subjectOf(obj);
+    this.deps.metrics.diagnostics.inc({ phase: status.phase ?? 'Completed' });
+    const healthy = status.conditions?.find((c) => c.type === 'Healthy');
+    await this.deps.events.normal(subject, 'Completed', `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`);
+    for (const node of (status.nodes ?? []).filter((n) => n.status === 'critical').slice(0, MAX_NODE_EVENTS)) {
+      await this.deps.events.warning(subject, 'CriticalGPU', `${node.name}: ${node.message ?? 'critical'}`);
+    }
+    log.info('diagnostic completed', { nodes: s.nodesTargeted, succeeded: s.nodesSucceeded, critical: s.nodesByStatus?.critical ?? 0, minScore: s.minScore });
+  }
+
+  /** Deletes a finished diagnostic once ttlSecondsAfterFinished has passed, else asks to come back then. */
+  private async expireIfDue(obj: GPUDiagnostic, log: Logger): Promise<ReconcileResult | void> {
+    const ttl = obj.spec.ttlSecondsAfterFinished;
+    const finishedAt = Date.parse(obj.status?.completionTime ?? '');
+    if (ttl === undefined || Number.isNaN(finishedAt)) return;
+    const dueIn = finishedAt + ttl * 1000 - this.now().getTime();
+    if (dueIn > 0) return { requeueAfterMs: dueIn };
+    try {
+      await this.api.deleteNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' });
+      log.info('diagnostic deleted after ttlSecondsAfterFinished', { ttlSeconds: ttl });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private forgetRunsFor(key: string): void {
+    for (const [uid, run] of this.runs) {
+      if (run.key === key) {
+        run.abort.abort(new Error('diagnostic deleted'));
+        this.runs.delete(uid);
+      }
+    }
+  }
+}
+
+function subjectOf(obj: GPUDiagnostic): EventSubject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'GPUDiagnostic',
+    name: obj.metadata.name ?? '',
+    ...(obj.metadata.namespace !== undefined ? { namespace: obj.metadata.namespace } : {}),
+    ...(obj.metadata.uid !== undefined ? { uid: obj.metadata.uid } : {}),
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The operator process: informers for GPUDiagnostics, Nodes and agent Pods (always running, so
+ * /readyz reflects synced caches), probes and metrics, and the controllers, which run only while
+ * this replica holds the leader Lease. Losing the Lease aborts in-flight work; the next leader
+ * re-runs whatever was left Running.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
+import { errorFields, type Logger } from '../lib/logger.js';
+import type { OperatorConfig } from './config.js';
+import { fileTokenProvider, type TokenProvider } from './agent-token.js';
+import { DiagnosticController } from './diagnostic/controller.js';
+import { apiEventRecorder } from './events.js';
+import { createConnectionPool } from './fanout/agent-client.js';
+import { CircuitBreaker } from './fanout/circuit-breaker.js';
+import { OperatorMetrics } from './metrics.js';
+import { ResilientInformer } from './runtime/informer.js';
+import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
+import { ProbeServer } from './runtime/probes.js';
+import { WorkQueue } from './runtime/work-queue.js';
+
+/** Things the caller provides (tests and `dev up` inject a token provider). */
+export interface OperatorDeps {
+  kc: KubeConfig;
+  logger: Logger;
+  tokenProvider?: TokenProvider;
+}
+
+/** A running operator replica. */
+export class Operator {
+  private leading: { queue: WorkQueue; controller: DiagnosticController } | undefined;
+  private stopped: Promise<void> | undefined;
+
+  private constructor(
+    private readonly config: Readonly<OperatorConfig>,
+    private readonly deps: OperatorDeps,
+    readonly metrics: OperatorMetrics,
+    readonly probes: ProbeServer,
+    private readonly informers: { diagnostics: ResilientInformer<GPUDiagnostic>[]; nodes: ResilientInformer<V1Node>; pods: ResilientInformer<V1Pod> },
+    private readonly elector: LeaderElector | undefined,
+    private readonly controllerDeps: Omit<ConstructorParameters<typeof DiagnosticController>[0], never>,
+  ) {}
+
+  /** Starts informers and probes, then competes for leadership (or leads at once without election). */
+  static async start(config: Readonly<OperatorConfig>, deps: OperatorDeps): Promise<Operator> {
+    const { kc, logger } = deps;
+    const metrics = new OperatorMetrics();
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    const diagnostics =
+      config.namespaces.length === 0
+        ? [
+            new ResilientInformer<GPUDiagnostic>({
+              name: 'gpudiagnostics',
+              kubeConfig: kc,
+              path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}`,
+              list: async () => (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS })) as KubernetesListObject<GPUDiagnostic>,
+              logger,
+            }),
+          ]
+        : config.namespaces.map(
+            (namespace) =>
+              new ResilientInformer<GPUDiagnostic>({
+                name: `gpudiagnostics/${namespace}`,
+                kubeConfig: kc,
+                path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${namespace}/${GPU_DIAGNOSTICS.plural}`,
+                list: async () => (await custom.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace })) as KubernetesListObject<GPUDiagnostic>,
+                logger,
+              }),
+          );
+    const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: () => core.listNode(), logger });
+    const pods = new ResilientInformer<V1Pod>({
+      name: 'agent-pods',
+      kubeConfig: kc,
+      path: `/api/v1/namespaces/${config.agentNamespace}/pods`,
+      labelSelector: config.agentSelector,
+      list: () => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }),
+      logger,
+    });
+    const all = [...diagnostics, nodes, pods];
+    for (const informer of all) informer.start();
+
+    const probes = new ProbeServer({ port: config.probePort, host: config.probeHost, registry: metrics.registry, ready: () => all.every((i) => i.hasSynced), logger });
+    try {
+      await probes.start();
+    } catch (err) {
+      await Promise.all(all.map((i) => i.stop()));
+      throw err;
+    }
+    const caPem = config.agentCaFile === undefined ? undefined : await readFile(config.agentCaFile, 'utf8');
+    const controllerDeps = {
+      kc,
+      nodes,
+      agentPods: pods,
+      breaker: new CircuitBreaker(),
+      connections: createConnectionPool({ scheme: config.agentScheme, maxSockets: config.fanoutConcurrency, ...(caPem !== undefined ? { caPem } : {}) }),
+      tokenProvider: deps.tokenProvider ?? fileTokenProvider(config.agentTokenFile),
+      events: apiEventRecorder(kc, config.identity, logger),
+      metrics,
+      logger: logger.child({ controller: 'gpudiagnostic' }),
+      agentPort: config.agentPort,
+      agentScheme: config.agentScheme,
+      ...(caPem !== undefined ? { agentCaPem: caPem } : {}),
+      fanoutConcurrency: config.fanoutConcurrency,
+      fanoutRetries: config.fanoutRetries,
+      defaultPerNodeTimeoutSeconds: config.defaultPerNodeTimeoutSeconds,
+    };
+    const operator: { self?: Operator } = {};
+    const elector = config.leaderElection
+      ? new LeaderElector({
+          kubeConfig: kc,
+          namespace: config.leaseNamespace,
+          name: config.leaseName,
+          identity: leaderIdentity(config.identity),
+          logger,
+          onStartedLeading: (signal) => operator.self?.lead(signal),
+          onStoppedLeading: (reason) => {
+            logger.warn('stopped leading', { reason });
+            metrics.leader.set(0);
+          },
+        })
+      : undefined;
+    const self = new Operator(config, deps, metrics, probes, { diagnostics, nodes, pods }, elector, controllerDeps);
+    operator.self = self;
+    if (elector !== undefined) elector.start();
+    else void self.lead(new AbortController().signal);
+    logger.info('operator started', { probes: `${probes.address?.address ?? ''}:${probes.address?.port ?? ''}`, leaderElection: config.leaderElection, namespaces: config.namespaces.length === 0 ? 'all' : config.namespaces.join(',') });
+    return self;
+  }
+
+  /** The probe server's address. */
+  get probeAddress(): AddressInfo | undefined {
+    return this.probes.address;
+  }
+
+  /** True while this replica runs the controllers. */
+  get isLeading(): boolean {
+    return this.leading !== undefined;
+  }
+
+  /** The leader's work: run the controllers until `signal` aborts. */
+  private async lead(signal: AbortSignal): Promise<void> {
+    const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
+    metrics.leader.set(1);
+    const queue = new WorkQueue({
+      concurrency: this.config.workers,
+      onOutcome: (outcome) => {
+        metrics.reconciles.inc({ controller: 'gpudiagnostic', outcome: outcome.kind });
+        metrics.reconcileDuration.observe({ controller: 'gpudiagnostic' }, outcome.durationMs / 1000);
+        metrics.queueDepth.set({ controller: 'gpudiagnostic' }, queue.depth);
+        if (outcome.kind === 'retry' || outcome.kind === 'stalled') logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
+      },
+    });
+    const controller = new DiagnosticController(this.controllerDeps, queue);
+    this.leading = { queue, controller };
+    const unsubscribe = this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key)));
+    queue.start((key, s) => controller.reconcile(key, s));
+    await Promise.all(this.informers.diagnostics.map((i) => i.waitForSync(signal).catch((err: unknown) => logger.warn('waiting for the GPUDiagnostic cache', errorFields(err)))));
+    for (const informer of this.informers.diagnostics) for (const key of informer.keys()) queue.add(key);
+    logger.info('leading: controllers running');
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    for (const u of unsubscribe) u();
+    controller.abortAll();
+    await queue.shutDown();
+    this.leading = undefined;
+  }
+
+  /** Stops leading (releasing the Lease), the controllers, informers and probes. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      if (this.elector !== undefined) await this.elector.stop(true);
+      if (this.leading !== undefined) {
+        this.leading.controller.abortAll();
+        await this.leading.queue.shutDown();
+        this.leading = undefined;
+      }
+      await Promise.all([...this.informers.diagnostics, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
+      await this.probes.stop();
+      this.deps.logger.info('operator stopped');
+    })();
+    return this.stopped;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * End to end: the operator, running with exactly the permissions of config/rbac/operator.yaml,
+ * diagnoses a simulated fleet whose agents (config/rbac/agent.yaml) verify the operator's bound
+ * ServiceAccount token with TokenReview. Every status the test sees passes the kstatus checker.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
+import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
+import { freePort } from '../../dev/control-plane/control-plane.js';
+import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { createLogger } from '../../lib/logger.js';
+import { parseOperatorConfig } from '../../operator/config.js';
+import { Operator } from '../../operator/operator.js';
+import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { assertKstatus } from '../support/kstatus.js';
+import { applyRbac } from '../support/rbac.js';
+
+const ns = useTestNamespace('e2e-diag');
+const logger = createLogger({ silent: true });
+let fleet: SimulatedFleet;
+let operator: Operator;
+let names: Record<string, string>;
+
+async function createDiagnostic(name: string, spec: Record<string, unknown>): Promise<void> {
+  const api = testCluster().admin().makeApiClient(CustomObjectsApi);
+  await api.createNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec } });
+}
+
+/** Polls the diagnostic until it is finished, checking kstatus on every status seen. */
+async function waitFinished(name: string, timeoutMs = 30_000): Promise<GPUDiagnostic> {
+  const api = testCluster().admin().makeApiClient(CustomObjectsApi);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
+    assertKstatus(obj);
+    if (obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed') return obj;
+    if (Date.now() > deadline) throw new Error(`${name} not finished after ${timeoutMs} ms: ${JSON.stringify(obj.status)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  const cluster = testCluster();
+  await applyRbac('operator.yaml', ns.name);
+  await applyRbac('agent.yaml', ns.name);
+  const operatorSa = `system:serviceaccount:${ns.name}:gpudiag-operator`;
+  const port = await freePort();
+  const nodes = uniqueFleetNames(ns.name, [
+    { name: 'healthy', scenario: 'h100-sxm-8x-healthy' },
+    { name: 'lost', scenario: 'gpu-lost-xid79' },
+    { name: 'dbe', scenario: 'a100-dbe-remap-pending' },
+  ]);
+  names = Object.fromEntries(nodes.map((n) => [n.name.slice(ns.name.length + 1), n.name]));
+  fleet = await SimulatedFleet.start({
+    kc: cluster.admin(),
+    namespace: ns.name,
+    nodes,
+    port,
+    logger,
+    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
+  });
+  const config = parseOperatorConfig(
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
+    {},
+    'e2e-operator',
+  );
+  operator = await Operator.start(config, {
+    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
+    logger,
+    tokenProvider: () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
+  });
+});
+
+afterAll(async () => {
+  await operator?.stop();
+  await fleet?.stop();
+});
+
+describe('operator: GPUDiagnostic', () => {
+  it('diagnoses the whole fleet: Completed, Ready=True, Healthy=False naming the critical nodes', async () => {
+    await createDiagnostic('fleet', {});
+    const done = await waitFinished('fleet');
+    expect(done.status).toMatchObject({
+      phase: 'Completed',
+      observedGeneration: 1,
+      summary: { nodesTargeted: 3, nodesSucceeded: 3, nodesFailed: 0, nodesByStatus: { healthy: 1, critical: 2 } },
+    });
+    const conditions = Object.fromEntries((done.status?.conditions ?? []).map((c) => [c.type, c]));
+    expect(conditions['Ready']).toMatchObject({ status: 'True', reason: 'Completed' });
+    expect(conditions['Healthy']).toMatchObject({ status: 'False', reason: 'CriticalNodes' });
+    expect(conditions['Healthy']?.message).toContain(names['lost']);
+    expect(done.status?.nodes?.map((n) => [n.name, n.status]).at(-1)).toEqual([names['healthy'], 'healthy']);
+    const lost = done.status?.nodes?.find((n) => n.name === names['lost']);
+    expect(lost?.gpus?.[0]).toMatchObject({ status: 'critical', findings: expect.arrayContaining([expect.objectContaining({ code: 'GpuLost' })]) });
+    expect(lost?.xidEvents?.map((e) => e.xid)).toContain(79);
+    const dbe = done.status?.nodes?.find((n) => n.name === names['dbe']);
+    expect(dbe?.gpus?.[0]?.findings?.map((f) => f.code)).toEqual(expect.arrayContaining(['VolatileDoubleBitEcc']));
+  });
+
+  it('honours nodeNames, reporting a node without an agent as NoAgent instead of dropping it', async () => {
+    await createDiagnostic('named', { nodeNames: [names['healthy'], `${ns.name}-missing`], checks: ['inventory'] });
+    const done = await waitFinished('named');
+    expect(done.status?.summary).toMatchObject({ nodesTargeted: 2, nodesSucceeded: 1, nodesByResult: { NoAgent: 1 } });
+    expect(done.status?.nodes?.find((n) => n.result === 'NoAgent')?.message).toContain('missing');
+  });
+
+  it('fails with Stalled=True when the referenced policy does not exist', async () => {
+    await createDiagnostic('no-policy', { policyRef: { name: 'does-not-exist' } });
+    const done = await waitFinished('no-policy');
+    expect(done.status?.phase).toBe('Failed');
+    expect(done.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'PolicyNotFound' });
+  });
+
+  it('fails with NoMatchingNodes when the selector matches nothing', async () => {
+    await createDiagnostic('no-nodes', { nodeSelector: { matchLabels: { 'gpudiag.io/pool': 'inference' } } });
+    const done = await waitFinished('no-nodes');
+    expect(done.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'NoMatchingNodes' });
+  });
+
+  it('deletes a finished diagnostic after ttlSecondsAfterFinished', async () => {
+    await createDiagnostic('short-lived', { nodeNames: [names['healthy']], ttlSecondsAfterFinished: 1 });
+    await waitFinished('short-lived');
+    const api = testCluster().admin().makeApiClient(CustomObjectsApi);
+    const deadline = Date.now() + 10_000;
+    let gone = false;
+    while (!gone && Date.now() < deadline) {
+      gone = await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'short-lived' }).then(() => false, (err: { code?: number }) => err.code === 404);
+      if (!gone) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(gone).toBe(true);
+  });
+
+  it('is ready and exports metrics', async () => {
+    const address = operator.probeAddress;
+    const base = `http://127.0.0.1:${address?.port ?? 0}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain(`gpudiag_node_health_score{node="${names['healthy']}"}`);
+    expect(metrics).toContain('gpudiag_fanout_results_total{result="Succeeded"}');
+    expect(metrics).toContain('gpudiag_xid_events_total{node=');
+  });
+});
