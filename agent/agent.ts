@@ -61,7 +61,7 @@ export class Agent {
       kmsgPollMs: config.kmsgPollMs,
       ...(config.cursorFile !== undefined ? { cursorPath: config.cursorFile } : {}),
       ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
-      ...(nvml !== undefined ? { nvml } : {}),
+      ...(nvml !== undefined && config.nvmlEvents ? { nvml } : {}),
       logger,
       onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
     });

@@ -22,6 +22,8 @@ export interface AgentConfig {
   /** Skip the system libnvidia-ml.so.1 fallback (tests and the simulated fleet). */
   nvmlNoFallback: boolean;
   nvmlCallTimeoutMs: number;
+  /** Watch NVML's event API (XID, DBE). Each watcher holds a libuv pool thread for up to 1 s per wait. */
+  nvmlEvents: boolean;
   kmsgPath: string;
   kmsgPollMs: number;
   cursorFile?: string;
@@ -52,6 +54,7 @@ const ENV: Record<string, string> = {
   kubeconfig: 'KUBECONFIG',
   'nvml-library': 'GPUDIAG_NVML_LIBRARY',
   'nvml-call-timeout-ms': 'GPUDIAG_NVML_CALL_TIMEOUT_MS',
+  'nvml-events': 'GPUDIAG_NVML_EVENTS',
   'kmsg-path': 'GPUDIAG_KMSG_PATH',
   'kmsg-poll-ms': 'GPUDIAG_KMSG_POLL_MS',
   'cursor-file': 'GPUDIAG_KMSG_CURSOR_FILE',
@@ -78,6 +81,7 @@ Every option can also be set with the environment variable shown.
   --nvml-library PATH          libnvidia-ml.so.1 to load (GPUDIAG_NVML_LIBRARY)
   --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1 (GPUDIAG_NVML_NO_FALLBACK=true)
   --nvml-call-timeout-ms N     deadline of one NVML call (GPUDIAG_NVML_CALL_TIMEOUT_MS; default 2000)
+  --nvml-events true|false     watch NVML's event API for XIDs (GPUDIAG_NVML_EVENTS; default true)
   --kmsg-path PATH             kernel log device or stand-in; "" disables (GPUDIAG_KMSG_PATH; default /dev/kmsg)
   --kmsg-poll-ms N             kernel log poll interval (GPUDIAG_KMSG_POLL_MS; default 500)
   --cursor-file PATH           where the kmsg cursor persists (GPUDIAG_KMSG_CURSOR_FILE; default none)
@@ -133,6 +137,9 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new ConfigError('--allowed-callers is required with --auth tokenreview (e.g. system:serviceaccount:gpudiag:gpudiag-operator)');
   }
 
+  const nvmlEvents = get('nvml-events') ?? 'true';
+  if (nvmlEvents !== 'true' && nvmlEvents !== 'false') throw new ConfigError(`--nvml-events must be true or false, got "${nvmlEvents}"`);
+
   const level = get('log-level') ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new ConfigError(`--log-level must be error, warn, info or debug, got "${level}"`);
 
@@ -151,6 +158,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...optional('nvmlLibraryPath', get('nvml-library')),
     nvmlNoFallback: values['nvml-no-fallback'] === true || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),
+    nvmlEvents: nvmlEvents === 'true',
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',
     kmsgPollMs: integer('kmsg-poll-ms', get('kmsg-poll-ms'), 500, 10, 60_000),
     ...optional('cursorFile', get('cursor-file')),

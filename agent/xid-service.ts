@@ -26,7 +26,7 @@ export interface XidServiceOptions {
   kmsgPollMs: number;
   cursorPath?: string;
   bootIdPath?: string;
-  /** NVML binding for the event API; omitted in no-GPU mode. */
+  /** NVML binding for the event API; omitted in no-GPU mode or when events are switched off. */
   nvml?: NvmlBinding;
   logger: Logger;
   onXid?: (xid: number, source: 'kmsg' | 'nvml') => void;
@@ -122,7 +122,7 @@ export class XidService {
       },
       nvmlEvents: {
         running: this.watcher !== undefined && this.nvmlEventsError === undefined,
-        ...(this.nvmlEventsError !== undefined ? { error: this.nvmlEventsError } : this.options.nvml === undefined ? { error: 'no NVML (no-GPU mode)' } : {}),
+        ...(this.nvmlEventsError !== undefined ? { error: this.nvmlEventsError } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
       },
     };
   }

@@ -147,6 +147,7 @@ async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snaps
     nvmlLibraryPath: fake.libraryPath,
     nvmlNoFallback: true,
     nvmlCallTimeoutMs: 2000,
+    nvmlEvents: true,
     kmsgPath,
     kmsgPollMs: 500,
     snapshotCacheMs,

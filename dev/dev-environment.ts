@@ -1,20 +1,32 @@
 /**
- * The local gpudiag environment behind `gpudiag dev up`: a control plane with the CRDs and
- * samples installed. Components start in order and stop in reverse; later parts of the product
- * (the operator, a simulated GPU fleet) join as further components.
+ * The local gpudiag environment behind `gpudiag dev up`: a control plane with the CRDs and RBAC,
+ * a simulated GPU fleet of real agents, the operator (as its own least-privilege
+ * ServiceAccount), and the samples. Components start in order and stop in reverse.
  */
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { tokenReviewAuthenticator } from '../agent/auth/token-reviewer.js';
+import { createLogger } from '../lib/logger.js';
+import { parseOperatorConfig } from '../operator/config.js';
+import { Operator } from '../operator/operator.js';
 import { applyObjects, installCrds, readManifests } from './apply.js';
 import { repoRoot } from './control-plane/binaries.js';
-import { ControlPlane } from './control-plane/control-plane.js';
+import { ControlPlane, freePort, kubeConfigForToken } from './control-plane/control-plane.js';
+import { defaultFleet, SimulatedFleet } from './fleet/simulated-fleet.js';
+
+/** Where the operator, agent pods and the leader Lease live locally (as the chart installs them). */
+export const DEV_NAMESPACE = 'gpudiag-system';
+const AGENT_AUDIENCE = 'gpudiag-agent';
 
 /** Options for the local environment. */
 export interface DevEnvironmentOptions {
   /** State directory (kubeconfig, logs, data); `.gpudiag` in the current directory by default. */
   stateDir: string;
-  /** Apply config/samples/ after the CRDs. */
+  /** Apply config/samples/ once everything runs. */
   applySamples: boolean;
+  /** Simulated GPU nodes (gpu-node-1..N) with real agents; 0 starts no fleet. */
+  nodes: number;
   onProgress: (message: string) => void;
   signal: AbortSignal;
 }
@@ -24,6 +36,7 @@ export interface DevEnvironment {
   server: string;
   kubeconfigPath: string;
   logDir: string;
+  fleetSize: number;
   stop(): Promise<void>;
 }
 
@@ -35,10 +48,45 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   await rm(controlPlaneDir, { recursive: true, force: true });
   await mkdir(controlPlaneDir, { recursive: true });
   const controlPlane = await ControlPlane.start({ dir: controlPlaneDir, keepDir: true, onProgress, signal });
+  const stops: (() => Promise<void>)[] = [() => controlPlane.stop()];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.reverse()) await stop();
+  };
   try {
     const kc = controlPlane.adminKubeConfig();
     onProgress('installing CRDs from crds/');
     await installCrds(kc, path.join(repoRoot, 'crds'));
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: DEV_NAMESPACE } } });
+    onProgress('applying config/rbac/ (the operator and agents run with exactly these permissions)');
+    await applyObjects(kc, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
+    const logger = createLogger({ level: 'warn', defaultMeta: { component: 'dev' }, stderrOnly: true });
+    if (options.nodes > 0) {
+      const port = await freePort();
+      const serviceAccountKc = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
+        const res = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ namespace: DEV_NAMESPACE, name, body: { spec: { audiences, expirationSeconds: 24 * 3600 } } });
+        const token = res.status?.token ?? '';
+        const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
+        return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
+      };
+      onProgress(`starting a simulated fleet of ${options.nodes} GPU node(s)`);
+      const agentIdentity = await serviceAccountKc('gpudiag-agent', []);
+      const fleet = await SimulatedFleet.start({
+        kc,
+        namespace: DEV_NAMESPACE,
+        nodes: defaultFleet(options.nodes),
+        port,
+        logger,
+        auth: { authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:gpudiag-operator`] },
+        onProgress,
+      });
+      stops.push(() => fleet.stop());
+      onProgress('starting the operator as ServiceAccount gpudiag-operator');
+      const operatorIdentity = await serviceAccountKc('gpudiag-operator', []);
+      const agentToken = await serviceAccountKc('gpudiag-operator', [AGENT_AUDIENCE]);
+      const config = parseOperatorConfig(['--agent-namespace', DEV_NAMESPACE, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0'], {}, 'dev-operator');
+      const operator = await Operator.start(config, { kc: operatorIdentity.kc, logger, tokenProvider: () => Promise.resolve(agentToken.token) });
+      stops.push(() => operator.stop());
+    }
     if (options.applySamples) {
       onProgress('applying config/samples/');
       await applyObjects(kc, await readManifests([path.join(repoRoot, 'config', 'samples')]));
@@ -49,10 +97,11 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
       server: controlPlane.endpoint.server,
       kubeconfigPath,
       logDir: path.join(controlPlaneDir, 'logs'),
-      stop: () => controlPlane.stop(),
+      fleetSize: options.nodes,
+      stop: stopAll,
     };
   } catch (err) {
-    await controlPlane.stop();
+    await stopAll();
     throw err;
   }
 }

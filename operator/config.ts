@@ -25,6 +25,8 @@ export interface OperatorConfig {
   fanoutRetries: number;
   workers: number;
   defaultPerNodeTimeoutSeconds: number;
+  /** Wait this long for a GPUHealthPolicy that a new GPUDiagnostic references before failing it. */
+  policyGraceSeconds: number;
   probeHost: string;
   probePort: number;
   leaderElection: boolean;
@@ -56,6 +58,7 @@ const ENV: Record<string, string> = {
   'fanout-retries': 'GPUDIAG_FANOUT_RETRIES',
   workers: 'GPUDIAG_WORKERS',
   'per-node-timeout-seconds': 'GPUDIAG_PER_NODE_TIMEOUT_SECONDS',
+  'policy-grace-seconds': 'GPUDIAG_POLICY_GRACE_SECONDS',
   'probe-listen': 'GPUDIAG_PROBE_LISTEN',
   'leader-election': 'GPUDIAG_LEADER_ELECTION',
   'lease-namespace': 'GPUDIAG_LEASE_NAMESPACE',
@@ -83,6 +86,7 @@ Every option can also be set with the environment variable shown.
   --fanout-retries N              retries of transient failures per node (default 2)
   --workers N                     reconcile workers (default 4)
   --per-node-timeout-seconds N    default per-node deadline (default 20)
+  --policy-grace-seconds N       wait for a referenced policy created after the diagnostic (default 30)
   --probe-listen HOST:PORT        /healthz, /readyz, /metrics (default 0.0.0.0:8081)
   --leader-election true|false    (default true)
   --lease-namespace NS            (default: the agent namespace)
@@ -152,6 +156,7 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     fanoutRetries: integer('fanout-retries', get('fanout-retries'), 2, 0, 10),
     workers: integer('workers', get('workers'), 4, 1, 64),
     defaultPerNodeTimeoutSeconds: integer('per-node-timeout-seconds', get('per-node-timeout-seconds'), 20, 1, 600),
+    policyGraceSeconds: integer('policy-grace-seconds', get('policy-grace-seconds'), 30, 0, 3600),
     probeHost: probe.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
     probePort: integer('probe-listen', probe.slice(colon + 1), 8081, 0, 65535),
     leaderElection: leaderElection === 'true',

@@ -106,6 +106,7 @@ export class Operator {
       fanoutConcurrency: config.fanoutConcurrency,
       fanoutRetries: config.fanoutRetries,
       defaultPerNodeTimeoutSeconds: config.defaultPerNodeTimeoutSeconds,
+      policyGraceMs: config.policyGraceSeconds * 1000,
     };
     const operator: { self?: Operator } = {};
     const elector = config.leaderElection

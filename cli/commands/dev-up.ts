@@ -5,11 +5,14 @@ import { startDevEnvironment } from '../../dev/dev-environment.js';
 
 const help = `usage: gpudiag dev up [options]
 
-Starts etcd and kube-apiserver on loopback, installs the gpudiag CRDs, applies
+Starts etcd and kube-apiserver on loopback, installs the gpudiag CRDs and RBAC,
+starts a simulated fleet of GPU nodes (gpu-node-1..N, each a real agent on its own
+127.1.x.y address with the fake NVML library) and the operator, applies
 config/samples/, writes an admin kubeconfig and stays in the foreground.
 Ctrl-C (SIGINT) or SIGTERM stops everything it started.
 
 options:
+  --nodes N         simulated GPU nodes (default 4; 0 starts no fleet and no operator)
   --state-dir DIR   where the kubeconfig, logs and data go (default: ./.gpudiag)
   --no-samples      do not apply config/samples/
   -h, --help        show this help
@@ -21,7 +24,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { nodes: { type: 'string' }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
     }));
   } catch (err) {
@@ -31,6 +34,11 @@ export async function runDevUp(args: string[]): Promise<number> {
   if (values.help === true) {
     process.stdout.write(help);
     return 0;
+  }
+  const nodes = Number(values.nodes ?? '4');
+  if (!Number.isInteger(nodes) || nodes < 0 || nodes > 2000) {
+    process.stderr.write(`gpudiag dev up: --nodes must be an integer between 0 and 2000, got "${values.nodes ?? ''}"\n`);
+    return 2;
   }
   const stateDir = path.resolve(values['state-dir'] ?? '.gpudiag');
   const log = (message: string): void => void process.stderr.write(`gpudiag: ${message}\n`);
@@ -52,7 +60,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     let env;
     try {
-      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, onProgress: log, signal: abort.signal });
+      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, onProgress: log, signal: abort.signal });
     } catch (err) {
       if (abort.signal.aborted) return 0;
       throw err;
@@ -61,7 +69,7 @@ export async function runDevUp(args: string[]): Promise<number> {
     process.stdout.write(
       [
         '',
-        `gpudiag is running (API server ${env.server}; logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
+        `gpudiag is running (API server ${env.server}; ${env.fleetSize} simulated GPU node(s); logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
         '',
         `  export KUBECONFIG=${relative.startsWith('..') ? env.kubeconfigPath : relative}`,
         '  kubectl get gpudiag -A',

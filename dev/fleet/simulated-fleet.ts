@@ -91,6 +91,10 @@ async function kmsgLinesFor(scenario: string): Promise<string[]> {
   return lines;
 }
 
+function now(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
 /** A fleet of simulated GPU nodes backed by real agents. */
 export class SimulatedFleet {
   private constructor(
@@ -109,6 +113,12 @@ export class SimulatedFleet {
       for (const [i, spec] of options.nodes.entries()) {
         const address = fleetAddress(i);
         await core.createNode({ body: { metadata: { name: spec.name, labels: { ...SIMULATED_NODE_LABELS, ...spec.labels } } } });
+        await kubeRequest(options.kc, {
+          method: 'PATCH',
+          path: `/api/v1/nodes/${spec.name}/status`,
+          contentType: 'application/merge-patch+json',
+          body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'SimulatedKubelet', message: 'simulated by gpudiag dev', lastHeartbeatTime: now(), lastTransitionTime: now() }], capacity: { 'nvidia.com/gpu': '8' }, allocatable: { 'nvidia.com/gpu': '8' } } },
+        });
         const node: FleetNode = { spec, address };
         fleet.nodes.push(node);
         if (spec.withoutAgent === true) continue;
@@ -131,6 +141,9 @@ export class SimulatedFleet {
           nvmlLibraryPath: nodeLibrary,
           nvmlNoFallback: true,
           nvmlCallTimeoutMs: 2000,
+          // Many agents share this process: NVML event waits would each hold one of libuv's
+          // pool threads. The scenario's XIDs reach the agent through its kmsg file instead.
+          nvmlEvents: false,
           kmsgPath: kmsgFile,
           kmsgPollMs: 500,
           snapshotCacheMs: 1000,
@@ -159,7 +172,8 @@ export class SimulatedFleet {
               podIP: address,
               podIPs: [{ ip: address }],
               hostIP: address,
-              conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }],
+              conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now() }],
+              containerStatuses: [{ name: 'agent', ready: true, started: true, restartCount: 0, image: 'gpudiag/agent:dev', imageID: '', state: { running: { startedAt: now() } } }],
             },
           },
         });

@@ -35,6 +35,12 @@ const PROGRESS_INTERVAL_MS = 1_000;
 const RUNNING_RECHECK_MS = 10_000;
 /** Status writes retried on conflict before the key goes back to the queue with backoff. */
 const MAX_STATUS_ATTEMPTS = 5;
+/**
+ * A referenced policy may be created moments after the diagnostic (`kubectl apply -f dir/`
+ * applies files in name order); wait this long before failing with PolicyNotFound.
+ */
+export const POLICY_GRACE_MS = 30_000;
+const POLICY_RECHECK_MS = 2_000;
 /** At most this many Warning events per finished diagnostic (one per critical node). */
 const MAX_NODE_EVENTS = 10;
 
@@ -55,6 +61,8 @@ export interface DiagnosticControllerDeps {
   fanoutConcurrency: number;
   fanoutRetries: number;
   defaultPerNodeTimeoutSeconds: number;
+  /** How long to wait for a referenced policy that does not exist yet (default POLICY_GRACE_MS). */
+  policyGraceMs?: number;
   now?: () => Date;
 }
 
@@ -140,6 +148,10 @@ export class DiagnosticController {
   private async startRun(obj: GPUDiagnostic, key: string, uid: string, signal: AbortSignal, log: Logger): Promise<ReconcileResult | void> {
     const spec = obj.spec;
     const policy = await this.resolvePolicyFor(obj, signal);
+    if ('pending' in policy) {
+      await this.apply(obj, { kind: 'pending', message: policy.pending }, signal);
+      return { requeueAfterMs: POLICY_RECHECK_MS };
+    }
     if ('stalled' in policy) {
       await this.apply(obj, policy.stalled, signal);
       await this.deps.events.warning(subjectOf(obj), policy.stalled.reason, policy.stalled.message);
@@ -235,15 +247,20 @@ export class DiagnosticController {
     }
   }
 
-  private async resolvePolicyFor(obj: GPUDiagnostic, signal: AbortSignal): Promise<{ resolved: ResolvedPolicy } | { stalled: Extract<DiagnosticObservation, { kind: 'stalled' }> }> {
+  private async resolvePolicyFor(
+    obj: GPUDiagnostic,
+    signal: AbortSignal,
+  ): Promise<{ resolved: ResolvedPolicy } | { pending: string } | { stalled: Extract<DiagnosticObservation, { kind: 'stalled' }> }> {
     const ref = obj.spec.policyRef?.name;
     let spec: GPUHealthPolicy['spec'] | undefined;
     if (ref !== undefined) {
       try {
         spec = ((await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: ref })) as GPUHealthPolicy).spec;
       } catch (err) {
-        if (isNotFound(err)) return { stalled: { kind: 'stalled', reason: 'PolicyNotFound', message: `GPUHealthPolicy "${ref}" (spec.policyRef.name) does not exist` } };
-        throw err;
+        if (!isNotFound(err)) throw err;
+        const age = this.now().getTime() - Date.parse(obj.metadata.creationTimestamp?.toString() ?? '');
+        if (age < (this.deps.policyGraceMs ?? POLICY_GRACE_MS)) return { pending: `waiting for GPUHealthPolicy "${ref}" (spec.policyRef.name) to be created` };
+        return { stalled: { kind: 'stalled', reason: 'PolicyNotFound', message: `GPUHealthPolicy "${ref}" (spec.policyRef.name) does not exist` } };
       }
     }
     signal.throwIfAborted();

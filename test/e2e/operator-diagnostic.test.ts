@@ -61,7 +61,7 @@ beforeAll(async () => {
     auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
   });
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
     {},
     'e2e-operator',
   );
@@ -105,7 +105,7 @@ describe('operator: GPUDiagnostic', () => {
     expect(done.status?.nodes?.find((n) => n.result === 'NoAgent')?.message).toContain('missing');
   });
 
-  it('fails with Stalled=True when the referenced policy does not exist', async () => {
+  it('waits briefly for a referenced policy, then fails with Stalled=True when it never appears', async () => {
     await createDiagnostic('no-policy', { policyRef: { name: 'does-not-exist' } });
     const done = await waitFinished('no-policy');
     expect(done.status?.phase).toBe('Failed');

@@ -57,7 +57,7 @@ describe('control plane lifecycle', () => {
     expect(await processesMentioning(dir)).toEqual([]);
   });
 
-  it('gpudiag dev up serves the CRDs and samples, and SIGINT stops everything', async () => {
+  it('gpudiag dev up serves the CRDs and samples, diagnoses its simulated fleet, and SIGINT stops everything', async () => {
     const stateDir = await tempDir();
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'dev', 'up', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = exitOf(child);
@@ -69,6 +69,15 @@ describe('control plane lifecycle', () => {
     expect(res.stdout).toContain('gpudiagnostic.gpudiag.io/fleet-health');
     expect(res.stdout).toContain('gpuhealthpolicy.gpudiag.io/production');
     expect((await processesMentioning(stateDir)).length).toBeGreaterThanOrEqual(2);
+    // The operator and the simulated fleet diagnose the sample within seconds.
+    let phase = '';
+    for (const deadline = Date.now() + 30_000; phase !== 'Completed' && Date.now() < deadline; ) {
+      phase = (await kubectl(kubeconfig, ['get', 'gdiag', 'fleet-health', '-n', 'default', '-o', 'jsonpath={.status.phase}'])).stdout;
+      if (phase !== 'Completed') await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(phase).toBe('Completed');
+    const table = await kubectl(kubeconfig, ['get', 'gdiag', 'fleet-health', '-n', 'default', '--no-headers']);
+    expect(table.stdout.split(/\s+/).slice(0, 6)).toEqual(['fleet-health', 'Completed', '4', '4', 'False', '2']);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(await waitForNoProcesses(stateDir, 2_000)).toEqual([]);
