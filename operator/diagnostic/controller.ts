@@ -213,6 +213,8 @@ export class DiagnosticController {
       scheme: this.deps.agentScheme,
       ...(this.deps.agentCaPem !== undefined ? { caPem: this.deps.agentCaPem } : {}),
       connections: this.deps.connections,
+      // Each snapshot is scored in onResult; keeping them would grow memory with the fleet.
+      retainSnapshots: false,
       correlationId,
       logger: log,
       onResult: (outcome) => this.record(run, outcome, policy.resolved),

@@ -12,6 +12,7 @@
  * replicas; a new candidate therefore waits up to one lease duration before taking over a
  * Lease whose holder died without releasing it.
  */
+import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { errorFields, type Logger } from '../../lib/logger.js';
@@ -85,7 +86,7 @@ export class LeaderElector {
   private observedHolder: string | undefined;
 
   constructor(private readonly options: LeaderElectionOptions) {
-    this.identity = options.identity ?? leaderIdentity(process.env['HOSTNAME'] ?? 'gpudiag-operator');
+    this.identity = options.identity ?? leaderIdentity(hostname());
     this.leaseDurationSeconds = options.leaseDurationSeconds ?? 15;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
