@@ -2,10 +2,10 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fakeNvmlCSourcePath } from './source-dir.js';
+import { gpudiagCacheDir } from '../../lib/cache-config.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -46,7 +46,7 @@ export async function buildFakeNvml(options: BuildFakeNvmlOptions = {}): Promise
   const text = await readFile(source);
   const flags = [...BASE_FLAGS, ...VARIANT_FLAGS[variant]];
   const digest = createHash('sha256').update(text).update(flags.join(' ')).digest('hex').slice(0, HASH_PREFIX_LENGTH);
-  const root = options.cacheDir ?? process.env['GPUDIAG_CACHE_DIR'] ?? join(homedir(), '.cache', 'gpudiag');
+  const root = options.cacheDir ?? gpudiagCacheDir();
   const dir = join(root, 'fake-nvml', `${digest}-${variant}`);
   const target = join(dir, FAKE_NVML_LIBRARY_NAME);
 
