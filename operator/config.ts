@@ -27,6 +27,10 @@ export interface OperatorConfig {
   defaultPerNodeTimeoutSeconds: number;
   /** Wait this long for a GPUHealthPolicy that a new GPUDiagnostic references before failing it. */
   policyGraceSeconds: number;
+  /** Label selector of the GPUHealthPolicies this operator reconciles (sharding; default: those without gpudiag.io/shard; empty: all). */
+  policySelector: string;
+  /** Check governed nodes at least this often whatever spec.interval says; 0: no cap (demos and tests). */
+  policyMaxIntervalSeconds: number;
   probeHost: string;
   probePort: number;
   leaderElection: boolean;
@@ -59,6 +63,8 @@ const ENV: Record<string, string> = {
   workers: 'GPUDIAG_WORKERS',
   'per-node-timeout-seconds': 'GPUDIAG_PER_NODE_TIMEOUT_SECONDS',
   'policy-grace-seconds': 'GPUDIAG_POLICY_GRACE_SECONDS',
+  'policy-selector': 'GPUDIAG_POLICY_SELECTOR',
+  'policy-max-interval-seconds': 'GPUDIAG_POLICY_MAX_INTERVAL_SECONDS',
   'probe-listen': 'GPUDIAG_PROBE_LISTEN',
   'leader-election': 'GPUDIAG_LEADER_ELECTION',
   'lease-namespace': 'GPUDIAG_LEASE_NAMESPACE',
@@ -86,7 +92,12 @@ Every option can also be set with the environment variable shown.
   --fanout-retries N              retries of transient failures per node (default 2)
   --workers N                     reconcile workers (default 4)
   --per-node-timeout-seconds N    default per-node deadline (default 20)
-  --policy-grace-seconds N       wait for a referenced policy created after the diagnostic (default 30)
+  --policy-grace-seconds N        wait for a referenced policy created after the diagnostic (default 30)
+  --policy-selector SELECTOR      GPUHealthPolicies to reconcile: k=v, k!=v, k, !k, comma-separated
+                                  (default !gpudiag.io/shard: every policy not assigned to a shard;
+                                  empty: every policy)
+  --policy-max-interval-seconds N check policies at least this often, whatever spec.interval says
+                                  (default 0: no cap; for demos and tests)
   --probe-listen HOST:PORT        /healthz, /readyz, /metrics (default 0.0.0.0:8081)
   --leader-election true|false    (default true)
   --lease-namespace NS            (default: the agent namespace)
@@ -94,6 +105,26 @@ Every option can also be set with the environment variable shown.
   --identity NAME                 leader identity (POD_NAME; default the hostname)
   --log-level LEVEL               error|warn|info|debug (default info)
 `;
+
+/** Label a GPUHealthPolicy carries to be reconciled only by the operator whose --policy-selector names it. */
+export const POLICY_SHARD_LABEL = 'gpudiag.io/shard';
+/** The default --policy-selector: every policy not assigned to a shard. */
+export const DEFAULT_POLICY_SELECTOR = `!${POLICY_SHARD_LABEL}`;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+/** Validates an equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated; empty selects everything). */
+function equalitySelector(flag: string, value: string): string {
+  if (value.trim() === '') return '';
+  for (const raw of value.split(',')) {
+    const term = raw.trim();
+    const m = /^(!?)([^=!]+?)(?:(==|=|!=)(.*))?$/.exec(term);
+    const key = m?.[2] ?? '';
+    const ok = m !== null && LABEL_KEY.test(key) && key.length <= 316 && (m[3] === undefined ? true : m[1] === '' && LABEL_VALUE.test(m[4] ?? ''));
+    if (!ok) throw new OperatorConfigError(`--${flag} must be comma-separated terms k=v, k!=v, k or !k with valid label keys and values, got "${term.slice(0, 80)}"`);
+  }
+  return value.split(',').map((t) => t.trim()).join(',');
+}
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const SELECTOR_TERM = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
@@ -157,6 +188,8 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     workers: integer('workers', get('workers'), 4, 1, 64),
     defaultPerNodeTimeoutSeconds: integer('per-node-timeout-seconds', get('per-node-timeout-seconds'), 20, 1, 600),
     policyGraceSeconds: integer('policy-grace-seconds', get('policy-grace-seconds'), 30, 0, 3600),
+    policySelector: equalitySelector('policy-selector', get('policy-selector') ?? DEFAULT_POLICY_SELECTOR),
+    policyMaxIntervalSeconds: integer('policy-max-interval-seconds', get('policy-max-interval-seconds'), 0, 0, 86_400),
     probeHost: probe.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
     probePort: integer('probe-listen', probe.slice(colon + 1), 8081, 0, 65535),
     leaderElection: leaderElection === 'true',

@@ -1,13 +1,14 @@
 /**
- * The operator process: informers for GPUDiagnostics, Nodes and agent Pods (always running, so
- * /readyz reflects synced caches), probes and metrics, and the controllers, which run only while
- * this replica holds the leader Lease. Losing the Lease aborts in-flight work; the next leader
- * re-runs whatever was left Running.
+ * The operator process: informers for GPUDiagnostics, GPUHealthPolicies (those matching
+ * --policy-selector), Nodes and agent Pods (always running, so /readyz reflects synced caches),
+ * probes and metrics, and the controllers, which run only while this replica holds the leader
+ * Lease, each with its own work queue. Losing the Lease aborts in-flight work; the next leader
+ * re-runs whatever was left Running and re-checks whatever policy is due.
  */
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
+import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../api/index.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 import type { OperatorConfig } from './config.js';
 import { fileTokenProvider, type TokenProvider } from './agent-token.js';
@@ -16,6 +17,7 @@ import { apiEventRecorder } from './events.js';
 import { createConnectionPool } from './fanout/agent-client.js';
 import { CircuitBreaker } from './fanout/circuit-breaker.js';
 import { OperatorMetrics } from './metrics.js';
+import { PolicyController } from './policy/controller.js';
 import { ResilientInformer } from './runtime/informer.js';
 import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
@@ -30,7 +32,7 @@ export interface OperatorDeps {
 
 /** A running operator replica. */
 export class Operator {
-  private leading: { queue: WorkQueue; controller: DiagnosticController } | undefined;
+  private leading: { queue: WorkQueue; controller: DiagnosticController; policyQueue: WorkQueue; policyController: PolicyController } | undefined;
   private stopped: Promise<void> | undefined;
 
   private constructor(
@@ -38,7 +40,7 @@ export class Operator {
     private readonly deps: OperatorDeps,
     readonly metrics: OperatorMetrics,
     readonly probes: ProbeServer,
-    private readonly informers: { diagnostics: ResilientInformer<GPUDiagnostic>[]; nodes: ResilientInformer<V1Node>; pods: ResilientInformer<V1Pod> },
+    private readonly informers: { diagnostics: ResilientInformer<GPUDiagnostic>[]; policies: ResilientInformer<GPUHealthPolicy>; nodes: ResilientInformer<V1Node>; pods: ResilientInformer<V1Pod> },
     private readonly elector: LeaderElector | undefined,
     private readonly controllerDeps: Omit<ConstructorParameters<typeof DiagnosticController>[0], never>,
   ) {}
@@ -70,6 +72,15 @@ export class Operator {
                 logger,
               }),
           );
+    const policies = new ResilientInformer<GPUHealthPolicy>({
+      name: 'gpuhealthpolicies',
+      kubeConfig: kc,
+      path: `/apis/${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}/${GPU_HEALTH_POLICIES.plural}`,
+      ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}),
+      list: async () =>
+        (await custom.listClusterCustomObject({ ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) })) as KubernetesListObject<GPUHealthPolicy>,
+      logger,
+    });
     const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: () => core.listNode(), logger });
     const pods = new ResilientInformer<V1Pod>({
       name: 'agent-pods',
@@ -79,7 +90,7 @@ export class Operator {
       list: () => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }),
       logger,
     });
-    const all = [...diagnostics, nodes, pods];
+    const all = [...diagnostics, policies, nodes, pods];
     for (const informer of all) informer.start();
 
     const probes = new ProbeServer({ port: config.probePort, host: config.probeHost, registry: metrics.registry, ready: () => all.every((i) => i.hasSynced), logger });
@@ -123,7 +134,7 @@ export class Operator {
           },
         })
       : undefined;
-    const self = new Operator(config, deps, metrics, probes, { diagnostics, nodes, pods }, elector, controllerDeps);
+    const self = new Operator(config, deps, metrics, probes, { diagnostics, policies, nodes, pods }, elector, controllerDeps);
     operator.self = self;
     if (elector !== undefined) elector.start();
     else void self.lead(new AbortController().signal);
@@ -154,17 +165,43 @@ export class Operator {
         if (outcome.kind === 'retry' || outcome.kind === 'stalled') logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
       },
     });
+    const policyQueue = new WorkQueue({
+      concurrency: this.config.workers,
+      onOutcome: (outcome) => {
+        metrics.reconciles.inc({ controller: 'gpuhealthpolicy', outcome: outcome.kind });
+        metrics.reconcileDuration.observe({ controller: 'gpuhealthpolicy' }, outcome.durationMs / 1000);
+        metrics.queueDepth.set({ controller: 'gpuhealthpolicy' }, policyQueue.depth);
+        if (outcome.kind === 'retry' || outcome.kind === 'stalled') logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
+      },
+    });
     const controller = new DiagnosticController(this.controllerDeps, queue);
-    this.leading = { queue, controller };
-    const unsubscribe = this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key)));
+    const policyController = new PolicyController(
+      {
+        ...this.controllerDeps,
+        logger: logger.child({ controller: 'gpuhealthpolicy' }),
+        ...(this.config.policyMaxIntervalSeconds > 0 ? { maxIntervalMs: this.config.policyMaxIntervalSeconds * 1000 } : {}),
+      },
+      policyQueue,
+    );
+    this.leading = { queue, controller, policyQueue, policyController };
+    const unsubscribe = [...this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key))), this.informers.policies.onKey((key) => policyQueue.add(key))];
     queue.start((key, s) => controller.reconcile(key, s));
+    policyQueue.start((key, s) => policyController.reconcile(key, s));
     await Promise.all(this.informers.diagnostics.map((i) => i.waitForSync(signal).catch((err: unknown) => logger.warn('waiting for the GPUDiagnostic cache', errorFields(err)))));
     for (const informer of this.informers.diagnostics) for (const key of informer.keys()) queue.add(key);
+    await Promise.all([this.informers.policies, this.informers.nodes].map((i) => i.waitForSync(signal))).then(
+      async () => {
+        for (const key of this.informers.policies.keys()) policyQueue.add(key);
+        await policyController.sweepOrphans(signal);
+      },
+      (err: unknown) => logger.warn('waiting for the GPUHealthPolicy and Node caches', errorFields(err)),
+    ).catch((err: unknown) => logger.warn('could not release the marks of deleted policies', errorFields(err)));
     logger.info('leading: controllers running');
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     for (const u of unsubscribe) u();
     controller.abortAll();
-    await queue.shutDown();
+    policyController.abortAll();
+    await Promise.all([queue.shutDown(), policyQueue.shutDown()]);
     this.leading = undefined;
   }
 
@@ -174,10 +211,11 @@ export class Operator {
       if (this.elector !== undefined) await this.elector.stop(true);
       if (this.leading !== undefined) {
         this.leading.controller.abortAll();
-        await this.leading.queue.shutDown();
+        this.leading.policyController.abortAll();
+        await Promise.all([this.leading.queue.shutDown(), this.leading.policyQueue.shutDown()]);
         this.leading = undefined;
       }
-      await Promise.all([...this.informers.diagnostics, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
+      await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
       await this.probes.stop();
       this.deps.logger.info('operator stopped');
     })();

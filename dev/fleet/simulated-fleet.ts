@@ -3,12 +3,14 @@
  * and agent Pod objects in the API server (with pod IPs and Ready conditions, as a kubelet would
  * report), each backed by a real agent process-local instance listening on its own loopback
  * address (127.1.x.y) with its own copy of the fake NVML library, so faults on one node never
- * leak into another.
+ * leak into another. Large fleets (benchmarks) may share one library copy per scenario instead
+ * (`sharedLibrary`), trading per-node fault injection for one dlopen per scenario.
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import * as koffi from 'koffi';
 import { Agent } from '../../agent/agent.js';
 import type { AgentConfig } from '../../agent/config.js';
 import type { TokenAuthenticator } from '../../agent/auth/token-reviewer.js';
@@ -35,6 +37,33 @@ export interface FleetNodeSpec {
 
 /** The default mix: mostly healthy, with the critical and degraded faults SREs meet most. */
 const DEFAULT_SCENARIO_CYCLE = ['h100-sxm-8x-healthy', 'gpu-lost-xid79', 'h100-sxm-8x-healthy', 'a100-dbe-remap-pending', 'h100-sxm-8x-healthy', 'thermal-hw-slowdown', 'nvlink-down', 'h100-sxm-8x-healthy', 'mig-enabled', 't4-legacy'];
+
+/** koffi's ceiling on queued async native calls per process (its default is 256; this is its maximum). */
+const KOFFI_MAX_ASYNC_CALLS = 4096;
+/** NVML calls one agent may have queued at once: its collector reads GPUs in parallel (up to 8 here), each GPU's fields in order. */
+const NVML_CALLS_PER_AGENT = 8;
+
+/**
+ * Every agent of a fleet shares this process's koffi, which refuses async calls beyond
+ * max_async_calls (default 256): a fleet-wide diagnostic over a few dozen nodes would make NVML
+ * reads fail with UNKNOWN (999). koffi takes a new ceiling only before the process loads its first
+ * native library, so the first fleet of a process raises it to the maximum, for itself and for
+ * any larger fleet started later. The memory is only used while calls are queued.
+ */
+function raiseNativeCallCeiling(agents: number, logger: Logger): void {
+  if ((koffi.config().max_async_calls ?? 0) >= KOFFI_MAX_ASYNC_CALLS) return;
+  try {
+    koffi.config({ max_async_calls: KOFFI_MAX_ASYNC_CALLS });
+  } catch (err) {
+    const ceiling = koffi.config().max_async_calls ?? 0;
+    if (agents * NVML_CALLS_PER_AGENT <= ceiling) return;
+    logger.warn('cannot raise koffi max_async_calls for the simulated fleet: a native library was loaded first; NVML reads may fail with UNKNOWN (999) when many agents collect at once', {
+      agents,
+      maxAsyncCalls: ceiling,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
 
 /** N nodes named gpu-node-1..N: node 1 healthy, node 2 with a lost GPU (XID 79), then a mix. */
 export function defaultFleet(count: number): FleetNodeSpec[] {
@@ -63,6 +92,15 @@ export interface FleetOptions {
   logger: Logger;
   /** TokenReview-backed caller check shared by all agents; `none` disables auth (local demos). */
   auth: { authenticator: TokenAuthenticator; allowedCallers: string[] } | 'none';
+  /**
+   * Nodes with the same scenario share one copy of the fake library and one state file (one
+   * dlopen per scenario instead of one per node; for 1,000-node benchmarks). Their `controller`
+   * is then shared too: a fault injected through it reaches every node of that scenario.
+   * Default false: every node has a private copy and private state.
+   */
+  sharedLibrary?: boolean;
+  /** How long each agent reuses a snapshot (default 1000 ms). Benchmarks pre-collect with a long cache. */
+  snapshotCacheMs?: number;
   onProgress?: (message: string) => void;
 }
 
@@ -71,7 +109,14 @@ export interface FleetNode {
   spec: FleetNodeSpec;
   address: string;
   agent?: Agent;
+  /** The node's fake NVML state (shared by every node of its scenario with `sharedLibrary`). */
   controller?: FakeNvmlController;
+}
+
+/** One loaded copy of the fake library and the state it reads. */
+interface LibraryCopy {
+  path: string;
+  controller: FakeNvmlController;
 }
 
 /** Kernel-log lines a scenario's XID events would have produced, so kmsg and NVML both report them. */
@@ -82,11 +127,14 @@ async function kmsgLinesFor(scenario: string): Promise<string[]> {
   };
   const lines: string[] = [];
   let seq = 1;
+  // kmsg timestamps are microseconds of CLOCK_MONOTONIC (since boot); stamp the records a minute
+  // ago so they fall inside any lookback however long the host has been up.
+  const baseUs = process.hrtime.bigint() / 1000n - 60_000_000n;
   for (const e of data.events ?? []) {
     const bus = data.gpus?.[e.gpu]?.pciBusId;
     if (e.type !== 'xid' || bus === undefined || e.data === undefined) continue;
     const kernelBus = bus.replace(/^0000/, '').toLowerCase().replace(/\.\d$/, '');
-    lines.push(`4,${seq++},${5_000_000 + seq * 1000},-;NVRM: Xid (PCI:${kernelBus}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario}`);
+    lines.push(`4,${seq},${baseUs + BigInt(seq++) * 1000n},-;NVRM: Xid (PCI:${kernelBus}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario}`);
   }
   return lines;
 }
@@ -101,12 +149,34 @@ export class SimulatedFleet {
     readonly nodes: FleetNode[],
     private readonly dir: string,
     private readonly options: FleetOptions,
+    /** Library copies by scenario (sharedLibrary) or by node name. */
+    private readonly libraries = new Map<string, LibraryCopy>(),
   ) {}
+
+  /** The library copy for `spec`: a private one per node, or one per scenario when shared. */
+  private async libraryFor(spec: FleetNodeSpec, built: string): Promise<LibraryCopy> {
+    const shared = this.options.sharedLibrary === true;
+    const key = shared ? `scenario:${spec.scenario}` : `node:${spec.name}`;
+    const existing = this.libraries.get(key);
+    if (existing !== undefined) return existing;
+    const copyDir = path.join(this.dir, shared ? `scenario-${spec.scenario}` : spec.name);
+    await mkdir(copyDir, { recursive: true });
+    const controller = new FakeNvmlController({ stateFile: path.join(copyDir, 'state.txt') });
+    const copy: LibraryCopy = { path: path.join(copyDir, 'libnvidia-ml.so.1'), controller };
+    this.libraries.set(key, copy);
+    await controller.load(spec.scenario);
+    // A copy of the library at its own path is a separate dlopen, hence its own fake-GPU state
+    // in this process.
+    await copyFile(built, copy.path);
+    FakeNvmlLibrary.open(copy.path).setStatePath(controller.stateFile);
+    return copy;
+  }
 
   /** Creates the Node and Pod objects, starts one agent per node, and marks the pods Ready. */
   static async start(options: FleetOptions): Promise<SimulatedFleet> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-fleet-'));
     const core = options.kc.makeApiClient(CoreV1Api);
+    raiseNativeCallCeiling(options.nodes.filter((n) => n.withoutAgent !== true).length, options.logger);
     const library = await buildFakeNvml();
     const fleet = new SimulatedFleet([], dir, options);
     try {
@@ -122,13 +192,10 @@ export class SimulatedFleet {
         const node: FleetNode = { spec, address };
         fleet.nodes.push(node);
         if (spec.withoutAgent === true) continue;
-        node.controller = new FakeNvmlController({ stateFile: path.join(dir, spec.name, 'state.txt') });
         await mkdir(path.join(dir, spec.name), { recursive: true });
-        await node.controller.load(spec.scenario);
-        // A private copy of the library gives this node its own fake-GPU state in this process.
-        const nodeLibrary = path.join(dir, spec.name, 'libnvidia-ml.so.1');
-        await copyFile(library, nodeLibrary);
-        FakeNvmlLibrary.open(nodeLibrary).setStatePath(node.controller.stateFile);
+        const copy = await fleet.libraryFor(spec, library);
+        node.controller = copy.controller;
+        const nodeLibrary = copy.path;
         const kmsgFile = path.join(dir, spec.name, 'kmsg');
         await writeFile(kmsgFile, (await kmsgLinesFor(spec.scenario)).map((l) => `${l}\n`).join(''));
         const config: AgentConfig = {
@@ -146,7 +213,7 @@ export class SimulatedFleet {
           nvmlEvents: false,
           kmsgPath: kmsgFile,
           kmsgPollMs: 500,
-          snapshotCacheMs: 1000,
+          snapshotCacheMs: options.snapshotCacheMs ?? 1000,
           requestTimeoutMs: 30_000,
           logLevel: 'warn',
         };
@@ -195,10 +262,8 @@ export class SimulatedFleet {
 
   /** Stops every agent and removes the fleet's files (API objects die with the control plane). */
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map(async (n) => {
-      await n.agent?.stop();
-      await n.controller?.dispose();
-    }));
+    await Promise.all(this.nodes.map(async (n) => n.agent?.stop()));
+    await Promise.all([...this.libraries.values()].map((l) => l.controller.dispose()));
     await rm(this.dir, { recursive: true, force: true });
     this.options.onProgress?.('simulated fleet stopped');
   }

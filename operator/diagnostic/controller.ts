@@ -189,8 +189,10 @@ export class DiagnosticController {
       abort: new AbortController(),
       progressQueued: false,
     };
-    this.runs.set(uid, run);
+    // Tracked only once Running is written: a run whose first write failed (forbidden, conflicts
+    // exhausted) never started its fan-out, and tracking it would leave the object Running forever.
     await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: [], restarted }, signal);
+    this.runs.set(uid, run);
     log.info(restarted ? 'diagnostic restarted' : 'diagnostic started', { nodes: targets.length, checks: (spec.checks ?? []).join(',') });
 
     const timeoutMs = (spec.timeoutSeconds ?? 60) * 1000;

@@ -1,0 +1,703 @@
+/**
+ * Operator benchmark: time from creating a GPUDiagnostic to Ready=True, the operator's memory,
+ * and the API requests one diagnostic costs, for fleets of 1, 100 and 1,000 simulated nodes × 8
+ * GPUs. Loopback only, bounded in time (hard deadline), stops everything it started. Prints
+ * figures and writes bench/results/operator.json; asserts nothing.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/operator-bench.js [--nodes 1,100,1000] [--faulty-every 50]
+ *     [--cold-max 100] [--no-in-process] [--private-libraries] [--deadline-s 1800]
+ *
+ * Each fleet size gets a fresh environment, so every figure is that of a cluster of N GPU nodes
+ * (the operator's caches hold N Nodes and N agent Pods, not 1,000):
+ *   a real etcd + kube-apiserver, the CRDs and config/rbac/, a simulated fleet of N nodes whose
+ *   agents run in this process (one HTTP server per node on its own 127.1.x.y address, shared
+ *   fake NVML library per scenario) and verify callers with TokenReview, as in-cluster agents do.
+ * Then, in that environment, diagnostics over every node:
+ *   1. Only for N ≤ --cold-max (100): `gpudiag operator` as a separate process (its own
+ *      ServiceAccount kubeconfig and projected token file, exactly the permissions of
+ *      config/rbac/operator.yaml), agents cold: each collects its 8 GPUs from the fake NVML during
+ *      the diagnostic. Then the token is rotated, so every agent runs its TokenReview again.
+ *      (Cold, 1,000 agents in one process collect 8,000 GPUs on the same cores and event loop,
+ *      where real nodes collect in parallel: that measures the simulation, not the operator.)
+ *   2. The agents pre-collect their snapshot in-process (8 at a time; the time is reported), then
+ *      the same operator process runs a diagnostic with agents warm: the operator, real HTTP,
+ *      TokenReview and the API server. The operator's RSS and CPU come from /proc/<pid>.
+ *   3. The operator in this process (as `gpudiag dev up` runs it), agents warm, a fresh token.
+ * API requests are the kube-apiserver's `apiserver_request_total` before and after, by verb and
+ * resource (the metric has no user label; what the operator, the agents and the API server's own
+ * loops did is told apart by resource).
+ */
+import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { tokenReviewAuthenticator } from '../agent/auth/token-reviewer.js';
+import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
+import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
+import { repoRoot } from '../dev/control-plane/binaries.js';
+import { ControlPlane, freePort, kubeConfigForToken } from '../dev/control-plane/control-plane.js';
+import { startOrphanWatchdog, startProcess, type ManagedProcess } from '../dev/control-plane/processes.js';
+import { SimulatedFleet, type FleetNodeSpec } from '../dev/fleet/simulated-fleet.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { parseOperatorConfig } from '../operator/config.js';
+import { Operator } from '../operator/operator.js';
+
+const AGENT_NAMESPACE = 'gpudiag-system';
+const DIAGNOSTIC_NAMESPACE = 'gpudiag-bench';
+const AGENT_AUDIENCE = 'gpudiag-agent';
+const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
+/** The faulty nodes cycle through these (all 8 GPUs, all critical or degraded). */
+const FAULTY_SCENARIOS = ['gpu-lost-xid79', 'a100-dbe-remap-pending', 'nvlink-down', 'thermal-hw-slowdown'];
+const FANOUT_CONCURRENCY = 256;
+/**
+ * What every benchmark diagnostic asks. The per-node deadline is raised from 20 s because the
+ * simulated fleet runs all N agents in one process on the same cores: cold, 1,000 agents collect
+ * 8,000 GPUs one after another, where real nodes would each collect in parallel.
+ */
+const DIAGNOSTIC_SPEC = { checks: ['health', 'xid'] as const, timeoutSeconds: 300, perNodeTimeoutSeconds: 120 };
+/** Agents reuse their snapshot this long, so the runs after the first find it collected ("warm"). */
+const AGENT_SNAPSHOT_CACHE_MS = 30 * 60_000;
+/** The operator re-reads its token file at most every 10 s (operator/agent-token.ts). */
+const TOKEN_RECHECK_WAIT_MS = 11_000;
+/** Agents collecting at once while the fleet is pre-warmed. */
+const PREWARM_CONCURRENCY = 8;
+/** The whole run is killed after this, whatever happens (override with --deadline-s). */
+const DEFAULT_DEADLINE_S = 30 * 60;
+/** One diagnostic must reach Ready within this. */
+const DIAGNOSTIC_TIMEOUT_MS = 5 * 60_000;
+const RSS_SAMPLE_MS = 100;
+/** After Ready: time for the Completed/CriticalGPU Events before the "after" scrape. */
+const SETTLE_AFTER_READY_MS = 2_000;
+const IDLE_SETTLE_MS = 3_000;
+const CPU_IDLE_WINDOW_MS = 5_000;
+/** Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** Everything started, for the hard deadline and for cleanup. */
+const running: { operatorProcess?: ManagedProcess } = {};
+
+interface ProcessSample {
+  rssKiB: number;
+  hwmKiB: number;
+  cpuS: number;
+}
+
+/** Where the operator ran, and whether the agents had to collect from NVML during the diagnostic. */
+interface RunMode {
+  operator: 'process' | 'in-process';
+  agents: 'cold' | 'warm';
+}
+
+interface DiagnosticRun {
+  operator: RunMode['operator'];
+  agents: RunMode['agents'];
+  nodes: number;
+  createToReadyMs: number;
+  createToRunningMs: number | null;
+  nodesPerS: number;
+  phase: string;
+  nodesSucceeded: number;
+  nodesByStatus: Record<string, number>;
+  healthy: { status: string; reason: string } | null;
+  statusWritesSeen: number;
+  /** CPU seconds of this process from create to Ready: the N agents (and the operator when in-process). */
+  benchProcessCpuSeconds: number;
+  objectBytes: number;
+  statusBytes: number;
+  nodesListed: number;
+  nodesTruncated: number;
+  /** The first listed node of each status that is not healthy, with its message. */
+  examples: Record<string, string>;
+  apiRequests: ApiDelta;
+  events: Record<string, number>;
+  fanoutResults: Record<string, number>;
+  operatorProcess?: {
+    rssIdleMiB: number;
+    rssPeakDuringMiB: number;
+    rssAfterMiB: number;
+    vmHwmMiB: number;
+    cpuSeconds: number;
+  };
+}
+
+interface ApiDelta {
+  /** `VERB group/resource[/subresource]` → requests during the diagnostic. */
+  byVerbResource: Record<string, number>;
+  /** Requests the operator made for this diagnostic: the GPUDiagnostic, policies, Events. */
+  operator: number;
+  /** TokenReviews the agents made to verify the operator's token. */
+  agentTokenReviews: number;
+  /** Lease renewals (the operator's every 2 s, the API server's own every 10 s): background. */
+  leases: number;
+  /** Everything else (the API server's own loops, informer relists). */
+  other: number;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+async function sampleProcess(pid: number): Promise<ProcessSample> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? NaN);
+  // utime and stime are fields 14 and 15; the command name (field 2) may hold spaces, so split after ')'.
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuS: ticks / CLOCK_TICKS_PER_S };
+}
+
+/** GET a text endpoint of the API server with the admin client certificate. */
+async function apiText(kc: KubeConfig, urlPath: string): Promise<string> {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(urlPath, cluster.server);
+  const options: import('node:https').RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname, timeout: 30_000 };
+  await kc.applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = request(options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET ${urlPath}: HTTP ${res.statusCode ?? '?'}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** apiserver_request_total by `VERB group/resource[/subresource]` (resource requests only). */
+async function apiRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
+  const text = await apiText(kc, '/metrics');
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
+    if ((labels['resource'] ?? '') === '') continue;
+    const group = labels['group'] === '' ? 'core' : labels['group'];
+    const key = `${labels['verb'] ?? '?'} ${group}/${labels['resource']}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return counts;
+}
+
+/** The requests between two scrapes, without the benchmark's own create of the diagnostic. */
+function apiDelta(before: Map<string, number>, after: Map<string, number>): ApiDelta {
+  const byVerbResource: Record<string, number> = {};
+  for (const [key, value] of after) {
+    let delta = value - (before.get(key) ?? 0);
+    if (key === 'POST gpudiag.io/gpudiagnostics') delta -= 1;
+    if (delta > 0) byVerbResource[key] = delta;
+  }
+  const delta: ApiDelta = { byVerbResource, operator: 0, agentTokenReviews: 0, leases: 0, other: 0 };
+  for (const [key, n] of Object.entries(byVerbResource)) {
+    const resource = key.slice(key.indexOf(' ') + 1);
+    if (/^gpudiag\.io\/(gpudiagnostics|gpuhealthpolicies)|^events\.k8s\.io\/events/.test(resource)) delta.operator += n;
+    else if (resource === 'authentication.k8s.io/tokenreviews') delta.agentTokenReviews += n;
+    else if (resource === 'coordination.k8s.io/leases') delta.leases += n;
+    else delta.other += n;
+  }
+  return delta;
+}
+
+async function metricsText(url: string): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  return res.text();
+}
+
+/** Sums of a counter by its first label, from Prometheus text. */
+function counterByLabel(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const value = new RegExp(`${label}="([^"]*)"`).exec(m[1] ?? '')?.[1] ?? '?';
+    out[value] = (out[value] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+function subtract(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
+  return out;
+}
+
+/** N nodes named gpu-node-1..N: every `faultyEvery`-th one faulty (cycling FAULTY_SCENARIOS), the rest healthy H100s. */
+function benchFleet(count: number, faultyEvery: number): FleetNodeSpec[] {
+  let faulty = 0;
+  return Array.from({ length: count }, (_, i) => {
+    const isFaulty = faultyEvery > 0 && (i + 1) % faultyEvery === 0;
+    const scenario = isFaulty ? (FAULTY_SCENARIOS[faulty++ % FAULTY_SCENARIOS.length] ?? HEALTHY_SCENARIO) : HEALTHY_SCENARIO;
+    return { name: `gpu-node-${i + 1}`, scenario };
+  });
+}
+
+// ---------------------------------------------------------------- one environment
+
+interface Environment {
+  controlPlane: ControlPlane;
+  admin: KubeConfig;
+  fleet: SimulatedFleet;
+  agentPort: number;
+  /** A kubeconfig for ServiceAccount `name` in the agent namespace, and the token (audience `audiences`). */
+  serviceAccount(name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }>;
+  fleetStartMs: number;
+  fleetRssMiBPerAgent: number;
+  fleetIdleCpuPercent: number;
+}
+
+/** Collects every agent's snapshot in this process (no HTTP, no auth), PREWARM_CONCURRENCY agents at a time. */
+async function prewarm(fleet: SimulatedFleet): Promise<{ seconds: number; gpus: number; gpusWithErrors: number }> {
+  const started = performance.now();
+  const agents = fleet.nodes.flatMap((n) => (n.agent === undefined ? [] : [n.agent]));
+  let next = 0;
+  let gpus = 0;
+  let gpusWithErrors = 0;
+  const lane = async (): Promise<void> => {
+    while (next < agents.length) {
+      const agent = agents[next++];
+      if (agent === undefined) continue;
+      const doc = await agent.snapshots.snapshot(DIAGNOSTIC_SPEC.checks, new Date(Date.now() - 3_600_000), AbortSignal.timeout(60_000));
+      gpus += doc.gpus.length;
+      gpusWithErrors += doc.gpus.filter((g) => g.errors.length > 0).length;
+    }
+  };
+  await Promise.all(Array.from({ length: PREWARM_CONCURRENCY }, lane));
+  return { seconds: round((performance.now() - started) / 1000), gpus, gpusWithErrors };
+}
+
+async function startEnvironment(nodes: FleetNodeSpec[], sharedLibrary: boolean, logger: Logger, stops: (() => Promise<void>)[]): Promise<Environment> {
+  const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
+  stops.push(() => controlPlane.stop());
+  const admin = controlPlane.adminKubeConfig();
+  await installCrds(admin, path.join(repoRoot, 'crds'));
+  const core = admin.makeApiClient(CoreV1Api);
+  for (const name of [AGENT_NAMESPACE, DIAGNOSTIC_NAMESPACE]) await core.createNamespace({ body: { metadata: { name } } });
+  await applyObjects(admin, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
+  const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
+  const serviceAccount = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
+    const res = await core.createNamespacedServiceAccountToken({ namespace: AGENT_NAMESPACE, name, body: { spec: { audiences, expirationSeconds: 24 * 3600 } } });
+    const token = res.status?.token ?? '';
+    return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
+  };
+
+  const agentPort = await freePort();
+  const agentIdentity = await serviceAccount('gpudiag-agent', []);
+  const rssBefore = process.memoryUsage.rss();
+  progress(`starting ${nodes.length} simulated node(s) × 8 GPUs (agents in this process, TokenReview auth)`);
+  const fleetStarted = performance.now();
+  let lastReport = fleetStarted;
+  let started = 0;
+  const fleet = await SimulatedFleet.start({
+    kc: admin,
+    namespace: AGENT_NAMESPACE,
+    nodes,
+    port: agentPort,
+    logger,
+    sharedLibrary,
+    snapshotCacheMs: AGENT_SNAPSHOT_CACHE_MS,
+    auth: { authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`] },
+    onProgress: (message) => {
+      if (!message.startsWith('simulated node ')) return;
+      started += 1;
+      if (performance.now() - lastReport > 10_000) {
+        lastReport = performance.now();
+        progress(`  ${started}/${nodes.length} nodes started`);
+      }
+    },
+  });
+  stops.push(() => fleet.stop());
+  const fleetStartMs = performance.now() - fleetStarted;
+  await sleep(IDLE_SETTLE_MS);
+  const rssAfter = process.memoryUsage.rss();
+  // What N idle agents cost this process: kernel-log polls, heartbeats, metrics collectors.
+  const cpuBefore = process.cpuUsage();
+  await sleep(CPU_IDLE_WINDOW_MS);
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    controlPlane,
+    admin,
+    fleet,
+    agentPort,
+    serviceAccount,
+    fleetStartMs,
+    fleetRssMiBPerAgent: (rssAfter - rssBefore) / 1024 / 1024 / nodes.length,
+    fleetIdleCpuPercent: ((cpu.user + cpu.system) / 1000 / CPU_IDLE_WINDOW_MS) * 100,
+  };
+}
+
+/** Creates one GPUDiagnostic over every node and follows it with a watch until Ready=True (or Failed). */
+async function runDiagnostic(
+  env: Environment,
+  name: string,
+  mode: RunMode,
+  operatorMetrics: () => Promise<string>,
+  operatorPid: number | undefined,
+): Promise<DiagnosticRun> {
+  const nodes = env.fleet.nodes.length;
+  const custom = env.admin.makeApiClient(CustomObjectsApi);
+  const watchPath = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${DIAGNOSTIC_NAMESPACE}/${GPU_DIAGNOSTICS.plural}`;
+  let t0 = 0;
+  let running: number | null = null;
+  let writes = 0;
+  let settle: (obj: GPUDiagnostic) => void = () => undefined;
+  let fail: (err: Error) => void = () => undefined;
+  const finished = new Promise<GPUDiagnostic>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  // A watch that ends after the race was decided (our own abort) must not surface as unhandled.
+  finished.catch(() => undefined);
+  const watcher = await new Watch(env.admin).watch(
+    watchPath,
+    { fieldSelector: `metadata.name=${name}` },
+    (type: string, obj: GPUDiagnostic) => {
+      if (type !== 'MODIFIED' || t0 === 0) return;
+      writes += 1;
+      if (running === null && obj.status?.phase === 'Running') running = performance.now() - t0;
+      const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status === 'True' || obj.status?.phase === 'Failed') settle(obj);
+    },
+    (err: unknown) => {
+      if (err !== null && err !== undefined) fail(new Error('watch of the diagnostic ended', { cause: err }));
+    },
+  );
+  try {
+    const opBefore = await operatorMetrics();
+    const apiBefore = await apiRequestCounts(env.admin);
+    const idle = operatorPid === undefined ? undefined : await sampleProcess(operatorPid);
+    let peakKiB = idle?.rssKiB ?? 0;
+    const sampler =
+      operatorPid === undefined
+        ? undefined
+        : setInterval(() => {
+            sampleProcess(operatorPid).then((s) => (peakKiB = Math.max(peakKiB, s.rssKiB)), () => undefined);
+          }, RSS_SAMPLE_MS);
+    let obj: GPUDiagnostic;
+    let readyMs: number;
+    let cpu: NodeJS.CpuUsage;
+    try {
+      const cpuBefore = process.cpuUsage();
+      t0 = performance.now();
+      await custom.createNamespacedCustomObject({
+        ...GPU_DIAGNOSTICS,
+        namespace: DIAGNOSTIC_NAMESPACE,
+        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec: DIAGNOSTIC_SPEC },
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${name} not Ready within ${DIAGNOSTIC_TIMEOUT_MS / 1000} s`)), DIAGNOSTIC_TIMEOUT_MS);
+      });
+      try {
+        obj = await Promise.race([finished, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      readyMs = performance.now() - t0;
+      cpu = process.cpuUsage(cpuBefore);
+      await sleep(SETTLE_AFTER_READY_MS);
+    } finally {
+      if (sampler !== undefined) clearInterval(sampler);
+    }
+    const after = operatorPid === undefined ? undefined : await sampleProcess(operatorPid);
+    const apiAfter = await apiRequestCounts(env.admin);
+    const opAfter = await operatorMetrics();
+
+    const events: Record<string, number> = {};
+    const list = await env.admin.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: DIAGNOSTIC_NAMESPACE });
+    for (const e of list.items) if (e.regarding?.name === name) events[e.reason ?? '?'] = (events[e.reason ?? '?'] ?? 0) + 1;
+    const status = obj.status ?? {};
+    const healthy = status.conditions?.find((c) => c.type === 'Healthy');
+    return {
+      operator: mode.operator,
+      agents: mode.agents,
+      nodes,
+      createToReadyMs: Math.round(readyMs),
+      createToRunningMs: running === null ? null : Math.round(running),
+      nodesPerS: round(nodes / (readyMs / 1000)),
+      phase: status.phase ?? '?',
+      nodesSucceeded: status.summary?.nodesSucceeded ?? 0,
+      nodesByStatus: { ...(status.summary?.nodesByStatus ?? {}) },
+      healthy: healthy === undefined ? null : { status: healthy.status, reason: healthy.reason },
+      statusWritesSeen: writes,
+      benchProcessCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
+      objectBytes: Buffer.byteLength(JSON.stringify(obj)),
+      statusBytes: Buffer.byteLength(JSON.stringify(status)),
+      nodesListed: status.nodes?.length ?? 0,
+      examples: Object.fromEntries(
+        ['critical', 'degraded', 'unknown'].flatMap((s) => {
+          const n = status.nodes?.find((x) => x.status === s);
+          return n === undefined ? [] : [[s, `${n.name}: ${n.message ?? ''}`.slice(0, 300)]];
+        }),
+      ),
+      nodesTruncated: status.nodesTruncated ?? 0,
+      apiRequests: apiDelta(apiBefore, apiAfter),
+      events,
+      fanoutResults: subtract(counterByLabel(opAfter, 'gpudiag_fanout_results_total', 'result'), counterByLabel(opBefore, 'gpudiag_fanout_results_total', 'result')),
+      ...(idle !== undefined && after !== undefined
+        ? {
+            operatorProcess: {
+              rssIdleMiB: round(idle.rssKiB / 1024),
+              rssPeakDuringMiB: round(Math.max(peakKiB, after.rssKiB) / 1024),
+              rssAfterMiB: round(after.rssKiB / 1024),
+              vmHwmMiB: round(after.hwmKiB / 1024),
+              cpuSeconds: round(after.cpuS - idle.cpuS, 2),
+            },
+          }
+        : {}),
+    };
+  } finally {
+    watcher.abort();
+  }
+}
+
+/** Waits until the operator's probe server says ready and it holds the Lease. */
+async function waitLeading(probeUrl: string, isAlive: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive()) throw new Error('the operator process exited');
+    try {
+      const ready = await fetch(`${probeUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await ready.arrayBuffer();
+      if (ready.status === 200 && /^gpudiag_leader 1$/m.test(await metricsText(`${probeUrl}/metrics`))) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(100);
+  }
+  throw new Error(`the operator did not become ready and leader within ${timeoutMs / 1000} s`);
+}
+
+/** Runs one fleet size in a fresh environment: the runs 1–3 described at the top of this file. */
+async function benchSize(count: number, options: { faultyEvery: number; sharedLibrary: boolean; inProcess: boolean; coldMax: number }, logger: Logger): Promise<Record<string, unknown>> {
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const env = await startEnvironment(benchFleet(count, options.faultyEvery), options.sharedLibrary, logger, stops);
+    progress(`${count} node(s) running in ${round(env.fleetStartMs / 1000)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent)}% CPU idle for the fleet`);
+    const runs: DiagnosticRun[] = [];
+
+    // 1. The operator as its own process, as in a cluster.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-operator-bench-'));
+    stops.push(() => rm(dir, { recursive: true, force: true }));
+    const identity = await env.serviceAccount('gpudiag-operator', []);
+    const agentToken = await env.serviceAccount('gpudiag-operator', [AGENT_AUDIENCE]);
+    const kubeconfig = path.join(dir, 'operator.kubeconfig');
+    const tokenFile = path.join(dir, 'agent-token');
+    await writeFile(kubeconfig, identity.kc.exportConfig(), { mode: 0o600 });
+    await writeFile(tokenFile, agentToken.token, { mode: 0o600 });
+    let probePort = await freePort();
+    // Agents listen on 127.1.x.y, so the same port number may be free on 127.0.0.1; keep them apart for clarity.
+    while (probePort === env.agentPort) probePort = await freePort();
+    const probeUrl = `http://127.0.0.1:${probePort}`;
+    const args = [
+      path.join(repoRoot, 'bin', 'gpudiag.js'), 'operator',
+      '--kubeconfig', kubeconfig,
+      '--agent-namespace', AGENT_NAMESPACE,
+      '--agent-port', String(env.agentPort),
+      '--agent-token-file', tokenFile,
+      '--fanout-concurrency', String(FANOUT_CONCURRENCY),
+      '--probe-listen', `127.0.0.1:${probePort}`,
+      '--identity', 'bench-operator-process',
+    ];
+    const logFile = path.join(env.controlPlane.endpoint.dir, 'logs', 'operator.log');
+    const spawnedAt = performance.now();
+    const child = await startProcess('gpudiag operator', process.execPath, args, logFile);
+    running.operatorProcess = child;
+    const stopWatchdog = startOrphanWatchdog(process.pid, [child.pid]);
+    let childExited = false;
+    void child.exited.then(() => (childExited = true));
+    let sigtermMs = NaN;
+    let sigtermExit = '';
+    let warm: Awaited<ReturnType<typeof prewarm>> | undefined;
+    try {
+      await waitLeading(probeUrl, () => !childExited);
+      const readyMs = performance.now() - spawnedAt;
+      await sleep(IDLE_SETTLE_MS);
+      if (count <= options.coldMax) {
+        progress(`${count} node(s): diagnostic with the operator as a separate process, agents cold`);
+        runs.push(await runDiagnostic(env, `fleet-${count}-process-cold`, { operator: 'process', agents: 'cold' }, () => metricsText(`${probeUrl}/metrics`), child.pid));
+        // A new token (as after kubelet rotation), so every agent runs its TokenReview again.
+        await writeFile(tokenFile, (await env.serviceAccount('gpudiag-operator', [AGENT_AUDIENCE])).token, { mode: 0o600 });
+        await sleep(TOKEN_RECHECK_WAIT_MS);
+      }
+      warm = await prewarm(env.fleet);
+      progress(`${count} node(s): agents pre-collected ${warm.gpus} GPUs in ${warm.seconds} s (${warm.gpusWithErrors} with NVML errors)`);
+      await sleep(IDLE_SETTLE_MS);
+      progress(`${count} node(s): diagnostic with the operator as a separate process, agents warm`);
+      runs.push(await runDiagnostic(env, `fleet-${count}-process-warm`, { operator: 'process', agents: 'warm' }, () => metricsText(`${probeUrl}/metrics`), child.pid));
+      const stopStarted = performance.now();
+      await child.stop(10_000);
+      sigtermMs = performance.now() - stopStarted;
+      sigtermExit = await child.exited;
+      progress(`operator process: ready and leading ${Math.round(readyMs)} ms after spawn; SIGTERM → exit ${Math.round(sigtermMs)} ms (${sigtermExit})`);
+    } finally {
+      await child.stop(5_000);
+      stopWatchdog();
+      delete running.operatorProcess;
+    }
+
+    // 2. The operator in this process, as `gpudiag dev up` runs it (it takes over the released Lease).
+    if (options.inProcess) {
+      const freshToken = await env.serviceAccount('gpudiag-operator', [AGENT_AUDIENCE]);
+      const config = parseOperatorConfig(
+        ['--agent-namespace', AGENT_NAMESPACE, '--agent-port', String(env.agentPort), '--probe-listen', '127.0.0.1:0', '--fanout-concurrency', String(FANOUT_CONCURRENCY), '--identity', 'bench-operator-in-process'],
+        {},
+        'bench',
+      );
+      const operator = await Operator.start(config, { kc: identity.kc, logger, tokenProvider: () => Promise.resolve(freshToken.token) });
+      stops.push(() => operator.stop());
+      await waitLeading(`http://127.0.0.1:${operator.probeAddress?.port ?? 0}`, () => true);
+      await sleep(IDLE_SETTLE_MS);
+      progress(`${count} node(s): diagnostic with the operator in this process, agents warm`);
+      runs.push(await runDiagnostic(env, `fleet-${count}-in-process-warm`, { operator: 'in-process', agents: 'warm' }, () => operator.metrics.registry.metrics(), undefined));
+    }
+    return {
+      nodes: count,
+      gpus: count * 8,
+      faultyNodes: env.fleet.nodes.filter((n) => n.spec.scenario !== HEALTHY_SCENARIO).length,
+      fleetStartS: round(env.fleetStartMs / 1000),
+      fleetRssMiBPerAgent: round(env.fleetRssMiBPerAgent, 2),
+      fleetIdleCpuPercent: round(env.fleetIdleCpuPercent),
+      prewarm: warm,
+      operatorSigtermToExitMs: Math.round(sigtermMs),
+      operatorExit: sigtermExit,
+      runs,
+    };
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i] ?? 0) : String(c).padStart(widths[i] ?? 0))).join('  ');
+}
+
+function verbSummary(delta: ApiDelta): string {
+  const byVerb: Record<string, number> = {};
+  for (const [key, n] of Object.entries(delta.byVerbResource)) {
+    const resource = key.slice(key.indexOf(' ') + 1);
+    if (!/^gpudiag\.io\/|^events\.k8s\.io\//.test(resource)) continue;
+    const short = `${key.slice(0, key.indexOf(' '))} ${resource.replace(/^[^/]+\//, '')}`;
+    byVerb[short] = (byVerb[short] ?? 0) + n;
+  }
+  return Object.entries(byVerb).map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      nodes: { type: 'string', default: '1,100,1000' },
+      'faulty-every': { type: 'string', default: '50' },
+      'deadline-s': { type: 'string', default: String(DEFAULT_DEADLINE_S) },
+      'private-libraries': { type: 'boolean', default: false },
+      'no-in-process': { type: 'boolean', default: false },
+      'cold-max': { type: 'string', default: '100' },
+    },
+  });
+  const sizes = (values.nodes ?? '').split(',').map((s) => Number(s.trim()));
+  const faultyEvery = Number(values['faulty-every']);
+  const deadlineS = Number(values['deadline-s']);
+  const coldMax = Number(values['cold-max']);
+  if (!Number.isInteger(coldMax) || coldMax < 0) throw new Error('--cold-max must be a non-negative integer');
+  if (sizes.length === 0 || !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 1000)) throw new Error('--nodes must be a comma-separated list of integers from 1 to 1000 (nodeNames allows 1,000)');
+  if (!Number.isInteger(faultyEvery) || faultyEvery < 0) throw new Error('--faulty-every must be a non-negative integer (0: all healthy)');
+  if (!(deadlineS > 0)) throw new Error('--deadline-s must be positive');
+  const deadline = setTimeout(() => {
+    process.stderr.write(`operator-bench: gave up after ${deadlineS} s\n`);
+    // The control plane's watchdog stops etcd and kube-apiserver once this process is gone.
+    void running.operatorProcess?.stop(1_000);
+    setTimeout(() => process.exit(1), 1_500).unref();
+  }, deadlineS * 1000);
+  deadline.unref();
+
+  const logger = createLogger({ level: 'warn', defaultMeta: { component: 'operator-bench' }, stderrOnly: true });
+  const out: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: round(os.totalmem() / 1024 ** 3),
+    loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
+    agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
+    fanoutConcurrency: FANOUT_CONCURRENCY,
+    fleet: `fresh environment per size; ${HEALTHY_SCENARIO}, every ${faultyEvery}th node faulty (${FAULTY_SCENARIOS.join(', ')}); ${values['private-libraries'] ? 'a private' : 'one shared'} fake NVML library ${values['private-libraries'] ? 'per node' : 'per scenario'}`,
+    diagnosticSpec: DIAGNOSTIC_SPEC,
+    agentSnapshotCacheMs: AGENT_SNAPSHOT_CACHE_MS,
+  };
+  const results: Record<string, unknown>[] = [];
+  for (const [index, count] of sizes.entries()) {
+    progress(`=== ${count} node(s) (${index + 1}/${sizes.length}) ===`);
+    results.push(await benchSize(count, { faultyEvery, sharedLibrary: !values['private-libraries'], inProcess: !values['no-in-process'], coldMax }, logger));
+  }
+  out['sizes'] = results;
+  out['loadAverage1mAtEnd'] = round(os.loadavg()[0] ?? NaN, 2);
+
+  const resultsDir = path.join(repoRoot, 'bench', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(path.join(resultsDir, 'operator.json'), `${JSON.stringify(out, null, 2)}\n`);
+
+  const w = [16, 5, 10, 7, 10, 10, 6, 8, 7, 8, 10];
+  const lines = [
+    `gpudiag operator benchmark — GPUDiagnostic over N simulated nodes × 8 GPUs, ${String(out['cpus'])} CPUs, node ${process.version}`,
+    '',
+    row(['operator, agents', 'N', 'create→Rdy', 'nodes/s', 'RSS idle', 'RSS peak', 'op CPU', 'agents', 'API op', 'TokenRev', 'status KiB'], w),
+  ];
+  for (const size of results) {
+    for (const r of size['runs'] as DiagnosticRun[]) {
+      const p = r.operatorProcess;
+      lines.push(
+        row(
+          [
+            `${r.operator}, ${r.agents}`,
+            r.nodes,
+            `${r.createToReadyMs} ms`,
+            r.nodesPerS,
+            p === undefined ? '-' : `${p.rssIdleMiB} MiB`,
+            p === undefined ? '-' : `${p.rssPeakDuringMiB} MiB`,
+            p === undefined ? '-' : `${p.cpuSeconds} s`,
+            r.operator === 'process' ? `${r.benchProcessCpuSeconds} s` : '-',
+            r.apiRequests.operator,
+            r.apiRequests.agentTokenReviews,
+            round(r.statusBytes / 1024),
+          ],
+          w,
+        ),
+      );
+    }
+  }
+  lines.push('', 'operator API requests per diagnostic, by verb (the benchmark\'s own create excluded):');
+  for (const size of results) for (const r of size['runs'] as DiagnosticRun[]) lines.push(`  ${r.operator}/${r.agents} N=${r.nodes}: ${verbSummary(r.apiRequests)}; background leases ${r.apiRequests.leases}, other ${r.apiRequests.other}`);
+  lines.push('', 'outcomes:');
+  for (const size of results) {
+    for (const r of size['runs'] as DiagnosticRun[]) {
+      lines.push(`  ${r.operator}/${r.agents} N=${r.nodes}: ${r.phase}, ${r.nodesSucceeded}/${r.nodes} succeeded (fan-out ${JSON.stringify(r.fanoutResults)}), by status ${JSON.stringify(r.nodesByStatus)}, Healthy=${r.healthy?.status ?? '?'} (${r.healthy?.reason ?? '?'}), nodes[] ${r.nodesListed} listed + ${r.nodesTruncated} truncated, ${r.statusWritesSeen} status writes, events ${JSON.stringify(r.events)}`);
+    }
+    const pw = size['prewarm'] as { seconds: number; gpus: number; gpusWithErrors: number } | undefined;
+    lines.push(`  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s (${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`);
+  }
+  lines.push(`written: ${path.relative(process.cwd(), path.join(resultsDir, 'operator.json'))}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`operator-bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
