@@ -17,6 +17,7 @@ const commands: CommandEntry[] = [
   { words: ['agent'], summary: 'run the node agent (NVML snapshots and XID events over HTTP)', load: async () => (await import('./commands/agent.js')).runAgent },
   { words: ['operator'], summary: 'run the operator (reconciles GPUDiagnostics by asking the agents)', load: async () => (await import('./commands/operator.js')).runOperator },
   { words: ['dev', 'up'], summary: 'start gpudiag locally on an embedded control plane', load: async () => (await import('./commands/dev-up.js')).runDevUp },
+  { words: ['mcp'], summary: 'serve gpudiag as MCP tools over stdio (uses your kubeconfig and RBAC)', load: async () => (await import('./commands/mcp.js')).runMcp },
   { words: ['xid', 'analyze'], summary: 'find XID errors in kernel-log text (file or stdin)', load: async () => (await import('./commands/xid-analyze.js')).runXidAnalyze },
 ];
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_PER_NODE_TIMEOUT_SECONDS } from '../../api/defaults.js';
+import { DEFAULT_PER_NODE_TIMEOUT_SECONDS, DIAGNOSTIC_SPEC_DEFAULTS } from '../../api/defaults.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import type { DiagnosticCheck } from '../../agent/api/snapshot-document.js';
@@ -268,8 +268,11 @@ export class DiagnosticController {
       }
     }
     signal.throwIfAborted();
+    // The diagnostic's own spec.xidLookback decides which XIDs count; the policy's xid.lookback
+    // is for its periodic checks.
+    const forThisDiagnostic = { ...spec, xid: { ...spec?.xid, lookback: obj.spec.xidLookback ?? DIAGNOSTIC_SPEC_DEFAULTS.xidLookback } };
     try {
-      return { resolved: resolvePolicy(spec) };
+      return { resolved: resolvePolicy(forThisDiagnostic) };
     } catch (err) {
       if (err instanceof PolicyError) return { stalled: { kind: 'stalled', reason: 'InvalidPolicy', message: `GPUHealthPolicy "${ref ?? ''}": ${err.message}` } };
       throw err;

@@ -112,6 +112,16 @@ describe('operator: GPUDiagnostic', () => {
     expect(done.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'PolicyNotFound' });
   });
 
+  it("judges XIDs by the diagnostic's own xidLookback", async () => {
+    await createDiagnostic('recent-xids-only', { nodeNames: [names['lost']], xidLookback: '1s' });
+    const done = await waitFinished('recent-xids-only');
+    const lost = done.status?.nodes?.[0];
+    // The lost GPU is still critical, but the XID 79 logged a minute ago is outside 1s.
+    expect(lost?.status).toBe('critical');
+    expect(lost?.xidEvents ?? []).toEqual([]);
+    expect(done.status?.summary?.xidEvents).toBe(0);
+  });
+
   it('fails with NoMatchingNodes when the selector matches nothing', async () => {
     await createDiagnostic('no-nodes', { nodeSelector: { matchLabels: { 'gpudiag.io/pool': 'inference' } } });
     const done = await waitFinished('no-nodes');
