@@ -33,6 +33,8 @@ export interface OperatorConfig {
   policyMaxIntervalSeconds: number;
   probeHost: string;
   probePort: number;
+  /** The MCP endpoint (/mcp); absent when disabled. */
+  mcp?: { host: string; port: number; namespace: string; readOnly: boolean; allowedHosts: readonly string[]; audience: string };
   leaderElection: boolean;
   leaseNamespace: string;
   leaseName: string;
@@ -66,6 +68,11 @@ const ENV: Record<string, string> = {
   'policy-selector': 'GPUDIAG_POLICY_SELECTOR',
   'policy-max-interval-seconds': 'GPUDIAG_POLICY_MAX_INTERVAL_SECONDS',
   'probe-listen': 'GPUDIAG_PROBE_LISTEN',
+  'mcp-listen': 'GPUDIAG_MCP_LISTEN',
+  'mcp-namespace': 'GPUDIAG_MCP_NAMESPACE',
+  'mcp-read-only': 'GPUDIAG_MCP_READ_ONLY',
+  'mcp-allowed-hosts': 'GPUDIAG_MCP_ALLOWED_HOSTS',
+  'mcp-audience': 'GPUDIAG_MCP_AUDIENCE',
   'leader-election': 'GPUDIAG_LEADER_ELECTION',
   'lease-namespace': 'GPUDIAG_LEASE_NAMESPACE',
   'lease-name': 'GPUDIAG_LEASE_NAME',
@@ -99,6 +106,11 @@ Every option can also be set with the environment variable shown.
   --policy-max-interval-seconds N check policies at least this often, whatever spec.interval says
                                   (default 0: no cap; for demos and tests)
   --probe-listen HOST:PORT        /healthz, /readyz, /metrics (default 0.0.0.0:8081)
+  --mcp-listen HOST:PORT          serve the MCP facade at /mcp (GPUDIAG_MCP_LISTEN; default off)
+  --mcp-namespace NS              where MCP tool calls create GPUDiagnostics (default default)
+  --mcp-read-only true|false      only read tools (default false)
+  --mcp-allowed-hosts a,b         Host names accepted at /mcp (default localhost,127.0.0.1,::1)
+  --mcp-audience AUD              audience callers' tokens must carry (default gpudiag-mcp)
   --leader-election true|false    (default true)
   --lease-namespace NS            (default: the agent namespace)
   --lease-name NAME               (default gpudiag-operator)
@@ -141,6 +153,25 @@ function namespaceName(flag: string, value: string): string {
   return value;
 }
 
+/** The MCP endpoint settings, or undefined when --mcp-listen is not given. */
+function parseMcp(get: (flag: string) => string | undefined): OperatorConfig['mcp'] {
+  const listen = get('mcp-listen');
+  if (listen === undefined || listen === '') return undefined;
+  const colon = listen.lastIndexOf(':');
+  if (colon <= 0) throw new OperatorConfigError(`--mcp-listen must be HOST:PORT, got "${listen}"`);
+  const readOnly = get('mcp-read-only') ?? 'false';
+  if (readOnly !== 'true' && readOnly !== 'false') throw new OperatorConfigError(`--mcp-read-only must be true or false, got "${readOnly}"`);
+  const hosts = (get('mcp-allowed-hosts') ?? 'localhost,127.0.0.1,::1').split(',').map((h) => h.trim()).filter((h) => h !== '');
+  return {
+    host: listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+    port: integer('mcp-listen', listen.slice(colon + 1), 0, 0, 65535),
+    namespace: namespaceName('mcp-namespace', get('mcp-namespace') ?? 'default'),
+    readOnly: readOnly === 'true',
+    allowedHosts: Object.freeze(hosts),
+    audience: get('mcp-audience') ?? 'gpudiag-mcp',
+  };
+}
+
 /** Parses flags (then env) into a frozen OperatorConfig; throws OperatorConfigError naming the flag. */
 export function parseOperatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv, hostname: string): Readonly<OperatorConfig> {
   let values: Record<string, string | boolean | undefined>;
@@ -164,6 +195,7 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
   }
   const scheme = get('agent-scheme') ?? 'http';
   if (scheme !== 'http' && scheme !== 'https') throw new OperatorConfigError(`--agent-scheme must be http or https, got "${scheme}"`);
+  const mcp = parseMcp(get);
   const probe = get('probe-listen') ?? '0.0.0.0:8081';
   const colon = probe.lastIndexOf(':');
   if (colon <= 0) throw new OperatorConfigError(`--probe-listen must be HOST:PORT, got "${probe}"`);
@@ -192,6 +224,7 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     policyMaxIntervalSeconds: integer('policy-max-interval-seconds', get('policy-max-interval-seconds'), 0, 0, 86_400),
     probeHost: probe.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
     probePort: integer('probe-listen', probe.slice(colon + 1), 8081, 0, 65535),
+    ...(mcp !== undefined ? { mcp } : {}),
     leaderElection: leaderElection === 'true',
     leaseNamespace: namespaceName('lease-namespace', get('lease-namespace') ?? agentNamespace),
     leaseName: get('lease-name') ?? 'gpudiag-operator',

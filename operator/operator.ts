@@ -22,6 +22,7 @@ import { ResilientInformer } from './runtime/informer.js';
 import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
 import { WorkQueue } from './runtime/work-queue.js';
+import { createMcpHttpServer, type McpHttpServer } from './mcp/http.js';
 
 /** Things the caller provides (tests and `dev up` inject a token provider). */
 export interface OperatorDeps {
@@ -32,6 +33,10 @@ export interface OperatorDeps {
 
 /** A running operator replica. */
 export class Operator {
+  /** The MCP endpoint, when configured (served by every replica; the leader reconciles what it creates). */
+  private mcp: McpHttpServer | undefined;
+  private mcpAddress: AddressInfo | undefined;
+
   private leading: { queue: WorkQueue; controller: DiagnosticController; policyQueue: WorkQueue; policyController: PolicyController } | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -135,11 +140,37 @@ export class Operator {
         })
       : undefined;
     const self = new Operator(config, deps, metrics, probes, { diagnostics, policies, nodes, pods }, elector, controllerDeps);
+    if (config.mcp !== undefined) {
+      const mcp = createMcpHttpServer({
+        kc,
+        namespace: config.mcp.namespace,
+        readOnly: config.mcp.readOnly,
+        allowedHosts: config.mcp.allowedHosts,
+        audiences: [config.mcp.audience],
+        logger: logger.child({ component: 'mcp' }),
+        host: config.mcp.host,
+        port: config.mcp.port,
+        settings: { agentNamespace: config.agentNamespace, agentSelector: config.agentSelector },
+      });
+      try {
+        self.mcpAddress = await mcp.start();
+      } catch (err) {
+        await Promise.all([...diagnostics, policies, nodes, pods].map((i) => i.stop()));
+        await probes.stop();
+        throw err;
+      }
+      self.mcp = mcp;
+    }
     operator.self = self;
     if (elector !== undefined) elector.start();
     else void self.lead(new AbortController().signal);
     logger.info('operator started', { probes: `${probes.address?.address ?? ''}:${probes.address?.port ?? ''}`, leaderElection: config.leaderElection, namespaces: config.namespaces.length === 0 ? 'all' : config.namespaces.join(',') });
     return self;
+  }
+
+  /** The MCP endpoint's address, when it is served. */
+  get mcpEndpoint(): AddressInfo | undefined {
+    return this.mcpAddress;
   }
 
   /** The probe server's address. */
@@ -216,6 +247,7 @@ export class Operator {
         this.leading = undefined;
       }
       await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
+      await this.mcp?.stop();
       await this.probes.stop();
       this.deps.logger.info('operator stopped');
     })();

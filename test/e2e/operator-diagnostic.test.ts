@@ -15,6 +15,8 @@ import { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { assertKstatus } from '../support/kstatus.js';
 import { applyRbac } from '../support/rbac.js';
+import { connectHttp } from './mcp-harness.js';
+import { applyObjects } from '../../dev/apply.js';
 
 const ns = useTestNamespace('e2e-diag');
 const logger = createLogger({ silent: true });
@@ -43,6 +45,7 @@ async function waitFinished(name: string, timeoutMs = 30_000): Promise<GPUDiagno
 beforeAll(async () => {
   const cluster = testCluster();
   await applyRbac('operator.yaml', ns.name);
+  await applyRbac('operator-mcp.yaml', ns.name);
   await applyRbac('agent.yaml', ns.name);
   const operatorSa = `system:serviceaccount:${ns.name}:gpudiag-operator`;
   const port = await freePort();
@@ -61,7 +64,7 @@ beforeAll(async () => {
     auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
   });
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name],
     {},
     'e2e-operator',
   );
@@ -139,6 +142,27 @@ describe('operator: GPUDiagnostic', () => {
       if (!gone) await new Promise((r) => setTimeout(r, 200));
     }
     expect(gone).toBe(true);
+  });
+
+  it('serves the MCP facade at /mcp: tokens are required, and a caller with rights gets gpu_health', async () => {
+    const url = new URL(`http://127.0.0.1:${operator.mcpEndpoint?.port ?? 0}/mcp`);
+    const anonymous = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(anonymous.status).toBe(401);
+    // A caller allowed to run diagnostics in this namespace (and nothing else).
+    await applyObjects(testCluster().admin(), [
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'diagnostician', namespace: ns.name }, rules: [{ apiGroups: ['gpudiag.io'], resources: ['gpudiagnostics'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }] } as never,
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'diagnostician', namespace: ns.name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'diagnostician' }, subjects: [{ kind: 'ServiceAccount', name: 'sre', namespace: ns.name }] } as never,
+    ]);
+    const client = await connectHttp(url, await testCluster().serviceAccountToken(ns.name, 'sre', ['gpudiag-mcp']));
+    try {
+      const tools = await client.listTools();
+      expect(tools.tools.map((t) => t.name)).toContain('gpu_health');
+      const result = await client.callTool({ name: 'gpu_health', arguments: { nodes: [names['healthy']] } });
+      expect(result.isError ?? false).toBe(false);
+      expect(JSON.stringify(result.structuredContent)).toContain(names['healthy']);
+    } finally {
+      await client.close();
+    }
   });
 
   it('is ready and exports metrics', async () => {
