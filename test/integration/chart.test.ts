@@ -1,0 +1,115 @@
+/**
+ * The Helm chart, rendered by a real helm (built from the Go module proxy, cached by version):
+ * with any release name the operator's agent selector matches the agent DaemonSet's pods, the
+ * RBAC equals config/rbac/, every container has limits, a NetworkPolicy guards the agents, and
+ * the API server accepts every manifest (server-side dry run).
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { readManifests } from '../../dev/apply.js';
+import { repoRoot } from '../../dev/control-plane/binaries.js';
+import { matchesSelector } from '../../operator/fanout/label-selector.js';
+import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { kubectl } from '../support/kubectl.js';
+
+const run = promisify(execFile);
+const ns = useTestNamespace('chart');
+let helm: string;
+
+interface Container {
+  name: string;
+  args?: string[];
+  resources?: { limits?: Record<string, string> };
+}
+interface Rendered extends KubernetesObject {
+  spec?: {
+    template?: { metadata?: { labels?: Record<string, string> }; spec?: { serviceAccountName?: string; containers: Container[]; volumes?: { projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] } };
+    podSelector?: { matchLabels?: Record<string, string> };
+    ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[];
+  };
+  rules?: unknown[];
+}
+
+async function render(release: string, namespace: string): Promise<Rendered[]> {
+  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace], { maxBuffer: 16 << 20 });
+  return parseAllDocuments(stdout).map((d) => d.toJS() as Rendered).filter((o) => o !== null);
+}
+
+function find(objects: Rendered[], kind: string, nameSuffix: string): Rendered {
+  const found = objects.find((o) => o.kind === kind && (o.metadata?.name ?? '').endsWith(nameSuffix));
+  if (found === undefined) throw new Error(`no ${kind} *${nameSuffix} rendered`);
+  return found;
+}
+
+function arg(container: Container | undefined, flag: string): string {
+  const value = container?.args?.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+  if (value === undefined) throw new Error(`${container?.name ?? '?'} has no ${flag}`);
+  return value;
+}
+
+function selectorFromArg(value: string): { matchLabels: Record<string, string> } {
+  return { matchLabels: Object.fromEntries(value.split(',').map((kv) => kv.split('=') as [string, string])) };
+}
+
+beforeAll(async () => {
+  // Cached by version; a cold build takes a few minutes (CI builds it before the tests).
+  const { stdout } = await run('bash', [path.join(repoRoot, 'dev', 'tools', 'build-helm.sh')], { timeout: 15 * 60_000 });
+  helm = stdout.trim().split('\n').at(-1) ?? '';
+}, 15 * 60_000);
+
+describe('Helm chart', () => {
+  it.each([['gpudiag'], ['my-custom-release']])('with release name %s, the operator finds its agents and the agents accept its identity', async (release) => {
+    const objects = await render(release, 'gpu-ops');
+    const daemonSet = find(objects, 'DaemonSet', '-agent');
+    const deployment = find(objects, 'Deployment', '-operator');
+    const agent = daemonSet.spec?.template?.spec?.containers[0];
+    const operator = deployment.spec?.template?.spec?.containers[0];
+    expect(daemonSet.metadata?.namespace).toBe('gpu-ops');
+    expect(arg(operator, '--agent-namespace')).toBe('gpu-ops');
+    expect(matchesSelector(daemonSet.spec?.template?.metadata?.labels, selectorFromArg(arg(operator, '--agent-selector')))).toBe(true);
+    expect(arg(agent, '--listen').endsWith(`:${arg(operator, '--agent-port')}`)).toBe(true);
+    expect(arg(agent, '--allowed-callers')).toBe(`system:serviceaccount:gpu-ops:${deployment.spec?.template?.spec?.serviceAccountName ?? ''}`);
+    const audience = deployment.spec?.template?.spec?.volumes?.flatMap((v) => v.projected?.sources ?? []).find((s) => s.serviceAccountToken)?.serviceAccountToken?.audience;
+    expect(audience).toBe(arg(agent, '--token-audience'));
+    expect(arg(operator, '--agent-token-audience')).toBe(audience);
+  });
+
+  it("two releases never select each other's agents", async () => {
+    const a = await render('fleet-a', 'gpu-ops');
+    const b = await render('fleet-b', 'gpu-ops');
+    const selectorA = selectorFromArg(arg(find(a, 'Deployment', '-operator').spec?.template?.spec?.containers[0], '--agent-selector'));
+    expect(matchesSelector(find(b, 'DaemonSet', '-agent').spec?.template?.metadata?.labels, selectorA)).toBe(false);
+  });
+
+  it('grants exactly the RBAC of config/rbac/', async () => {
+    const objects = await render('gpudiag', 'gpu-ops');
+    const operatorRbac = (await readManifests([path.join(repoRoot, 'config', 'rbac', 'operator.yaml')])) as Rendered[];
+    const agentRbac = (await readManifests([path.join(repoRoot, 'config', 'rbac', 'agent.yaml')])) as Rendered[];
+    expect(find(objects, 'ClusterRole', '-operator').rules).toEqual(find(operatorRbac, 'ClusterRole', 'gpudiag-operator').rules);
+    expect(find(objects, 'Role', '-operator').rules).toEqual(find(operatorRbac, 'Role', 'gpudiag-operator').rules);
+    expect(find(objects, 'ClusterRole', '-agent').rules).toEqual(find(agentRbac, 'ClusterRole', 'gpudiag-agent').rules);
+  });
+
+  it('sets memory limits on every container and lets only the operator reach the agents', async () => {
+    const objects = await render('gpudiag', 'gpu-ops');
+    for (const workload of objects.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet')) {
+      for (const c of workload.spec?.template?.spec?.containers ?? []) expect(c.resources?.limits?.['memory']).toBeDefined();
+    }
+    const policy = find(objects, 'NetworkPolicy', '-agent');
+    expect(policy.spec?.podSelector?.matchLabels).toEqual(find(objects, 'DaemonSet', '-agent').spec?.template?.metadata?.labels);
+    expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
+  });
+
+  it('renders manifests the API server accepts (server-side dry run)', async () => {
+    const { stdout } = await run(helm, ['template', 'gpudiag', path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', ns.name, '--include-crds'], { maxBuffer: 16 << 20 });
+    const res = await kubectl(testCluster().adminKubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], stdout);
+    expect(res.stderr).not.toMatch(/error/i);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('daemonset.apps/gpudiag-agent created (server dry run)');
+    expect(res.stdout).toContain('deployment.apps/gpudiag-operator created (server dry run)');
+  });
+});
