@@ -2,7 +2,7 @@
  * The agent's configuration, parsed once from flags and environment variables (flags win),
  * validated, and frozen. Nothing else in the agent reads process.env.
  */
-import { parseArgs } from 'node:util';
+import { integerFlag, readFlags } from '../lib/flags.js';
 
 /** Validated agent configuration. */
 export interface AgentConfig {
@@ -94,27 +94,13 @@ Every option can also be set with the environment variable shown.
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${flag} must be an integer between ${min} and ${max}, got "${value}"`);
-  return n;
+  return integerFlag(flag, value, fallback, min, max, (m) => new ConfigError(m));
 }
 
 /** Parses flags (then env) into a frozen AgentConfig; throws ConfigError naming the bad flag. */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const options = Object.fromEntries(Object.keys(ENV).map((k) => [k, { type: 'string' as const }]));
-    ({ values } = parseArgs({ args: [...argv], options: { ...options, 'nvml-no-fallback': { type: 'boolean' } }, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-  const get = (flag: string): string | undefined => {
-    const v = values[flag];
-    if (typeof v === 'string') return v;
-    const envName = ENV[flag];
-    return envName === undefined ? undefined : env[envName];
-  };
+  const flags = readFlags(argv, env, ENV, ['nvml-no-fallback'], (m) => new ConfigError(m));
+  const get = flags.get;
 
   const nodeName = get('node-name') ?? '';
   if (nodeName === '') throw new ConfigError('--node-name (or NODE_NAME) is required');
@@ -156,7 +142,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     tokenAudience: get('token-audience') ?? 'gpudiag-agent',
     ...optional('kubeconfig', get('kubeconfig')),
     ...optional('nvmlLibraryPath', get('nvml-library')),
-    nvmlNoFallback: values['nvml-no-fallback'] === true || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
+    nvmlNoFallback: flags.isSet('nvml-no-fallback') || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),
     nvmlEvents: nvmlEvents === 'true',
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',

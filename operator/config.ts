@@ -3,7 +3,7 @@
  * validated and frozen. Nothing cluster-specific is hard-coded elsewhere: namespaces, the agent
  * selector, port, scheme and token all come from here.
  */
-import { parseArgs } from 'node:util';
+import { integerFlag, readFlags } from '../lib/flags.js';
 
 /** Validated operator configuration. */
 export interface OperatorConfig {
@@ -142,10 +142,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const SELECTOR_TERM = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new OperatorConfigError(`--${flag} must be an integer between ${min} and ${max}, got "${value}"`);
-  return n;
+  return integerFlag(flag, value, fallback, min, max, (m) => new OperatorConfigError(m));
 }
 
 function namespaceName(flag: string, value: string): string {
@@ -174,19 +171,7 @@ function parseMcp(get: (flag: string) => string | undefined): OperatorConfig['mc
 
 /** Parses flags (then env) into a frozen OperatorConfig; throws OperatorConfigError naming the flag. */
 export function parseOperatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv, hostname: string): Readonly<OperatorConfig> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const options = Object.fromEntries(Object.keys(ENV).map((k) => [k, { type: 'string' as const }]));
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new OperatorConfigError((err as Error).message);
-  }
-  const get = (flag: string): string | undefined => {
-    const v = values[flag];
-    if (typeof v === 'string') return v;
-    const envName = ENV[flag];
-    return envName === undefined ? undefined : env[envName];
-  };
+  const get = readFlags(argv, env, ENV, [], (m) => new OperatorConfigError(m)).get;
   const namespaces = (get('namespaces') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '').map((n) => namespaceName('namespaces', n));
   const agentNamespace = namespaceName('agent-namespace', get('agent-namespace') ?? 'gpudiag-system');
   const agentSelector = get('agent-selector') ?? 'app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent';
