@@ -106,11 +106,13 @@ export class Operator {
       throw err;
     }
     const caPem = config.agentCaFile === undefined ? undefined : await readFile(config.agentCaFile, 'utf8');
+    const breaker = new CircuitBreaker();
+    metrics.observeCircuits(() => breaker.snapshot());
     const controllerDeps = {
       kc,
       nodes,
       agentPods: pods,
-      breaker: new CircuitBreaker(),
+      breaker,
       connections: createConnectionPool({ scheme: config.agentScheme, maxSockets: config.fanoutConcurrency, ...(caPem !== undefined ? { caPem } : {}) }),
       tokenProvider: deps.tokenProvider ?? fileTokenProvider(config.agentTokenFile),
       events: apiEventRecorder(kc, config.identity, logger),

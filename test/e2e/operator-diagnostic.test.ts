@@ -173,5 +173,7 @@ describe('operator: GPUDiagnostic', () => {
     expect(metrics).toContain(`gpudiag_node_health_score{node="${names['healthy']}"}`);
     expect(metrics).toContain('gpudiag_fanout_results_total{result="Succeeded"}');
     expect(metrics).toContain('gpudiag_xid_events_total{node=');
+    expect(metrics).toMatch(/gpudiag_agent_circuits\{state="closed"\} [1-9]/);
+    expect(metrics).toContain('gpudiag_reconcile_total{controller="gpudiagnostic",outcome="success"}');
   });
 });
