@@ -11,6 +11,7 @@ import { createConnectionPool, fetchSnapshot, sanitizeText, type FetchOutcome } 
 import { breakerKey, type CircuitBreaker } from './circuit-breaker.js';
 import { runBounded, type BoundedRunStats } from './pool.js';
 import type { NodeTarget } from './targets.js';
+import { setMaxListeners } from 'node:events';
 
 /** The per-node result of a fan-out. */
 export type NodeResult = 'Succeeded' | 'NoAgent' | 'Unreachable' | 'Timeout' | 'Error';
@@ -24,6 +25,10 @@ export interface NodeOutcome {
   attempts: number;
   snapshot?: NodeSnapshotDocument;
 }
+
+/** Abort listeners one in-flight node request may hold on the run's signal. */
+const LISTENERS_PER_REQUEST = 4;
+const MIN_LISTENER_HEADROOM = 10;
 
 /** Default retries of a transient failure (3 attempts in all). */
 export const DEFAULT_RETRIES = 2;
@@ -267,10 +272,20 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
     queue.push({ target: { ...target, agent: target.agent }, index });
   });
 
+  // Each in-flight node listens on the run's signal (deadline race, request, retry sleep), so a
+  // run holds a few listeners per concurrent request. A private signal linked to the caller's
+  // gets a matching leak-warning threshold; Node's default of 10 fired on every large fan-out.
+  const run = new AbortController();
+  setMaxListeners(LISTENERS_PER_REQUEST * options.concurrency + MIN_LISTENER_HEADROOM, run.signal);
+  const forward = (): void => run.abort(options.signal.reason);
+  if (options.signal.aborted) forward();
+  else options.signal.addEventListener('abort', forward, { once: true });
+
   let stats: BoundedRunStats;
   try {
-    stats = await runBounded(queue, options.concurrency, (entry, _i, signal) => askNode(entry.target, ctx, signal), options.signal, (outcome, entry) => emit(entry.index, outcome));
+    stats = await runBounded(queue, options.concurrency, (entry, _i, signal) => askNode(entry.target, ctx, signal), run.signal, (outcome, entry) => emit(entry.index, outcome));
   } finally {
+    options.signal.removeEventListener('abort', forward);
     if (ownConnections) connections.destroy();
   }
 
