@@ -43,6 +43,9 @@ function isFinished(status: GPUDiagnosticStatus | undefined): boolean {
   return status?.phase === 'Completed' || status?.phase === 'Failed';
 }
 
+/** First status read after creating a diagnostic; later reads double up to the poll interval. */
+const FIRST_POLL_MS = 50;
+
 async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return;
   await new Promise<void>((resolve) => {
@@ -104,6 +107,8 @@ export async function createAndWait(ctx: ToolContext, req: DiagnosticRequest): P
 
   const deadline = Date.now() + req.waitSeconds * 1000;
   let lastReported = -1;
+  // Small diagnostics finish in well under a second: poll soon, then back off to the interval.
+  let delayMs = Math.min(FIRST_POLL_MS, ctx.settings.pollIntervalMs);
   const cancelled = async (): Promise<never> => {
     const deleted = await deleteQuietly(ctx, req.namespace, name);
     ctx.logger.info('diagnostic cancelled', { namespace: req.namespace, name, deleted });
@@ -128,6 +133,7 @@ export async function createAndWait(ctx: ToolContext, req: DiagnosticRequest): P
     }
     if (finished) return { diagnostic: current, finished: true };
     if (Date.now() >= deadline) return { diagnostic: current, finished: false };
-    await sleep(Math.min(ctx.settings.pollIntervalMs, Math.max(deadline - Date.now(), 1)), ctx.signal);
+    await sleep(Math.min(delayMs, Math.max(deadline - Date.now(), 1)), ctx.signal);
+    delayMs = Math.min(delayMs * 2, ctx.settings.pollIntervalMs);
   }
 }
