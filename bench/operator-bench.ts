@@ -5,7 +5,7 @@
  * figures and writes bench/results/operator.json; asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/operator-bench.js [--nodes 1,100,1000] [--faulty-every 50]
- *     [--cold-max 100] [--no-in-process] [--private-libraries] [--deadline-s 1800]
+ *     [--cold-max 100] [--no-in-process] [--private-libraries] [--deadline-s 1800] [--out bench/results/operator.json]
  *
  * Each fleet size gets a fresh environment, so every figure is that of a cluster of N GPU nodes
  * (the operator's caches hold N Nodes and N agent Pods, not 1,000):
@@ -607,6 +607,7 @@ async function main(): Promise<void> {
       'private-libraries': { type: 'boolean', default: false },
       'no-in-process': { type: 'boolean', default: false },
       'cold-max': { type: 'string', default: '100' },
+      out: { type: 'string', default: path.join('bench', 'results', 'operator.json') },
     },
   });
   const sizes = (values.nodes ?? '').split(',').map((s) => Number(s.trim()));
@@ -647,9 +648,9 @@ async function main(): Promise<void> {
   out['sizes'] = results;
   out['loadAverage1mAtEnd'] = round(os.loadavg()[0] ?? NaN, 2);
 
-  const resultsDir = path.join(repoRoot, 'bench', 'results');
-  await mkdir(resultsDir, { recursive: true });
-  await writeFile(path.join(resultsDir, 'operator.json'), `${JSON.stringify(out, null, 2)}\n`);
+  const outFile = path.resolve(repoRoot, values.out ?? path.join('bench', 'results', 'operator.json'));
+  await mkdir(path.dirname(outFile), { recursive: true });
+  await writeFile(outFile, `${JSON.stringify(out, null, 2)}\n`);
 
   const w = [16, 5, 10, 7, 10, 10, 6, 8, 7, 8, 10];
   const lines = [
@@ -690,7 +691,7 @@ async function main(): Promise<void> {
     const pw = size['prewarm'] as { seconds: number; gpus: number; gpusWithErrors: number } | undefined;
     lines.push(`  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s (${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`);
   }
-  lines.push(`written: ${path.relative(process.cwd(), path.join(resultsDir, 'operator.json'))}`);
+  lines.push(`written: ${path.relative(process.cwd(), outFile)}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
