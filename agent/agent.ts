@@ -28,6 +28,8 @@ export interface AgentDeps {
   logger: Logger;
   /** Replaces TokenReview (the simulated fleet shares one authenticator). */
   authenticator?: TokenAuthenticator;
+  /** Export process metrics (default true; agents sharing a process turn them off). */
+  processMetrics?: boolean;
 }
 
 /** A running agent. */
@@ -52,7 +54,7 @@ export class Agent {
   /** Starts NVML, the XID sources and the HTTP server; rejects if the port cannot be bound. */
   static async start(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<Agent> {
     const logger = deps.logger.child({ node: config.nodeName });
-    const metrics = new AgentMetrics();
+    const metrics = new AgentMetrics(deps.processMetrics ?? true);
     const startedAt = new Date().toISOString();
 
     const { nvml, mode, modeReason } = await Agent.initNvml(config, logger);

@@ -165,8 +165,10 @@ async function serveSnapshot(deps: HttpApiDeps, req: IncomingMessage, res: Serve
     log.info('snapshot served', { checks: query.checks.join(','), gpus: doc.gpus.length, xidEvents: doc.xid.events.length, durationMs: Date.now() - started });
     sendJson(res, 200, doc, requestId);
   } catch (err) {
-    if (controller.signal.aborted && !res.writableEnded && !res.destroyed) {
-      sendJson(res, 504, { error: (controller.signal.reason as Error).message, requestId }, requestId);
+    if (controller.signal.aborted) {
+      if (!res.writableEnded && !res.destroyed) sendJson(res, 504, { error: (controller.signal.reason as Error).message, requestId }, requestId);
+      // A caller that gave up (its own deadline) is routine, not an agent error.
+      else log.debug('caller went away before the snapshot was ready');
       return;
     }
     throw err;

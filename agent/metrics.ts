@@ -29,8 +29,12 @@ export class AgentMetrics {
   });
   readonly requests = new Counter({ name: 'gpudiag_agent_http_requests_total', help: 'HTTP requests by path and status code.', labelNames: ['path', 'code'], registers: [this.registry] });
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'gpudiag_agent_' });
+  /**
+   * @param defaultMetrics process metrics (CPU, memory, event-loop lag). Their monitors run for
+   *   the life of the process, so many agents sharing one process (the simulated fleet) skip them.
+   */
+  constructor(defaultMetrics = true) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gpudiag_agent_' });
   }
 
   /** Replaces the per-GPU gauges with the values of a fresh collection (GPUs that vanished drop out). */

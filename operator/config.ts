@@ -18,7 +18,6 @@ export interface OperatorConfig {
   agentCaFile?: string;
   /** Projected ServiceAccount token presented to agents (re-read so kubelet rotation works). */
   agentTokenFile: string;
-  agentTokenAudience: string;
   /** Most agent requests in flight across the operator. */
   fanoutConcurrency: number;
   /** Retries per node for transient failures. */
@@ -59,7 +58,6 @@ const ENV: Record<string, string> = {
   'agent-scheme': 'GPUDIAG_AGENT_SCHEME',
   'agent-ca-file': 'GPUDIAG_AGENT_CA_FILE',
   'agent-token-file': 'GPUDIAG_AGENT_TOKEN_FILE',
-  'agent-token-audience': 'GPUDIAG_AGENT_TOKEN_AUDIENCE',
   'fanout-concurrency': 'GPUDIAG_FANOUT_CONCURRENCY',
   'fanout-retries': 'GPUDIAG_FANOUT_RETRIES',
   workers: 'GPUDIAG_WORKERS',
@@ -94,7 +92,6 @@ Every option can also be set with the environment variable shown.
   --agent-scheme http|https       (default http)
   --agent-ca-file FILE            CA for https agents
   --agent-token-file FILE         projected token sent to agents (default /var/run/secrets/gpudiag/agent-token)
-  --agent-token-audience AUD      (default gpudiag-agent)
   --fanout-concurrency N          agent requests in flight (default 256)
   --fanout-retries N              retries of transient failures per node (default 2)
   --workers N                     reconcile workers (default 4)
@@ -199,7 +196,6 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     agentScheme: scheme,
     ...(caFile !== undefined && caFile !== '' ? { agentCaFile: caFile } : {}),
     agentTokenFile: get('agent-token-file') ?? '/var/run/secrets/gpudiag/agent-token',
-    agentTokenAudience: get('agent-token-audience') ?? 'gpudiag-agent',
     fanoutConcurrency: integer('fanout-concurrency', get('fanout-concurrency'), 256, 1, 10_000),
     fanoutRetries: integer('fanout-retries', get('fanout-retries'), 2, 0, 10),
     workers: integer('workers', get('workers'), 4, 1, 64),

@@ -218,17 +218,16 @@ export class Operator {
     );
     this.leading = { queue, controller, policyQueue, policyController };
     const unsubscribe = [...this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key))), this.informers.policies.onKey((key) => policyQueue.add(key))];
+    // Reconcile only once every cache is loaded: a diagnostic judged against an empty Node or Pod
+    // cache would fail with NoMatchingNodes for good. Keys arriving meanwhile wait in the queues.
+    await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.waitForSync(signal))).catch((err: unknown) =>
+      logger.warn('waiting for the caches before reconciling', errorFields(err)),
+    );
     queue.start((key, s) => controller.reconcile(key, s));
     policyQueue.start((key, s) => policyController.reconcile(key, s));
-    await Promise.all(this.informers.diagnostics.map((i) => i.waitForSync(signal).catch((err: unknown) => logger.warn('waiting for the GPUDiagnostic cache', errorFields(err)))));
     for (const informer of this.informers.diagnostics) for (const key of informer.keys()) queue.add(key);
-    await Promise.all([this.informers.policies, this.informers.nodes].map((i) => i.waitForSync(signal))).then(
-      async () => {
-        for (const key of this.informers.policies.keys()) policyQueue.add(key);
-        await policyController.sweepOrphans(signal);
-      },
-      (err: unknown) => logger.warn('waiting for the GPUHealthPolicy and Node caches', errorFields(err)),
-    ).catch((err: unknown) => logger.warn('could not release the marks of deleted policies', errorFields(err)));
+    for (const key of this.informers.policies.keys()) policyQueue.add(key);
+    if (!signal.aborted) await policyController.sweepOrphans(signal).catch((err: unknown) => logger.warn('could not release the marks of deleted policies', errorFields(err)));
     logger.info('leading: controllers running');
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     for (const u of unsubscribe) u();

@@ -219,6 +219,8 @@ export class SimulatedFleet {
         };
         node.agent = await Agent.start(config, {
           logger: options.logger,
+          // Process metrics would be the same for every agent here, and their monitors never stop.
+          processMetrics: false,
           ...(options.auth === 'none' ? {} : { authenticator: options.auth.authenticator }),
         });
         const podName = `gpudiag-agent-${spec.name}`.slice(0, 63).replace(/-+$/, '');

@@ -199,7 +199,8 @@ export class DiagnosticController {
     const perNodeMs = Math.min(timeoutMs, (spec.perNodeTimeoutSeconds ?? this.deps.defaultPerNodeTimeoutSeconds ?? DEFAULT_PER_NODE_TIMEOUT_SECONDS) * 1000);
     const deadline = AbortSignal.any([run.abort.signal, AbortSignal.timeout(timeoutMs)]);
     const lookbackMs = parseGoDuration(spec.xidLookback ?? '1h');
-    const correlationId = `${obj.metadata.namespace ?? ''}.${obj.metadata.name ?? ''}.${randomBytes(3).toString('hex')}`.slice(0, 80);
+    // At most 64 characters (the fan-out's limit): the random suffix always survives the cut.
+    const correlationId = `${`${obj.metadata.namespace ?? ''}.${obj.metadata.name ?? ''}`.slice(0, 57)}.${randomBytes(3).toString('hex')}`;
 
     void fanOut({
       targets,
@@ -223,7 +224,14 @@ export class DiagnosticController {
     })
       .then(
         () => undefined,
-        (err: unknown) => log.error('fan-out failed', errorFields(err)),
+        (err: unknown) => {
+          // Never let a failed fan-out look like a clean run: every unanswered node is an Error.
+          log.error('fan-out failed', errorFields(err));
+          const answered = new Set(run.completed.map((c) => c.node));
+          for (const t of targets) {
+            if (!answered.has(t.node)) run.completed.push({ node: t.node, result: 'Error', message: `the operator could not ask this node's agent: ${errorFields(err).error.slice(0, 200)}` });
+          }
+        },
       )
       .finally(() => {
         run.done = true;

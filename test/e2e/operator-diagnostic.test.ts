@@ -115,6 +115,13 @@ describe('operator: GPUDiagnostic', () => {
     expect(done.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'PolicyNotFound' });
   });
 
+  it('diagnoses objects with long names (the correlation id stays within the fan-out limit)', async () => {
+    const name = `long-${'x'.repeat(90)}`;
+    await createDiagnostic(name, { nodeNames: [names['healthy']] });
+    const done = await waitFinished(name);
+    expect(done.status?.summary).toMatchObject({ nodesTargeted: 1, nodesSucceeded: 1 });
+  });
+
   it("judges XIDs by the diagnostic's own xidLookback", async () => {
     await createDiagnostic('recent-xids-only', { nodeNames: [names['lost']], xidLookback: '1s' });
     const done = await waitFinished('recent-xids-only');
