@@ -149,7 +149,7 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
     });
     cleanups.push(() => fleet.stop());
     const config = parseOperatorConfig(
-      ['--namespaces', ns, '--agent-namespace', ns, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
+      ['--namespaces', ns, '--agent-namespace', ns, '--policy-selector', `gpudiag.io/shard=${ns}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
       {},
       `${prefix}-operator`,
     );

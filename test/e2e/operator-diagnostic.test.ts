@@ -64,7 +64,7 @@ beforeAll(async () => {
     auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
   });
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name],
     {},
     'e2e-operator',
   );

@@ -90,6 +90,7 @@ describe('gpudiag operator process', () => {
       '--kubeconfig', kubeconfigFile,
       '--namespaces', ns.name,
       '--agent-namespace', ns.name,
+      '--policy-selector', `gpudiag.io/shard=${ns.name}`,
       '--probe-listen', `127.0.0.1:${port}`,
       '--agent-token-file', tokenFile,
       '--identity', 'proc-test',

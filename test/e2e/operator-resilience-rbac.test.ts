@@ -66,7 +66,7 @@ async function operatorMayWriteStatus(): Promise<boolean> {
 /** The summed value of gpudiag_reconcile_total for one outcome. */
 async function reconciles(outcome: string): Promise<number> {
   const metric = await operator.metrics.registry.getSingleMetric('gpudiag_reconcile_total')?.get();
-  return (metric?.values ?? []).filter((v) => v.labels['outcome'] === outcome).reduce((sum, v) => sum + v.value, 0);
+  return (metric?.values ?? []).filter((v) => v.labels['controller'] === 'gpudiagnostic' && v.labels['outcome'] === outcome).reduce((sum, v) => sum + v.value, 0);
 }
 
 beforeAll(async () => {
@@ -101,7 +101,7 @@ beforeAll(async () => {
     auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`] },
   });
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
     {},
     'e2e-rbac',
   );

@@ -85,7 +85,7 @@ async function readLease(): Promise<V1Lease> {
 async function startReplica(identity: string): Promise<Operator> {
   const cluster = testCluster();
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '10', '--policy-grace-seconds', '1', '--lease-name', LEASE_NAME, '--identity', identity],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '10', '--policy-grace-seconds', '1', '--lease-name', LEASE_NAME, '--identity', identity],
     {},
     'unused-hostname',
   );

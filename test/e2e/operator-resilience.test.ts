@@ -199,7 +199,7 @@ beforeAll(async () => {
   });
   await startGarbageAgent(n['garbage'] ?? '', port);
   const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
+    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
     {},
     'e2e-resilience',
   );
