@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
-import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { DEFAULT_PER_NODE_TIMEOUT_SECONDS, DIAGNOSTIC_SPEC_DEFAULTS } from '../../api/defaults.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
@@ -22,7 +21,8 @@ import { fanOut, type NodeOutcome } from '../fanout/fanout.js';
 import type { CircuitBreaker } from '../fanout/circuit-breaker.js';
 import { InvalidTargetInputError, resolveTargets } from '../fanout/targets.js';
 import type { OperatorMetrics } from '../metrics.js';
-import { isConflict, isNotFound } from '../runtime/errors.js';
+import { isNotFound } from '../runtime/errors.js';
+import { writeStatus } from '../runtime/status-writer.js';
 import { splitKey, type ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
@@ -33,8 +33,6 @@ import type { NodeResultInput } from './results.js';
 const PROGRESS_INTERVAL_MS = 1_000;
 /** A safety net: a running diagnostic is looked at again at least this often. */
 const RUNNING_RECHECK_MS = 10_000;
-/** Status writes retried on conflict before the key goes back to the queue with backoff. */
-const MAX_STATUS_ATTEMPTS = 5;
 /**
  * A referenced policy may be created moments after the diagnostic (`kubectl apply -f dir/`
  * applies files in name order); wait this long before failing with PolicyNotFound.
@@ -289,21 +287,17 @@ export class DiagnosticController {
 
   /** The one place status is written: recompute on the freshest object, retry on conflict. */
   private async apply(obj: GPUDiagnostic, observation: DiagnosticObservation, signal: AbortSignal): Promise<GPUDiagnosticStatus> {
-    let current = obj;
-    for (let attempt = 1; ; attempt++) {
-      const generation = current.metadata.generation ?? 1;
-      const desired = computeDiagnosticStatus(current.status, generation, observation, this.now());
-      if (isDeepStrictEqual(current.status, desired)) return desired;
-      try {
-        const { namespace, name } = current.metadata;
-        await this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace: namespace ?? '', name: name ?? '', body: { ...current, status: desired } });
-        return desired;
-      } catch (err) {
-        if (!isConflict(err) || attempt >= MAX_STATUS_ATTEMPTS) throw err;
-        signal.throwIfAborted();
-        current = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' })) as GPUDiagnostic;
-      }
-    }
+    const namespace = obj.metadata.namespace ?? '';
+    const name = obj.metadata.name ?? '';
+    return writeStatus(
+      obj,
+      (current) => computeDiagnosticStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
+      {
+        replace: (current, status) => this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } }),
+        reread: async () => (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name })) as GPUDiagnostic,
+      },
+      signal,
+    );
   }
 
   /** Events for a finished diagnostic: Normal with the summary, Warning per critical node. */

@@ -12,7 +12,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
-import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, GPU_HEALTH_POLICIES, type GPUHealthPolicy, type GPUHealthPolicyStatus } from '../../api/index.js';
 import { describeErrors, validateGPUHealthPolicy } from '../../api/validation.js';
@@ -25,7 +24,8 @@ import { fanOut, type NodeOutcome } from '../fanout/fanout.js';
 import { compileSelector, InvalidSelectorError } from '../fanout/label-selector.js';
 import { resolveTargets, type NodeTarget } from '../fanout/targets.js';
 import type { OperatorMetrics } from '../metrics.js';
-import { isConflict, isNotFound } from '../runtime/errors.js';
+import { isNotFound } from '../runtime/errors.js';
+import { writeStatus } from '../runtime/status-writer.js';
 import type { ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
@@ -35,8 +35,6 @@ import { checkedGeneration, computePolicyStatus, nextCheckAt, type PolicyObserva
 
 /** A check in progress is looked at again at least this often. */
 const RUNNING_RECHECK_MS = 10_000;
-/** Status writes retried on conflict before the key goes back to the queue with backoff. */
-const MAX_STATUS_ATTEMPTS = 5;
 /** At most this many Events of each kind per check. */
 const MAX_EVENTS_PER_KIND = 10;
 /** A check never runs longer than this, whatever the interval. */
@@ -388,20 +386,16 @@ export class PolicyController {
 
   /** The one place status is written: recompute on the freshest object, retry on conflict. */
   private async apply(obj: GPUHealthPolicy, observation: PolicyObservation, signal: AbortSignal): Promise<GPUHealthPolicyStatus> {
-    let current = obj;
-    for (let attempt = 1; ; attempt++) {
-      const generation = current.metadata.generation ?? 1;
-      const desired = computePolicyStatus(current.status, generation, observation, this.now());
-      if (isDeepStrictEqual(current.status, desired)) return desired;
-      try {
-        await this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name: current.metadata.name ?? '', body: { ...current, status: desired } });
-        return desired;
-      } catch (err) {
-        if (!isConflict(err) || attempt >= MAX_STATUS_ATTEMPTS) throw err;
-        signal.throwIfAborted();
-        current = (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: obj.metadata.name ?? '' })) as GPUHealthPolicy;
-      }
-    }
+    const name = obj.metadata.name ?? '';
+    return writeStatus(
+      obj,
+      (current) => computePolicyStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
+      {
+        replace: (current, status) => this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }),
+        reread: async () => (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name })) as GPUHealthPolicy,
+      },
+      signal,
+    );
   }
 
   private forget(key: string): void {

@@ -139,7 +139,8 @@ describe('operator: GPUDiagnostic', () => {
   });
 
   it('deletes a finished diagnostic after ttlSecondsAfterFinished', async () => {
-    await createDiagnostic('short-lived', { nodeNames: [names['healthy']], ttlSecondsAfterFinished: 1 });
+    // Long enough that the poll below sees Completed before the deletion, even on a loaded machine.
+    await createDiagnostic('short-lived', { nodeNames: [names['healthy']], ttlSecondsAfterFinished: 3 });
     await waitFinished('short-lived');
     const api = testCluster().admin().makeApiClient(CustomObjectsApi);
     const deadline = Date.now() + 10_000;
