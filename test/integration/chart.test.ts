@@ -34,8 +34,8 @@ interface Rendered extends KubernetesObject {
   rules?: unknown[];
 }
 
-async function render(release: string, namespace: string): Promise<Rendered[]> {
-  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace], { maxBuffer: 16 << 20 });
+async function render(release: string, namespace: string, ...set: string[]): Promise<Rendered[]> {
+  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace, ...set.flatMap((s) => ['--set', s])], { maxBuffer: 16 << 20 });
   return parseAllDocuments(stdout).map((d) => d.toJS() as Rendered).filter((o) => o !== null);
 }
 
@@ -103,8 +103,23 @@ describe('Helm chart', () => {
     expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
   });
 
+  it('exposes the MCP endpoint only when enabled, with the RBAC of config/rbac/operator-mcp.yaml', async () => {
+    const off = await render('gpudiag', 'gpu-ops');
+    expect(off.filter((o) => (o.metadata?.name ?? '').includes('mcp'))).toEqual([]);
+    expect(find(off, 'Deployment', '-operator').spec?.template?.spec?.containers[0]?.args?.some((a) => a.startsWith('--mcp-'))).toBe(false);
+
+    const on = await render('gpudiag', 'gpu-ops', 'operator.mcp.enabled=true');
+    const operator = find(on, 'Deployment', '-operator').spec?.template?.spec?.containers[0];
+    expect(arg(operator, '--mcp-listen')).toBe('0.0.0.0:8443');
+    expect(arg(operator, '--mcp-allowed-hosts').split(',')).toContain('gpudiag-mcp.gpu-ops.svc');
+    const service = find(on, 'Service', '-mcp') as Rendered & { spec?: { selector?: Record<string, string> } };
+    expect(matchesSelector(find(on, 'Deployment', '-operator').spec?.template?.metadata?.labels, { matchLabels: service.spec?.selector ?? {} })).toBe(true);
+    const mcpRbac = (await readManifests([path.join(repoRoot, 'config', 'rbac', 'operator-mcp.yaml')])) as Rendered[];
+    expect(find(on, 'ClusterRole', '-operator-mcp').rules).toEqual(find(mcpRbac, 'ClusterRole', 'gpudiag-operator-mcp').rules);
+  });
+
   it('renders manifests the API server accepts (server-side dry run)', async () => {
-    const { stdout } = await run(helm, ['template', 'gpudiag', path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', ns.name, '--include-crds'], { maxBuffer: 16 << 20 });
+    const { stdout } = await run(helm, ['template', 'gpudiag', path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', ns.name, '--include-crds', '--set', 'operator.mcp.enabled=true'], { maxBuffer: 16 << 20 });
     const res = await kubectl(testCluster().adminKubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], stdout);
     expect(res.stderr).not.toMatch(/error/i);
     expect(res.code).toBe(0);

@@ -19,3 +19,9 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "gpudiag.operatorServiceAccount" -}}{{ .Release.Name }}-operator{{- end }}
+
+{{/* Host names the MCP Service answers to (the endpoint rejects any other Host header). */}}
+{{- define "gpudiag.mcpHosts" -}}
+{{- $svc := printf "%s-mcp" .Release.Name -}}
+{{ $svc }},{{ $svc }}.{{ .Release.Namespace }},{{ $svc }}.{{ .Release.Namespace }}.svc,{{ $svc }}.{{ .Release.Namespace }}.svc.cluster.local
+{{- end }}
