@@ -37,6 +37,8 @@ export interface OperatorConfig {
   leaderElection: boolean;
   leaseNamespace: string;
   leaseName: string;
+  /** How long a Lease stays valid without renewal: how fast a replica takes over from a killed leader. */
+  leaseDurationSeconds: number;
   identity: string;
   logLevel: string;
 }
@@ -74,6 +76,7 @@ const ENV: Record<string, string> = {
   'leader-election': 'GPUDIAG_LEADER_ELECTION',
   'lease-namespace': 'GPUDIAG_LEASE_NAMESPACE',
   'lease-name': 'GPUDIAG_LEASE_NAME',
+  'lease-duration-seconds': 'GPUDIAG_LEASE_DURATION_SECONDS',
   identity: 'POD_NAME',
   'log-level': 'GPUDIAG_LOG_LEVEL',
 };
@@ -111,6 +114,7 @@ Every option can also be set with the environment variable shown.
   --leader-election true|false    (default true)
   --lease-namespace NS            (default: the agent namespace)
   --lease-name NAME               (default gpudiag-operator)
+  --lease-duration-seconds N      takeover time after a leader dies unreleased (default 15)
   --identity NAME                 leader identity (POD_NAME; default the hostname)
   --log-level LEVEL               error|warn|info|debug (default info)
 `;
@@ -209,6 +213,7 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     leaderElection: leaderElection === 'true',
     leaseNamespace: namespaceName('lease-namespace', get('lease-namespace') ?? agentNamespace),
     leaseName: get('lease-name') ?? 'gpudiag-operator',
+    leaseDurationSeconds: integer('lease-duration-seconds', get('lease-duration-seconds'), 15, 3, 300),
     identity: get('identity') ?? hostname,
     logLevel: level,
   });

@@ -133,6 +133,10 @@ export class Operator {
           namespace: config.leaseNamespace,
           name: config.leaseName,
           identity: leaderIdentity(config.identity),
+          // client-go's proportions: renew within 2/3 of the lease, retry several times per renewal.
+          leaseDurationSeconds: config.leaseDurationSeconds,
+          renewDeadlineMs: Math.floor((config.leaseDurationSeconds * 2000) / 3),
+          retryPeriodMs: Math.min(2000, Math.floor((config.leaseDurationSeconds * 1000) / 7)),
           logger,
           onStartedLeading: (signal) => operator.self?.lead(signal),
           onStoppedLeading: (reason) => {

@@ -133,6 +133,60 @@ describe('gpudiag operator process', () => {
     expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => 'open', () => 'closed')).toBe('closed');
   });
 
+  it('two replicas: exactly one leads; SIGKILL the leader and the other takes over once the Lease expires', async () => {
+    const ports = [await freePort(), await freePort()];
+    const replica = (i: number): ReturnType<typeof startOperator> =>
+      startOperator([
+        '--kubeconfig', kubeconfigFile,
+        '--namespaces', ns.name,
+        '--agent-namespace', ns.name,
+        '--policy-selector', `gpudiag.io/shard=${ns.name}`,
+        '--probe-listen', `127.0.0.1:${ports[i] ?? 0}`,
+        '--agent-token-file', tokenFile,
+        '--lease-name', 'failover',
+        '--lease-duration-seconds', '3',
+        '--identity', `replica-${i}`,
+      ]);
+    const replicas = [replica(0), replica(1)];
+    const leaderMetric = async (i: number): Promise<string> => (await fetch(`http://127.0.0.1:${ports[i] ?? 0}/metrics`).then((r) => r.text(), () => '')).match(/^gpudiag_leader (\d)$/m)?.[1] ?? '';
+    const holder = async (): Promise<string> => {
+      const api = testCluster().admin().makeApiClient(CoordinationV1Api);
+      const lease = await api.readNamespacedLease({ namespace: ns.name, name: 'failover' }).catch(() => undefined);
+      return lease?.spec?.holderIdentity ?? '';
+    };
+    const output = (): string => replicas.map((r) => r.output()).join('\n');
+    try {
+      await waitFor('a leader', 20_000, async () => (await holder()) !== '', output);
+      const leaderIndex = (await holder()).startsWith('replica-0') ? 0 : 1;
+      const other = 1 - leaderIndex;
+      await waitFor('both replicas report leadership metrics', 10_000, async () => (await leaderMetric(other)) === '0' && (await leaderMetric(leaderIndex)) === '1', output);
+
+      const killedAt = Date.now();
+      replicas[leaderIndex]?.child.kill('SIGKILL');
+      await waitFor('the other replica leads', 15_000, async () => (await holder()).startsWith(`replica-${other}`), output);
+      const takeoverMs = Date.now() - killedAt;
+      // Not before the 3 s lease could expire, and soon after it did.
+      expect(takeoverMs).toBeGreaterThanOrEqual(2_000);
+      expect(takeoverMs).toBeLessThan(12_000);
+
+      // The new leader reconciles.
+      const api = testCluster().admin().makeApiClient(CustomObjectsApi);
+      await api.createNamespacedCustomObject({
+        ...GPU_DIAGNOSTICS,
+        namespace: ns.name,
+        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name: 'after-failover' }, spec: { nodeNames: [`${ns.name}-absent`] } },
+      });
+      await waitFor('the diagnostic completes under the new leader', 15_000, async () => {
+        const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'after-failover' })) as GPUDiagnostic;
+        assertKstatus(obj);
+        return obj.status?.phase === 'Completed';
+      }, output);
+    } finally {
+      for (const r of replicas) r.child.kill('SIGTERM');
+    }
+    await Promise.all(replicas.map((r) => exitWithin(r.exited, 15_000)));
+  });
+
   it.each([
     [['--workers', '0'], '--workers must be an integer between 1 and 64, got "0"'],
     [['--agent-scheme', 'ftp'], '--agent-scheme must be http or https, got "ftp"'],
