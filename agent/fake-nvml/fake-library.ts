@@ -31,7 +31,7 @@ export class FakeNvmlLibrary {
     return Number(fn());
   }
 
-  /** Makes the next nvmlInit_v2 read `stateFile` (jest's process.env does not reach C getenv). */
+  /** Makes the next nvmlInit_v2 read `stateFile` (jest's copy of the environment does not reach C getenv). */
   setStatePath(stateFile: string): void {
     this.fns['setStatePath']?.(stateFile);
   }
