@@ -10,7 +10,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import type { AgentConfig } from '../agent/config.js';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../agent/fake-nvml/harness.js';
 import { FAKE_NVML_STATE_ENV } from '../agent/fake-nvml/scenario.js';
 import { createLogger } from '../lib/logger.js';
+import { freePort, percentile, round, sleep } from './support.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCENARIO = 'h100-sxm-8x-healthy';
@@ -55,28 +55,17 @@ interface LoadResult {
   latency: LatencyStats;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] ?? NaN;
-}
-
-function round(n: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
 function stats(samples: readonly number[], errors: number): LatencyStats {
   const sorted = [...samples].sort((a, b) => a - b);
   const mean = sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length);
   return {
     requests: samples.length + errors,
     errors,
-    p50Ms: round(percentile(sorted, 50)),
-    p90Ms: round(percentile(sorted, 90)),
-    p99Ms: round(percentile(sorted, 99)),
-    maxMs: round(sorted[sorted.length - 1] ?? NaN),
-    meanMs: round(mean),
+    p50Ms: round(percentile(sorted, 50), 2),
+    p90Ms: round(percentile(sorted, 90), 2),
+    p99Ms: round(percentile(sorted, 99), 2),
+    maxMs: round(sorted[sorted.length - 1] ?? NaN, 2),
+    meanMs: round(mean, 2),
   };
 }
 
@@ -127,7 +116,7 @@ async function load(url: string, clients: number, durationMs: number, collection
   const elapsedS = (performance.now() - started) / 1000;
   return {
     clients,
-    durationS: round(elapsedS),
+    durationS: round(elapsedS, 2),
     requests: samples.length + errors,
     errors,
     snapshotsPerS: round(samples.length / elapsedS, 1),
@@ -157,27 +146,11 @@ async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snaps
   return Agent.start(config, { logger: createLogger({ silent: true }) });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function rssKiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function waitReady(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
@@ -294,7 +267,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN),
+    loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
     scenario: SCENARIO,
     gpus: 8,
     query: 'checks=health,xid',

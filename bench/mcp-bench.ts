@@ -31,7 +31,6 @@
  * each series.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +47,7 @@ import { createLogger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { createMcpHttpServer } from '../operator/mcp/http.js';
 import { Operator } from '../operator/operator.js';
+import { apiRequestCounts, percentile, progress, round, sleep } from './support.js';
 
 const AGENT_NAMESPACE = 'gpudiag-system';
 const BENCH_NAMESPACE = 'gpudiag-bench';
@@ -67,26 +67,6 @@ const CALL_TIMEOUT_MS = 5 * 60_000;
 const IDLE_SETTLE_MS = 3_000;
 
 // ---------------------------------------------------------------- helpers
-
-function round(n: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function progress(message: string): void {
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
-/** Nearest-rank percentile of sorted samples. */
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] ?? NaN;
-}
 
 interface Stats {
   n: number;
@@ -112,41 +92,6 @@ function stats(samples: number[], failures: number): Stats {
     maxMs: round(s.at(-1) ?? NaN, 2),
     meanMs: round(mean, 2),
   };
-}
-
-/** GET a text endpoint of the API server with the admin client certificate. */
-async function apiText(kc: KubeConfig, urlPath: string): Promise<string> {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-  const url = new URL(urlPath, cluster.server);
-  const options: import('node:https').RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname, timeout: 30_000 };
-  await kc.applyToHTTPSOptions(options);
-  return new Promise((resolve, reject) => {
-    const req = request(options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET ${urlPath}: HTTP ${res.statusCode ?? '?'}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath}: timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** apiserver_request_total by `VERB group/resource[/subresource]` (resource requests only). */
-async function apiRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
-  const text = await apiText(kc, '/metrics');
-  const counts = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
-    if ((labels['resource'] ?? '') === '') continue;
-    const group = labels['group'] === '' ? 'core' : labels['group'];
-    const key = `${labels['verb'] ?? '?'} ${group}/${labels['resource']}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return counts;
 }
 
 /**
@@ -296,7 +241,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: round(os.totalmem() / 1024 ** 3),
+    memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
     nodes: nodeCount,
     gpusPerNode: 8,
@@ -354,7 +299,7 @@ async function main(): Promise<void> {
       auth: { authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`] },
     });
     stops.push(() => fleet.stop());
-    out['fleetStartS'] = round((performance.now() - fleetStarted) / 1000);
+    out['fleetStartS'] = round((performance.now() - fleetStarted) / 1000, 1);
     progress(`fleet running in ${String(out['fleetStartS'])} s`);
     const node1: FleetNode | undefined = fleet.nodes.find((n) => n.spec.name === 'gpu-node-1');
     if (node1 === undefined) throw new Error('gpu-node-1 is missing from the fleet');

@@ -28,7 +28,6 @@
  * loops did is told apart by resource).
  */
 import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,6 +42,7 @@ import { SimulatedFleet, type FleetNodeSpec } from '../dev/fleet/simulated-fleet
 import { createLogger, type Logger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { Operator } from '../operator/operator.js';
+import { apiRequestCounts, progress, round, sleep } from './support.js';
 
 const AGENT_NAMESPACE = 'gpudiag-system';
 const DIAGNOSTIC_NAMESPACE = 'gpudiag-bench';
@@ -137,19 +137,6 @@ interface ApiDelta {
 
 // ---------------------------------------------------------------- helpers
 
-function round(n: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function progress(message: string): void {
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
 async function sampleProcess(pid: number): Promise<ProcessSample> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? NaN);
@@ -158,41 +145,6 @@ async function sampleProcess(pid: number): Promise<ProcessSample> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuS: ticks / CLOCK_TICKS_PER_S };
-}
-
-/** GET a text endpoint of the API server with the admin client certificate. */
-async function apiText(kc: KubeConfig, urlPath: string): Promise<string> {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('the kubeconfig has no current cluster');
-  const url = new URL(urlPath, cluster.server);
-  const options: import('node:https').RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname, timeout: 30_000 };
-  await kc.applyToHTTPSOptions(options);
-  return new Promise((resolve, reject) => {
-    const req = request(options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET ${urlPath}: HTTP ${res.statusCode ?? '?'}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath}: timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** apiserver_request_total by `VERB group/resource[/subresource]` (resource requests only). */
-async function apiRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
-  const text = await apiText(kc, '/metrics');
-  const counts = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
-    if ((labels['resource'] ?? '') === '') continue;
-    const group = labels['group'] === '' ? 'core' : labels['group'];
-    const key = `${labels['verb'] ?? '?'} ${group}/${labels['resource']}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return counts;
 }
 
 /** The requests between two scrapes, without the benchmark's own create of the diagnostic. */
@@ -276,7 +228,7 @@ async function prewarm(fleet: SimulatedFleet): Promise<{ seconds: number; gpus: 
     }
   };
   await Promise.all(Array.from({ length: PREWARM_CONCURRENCY }, lane));
-  return { seconds: round((performance.now() - started) / 1000), gpus, gpusWithErrors };
+  return { seconds: round((performance.now() - started) / 1000, 1), gpus, gpusWithErrors };
 }
 
 async function startEnvironment(nodes: FleetNodeSpec[], sharedLibrary: boolean, logger: Logger, stops: (() => Promise<void>)[]): Promise<Environment> {
@@ -427,7 +379,7 @@ async function runDiagnostic(
       nodes,
       createToReadyMs: Math.round(readyMs),
       createToRunningMs: running === null ? null : Math.round(running),
-      nodesPerS: round(nodes / (readyMs / 1000)),
+      nodesPerS: round(nodes / (readyMs / 1000), 1),
       phase: status.phase ?? '?',
       nodesSucceeded: status.summary?.nodesSucceeded ?? 0,
       nodesByStatus: { ...(status.summary?.nodesByStatus ?? {}) },
@@ -450,10 +402,10 @@ async function runDiagnostic(
       ...(idle !== undefined && after !== undefined
         ? {
             operatorProcess: {
-              rssIdleMiB: round(idle.rssKiB / 1024),
-              rssPeakDuringMiB: round(Math.max(peakKiB, after.rssKiB) / 1024),
-              rssAfterMiB: round(after.rssKiB / 1024),
-              vmHwmMiB: round(after.hwmKiB / 1024),
+              rssIdleMiB: round(idle.rssKiB / 1024, 1),
+              rssPeakDuringMiB: round(Math.max(peakKiB, after.rssKiB) / 1024, 1),
+              rssAfterMiB: round(after.rssKiB / 1024, 1),
+              vmHwmMiB: round(after.hwmKiB / 1024, 1),
               cpuSeconds: round(after.cpuS - idle.cpuS, 2),
             },
           }
@@ -486,7 +438,7 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
   const stops: (() => Promise<void>)[] = [];
   try {
     const env = await startEnvironment(benchFleet(count, options.faultyEvery), options.sharedLibrary, logger, stops);
-    progress(`${count} node(s) running in ${round(env.fleetStartMs / 1000)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent)}% CPU idle for the fleet`);
+    progress(`${count} node(s) running in ${round(env.fleetStartMs / 1000, 1)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent, 1)}% CPU idle for the fleet`);
     const runs: DiagnosticRun[] = [];
 
     // 1. The operator as its own process, as in a cluster.
@@ -568,9 +520,9 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
       nodes: count,
       gpus: count * 8,
       faultyNodes: env.fleet.nodes.filter((n) => n.spec.scenario !== HEALTHY_SCENARIO).length,
-      fleetStartS: round(env.fleetStartMs / 1000),
+      fleetStartS: round(env.fleetStartMs / 1000, 1),
       fleetRssMiBPerAgent: round(env.fleetRssMiBPerAgent, 2),
-      fleetIdleCpuPercent: round(env.fleetIdleCpuPercent),
+      fleetIdleCpuPercent: round(env.fleetIdleCpuPercent, 1),
       prewarm: warm,
       operatorSigtermToExitMs: Math.round(sigtermMs),
       operatorExit: sigtermExit,
@@ -632,7 +584,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: round(os.totalmem() / 1024 ** 3),
+    memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
     agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
     fanoutConcurrency: FANOUT_CONCURRENCY,
@@ -674,7 +626,7 @@ async function main(): Promise<void> {
             r.operator === 'process' ? `${r.benchProcessCpuSeconds} s` : '-',
             r.apiRequests.operator,
             r.apiRequests.agentTokenReviews,
-            round(r.statusBytes / 1024),
+            round(r.statusBytes / 1024, 1),
           ],
           w,
         ),

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseKernelLine } from '../agent/xid/parser.js';
+import { round } from './support.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HARD_DEADLINE_MS = 5 * 60_000;
@@ -171,11 +172,6 @@ function median(values: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
 }
 
-function round(n: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
-
 interface ParserResult {
   runs: number;
   linesPerS: number[];
@@ -294,7 +290,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      loadAverage1m: round(os.loadavg()[0] ?? NaN),
+      loadAverage1m: round(os.loadavg()[0] ?? NaN, 2),
       input: { lines, bytes, seed: SEED, generated },
       parseKernelLine: parser,
       xidAnalyze: cli,

@@ -29,8 +29,8 @@ export interface RawRequestOptions {
   timeoutMs?: number;
 }
 
-/** Sends one request and parses the JSON answer; throws KubeRequestError for non-2xx. */
-export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions): Promise<T> {
+/** Sends one request and returns the status code and body text (any status). */
+async function send(kc: KubeConfig, options: RawRequestOptions, accept: string): Promise<{ code: number; text: string }> {
   const cluster = kc.getCurrentCluster();
   if (cluster === null) throw new Error('the kubeconfig has no current cluster');
   const url = new URL(options.path, cluster.server);
@@ -39,7 +39,7 @@ export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions)
     hostname: url.hostname,
     port: url.port,
     path: `${url.pathname}${url.search}`,
-    headers: { Accept: 'application/json' },
+    headers: { Accept: accept },
     timeout: options.timeoutMs ?? 30_000,
   };
   await kc.applyToHTTPSOptions(httpsOptions);
@@ -47,33 +47,38 @@ export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions)
   if (payload !== undefined) {
     httpsOptions.headers = { ...httpsOptions.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
   }
-  return new Promise<T>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const req = request({ ...httpsOptions, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown;
-        try {
-          parsed = text === '' ? {} : JSON.parse(text);
-        } catch (err) {
-          reject(new Error(`${options.method} ${options.path}: answer is not JSON (HTTP ${res.statusCode ?? '?'})`, { cause: err }));
-          return;
-        }
-        const code = res.statusCode ?? 0;
-        if (code >= 200 && code < 300) {
-          resolve(parsed as T);
-          return;
-        }
-        const status = parsed as { message?: string; reason?: string };
-        reject(new KubeRequestError(code, status.reason ?? 'Unknown', status.message ?? `${options.method} ${options.path}: HTTP ${code}`));
-      });
+      res.on('end', () => resolve({ code: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
     });
     req.on('timeout', () => req.destroy(new Error(`${options.method} ${options.path}: timed out`)));
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+/** Sends one request and parses the JSON answer; throws KubeRequestError for non-2xx. */
+export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions): Promise<T> {
+  const { code, text } = await send(kc, options, 'application/json');
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? {} : JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${options.method} ${options.path}: answer is not JSON (HTTP ${code})`, { cause: err });
+  }
+  if (code >= 200 && code < 300) return parsed as T;
+  const status = parsed as { message?: string; reason?: string };
+  throw new KubeRequestError(code, status.reason ?? 'Unknown', status.message ?? `${options.method} ${options.path}: HTTP ${code}`);
+}
+
+/** GETs a non-JSON endpoint (e.g. /metrics) and returns its text; throws KubeRequestError for non-2xx. */
+export async function kubeGetText(kc: KubeConfig, path: string): Promise<string> {
+  const { code, text } = await send(kc, { method: 'GET', path }, 'text/plain, */*');
+  if (code < 200 || code >= 300) throw new KubeRequestError(code, 'Unknown', `GET ${path}: HTTP ${code}`);
+  return text;
 }
 
 interface ApiResourceList {
