@@ -13,15 +13,15 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { GPU_HEALTH_POLICIES } from '../../api/index.js';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
 import { parseOperatorConfig } from '../../operator/config.js';
 import { createMcpHttpServer, type McpHttpServer, type McpHttpServerOptions } from '../../operator/mcp/http.js';
 import { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { startTestFleet, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 /** The audience of the tokens MCP HTTP clients present. */
@@ -138,18 +138,10 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
       { name: 'dbe', scenario: 'a100-dbe-remap-pending' },
     ]);
     env.nodes = { healthy: specs[0]?.name ?? '', lost: specs[1]?.name ?? '', dbe: specs[2]?.name ?? '' };
-    const operatorSa = `system:serviceaccount:${ns}:gpudiag-operator`;
-    const fleet = await SimulatedFleet.start({
-      kc: cluster.admin(),
-      namespace: ns,
-      nodes: specs,
-      port,
-      logger,
-      auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
-    });
+    const fleet = await startTestFleet(ns, specs, port, logger);
     cleanups.push(() => fleet.stop());
     const config = parseOperatorConfig(
-      ['--namespaces', ns, '--agent-namespace', ns, '--policy-selector', `gpudiag.io/shard=${ns}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
+      [...testOperatorArgs(ns, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
       {},
       `${prefix}-operator`,
     );

@@ -5,15 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
-import { parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
-import { assertKstatus } from '../support/kstatus.js';
+import { createDiagnostic as createIn, waitFinished as waitFinishedIn } from '../support/diagnostics.js';
+import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 import { connectHttp } from './mcp-harness.js';
 import { applyObjects } from '../../dev/apply.js';
@@ -25,21 +24,11 @@ let operator: Operator;
 let names: Record<string, string>;
 
 async function createDiagnostic(name: string, spec: Record<string, unknown>): Promise<void> {
-  const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  await api.createNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec } });
+  await createIn(ns.name, name, spec);
 }
 
-/** Polls the diagnostic until it is finished, checking kstatus on every status seen. */
 async function waitFinished(name: string, timeoutMs = 30_000): Promise<GPUDiagnostic> {
-  const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
-    assertKstatus(obj);
-    if (obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed') return obj;
-    if (Date.now() > deadline) throw new Error(`${name} not finished after ${timeoutMs} ms: ${JSON.stringify(obj.status)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  return waitFinishedIn(ns.name, name, { timeoutMs, pollMs: 200 });
 }
 
 beforeAll(async () => {
@@ -47,7 +36,6 @@ beforeAll(async () => {
   await applyRbac('operator.yaml', ns.name);
   await applyRbac('operator-mcp.yaml', ns.name);
   await applyRbac('agent.yaml', ns.name);
-  const operatorSa = `system:serviceaccount:${ns.name}:gpudiag-operator`;
   const port = await freePort();
   const nodes = uniqueFleetNames(ns.name, [
     { name: 'healthy', scenario: 'h100-sxm-8x-healthy' },
@@ -55,24 +43,9 @@ beforeAll(async () => {
     { name: 'dbe', scenario: 'a100-dbe-remap-pending' },
   ]);
   names = Object.fromEntries(nodes.map((n) => [n.name.slice(ns.name.length + 1), n.name]));
-  fleet = await SimulatedFleet.start({
-    kc: cluster.admin(),
-    namespace: ns.name,
-    nodes,
-    port,
-    logger,
-    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
-  });
-  const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name],
-    {},
-    'e2e-operator',
-  );
-  operator = await Operator.start(config, {
-    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
-    logger,
-    tokenProvider: () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
-  });
+  fleet = await startTestFleet(ns.name, nodes, port, logger);
+  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name];
+  operator = await startTestOperator(ns.name, args, 'e2e-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
 });
 
 afterAll(async () => {

@@ -11,17 +11,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, type V1Node } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { GPU_HEALTH_POLICIES, type GPUHealthPolicy } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
-import { POLICY_SHARD_LABEL, parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import { POLICY_SHARD_LABEL } from '../../operator/config.js';
+import type { Operator } from '../../operator/operator.js';
 import { GPU_HEALTHY_CONDITION, TAINTED_BY_ANNOTATION, UNHEALTHY_BY_ANNOTATION } from '../../operator/policy/actions.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { assertKstatus } from '../support/kstatus.js';
 import { applyRbac } from '../support/rbac.js';
+import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 
 const ns = useTestNamespace('e2e-policy');
 const logger = createLogger({ silent: true });
@@ -104,7 +104,6 @@ beforeAll(async () => {
   const cluster = testCluster();
   await applyRbac('operator.yaml', ns.name);
   await applyRbac('agent.yaml', ns.name);
-  const operatorSa = `system:serviceaccount:${ns.name}:gpudiag-operator`;
   const port = await freePort();
   const label = { [FLEET_LABEL]: ns.name };
   const nodes = uniqueFleetNames(ns.name, [
@@ -114,27 +113,9 @@ beforeAll(async () => {
     { name: 'lost2', scenario: 'gpu-lost-xid79', labels: label },
   ]);
   names = Object.fromEntries(nodes.map((n) => [n.name.slice(ns.name.length + 1), n.name]));
-  fleet = await SimulatedFleet.start({
-    kc: cluster.admin(),
-    namespace: ns.name,
-    nodes,
-    port,
-    logger,
-    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [operatorSa] },
-  });
-  const config = parseOperatorConfig(
-    [
-      ...['--namespaces', ns.name, '--agent-namespace', ns.name, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
-      ...['--policy-selector', `${POLICY_SHARD_LABEL}=${ns.name}`, '--policy-max-interval-seconds', '1'],
-    ],
-    {},
-    'e2e-policy-operator',
-  );
-  operator = await Operator.start(config, {
-    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
-    logger,
-    tokenProvider: () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
-  });
+  fleet = await startTestFleet(ns.name, nodes, port, logger);
+  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-max-interval-seconds', '1'];
+  operator = await startTestOperator(ns.name, args, 'e2e-policy-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
 });
 
 afterAll(async () => {

@@ -6,16 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AuthorizationV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { applyObjects } from '../../dev/apply.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
-import { parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
-import { assertKstatus } from '../support/kstatus.js';
+import { readDiagnostic as readIn } from '../support/diagnostics.js';
+import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 interface Rule {
@@ -31,21 +30,12 @@ let operator: Operator;
 let clusterRole: KubernetesObject & { rules?: Rule[] };
 let healthyNode: string;
 
-/** The operator's token for agents, requested once (TokenRequest, audience gpudiag-agent) and cached. */
-function agentToken(): () => Promise<string> {
-  let token: Promise<string> | undefined;
-  return () => (token ??= testCluster().serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
 async function readDiagnostic(name: string): Promise<GPUDiagnostic> {
-  const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
-  assertKstatus(obj);
-  return obj;
+  return readIn(ns.name, name);
 }
 
 /** Whether the operator's ServiceAccount may update GPUDiagnostic status in the test namespace. */
@@ -92,24 +82,8 @@ beforeAll(async () => {
   const port = await freePort();
   const specs = uniqueFleetNames(ns.name, [{ name: 'healthy', scenario: 'h100-sxm-8x-healthy' }]);
   healthyNode = specs[0]?.name ?? '';
-  fleet = await SimulatedFleet.start({
-    kc: cluster.admin(),
-    namespace: ns.name,
-    nodes: specs,
-    port,
-    logger,
-    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`] },
-  });
-  const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5'],
-    {},
-    'e2e-rbac',
-  );
-  operator = await Operator.start(config, {
-    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
-    logger,
-    tokenProvider: agentToken(),
-  });
+  fleet = await startTestFleet(ns.name, specs, port, logger);
+  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5'], 'e2e-rbac', logger);
 });
 
 afterAll(async () => {

@@ -10,16 +10,15 @@
  * leader dying without release (with a 2 s lease) at the elector level.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoordinationV1Api, CustomObjectsApi, type V1Lease } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
-import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
+import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
-import { parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
-import { assertKstatus } from '../support/kstatus.js';
+import { createDiagnostic as createIn, readDiagnostic as readIn, waitFinished as waitFinishedIn } from '../support/diagnostics.js';
+import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('e2e-replicas');
@@ -32,40 +31,21 @@ const n: Record<string, string> = {};
 /** Operators started by a test; afterEach stops whatever is left. */
 const running = new Set<Operator>();
 
-/** The operator's token for agents, requested once (TokenRequest, audience gpudiag-agent) and cached. */
-function agentToken(): () => Promise<string> {
-  let token: Promise<string> | undefined;
-  return () => (token ??= testCluster().serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function diagnostics(): CustomObjectsApi {
-  return testCluster().admin().makeApiClient(CustomObjectsApi);
-}
-
 async function createDiagnostic(name: string, spec: Record<string, unknown>): Promise<void> {
-  await diagnostics().createNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec } });
+  await createIn(ns.name, name, spec);
 }
 
 async function readDiagnostic(name: string): Promise<GPUDiagnostic> {
-  const obj = (await diagnostics().getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
-  assertKstatus(obj);
-  return obj;
+  return readIn(ns.name, name);
 }
 
 /** Polls until Completed or Failed, checking kstatus on every status seen; `seen` collects each status. */
 async function waitFinished(name: string, timeoutMs = 20_000, seen: GPUDiagnostic[] = []): Promise<GPUDiagnostic> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const obj = await readDiagnostic(name);
-    seen.push(obj);
-    if (obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed') return obj;
-    if (Date.now() > deadline) throw new Error(`${name} not finished after ${timeoutMs} ms: ${JSON.stringify(obj.status)}`);
-    await sleep(100);
-  }
+  return waitFinishedIn(ns.name, name, { timeoutMs, pollMs: 100, seen });
 }
 
 async function waitFor(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<number> {
@@ -83,17 +63,8 @@ async function readLease(): Promise<V1Lease> {
 
 /** Starts an operator replica with leader election on the shared Lease; `identity` prefixes its holder identity. */
 async function startReplica(identity: string): Promise<Operator> {
-  const cluster = testCluster();
-  const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '10', '--policy-grace-seconds', '1', '--lease-name', LEASE_NAME, '--identity', identity],
-    {},
-    'unused-hostname',
-  );
-  const operator = await Operator.start(config, {
-    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
-    logger,
-    tokenProvider: agentToken(),
-  });
+  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10', '--policy-grace-seconds', '1', '--lease-name', LEASE_NAME, '--identity', identity];
+  const operator = await startTestOperator(ns.name, args, 'unused-hostname', logger);
   running.add(operator);
   return operator;
 }
@@ -108,7 +79,6 @@ function reconcilingMessages(seen: readonly GPUDiagnostic[]): string[] {
 }
 
 beforeAll(async () => {
-  const cluster = testCluster();
   await applyRbac('operator.yaml', ns.name);
   await applyRbac('agent.yaml', ns.name);
   port = await freePort();
@@ -118,14 +88,7 @@ beforeAll(async () => {
     { name: 'lost', scenario: 'gpu-lost-xid79' },
   ]);
   for (const spec of specs) n[spec.name.slice(ns.name.length + 1)] = spec.name;
-  fleet = await SimulatedFleet.start({
-    kc: cluster.admin(),
-    namespace: ns.name,
-    nodes: specs,
-    port,
-    logger,
-    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`] },
-  });
+  fleet = await startTestFleet(ns.name, specs, port, logger);
 });
 
 afterEach(async () => {

@@ -12,17 +12,16 @@ import { access, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { resolveGpus } from '../../agent/fake-nvml/scenario.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { AGENT_POD_LABELS, SimulatedFleet, uniqueFleetNames } from '../../dev/fleet/simulated-fleet.js';
+import { AGENT_POD_LABELS, uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import { createLogger } from '../../lib/logger.js';
-import { parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
-import { assertKstatus } from '../support/kstatus.js';
+import { createDiagnostic as createIn, readDiagnostic as readIn, waitFinished as waitFinishedIn } from '../support/diagnostics.js';
+import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 type StatusNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
@@ -38,40 +37,21 @@ let garbageServer: http.Server | undefined;
 /** Short name → full (namespace-prefixed) node name. */
 const n: Record<string, string> = {};
 
-function diagnostics(): CustomObjectsApi {
-  return testCluster().admin().makeApiClient(CustomObjectsApi);
-}
-
 async function createDiagnostic(name: string, spec: Record<string, unknown>): Promise<void> {
-  await diagnostics().createNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec } });
+  await createIn(ns.name, name, spec);
 }
 
 async function readDiagnostic(name: string): Promise<GPUDiagnostic> {
-  const obj = (await diagnostics().getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
-  assertKstatus(obj);
-  return obj;
+  return readIn(ns.name, name);
 }
 
-/** Polls until Completed or Failed, checking kstatus on every status seen. */
 async function waitFinished(name: string, timeoutMs = 20_000): Promise<GPUDiagnostic> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const obj = await readDiagnostic(name);
-    if (obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed') return obj;
-    if (Date.now() > deadline) throw new Error(`${name} not finished after ${timeoutMs} ms: ${JSON.stringify(obj.status)}`);
-    await sleep(150);
-  }
+  return waitFinishedIn(ns.name, name, { timeoutMs, pollMs: 150 });
 }
 
 async function diagnose(name: string, spec: Record<string, unknown>): Promise<GPUDiagnostic> {
   await createDiagnostic(name, spec);
   return waitFinished(name);
-}
-
-/** The operator's token for agents, requested once (TokenRequest, audience gpudiag-agent) and cached. */
-function agentToken(): () => Promise<string> {
-  let token: Promise<string> | undefined;
-  return () => (token ??= testCluster().serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
 }
 
 function sleep(ms: number): Promise<void> {
@@ -169,7 +149,6 @@ async function startGarbageAgent(nodeName: string, port: number): Promise<void> 
 }
 
 beforeAll(async () => {
-  const cluster = testCluster();
   await applyRbac('operator.yaml', ns.name);
   await applyRbac('agent.yaml', ns.name);
   const port = await freePort();
@@ -189,25 +168,9 @@ beforeAll(async () => {
   ]);
   for (const spec of specs) n[spec.name.slice(ns.name.length + 1)] = spec.name;
   n['garbage'] = `${ns.name}-garbage`;
-  fleet = await SimulatedFleet.start({
-    kc: cluster.admin(),
-    namespace: ns.name,
-    nodes: specs,
-    port,
-    logger,
-    auth: { authenticator: tokenReviewAuthenticator(await cluster.asServiceAccount(ns.name, 'gpudiag-agent'), 'gpudiag-agent'), allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`] },
-  });
+  fleet = await startTestFleet(ns.name, specs, port, logger);
   await startGarbageAgent(n['garbage'] ?? '', port);
-  const config = parseOperatorConfig(
-    ['--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0', '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
-    {},
-    'e2e-resilience',
-  );
-  operator = await Operator.start(config, {
-    kc: await cluster.asServiceAccount(ns.name, 'gpudiag-operator'),
-    logger,
-    tokenProvider: agentToken(),
-  });
+  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'], 'e2e-resilience', logger);
 });
 
 afterAll(async () => {
@@ -385,7 +348,7 @@ describe('operator resilience: status update conflicts', () => {
     if (busy === undefined) throw new Error('busy has no fake NVML controller');
     await busy.inject({ kind: 'delay', call: 'nvmlSystemGetDriverVersion', ms: 1_500 });
     const name = 'conflicts';
-    const admin = diagnostics();
+    const admin = testCluster().admin().makeApiClient(CustomObjectsApi);
 
     // Every other status write of this object is preceded by a metadata change from another
     // writer, so its resourceVersion is stale and the API server answers 409.
