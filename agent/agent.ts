@@ -1,14 +1,18 @@
 /**
  * The node agent: NVML (or the explicit no-GPU mode), the XID sources and the HTTP API,
- * started in that order and stopped in reverse. `start` resolves only once the socket is bound.
+ * started in that order and stopped in reverse. Everything configuration can get wrong (TLS
+ * files, the kubeconfig) is checked before anything starts; a failed start stops what it
+ * started. `start` resolves only once the socket is bound.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { close, listen } from '../lib/http-server.js';
+import { close, createGuardedServer, listen } from '../lib/http/server.js';
 import { errorFields, type Logger } from '../lib/logger.js';
+import { settlesWithin } from '../lib/settle.js';
+import { startOrUndo } from '../lib/teardown.js';
 import type { AgentConfig } from './config.js';
 import { CallerAuthorizer, tokenReviewAuthenticator, type TokenAuthenticator } from './auth/token-reviewer.js';
 import { createRequestHandler } from './http-api.js';
@@ -22,6 +26,8 @@ import { XidService } from './xid-service.js';
 export const AGENT_VERSION = '0.1.0';
 /** /healthz fails when the event loop heartbeat is older than this. */
 const LIVENESS_STALL_MS = 10_000;
+/** Open connections the API accepts: the operator needs a handful, probes and scrapes a few more. */
+const MAX_CONNECTIONS = 1024;
 
 /** Things tests (and the simulated fleet) may inject instead of the defaults. */
 export interface AgentDeps {
@@ -32,11 +38,40 @@ export interface AgentDeps {
   processMetrics?: boolean;
 }
 
+/** How a stop ended: `clean` is false when NVML calls were still blocked when the grace ran out. */
+export interface AgentStopResult {
+  clean: boolean;
+}
+
+/** Reads and checks the serving certificate and key (a bad PEM or a mismatched key fails here, before anything starts). */
+async function loadTls(tls: NonNullable<AgentConfig['tls']>): Promise<{ cert: Buffer; key: Buffer }> {
+  const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)]);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new Error(`--tls-cert/--tls-key: ${tls.certFile} and ${tls.keyFile} are not a usable certificate and key`, { cause: err });
+  }
+  return { cert, key };
+}
+
+/** The TokenReview client: the kubeconfig given, else the in-cluster configuration. */
+function tokenReview(config: Readonly<AgentConfig>): TokenAuthenticator {
+  const kc = new KubeConfig();
+  try {
+    if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new Error(`cannot load the kubeconfig ${config.kubeconfig ?? '(in-cluster)'}`, { cause: err });
+  }
+  if (kc.getCurrentCluster() === null) throw new Error(`the kubeconfig ${config.kubeconfig ?? '(in-cluster)'} has no current cluster`);
+  return tokenReviewAuthenticator(kc, config.tokenAudience);
+}
+
 /** A running agent. */
 export class Agent {
   private heartbeat = Date.now();
   private readonly heartbeatTimer: NodeJS.Timeout;
-  private stopping: Promise<void> | undefined;
+  private stopping: Promise<AgentStopResult> | undefined;
 
   private constructor(
     readonly address: AddressInfo,
@@ -46,6 +81,7 @@ export class Agent {
     private readonly xid: XidService,
     private readonly nvml: NvmlBinding | undefined,
     private readonly logger: Logger,
+    private readonly shutdownGraceMs: number,
   ) {
     this.heartbeatTimer = setInterval(() => (this.heartbeat = Date.now()), 1000);
     this.heartbeatTimer.unref();
@@ -54,69 +90,63 @@ export class Agent {
   /** Starts NVML, the XID sources and the HTTP server; rejects if the port cannot be bound. */
   static async start(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<Agent> {
     const logger = deps.logger.child({ node: config.nodeName });
-    const metrics = new AgentMetrics(deps.processMetrics ?? true);
-    const startedAt = new Date().toISOString();
+    const tls = config.tls === undefined ? undefined : await loadTls(config.tls);
+    const authenticator = config.auth === 'none' ? undefined : (deps.authenticator ?? tokenReview(config));
+    return startOrUndo(logger, async (teardown) => {
+      const metrics = new AgentMetrics(deps.processMetrics ?? true);
+      const startedAt = new Date().toISOString();
 
-    const { nvml, mode, modeReason } = await Agent.initNvml(config, logger);
-    const xid = new XidService({
-      kmsgPath: config.kmsgPath,
-      kmsgPollMs: config.kmsgPollMs,
-      ...(config.cursorFile !== undefined ? { cursorPath: config.cursorFile } : {}),
-      ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
-      ...(nvml !== undefined && config.nvmlEvents ? { nvml } : {}),
-      logger,
-      onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
+      const { nvml, mode, modeReason } = await Agent.initNvml(config, logger);
+      if (nvml !== undefined) teardown.add('nvml', () => nvml.shutdown());
+      const xid = new XidService({
+        kmsgPath: config.kmsgPath,
+        kmsgPollMs: config.kmsgPollMs,
+        ...(config.cursorFile !== undefined ? { cursorPath: config.cursorFile } : {}),
+        ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
+        ...(nvml !== undefined && config.nvmlEvents ? { nvml } : {}),
+        logger,
+        onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
+      });
+      await xid.start();
+      teardown.add('xid', () => xid.stop());
+
+      const snapshots = new SnapshotService({
+        nodeName: config.nodeName,
+        nvml,
+        xid,
+        metrics,
+        cacheMs: config.snapshotCacheMs,
+        agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),
+      });
+      const authorizer = authenticator === undefined ? undefined : new CallerAuthorizer(authenticator, new Set(config.allowedCallers));
+      if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
+
+      // Probes are answered by the Agent once it exists; until then the server is not bound anyway.
+      const started: { agent?: Agent } = {};
+      const handler = createRequestHandler({
+        snapshots,
+        authorizer,
+        metrics,
+        logger,
+        requestTimeoutMs: config.requestTimeoutMs,
+        readiness: () => started.agent?.readiness() ?? { ready: false, reasons: ['starting'] },
+        liveness: () => started.agent?.liveness() ?? { alive: true },
+      });
+      const server = createGuardedServer({
+        name: 'agent-api',
+        logger,
+        handler,
+        ...(tls !== undefined ? { tls } : {}),
+        // GET only: any request body is refused.
+        maxBodyBytes: 0,
+        maxConnections: MAX_CONNECTIONS,
+      });
+      const address = await listen(server, config.listenPort, config.listenHost);
+      const agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger, config.shutdownGraceMs);
+      started.agent = agent;
+      logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
+      return agent;
     });
-    await xid.start();
-
-    const snapshots = new SnapshotService({
-      nodeName: config.nodeName,
-      nvml,
-      xid,
-      metrics,
-      cacheMs: config.snapshotCacheMs,
-      agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),
-    });
-    const authorizer = config.auth === 'none' ? undefined : new CallerAuthorizer(deps.authenticator ?? Agent.tokenReview(config), new Set(config.allowedCallers));
-    if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
-
-    // Probes are answered by the Agent once it exists; until then the server is not bound anyway.
-    const started: { agent?: Agent } = {};
-    const handler = createRequestHandler({
-      snapshots,
-      authorizer,
-      metrics,
-      logger,
-      requestTimeoutMs: config.requestTimeoutMs,
-      readiness: () => started.agent?.readiness() ?? { ready: false, reasons: ['starting'] },
-      liveness: () => started.agent?.liveness() ?? { alive: true },
-    });
-    const server =
-      config.tls === undefined
-        ? createHttpServer(handler)
-        : createHttpsServer({ cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }, handler);
-    server.requestTimeout = config.requestTimeoutMs + 5_000;
-    server.headersTimeout = 10_000;
-    server.maxHeadersCount = 64;
-    let address: AddressInfo;
-    try {
-      address = await listen(server, config.listenPort, config.listenHost);
-    } catch (err) {
-      await xid.stop();
-      await nvml?.shutdown();
-      throw err;
-    }
-    const agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger);
-    started.agent = agent;
-    logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
-    return agent;
-  }
-
-  private static tokenReview(config: Readonly<AgentConfig>): TokenAuthenticator {
-    const kc = new KubeConfig();
-    if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromCluster();
-    return tokenReviewAuthenticator(kc, config.tokenAudience);
   }
 
   /** NVML with at least one GPU, or the explicit no-GPU mode with the reason. */
@@ -151,14 +181,29 @@ export class Agent {
     return stalled > LIVENESS_STALL_MS ? { alive: false, reason: `event loop stalled for ${stalled} ms` } : { alive: true };
   }
 
-  /** Stops accepting requests, drains in-flight ones, stops the XID sources and shuts NVML down. */
-  stop(graceMs = 5_000): Promise<void> {
+  /**
+   * Stops accepting requests, drains in-flight ones, stops the XID sources and shuts NVML down,
+   * all within `graceMs` (default --shutdown-grace-seconds). Resolves `clean: false` when the
+   * grace ran out first (an NVML call that never returns): the caller must then end the process
+   * with lib/hard-exit, because the blocked native call keeps the event loop alive.
+   */
+  stop(graceMs = this.shutdownGraceMs): Promise<AgentStopResult> {
     this.stopping ??= (async () => {
       clearInterval(this.heartbeatTimer);
-      await close(this.server, graceMs);
-      await this.xid.stop();
-      await this.nvml?.shutdown();
-      this.logger.info('agent stopped');
+      const deadline = Date.now() + graceMs;
+      await close(this.server, Math.max(0, graceMs - 1_000));
+      const rest = (async () => {
+        try {
+          await this.xid.stop();
+          await this.nvml?.shutdown();
+        } catch (err) {
+          this.logger.warn('stopping the XID sources or NVML failed', errorFields(err));
+        }
+      })();
+      const clean = await settlesWithin(rest, deadline - Date.now());
+      if (clean) this.logger.info('agent stopped');
+      else this.logger.warn('agent stopped with NVML calls still blocked after the shutdown grace period', { graceMs, nvmlCallsInFlight: this.nvml?.inflightCalls ?? 0 });
+      return { clean };
     })();
     return this.stopping;
   }

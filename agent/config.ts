@@ -2,7 +2,10 @@
  * The agent's configuration, parsed once from flags and environment variables (flags win),
  * validated, and frozen. Nothing else in the agent reads process.env.
  */
-import { integerFlag, readFlags } from '../lib/flags.js';
+import { existsSync } from 'node:fs';
+import { choiceFlag, hostPortFlag, integerFlag, readableFileFlag, readFlags, writableDirectoryFlag } from '../lib/flags.js';
+import { isDnsSubdomain } from '../lib/kube/names.js';
+import { quote } from '../lib/text.js';
 
 /** Validated agent configuration. */
 export interface AgentConfig {
@@ -31,6 +34,8 @@ export interface AgentConfig {
   /** How long a collected snapshot is reused for concurrent and back-to-back requests. */
   snapshotCacheMs: number;
   requestTimeoutMs: number;
+  /** SIGTERM: how long in-flight requests and NVML calls may take before the process exits anyway. */
+  shutdownGraceMs: number;
   logLevel: string;
 }
 
@@ -61,6 +66,7 @@ const ENV: Record<string, string> = {
   'boot-id-path': 'GPUDIAG_BOOT_ID_PATH',
   'snapshot-cache-ms': 'GPUDIAG_SNAPSHOT_CACHE_MS',
   'request-timeout-ms': 'GPUDIAG_REQUEST_TIMEOUT_MS',
+  'shutdown-grace-seconds': 'GPUDIAG_SHUTDOWN_GRACE_SECONDS',
   'log-level': 'GPUDIAG_LOG_LEVEL',
 };
 
@@ -88,49 +94,60 @@ Every option can also be set with the environment variable shown.
   --boot-id-path PATH          boot identity (GPUDIAG_BOOT_ID_PATH; default /proc/sys/kernel/random/boot_id)
   --snapshot-cache-ms N        reuse a snapshot this long (GPUDIAG_SNAPSHOT_CACHE_MS; default 2000)
   --request-timeout-ms N       per-request deadline (GPUDIAG_REQUEST_TIMEOUT_MS; default 30000)
+  --shutdown-grace-seconds N   on SIGTERM, wait this long for in-flight work, then exit anyway
+                               (GPUDIAG_SHUTDOWN_GRACE_SECONDS; default 20; keep it below the pod's
+                               terminationGracePeriodSeconds)
   --log-level LEVEL            error|warn|info|debug (GPUDIAG_LOG_LEVEL; default info)
 `;
 
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A username or audience: printable, no spaces or commas, bounded. */
+const TOKEN_NAME = /^[\x21-\x2b\x2d-\x7e]{1,253}$/;
+
+const configError = (m: string): Error => new ConfigError(m);
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  return integerFlag(flag, value, fallback, min, max, (m) => new ConfigError(m));
+  return integerFlag(flag, value, fallback, min, max, configError);
 }
 
 /** Parses flags (then env) into a frozen AgentConfig; throws ConfigError naming the bad flag. */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
-  const flags = readFlags(argv, env, ENV, ['nvml-no-fallback'], (m) => new ConfigError(m));
+  const flags = readFlags(argv, env, ENV, ['nvml-no-fallback'], configError);
   const get = flags.get;
 
   const nodeName = get('node-name') ?? '';
   if (nodeName === '') throw new ConfigError('--node-name (or NODE_NAME) is required');
-  if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) throw new ConfigError(`--node-name must be a DNS-1123 subdomain, got "${nodeName.slice(0, 80)}"`);
+  if (!isDnsSubdomain(nodeName)) throw new ConfigError(`--node-name must be a DNS-1123 subdomain, got ${quote(nodeName)}`);
 
-  const listen = get('listen') ?? '0.0.0.0:9440';
-  const colon = listen.lastIndexOf(':');
-  if (colon <= 0) throw new ConfigError(`--listen must be HOST:PORT, got "${listen}"`);
-  const listenHost = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const listenPort = integer('listen', listen.slice(colon + 1), 0, 0, 65535);
+  const { host: listenHost, port: listenPort } = hostPortFlag('listen', get('listen') ?? '0.0.0.0:9440', configError);
 
   const certFile = get('tls-cert');
   const keyFile = get('tls-key');
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('--tls-cert and --tls-key must be given together');
+  if (certFile !== undefined) readableFileFlag('tls-cert', certFile, configError);
+  if (keyFile !== undefined) readableFileFlag('tls-key', keyFile, configError);
 
-  const auth = get('auth') ?? 'tokenreview';
-  if (auth !== 'tokenreview' && auth !== 'none') throw new ConfigError(`--auth must be "tokenreview" or "none", got "${auth}"`);
+  const auth = choiceFlag('auth', get('auth'), ['tokenreview', 'none'] as const, 'tokenreview', configError);
   const allowedCallers = (get('allowed-callers') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (auth === 'tokenreview' && allowedCallers.length === 0) {
     throw new ConfigError('--allowed-callers is required with --auth tokenreview (e.g. system:serviceaccount:gpudiag:gpudiag-operator)');
   }
+  const badCaller = allowedCallers.find((c) => !TOKEN_NAME.test(c));
+  if (badCaller !== undefined) throw new ConfigError(`--allowed-callers must be comma-separated usernames without spaces, got ${quote(badCaller)}`);
+  const tokenAudience = get('token-audience') ?? 'gpudiag-agent';
+  if (!TOKEN_NAME.test(tokenAudience)) throw new ConfigError(`--token-audience must be a token audience without spaces or commas, got ${quote(tokenAudience)}`);
 
-  const nvmlEvents = get('nvml-events') ?? 'true';
-  if (nvmlEvents !== 'true' && nvmlEvents !== 'false') throw new ConfigError(`--nvml-events must be true or false, got "${nvmlEvents}"`);
-
-  const level = get('log-level') ?? 'info';
-  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new ConfigError(`--log-level must be error, warn, info or debug, got "${level}"`);
+  const nvmlEvents = choiceFlag('nvml-events', get('nvml-events'), ['true', 'false'] as const, 'true', configError);
+  const level = choiceFlag('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const, 'info', configError);
 
   const optional = <K extends string>(key: K, value: string | undefined): { [P in K]?: string } =>
     (value === undefined || value === '' ? {} : { [key]: value }) as { [P in K]?: string };
+  const kubeconfig = get('kubeconfig');
+  if (kubeconfig !== undefined && kubeconfig !== '') readableFileFlag('kubeconfig', kubeconfig, configError);
+  const cursorFile = get('cursor-file');
+  if (cursorFile !== undefined && cursorFile !== '') {
+    writableDirectoryFlag('cursor-file', cursorFile, configError);
+    if (existsSync(cursorFile)) readableFileFlag('cursor-file', cursorFile, configError);
+  }
 
   return Object.freeze({
     nodeName,
@@ -139,18 +156,19 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(certFile !== undefined && keyFile !== undefined ? { tls: { certFile, keyFile } } : {}),
     auth,
     allowedCallers: Object.freeze(allowedCallers),
-    tokenAudience: get('token-audience') ?? 'gpudiag-agent',
-    ...optional('kubeconfig', get('kubeconfig')),
+    tokenAudience,
+    ...optional('kubeconfig', kubeconfig),
     ...optional('nvmlLibraryPath', get('nvml-library')),
     nvmlNoFallback: flags.isSet('nvml-no-fallback') || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),
     nvmlEvents: nvmlEvents === 'true',
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',
     kmsgPollMs: integer('kmsg-poll-ms', get('kmsg-poll-ms'), 500, 10, 60_000),
-    ...optional('cursorFile', get('cursor-file')),
+    ...optional('cursorFile', cursorFile),
     ...optional('bootIdPath', get('boot-id-path')),
     snapshotCacheMs: integer('snapshot-cache-ms', get('snapshot-cache-ms'), 2000, 0, 600_000),
     requestTimeoutMs: integer('request-timeout-ms', get('request-timeout-ms'), 30_000, 100, 600_000),
+    shutdownGraceMs: integer('shutdown-grace-seconds', get('shutdown-grace-seconds'), 20, 1, 3600) * 1000,
     logLevel: level,
   });
 }

@@ -141,6 +141,7 @@ async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snaps
     kmsgPollMs: 500,
     snapshotCacheMs,
     requestTimeoutMs: 30_000,
+    shutdownGraceMs: 5_000,
     logLevel: 'error',
   };
   return Agent.start(config, { logger: createLogger({ silent: true }) });

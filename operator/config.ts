@@ -3,7 +3,11 @@
  * validated and frozen. Nothing cluster-specific is hard-coded elsewhere: namespaces, the agent
  * selector, port, scheme and token all come from here.
  */
-import { integerFlag, readFlags } from '../lib/flags.js';
+import { isIP } from 'node:net';
+import { choiceFlag, hostPortFlag, integerFlag, readableFileFlag, readFlags } from '../lib/flags.js';
+import { equalitySelectorProblem, isDnsLabel, isDnsSubdomain } from '../lib/kube/names.js';
+import { quote } from '../lib/text.js';
+import { DEFAULT_RATE_LIMIT } from './mcp/limits.js';
 
 /** Validated operator configuration. */
 export interface OperatorConfig {
@@ -33,13 +37,17 @@ export interface OperatorConfig {
   probeHost: string;
   probePort: number;
   /** The MCP endpoint (/mcp); absent when disabled. */
-  mcp?: { host: string; port: number; namespace: string; readOnly: boolean; allowedHosts: readonly string[]; audience: string };
+  mcp?: { host: string; port: number; namespace: string; readOnly: boolean; allowedHosts: readonly string[]; audience: string; rateLimit: { burst: number; perSecond: number } };
   leaderElection: boolean;
   leaseNamespace: string;
   leaseName: string;
   /** How long a Lease stays valid without renewal: how fast a replica takes over from a killed leader. */
   leaseDurationSeconds: number;
   identity: string;
+  /** Deadline of one Kubernetes API call (watches excepted). */
+  apiTimeoutMs: number;
+  /** SIGTERM: how long the operator may take to stop (abort work, release the Lease) before it exits anyway. */
+  shutdownGraceMs: number;
   logLevel: string;
 }
 
@@ -78,6 +86,10 @@ const ENV: Record<string, string> = {
   'lease-name': 'GPUDIAG_LEASE_NAME',
   'lease-duration-seconds': 'GPUDIAG_LEASE_DURATION_SECONDS',
   identity: 'POD_NAME',
+  'api-timeout-seconds': 'GPUDIAG_API_TIMEOUT_SECONDS',
+  'shutdown-grace-seconds': 'GPUDIAG_SHUTDOWN_GRACE_SECONDS',
+  'mcp-rate-limit-per-second': 'GPUDIAG_MCP_RATE_LIMIT_PER_SECOND',
+  'mcp-rate-limit-burst': 'GPUDIAG_MCP_RATE_LIMIT_BURST',
   'log-level': 'GPUDIAG_LOG_LEVEL',
 };
 
@@ -111,11 +123,16 @@ Every option can also be set with the environment variable shown.
   --mcp-read-only true|false      only read tools (default false)
   --mcp-allowed-hosts a,b         Host names accepted at /mcp (default localhost,127.0.0.1,::1)
   --mcp-audience AUD              audience callers' tokens must carry (default gpudiag-mcp)
+  --mcp-rate-limit-per-second N   calls per caller identity per second (default 10)
+  --mcp-rate-limit-burst N        calls a caller may make at once (default 60)
   --leader-election true|false    (default true)
   --lease-namespace NS            (default: the agent namespace)
   --lease-name NAME               (default gpudiag-operator)
   --lease-duration-seconds N      takeover time after a leader dies unreleased (default 15)
   --identity NAME                 leader identity (POD_NAME; default the hostname)
+  --api-timeout-seconds N         deadline of one Kubernetes API call (default 30)
+  --shutdown-grace-seconds N      on SIGTERM, stop within this long, then exit anyway (default 20;
+                                  keep it below the pod's terminationGracePeriodSeconds)
   --log-level LEVEL               error|warn|info|debug (default info)
 `;
 
@@ -123,83 +140,90 @@ Every option can also be set with the environment variable shown.
 export const POLICY_SHARD_LABEL = 'gpudiag.io/shard';
 /** The default --policy-selector: every policy not assigned to a shard. */
 export const DEFAULT_POLICY_SELECTOR = `!${POLICY_SHARD_LABEL}`;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+const configError = (m: string): Error => new OperatorConfigError(m);
+/** A leader identity (pod name or hostname): it becomes holderIdentity and reportingInstance (≤ 128 with the suffix). */
+const IDENTITY = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,117}[A-Za-z0-9])?$/;
+/** A token audience: printable, no spaces or commas. */
+const AUDIENCE = /^[\x21-\x2b\x2d-\x7e]{1,253}$/;
 
 /** Validates an equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated; empty selects everything). */
 function equalitySelector(flag: string, value: string): string {
-  if (value.trim() === '') return '';
-  for (const raw of value.split(',')) {
-    const term = raw.trim();
-    const m = /^(!?)([^=!]+?)(?:(==|=|!=)(.*))?$/.exec(term);
-    const key = m?.[2] ?? '';
-    const ok = m !== null && LABEL_KEY.test(key) && key.length <= 316 && (m[3] === undefined ? true : m[1] === '' && LABEL_VALUE.test(m[4] ?? ''));
-    if (!ok) throw new OperatorConfigError(`--${flag} must be comma-separated terms k=v, k!=v, k or !k with valid label keys and values, got "${term.slice(0, 80)}"`);
-  }
-  return value.split(',').map((t) => t.trim()).join(',');
+  const bad = equalitySelectorProblem(value);
+  if (bad !== undefined) throw new OperatorConfigError(`--${flag} must be comma-separated terms k=v, k!=v, k or !k with valid label keys and values, got ${quote(bad)}`);
+  return value.trim() === '' ? '' : value.split(',').map((t) => t.trim()).join(',');
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const SELECTOR_TERM = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
-
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  return integerFlag(flag, value, fallback, min, max, (m) => new OperatorConfigError(m));
+  return integerFlag(flag, value, fallback, min, max, configError);
 }
 
 function namespaceName(flag: string, value: string): string {
-  if (!DNS_LABEL.test(value) || value.length > 63) throw new OperatorConfigError(`--${flag} must be a namespace name (DNS-1123 label), got "${value.slice(0, 80)}"`);
+  if (!isDnsLabel(value)) throw new OperatorConfigError(`--${flag} must be a namespace name (DNS-1123 label), got ${quote(value)}`);
   return value;
+}
+
+function trueOrFalse(flag: string, value: string | undefined, fallback: 'true' | 'false'): boolean {
+  return choiceFlag(flag, value, ['true', 'false'] as const, fallback, configError) === 'true';
 }
 
 /** The MCP endpoint settings, or undefined when --mcp-listen is not given. */
 function parseMcp(get: (flag: string) => string | undefined): OperatorConfig['mcp'] {
   const listen = get('mcp-listen');
   if (listen === undefined || listen === '') return undefined;
-  const colon = listen.lastIndexOf(':');
-  if (colon <= 0) throw new OperatorConfigError(`--mcp-listen must be HOST:PORT, got "${listen}"`);
-  const readOnly = get('mcp-read-only') ?? 'false';
-  if (readOnly !== 'true' && readOnly !== 'false') throw new OperatorConfigError(`--mcp-read-only must be true or false, got "${readOnly}"`);
+  const { host, port } = hostPortFlag('mcp-listen', listen, configError);
   const hosts = (get('mcp-allowed-hosts') ?? 'localhost,127.0.0.1,::1').split(',').map((h) => h.trim()).filter((h) => h !== '');
+  const badHost = hosts.find((h) => !(isIP(h) !== 0 || isDnsSubdomain(h.toLowerCase())));
+  if (badHost !== undefined) throw new OperatorConfigError(`--mcp-allowed-hosts must be comma-separated host names or addresses, got ${quote(badHost)}`);
+  const audience = get('mcp-audience') ?? 'gpudiag-mcp';
+  if (!AUDIENCE.test(audience)) throw new OperatorConfigError(`--mcp-audience must be a token audience without spaces or commas, got ${quote(audience)}`);
   return {
-    host: listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
-    port: integer('mcp-listen', listen.slice(colon + 1), 0, 0, 65535),
+    host,
+    port,
     namespace: namespaceName('mcp-namespace', get('mcp-namespace') ?? 'default'),
-    readOnly: readOnly === 'true',
+    readOnly: trueOrFalse('mcp-read-only', get('mcp-read-only'), 'false'),
     allowedHosts: Object.freeze(hosts),
-    audience: get('mcp-audience') ?? 'gpudiag-mcp',
+    audience,
+    rateLimit: {
+      perSecond: integer('mcp-rate-limit-per-second', get('mcp-rate-limit-per-second'), DEFAULT_RATE_LIMIT.perSecond, 1, 10_000),
+      burst: integer('mcp-rate-limit-burst', get('mcp-rate-limit-burst'), DEFAULT_RATE_LIMIT.burst, 1, 100_000),
+    },
   };
+}
+
+/** A file the operator reads at start (kubeconfig, CA, token): it must exist and be readable. */
+function readableFile(flag: string, value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : readableFileFlag(flag, value, configError);
 }
 
 /** Parses flags (then env) into a frozen OperatorConfig; throws OperatorConfigError naming the flag. */
 export function parseOperatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv, hostname: string): Readonly<OperatorConfig> {
-  const get = readFlags(argv, env, ENV, [], (m) => new OperatorConfigError(m)).get;
+  const get = readFlags(argv, env, ENV, [], configError).get;
   const namespaces = (get('namespaces') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '').map((n) => namespaceName('namespaces', n));
   const agentNamespace = namespaceName('agent-namespace', get('agent-namespace') ?? 'gpudiag-system');
   const agentSelector = get('agent-selector') ?? 'app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent';
-  for (const term of agentSelector.split(',')) {
-    if (!SELECTOR_TERM.test(term)) throw new OperatorConfigError(`--agent-selector must be comma-separated key=value labels, got "${term.slice(0, 80)}"`);
-  }
-  const scheme = get('agent-scheme') ?? 'http';
-  if (scheme !== 'http' && scheme !== 'https') throw new OperatorConfigError(`--agent-scheme must be http or https, got "${scheme}"`);
+  const badTerm = equalitySelectorProblem(agentSelector, { equalityOnly: true });
+  if (badTerm !== undefined) throw new OperatorConfigError(`--agent-selector must be comma-separated key=value labels, got ${quote(badTerm)}`);
+  const scheme = choiceFlag('agent-scheme', get('agent-scheme'), ['http', 'https'] as const, 'http', configError);
   const mcp = parseMcp(get);
-  const probe = get('probe-listen') ?? '0.0.0.0:8081';
-  const colon = probe.lastIndexOf(':');
-  if (colon <= 0) throw new OperatorConfigError(`--probe-listen must be HOST:PORT, got "${probe}"`);
-  const leaderElection = get('leader-election') ?? 'true';
-  if (leaderElection !== 'true' && leaderElection !== 'false') throw new OperatorConfigError(`--leader-election must be true or false, got "${leaderElection}"`);
-  const level = get('log-level') ?? 'info';
-  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new OperatorConfigError(`--log-level must be error, warn, info or debug, got "${level}"`);
-  const kubeconfig = get('kubeconfig');
-  const caFile = get('agent-ca-file');
+  const probe = hostPortFlag('probe-listen', get('probe-listen') ?? '0.0.0.0:8081', configError);
+  const level = choiceFlag('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const, 'info', configError);
+  const kubeconfig = readableFile('kubeconfig', get('kubeconfig'));
+  const caFile = readableFile('agent-ca-file', get('agent-ca-file'));
+  const agentTokenFile = get('agent-token-file') ?? '/var/run/secrets/gpudiag/agent-token';
+  if (agentTokenFile === '') throw new OperatorConfigError('--agent-token-file must name the projected token file');
+  const leaseName = get('lease-name') ?? 'gpudiag-operator';
+  if (!isDnsSubdomain(leaseName)) throw new OperatorConfigError(`--lease-name must be a Lease name (DNS-1123 subdomain), got ${quote(leaseName)}`);
+  const identity = get('identity') ?? hostname;
+  if (!IDENTITY.test(identity)) throw new OperatorConfigError(`--identity must be 1-119 letters, digits, '-', '_' or '.', starting and ending alphanumeric, got ${quote(identity)}`);
   return Object.freeze({
-    ...(kubeconfig !== undefined && kubeconfig !== '' ? { kubeconfig } : {}),
+    ...(kubeconfig !== undefined ? { kubeconfig } : {}),
     namespaces: Object.freeze(namespaces),
     agentNamespace,
     agentSelector,
     agentPort: integer('agent-port', get('agent-port'), 9440, 1, 65535),
     agentScheme: scheme,
-    ...(caFile !== undefined && caFile !== '' ? { agentCaFile: caFile } : {}),
-    agentTokenFile: get('agent-token-file') ?? '/var/run/secrets/gpudiag/agent-token',
+    ...(caFile !== undefined ? { agentCaFile: caFile } : {}),
+    agentTokenFile,
     fanoutConcurrency: integer('fanout-concurrency', get('fanout-concurrency'), 256, 1, 10_000),
     fanoutRetries: integer('fanout-retries', get('fanout-retries'), 2, 0, 10),
     workers: integer('workers', get('workers'), 4, 1, 64),
@@ -207,14 +231,16 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     policyGraceSeconds: integer('policy-grace-seconds', get('policy-grace-seconds'), 30, 0, 3600),
     policySelector: equalitySelector('policy-selector', get('policy-selector') ?? DEFAULT_POLICY_SELECTOR),
     policyMaxIntervalSeconds: integer('policy-max-interval-seconds', get('policy-max-interval-seconds'), 0, 0, 86_400),
-    probeHost: probe.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
-    probePort: integer('probe-listen', probe.slice(colon + 1), 8081, 0, 65535),
+    probeHost: probe.host,
+    probePort: probe.port,
     ...(mcp !== undefined ? { mcp } : {}),
-    leaderElection: leaderElection === 'true',
+    leaderElection: trueOrFalse('leader-election', get('leader-election'), 'true'),
     leaseNamespace: namespaceName('lease-namespace', get('lease-namespace') ?? agentNamespace),
-    leaseName: get('lease-name') ?? 'gpudiag-operator',
+    leaseName,
     leaseDurationSeconds: integer('lease-duration-seconds', get('lease-duration-seconds'), 15, 3, 300),
-    identity: get('identity') ?? hostname,
+    identity,
+    apiTimeoutMs: integer('api-timeout-seconds', get('api-timeout-seconds'), 30, 1, 600) * 1000,
+    shutdownGraceMs: integer('shutdown-grace-seconds', get('shutdown-grace-seconds'), 20, 1, 3600) * 1000,
     logLevel: level,
   });
 }

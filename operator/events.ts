@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventsV1Api, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
+import { apiCall } from '../lib/kube/call-options.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 
 /** The object an Event is about. */
@@ -16,21 +17,23 @@ export interface EventSubject {
   uid?: string;
 }
 
-/** Records Events through the API server. */
+/** Records Events through the API server; each call gives up with `signal` or after its own deadline. */
 export interface EventRecorder {
-  normal(subject: EventSubject, reason: string, note: string): Promise<void>;
-  warning(subject: EventSubject, reason: string, note: string): Promise<void>;
+  normal(subject: EventSubject, reason: string, note: string, signal?: AbortSignal): Promise<void>;
+  warning(subject: EventSubject, reason: string, note: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** Namespace used for Events about cluster-scoped objects (policies). */
 const CLUSTER_EVENT_NAMESPACE = 'default';
 const MAX_NOTE = 1024;
 const REPORTING_CONTROLLER = 'gpudiag.io/operator';
+/** An Event is a courtesy: never wait long for one. */
+const EVENT_TIMEOUT_MS = 10_000;
 
 /** An EventRecorder backed by events.k8s.io/v1. */
 export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logger): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
-  const record = async (subject: EventSubject, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> => {
+  const record = async (subject: EventSubject, type: 'Normal' | 'Warning', reason: string, note: string, signal: AbortSignal | undefined): Promise<void> => {
     const namespace = subject.namespace ?? CLUSTER_EVENT_NAMESPACE;
     const regarding: V1ObjectReference = {
       apiVersion: subject.apiVersion,
@@ -54,13 +57,13 @@ export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logge
           note: note.length > MAX_NOTE ? `${note.slice(0, MAX_NOTE - 1)}…` : note,
           regarding,
         },
-      });
+      }, apiCall(signal, EVENT_TIMEOUT_MS));
     } catch (err) {
       logger.warn('could not record event', { kind: subject.kind, name: subject.name, reason, ...errorFields(err) });
     }
   };
   return {
-    normal: (s, reason, note) => record(s, 'Normal', reason, note),
-    warning: (s, reason, note) => record(s, 'Warning', reason, note),
+    normal: (s, reason, note, signal) => record(s, 'Normal', reason, note, signal),
+    warning: (s, reason, note, signal) => record(s, 'Warning', reason, note, signal),
   };
 }

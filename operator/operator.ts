@@ -6,6 +6,9 @@
  * re-runs whatever was left Running and re-checks whatever policy is due.
  */
 import { readFile } from 'node:fs/promises';
+import { apiCall } from '../lib/kube/call-options.js';
+import { checkCertificateBundle } from '../lib/pem.js';
+import { startOrUndo, type Teardown } from '../lib/teardown.js';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../api/index.js';
@@ -23,6 +26,9 @@ import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
 import { WorkQueue } from './runtime/work-queue.js';
 import { createMcpHttpServer, type McpHttpServer } from './mcp/http.js';
+
+/** In-flight MCP requests get this long to finish their answer at shutdown. */
+const MCP_CLOSE_GRACE_MS = 2_000;
 
 /** Things the caller provides (tests and `dev up` inject a token provider). */
 export interface OperatorDeps {
@@ -50,9 +56,30 @@ export class Operator {
     private readonly controllerDeps: Omit<ConstructorParameters<typeof DiagnosticController>[0], never>,
   ) {}
 
-  /** Starts informers and probes, then competes for leadership (or leads at once without election). */
+  /**
+   * Starts informers and probes, then competes for leadership (or leads at once without
+   * election). What configuration can get wrong (the agent CA, the token file) is checked
+   * before anything starts; a failed start stops what it started, so the process can exit.
+   */
   static async start(config: Readonly<OperatorConfig>, deps: OperatorDeps): Promise<Operator> {
     const { kc, logger } = deps;
+    if (kc.getCurrentCluster() === null) throw new Error('the kubeconfig has no current cluster');
+    const caPem = config.agentCaFile === undefined ? undefined : checkCertificateBundle(await readFile(config.agentCaFile, 'utf8'), `--agent-ca-file ${config.agentCaFile}`);
+    const tokenProvider = deps.tokenProvider ?? fileTokenProvider(config.agentTokenFile);
+    // The token is needed for every agent request: an unreadable or empty file is a failed start.
+    await tokenProvider();
+    return startOrUndo(logger, (teardown) => Operator.startParts(config, deps, { caPem, tokenProvider }, teardown));
+  }
+
+  private static async startParts(
+    config: Readonly<OperatorConfig>,
+    deps: OperatorDeps,
+    checked: { caPem: string | undefined; tokenProvider: TokenProvider },
+    teardown: Teardown,
+  ): Promise<Operator> {
+    const { kc, logger } = deps;
+    const { caPem, tokenProvider } = checked;
+    const api = (signal?: AbortSignal): ReturnType<typeof apiCall> => apiCall(signal, config.apiTimeoutMs);
     const metrics = new OperatorMetrics();
     const custom = kc.makeApiClient(CustomObjectsApi);
     const core = kc.makeApiClient(CoreV1Api);
@@ -63,7 +90,7 @@ export class Operator {
               name: 'gpudiagnostics',
               kubeConfig: kc,
               path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}`,
-              list: async () => (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS })) as KubernetesListObject<GPUDiagnostic>,
+              list: async (signal) => (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
               logger,
             }),
           ]
@@ -73,7 +100,7 @@ export class Operator {
                 name: `gpudiagnostics/${namespace}`,
                 kubeConfig: kc,
                 path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${namespace}/${GPU_DIAGNOSTICS.plural}`,
-                list: async () => (await custom.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace })) as KubernetesListObject<GPUDiagnostic>,
+                list: async (signal) => (await custom.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
                 logger,
               }),
           );
@@ -82,30 +109,26 @@ export class Operator {
       kubeConfig: kc,
       path: `/apis/${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}/${GPU_HEALTH_POLICIES.plural}`,
       ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}),
-      list: async () =>
-        (await custom.listClusterCustomObject({ ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) })) as KubernetesListObject<GPUHealthPolicy>,
+      list: async (signal) =>
+        (await custom.listClusterCustomObject({ ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) }, api(signal))) as KubernetesListObject<GPUHealthPolicy>,
       logger,
     });
-    const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: () => core.listNode(), logger });
+    const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: (signal) => core.listNode({}, api(signal)), logger });
     const pods = new ResilientInformer<V1Pod>({
       name: 'agent-pods',
       kubeConfig: kc,
       path: `/api/v1/namespaces/${config.agentNamespace}/pods`,
       labelSelector: config.agentSelector,
-      list: () => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }),
+      list: (signal) => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }, api(signal)),
       logger,
     });
     const all = [...diagnostics, policies, nodes, pods];
     for (const informer of all) informer.start();
+    teardown.add('informers', () => Promise.all(all.map((i) => i.stop())));
 
     const probes = new ProbeServer({ port: config.probePort, host: config.probeHost, registry: metrics.registry, ready: () => all.every((i) => i.hasSynced), logger });
-    try {
-      await probes.start();
-    } catch (err) {
-      await Promise.all(all.map((i) => i.stop()));
-      throw err;
-    }
-    const caPem = config.agentCaFile === undefined ? undefined : await readFile(config.agentCaFile, 'utf8');
+    await probes.start();
+    teardown.add('probes', () => probes.stop());
     const breaker = new CircuitBreaker();
     metrics.observeCircuits(() => breaker.snapshot());
     const controllerDeps = {
@@ -114,8 +137,9 @@ export class Operator {
       agentPods: pods,
       breaker,
       connections: createConnectionPool({ scheme: config.agentScheme, maxSockets: config.fanoutConcurrency, ...(caPem !== undefined ? { caPem } : {}) }),
-      tokenProvider: deps.tokenProvider ?? fileTokenProvider(config.agentTokenFile),
+      tokenProvider,
       events: apiEventRecorder(kc, config.identity, logger),
+      apiTimeoutMs: config.apiTimeoutMs,
       metrics,
       logger: logger.child({ controller: 'gpudiagnostic' }),
       agentPort: config.agentPort,
@@ -138,6 +162,8 @@ export class Operator {
           renewDeadlineMs: Math.floor((config.leaseDurationSeconds * 2000) / 3),
           retryPeriodMs: Math.min(2000, Math.floor((config.leaseDurationSeconds * 1000) / 7)),
           logger,
+          // Half the shutdown grace for the controllers to stop, the rest to release the Lease.
+          stopGraceMs: Math.floor(config.shutdownGraceMs / 2),
           onStartedLeading: (signal) => operator.self?.lead(signal),
           onStoppedLeading: (reason) => {
             logger.warn('stopped leading', { reason });
@@ -153,18 +179,14 @@ export class Operator {
         readOnly: config.mcp.readOnly,
         allowedHosts: config.mcp.allowedHosts,
         audiences: [config.mcp.audience],
+        rateLimit: config.mcp.rateLimit,
         logger: logger.child({ component: 'mcp' }),
         host: config.mcp.host,
         port: config.mcp.port,
         settings: { agentNamespace: config.agentNamespace, agentSelector: config.agentSelector },
       });
-      try {
-        self.mcpAddress = await mcp.start();
-      } catch (err) {
-        await Promise.all([...diagnostics, policies, nodes, pods].map((i) => i.stop()));
-        await probes.stop();
-        throw err;
-      }
+      self.mcpAddress = await mcp.start();
+      teardown.add('mcp', () => mcp.stop());
       self.mcp = mcp;
     }
     operator.self = self;
@@ -237,22 +259,32 @@ export class Operator {
     for (const u of unsubscribe) u();
     controller.abortAll();
     policyController.abortAll();
-    await Promise.all([queue.shutDown(), policyQueue.shutDown()]);
+    await Promise.all([queue.shutDown(this.queueGraceMs), policyQueue.shutDown(this.queueGraceMs)]);
     this.leading = undefined;
   }
 
-  /** Stops leading (releasing the Lease), the controllers, informers and probes. */
+  /** How long stopping controllers may wait for reconciles in flight. */
+  private get queueGraceMs(): number {
+    return Math.floor(this.config.shutdownGraceMs / 2);
+  }
+
+  /**
+   * Stops within --shutdown-grace-seconds: MCP calls waiting for a diagnostic answer with their
+   * progress, the controllers stop (runs in flight are aborted; their objects stay as they are
+   * and the next leader re-runs them), the Lease is released, then informers and servers stop.
+   */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
+      this.mcp?.handler.drain();
       if (this.elector !== undefined) await this.elector.stop(true);
       if (this.leading !== undefined) {
         this.leading.controller.abortAll();
         this.leading.policyController.abortAll();
-        await Promise.all([this.leading.queue.shutDown(), this.leading.policyQueue.shutDown()]);
+        await Promise.all([this.leading.queue.shutDown(this.queueGraceMs), this.leading.policyQueue.shutDown(this.queueGraceMs)]);
         this.leading = undefined;
       }
       await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
-      await this.mcp?.stop();
+      await this.mcp?.stop(MCP_CLOSE_GRACE_MS);
       await this.probes.stop();
       this.deps.logger.info('operator stopped');
     })();

@@ -1,9 +1,12 @@
 /**
  * Caller authentication for the agent: a bearer token verified by the Kubernetes TokenReview
- * API (results cached briefly, keyed by a hash of the token), then an allow-list of usernames.
+ * API (answers cached briefly in a bounded LRU, keyed by a hash of the token), then an
+ * allow-list of usernames. A TokenReview that does not answer in time is a 503, never a hang.
  */
 import { createHash } from 'node:crypto';
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { apiCall } from '../../lib/kube/call-options.js';
+import { LruCache } from '../../lib/lru-cache.js';
 
 /** The outcome of checking a request's credentials. */
 export type AuthDecision =
@@ -12,17 +15,21 @@ export type AuthDecision =
 
 /** How long a TokenReview answer is reused (positive and negative alike). */
 export const TOKEN_REVIEW_CACHE_MS = 30_000;
-/** Most cached answers; the oldest is dropped beyond it. */
+/** A TokenReview that has not answered within this is given up (the request answers 503). */
+export const TOKEN_REVIEW_TIMEOUT_MS = 10_000;
+/** Most cached answers; the least recently used is dropped beyond it. */
 const MAX_CACHE_ENTRIES = 1024;
+/** Longest bearer token considered (projected tokens are about 1 KiB). */
+const MAX_TOKEN_CHARS = 16 * 1024;
 
-/** Something that turns a token into a username (TokenReview in production). */
+/** Something that turns a token into a username (TokenReview in production); must honour `signal`. */
 export type TokenAuthenticator = (token: string, signal: AbortSignal) => Promise<{ authenticated: boolean; username?: string; error?: string }>;
 
 /** A TokenAuthenticator backed by the TokenReview API, requiring the given audience. */
 export function tokenReviewAuthenticator(kc: KubeConfig, audience: string): TokenAuthenticator {
   const api = kc.makeApiClient(AuthenticationV1Api);
-  return async (token) => {
-    const review = await api.createTokenReview({ body: { spec: { token, audiences: [audience] } } });
+  return async (token, signal) => {
+    const review = await api.createTokenReview({ body: { spec: { token, audiences: [audience] } } }, apiCall(signal, TOKEN_REVIEW_TIMEOUT_MS));
     const username = review.status?.user?.username;
     return {
       authenticated: review.status?.authenticated === true,
@@ -34,32 +41,33 @@ export function tokenReviewAuthenticator(kc: KubeConfig, audience: string): Toke
 
 /** Checks bearer tokens against an authenticator and an allow-list, with a short cache. */
 export class CallerAuthorizer {
-  private readonly cache = new Map<string, { expires: number; result: { authenticated: boolean; username?: string } }>();
+  private readonly cache: LruCache<string, { authenticated: boolean; username?: string }>;
 
   constructor(
     private readonly authenticate: TokenAuthenticator,
     private readonly allowedCallers: ReadonlySet<string>,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.cache = new LruCache(MAX_CACHE_ENTRIES, now);
+  }
 
   /** Decides on an Authorization header value (or its absence). */
   async check(authorization: string | undefined, signal: AbortSignal): Promise<AuthDecision> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-    if (match?.[1] === undefined) return { allowed: false, status: 401, reason: 'a bearer token is required' };
+    if (match?.[1] === undefined || match[1].length > MAX_TOKEN_CHARS) return { allowed: false, status: 401, reason: 'a bearer token is required' };
     const token = match[1];
     const key = createHash('sha256').update(token).digest('hex');
     let result = this.cache.get(key);
-    if (result === undefined || result.expires <= this.now()) {
+    if (result === undefined) {
       try {
         const answer = await this.authenticate(token, signal);
-        result = { expires: this.now() + TOKEN_REVIEW_CACHE_MS, result: answer.username === undefined ? { authenticated: answer.authenticated } : { authenticated: answer.authenticated, username: answer.username } };
+        result = answer.username === undefined ? { authenticated: answer.authenticated } : { authenticated: answer.authenticated, username: answer.username };
       } catch (err) {
         return { allowed: false, status: 503, reason: `token review failed: ${err instanceof Error ? err.message : String(err)}` };
       }
-      if (this.cache.size >= MAX_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value as string);
-      this.cache.set(key, result);
+      this.cache.set(key, result, TOKEN_REVIEW_CACHE_MS);
     }
-    const { authenticated, username } = result.result;
+    const { authenticated, username } = result;
     if (!authenticated || username === undefined) return { allowed: false, status: 401, reason: 'the token is not valid for this agent' };
     if (!this.allowedCallers.has(username)) return { allowed: false, status: 403, reason: `${username} may not call this agent`, username };
     return { allowed: true, username };

@@ -1,7 +1,8 @@
 /** `gpudiag agent`: run the node agent until SIGTERM/SIGINT, then drain and exit 0. */
 import { AGENT_USAGE, ConfigError, parseAgentConfig } from '../../agent/config.js';
-import { Agent } from '../../agent/agent.js';
+import type { Agent } from '../../agent/agent.js';
 import { createLogger, errorFields } from '../../lib/logger.js';
+import { untilSignal } from '../signals.js';
 
 /** Runs the agent; resolves with the exit code after a signal-triggered shutdown. */
 export async function runAgent(args: string[]): Promise<number> {
@@ -20,18 +21,22 @@ export async function runAgent(args: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'agent' } });
+  // Loaded only once the flags are valid: a bad flag is refused without loading NVML or the Kubernetes client.
+  const [{ Agent }, { hardExit }] = await Promise.all([import('../../agent/agent.js'), import('../../lib/hard-exit.js')]);
+  // Listening from the start: a SIGTERM during start-up stops the agent once it is up.
+  const stopSignal = untilSignal();
   let agent: Agent;
   try {
     agent = await Agent.start(config, { logger });
   } catch (err) {
+    stopSignal.cancel();
     logger.error('agent failed to start', errorFields(err));
     return 1;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  logger.info('stopping', { signal });
-  await agent.stop();
+  const signal = await stopSignal.received;
+  logger.info('stopping', { signal, graceMs: config.shutdownGraceMs });
+  const { clean } = await agent.stop();
+  // A blocked NVML call holds a libuv thread that process.exit would wait for forever.
+  if (!clean) hardExit(0);
   return 0;
 }

@@ -4,10 +4,11 @@
  * SIGTERM/SIGINT or the idle timeout.
  */
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { choiceFlag, integerFlag, readableFileFlag } from '../../lib/flags.js';
+import { equalitySelectorProblem, isDnsLabel } from '../../lib/kube/names.js';
 import { createLogger, errorFields } from '../../lib/logger.js';
-import { DEFAULT_SETTINGS } from '../../operator/mcp/facade.js';
-import { serveStdio } from '../../operator/mcp/stdio.js';
+import { quote } from '../../lib/text.js';
+import { DEFAULT_SETTINGS } from '../../operator/mcp/settings.js';
 import type { FacadeSettings } from '../../operator/mcp/tool.js';
 
 const USAGE = `usage: gpudiag mcp [options]
@@ -26,19 +27,16 @@ Serves gpudiag as MCP tools over stdio, acting with your kubeconfig (your RBAC a
   --log-level LEVEL          error|warn|info|debug (default info; logs go to stderr)
 `;
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 class UsageError extends Error {}
 
+const usageError = (m: string): Error => new UsageError(m);
+
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer between ${min} and ${max}, got "${value.slice(0, 40)}"`);
-  return n;
+  return integerFlag(flag, value, fallback, min, max, usageError);
 }
 
 function namespace(flag: string, value: string): string {
-  if (!DNS_LABEL.test(value) || value.length > 63) throw new UsageError(`--${flag} must be a namespace name (RFC 1123 label), got "${value.slice(0, 80)}"`);
+  if (!isDnsLabel(value)) throw new UsageError(`--${flag} must be a namespace name (RFC 1123 label), got ${quote(value)}`);
   return value;
 }
 
@@ -75,11 +73,15 @@ function parse(args: string[]): McpCliConfig {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const str = (k: string): string | undefined => (typeof values[k] === 'string' ? values[k] : undefined);
-  const level = str('log-level') ?? 'info';
-  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError(`--log-level must be error, warn, info or debug, got "${level.slice(0, 40)}"`);
+  const level = choiceFlag('log-level', str('log-level'), ['error', 'warn', 'info', 'debug'] as const, 'info', usageError);
   const ns = str('namespace');
   const kubeconfig = str('kubeconfig');
+  if (kubeconfig !== undefined) readableFileFlag('kubeconfig', kubeconfig, usageError);
   const context = str('context');
+  if (context === '') throw new UsageError('--context must name a kubeconfig context');
+  const agentSelector = str('agent-selector') ?? DEFAULT_SETTINGS.agentSelector;
+  const badTerm = equalitySelectorProblem(agentSelector, { equalityOnly: true });
+  if (badTerm !== undefined) throw new UsageError(`--agent-selector must be comma-separated key=value labels, got ${quote(badTerm)}`);
   return {
     ...(kubeconfig !== undefined ? { kubeconfig } : {}),
     ...(context !== undefined ? { context } : {}),
@@ -87,7 +89,7 @@ function parse(args: string[]): McpCliConfig {
     settings: {
       ...DEFAULT_SETTINGS,
       agentNamespace: namespace('agent-namespace', str('agent-namespace') ?? DEFAULT_SETTINGS.agentNamespace),
-      agentSelector: str('agent-selector') ?? DEFAULT_SETTINGS.agentSelector,
+      agentSelector,
       ttlSecondsAfterFinished: integer('ttl-seconds', str('ttl-seconds'), DEFAULT_SETTINGS.ttlSecondsAfterFinished, 0, 31_536_000),
       defaultWaitSeconds: integer('wait-seconds', str('wait-seconds'), DEFAULT_SETTINGS.defaultWaitSeconds, 1, 600),
       readOnly: values['read-only'] === true,
@@ -114,19 +116,30 @@ export async function runMcp(args: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, stderrOnly: true, defaultMeta: { component: 'mcp' } });
+  // Loaded only once the flags are valid: a bad flag is refused without loading the SDK.
+  const [{ KubeConfig }, { serveStdio }] = await Promise.all([import('@kubernetes/client-node'), import('../../operator/mcp/stdio.js')]);
   const kc = new KubeConfig();
   try {
     if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
     else kc.loadFromDefault();
-    if (config.context !== undefined) kc.setCurrentContext(config.context);
   } catch (err) {
     logger.error('cannot load the kubeconfig', errorFields(err));
     return 1;
   }
+  if (config.context !== undefined) {
+    if (kc.getContextObject(config.context) === null) {
+      process.stderr.write(`gpudiag mcp: --context: the kubeconfig has no context ${quote(config.context)}\n\n${USAGE}`);
+      return 2;
+    }
+    kc.setCurrentContext(config.context);
+  }
+  if (kc.getCurrentCluster() === null) {
+    logger.error('the kubeconfig has no current cluster', { kubeconfig: config.kubeconfig ?? '(default)' });
+    return 1;
+  }
   const contextNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
   const settings: FacadeSettings = Object.freeze({ ...config.settings, namespace: config.namespace ?? (contextNs !== undefined && contextNs !== '' ? contextNs : 'default') });
+  // serveStdio releases every handle it took: the process exits by itself once it returns.
   await serveStdio({ kc, settings, logger, idleTimeoutMs: config.idleTimeoutMs });
-  // Backstop: nothing should keep the process alive now, but an exit must not depend on it.
-  setTimeout(() => process.exit(0), 2_000).unref();
   return 0;
 }

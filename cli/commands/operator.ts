@@ -1,9 +1,24 @@
 /** `gpudiag operator`: run the operator until SIGTERM/SIGINT, then release the Lease and exit 0. */
 import os from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { OPERATOR_USAGE, OperatorConfigError, parseOperatorConfig } from '../../operator/config.js';
-import { Operator } from '../../operator/operator.js';
+import type { Operator } from '../../operator/operator.js';
 import { createLogger, errorFields } from '../../lib/logger.js';
+import { settlesWithin } from '../../lib/settle.js';
+import { untilSignal } from '../signals.js';
+
+/** Loads the kubeconfig given, else the in-cluster configuration; throws naming the source. */
+async function loadKubeConfig(file: string | undefined): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  try {
+    if (file !== undefined) kc.loadFromFile(file);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new Error(`cannot load the kubeconfig ${file ?? '(in-cluster)'}`, { cause: err });
+  }
+  return kc;
+}
 
 /** Runs the operator; resolves with the exit code after a signal-triggered shutdown. */
 export async function runOperator(args: string[]): Promise<number> {
@@ -22,21 +37,22 @@ export async function runOperator(args: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'operator' } });
-  const kc = new KubeConfig();
-  if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
+  // Loaded only once the flags are valid: a bad flag is refused without loading the Kubernetes client.
+  const [{ Operator }, { hardExit }] = await Promise.all([import('../../operator/operator.js'), import('../../lib/hard-exit.js')]);
+  const stopSignal = untilSignal();
   let operator: Operator;
   try {
-    operator = await Operator.start(config, { kc, logger });
+    operator = await Operator.start(config, { kc: await loadKubeConfig(config.kubeconfig), logger });
   } catch (err) {
+    stopSignal.cancel();
     logger.error('operator failed to start', errorFields(err));
     return 1;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  logger.info('stopping', { signal });
-  await operator.stop();
+  const signal = await stopSignal.received;
+  logger.info('stopping', { signal, graceMs: config.shutdownGraceMs });
+  if (!(await settlesWithin(operator.stop(), config.shutdownGraceMs))) {
+    logger.error('the operator did not stop within the shutdown grace period; exiting anyway', { graceMs: config.shutdownGraceMs });
+    hardExit(0);
+  }
   return 0;
 }

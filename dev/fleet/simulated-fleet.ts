@@ -215,6 +215,7 @@ export class SimulatedFleet {
           kmsgPollMs: 500,
           snapshotCacheMs: options.snapshotCacheMs ?? 1000,
           requestTimeoutMs: 30_000,
+          shutdownGraceMs: 5_000,
           logLevel: 'warn',
         };
         node.agent = await Agent.start(config, {

@@ -6,6 +6,10 @@
  */
 import { request } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_API_CALL_TIMEOUT_MS, withTimeout } from './call-options.js';
+
+/** Largest answer read; a bigger one fails the call instead of filling memory. */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** A non-2xx answer from the API server, with its Status message. */
 export class KubeRequestError extends Error {
@@ -26,6 +30,7 @@ export interface RawRequestOptions {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** Deadline of the whole call, answer included (default 30 s). */
   timeoutMs?: number;
 }
 
@@ -40,22 +45,34 @@ async function send(kc: KubeConfig, options: RawRequestOptions, accept: string):
     port: url.port,
     path: `${url.pathname}${url.search}`,
     headers: { Accept: accept },
-    timeout: options.timeoutMs ?? 30_000,
   };
+  const timeoutMs = options.timeoutMs ?? DEFAULT_API_CALL_TIMEOUT_MS;
   await kc.applyToHTTPSOptions(httpsOptions);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (payload !== undefined) {
     httpsOptions.headers = { ...httpsOptions.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
   }
+  const what = `${options.method} ${options.path}`;
+  // A deadline for the whole call: an API server that accepts and then stalls cannot hold it.
+  const signal = withTimeout(options.signal, timeoutMs);
   return new Promise((resolve, reject) => {
-    const req = request({ ...httpsOptions, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
+    const fail = (err: Error): void => {
+      if (options.signal?.aborted === true) reject(err);
+      else if (signal.aborted) reject(new Error(`${what}: no answer within ${timeoutMs} ms`, { cause: err }));
+      else reject(new Error(`${what}: request failed`, { cause: err }));
+    };
+    const req = request({ ...httpsOptions, signal }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_RESPONSE_BYTES) res.destroy(new Error(`${what}: answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('error', fail);
       res.on('end', () => resolve({ code: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
     });
-    req.on('timeout', () => req.destroy(new Error(`${options.method} ${options.path}: timed out`)));
-    req.on('error', reject);
+    req.on('error', fail);
     req.end(payload);
   });
 }

@@ -14,6 +14,7 @@ import { DEFAULT_PER_NODE_TIMEOUT_SECONDS, DIAGNOSTIC_SPEC_DEFAULTS } from '../.
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import type { DiagnosticCheck } from '../../agent/api/snapshot-document.js';
+import { apiCall } from '../../lib/kube/call-options.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import type { TokenProvider } from '../agent-token.js';
 import type { EventRecorder, EventSubject } from '../events.js';
@@ -61,6 +62,8 @@ export interface DiagnosticControllerDeps {
   defaultPerNodeTimeoutSeconds: number;
   /** How long to wait for a referenced policy that does not exist yet (default POLICY_GRACE_MS). */
   policyGraceMs?: number;
+  /** Deadline of one API call (default lib/kube's). */
+  apiTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -106,7 +109,7 @@ export class DiagnosticController {
     if (namespace === undefined) return;
     let obj: GPUDiagnostic;
     try {
-      obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name })) as GPUDiagnostic;
+      obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
     } catch (err) {
       if (isNotFound(err)) {
         this.forgetRunsFor(key);
@@ -119,7 +122,7 @@ export class DiagnosticController {
 
     if (isFinished(obj.status)) {
       this.runs.delete(uid);
-      return this.expireIfDue(obj, log);
+      return this.expireIfDue(obj, log, signal);
     }
 
     const valid = validateGPUDiagnostic(obj);
@@ -137,8 +140,8 @@ export class DiagnosticController {
       }
       const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results: run.completed }, signal);
       this.runs.delete(uid);
-      await this.announce(obj, written, log);
-      return this.expireIfDue({ ...obj, status: written }, log);
+      await this.announce(obj, written, log, signal);
+      return this.expireIfDue({ ...obj, status: written }, log, signal);
     }
     return this.startRun(obj, key, uid, signal, log);
   }
@@ -152,7 +155,7 @@ export class DiagnosticController {
     }
     if ('stalled' in policy) {
       await this.apply(obj, policy.stalled, signal);
-      await this.deps.events.warning(subjectOf(obj), policy.stalled.reason, policy.stalled.message);
+      await this.deps.events.warning(subjectOf(obj), policy.stalled.reason, policy.stalled.message, signal);
       return;
     }
     let targets;
@@ -171,7 +174,7 @@ export class DiagnosticController {
     if (targets.length === 0) {
       const message = spec.nodeSelector !== undefined ? 'no node with a gpudiag agent matches spec.nodeSelector' : 'no node runs a ready gpudiag agent';
       await this.apply(obj, { kind: 'stalled', reason: 'NoMatchingNodes', message }, signal);
-      await this.deps.events.warning(subjectOf(obj), 'NoMatchingNodes', message);
+      await this.deps.events.warning(subjectOf(obj), 'NoMatchingNodes', message, signal);
       return;
     }
 
@@ -265,7 +268,7 @@ export class DiagnosticController {
     let spec: GPUHealthPolicy['spec'] | undefined;
     if (ref !== undefined) {
       try {
-        spec = ((await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: ref })) as GPUHealthPolicy).spec;
+        spec = ((await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: ref }, this.call(signal))) as GPUHealthPolicy).spec;
       } catch (err) {
         if (!isNotFound(err)) throw err;
         const age = this.now().getTime() - Date.parse(obj.metadata.creationTimestamp?.toString() ?? '');
@@ -293,39 +296,44 @@ export class DiagnosticController {
       obj,
       (current) => computeDiagnosticStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
-        replace: (current, status) => this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } }),
-        reread: async () => (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name })) as GPUDiagnostic,
+        replace: (current, status) => this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } }, this.call(signal)),
+        reread: async () => (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic,
       },
       signal,
     );
   }
 
   /** Events for a finished diagnostic: Normal with the summary, Warning per critical node. */
-  private async announce(obj: GPUDiagnostic, status: GPUDiagnosticStatus, log: Logger): Promise<void> {
+  private async announce(obj: GPUDiagnostic, status: GPUDiagnosticStatus, log: Logger, signal: AbortSignal): Promise<void> {
     const s = status.summary ?? {};
     const subject = subjectOf(obj);
     this.deps.metrics.diagnostics.inc({ phase: status.phase ?? 'Completed' });
     const healthy = status.conditions?.find((c) => c.type === 'Healthy');
-    await this.deps.events.normal(subject, 'Completed', `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`);
+    await this.deps.events.normal(subject, 'Completed', `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`, signal);
     for (const node of (status.nodes ?? []).filter((n) => n.status === 'critical').slice(0, MAX_NODE_EVENTS)) {
-      await this.deps.events.warning(subject, 'CriticalGPU', `${node.name}: ${node.message ?? 'critical'}`);
+      await this.deps.events.warning(subject, 'CriticalGPU', `${node.name}: ${node.message ?? 'critical'}`, signal);
     }
     log.info('diagnostic completed', { nodes: s.nodesTargeted, succeeded: s.nodesSucceeded, critical: s.nodesByStatus?.critical ?? 0, minScore: s.minScore });
   }
 
   /** Deletes a finished diagnostic once ttlSecondsAfterFinished has passed, else asks to come back then. */
-  private async expireIfDue(obj: GPUDiagnostic, log: Logger): Promise<ReconcileResult | void> {
+  private async expireIfDue(obj: GPUDiagnostic, log: Logger, signal: AbortSignal): Promise<ReconcileResult | void> {
     const ttl = obj.spec.ttlSecondsAfterFinished;
     const finishedAt = Date.parse(obj.status?.completionTime ?? '');
     if (ttl === undefined || Number.isNaN(finishedAt)) return;
     const dueIn = finishedAt + ttl * 1000 - this.now().getTime();
     if (dueIn > 0) return { requeueAfterMs: dueIn };
     try {
-      await this.api.deleteNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' });
+      await this.api.deleteNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' }, this.call(signal));
       log.info('diagnostic deleted after ttlSecondsAfterFinished', { ttlSeconds: ttl });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+  }
+
+  /** Options of one API call: the reconcile's signal and the call deadline. */
+  private call(signal: AbortSignal): ReturnType<typeof apiCall> {
+    return apiCall(signal, this.deps.apiTimeoutMs);
   }
 
   private forgetRunsFor(key: string): void {

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { AddressInfo } from 'node:net';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
-import { close, listen } from '../../lib/http-server.js';
+import { close, listen } from '../../lib/http/server.js';
 import type { Logger } from '../../lib/logger.js';
 
 /** A minimal schema-valid snapshot (no-GPU mode) for `node`. */

@@ -3,13 +3,27 @@
  * person) can correct the call; the SDK appends the argument's path to the message.
  */
 import { z } from 'zod';
+import { isLabelKey, isLabelValue } from '../../lib/kube/names.js';
+import { quote } from '../../lib/text.js';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 const GO_DURATION = /^(\d+(\.\d+)?(h|m|s|ms))+$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A tool's arguments: the shape, and nothing else. A misspelled argument (`nodez`) is an error
+ * that names it, never silently dropped (which would widen the call to the whole fleet).
+ */
+export function toolArguments<S extends z.ZodRawShape>(shape: S): z.ZodObject<S, z.core.$strict> {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown argument${issue.keys.length > 1 ? 's' : ''} ${issue.keys.slice(0, 5).map((k) => quote(k, 40)).join(', ')}; this tool takes ${allowed.length > 0 ? allowed.join(', ') : 'no arguments'}`
+        : undefined,
+  });
+}
 
 /** The longest XID lookback a GPUDiagnostic accepts (spec.xidLookback). */
 export const MAX_LOOKBACK_HOURS = 720;
@@ -47,15 +61,18 @@ export function nodeNames(argument = 'nodeNames', max = 100): z.ZodArray<z.ZodSt
 }
 
 /** Node labels that must all match (keys and values follow Kubernetes label syntax). */
-export const matchLabels = z.record(z.string(), z.string({ error: 'nodeSelector values must be strings' }), { error: 'nodeSelector must be an object of label key to value' }).superRefine((labels, ctx) => {
-  const keys = Object.keys(labels);
-  if (keys.length > 32) ctx.addIssue({ code: 'custom', message: 'nodeSelector may have at most 32 labels' });
-  for (const key of keys) {
-    if (!LABEL_KEY.test(key) || key.length > 316) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector keys must be label keys (optional DNS prefix/, name of at most 63 alphanumerics, - _ .)' });
-    const value = labels[key] ?? '';
-    if (!LABEL_VALUE.test(value) || value.length > 63) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector values must be label values (at most 63 alphanumerics, - _ ., starting and ending alphanumeric)' });
-  }
-});
+export const matchLabels = z
+  .record(z.string().max(316, { error: 'nodeSelector keys are at most 316 characters' }), z.string({ error: 'nodeSelector values must be strings' }).max(63, { error: 'nodeSelector values are at most 63 characters' }), {
+    error: 'nodeSelector must be an object of label key to value',
+  })
+  .superRefine((labels, ctx) => {
+    const keys = Object.keys(labels);
+    if (keys.length > 32) ctx.addIssue({ code: 'custom', message: 'nodeSelector may have at most 32 labels' });
+    for (const key of keys) {
+      if (!isLabelKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector keys must be label keys (optional DNS prefix/, name of at most 63 alphanumerics, - _ .)' });
+      if (!isLabelValue(labels[key] ?? '')) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector values must be label values (at most 63 alphanumerics, - _ ., starting and ending alphanumeric)' });
+    }
+  });
 
 /** Health statuses, best to worst. */
 export const HEALTH_STATUSES = ['healthy', 'degraded', 'critical', 'unknown'] as const;
@@ -72,6 +89,7 @@ export function severity(argument: string): z.ZodEnum<{ info: 'info'; warning: '
 /** `since`: an RFC 3339 time or a Go duration back from now (e.g. 30m, 24h), at most 720h back. */
 export const since = z
   .string({ error: 'since must be a string' })
+  .max(64, { error: 'since must be at most 64 characters' })
   .refine((s) => GO_DURATION.test(s) || (RFC3339.test(s) && !Number.isNaN(Date.parse(s))), {
     error: 'since must be an RFC 3339 time (2025-01-31T12:00:00Z) or a Go duration (30m, 1h30m, 24h)',
   });

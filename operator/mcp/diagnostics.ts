@@ -1,7 +1,8 @@
 /**
  * Fresh data through the API: the facade creates a GPUDiagnostic as the caller (labelled as
  * created by MCP, the caller's identity in an annotation), waits for the operator to finish it
- * while reporting nodes completed / targeted, and deletes it when the call is cancelled.
+ * while reporting nodes completed / targeted, and deletes it when the call is cancelled. When
+ * the server shuts down instead, the wait ends with the progress so far and the object stays.
  */
 import { API_VERSION, GPU_DIAGNOSTICS, type GPUDiagnostic, type GPUDiagnosticSpec, type GPUDiagnosticStatus } from '../../api/index.js';
 import { validateGPUDiagnostic, describeErrors } from '../../api/validation.js';
@@ -114,6 +115,8 @@ export async function createAndWait(ctx: ToolContext, req: DiagnosticRequest): P
     ctx.logger.info('diagnostic cancelled', { namespace: req.namespace, name, deleted });
     throw new ToolError(`cancelled: GPUDiagnostic ${req.namespace}/${name} ${deleted ? 'was deleted' : 'could not be deleted'}`);
   };
+  // The server shutting down ends the wait like waitSeconds passing: the diagnostic is kept.
+  const wake = AbortSignal.any([ctx.signal, ctx.stopping]);
   for (;;) {
     if (ctx.signal.aborted) return cancelled();
     let current: GPUDiagnostic;
@@ -132,8 +135,8 @@ export async function createAndWait(ctx: ToolContext, req: DiagnosticRequest): P
       await ctx.progress(done, total, `${done}/${total} node(s) diagnosed (${req.namespace}/${name})`);
     }
     if (finished) return { diagnostic: current, finished: true };
-    if (Date.now() >= deadline) return { diagnostic: current, finished: false };
-    await sleep(Math.min(delayMs, Math.max(deadline - Date.now(), 1)), ctx.signal);
+    if (Date.now() >= deadline || ctx.stopping.aborted) return { diagnostic: current, finished: false };
+    await sleep(Math.min(delayMs, Math.max(deadline - Date.now(), 1)), wake);
     delayMs = Math.min(delayMs * 2, ctx.settings.pollIntervalMs);
   }
 }

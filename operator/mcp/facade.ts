@@ -6,17 +6,9 @@ import { prompts } from './prompts.js';
 import { resources } from './resources.js';
 import { createFacadeServer, type FacadeServer } from './sdk.js';
 import type { FacadeSettings } from './tool.js';
-import { tools } from './tools/index.js';
 
-/** Defaults of the facade settings (flags override them). */
-export const DEFAULT_SETTINGS: Omit<FacadeSettings, 'namespace'> = Object.freeze({
-  agentNamespace: 'gpudiag-system',
-  agentSelector: 'app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent',
-  ttlSecondsAfterFinished: 3600,
-  pollIntervalMs: 500,
-  defaultWaitSeconds: 120,
-  readOnly: false,
-});
+export { DEFAULT_SETTINGS } from './settings.js';
+import { tools } from './tools/index.js';
 
 function packageVersion(): string {
   try {
@@ -30,6 +22,6 @@ function packageVersion(): string {
 const VERSION = packageVersion();
 
 /** A facade server acting as `kube`'s identity. */
-export function newFacadeServer(kube: KubeClient, settings: FacadeSettings, logger: Logger): FacadeServer {
-  return createFacadeServer({ name: 'gpudiag', version: VERSION, tools, prompts, resources, settings, kube, logger });
+export function newFacadeServer(kube: KubeClient, settings: FacadeSettings, logger: Logger, stopping?: AbortSignal): FacadeServer {
+  return createFacadeServer({ name: 'gpudiag', version: VERSION, tools, prompts, resources, settings, kube, logger, ...(stopping !== undefined ? { stopping } : {}) });
 }

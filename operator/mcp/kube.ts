@@ -7,6 +7,7 @@
 import { request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { withTimeout } from '../../lib/kube/call-options.js';
 
 /** Who the facade acts as: the name shown in errors and annotations, and impersonation, if any. */
 export interface CallerIdentity {
@@ -76,7 +77,8 @@ export class KubeClient {
       merged['Content-Length'] = Buffer.byteLength(payload);
     }
     options.headers = merged;
-    if (req.signal !== undefined) options.signal = req.signal;
+    // A deadline, not only an idle timeout: an API server that trickles bytes cannot hold a call.
+    options.signal = withTimeout(req.signal, REQUEST_TIMEOUT_MS);
     const send = url.protocol === 'http:' ? httpRequest : request;
     const what = `${req.method} ${url.pathname}`;
     return new Promise<T>((resolve, reject) => {
@@ -113,7 +115,12 @@ export class KubeClient {
         });
       });
       r.on('timeout', () => r.destroy(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-      r.on('error', (err) => reject(err.name === 'AbortError' ? err : new Error(`${what}: request failed`, { cause: err })));
+      r.on('error', (err) => {
+        // The caller's own abort keeps its name (tools tell cancellation from failure by it).
+        if (err.name === 'AbortError' && req.signal?.aborted === true) reject(err);
+        else if (err.name === 'AbortError') reject(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`, { cause: err }));
+        else reject(new Error(`${what}: request failed`, { cause: err }));
+      });
       r.end(payload);
     });
   }

@@ -35,11 +35,15 @@ export interface McpResource {
 function variable(variables: Record<string, string | string[]>, key: string): string {
   const value = variables[key];
   if (typeof value !== 'string') throw new ToolError(`the resource URI needs one ${key}`);
-  return decodeURIComponent(value);
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new ToolError(`the resource URI's ${key} is not valid percent-encoding`);
+  }
 }
 
 function toolContext(ctx: ResourceContext): ToolContext {
-  return { ...ctx, now: () => new Date(), progress: async () => undefined };
+  return { ...ctx, stopping: new AbortController().signal, now: () => new Date(), progress: async () => undefined };
 }
 
 function parseOrThrow(schema: ReturnType<typeof objectName>, value: string, what: string): string {

@@ -27,6 +27,8 @@ export interface FacadeServerOptions {
   /** The API server as the caller of this server instance. */
   kube: KubeClient;
   logger: Logger;
+  /** Fires when the hosting server shuts down (waiting tools answer with their progress). */
+  stopping?: AbortSignal;
 }
 
 /** A facade server: connect it to one transport, close it when done. */
@@ -60,6 +62,7 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
     { capabilities: { tools: {}, prompts: {}, resources: {} }, instructions: INSTRUCTIONS, maxToolInputElements: 2_000 },
   );
   const { settings, kube } = options;
+  const stopping = options.stopping ?? new AbortController().signal;
   // Calls in flight, so close() can wait for cancelled calls to clean up their GPUDiagnostics.
   const inflight = new Set<Promise<unknown>>();
 
@@ -76,6 +79,7 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
           kube,
           settings,
           signal: extra.signal,
+          stopping,
           logger,
           now: () => new Date(),
           async progress(done, total, message) {

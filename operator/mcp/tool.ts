@@ -39,6 +39,11 @@ export interface ToolContext {
   readonly settings: FacadeSettings;
   /** Fires when the client cancels the call or the transport closes. */
   readonly signal: AbortSignal;
+  /**
+   * Fires when the server shuts down (operator SIGTERM): a waiting tool answers with what it
+   * has at once, and keeps what it created (the next leader finishes it).
+   */
+  readonly stopping: AbortSignal;
   /** Reports progress to the client (a no-op when it sent no progressToken). */
   progress(done: number, total: number, message: string): Promise<void>;
   readonly logger: Logger;

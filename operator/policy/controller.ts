@@ -15,6 +15,7 @@ import type { Agent as HttpAgent } from 'node:http';
 import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, GPU_HEALTH_POLICIES, type GPUHealthPolicy, type GPUHealthPolicyStatus } from '../../api/index.js';
 import { describeErrors, validateGPUHealthPolicy } from '../../api/validation.js';
+import { apiCall } from '../../lib/kube/call-options.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import type { TokenProvider } from '../agent-token.js';
 import type { NodeResultInput } from '../diagnostic/results.js';
@@ -62,6 +63,8 @@ export interface PolicyControllerDeps {
   now?: () => Date;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
+  /** Deadline of one API call (default lib/kube's). */
+  apiTimeoutMs?: number;
 }
 
 interface Run {
@@ -105,7 +108,7 @@ export class PolicyController {
   async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     let obj: GPUHealthPolicy;
     try {
-      obj = (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: key })) as GPUHealthPolicy;
+      obj = (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: key }, this.call(signal))) as GPUHealthPolicy;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       this.forget(key);
@@ -120,7 +123,7 @@ export class PolicyController {
       this.forget(key);
       const before = obj.status?.conditions?.find((c) => c.type === 'Stalled');
       await this.apply(obj, stalled.stalled, signal);
-      if (before?.status !== 'True' || before.reason !== stalled.stalled.reason) await this.deps.events.warning(subjectOf(obj), stalled.stalled.reason, stalled.stalled.message);
+      if (before?.status !== 'True' || before.reason !== stalled.stalled.reason) await this.deps.events.warning(subjectOf(obj), stalled.stalled.reason, stalled.stalled.message, signal);
       return;
     }
     const policy = stalled.policy;
@@ -151,7 +154,7 @@ export class PolicyController {
     for (const name of names) {
       signal.throwIfAborted();
       try {
-        await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name });
+        await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name }, this.call(signal));
       } catch (err) {
         if (!isNotFound(err)) {
           this.deps.logger.warn('could not look up a policy recorded on nodes', { policy: name, ...errorFields(err) });
@@ -287,8 +290,8 @@ export class PolicyController {
         tainted: [...plan.tainted.filter((n) => !(failed.has(n) && plan.add.includes(n))), ...stillTainted].sort(),
         message: applied.failed.length > 0 ? `${plan.message}; could not update ${applied.failed.length} node(s) (retried at the next check): ${applied.failed.slice(0, 5).map((f) => f.node).join(', ')}` : plan.message,
       };
-      for (const n of applied.added.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.warning(subjectOf(obj), 'NodeTainted', `${n}: tainted ${policy.actions.taint.key}:${policy.actions.taint.effect} (critical)`);
-      for (const n of applied.removed.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.normal(subjectOf(obj), 'TaintRemoved', `${n}: taint ${policy.actions.taint.key} removed`);
+      for (const n of applied.added.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.warning(subjectOf(obj), 'NodeTainted', `${n}: tainted ${policy.actions.taint.key}:${policy.actions.taint.effect} (critical)`, signal);
+      for (const n of applied.removed.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.normal(subjectOf(obj), 'TaintRemoved', `${n}: taint ${policy.actions.taint.key} removed`, signal);
     }
 
     const previous = obj.status;
@@ -296,7 +299,7 @@ export class PolicyController {
     const next = nextCheckAt(now, this.intervalMs(policy), this.random());
     const written = await this.apply(obj, { kind: 'checked', results, nextCheckTime: next, ...(shown !== undefined ? { actions: shown } : {}) }, signal);
     this.runs.delete(name);
-    await this.announce(obj, previous, written, plan, results);
+    await this.announce(obj, previous, written, plan, results, signal);
     const counts = written.nodes ?? {};
     log.info('policy check completed', { nodes: counts.governed, critical: counts.critical, unknown: counts.unknown, minScore: counts.minScore, tainted: shown?.tainted.length ?? 0, held: shown?.held.length ?? 0 });
     return { requeueAfterMs: Math.max(0, next.getTime() - now.getTime()) };
@@ -358,7 +361,7 @@ export class PolicyController {
   }
 
   /** Events for what changed since the previous check, and the score metrics. */
-  private async announce(obj: GPUHealthPolicy, previous: GPUHealthPolicyStatus | undefined, status: GPUHealthPolicyStatus, plan: ActionsPlan, results: readonly NodeResultInput[]): Promise<void> {
+  private async announce(obj: GPUHealthPolicy, previous: GPUHealthPolicyStatus | undefined, status: GPUHealthPolicyStatus, plan: ActionsPlan, results: readonly NodeResultInput[], signal: AbortSignal): Promise<void> {
     const { metrics, events } = this.deps;
     const subject = subjectOf(obj);
     const lastCheck = Date.parse(previous?.lastCheckTime ?? '');
@@ -371,11 +374,11 @@ export class PolicyController {
     }
     const wasCritical = new Set((previous?.worstNodes ?? []).filter((n) => n.status === 'critical').map((n) => n.name));
     const newlyCritical = (status.worstNodes ?? []).filter((n) => n.status === 'critical' && !wasCritical.has(n.name));
-    for (const n of newlyCritical.slice(0, MAX_EVENTS_PER_KIND)) await events.warning(subject, 'NodeCritical', `${n.name}: ${n.message ?? 'critical'}`);
+    for (const n of newlyCritical.slice(0, MAX_EVENTS_PER_KIND)) await events.warning(subject, 'NodeCritical', `${n.name}: ${n.message ?? 'critical'}`, signal);
     if (!plan.dryRun) {
       const wasHeld = new Set(previous?.actions?.heldByGuardrail ?? []);
       for (const n of plan.held.filter((h) => !wasHeld.has(h)).slice(0, MAX_EVENTS_PER_KIND)) {
-        await events.warning(subject, 'HeldByGuardrail', `${n}: critical but not tainted (maxTaintedPercent ${this.policyPercent(obj)}% allows ${plan.allowed} tainted node(s))`);
+        await events.warning(subject, 'HeldByGuardrail', `${n}: critical but not tainted (maxTaintedPercent ${this.policyPercent(obj)}% allows ${plan.allowed} tainted node(s))`, signal);
       }
     }
   }
@@ -391,11 +394,16 @@ export class PolicyController {
       obj,
       (current) => computePolicyStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
-        replace: (current, status) => this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }),
-        reread: async () => (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name })) as GPUHealthPolicy,
+        replace: (current, status) => this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }, this.call(signal)),
+        reread: async () => (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name }, this.call(signal))) as GPUHealthPolicy,
       },
       signal,
     );
+  }
+
+  /** Options of one API call: the reconcile's signal and the call deadline. */
+  private call(signal: AbortSignal): ReturnType<typeof apiCall> {
+    return apiCall(signal, this.deps.apiTimeoutMs);
   }
 
   private forget(key: string): void {

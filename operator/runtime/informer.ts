@@ -8,7 +8,7 @@
  * Its cache replaces the previous one only once its list completed; keys deleted in between
  * are found by comparing the two caches, and every key of the new list is delivered again.
  */
-import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache } from '@kubernetes/client-node';
+import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
@@ -22,8 +22,11 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
   /** Watch path, e.g. `/api/v1/nodes` or `/apis/gpudiag.io/v1alpha1/namespaces/ns/gpudiagnostics`. */
   path: string;
-  /** Lists the same collection (with the same label selector) as `path` watches. */
-  list: ListPromise<T>;
+  /**
+   * Lists the same collection (with the same label selector) as `path` watches. `signal` aborts
+   * when the list runs past syncTimeoutMs or the informer stops: no list stays pending.
+   */
+  list: (signal: AbortSignal) => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
   /** Full relist period to catch stalled watches (default 5 min; 0 disables). */
   relistIntervalMs?: number;
@@ -48,6 +51,8 @@ interface Generation<T extends KubernetesObject> {
   pendingKeys: Set<string>;
   /** Fails the generation if its list has not completed in time. */
   syncTimer: TimerHandle | undefined;
+  /** Aborts the generation's list when it fails, times out or is retired. */
+  abort: AbortController;
 }
 
 /** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
@@ -193,9 +198,11 @@ export class ResilientInformer<T extends KubernetesObject> {
   }
 
   private startGeneration(why: 'initial' | 'restart' | 'relist'): void {
-    const { kubeConfig, path, list, labelSelector } = this.options;
+    const { kubeConfig, path, labelSelector } = this.options;
+    const abort = new AbortController();
+    const list = (): Promise<KubernetesListObject<T>> => this.options.list(abort.signal);
     const informer = labelSelector === undefined ? makeInformer<T>(kubeConfig, path, list) : makeInformer<T>(kubeConfig, path, list, labelSelector);
-    const gen: Generation<T> = { id: this.nextId++, informer, active: true, synced: false, syncedAt: 0, pendingKeys: new Set(), syncTimer: undefined };
+    const gen: Generation<T> = { id: this.nextId++, informer, active: true, synced: false, syncedAt: 0, pendingKeys: new Set(), syncTimer: undefined, abort };
     this.starting = gen;
     const onObject = (obj: T): void => this.onObject(gen, obj);
     informer.on('add', onObject);
@@ -299,6 +306,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   private async retire(gen: Generation<T>): Promise<void> {
     gen.active = false;
     this.clearSyncTimer(gen);
+    gen.abort.abort(new Error(`informer ${this.options.name} generation ${gen.id} retired`));
     try {
       await gen.informer.stop();
     } catch (err) {

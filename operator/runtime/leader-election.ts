@@ -18,7 +18,7 @@ import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@
 import { errorFields, type Logger } from '../../lib/logger.js';
 import { sleep, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { isAlreadyExists, isConflict, isNotFound } from './errors.js';
-import { withSignal, withTimeout } from './kube-options.js';
+import { withSignal, withTimeout } from '../../lib/kube/call-options.js';
 
 /** Options of a {@link LeaderElector}. */
 export interface LeaderElectionOptions {

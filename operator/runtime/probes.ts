@@ -3,11 +3,12 @@
  * `/readyz` (a readiness callback, e.g. informers synced) and `/metrics` (the component's own
  * prom-client Registry, never the global one). Start resolves only once the socket is bound.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { close, listen } from '../../lib/http-server.js';
-import { errorFields, type Logger } from '../../lib/logger.js';
+import type { RequestTarget } from '../../lib/http/request-target.js';
+import { close, createGuardedServer, listen } from '../../lib/http/server.js';
+import { createLogger, errorFields, type Logger } from '../../lib/logger.js';
 
 /** Options of a {@link ProbeServer}. */
 export interface ProbeServerOptions {
@@ -26,6 +27,9 @@ export interface ProbeServerOptions {
   logger?: Logger;
 }
 
+/** Open connections the probe server accepts (kubelet probes and a few scrapers). */
+const MAX_CONNECTIONS = 256;
+
 /** HTTP server for liveness, readiness and metrics. */
 export class ProbeServer {
   private readonly server: Server;
@@ -39,12 +43,13 @@ export class ProbeServer {
   constructor(private readonly options: ProbeServerOptions) {
     this.heartbeatMs = options.heartbeatMs ?? 1_000;
     this.maxStallMs = options.maxStallMs ?? 10_000;
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.options.logger?.warn('probe request failed', { path: req.url, ...errorFields(err) });
-        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end('internal error\n');
-      });
+    this.server = createGuardedServer({
+      name: 'probes',
+      logger: options.logger ?? createLogger({ silent: true }),
+      handler: (req, res, target) => this.handle(req, res, target),
+      // GET and HEAD only: any request body is refused.
+      maxBodyBytes: 0,
+      maxConnections: MAX_CONNECTIONS,
     });
   }
 
@@ -85,13 +90,12 @@ export class ProbeServer {
     this.lastBeat = now;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    const path = new URL(req.url ?? '/', 'http://probe').pathname;
-    switch (path) {
+    switch (target.path) {
       case '/healthz':
       case '/livez':
         this.text(res, this.isAlive() ? 200 : 503, this.isAlive() ? 'ok' : 'event loop stalled');

@@ -10,6 +10,7 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { createMcpHttpServer } from '../../operator/mcp/http.js';
+import { kubeGetText } from '../../lib/kube/raw-request.js';
 import { createLogger } from '../../lib/logger.js';
 import { testCluster } from '../support/cluster.js';
 import { connectHttp, resultText, useMcpEnvironment } from './mcp-harness.js';
@@ -36,6 +37,14 @@ async function post(target: URL, options: { token?: string; host?: string; origi
     req.on('error', reject);
     req.end(options.body ?? JSON.stringify(initialize));
   });
+}
+
+/** TokenReviews the API server has answered so far (its own request counter). */
+async function tokenReviewsSent(): Promise<number> {
+  const text = await kubeGetText(testCluster().admin(), '/metrics');
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith('apiserver_request_total{') && line.includes('resource="tokenreviews"') && line.includes('verb="POST"')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return total;
 }
 
 async function diagnosticsCreatedByMcp(namespace: string): Promise<GPUDiagnostic[]> {
@@ -195,6 +204,26 @@ describe('mcp over HTTP: the endpoint refuses bad requests', () => {
     const refused = await post(limited.url, { token: userToken });
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     expect((await post(limited.url, { token: await env.token('viewer') })).status).toBe(200);
+  });
+
+  it('a misspelled argument is a tool error that names it, and creates nothing', async () => {
+    const before = (await diagnosticsCreatedByMcp(env.ns)).length;
+    const result = await client.callTool({ name: 'gpu_health', arguments: { nodez: [env.nodes.healthy] } });
+    expect(result.isError).toBe(true);
+    expect(resultText(result)).toContain('unknown argument "nodez"; this tool takes nodeNames, nodeSelector');
+    expect(await diagnosticsCreatedByMcp(env.ns)).toHaveLength(before);
+  });
+
+  it('tokens not in the cache are rate-limited per client address before any TokenReview; a cached token is not', async () => {
+    const limited = await env.http({ reviewRateLimit: { burst: 3, perSecond: 0.01 } });
+    expect((await post(limited.url, { token: userToken })).status).toBe(200);
+    const reviewsBefore = await tokenReviewsSent();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await post(limited.url, { token: `sprayed-token-${i}` })).status);
+    expect(statuses).toEqual([401, 401, 429, 429, 429, 429]);
+    // The cached token was reviewed once, before; the refused ones never reached the API server.
+    expect((await tokenReviewsSent()) - reviewsBefore).toBe(2);
+    expect((await post(limited.url, { token: userToken })).status).toBe(200);
   });
 
   it('start() rejects when the port is taken', async () => {

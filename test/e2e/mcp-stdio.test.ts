@@ -276,7 +276,7 @@ describe('mcp over stdio: identity, read-only mode, cancellation and exit', () =
   it.each([
     ['stdin EOF', (child: ReturnType<typeof spawn>) => child.stdin?.end()],
     ['SIGTERM', (child: ReturnType<typeof spawn>) => child.kill('SIGTERM')],
-  ])('exits 0 on %s within 5 s, logging only to stderr', async (_label, stop) => {
+  ])('exits 0 by itself on %s within 5 s (no forced exit: no handle is left), logging only to stderr', async (_label, stop) => {
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'mcp', '--kubeconfig', env.kubeconfigs.user], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -138,7 +138,7 @@ describe('operator: GPUDiagnostic', () => {
     try {
       const tools = await client.listTools();
       expect(tools.tools.map((t) => t.name)).toContain('gpu_health');
-      const result = await client.callTool({ name: 'gpu_health', arguments: { nodes: [names['healthy']] } });
+      const result = await client.callTool({ name: 'gpu_health', arguments: { nodeNames: [names['healthy']] } });
       expect(result.isError ?? false).toBe(false);
       expect(JSON.stringify(result.structuredContent)).toContain(names['healthy']);
     } finally {

@@ -47,6 +47,7 @@ export async function startTestAgent(options: TestAgentOptions = {}): Promise<Te
     kmsgPollMs: 50,
     snapshotCacheMs: 0,
     requestTimeoutMs: 10_000,
+    shutdownGraceMs: 5_000,
     logLevel: 'error',
     ...options.config,
   };

@@ -1,6 +1,6 @@
 /** analyze_xid_errors: recent XID errors on the selected nodes (creates a GPUDiagnostic with the xid check). */
 import { z } from 'zod';
-import { lookbackFromSince, nodeNames, severity, since } from '../arguments.js';
+import { lookbackFromSince, nodeNames, severity, since, toolArguments } from '../arguments.js';
 import { createAndWait } from '../diagnostics.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import { UNTRUSTED_NOTE, diagnosticRef, diagnosticRefSchema, summarySchema, summaryView, unfinishedLine, untrustedSchema, xidSchema, xidView } from '../views.js';
@@ -12,7 +12,7 @@ export const analyzeXidErrorsTool = defineTool({
   title: 'Analyze XID errors',
   description:
     'Find NVIDIA XID errors in the kernel logs of the selected nodes (or every node with an agent) since a time, deduplicated, with catalog name, severity and recommended action, worst first. Creates a GPUDiagnostic with the xid check as you and waits for it. Kernel message text is returned under untrusted.',
-  inputSchema: z.object({
+  inputSchema: toolArguments({
     nodes: nodeNames('nodes').optional().describe('Node names (RFC 1123); default every node with an agent'),
     since: since.optional().describe('RFC 3339 time or Go duration back from now (default 24h; at most 720h)'),
     minimumSeverity: severity('minimumSeverity').optional().describe('Leave out events below this severity (info, warning, critical; default info)'),

@@ -1,6 +1,6 @@
 /** describe_gpu_node: one node's facts, GPUs, findings, recent XIDs and GPU pods (creates a GPUDiagnostic). */
 import { z } from 'zod';
-import { lookbackFromSince, nodeName, since } from '../arguments.js';
+import { lookbackFromSince, nodeName, since, toolArguments } from '../arguments.js';
 import { GPU_RESOURCE, getNode, gpuCapacity, listPods, nodeReady, podGpuRequest, podReady } from '../cluster.js';
 import { createAndWait } from '../diagnostics.js';
 import { ToolError } from '../errors.js';
@@ -37,7 +37,7 @@ export const describeGpuNodeTool = defineTool({
   title: 'Describe a GPU node',
   description:
     'Everything about one GPU node: Node facts (readiness, GPU capacity, taints, NVIDIA labels), a fresh diagnostic of its GPUs (inventory, health, XID errors; created as you), and the pods requesting nvidia.com/gpu on it. Kernel message text is returned under untrusted.',
-  inputSchema: z.object({ node: nodeName('node').describe('The node name (RFC 1123)'), xidSince: since.optional().describe('XID lookback (default 24h)'), policy: policyArg, namespace: namespaceArg, waitSeconds: waitArg }),
+  inputSchema: toolArguments({ node: nodeName('node').describe('The node name (RFC 1123)'), xidSince: since.optional().describe('XID lookback (default 24h)'), policy: policyArg, namespace: namespaceArg, waitSeconds: waitArg }),
   outputSchema: output,
   annotations: CREATES_DIAGNOSTIC,
   readOnly: false,

@@ -1,6 +1,6 @@
 /** get_diagnostic: one GPUDiagnostic, summarised worst first (reads only). */
 import { z } from 'zod';
-import { objectName } from '../arguments.js';
+import { objectName, toolArguments } from '../arguments.js';
 import { CREATED_BY_LABEL, REQUESTED_BY_ANNOTATION, getDiagnostic } from '../diagnostics.js';
 import { READ_ONLY, defineTool } from '../tool.js';
 import {
@@ -24,7 +24,7 @@ export const getDiagnosticTool = defineTool({
   name: 'get_diagnostic',
   title: 'Get a GPU diagnostic',
   description: 'Read one GPUDiagnostic: its phase and conditions, totals, the worst nodes and XID events. Reads only. The full object is the resource gpudiag://diagnostics/{namespace}/{name}.',
-  inputSchema: z.object({ name: objectName('name').describe('The GPUDiagnostic name'), namespace: namespaceArg, limit: limitArg(20, 200) }),
+  inputSchema: toolArguments({ name: objectName('name').describe('The GPUDiagnostic name'), namespace: namespaceArg, limit: limitArg(20, 200) }),
   outputSchema: z.object({
     diagnostic: diagnosticRefSchema,
     spec: z.object({ checks: z.array(z.string()), nodeNames: z.array(z.string()).optional(), nodeSelector: z.record(z.string(), z.string()).optional(), policy: z.string().optional() }),

@@ -1,6 +1,6 @@
 /** get_health_policy: one GPUHealthPolicy's spec and last check (reads only). */
 import { z } from 'zod';
-import { objectName } from '../arguments.js';
+import { objectName, toolArguments } from '../arguments.js';
 import { getPolicy } from '../policies.js';
 import { READ_ONLY, defineTool } from '../tool.js';
 
@@ -9,7 +9,7 @@ export const getHealthPolicyTool = defineTool({
   name: 'get_health_policy',
   title: 'Get a GPU health policy',
   description: 'Read one GPUHealthPolicy: its spec (thresholds, XID overrides, actions) and what its last periodic check found (worst nodes, recent XIDs, actions taken). Reads only.',
-  inputSchema: z.object({ name: objectName('name').describe('The GPUHealthPolicy name') }),
+  inputSchema: toolArguments({ name: objectName('name').describe('The GPUHealthPolicy name') }),
   outputSchema: z.object({
     name: z.string(),
     spec: z.record(z.string(), z.unknown()),

@@ -1,5 +1,6 @@
 /** gpu_health: a fresh health check of the selected nodes (creates a GPUDiagnostic). */
 import { z } from 'zod';
+import { toolArguments } from '../arguments.js';
 import { createAndWait } from '../diagnostics.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import { diagnosticRef, diagnosticRefSchema, nodeSchema, nodesView, summaryLine, summarySchema, summaryView, unfinishedLine, worstNodeLines } from '../views.js';
@@ -11,7 +12,7 @@ export const gpuHealthTool = defineTool({
   title: 'GPU health',
   description:
     'Check GPU health now (ECC, thermal, power, NVLink, PCIe, XID errors) on the selected nodes, or every node with an agent. Creates a GPUDiagnostic as you (auditable, deleted an hour after it finishes), waits for it with progress, and returns the totals and the worst nodes first.',
-  inputSchema: z.object({ ...selectionShape, policy: policyArg, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(20, 200) }),
+  inputSchema: toolArguments({ ...selectionShape, policy: policyArg, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(20, 200) }),
   outputSchema: z.object({ diagnostic: diagnosticRefSchema, summary: summarySchema, nodes: z.array(nodeSchema), nodesOmitted: z.number() }),
   annotations: CREATES_DIAGNOSTIC,
   readOnly: false,

@@ -1,5 +1,6 @@
 /** gpu_inventory: the GPUs of the selected nodes (creates a GPUDiagnostic with the inventory check). */
 import { z } from 'zod';
+import { toolArguments } from '../arguments.js';
 import { createAndWait } from '../diagnostics.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import { diagnosticRef, diagnosticRefSchema, nodesView, summaryLine, summarySchema, summaryView, unfinishedLine } from '../views.js';
@@ -20,7 +21,7 @@ export const gpuInventoryTool = defineTool({
   title: 'GPU inventory',
   description:
     'List the GPUs (index, model, UUID, PCI bus id) of the selected nodes, or every node with an agent. Creates a GPUDiagnostic with the inventory check as you and waits for it. Large fleets list per-GPU detail only for the first nodes; the diagnostic holds the rest.',
-  inputSchema: z.object({ ...selectionShape, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(50, 200) }),
+  inputSchema: toolArguments({ ...selectionShape, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(50, 200) }),
   outputSchema: z.object({ diagnostic: diagnosticRefSchema, summary: summarySchema, models: z.record(z.string(), z.number()), nodes: z.array(inventoryNode), nodesOmitted: z.number() }),
   annotations: CREATES_DIAGNOSTIC,
   readOnly: false,

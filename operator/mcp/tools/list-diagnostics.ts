@@ -1,5 +1,6 @@
 /** list_diagnostics: GPUDiagnostics of a namespace (or all), newest first (reads only). */
 import { z } from 'zod';
+import { toolArguments } from '../arguments.js';
 import { CREATED_BY_LABEL, REQUESTED_BY_ANNOTATION } from '../diagnostics.js';
 import { READ_ONLY, defineTool } from '../tool.js';
 import { diagnosticUri } from '../views.js';
@@ -10,7 +11,7 @@ export const listDiagnosticsTool = defineTool({
   name: 'list_diagnostics',
   title: 'List GPU diagnostics',
   description: 'List GPUDiagnostics, newest first, with phase, requester and totals. Reads only.',
-  inputSchema: z.object({
+  inputSchema: toolArguments({
     namespace: namespaceArg,
     allNamespaces: z.boolean({ error: 'allNamespaces must be true or false' }).optional().describe('List every namespace (needs cluster-wide list rights)'),
     createdByMcp: z.boolean({ error: 'createdByMcp must be true or false' }).optional().describe('Only diagnostics created through MCP'),

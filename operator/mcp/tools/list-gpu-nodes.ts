@@ -1,6 +1,6 @@
 /** list_gpu_nodes: GPU nodes, their agents, GPU counts and last known health (reads only). */
 import { z } from 'zod';
-import { HEALTH_STATUSES } from '../arguments.js';
+import { HEALTH_STATUSES, toolArguments } from '../arguments.js';
 import { gpuCapacity, listNodes, listPods, nodeReady, podReady } from '../cluster.js';
 import { ToolError } from '../errors.js';
 import { READ_ONLY, defineTool } from '../tool.js';
@@ -31,7 +31,7 @@ export const listGpuNodesTool = defineTool({
   title: 'List GPU nodes',
   description:
     'List the nodes that have GPUs (nvidia.com/gpu capacity) or a gpudiag agent, with GPU counts, agent state and the last known health from existing GPUDiagnostics, worst first. Reads only; creates nothing.',
-  inputSchema: z.object({ namespace: namespaceArg, limit: limitArg(200, 5000) }),
+  inputSchema: toolArguments({ namespace: namespaceArg, limit: limitArg(200, 5000) }),
   outputSchema: output,
   annotations: READ_ONLY,
   readOnly: true,

@@ -1,5 +1,6 @@
 /** list_health_policies: every GPUHealthPolicy with what its last check found (reads only). */
 import { z } from 'zod';
+import { toolArguments } from '../arguments.js';
 import { listPolicies } from '../policies.js';
 import { READ_ONLY, defineTool } from '../tool.js';
 
@@ -8,7 +9,7 @@ export const listHealthPoliciesTool = defineTool({
   name: 'list_health_policies',
   title: 'List GPU health policies',
   description: 'List the GPUHealthPolicies (cluster-scoped): interval, checks, suspended or not, and the governed node counts at their last check. Reads only.',
-  inputSchema: z.object({}),
+  inputSchema: toolArguments({}),
   outputSchema: z.object({
     policies: z.array(
       z.object({

@@ -1,6 +1,6 @@
 /** run_diagnostic: any checks on any node selection (creates a GPUDiagnostic). */
 import { z } from 'zod';
-import { CHECKS, lookbackFromSince, since } from '../arguments.js';
+import { CHECKS, lookbackFromSince, since, toolArguments } from '../arguments.js';
 import { createAndWait } from '../diagnostics.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import {
@@ -32,7 +32,7 @@ export const runDiagnosticTool = defineTool({
   title: 'Run a GPU diagnostic',
   description:
     'Create a GPUDiagnostic as you with the chosen checks (inventory, health, xid, ecc, thermal, power, nvlink, pcie, processes) on the selected nodes (names and/or labels; neither = every node with an agent), wait for it with progress, and return totals, the worst nodes and XID events. Cancelling the call deletes the diagnostic.',
-  inputSchema: z.object({
+  inputSchema: toolArguments({
     checks: checks.optional().describe('Checks to run (default health and xid)'),
     ...selectionShape,
     policy: policyArg,
