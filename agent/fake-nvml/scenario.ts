@@ -455,6 +455,15 @@ export function scenariosDir(): string {
   return join(fakeNvmlSourceDir(), 'scenarios');
 }
 
+/** A delay this long stands for a call that never returns (a wedged driver), not a slow one. */
+export const BLOCKING_DELAY_MS = 60_000;
+
+/** True when some call of the scenario blocks (see {@link BLOCKING_DELAY_MS}): only shutdown tests load such a scenario. */
+export function scenarioBlocks(scenario: FakeNvmlScenario): boolean {
+  const delays = [scenario.delays, scenario.gpuDefaults?.delays, ...scenario.gpus.map((g) => g.delays)];
+  return delays.some((d) => Object.values(d ?? {}).some((ms) => ms >= BLOCKING_DELAY_MS));
+}
+
 /** Names of the shipped scenarios (file names without `.json`). */
 export async function listScenarios(): Promise<string[]> {
   const files = await readdir(scenariosDir());

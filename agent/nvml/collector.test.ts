@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
-import { listScenarios } from '../fake-nvml/scenario.js';
+import { listScenarios, loadScenario, scenarioBlocks } from '../fake-nvml/scenario.js';
 import { NvmlBinding } from './binding.js';
 import { collectSnapshot } from './collector.js';
 import type { GpuSnapshot, NvmlSnapshot } from './types.js';
@@ -39,7 +39,12 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(names).toEqual(
       expect.arrayContaining(['h100-sxm-8x-healthy', 'a100-dbe-remap-pending', 'thermal-hw-slowdown', 'nvlink-down', 'gpu-lost-xid79', 'mig-enabled', 't4-legacy', 'no-gpus']),
     );
-    for (const name of names) {
+    // A scenario whose call blocks for an hour would hold a pool thread of this process for as
+    // long; it is exercised by the agent's shutdown test instead.
+    const blocking: string[] = [];
+    for (const name of names) if (scenarioBlocks(await loadScenario(name))) blocking.push(name);
+    expect(blocking).toEqual(['nvml-call-hangs']);
+    for (const name of names.filter((n) => !blocking.includes(n))) {
       const snapshot = await snapshotOf(name);
       expect(JSON.parse(JSON.stringify(snapshot))).toEqual(snapshot);
       expect(Number.isNaN(Date.parse(snapshot.collectedAt))).toBe(false);

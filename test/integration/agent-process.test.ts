@@ -24,10 +24,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function startAgent(args: string[]): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
+function startAgent(args: string[], fakeEnv: Record<string, string> = controller.env()): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
   let output = '';
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'agent', ...args], {
-    env: { ...process.env, ...controller.env() },
+    env: { ...process.env, ...fakeEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -71,6 +71,33 @@ describe('gpudiag agent process', () => {
     }
     expect(await agent.exited).toBe(0);
     expect(agent.output()).toContain('"message":"agent stopped"');
+  });
+
+  it('SIGTERM while an NVML call is blocked (a wedged driver): exits 0 within the shutdown grace period', async () => {
+    const hung = new FakeNvmlController();
+    await hung.load('nvml-call-hangs');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const agent = startAgent(
+      ['--node-name', 'gpu-node-hung', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--nvml-library', libraryPath, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg'), '--nvml-call-timeout-ms', '300', '--shutdown-grace-seconds', '2'],
+      hung.env(),
+    );
+    try {
+      await waitReady(url, 20_000);
+      // GPU 1's power reading never returns: the call deadline answers for it, its thread stays blocked.
+      const doc = (await (await fetch(`${url}/v1/snapshot?checks=power`)).json()) as { gpus: { index: number; errors: { field: string; code: number }[] }[] };
+      expect(doc.gpus[1]?.errors).toEqual([expect.objectContaining({ code: 10 })]);
+      expect(doc.gpus[0]?.errors).toEqual([]);
+      const signalled = Date.now();
+      agent.child.kill('SIGTERM');
+      expect(await agent.exited).toBe(0);
+      // The grace period (2 s) plus start-up slack, far below an hour.
+      expect(Date.now() - signalled).toBeLessThan(8_000);
+      expect(agent.output()).toContain('agent stopped with NVML calls still blocked after the shutdown grace period');
+    } finally {
+      agent.child.kill('SIGKILL');
+      await hung.dispose();
+    }
   });
 
   it('exits 2 naming the flag when configuration is invalid', async () => {

@@ -27,15 +27,20 @@ interface Container {
 }
 interface Rendered extends KubernetesObject {
   spec?: {
-    template?: { metadata?: { labels?: Record<string, string> }; spec?: { serviceAccountName?: string; containers: Container[]; volumes?: { projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] } };
+    template?: {
+      metadata?: { labels?: Record<string, string> };
+      spec?: { serviceAccountName?: string; terminationGracePeriodSeconds?: number; containers: Container[]; volumes?: { projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] };
+    };
     podSelector?: { matchLabels?: Record<string, string> };
-    ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[];
+    ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
   };
   rules?: unknown[];
 }
 
 async function render(release: string, namespace: string, ...set: string[]): Promise<Rendered[]> {
-  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace, ...set.flatMap((s) => ['--set', s])], { maxBuffer: 16 << 20 });
+  // `key=value` goes to --set, `key:=json` to --set-json.
+  const flags = set.flatMap((s) => (s.includes(':=') ? ['--set-json', s.replace(':=', '=')] : ['--set', s]));
+  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace, ...flags], { maxBuffer: 16 << 20 });
   return parseAllDocuments(stdout).map((d) => d.toJS() as Rendered).filter((o) => o !== null);
 }
 
@@ -101,6 +106,38 @@ describe('Helm chart', () => {
     const policy = find(objects, 'NetworkPolicy', '-agent');
     expect(policy.spec?.podSelector?.matchLabels).toEqual(find(objects, 'DaemonSet', '-agent').spec?.template?.metadata?.labels);
     expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
+  });
+
+  it('keeps each shutdown grace period below the pod termination grace period, and refuses values that do not', async () => {
+    const objects = await render('gpudiag', 'gpu-ops');
+    for (const [kind, suffix] of [['DaemonSet', '-agent'], ['Deployment', '-operator']] as const) {
+      const pod = find(objects, kind, suffix).spec?.template?.spec;
+      expect(Number(arg(pod?.containers[0], '--shutdown-grace-seconds'))).toBeLessThan(pod?.terminationGracePeriodSeconds ?? 0);
+    }
+    await expect(render('gpudiag', 'gpu-ops', 'agent.shutdownGraceSeconds=30')).rejects.toThrow('agent.shutdownGraceSeconds (30) must be below agent.terminationGracePeriodSeconds (30)');
+    await expect(render('gpudiag', 'gpu-ops', 'operator.terminationGracePeriodSeconds=10')).rejects.toThrow('operator.shutdownGraceSeconds (20) must be below operator.terminationGracePeriodSeconds (10)');
+  });
+
+  it('admits Prometheus to the agents\' /metrics port, from the peers set in values', async () => {
+    const agentPolicy = (objects: Rendered[]): Rendered => find(objects, 'NetworkPolicy', '-agent');
+    const byDefault = agentPolicy(await render('gpudiag', 'gpu-ops'));
+    expect(byDefault.spec?.ingress?.[1]).toEqual({
+      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+      ports: [{ protocol: 'TCP', port: 9440 }],
+    });
+    const custom = agentPolicy(await render('gpudiag', 'gpu-ops', 'networkPolicy.prometheus:=[{"namespaceSelector":{"matchLabels":{"team":"obs"}}}]'));
+    expect(custom.spec?.ingress?.[1]?.from).toEqual([{ namespaceSelector: { matchLabels: { team: 'obs' } } }]);
+    const none = agentPolicy(await render('gpudiag', 'gpu-ops', 'networkPolicy.prometheus:=[]'));
+    expect(none.spec?.ingress).toHaveLength(1);
+  });
+
+  it('gives the MCP endpoint its own NetworkPolicy: MCP port from the listed clients, probe port from Prometheus', async () => {
+    expect((await render('gpudiag', 'gpu-ops')).filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata?.name)).toEqual(['gpudiag-agent']);
+    const on = await render('gpudiag', 'gpu-ops', 'operator.mcp.enabled=true', 'networkPolicy.mcpClients:=[{"namespaceSelector":{"matchLabels":{"team":"ai"}}}]');
+    const policy = find(on, 'NetworkPolicy', '-mcp');
+    expect(policy.spec?.podSelector?.matchLabels).toEqual(find(on, 'Deployment', '-operator').spec?.template?.metadata?.labels);
+    expect(policy.spec?.ingress?.[0]).toEqual({ from: [{ namespaceSelector: { matchLabels: { team: 'ai' } } }], ports: [{ protocol: 'TCP', port: 8443 }] });
+    expect(policy.spec?.ingress?.[1]?.ports).toEqual([{ protocol: 'TCP', port: 8081 }]);
   });
 
   it('exposes the MCP endpoint only when enabled, with the RBAC of config/rbac/operator-mcp.yaml', async () => {

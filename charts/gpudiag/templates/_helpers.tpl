@@ -25,3 +25,10 @@ app.kubernetes.io/component: operator
 {{- $svc := printf "%s-mcp" .Release.Name -}}
 {{ $svc }},{{ $svc }}.{{ .Release.Namespace }},{{ $svc }}.{{ .Release.Namespace }}.svc,{{ $svc }}.{{ .Release.Namespace }}.svc.cluster.local
 {{- end }}
+
+{{/* A shutdown grace period that the kubelet's kill would cut short is a configuration error. */}}
+{{- define "gpudiag.checkGrace" -}}
+{{- if ge (int .grace) (int .termination) -}}
+{{- fail (printf "%s.shutdownGraceSeconds (%v) must be below %s.terminationGracePeriodSeconds (%v): the kubelet kills the container when the termination grace period ends" .component .grace .component .termination) -}}
+{{- end -}}
+{{- end }}
