@@ -3,92 +3,13 @@
  * break (connections reset, new ones refused) or stall (established connections freeze while
  * new ones pass — a half-dead watch).
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 import { ResilientInformer } from '../../operator/runtime/informer.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { FlakyProxy, kubeConfigVia } from '../support/tcp-proxy.js';
 
 const ns = useTestNamespace('rt-informer');
-
-/** A TCP proxy to the API server with a switch for outages and stalls. */
-class FlakyProxy {
-  private readonly server: Server;
-  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
-  private mode: 'pass' | 'refuse' = 'pass';
-
-  constructor(private readonly target: URL) {
-    this.server = createServer((client) => this.accept(client));
-  }
-
-  async start(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
-    });
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  /** Resets every connection and refuses new ones until `restore()`. */
-  breakConnections(): void {
-    this.mode = 'refuse';
-    for (const p of this.pairs) this.destroy(p);
-  }
-
-  restore(): void {
-    this.mode = 'pass';
-  }
-
-  /** Freezes every established connection (bytes stop flowing, sockets stay open). */
-  stallEstablished(): void {
-    for (const { client, upstream } of this.pairs) {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.pause();
-      upstream.pause();
-    }
-  }
-
-  async stop(): Promise<void> {
-    for (const p of this.pairs) this.destroy(p);
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(client: Socket): void {
-    if (this.mode === 'refuse') {
-      client.resetAndDestroy();
-      return;
-    }
-    const upstream = connect(Number(this.target.port), this.target.hostname);
-    const pair = { client, upstream };
-    this.pairs.add(pair);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const done = (): void => this.destroy(pair);
-    client.on('error', done).on('close', done);
-    upstream.on('error', done).on('close', done);
-  }
-
-  private destroy(pair: { client: Socket; upstream: Socket }): void {
-    this.pairs.delete(pair);
-    pair.client.destroy();
-    pair.upstream.destroy();
-  }
-}
-
-/** The admin kubeconfig pointed at another server URL. */
-function kubeConfigVia(server: string): KubeConfig {
-  const admin = testCluster().admin();
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: admin.clusters.map((c) => ({ ...c, server })),
-    users: admin.users,
-    contexts: admin.contexts,
-    currentContext: admin.currentContext,
-  });
-  return kc;
-}
 
 async function eventually(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
