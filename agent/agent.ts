@@ -12,6 +12,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { close, createGuardedServer, listen } from '../lib/http/server.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 import { settlesWithin } from '../lib/settle.js';
+import { clip } from '../lib/text.js';
 import { startOrUndo } from '../lib/teardown.js';
 import type { AgentConfig } from './config.js';
 import { CallerAuthorizer, tokenReviewAuthenticator, type TokenAuthenticator } from './auth/token-reviewer.js';
@@ -164,7 +165,7 @@ export class Agent {
     const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;
     logger.warn('running in no-GPU mode: snapshots carry no GPUs, XIDs are still served from the kernel log', { reason });
     await nvml.shutdown().catch((err: unknown) => logger.debug('NVML shutdown after failed probe', errorFields(err)));
-    return { nvml: undefined, mode: 'no-gpu', modeReason: reason };
+    return { nvml: undefined, mode: 'no-gpu', modeReason: clip(reason, 1024) };
   }
 
   /** Ready once NVML is initialised (or no-GPU mode is decided) and the kernel-log reader runs. */

@@ -13,11 +13,16 @@ import { lookupXid, severityForMessage } from './xid/catalog.js';
 import { XidDedupStore } from './xid/dedup.js';
 import { KmsgReader, type KmsgContextEvent, type KmsgXidEvent } from './xid/kmsg-reader.js';
 import { normalizePciBusId } from './xid/parser.js';
+import { clip } from '../lib/text.js';
 
 /** Most XID events one snapshot carries (worst and newest first); the rest are counted. */
 export const MAX_REPORTED_XID_EVENTS = 200;
 /** Kernel text is untrusted: bound it and strip control characters before it leaves the agent. */
 const MAX_MESSAGE_CHARS = 400;
+/** A process name from a kernel message (the kernel's own is at most 16 bytes; the text is untrusted). */
+const MAX_PROCESS_CHARS = 64;
+/** A source error in the snapshot (the schema's bound). */
+const MAX_SOURCE_ERROR_CHARS = 1024;
 
 /** Options of the XID service. */
 export interface XidServiceOptions {
@@ -33,10 +38,10 @@ export interface XidServiceOptions {
 }
 
 /** Removes control characters (log/terminal injection) and bounds the length. */
-export function sanitizeKernelText(text: string): string {
+export function sanitizeKernelText(text: string, max = MAX_MESSAGE_CHARS): string {
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
-  return clean.length > MAX_MESSAGE_CHARS ? `${clean.slice(0, MAX_MESSAGE_CHARS - 1)}…` : clean;
+  return clip(clean, max);
 }
 
 /** Collects XID events from every available source. */
@@ -118,11 +123,11 @@ export class XidService {
         path: this.options.kmsgPath,
         records: stats?.records ?? 0,
         lost: stats?.lost ?? 0,
-        ...(this.kmsgError !== undefined ? { error: this.kmsgError } : this.kmsg === undefined ? { error: 'disabled by configuration' } : {}),
+        ...(this.kmsgError !== undefined ? { error: clip(this.kmsgError, MAX_SOURCE_ERROR_CHARS) } : this.kmsg === undefined ? { error: 'disabled by configuration' } : {}),
       },
       nvmlEvents: {
         running: this.watcher !== undefined && this.nvmlEventsError === undefined,
-        ...(this.nvmlEventsError !== undefined ? { error: this.nvmlEventsError } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
+        ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
       },
     };
   }
@@ -141,7 +146,7 @@ export class XidService {
         ...(e.gpuKey !== '' ? { pciBusId: e.gpuKey } : {}),
         ...(uuid !== undefined ? { gpuUuid: uuid } : {}),
         pid: e.pid,
-        process: e.process === null ? null : sanitizeKernelText(e.process),
+        process: e.process === null ? null : sanitizeKernelText(e.process, MAX_PROCESS_CHARS),
         count: e.count,
         firstSeen: new Date(e.firstSeenMs).toISOString(),
         lastSeen: new Date(e.lastSeenMs).toISOString(),

@@ -13,12 +13,15 @@ let compiled: ValidateFunction | undefined;
 /** The result of validating a snapshot document. */
 export type SnapshotValidation = { ok: true; document: NodeSnapshotDocument } | { ok: false; problems: string[] };
 
-/** Most problems reported for one invalid document. */
+/**
+ * Most problems reported for one invalid document. Validation stops at the first problem
+ * (allErrors off): a hostile document of a million bad items costs one error object, not a million.
+ */
 const MAX_PROBLEMS = 5;
 
 /** Checks that `body` is a NodeSnapshotDocument of the version this build understands. */
 export function validateSnapshotDocument(body: unknown): SnapshotValidation {
-  compiled ??= new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(schemaUrl, 'utf8')) as object);
+  compiled ??= new Ajv({ allErrors: false, strict: false }).compile(JSON.parse(readFileSync(schemaUrl, 'utf8')) as object);
   const apiVersion = (body as { apiVersion?: unknown } | null)?.apiVersion;
   if (apiVersion !== SNAPSHOT_API_VERSION) {
     return { ok: false, problems: [`apiVersion must be ${SNAPSHOT_API_VERSION}, got ${JSON.stringify(apiVersion)?.slice(0, 60) ?? 'nothing'}`] };

@@ -18,6 +18,7 @@ import {
   type NvmlCallOptions,
   type NvmlDeviceHandle,
 } from './binding.js';
+import { clip } from '../../lib/text.js';
 import { toKernelBusId } from './pci-bus-id.js';
 import {
   ALL_NVML_CHECKS,
@@ -78,6 +79,10 @@ const PSTATE_UNKNOWN = 32;
 const MAX_NVLINK_LINKS = 64;
 /** After this many call deadlines on one GPU, its remaining fields are skipped (the driver is hung). */
 const MAX_TIMEOUTS_PER_GPU = 3;
+/** Processes listed per GPU (the snapshot schema's bound); the rest are counted in processesOmitted. */
+export const MAX_PROCESSES_PER_GPU = 256;
+const MAX_ERROR_CHARS = 512;
+const MAX_REASON_CHARS = 1024;
 const NVLINK_COUNTERS: ReadonlyArray<readonly [keyof NvLinkErrorCounters, NvLinkErrorCounter]> = [
   ['replay', NvLinkErrorCounter.REPLAY],
   ['recovery', NvLinkErrorCounter.RECOVERY],
@@ -95,8 +100,9 @@ function errorCode(err: unknown): number {
   return err instanceof NvmlError ? err.code : NvmlReturn.UNKNOWN;
 }
 
+/** Error text as the snapshot carries it (bounded like the schema's NvmlFieldError.error). */
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return clip(err instanceof Error ? err.message : String(err), MAX_ERROR_CHARS);
 }
 
 /** Drops undefined values so optional properties stay absent (exactOptionalPropertyTypes, clean JSON). */
@@ -301,7 +307,8 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
   if (checks.has('processes')) {
     const processes = await r.read('processes', () => nvml.deviceGetComputeRunningProcesses(h, o));
     if (processes !== undefined) {
-      gpu.processes = processes.map((p) => (p.usedGpuMemory === undefined ? { pid: p.pid } : { pid: p.pid, usedMemoryBytes: p.usedGpuMemory }));
+      gpu.processes = processes.slice(0, MAX_PROCESSES_PER_GPU).map((p) => (p.usedGpuMemory === undefined ? { pid: p.pid } : { pid: p.pid, usedMemoryBytes: p.usedGpuMemory }));
+      if (processes.length > MAX_PROCESSES_PER_GPU) gpu.processesOmitted = processes.length - MAX_PROCESSES_PER_GPU;
     }
   }
 
@@ -362,7 +369,7 @@ export async function collectSnapshot(options: CollectSnapshotOptions): Promise<
   const errors: NvmlFieldError[] = [];
   const unavailable = (reason: string, extra: Partial<NvmlUnavailable> = {}): NvmlSnapshot => ({
     collectedAt,
-    nvml: { ...extra, available: false, reason },
+    nvml: { ...extra, available: false, reason: clip(reason, MAX_REASON_CHARS) },
     gpus: [],
     errors,
   });

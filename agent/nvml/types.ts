@@ -1,12 +1,27 @@
 /** The JSON-able shapes the NVML collector and event watcher produce. */
 
+/**
+ * The bounds below (`@maxLength`, `@maxItems`, `@pattern`) become the snapshot schema the
+ * operator validates every answer against: one misbehaving agent cannot inflate the operator's
+ * memory, a status object or the number of metric series. NVML's own buffer sizes set most of
+ * them (nvml.h: NVML_DEVICE_NAME_V2_BUFFER_SIZE 96, NVML_DEVICE_UUID_V2_BUFFER_SIZE 96,
+ * NVML_DEVICE_SERIAL_BUFFER_SIZE 30, NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80,
+ * NVML_NVLINK_MAX_LINKS 18).
+ */
+
 /** A call that failed with something other than NOT_SUPPORTED. */
 export interface NvmlFieldError {
-  /** Snapshot field the call would have filled, e.g. `power.usageWatts`. */
+  /**
+   * Snapshot field the call would have filled, e.g. `power.usageWatts`.
+   * @maxLength 64
+   */
   field: string;
   /** NVML return code (TIMEOUT 10 is also used when our own call deadline expires). */
   code: number;
-  /** Readable error text. */
+  /**
+   * Readable error text.
+   * @maxLength 512
+   */
   error: string;
 }
 
@@ -83,8 +98,12 @@ export interface GpuClocks {
 /** Why clocks are below maximum: the raw bitmask and its decoded names. */
 export interface GpuClockEventReasons {
   mask: number;
-  names: string[];
+  /** @maxItems 32 */
+  names: ClockEventReasonName[];
 }
+
+/** @maxLength 64 */
+export type ClockEventReasonName = string;
 
 /** ECC mode and error totals (volatile: since driver load; aggregate: lifetime). */
 export interface GpuEcc {
@@ -131,6 +150,10 @@ export interface NvLinkErrorCounters {
 
 /** One NVLink. */
 export interface GpuNvLink {
+  /**
+   * @minimum 0
+   * @maximum 63
+   */
   link: number;
   active: boolean;
   errors: NvLinkErrorCounters;
@@ -152,18 +175,45 @@ export interface GpuMigMode {
 /** Compute mode names as NVML numbers them. */
 export type GpuComputeMode = 'default' | 'exclusiveThread' | 'prohibited' | 'exclusiveProcess' | 'unknown';
 
+/**
+ * A GPU or MIG device UUID as NVML reports it (`GPU-b176d2db-6067-...`, `MIG-...`).
+ * @maxLength 96
+ * @pattern ^(GPU|MIG)-[A-Za-z0-9/-]+$
+ */
+export type GpuUuid = string;
+
+/**
+ * A PCI bus id in NVML form (`00000000:18:00.0`).
+ * @maxLength 16
+ * @pattern ^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$
+ */
+export type NvmlPciBusId = string;
+
+/**
+ * A PCI bus id in kernel-log form (`0000:18:00`).
+ * @maxLength 10
+ * @pattern ^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}$
+ */
+export type KernelPciBusId = string;
+
 /** One GPU's observations. Absent fields are either unsupported (listed) or failed (in `errors`). */
 export interface GpuSnapshot {
+  /**
+   * @minimum 0
+   * @maximum 63
+   */
   index: number;
   /** The GPU fell off the bus / returned GPU_IS_LOST; only identity already known is present. */
   lost: boolean;
-  uuid?: string;
+  uuid?: GpuUuid;
+  /** @maxLength 96 */
   name?: string;
+  /** @maxLength 30 */
   serial?: string;
   /** NVML form, e.g. `00000000:18:00.0`. */
-  pciBusId?: string;
+  pciBusId?: NvmlPciBusId;
   /** Kernel log form, e.g. `0000:18:00`. */
-  pciBusIdKernel?: string;
+  pciBusIdKernel?: KernelPciBusId;
   memory?: GpuMemory;
   temperature?: GpuTemperature;
   power?: GpuPower;
@@ -174,38 +224,58 @@ export interface GpuSnapshot {
   retiredPages?: GpuRetiredPages;
   remappedRows?: GpuRemappedRows;
   pcie?: GpuPcie;
+  /** @maxItems 64 */
   nvlinks?: GpuNvLink[];
+  /**
+   * The first MAX_PROCESSES_PER_GPU processes (collector.ts); `processesOmitted` counts the rest.
+   * @maxItems 256
+   */
   processes?: GpuProcess[];
+  /** Processes left out of `processes` (a GPU shared by more than 256). */
+  processesOmitted?: number;
   migMode?: GpuMigMode;
   persistenceMode?: boolean;
   /** 0 = P0 (maximum performance) .. 15; absent when unknown. */
   performanceState?: number;
   fanSpeedPercent?: number;
   computeMode?: GpuComputeMode;
-  /** Fields this GPU does not have (NVML_ERROR_NOT_SUPPORTED). */
-  unsupported: string[];
-  /** Calls that failed for another reason. */
+  /**
+   * Fields this GPU does not have (NVML_ERROR_NOT_SUPPORTED).
+   * @maxItems 128
+   */
+  unsupported: SnapshotFieldName[];
+  /**
+   * Calls that failed for another reason.
+   * @maxItems 128
+   */
   errors: NvmlFieldError[];
 }
+
+/** @maxLength 64 */
+export type SnapshotFieldName = string;
+
+/** @maxLength 80 */
+export type DriverVersionText = string;
 
 /** NVML usable: versions as reported. */
 export interface NvmlAvailable {
   available: true;
-  driverVersion?: string;
-  nvmlVersion?: string;
+  driverVersion?: DriverVersionText;
+  nvmlVersion?: DriverVersionText;
   /** e.g. `12.4`. */
-  cudaDriverVersion?: string;
+  cudaDriverVersion?: DriverVersionText;
 }
 
 /** No-GPU mode: no library, init failed, or no GPUs. */
 export interface NvmlUnavailable {
   available: false;
+  /** @maxLength 1024 */
   reason: string;
   /** NVML return code when init failed. */
   code?: number;
-  driverVersion?: string;
-  nvmlVersion?: string;
-  cudaDriverVersion?: string;
+  driverVersion?: DriverVersionText;
+  nvmlVersion?: DriverVersionText;
+  cudaDriverVersion?: DriverVersionText;
 }
 
 /** A node's NVML snapshot. */
