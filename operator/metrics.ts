@@ -1,5 +1,26 @@
-/** The operator's Prometheus metrics, on a Registry of its own (never the global one). */
+/**
+ * The operator's Prometheus metrics, on a Registry of its own (never the global one). Per-node
+ * series are written only through recordNodeScore and countXidEvents, which remember them, so
+ * forgetNode can remove every series of a Node that is gone: the series count follows the fleet.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LruCache } from '../lib/lru-cache.js';
+import type { NodeScore } from './scoring/index.js';
+
+/** XID events remembered per node to count each occurrence once (the agent reports an event until it ages out). */
+const XID_EVENTS_REMEMBERED_PER_NODE = 512;
+/** How long an XID event is remembered after it was last reported (longer than any lookback). */
+const XID_EVENT_MEMORY_MS = 31 * 24 * 3_600_000;
+
+/** The series of one node, so they can be removed with it. */
+interface NodeSeries {
+  /** gpu label values of gpudiag_gpu_health_score. */
+  gpus: Set<string>;
+  /** `xid|severity` label pairs of gpudiag_xid_events_total. */
+  xidLabels: Set<string>;
+  /** Last count counted per reported event (xid, GPU, pid, first seen). */
+  counted: LruCache<string, number>;
+}
 
 /** Every metric the operator exports. */
 export class OperatorMetrics {
@@ -31,7 +52,13 @@ export class OperatorMetrics {
   });
   readonly nodeScore = new Gauge({ name: 'gpudiag_node_health_score', help: 'Latest node health score (0-100).', labelNames: ['node'], registers: [this.registry] });
   readonly gpuScore = new Gauge({ name: 'gpudiag_gpu_health_score', help: 'Latest GPU health score (0-100).', labelNames: ['node', 'gpu'], registers: [this.registry] });
-  readonly xidEvents = new Counter({ name: 'gpudiag_xid_events_total', help: 'XID events found by diagnostics, by node, code and severity.', labelNames: ['node', 'xid', 'severity'], registers: [this.registry] });
+  readonly xidEvents = new Counter({
+    name: 'gpudiag_xid_events_total',
+    help: 'XID occurrences found by diagnostics and policy checks (each counted once), by node, code and severity.',
+    labelNames: ['node', 'xid', 'severity'],
+    registers: [this.registry],
+  });
+  private readonly series = new Map<string, NodeSeries>();
   readonly diagnostics = new Counter({ name: 'gpudiag_diagnostics_total', help: 'Finished GPUDiagnostics by phase.', labelNames: ['phase'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'gpudiag_leader', help: '1 while this replica leads.', registers: [this.registry] });
 
@@ -42,5 +69,56 @@ export class OperatorMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gpudiag_operator_' });
+  }
+
+  /** Nodes that have series now. */
+  get nodesWithSeries(): number {
+    return this.series.size;
+  }
+
+  /** Sets the node's and its GPUs' scores; series of GPUs the node no longer reports are removed. */
+  recordNodeScore(score: NodeScore): void {
+    const node = score.node;
+    const series = this.seriesOf(node);
+    this.nodeScore.set({ node }, score.score);
+    const gpus = new Set(score.gpus.map((g) => g.uuid ?? String(g.index)));
+    for (const gpu of series.gpus) if (!gpus.has(gpu)) this.gpuScore.remove({ node, gpu });
+    for (const g of score.gpus) this.gpuScore.set({ node, gpu: g.uuid ?? String(g.index) }, g.score);
+    series.gpus = gpus;
+    this.countXidEvents(score);
+  }
+
+  /** Counts XID occurrences not counted before: a diagnostic or check re-reporting an event adds only its new occurrences. */
+  private countXidEvents(score: NodeScore): void {
+    const series = this.seriesOf(score.node);
+    for (const e of score.xidEvents) {
+      const key = `${e.xid}|${e.gpuKey}|${e.pid ?? ''}|${e.firstSeen}`;
+      const before = series.counted.get(key) ?? 0;
+      if (e.count > before) this.xidEvents.inc({ node: score.node, xid: String(e.xid), severity: e.severity }, e.count - before);
+      series.counted.set(key, Math.max(before, e.count), XID_EVENT_MEMORY_MS);
+      series.xidLabels.add(`${e.xid}|${e.severity}`);
+    }
+  }
+
+  /** Removes every series of a node that no longer exists. */
+  forgetNode(node: string): void {
+    const series = this.series.get(node);
+    if (series === undefined) return;
+    this.nodeScore.remove({ node });
+    for (const gpu of series.gpus) this.gpuScore.remove({ node, gpu });
+    for (const pair of series.xidLabels) {
+      const [xid = '', severity = ''] = pair.split('|');
+      this.xidEvents.remove({ node, xid, severity });
+    }
+    this.series.delete(node);
+  }
+
+  private seriesOf(node: string): NodeSeries {
+    let series = this.series.get(node);
+    if (series === undefined) {
+      series = { gpus: new Set(), xidLabels: new Set(), counted: new LruCache(XID_EVENTS_REMEMBERED_PER_NODE) };
+      this.series.set(node, series);
+    }
+    return series;
   }
 }

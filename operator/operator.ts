@@ -114,6 +114,10 @@ export class Operator {
       logger,
     });
     const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: (signal) => core.listNode({}, api(signal)), logger });
+    // Level-triggered: a Node key whose object is gone takes its metric series with it.
+    nodes.onKey((key) => {
+      if (nodes.get(key) === undefined) metrics.forgetNode(key);
+    });
     const pods = new ResilientInformer<V1Pod>({
       name: 'agent-pods',
       kubeConfig: kc,

@@ -249,9 +249,8 @@ export class DiagnosticController {
     if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
       const score = scoreNode(outcome.snapshot, policy, this.now());
       input.score = score;
-      metrics.nodeScore.set({ node: outcome.node }, score.score);
-      for (const gpu of score.gpus) metrics.gpuScore.set({ node: outcome.node, gpu: gpu.uuid ?? String(gpu.index) }, gpu.score);
-      for (const e of score.xidEvents) metrics.xidEvents.inc({ node: outcome.node, xid: String(e.xid), severity: e.severity });
+      // A node deleted meanwhile gets no series: nothing would remove them again.
+      if (this.deps.nodes.get(outcome.node) !== undefined) metrics.recordNodeScore(score);
     }
     run.completed.push(input);
     if (!run.progressQueued) {

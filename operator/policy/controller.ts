@@ -364,14 +364,8 @@ export class PolicyController {
   private async announce(obj: GPUHealthPolicy, previous: GPUHealthPolicyStatus | undefined, status: GPUHealthPolicyStatus, plan: ActionsPlan, results: readonly NodeResultInput[], signal: AbortSignal): Promise<void> {
     const { metrics, events } = this.deps;
     const subject = subjectOf(obj);
-    const lastCheck = Date.parse(previous?.lastCheckTime ?? '');
-    for (const r of results) {
-      if (r.score === undefined) continue;
-      metrics.nodeScore.set({ node: r.node }, r.score.score);
-      for (const gpu of r.score.gpus) metrics.gpuScore.set({ node: r.node, gpu: gpu.uuid ?? String(gpu.index) }, gpu.score);
-      // Count only events seen since the previous check, so periodic checks do not recount them.
-      for (const e of r.score.xidEvents) if (Number.isNaN(lastCheck) || Date.parse(e.lastSeen) > lastCheck) metrics.xidEvents.inc({ node: r.node, xid: String(e.xid), severity: e.severity });
-    }
+    // A node deleted meanwhile gets no series: nothing would remove them again.
+    for (const r of results) if (r.score !== undefined && this.deps.nodes.get(r.node) !== undefined) metrics.recordNodeScore(r.score);
     const wasCritical = new Set((previous?.worstNodes ?? []).filter((n) => n.status === 'critical').map((n) => n.name));
     const newlyCritical = (status.worstNodes ?? []).filter((n) => n.status === 'critical' && !wasCritical.has(n.name));
     for (const n of newlyCritical.slice(0, MAX_EVENTS_PER_KIND)) await events.warning(subject, 'NodeCritical', `${n.name}: ${n.message ?? 'critical'}`, signal);
