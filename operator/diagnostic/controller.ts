@@ -28,7 +28,7 @@ import { splitKey, type ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
 import { computeDiagnosticStatus, isFinished, type DiagnosticObservation } from './compute.js';
-import type { NodeResultInput } from './results.js';
+import { RetainedResults, type NodeResultInput } from './results.js';
 
 /** Progress is written at most this often while agents answer. */
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -72,7 +72,7 @@ interface Run {
   startTime: string;
   targeted: number;
   restarted: boolean;
-  completed: NodeResultInput[];
+  completed: RetainedResults;
   done: boolean;
   abort: AbortController;
   progressQueued: boolean;
@@ -135,10 +135,10 @@ export class DiagnosticController {
     if (run !== undefined) {
       run.progressQueued = false;
       if (!run.done) {
-        await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed, restarted: run.restarted }, signal);
+        await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed.all, restarted: run.restarted }, signal);
         return { requeueAfterMs: RUNNING_RECHECK_MS };
       }
-      const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results: run.completed }, signal);
+      const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results: run.completed.all }, signal);
       this.runs.delete(uid);
       await this.announce(obj, written, log, signal);
       return this.expireIfDue({ ...obj, status: written }, log, signal);
@@ -185,7 +185,7 @@ export class DiagnosticController {
       startTime: restarted && obj.status?.startTime !== undefined ? obj.status.startTime : now.toISOString().replace(/\.\d+Z$/, 'Z'),
       targeted: targets.length,
       restarted,
-      completed: [],
+      completed: new RetainedResults(),
       done: false,
       abort: new AbortController(),
       progressQueued: false,
@@ -228,7 +228,7 @@ export class DiagnosticController {
         (err: unknown) => {
           // Never let a failed fan-out look like a clean run: every unanswered node is an Error.
           log.error('fan-out failed', errorFields(err));
-          const answered = new Set(run.completed.map((c) => c.node));
+          const answered = new Set(run.completed.all.map((c) => c.node));
           for (const t of targets) {
             if (!answered.has(t.node)) run.completed.push({ node: t.node, result: 'Error', message: `the operator could not ask this node's agent: ${errorFields(err).error.slice(0, 200)}` });
           }

@@ -48,6 +48,26 @@ export const STATUS_LIMITS = {
 
 const STATUS_RANK: Record<HealthStatus, number> = { critical: 0, degraded: 1, unknown: 2, healthy: 3 };
 
+/**
+ * A node's score cut to what a status can show: the findings and XID events past the status
+ * limits are counted, not kept, and kernel text is clipped.
+ */
+export function retainedScore(score: NodeScore, maxXidEvents: number = STATUS_LIMITS.xidEventsPerNode): NodeScore {
+  const gpus = score.gpus.map((g) =>
+    g.findings.length <= STATUS_LIMITS.findingsPerGpu ? g : { ...g, findings: g.findings.slice(0, STATUS_LIMITS.findingsPerGpu), findingsOmitted: (g.findingsOmitted ?? 0) + g.findings.length - STATUS_LIMITS.findingsPerGpu },
+  );
+  const findings = score.findings.slice(0, STATUS_LIMITS.findingsPerNode);
+  const xidEvents = score.xidEvents.slice(0, maxXidEvents).map((e) => (e.message.length <= STATUS_LIMITS.xidMessage ? e : { ...e, message: clip(e.message, STATUS_LIMITS.xidMessage) }));
+  return {
+    ...score,
+    gpus,
+    findings,
+    xidEvents,
+    findingsOmitted: (score.findingsOmitted ?? 0) + score.findings.length - findings.length,
+    xidEventsOmitted: (score.xidEventsOmitted ?? 0) + score.xidEvents.length - xidEvents.length,
+  };
+}
+
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
@@ -98,6 +118,7 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
     .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status] || a.score - b.score || a.index - b.index);
   const gpuList = bounded(gpus, STATUS_LIMITS.gpusPerNode, (g): StatusGpu => {
     const findings = bounded(g.findings, STATUS_LIMITS.findingsPerGpu, toFinding);
+    findings.truncated += g.findingsOmitted ?? 0;
     return {
       index: g.index,
       ...(g.uuid !== undefined ? { uuid: g.uuid } : {}),
@@ -111,6 +132,7 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
   });
   const nodeFindings = bounded(score.findings, STATUS_LIMITS.findingsPerNode, toFinding);
   const xids = bounded(score.xidEvents, STATUS_LIMITS.xidEventsPerNode, toXid);
+  xids.truncated += score.xidEventsOmitted ?? 0;
   const gpusTruncated = score.gpus.length - gpuList.list.length;
   return {
     ...base,
@@ -121,6 +143,65 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
     ...(xids.list.length > 0 ? { xidEvents: xids.list } : {}),
     ...(xids.truncated > 0 ? { xidEventsTruncated: xids.truncated } : {}),
   };
+}
+
+/**
+ * A node's score reduced to what the summary counts (status and score of the node and of each
+ * GPU, the XID event count) plus, for policies, its first `keepXidEvents` XID events without
+ * their kernel text. A few hundred bytes per node whatever the agent answered.
+ */
+export function summaryScore(score: NodeScore, keepXidEvents = 0): NodeScore {
+  const xidEvents = score.xidEvents.slice(0, keepXidEvents).map((e) => ({ ...e, message: '', process: null }));
+  return {
+    node: score.node,
+    score: score.score,
+    status: score.status,
+    worstMessage: clip(score.worstMessage, STATUS_LIMITS.message),
+    gpus: score.gpus.map((g) => ({ index: g.index, ...(g.uuid !== undefined ? { uuid: g.uuid } : {}), score: g.score, status: g.status, findings: [], findingsOmitted: g.findings.length + (g.findingsOmitted ?? 0) })),
+    findings: [],
+    findingsOmitted: score.findings.length + (score.findingsOmitted ?? 0),
+    xidEvents,
+    xidEventsOmitted: score.xidEvents.length - xidEvents.length + (score.xidEventsOmitted ?? 0),
+  };
+}
+
+/**
+ * The outcomes of a diagnostic run, bounded for any fleet size: every node keeps its summary,
+ * and only the worst STATUS_LIMITS.nodes keep the detail a status can show (status-sized, see
+ * retainedScore). When twice that many hold detail, the better half is reduced to summaries; a
+ * node reduced once is never among the worst again, so the final status is the same.
+ */
+export class RetainedResults {
+  private readonly items: NodeResultInput[] = [];
+  private readonly summarized = new WeakSet<NodeScore>();
+  private detailed = 0;
+
+  constructor(private readonly keepDetail: number = STATUS_LIMITS.nodes) {}
+
+  /** Every outcome so far (summaries and the worst with detail). */
+  get all(): readonly NodeResultInput[] {
+    return this.items;
+  }
+
+  push(input: NodeResultInput): void {
+    if (input.score === undefined) {
+      this.items.push(input);
+      return;
+    }
+    this.items.push({ ...input, score: retainedScore(input.score) });
+    this.detailed += 1;
+    if (this.detailed > 2 * this.keepDetail) this.summarizeBetterHalf();
+  }
+
+  private summarizeBetterHalf(): void {
+    const withDetail = this.items.filter((i) => i.score !== undefined && !this.summarized.has(i.score)).sort(compareNodesWorstFirst);
+    for (const item of withDetail.slice(this.keepDetail)) {
+      if (item.score === undefined) continue;
+      item.score = summaryScore(item.score);
+      this.summarized.add(item.score);
+    }
+    this.detailed = this.keepDetail;
+  }
 }
 
 /** Orders nodes worst first: critical, degraded, unknown (not diagnosed), healthy; then by score and name. */
@@ -147,7 +228,7 @@ export function summarize(inputs: readonly NodeResultInput[], targeted: number):
     if (status === 'critical') critical.push(input.node);
     if (input.score !== undefined) {
       minScore = Math.min(minScore ?? 100, input.score.score);
-      xidEvents += input.score.xidEvents.length;
+      xidEvents += input.score.xidEvents.length + (input.score.xidEventsOmitted ?? 0);
       for (const g of input.score.gpus) {
         gpus.total += 1;
         gpus[g.status] += 1;

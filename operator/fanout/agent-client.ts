@@ -10,8 +10,12 @@ import type { Logger } from '../../lib/logger.js';
 import type { DiagnosticCheck, NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
 import { validateSnapshotDocument } from '../../agent/api/validate-snapshot.js';
 
-/** Default bound on a snapshot body (8 MiB: 8 GPUs with every check are far below it). */
-export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+/**
+ * Default bound on a snapshot body: ten times a full 8-GPU snapshot with every check (about
+ * 24 KiB). The bound times the fan-out concurrency is the most the operator buffers at once
+ * (docs/operations.md, bench/fanout-memory-bench.ts).
+ */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 /** Bound on an error body read for its `error` text. */
 const MAX_ERROR_BODY_BYTES = 16 * 1024;
 /** Longest error text taken from an agent's answer. */

@@ -18,7 +18,7 @@ import { describeErrors, validateGPUHealthPolicy } from '../../api/validation.js
 import { apiCall } from '../../lib/kube/call-options.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import type { TokenProvider } from '../agent-token.js';
-import type { NodeResultInput } from '../diagnostic/results.js';
+import { summaryScore, type NodeResultInput } from '../diagnostic/results.js';
 import type { EventRecorder, EventSubject } from '../events.js';
 import type { CircuitBreaker } from '../fanout/circuit-breaker.js';
 import { fanOut, type NodeOutcome } from '../fanout/fanout.js';
@@ -32,7 +32,7 @@ import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
 import { planActions, policiesRecordedOn, taintState, TAINTED_BY_ANNOTATION, UNHEALTHY_BY_ANNOTATION, parseTaintedBy, parseUnhealthyBy, type ActionsPlan, type PlanNode } from './actions.js';
 import { applyActions } from './apply-actions.js';
-import { checkedGeneration, computePolicyStatus, nextCheckAt, type PolicyObservation } from './compute.js';
+import { checkedGeneration, computePolicyStatus, nextCheckAt, POLICY_STATUS_LIMITS, type PolicyObservation } from './compute.js';
 
 /** A check in progress is looked at again at least this often. */
 const RUNNING_RECHECK_MS = 10_000;
@@ -259,7 +259,9 @@ export class PolicyController {
   private record(run: Run, outcome: NodeOutcome): void {
     this.deps.metrics.fanoutResults.inc({ result: outcome.result });
     const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
-    if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) input.score = scoreNode(outcome.snapshot, run.policy, this.now());
+    // A check retains one score per governed node until it finishes: only what the policy status
+    // shows (worst nodes and the worst POLICY_STATUS_LIMITS.recentXids XIDs) is kept.
+    if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) input.score = summaryScore(scoreNode(outcome.snapshot, run.policy, this.now()), POLICY_STATUS_LIMITS.recentXids);
     run.completed.push(input);
   }
 

@@ -50,6 +50,8 @@ export interface GpuScore {
   readonly status: HealthStatus;
   /** Worst first. */
   readonly findings: readonly Finding[];
+  /** Findings dropped when the score was retained for a status (results.ts retainedScore). */
+  readonly findingsOmitted?: number;
 }
 
 /** One node's result. */
@@ -63,6 +65,9 @@ export interface NodeScore {
   readonly findings: readonly Finding[];
   /** XID events in the lookback after the policy, worst first. */
   readonly xidEvents: readonly EvaluatedXidEvent[];
+  /** Node findings and XID events dropped when the score was retained for a status (results.ts retainedScore). */
+  readonly findingsOmitted?: number;
+  readonly xidEventsOmitted?: number;
   /** The worst finding (prefixed with its GPU), or a one-line all-clear. */
   readonly worstMessage: string;
 }

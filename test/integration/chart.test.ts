@@ -23,6 +23,7 @@ let helm: string;
 interface Container {
   name: string;
   args?: string[];
+  env?: { name: string; value?: string }[];
   resources?: { limits?: Record<string, string> };
 }
 interface Rendered extends KubernetesObject {
@@ -103,6 +104,10 @@ describe('Helm chart', () => {
     for (const workload of objects.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet')) {
       for (const c of workload.spec?.template?.spec?.containers ?? []) expect(c.resources?.limits?.['memory']).toBeDefined();
     }
+    // V8 must collect before the container limit: the operator's heap cap stays well below it.
+    const operator = find(objects, 'Deployment', '-operator').spec?.template?.spec?.containers[0];
+    const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(operator?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '')?.[1]);
+    expect(heapMiB).toBeLessThanOrEqual(0.7 * Number(/^(\d+)Mi$/.exec(operator?.resources?.limits?.['memory'] ?? '')?.[1]));
     const policy = find(objects, 'NetworkPolicy', '-agent');
     expect(policy.spec?.podSelector?.matchLabels).toEqual(find(objects, 'DaemonSet', '-agent').spec?.template?.metadata?.labels);
     expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
