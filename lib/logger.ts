@@ -13,9 +13,27 @@ export interface LoggerOptions {
   defaultMeta?: Record<string, unknown>;
   /** Silence all output (tests). */
   silent?: boolean;
+  /** Write records here instead of the console (tests). */
+  stream?: NodeJS.WritableStream;
 }
 
 const allLevels = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
+
+/** The serialized line of a log record (triple-beam's MESSAGE symbol, which winston's formats write). */
+const MESSAGE = Symbol.for('message');
+/** Characters JSON leaves raw that terminals or line-splitting readers still act on: DEL, C1 controls (0x9b is CSI), line and paragraph separators, bidi overrides. */
+const RAW_AFTER_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * One record, one line, whatever its fields hold: JSON already escapes quotes, newlines and
+ * C0 controls (ANSI's ESC); this escapes what JSON leaves raw. Outside strings a JSON line is
+ * plain ASCII, so replacing them with \u escapes keeps the line valid and its values unchanged.
+ */
+const oneLine = winston.format((info) => {
+  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+  if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = line.replace(RAW_AFTER_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return info;
+});
 
 /** Creates a JSON logger. Errors must be logged as fields (`{ error: err.message }`), never nested objects. */
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -23,8 +41,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     level: options.level ?? 'info',
     silent: options.silent ?? false,
     defaultMeta: options.defaultMeta ?? {},
-    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
-    transports: [new winston.transports.Console(options.stderrOnly === true ? { stderrLevels: allLevels } : {})],
+    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json(), oneLine()),
+    transports: [options.stream !== undefined ? new winston.transports.Stream({ stream: options.stream }) : new winston.transports.Console(options.stderrOnly === true ? { stderrLevels: allLevels } : {})],
   });
 }
 

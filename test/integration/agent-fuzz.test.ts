@@ -16,7 +16,7 @@ import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
-import { fuzzListener, reportFuzz } from '../support/http-fuzz.js';
+import { fuzzListener, isJsonObject, reportFuzz } from '../support/http-fuzz.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('agent-fuzz');
@@ -124,5 +124,8 @@ describe('agent API under hostile input', () => {
     expect(((await snapshot.json()) as { gpus: unknown[] }).gpus).toHaveLength(8);
     expect(result.rssAfterMiB).toBeLessThan(result.rssBeforeMiB + 48);
     expect(output).not.toContain('request handler failed');
+    // Whatever the requests carried, every log record is still one JSON line (no log forgery).
+    const lines = output.split('\n').filter((l) => l !== '');
+    expect(lines.filter((l) => !isJsonObject(l))).toEqual([]);
   }, 120_000);
 });

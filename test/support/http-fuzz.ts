@@ -215,3 +215,13 @@ export function reportFuzz(listener: string, result: ListenerFuzzResult, propert
       `RSS ${result.rssBeforeMiB} → ${result.rssAfterMiB} MiB`,
   );
 }
+
+/** True when `line` is one JSON object (a log record). */
+export function isJsonObject(line: string): boolean {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
