@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { restrictedSyntax } from './eslint.rules.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'api/generated/**', 'charts/**', 'coverage/**', '.gpudiag/**'] },
@@ -18,6 +19,7 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'no-warning-comments': ['error', { terms: ['todo', 'fixme', 'xxx'], location: 'anywhere' }],
+      'no-restricted-syntax': ['error', ...restrictedSyntax],
     },
   },
   {

@@ -156,18 +156,20 @@ async function rssKiB(pid: number): Promise<number> {
 
 async function waitReady(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
+  let lastError: unknown;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}: ${stderr()}`);
     try {
       const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
       if (res.status === 200) return;
-    } catch {
-      // not listening yet
+    } catch (err) {
+      // Not listening yet; the last failure is reported if it never comes up.
+      lastError = err;
     }
     await sleep(100);
   }
-  throw new Error(`agent not ready within 30 s: ${stderr()}`);
+  throw new Error(`agent not ready within 30 s (last: ${String(lastError)}): ${stderr()}`);
 }
 
 async function collectionsFromMetrics(url: string): Promise<number> {

@@ -316,9 +316,13 @@ async function main(): Promise<void> {
     stops.push(() => operator.stop());
     const probeUrl = `http://127.0.0.1:${operator.probeAddress?.port ?? 0}`;
     const leadingBy = Date.now() + 60_000;
+    let lastError: unknown;
     for (;;) {
-      if (Date.now() > leadingBy) throw new Error('the operator did not become ready and leader within 60 s');
-      const ready = await fetch(`${probeUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+      if (Date.now() > leadingBy) throw new Error(`the operator did not become ready and leader within 60 s (last: ${String(lastError)})`);
+      const ready = await fetch(`${probeUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).catch((err: unknown) => {
+        lastError = err;
+        return undefined;
+      });
       await ready?.arrayBuffer();
       if (ready?.status === 200 && /^gpudiag_leader 1$/m.test(await operator.metrics.registry.metrics())) break;
       await sleep(100);
@@ -391,7 +395,7 @@ async function main(): Promise<void> {
       const name = `${prefix}-${i < 0 ? `warm${-i}` : String(i)}`;
       const done = watcher?.waitFor(name);
       // A create that fails must not leave the wait's timeout to reject unobserved.
-      done?.catch(() => undefined);
+      done?.catch((err: unknown) => progress(`waiting for ${name} ended: ${err instanceof Error ? err.message : String(err)}`));
       await custom.createNamespacedCustomObject({
         ...GPU_DIAGNOSTICS,
         namespace: BENCH_NAMESPACE,
@@ -444,7 +448,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     watcher?.stop();
-    for (const client of clients) await client.close().catch(() => undefined);
+    for (const client of clients) await client.close().catch((err: unknown) => progress(`closing an MCP client failed: ${err instanceof Error ? err.message : String(err)}`));
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => progress(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
   }
 }

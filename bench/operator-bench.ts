@@ -312,7 +312,7 @@ async function runDiagnostic(
     fail = reject;
   });
   // A watch that ends after the race was decided (our own abort) must not surface as unhandled.
-  finished.catch(() => undefined);
+  finished.catch((err: unknown) => progress(`diagnostic watch ended: ${err instanceof Error ? err.message : String(err)}`));
   const watcher = await new Watch(env.admin).watch(
     watchPath,
     { fieldSelector: `metadata.name=${name}` },
@@ -419,18 +419,20 @@ async function runDiagnostic(
 /** Waits until the operator's probe server says ready and it holds the Lease. */
 async function waitLeading(probeUrl: string, isAlive: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   while (Date.now() < deadline) {
     if (!isAlive()) throw new Error('the operator process exited');
     try {
       const ready = await fetch(`${probeUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
       await ready.arrayBuffer();
       if (ready.status === 200 && /^gpudiag_leader 1$/m.test(await metricsText(`${probeUrl}/metrics`))) return;
-    } catch {
-      // Not listening yet.
+    } catch (err) {
+      // Not listening yet; the last failure is reported if it never comes up.
+      lastError = err;
     }
     await sleep(100);
   }
-  throw new Error(`the operator did not become ready and leader within ${timeoutMs / 1000} s`);
+  throw new Error(`the operator did not become ready and leader within ${timeoutMs / 1000} s (last: ${String(lastError)})`);
 }
 
 /** Runs one fleet size in a fresh environment: the runs 1–3 described at the top of this file. */

@@ -100,7 +100,11 @@ async function main(): Promise<void> {
   for (const [name, content] of files) {
     const target = path.join(repoRoot, name);
     if (check) {
-      const current = await readFile(target, 'utf8').catch(() => '');
+      const current = await readFile(target, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        // A file not generated yet has drifted like any other.
+        if (err.code === 'ENOENT') return '';
+        throw err;
+      });
       if (current !== content) drifted.push(path.relative(repoRoot, target));
     } else {
       await writeFile(target, content);

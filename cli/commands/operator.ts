@@ -50,7 +50,14 @@ export async function runOperator(args: string[]): Promise<number> {
   }
   const signal = await stopSignal.received;
   logger.info('stopping', { signal, graceMs: config.shutdownGraceMs });
-  if (!(await settlesWithin(operator.stop(), config.shutdownGraceMs))) {
+  let stopped: boolean;
+  try {
+    stopped = await settlesWithin(operator.stop(), config.shutdownGraceMs);
+  } catch (err) {
+    logger.error('stopping the operator failed', errorFields(err));
+    return 1;
+  }
+  if (!stopped) {
     logger.error('the operator did not stop within the shutdown grace period; exiting anyway', { graceMs: config.shutdownGraceMs });
     hardExit(0);
   }

@@ -55,7 +55,8 @@ describe('runBounded', () => {
       2,
       async (item, _index, signal) => {
         started.push(item);
-        await delay(1_000, undefined, { signal }).catch(() => undefined);
+        // The abort ends the wait early, which is the point: the worker then returns normally.
+        await delay(1_000, undefined, { signal }).catch((err: unknown) => expect(err).toMatchObject({ name: 'AbortError' }));
         return item;
       },
       controller.signal,

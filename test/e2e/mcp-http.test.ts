@@ -156,7 +156,11 @@ describe('mcp over HTTP: identity and authorisation', () => {
     const dropping = await connectHttp(url, userToken);
     try {
       const pending = dropping.callTool({ name: 'gpu_health', arguments: { namespace: idle, waitSeconds: 120 } }, undefined, { timeout: 130_000 });
-      pending.catch(() => undefined);
+      // The call fails once the connection is dropped; what matters is what happens on the server.
+      const outcome = pending.then(
+        () => 'answered',
+        (err: unknown) => (err instanceof Error ? 'failed' : 'rejected with a non-error'),
+      );
       const deadline = Date.now() + 15_000;
       while ((await diagnosticsCreatedByMcp(idle)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(await diagnosticsCreatedByMcp(idle)).toHaveLength(1);
@@ -164,6 +168,7 @@ describe('mcp over HTTP: identity and authorisation', () => {
       const gone = Date.now() + 10_000;
       while ((await diagnosticsCreatedByMcp(idle)).length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
       expect(await diagnosticsCreatedByMcp(idle)).toHaveLength(0);
+      expect(await outcome).toBe('failed');
     } finally {
       await testCluster().deleteNamespace(idle);
     }

@@ -151,7 +151,10 @@ describe('gpudiag operator process', () => {
     const leaderMetric = async (i: number): Promise<string> => (await fetch(`http://127.0.0.1:${ports[i] ?? 0}/metrics`).then((r) => r.text(), () => '')).match(/^gpudiag_leader (\d)$/m)?.[1] ?? '';
     const holder = async (): Promise<string> => {
       const api = testCluster().admin().makeApiClient(CoordinationV1Api);
-      const lease = await api.readNamespacedLease({ namespace: ns.name, name: 'failover' }).catch(() => undefined);
+      const lease = await api.readNamespacedLease({ namespace: ns.name, name: 'failover' }).catch((err: { code?: number }) => {
+        if (err.code === 404) return undefined;
+        throw err;
+      });
       return lease?.spec?.holderIdentity ?? '';
     };
     const output = (): string => replicas.map((r) => r.output()).join('\n');

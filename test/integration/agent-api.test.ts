@@ -25,13 +25,9 @@ const xidLine = '4,1002,6000000,-;NVRM: Xid (PCI:0000:19:00): 79, pid=1234, name
 async function get(url: string, token?: string, init: RequestInit = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
   const res = await fetch(url, { ...init, headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) } });
   const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Prometheus text and other non-JSON bodies stay strings.
-  }
-  return { status: res.status, body, headers: res.headers };
+  // Prometheus text and other non-JSON bodies stay strings.
+  const json = (res.headers.get('content-type') ?? '').startsWith('application/json');
+  return { status: res.status, body: json ? (JSON.parse(text) as unknown) : text, headers: res.headers };
 }
 
 beforeAll(async () => {

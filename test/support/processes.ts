@@ -1,13 +1,19 @@
 /** Finding processes by command line, to prove nothing was left behind. */
 import { readdir, readFile } from 'node:fs/promises';
 
+/** A process that exited between readdir and readFile reads as empty; any other failure is real. */
+function vanished(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT' || err.code === 'ESRCH') return '';
+  throw err;
+}
+
 /** PIDs of live processes whose command line contains the given text. */
 export async function processesMentioning(text: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    const state = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(vanished);
+    const state = await readFile(`/proc/${entry}/stat`, 'utf8').catch(vanished);
     // Zombies (state Z) have exited; they only wait for their parent to reap them.
     if (cmdline.replace(/\0/g, ' ').includes(text) && !/^\d+ \(.*\) Z/.test(state)) pids.push(Number(entry));
   }
