@@ -6,13 +6,13 @@
  * re-runs whatever was left Running and re-checks whatever policy is due.
  */
 import { readFile } from 'node:fs/promises';
-import { apiCall } from '../lib/kube/call-options.js';
-import { checkCertificateBundle } from '../lib/pem.js';
-import { startOrUndo, type Teardown } from '../lib/teardown.js';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../api/index.js';
+import { apiCall } from '../lib/kube/call-options.js';
 import { errorFields, type Logger } from '../lib/logger.js';
+import { checkCertificateBundle } from '../lib/pem.js';
+import { startOrUndo, type Teardown } from '../lib/teardown.js';
 import type { OperatorConfig } from './config.js';
 import { fileTokenProvider, type TokenProvider } from './agent-token.js';
 import { DiagnosticController } from './diagnostic/controller.js';

@@ -16,13 +16,12 @@ import { Operator } from '../../operator/operator.js';
 import { startTestAgent, type TestAgent } from '../support/agents.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic, readDiagnostic, waitFinished } from '../support/diagnostics.js';
-import { operatorAgentToken, startTestFleet, testOperatorArgs } from '../support/operator-env.js';
+import { operatorAgentToken, slowDownAgent, startTestFleet, testOperatorArgs, waitUntil } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 import { FlakyProxy, kubeConfigVia } from '../support/tcp-proxy.js';
 
 const ns = useTestNamespace('e2e-freeze');
 const logger = createLogger({ silent: true });
-const SLOW_CALLS = ['nvmlSystemGetDriverVersion', 'nvmlSystemGetNVMLVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 const API_TIMEOUT_SECONDS = 2;
 let proxy: FlakyProxy;
 let fleet: SimulatedFleet;
@@ -43,13 +42,6 @@ async function reconcilesLongerThan(seconds: number): Promise<number> {
   return count - within;
 }
 
-async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 beforeAll(async () => {
   await applyRbac('operator.yaml', ns.name);
@@ -64,7 +56,7 @@ beforeAll(async () => {
   nodes.slow = specs[0]?.name ?? '';
   nodes.fast = specs[1]?.name ?? '';
   fleet = await startTestFleet(ns.name, specs, port, logger);
-  for (const call of SLOW_CALLS) await fleet.node(nodes.slow).controller?.inject({ kind: 'delay', call, ms: 1_900 });
+  await slowDownAgent(fleet, nodes.slow);
   const args = [...testOperatorArgs(ns.name, port), '--api-timeout-seconds', String(API_TIMEOUT_SECONDS), '--leader-election', 'false', '--shutdown-grace-seconds', '6'];
   operator = await Operator.start(parseOperatorConfig(args, {}, 'freeze'), {
     kc: kubeConfigVia(proxyUrl, await testCluster().asServiceAccount(ns.name, 'gpudiag-operator')),

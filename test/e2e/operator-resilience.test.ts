@@ -21,7 +21,7 @@ import { createLogger } from '../../lib/logger.js';
 import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic as createIn, readDiagnostic as readIn, waitFinished as waitFinishedIn } from '../support/diagnostics.js';
-import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
+import { slowDownAgent, startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 type StatusNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
@@ -29,8 +29,6 @@ type StatusNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[num
 const ns = useTestNamespace('e2e-resil');
 const logger = createLogger({ silent: true });
 const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
-/** Delays the agent's sequential system-level NVML reads (each under its 2 s call timeout). */
-const SLOW_CALLS = ['nvmlSystemGetDriverVersion', 'nvmlSystemGetNVMLVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 let fleet: SimulatedFleet;
 let operator: Operator;
 let garbageServer: http.Server | undefined;
@@ -274,9 +272,7 @@ describe('operator resilience: fault kinds', () => {
 describe('operator resilience: agent failures', () => {
   it('reports down, slow, garbage-answering and missing agents explicitly, alone and all in one diagnostic', async () => {
     await fleet.node(n['down'] ?? '').agent?.stop();
-    const slow = fleet.node(n['slow'] ?? '').controller;
-    if (slow === undefined) throw new Error('slow has no fake NVML controller');
-    for (const call of SLOW_CALLS) await slow.inject({ kind: 'delay', call, ms: 1_900 });
+    await slowDownAgent(fleet, n['slow'] ?? '');
 
     // All at once: the slow agent (about 5.7 s per snapshot) is still collecting when the
     // combined diagnostic asks it. A 3 s per-node deadline leaves the healthy agents ample time.

@@ -19,13 +19,11 @@ import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated
 import { createLogger } from '../../lib/logger.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic, readDiagnostic, waitFinished } from '../support/diagnostics.js';
-import { startTestFleet } from '../support/operator-env.js';
+import { slowDownAgent, startTestFleet, waitUntil } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('e2e-shutdown');
 const logger = createLogger({ silent: true });
-/** Each of the agent's system-level NVML reads takes 1.9 s: about 6 s per snapshot. */
-const SLOW_CALLS = ['nvmlSystemGetDriverVersion', 'nvmlSystemGetNVMLVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 const GRACE_SECONDS = 4;
 let dir: string;
 let fleet: SimulatedFleet;
@@ -63,13 +61,6 @@ function startOperator(identity: string, mcpPort: number): { child: ChildProcess
   return { child, exited, output: () => output };
 }
 
-async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function mcpDiagnostics(): Promise<GPUDiagnostic[]> {
   const api = testCluster().admin().makeApiClient(CustomObjectsApi);
@@ -98,9 +89,7 @@ beforeAll(async () => {
   const specs = uniqueFleetNames(ns.name, [{ name: 'slow', scenario: 'h100-sxm-8x-healthy' }]);
   slowNode = specs[0]?.name ?? '';
   fleet = await startTestFleet(ns.name, specs, agentPort, logger);
-  const controller = fleet.node(slowNode).controller;
-  if (controller === undefined) throw new Error('the slow node has no fake NVML controller');
-  for (const call of SLOW_CALLS) await controller.inject({ kind: 'delay', call, ms: 1_900 });
+  await slowDownAgent(fleet, slowNode);
 }, 60_000);
 
 afterAll(async () => {

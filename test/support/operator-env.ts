@@ -48,3 +48,22 @@ export async function startTestOperator(namespace: string, args: string[], ident
     tokenProvider,
   });
 }
+
+/** The agent's sequential system-level NVML reads: at 1.9 s each (under the 2 s call deadline) a snapshot takes about 6 s. */
+const SLOW_SYSTEM_CALLS = ['nvmlSystemGetDriverVersion', 'nvmlSystemGetNVMLVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
+
+/** Makes a simulated node's agent slow (about 6 s per snapshot) through its fake NVML library. */
+export async function slowDownAgent(fleet: SimulatedFleet, node: string): Promise<void> {
+  const controller = fleet.node(node).controller;
+  if (controller === undefined) throw new Error(`${node} has no fake NVML controller`);
+  for (const call of SLOW_SYSTEM_CALLS) await controller.inject({ kind: 'delay', call, ms: 1_900 });
+}
+
+/** Polls `check` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
