@@ -5,16 +5,15 @@
  * valid token (MCP). Afterwards the process is alive, /healthz answers 200, an authenticated
  * MCP request still succeeds and memory is back near where it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { fuzzListener, isJsonObject, reportFuzz, rssMiB } from '../support/http-fuzz.js';
+import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('e2e-opfuzz');
@@ -22,9 +21,7 @@ const PROPERTY_RUNS = 150;
 /** The head timeout (lib/http/server.ts) plus the 1 s check interval and slack. */
 const SLOWLORIS_BOUND_MS = 14_000;
 let dir: string;
-let child: ChildProcess;
-let exitCode: number | string | undefined;
-let output = '';
+let operator: GpudiagProcess;
 let probes: URL;
 let mcp: URL;
 let callerToken: string;
@@ -47,10 +44,9 @@ beforeAll(async () => {
   const [probePort, mcpPort] = [await freePort(), await freePort()];
   probes = new URL(`http://127.0.0.1:${probePort}`);
   mcp = new URL(`http://127.0.0.1:${mcpPort}/mcp`);
-  child = spawn(
-    process.execPath,
+  operator = spawnGpudiag(
     [
-      path.join(repoRoot, 'bin', 'gpudiag.js'), 'operator',
+      'operator',
       '--kubeconfig', kubeconfig,
       '--namespaces', ns.name,
       '--agent-namespace', ns.name,
@@ -65,20 +61,16 @@ beforeAll(async () => {
       '--identity', 'fuzz',
       '--log-level', 'warn',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  child.once('exit', (code, signal) => (exitCode = code ?? signal ?? 'unknown'));
   const deadline = Date.now() + 20_000;
   while (!(await fetch(new URL('/readyz', probes)).then((r) => r.status === 200, () => false))) {
-    if (Date.now() > deadline) throw new Error(`operator not ready:\n${output.slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`operator not ready:\n${operator.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }, 60_000);
 
 afterAll(async () => {
-  child?.kill('SIGTERM');
+  operator?.child.kill('SIGTERM');
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
@@ -98,7 +90,7 @@ const mcpBody = fc.oneof(
 
 describe('operator listeners under hostile input', () => {
   it('probes and MCP survive the raw corpus, slowloris clients and property-based input, and still serve', async () => {
-    const pid = child.pid ?? 0;
+    const pid = operator.child.pid ?? 0;
     const rssBefore = await rssMiB(pid);
     const [probeResult, mcpResult] = await Promise.all([
       fuzzListener(pid, { port: Number(probes.port), hostHeader: probes.host, paths: ['/healthz', '/readyz', '/metrics', '/no-such-path'] }, SLOWLORIS_BOUND_MS),
@@ -118,11 +110,11 @@ describe('operator listeners under hostile input', () => {
       { numRuns: PROPERTY_RUNS },
     );
 
-    const crashes = exitCode === undefined ? 0 : 1;
+    const crashes = operator.exitCode() === undefined ? 0 : 1;
     const rssAfter = await rssMiB(pid);
     reportFuzz('operator probes', { ...probeResult, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter }, PROPERTY_RUNS, crashes);
     reportFuzz('operator MCP', { ...mcpResult, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter }, PROPERTY_RUNS, crashes);
-    expect(exitCode).toBeUndefined();
+    expect(operator.exitCode()).toBeUndefined();
     for (const result of [probeResult, mcpResult]) {
       expect(result.corpus.sent).toBeGreaterThanOrEqual(300);
       expect(result.corpus.unanswered).toEqual([]);
@@ -134,9 +126,9 @@ describe('operator listeners under hostile input', () => {
     expect(listed.status).toBe(200);
     expect(listed.text).toContain('"name":"get_diagnostic"');
     expect(rssAfter).toBeLessThan(rssBefore + 64);
-    expect(output).not.toContain('request handler failed');
+    expect(operator.output()).not.toContain('request handler failed');
     // Whatever the requests carried, every log record is still one JSON line (no log forgery).
-    const lines = output.split('\n').filter((l) => l !== '');
+    const lines = operator.output().split('\n').filter((l) => l !== '');
     expect(lines.filter((l) => !isJsonObject(l))).toEqual([]);
   }, 150_000);
 });

@@ -3,17 +3,17 @@
  * kubeconfig file: ready on /readyz, holds the leader Lease, reconciles, and on SIGTERM exits 0
  * within a bound having released the Lease (audit M7). A bad flag exits 2 naming the flag.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, CustomObjectsApi, type V1Lease } from '@kubernetes/client-node';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { assertKstatus } from '../support/kstatus.js';
+import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('e2e-opproc');
@@ -23,19 +23,11 @@ let kubeconfigFile: string;
 let tokenFile: string;
 const children = new Set<ChildProcess>();
 
-function startOperator(args: string[]): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
-  let output = '';
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'operator', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve(code ?? signal ?? 'unknown');
-    }),
-  );
-  return { child, exited, output: () => output };
+function startOperator(args: string[]): GpudiagProcess {
+  const operator = spawnGpudiag(['operator', ...args]);
+  children.add(operator.child);
+  void operator.exited.then(() => children.delete(operator.child));
+  return operator;
 }
 
 function sleep(ms: number): Promise<void> {

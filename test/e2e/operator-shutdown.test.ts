@@ -4,7 +4,7 @@
  * progress, the process exits 0 within --shutdown-grace-seconds having released the Lease, both
  * diagnostics are kept as they were (Running), and the next operator finishes them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,13 +13,13 @@ import { CoordinationV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@ku
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic, readDiagnostic, waitFinished } from '../support/diagnostics.js';
 import { slowDownAgent, startTestFleet, waitUntil } from '../support/operator-env.js';
+import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('e2e-shutdown');
@@ -33,12 +33,10 @@ let kubeconfig: string;
 let tokenFile: string;
 const children = new Set<ChildProcess>();
 
-function startOperator(identity: string, mcpPort: number): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
-  let output = '';
-  const child = spawn(
-    process.execPath,
+function startOperator(identity: string, mcpPort: number): GpudiagProcess {
+  const operator = spawnGpudiag(
     [
-      path.join(repoRoot, 'bin', 'gpudiag.js'), 'operator',
+      'operator',
       '--kubeconfig', kubeconfig,
       '--namespaces', ns.name,
       '--agent-namespace', ns.name,
@@ -52,13 +50,9 @@ function startOperator(identity: string, mcpPort: number): { child: ChildProcess
       '--shutdown-grace-seconds', String(GRACE_SECONDS),
       '--identity', identity,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  children.add(child);
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  return { child, exited, output: () => output };
+  children.add(operator.child);
+  return operator;
 }
 
 

@@ -4,7 +4,6 @@
  * strings sent with a valid operator token. Afterwards the process is alive, /healthz answers
  * 200, an authenticated snapshot still succeeds and memory is back near where it started.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +12,10 @@ import fc from 'fast-check';
 import { DIAGNOSTIC_CHECKS } from '../../agent/api/snapshot-document.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { fuzzListener, isJsonObject, reportFuzz } from '../support/http-fuzz.js';
+import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('agent-fuzz');
@@ -25,9 +24,7 @@ const PROPERTY_RUNS = 120;
 /** The agent's head timeout (lib/http/server.ts) plus the 1 s check interval and slack. */
 const SLOWLORIS_BOUND_MS = 14_000;
 let dir: string;
-let child: ChildProcess;
-let exitCode: number | string | undefined;
-let output = '';
+let agent: GpudiagProcess;
 let url: string;
 let token: string;
 
@@ -37,7 +34,7 @@ async function waitReady(timeoutMs: number): Promise<void> {
     if (await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`agent not ready after ${timeoutMs} ms:\n${output.slice(-3000)}`);
+  throw new Error(`agent not ready after ${timeoutMs} ms:\n${agent.output().slice(-3000)}`);
 }
 
 beforeAll(async () => {
@@ -52,10 +49,9 @@ beforeAll(async () => {
   await controller.load('h100-sxm-8x-healthy');
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  child = spawn(
-    process.execPath,
+  agent = spawnGpudiag(
     [
-      path.join(repoRoot, 'bin', 'gpudiag.js'), 'agent',
+      'agent',
       '--node-name', 'fuzz-node',
       '--listen', `127.0.0.1:${port}`,
       '--auth', 'tokenreview',
@@ -66,16 +62,13 @@ beforeAll(async () => {
       '--kmsg-path', path.join(dir, 'kmsg'),
       '--log-level', 'warn',
     ],
-    { env: { ...process.env, ...controller.env() }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { ...process.env, ...controller.env() },
   );
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  child.once('exit', (code, signal) => (exitCode = code ?? signal ?? 'unknown'));
   await waitReady(20_000);
 }, 60_000);
 
 afterAll(async () => {
-  child?.kill('SIGTERM');
+  agent?.child.kill('SIGTERM');
   await controller.dispose();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
@@ -97,7 +90,7 @@ const snapshotQuery = fc.oneof(
 
 describe('agent API under hostile input', () => {
   it('survives the raw corpus, a slowloris client and property-based queries, and still serves', async () => {
-    const pid = child.pid ?? 0;
+    const pid = agent.child.pid ?? 0;
     const result = await fuzzListener(pid, { port: Number(new URL(url).port), hostHeader: new URL(url).host, paths: ['/v1/snapshot', '/healthz', '/metrics', '/no-such-path'] }, SLOWLORIS_BOUND_MS);
 
     // Every answer to a snapshot query is a snapshot or a 400 that names a query parameter.
@@ -111,9 +104,9 @@ describe('agent API under hostile input', () => {
       { numRuns: PROPERTY_RUNS },
     );
 
-    const crashes = exitCode === undefined ? 0 : 1;
+    const crashes = agent.exitCode() === undefined ? 0 : 1;
     reportFuzz('agent API', result, PROPERTY_RUNS, crashes);
-    expect(exitCode).toBeUndefined();
+    expect(agent.exitCode()).toBeUndefined();
     expect(result.corpus.sent).toBeGreaterThanOrEqual(300);
     expect(result.corpus.unanswered).toEqual([]);
     expect(result.corpus.statuses['500'] ?? 0).toBe(0);
@@ -123,9 +116,9 @@ describe('agent API under hostile input', () => {
     expect(snapshot.status).toBe(200);
     expect(((await snapshot.json()) as { gpus: unknown[] }).gpus).toHaveLength(8);
     expect(result.rssAfterMiB).toBeLessThan(result.rssBeforeMiB + 48);
-    expect(output).not.toContain('request handler failed');
+    expect(agent.output()).not.toContain('request handler failed');
     // Whatever the requests carried, every log record is still one JSON line (no log forgery).
-    const lines = output.split('\n').filter((l) => l !== '');
+    const lines = agent.output().split('\n').filter((l) => l !== '');
     expect(lines.filter((l) => !isJsonObject(l))).toEqual([]);
   }, 120_000);
 });

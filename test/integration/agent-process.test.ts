@@ -1,13 +1,12 @@
 /** The `gpudiag agent` binary: flags, readiness, a real snapshot, SIGTERM drain and exit codes. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort } from '../../dev/control-plane/control-plane.js';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
+import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 
 let dir: string;
 let libraryPath: string;
@@ -24,16 +23,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function startAgent(args: string[], fakeEnv: Record<string, string> = controller.env()): { child: ChildProcess; exited: Promise<number | string>; output: () => string } {
-  let output = '';
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'agent', ...args], {
-    env: { ...process.env, ...fakeEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-  return { child, exited, output: () => output };
+function startAgent(args: string[], fakeEnv: Record<string, string> = controller.env()): GpudiagProcess {
+  return spawnGpudiag(['agent', ...args], { ...process.env, ...fakeEnv });
 }
 
 async function waitReady(url: string, timeoutMs: number): Promise<void> {

@@ -3,15 +3,14 @@
  * seconds — no server, timer, informer or child is left to keep it alive (the old operator
  * with a bad --agent-ca-file answered /readyz 200 and never reconciled nor exited).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { spawnGpudiag } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
 const ns = useTestNamespace('failed-starts');
@@ -25,14 +24,11 @@ let takenPort: number;
 /** Runs `gpudiag <args>` until it exits (or the bound passes); resolves with code and output. */
 async function run(args: string[]): Promise<{ code: number | string; output: string; ms: number }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '', HOME: dir } });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_BOUND_MS);
-  const code = await new Promise<number | string>((resolve) => child.once('exit', (c, s) => resolve(c ?? (s === 'SIGKILL' ? 'still running (killed)' : (s ?? 'unknown')))));
+  const gpudiag = spawnGpudiag(args, { PATH: process.env['PATH'] ?? '', HOME: dir });
+  const timer = setTimeout(() => gpudiag.child.kill('SIGKILL'), EXIT_BOUND_MS);
+  const exit = await gpudiag.exited;
   clearTimeout(timer);
-  return { code, output, ms: Date.now() - started };
+  return { code: exit === 'SIGKILL' ? 'still running (killed)' : exit, output: gpudiag.output(), ms: Date.now() - started };
 }
 
 beforeAll(async () => {

@@ -1,5 +1,35 @@
-/** Finding processes by command line, to prove nothing was left behind. */
+/** Starting `gpudiag` processes for tests, and finding processes by command line to prove nothing was left behind. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from '../../dev/control-plane/binaries.js';
+
+/** A `gpudiag` process a test started: its output is collected and its exit awaited. */
+export interface GpudiagProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code, or the signal's name. */
+  exited: Promise<number | string>;
+  /** The exit code or signal once it exited; undefined while it runs. */
+  exitCode(): number | string | undefined;
+  /** stdout and stderr so far, interleaved. */
+  output(): string;
+}
+
+/** Starts `node bin/gpudiag.js <args>` with `env` (default: this process's). */
+export function spawnGpudiag(args: readonly string[], env: NodeJS.ProcessEnv = process.env): GpudiagProcess {
+  let output = '';
+  let exitCode: number | string | undefined;
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exitCode = code ?? signal ?? 'unknown';
+      resolve(exitCode);
+    }),
+  );
+  return { child, exited, exitCode: () => exitCode, output: () => output };
+}
 
 /** A process that exited between readdir and readFile reads as empty; any other failure is real. */
 function vanished(err: NodeJS.ErrnoException): string {
