@@ -5,7 +5,6 @@
  * are neutralised before they reach a terminal.
  */
 import fs from 'node:fs';
-import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import {
   compareSeverity,
@@ -14,6 +13,8 @@ import {
   type XidSeverity,
 } from '../../agent/xid/catalog.js';
 import { parseKernelLine, parseLineTime } from '../../agent/xid/parser.js';
+import { readLines } from '../../lib/lines.js';
+import { decodeKernelLogLine, MAX_KERNEL_LOG_LINE, type SkipReason } from './kernel-log-input.js';
 
 /** Streams the command reads and writes (the process's by default; tests may pass their own). */
 export interface XidAnalyzeIo {
@@ -40,8 +41,17 @@ const HELP = `usage: ${COMMAND} [--format table|jsonl] [FILE|-]
 
 Finds NVIDIA XID errors ("NVRM: Xid (PCI:...): <code>, ...") in kernel-log text and explains
 them with the built-in XID catalog. Reads FILE, or standard input when FILE is "-" or absent.
-Accepts raw dmesg, dmesg -T, dmesg --decode, syslog, journalctl (any timestamp style) and
-/dev/kmsg dumps; other lines are ignored.
+
+input formats, detected line by line (so exports joined with cat may mix them):
+  dmesg, dmesg -r, dmesg --decode, dmesg -d, dmesg --time-format iso, and dmesg -T in any
+    language (times read for English, German, French, Spanish, Italian, Portuguese, Dutch,
+    Scandinavian, Russian, Chinese, Japanese and Korean month names; others leave it unset)
+  syslog files
+  journalctl -o short, short-iso, short-precise, short-monotonic, short-delta, short-unix,
+    json and json-seq (MESSAGE as text or as a byte array)
+  /dev/kmsg dumps (cat /dev/kmsg): \\xNN escapes undone, dictionary lines ignored
+CRLF line ends, a UTF-8 BOM and NUL padding are tolerated. Lines over ${MAX_KERNEL_LOG_LINE / 1024} KiB and
+malformed JSON lines are skipped and counted in the summary; other lines are ignored.
 
 options:
   --format table   (default) one row per GPU and XID with counts, worst first, and a summary
@@ -148,7 +158,10 @@ async function write(out: Writable, text: string): Promise<void> {
   }
 }
 
-function renderTable(groups: Group[], totals: { events: number; bySeverity: Record<XidSeverity, number>; busLost: number; overflow: number }): string {
+function renderTable(
+  groups: Group[],
+  totals: { events: number; bySeverity: Record<XidSeverity, number>; busLost: number; overflow: number; skipped: Record<SkipReason, number> },
+): string {
   const sorted = [...groups].sort((a, b) => compareSeverity(b.worst, a.worst) || b.count - a.count || a.pciBusId.localeCompare(b.pciBusId) || a.xid - b.xid);
   const header = ['SEVERITY', 'XID', 'NAME', 'PCI', 'COUNT', 'LINES', 'ACTION', 'LAST MESSAGE'];
   const rows = sorted.map((g) => {
@@ -179,6 +192,9 @@ function renderTable(groups: Group[], totals: { events: number; bySeverity: Reco
   let summary = `${totals.events} XID event${totals.events === 1 ? '' : 's'} (${groups.length + totals.overflow} distinct) on ${gpus} GPU${gpus === 1 ? '' : 's'}: ${parts.join(', ')}`;
   if (totals.busLost > 0) summary += `; ${totals.busLost} "fallen off the bus" line${totals.busLost === 1 ? '' : 's'} without an XID`;
   if (totals.overflow > 0) summary += `; ${totals.overflow} further groups not listed`;
+  const { oversize, malformedJson } = totals.skipped;
+  if (oversize > 0) summary += `; ${oversize} line${oversize === 1 ? '' : 's'} over ${MAX_KERNEL_LOG_LINE / 1024} KiB skipped`;
+  if (malformedJson > 0) summary += `; ${malformedJson} malformed JSON line${malformedJson === 1 ? '' : 's'} skipped`;
   lines.push(summary, '');
   return lines.join('\n');
 }
@@ -186,12 +202,17 @@ function renderTable(groups: Group[], totals: { events: number; bySeverity: Reco
 async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable): Promise<void> {
   const uuids = new Map<string, string>();
   const groups = new Map<string, Group>();
-  const totals = { events: 0, bySeverity: { info: 0, warning: 0, critical: 0 }, busLost: 0, overflow: 0 };
-  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  const totals = { events: 0, bySeverity: { info: 0, warning: 0, critical: 0 }, busLost: 0, overflow: 0, skipped: { oversize: 0, malformedJson: 0 } };
   let lineNo = 0;
-  for await (const text of rl) {
+  for await (const raw of readLines(input, MAX_KERNEL_LOG_LINE)) {
     lineNo += 1;
-    const parsed = parseKernelLine(text);
+    const decoded = raw === null ? ({ skipped: 'oversize' } as const) : decodeKernelLogLine(raw);
+    if (decoded === null) continue;
+    if ('skipped' in decoded) {
+      totals.skipped[decoded.skipped] += 1;
+      continue;
+    }
+    const parsed = parseKernelLine(decoded.text);
     if (parsed === null) continue;
     if (parsed.kind === 'gpu-uuid') {
       uuids.set(parsed.pciBusId, parsed.uuid);
@@ -207,7 +228,9 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable)
     totals.events += 1;
     totals.bySeverity[severity] += 1;
     if (format === 'jsonl') {
-      const time = parseLineTime(parsed.prefix);
+      // The format's own time first (journald, kmsg, localized dmesg -T), else what the prefix says.
+      const prefixTime = parseLineTime(parsed.prefix);
+      const time = { timestamp: decoded.timestamp ?? prefixTime.timestamp, uptimeSeconds: decoded.uptimeSeconds ?? prefixTime.uptimeSeconds };
       const row: XidRow = {
         line: lineNo,
         xid: parsed.xid,
