@@ -102,7 +102,8 @@ export class Agent {
       const xid = new XidService({
         kmsgPath: config.kmsgPath,
         kmsgPollMs: config.kmsgPollMs,
-        ...(config.cursorFile !== undefined ? { cursorPath: config.cursorFile } : {}),
+        ...(config.cursorFile !== undefined ? { historyPath: config.cursorFile } : {}),
+        ...(config.historyFlushMs !== undefined ? { historyFlushMs: config.historyFlushMs } : {}),
         ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
         ...(nvml !== undefined && config.nvmlEvents ? { nvml } : {}),
         logger,

@@ -29,7 +29,10 @@ export interface AgentConfig {
   nvmlEvents: boolean;
   kmsgPath: string;
   kmsgPollMs: number;
+  /** The XID history file: kmsg cursor plus the events read before it (older agents kept only the cursor here). */
   cursorFile?: string;
+  /** Least time between XID history writes. */
+  historyFlushMs?: number;
   bootIdPath?: string;
   /** How long a collected snapshot is reused for concurrent and back-to-back requests. */
   snapshotCacheMs: number;
@@ -63,6 +66,7 @@ const ENV: Record<string, string> = {
   'kmsg-path': 'GPUDIAG_KMSG_PATH',
   'kmsg-poll-ms': 'GPUDIAG_KMSG_POLL_MS',
   'cursor-file': 'GPUDIAG_KMSG_CURSOR_FILE',
+  'history-flush-ms': 'GPUDIAG_XID_HISTORY_FLUSH_MS',
   'boot-id-path': 'GPUDIAG_BOOT_ID_PATH',
   'snapshot-cache-ms': 'GPUDIAG_SNAPSHOT_CACHE_MS',
   'request-timeout-ms': 'GPUDIAG_REQUEST_TIMEOUT_MS',
@@ -90,7 +94,9 @@ Every option can also be set with the environment variable shown.
   --nvml-events true|false     watch NVML's event API for XIDs (GPUDIAG_NVML_EVENTS; default true)
   --kmsg-path PATH             kernel log device or stand-in; "" disables (GPUDIAG_KMSG_PATH; default /dev/kmsg)
   --kmsg-poll-ms N             kernel log poll interval (GPUDIAG_KMSG_POLL_MS; default 500)
-  --cursor-file PATH           where the kmsg cursor persists (GPUDIAG_KMSG_CURSOR_FILE; default none)
+  --cursor-file PATH           where the XID history persists: the kmsg cursor with every event read
+                               before it, so a restart loses nothing (GPUDIAG_KMSG_CURSOR_FILE; default none)
+  --history-flush-ms N         least time between history writes (GPUDIAG_XID_HISTORY_FLUSH_MS; default 2000)
   --boot-id-path PATH          boot identity (GPUDIAG_BOOT_ID_PATH; default /proc/sys/kernel/random/boot_id)
   --snapshot-cache-ms N        reuse a snapshot this long (GPUDIAG_SNAPSHOT_CACHE_MS; default 2000)
   --request-timeout-ms N       per-request deadline (GPUDIAG_REQUEST_TIMEOUT_MS; default 30000)
@@ -165,6 +171,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',
     kmsgPollMs: integer('kmsg-poll-ms', get('kmsg-poll-ms'), 500, 10, 60_000),
     ...optional('cursorFile', cursorFile),
+    historyFlushMs: integer('history-flush-ms', get('history-flush-ms'), 2000, 0, 3_600_000),
     ...optional('bootIdPath', get('boot-id-path')),
     snapshotCacheMs: integer('snapshot-cache-ms', get('snapshot-cache-ms'), 2000, 0, 600_000),
     requestTimeoutMs: integer('request-timeout-ms', get('request-timeout-ms'), 30_000, 100, 600_000),

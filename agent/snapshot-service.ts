@@ -68,7 +68,12 @@ export class SnapshotService {
       nvml: nvmlSnapshot.nvml,
       gpus: wantsGpus ? nvmlSnapshot.gpus : [],
       errors: nvmlSnapshot.errors,
-      xid: { since: xidSince.toISOString(), events: reportXids ? events : [], truncated: reportXids ? truncated : 0 },
+      xid: {
+        since: xidSince.toISOString(),
+        events: reportXids ? events : [],
+        truncated: reportXids ? truncated : 0,
+        ...(reportXids ? { switchEvents: this.options.xid.switchEventsSince(xidSince.getTime()), busLoss: this.options.xid.busLossReports() } : {}),
+      },
       agent: { ...this.options.agentStatus(), xidSources: this.options.xid.status() },
     };
   }
@@ -89,7 +94,8 @@ export class SnapshotService {
             nvml === undefined
               ? { collectedAt: (this.options.now?.() ?? new Date()).toISOString(), nvml: { available: false as const, reason: 'NVML disabled (no-GPU mode)' }, gpus: [], errors: [] }
               : await collectSnapshot({ nvml, checks: nvmlChecks, ...(this.options.now !== undefined ? { now: this.options.now } : {}) });
-          for (const gpu of snap.gpus) this.options.xid.learnGpu(gpu.pciBusId, gpu.uuid);
+          if (snap.nvml.available) this.options.xid.setDriverVersion(snap.nvml.driverVersion);
+          for (const gpu of snap.gpus) this.options.xid.observeGpu(gpu);
           metrics.nvmlAvailable.set(snap.nvml.available ? 1 : 0);
           if (nvmlChecks.length > 1 || snap.gpus.length === 0) metrics.recordGpus(snap.gpus);
           return snap;

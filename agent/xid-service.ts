@@ -1,40 +1,60 @@
 /**
- * The agent's XID source of truth: events from /dev/kmsg and from NVML's event API, merged
- * into one bounded, deduplicated store, with PCI→UUID mapping learned from the kernel log
- * (`NVRM: GPU at PCI:...: GPU-...`) and from NVML snapshots.
+ * The agent's XID source of truth: events from /dev/kmsg and from NVML's event API, classified
+ * (xid/classify.ts), merged into bounded, deduplicated stores, with PCI→UUID mapping learned
+ * from the kernel log and NVML snapshots. It keeps faults that outlast the look-back (reboot
+ * class until the boot ID changes, reset class until the GPU was seen reset) and persists
+ * everything with the kmsg cursor (xid/history-file.ts), so a restart loses nothing.
  */
+import fs from 'node:fs';
 import type { Logger } from '../lib/logger.js';
 import { errorFields } from '../lib/logger.js';
 import type { NvmlBinding } from './nvml/binding.js';
 import { NvmlEventWatcher } from './nvml/events.js';
-import type { NvmlEvent } from './nvml/types.js';
-import type { XidEventReport, XidSourceStatus } from './api/snapshot-document.js';
-import { lookupXid, severityForMessage } from './xid/catalog.js';
-import { XidDedupStore } from './xid/dedup.js';
-import { KmsgReader, type KmsgContextEvent, type KmsgXidEvent } from './xid/kmsg-reader.js';
+import type { GpuSnapshot, NvmlEvent } from './nvml/types.js';
+import type { BusLossReport, SwitchEventReport, XidEventReport, XidSourceStatus } from './api/snapshot-document.js';
+import { compareSeverity } from './xid/actions.js';
+import { lookupXid } from './xid/catalog.js';
+import { classifyXid, type XidClassification } from './xid/classify.js';
+import { applyXidContext } from './xid/context.js';
+import { XidDedupStore, type XidDedupEntry } from './xid/dedup.js';
+import { loadXidHistory, saveXidHistory, type BusLossRecord } from './xid/history-file.js';
+import { KmsgReader, type KmsgContextEvent, type KmsgCursor, type KmsgXidEvent } from './xid/kmsg-reader.js';
 import { normalizePciBusId } from './xid/parser.js';
 import { clip } from '../lib/text.js';
 
 /** Most XID events one snapshot carries (worst and newest first); the rest are counted. */
 export const MAX_REPORTED_XID_EVENTS = 200;
+/** Most NVSwitch events and bus losses one snapshot carries. */
+export const MAX_REPORTED_SWITCH_EVENTS = 64;
+export const MAX_REPORTED_BUS_LOSSES = 64;
 /** Kernel text is untrusted: bound it and strip control characters before it leaves the agent. */
 const MAX_MESSAGE_CHARS = 400;
 /** A process name from a kernel message (the kernel's own is at most 16 bytes; the text is untrusted). */
 const MAX_PROCESS_CHARS = 64;
 /** A source error in the snapshot (the schema's bound). */
 const MAX_SOURCE_ERROR_CHARS = 1024;
+const MAX_DECODED_CHARS = 256;
+/** Default least time between history writes (the final write on stop() is not throttled). */
+export const DEFAULT_HISTORY_FLUSH_MS = 2_000;
+/** NVSwitch stores stay small: a switch has tens of links. */
+const MAX_SWITCH_ENTRIES = 512;
 
 /** Options of the XID service. */
 export interface XidServiceOptions {
   /** /dev/kmsg or a stand-in; empty disables the kernel-log source. */
   kmsgPath: string;
   kmsgPollMs: number;
-  cursorPath?: string;
+  /** Where the history (events + kmsg cursor) persists; none when omitted. */
+  historyPath?: string;
+  /** Least time between history writes. */
+  historyFlushMs?: number;
   bootIdPath?: string;
   /** NVML binding for the event API; omitted in no-GPU mode or when events are switched off. */
   nvml?: NvmlBinding;
   logger: Logger;
   onXid?: (xid: number, source: 'kmsg' | 'nvml') => void;
+  /** Wall clock (tests). */
+  now?: () => number;
 }
 
 /** Removes control characters (log/terminal injection) and bounds the length. */
@@ -44,34 +64,70 @@ export function sanitizeKernelText(text: string, max = MAX_MESSAGE_CHARS): strin
   return clip(clean, max);
 }
 
+function readBootId(bootIdPath: string): string | null {
+  try {
+    const id = fs.readFileSync(bootIdPath, 'utf8').trim();
+    return id === '' ? null : id;
+  } catch {
+    // Without a boot id nothing can be trusted across restarts: no history is kept.
+    return null;
+  }
+}
+
+/** Volatile ECC totals restart at zero when a GPU is reset. */
+function volatileEccTotal(gpu: GpuSnapshot): number | undefined {
+  const { volatileCorrected, volatileUncorrected } = gpu.ecc ?? {};
+  return volatileCorrected === undefined && volatileUncorrected === undefined ? undefined : (volatileCorrected ?? 0) + (volatileUncorrected ?? 0);
+}
+
 /** Collects XID events from every available source. */
 export class XidService {
   private readonly store = new XidDedupStore();
+  private readonly switchStore = new XidDedupStore({ maxEntries: MAX_SWITCH_ENTRIES });
+  private readonly busLoss = new Map<string, BusLossRecord>();
+  private readonly gpuResets = new Map<string, number>();
   private readonly uuidByPci = new Map<string, string>();
+  private readonly gpuState = new Map<string, { eccTotal?: number; lost: boolean }>();
   private readonly kmsg: KmsgReader | undefined;
+  private readonly bootIdPath: string;
+  private readonly now: () => number;
+  private bootId: string | null = null;
+  private driverVersion: string | null = null;
   private kmsgError: string | undefined;
+  private historyError: string | undefined;
   private watcher: NvmlEventWatcher | undefined;
   private nvmlEventsError: string | undefined;
+  private dirty = false;
+  private lastSaveMs = 0;
+  private started = false;
 
   constructor(private readonly options: XidServiceOptions) {
+    this.bootIdPath = options.bootIdPath ?? '/proc/sys/kernel/random/boot_id';
+    this.now = options.now ?? Date.now;
     if (options.kmsgPath !== '') {
       this.kmsg = new KmsgReader({
         path: options.kmsgPath,
         pollIntervalMs: options.kmsgPollMs,
-        ...(options.cursorPath !== undefined ? { cursorPath: options.cursorPath } : {}),
-        ...(options.bootIdPath !== undefined ? { bootIdPath: options.bootIdPath } : {}),
+        bootIdPath: this.bootIdPath,
       });
       this.kmsg.on('xid', (e) => this.onKmsgXid(e));
       this.kmsg.on('context', (e) => this.onKmsgContext(e));
+      this.kmsg.on('drained', ({ advanced }) => {
+        if (advanced) this.dirty = true;
+        this.saveHistory(false);
+      });
       this.kmsg.on('warning', (err) => options.logger.warn('kmsg reader warning', errorFields(err)));
     }
   }
 
-  /** Starts the sources; a source that cannot start is reported in status, never fatal. */
+  /** Restores the history, then starts the sources; a source that cannot start is reported in status, never fatal. */
   async start(): Promise<void> {
+    this.started = true;
+    this.bootId = readBootId(this.bootIdPath);
+    const resumeAfter = this.restoreHistory();
     if (this.kmsg !== undefined) {
       try {
-        this.kmsg.start();
+        this.kmsg.start(resumeAfter);
       } catch (err) {
         this.kmsgError = err instanceof Error ? err.message : String(err);
         this.options.logger.error('kmsg reader did not start; XIDs come from NVML events only', { path: this.options.kmsgPath, ...errorFields(err) });
@@ -96,11 +152,13 @@ export class XidService {
     }
   }
 
-  /** Stops both sources; no read or event wait outlives this. */
+  /** Stops both sources and saves the history; no read or event wait outlives this. */
   async stop(): Promise<void> {
     this.kmsg?.stop();
     await this.watcher?.stop();
     this.watcher = undefined;
+    if (this.started) this.saveHistory(true);
+    this.started = false;
   }
 
   /** True when the kernel-log source is running (or was deliberately disabled). */
@@ -108,10 +166,21 @@ export class XidService {
     return this.kmsg === undefined || this.kmsg.running;
   }
 
-  /** Learns PCI→UUID pairs from an NVML snapshot so kernel-log XIDs can name their GPU. */
-  learnGpu(pciBusId: string | undefined, uuid: string | undefined): void {
-    const key = pciBusId === undefined ? null : normalizePciBusId(pciBusId);
-    if (key !== null && uuid !== undefined) this.uuidByPci.set(key, uuid);
+  /** The node's driver version: picks the NVLink5 decode layout. */
+  setDriverVersion(version: string | undefined): void {
+    if (version !== undefined && version !== '') this.driverVersion = version;
+  }
+
+  /** Learns PCI→UUID pairs from an NVML snapshot and notices GPU resets (fresh volatile counters, a lost GPU back). */
+  observeGpu(gpu: GpuSnapshot): void {
+    const key = gpu.pciBusId === undefined ? null : normalizePciBusId(gpu.pciBusId);
+    if (key === null) return;
+    if (gpu.uuid !== undefined) this.uuidByPci.set(key, gpu.uuid);
+    const total = gpu.lost ? undefined : volatileEccTotal(gpu);
+    const before = this.gpuState.get(key);
+    const reset = before !== undefined && ((before.lost && !gpu.lost) || (total !== undefined && before.eccTotal !== undefined && total < before.eccTotal));
+    this.gpuState.set(key, { ...(total === undefined ? {} : { eccTotal: total }), lost: gpu.lost });
+    if (reset) this.gpuWasReset(key, this.now());
   }
 
   /** Health of each source, for the snapshot document and /readyz. */
@@ -129,43 +198,141 @@ export class XidService {
         running: this.watcher !== undefined && this.nvmlEventsError === undefined,
         ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
       },
+      ...(this.historyError !== undefined ? { history: { error: clip(this.historyError, MAX_SOURCE_ERROR_CHARS) } } : {}),
     };
   }
 
-  /** Events last seen at or after `sinceMs`, worst and newest first, bounded. */
+  private classify(e: XidDedupEntry): XidClassification {
+    const context = { driverVersion: this.driverVersion };
+    const last = classifyXid(e.xid, e.lastMessage, undefined, context);
+    if (e.worstMessage === e.lastMessage) return last;
+    const worst = classifyXid(e.xid, e.worstMessage, undefined, context);
+    return compareSeverity(worst.severity, last.severity) > 0 ? worst : last;
+  }
+
+  /**
+   * Events last seen at or after `sinceMs`, plus the faults that outlast the look-back, worst and
+   * newest first, bounded.
+   */
   eventsSince(sinceMs: number): { events: XidEventReport[]; truncated: number } {
-    const entries = this.store.query({ sinceMs });
-    const reports = entries.map((e): XidEventReport => {
-      const entry = lookupXid(e.xid);
-      const uuid = this.uuidByPci.get(e.gpuKey);
-      return {
-        xid: e.xid,
-        name: entry.name,
-        severity: severityForMessage(entry, e.lastMessage),
-        action: entry.action,
-        ...(e.gpuKey !== '' ? { pciBusId: e.gpuKey } : {}),
-        ...(uuid !== undefined ? { gpuUuid: uuid } : {}),
-        pid: e.pid,
-        process: e.process === null ? null : sanitizeKernelText(e.process, MAX_PROCESS_CHARS),
-        count: e.count,
-        firstSeen: new Date(e.firstSeenMs).toISOString(),
-        lastSeen: new Date(e.lastSeenMs).toISOString(),
-        message: sanitizeKernelText(e.lastMessage),
-        sources: [...e.sources],
-      };
+    const entries = this.store.query();
+    const classified = entries.map((e) => this.classify(e));
+    const judged = applyXidContext(entries.map((e, i) => ({ xid: e.xid, gpuKey: e.gpuKey, pid: e.pid, firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs, subKey: e.subKey, classification: classified[i] as XidClassification })));
+    const reports: XidEventReport[] = [];
+    entries.forEach((e, i) => {
+      const c = judged[i] as XidClassification;
+      if (e.lastSeenMs < sinceMs && c.persistence === 'lookback') return;
+      reports.push(this.report(e, c));
     });
     const rank = { critical: 0, warning: 1, info: 2 } as const;
     reports.sort((a, b) => rank[a.severity] - rank[b.severity] || b.lastSeen.localeCompare(a.lastSeen));
     return { events: reports.slice(0, MAX_REPORTED_XID_EVENTS), truncated: Math.max(0, reports.length - MAX_REPORTED_XID_EVENTS) };
   }
 
+  /** NVSwitch SXid events last seen at or after `sinceMs`, fatal first. */
+  switchEventsSince(sinceMs: number): SwitchEventReport[] {
+    return this.switchStore
+      .query({ sinceMs })
+      .sort((a, b) => compareSeverity(b.worstSeverity, a.worstSeverity) || b.lastSeenMs - a.lastSeenMs)
+      .slice(0, MAX_REPORTED_SWITCH_EVENTS)
+      .map((e) => ({
+        sxid: e.xid,
+        ...(e.gpuKey !== '' ? { switchPciBusId: e.gpuKey } : {}),
+        fatal: e.worstSeverity === 'critical',
+        ...(e.subKey !== '' ? { link: Number(e.subKey) } : {}),
+        count: e.count,
+        firstSeen: new Date(e.firstSeenMs).toISOString(),
+        lastSeen: new Date(e.lastSeenMs).toISOString(),
+        message: sanitizeKernelText(e.worstMessage),
+      }));
+  }
+
+  /** GPUs that fell off the bus without an XID code in this boot (they stay until a reboot). */
+  busLossReports(): BusLossReport[] {
+    return [...this.busLoss.values()].slice(0, MAX_REPORTED_BUS_LOSSES).map((b) => {
+      const uuid = this.uuidByPci.get(b.pciBusId);
+      return {
+        pciBusId: b.pciBusId,
+        ...(uuid !== undefined ? { gpuUuid: uuid } : {}),
+        count: b.count,
+        firstSeen: new Date(b.firstSeenMs).toISOString(),
+        lastSeen: new Date(b.lastSeenMs).toISOString(),
+      };
+    });
+  }
+
+  private report(e: XidDedupEntry, c: XidClassification): XidEventReport {
+    const entry = lookupXid(e.xid);
+    const uuid = this.uuidByPci.get(e.gpuKey);
+    return {
+      xid: e.xid,
+      name: entry.name,
+      severity: c.severity,
+      action: clip(c.action, 512),
+      immediateAction: c.immediateAction,
+      ...(c.investigatoryAction !== null ? { investigatoryAction: clip(c.investigatoryAction, 128) } : {}),
+      persistsUntil: c.persistence,
+      ...(c.decoded !== undefined ? { decoded: sanitizeKernelText(c.decoded, MAX_DECODED_CHARS) } : {}),
+      ...(e.gpuKey !== '' ? { pciBusId: e.gpuKey } : {}),
+      ...(uuid !== undefined ? { gpuUuid: uuid } : {}),
+      ...(e.gpuInstance !== null ? { gpuInstance: e.gpuInstance } : {}),
+      ...(e.computeInstance !== null ? { computeInstance: e.computeInstance } : {}),
+      pid: e.pid,
+      process: e.process === null ? null : sanitizeKernelText(e.process, MAX_PROCESS_CHARS),
+      count: e.count,
+      firstSeen: new Date(e.firstSeenMs).toISOString(),
+      lastSeen: new Date(e.lastSeenMs).toISOString(),
+      message: sanitizeKernelText(e.lastMessage),
+      ...(e.worstMessage !== e.lastMessage ? { worstMessage: sanitizeKernelText(e.worstMessage) } : {}),
+      sources: [...e.sources],
+    };
+  }
+
   private onKmsgXid(e: KmsgXidEvent): void {
-    this.store.add({ gpuKey: e.pciBusId, xid: e.xid, pid: e.pid, process: e.process, message: e.message, timeMs: e.timeMs, source: 'kmsg' });
+    const c = classifyXid(e.xid, e.message, undefined, { driverVersion: this.driverVersion });
+    this.store.add({
+      gpuKey: e.pciBusId ?? '',
+      xid: e.xid,
+      pid: e.pid,
+      process: e.process,
+      message: e.message,
+      timeMs: e.timeMs,
+      source: 'kmsg',
+      subKey: c.subKey,
+      severity: c.severity,
+      gpuInstance: e.gpuInstance,
+      computeInstance: e.computeInstance,
+    });
+    this.dirty = true;
     this.options.onXid?.(e.xid, 'kmsg');
   }
 
   private onKmsgContext(e: KmsgContextEvent): void {
-    if (e.kind === 'gpu-uuid') this.uuidByPci.set(e.pciBusId, e.uuid);
+    if (e.kind === 'gpu-uuid') {
+      this.uuidByPci.set(e.pciBusId, e.uuid);
+    } else if (e.kind === 'bus-lost') {
+      const before = this.busLoss.get(e.pciBusId);
+      this.busLoss.set(e.pciBusId, {
+        pciBusId: e.pciBusId,
+        count: (before?.count ?? 0) + 1,
+        firstSeenMs: Math.min(before?.firstSeenMs ?? e.timeMs, e.timeMs),
+        lastSeenMs: Math.max(before?.lastSeenMs ?? e.timeMs, e.timeMs),
+      });
+      this.dirty = true;
+    } else if (e.fatal !== null) {
+      // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) only detail the line before.
+      this.switchStore.add({
+        gpuKey: e.switchPciBusId ?? '',
+        xid: e.sxid,
+        pid: null,
+        message: e.message,
+        timeMs: e.timeMs,
+        source: 'kmsg',
+        subKey: e.link === null ? '' : String(e.link),
+        severity: e.fatal ? 'critical' : 'warning',
+      });
+      this.dirty = true;
+    }
   }
 
   private onNvmlEvent(e: NvmlEvent): void {
@@ -173,7 +340,74 @@ export class XidService {
     const gpuKey = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
     if (gpuKey !== '' && e.gpuUuid !== undefined) this.uuidByPci.set(gpuKey, e.gpuUuid);
     const entry = lookupXid(e.xid);
-    this.store.add({ gpuKey, xid: e.xid, pid: null, process: null, message: `${entry.name} (reported by the NVML event API)`, timeMs: Date.parse(e.time), source: 'nvml' });
+    const c = classifyXid(e.xid, '', undefined, { driverVersion: this.driverVersion });
+    this.store.add({ gpuKey, xid: e.xid, pid: null, process: null, message: `${entry.name} (reported by the NVML event API)`, timeMs: Date.parse(e.time), source: 'nvml', severity: c.severity });
+    this.dirty = true;
     this.options.onXid?.(e.xid, 'nvml');
+  }
+
+  /** A reset repairs what needed one: reset-class faults on that GPU logged before it clear. */
+  private gpuWasReset(gpuKey: string, atMs: number): void {
+    this.gpuResets.set(gpuKey, atMs);
+    const context = { driverVersion: this.driverVersion };
+    const cleared = this.store.remove((e) => e.gpuKey === gpuKey && e.lastSeenMs <= atMs && classifyXid(e.xid, e.worstMessage, undefined, context).persistence === 'gpu-reset');
+    if (cleared > 0) this.options.logger.info('GPU reset seen; its reset-class XIDs are cleared', { pciBusId: gpuKey, cleared });
+    this.dirty = true;
+  }
+
+  /** Loads the saved history; returns the kmsg position to resume after (null: read from the oldest record). */
+  private restoreHistory(): KmsgCursor | null {
+    const file = this.options.historyPath;
+    if (file === undefined || this.bootId === null) return null;
+    let loaded;
+    try {
+      loaded = loadXidHistory(file);
+    } catch (err) {
+      this.historyError = err instanceof Error ? err.message : String(err);
+      this.options.logger.warn('XID history unreadable; starting without it', { path: file, ...errorFields(err) });
+      return null;
+    }
+    if (loaded.problem !== undefined) {
+      this.historyError = `history was unusable: ${loaded.problem}`;
+      this.options.logger.warn('XID history unusable; starting without it', { path: file, problem: loaded.problem });
+    }
+    const history = loaded.history;
+    if (history === null) return null;
+    const sameBoot = history.bootId === this.bootId;
+    for (const e of history.xids) {
+      // A reboot ends every fault that lasted until a reboot or a reset; the rest is history.
+      if (!sameBoot && classifyXid(e.xid, e.worstMessage).persistence !== 'lookback') continue;
+      this.store.restore(e);
+    }
+    for (const e of history.sxids) this.switchStore.restore(e);
+    if (sameBoot) {
+      for (const b of history.busLoss) this.busLoss.set(b.pciBusId, b);
+      for (const [gpu, at] of Object.entries(history.gpuResets)) this.gpuResets.set(gpu, at);
+    }
+    this.options.logger.info('XID history restored', { path: file, events: this.store.size, sameBoot });
+    return sameBoot && history.cursor !== null && history.cursor.bootId === this.bootId ? history.cursor : null;
+  }
+
+  private saveHistory(force: boolean): void {
+    const file = this.options.historyPath;
+    if (file === undefined || this.bootId === null || !this.dirty) return;
+    const now = this.now();
+    if (!force && now - this.lastSaveMs < (this.options.historyFlushMs ?? DEFAULT_HISTORY_FLUSH_MS)) return;
+    try {
+      saveXidHistory(file, {
+        bootId: this.bootId,
+        cursor: this.kmsg?.position() ?? null,
+        xids: this.store.query(),
+        sxids: this.switchStore.query(),
+        busLoss: [...this.busLoss.values()],
+        gpuResets: Object.fromEntries(this.gpuResets),
+      });
+      this.dirty = false;
+      this.lastSaveMs = now;
+      this.historyError = undefined;
+    } catch (err) {
+      this.historyError = `saving ${file} failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.options.logger.warn('XID history not saved', { path: file, ...errorFields(err) });
+    }
   }
 }

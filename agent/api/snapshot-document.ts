@@ -3,7 +3,7 @@
  * agent/api/snapshot.schema.json; the operator validates every answer against it.
  */
 import type { GpuSnapshot, GpuUuid, KernelPciBusId, NvmlAvailable, NvmlFieldError, NvmlUnavailable } from '../nvml/types.js';
-import type { XidSeverity } from '../xid/catalog.js';
+import type { XidPersistence, XidSeverity } from '../xid/actions.js';
 
 /** apiVersion of the snapshot document; bump on incompatible change. */
 export const SNAPSHOT_API_VERSION = 'agent.gpudiag.io/v1';
@@ -39,12 +39,32 @@ export interface XidEventReport {
   severity: XidSeverity;
   /** @maxLength 512 */
   action: string;
-  /** Kernel-form PCI bus id (`0000:3b:00`) when known. */
+  /**
+   * NVIDIA's action bucket for this event after decoding (RESET_GPU, RESTART_BM, IGNORE...).
+   * Absent from agents older than the catalog-bucket release.
+   * @maxLength 64
+   */
+  immediateAction?: string;
+  /**
+   * NVIDIA's investigatory action (what finds the root cause).
+   * @maxLength 128
+   */
+  investigatoryAction?: string;
+  /** How long the fault lasts: until a reboot, until the GPU is reset, or only inside the look-back. */
+  persistsUntil?: XidPersistence;
+  /**
+   * How the message was decoded (NVLink5 table row, XID 74 register bits, XID 154 transition).
+   * @maxLength 256
+   */
+  decoded?: string;
+  /** Kernel-form PCI bus id (`0000:3b:00`) when known; absent for node-level events (address redacted). */
   pciBusId?: KernelPciBusId;
   /** GPU UUID when the agent could map the bus id. */
   gpuUuid?: GpuUuid;
   /** MIG GPU instance from `GPU-I:` when logged. */
   gpuInstance?: number;
+  /** MIG compute instance from `GPU-CI:` when logged. */
+  computeInstance?: number;
   pid: number | null;
   /** @maxLength 256 */
   process: string | null;
@@ -56,8 +76,48 @@ export interface XidEventReport {
    * @maxLength 512
    */
   message: string;
+  /**
+   * The message of the worst occurrence, when it differs from the last one (severity never drops).
+   * @maxLength 512
+   */
+  worstMessage?: string;
   /** @maxItems 2 */
   sources: ('kmsg' | 'nvml')[];
+}
+
+/** One deduplicated NVSwitch error (`SXid`), per switch, code and link. */
+export interface SwitchEventReport {
+  /**
+   * @minimum 1
+   * @maximum 999999
+   */
+  sxid: number;
+  /** The switch's kernel-form PCI address, when readable. */
+  switchPciBusId?: KernelPciBusId;
+  /** The driver marked it Fatal. */
+  fatal: boolean;
+  /**
+   * @minimum 0
+   * @maximum 999
+   */
+  link?: number;
+  count: number;
+  firstSeen: Timestamp;
+  lastSeen: Timestamp;
+  /**
+   * The kernel message (untrusted text; control characters removed, length bounded).
+   * @maxLength 512
+   */
+  message: string;
+}
+
+/** A GPU that fell off the bus without an XID code (older wordings, the probe message); stays until a reboot. */
+export interface BusLossReport {
+  pciBusId: KernelPciBusId;
+  gpuUuid?: GpuUuid;
+  count: number;
+  firstSeen: Timestamp;
+  lastSeen: Timestamp;
 }
 
 /** Where the agent's XID events come from and how healthy that source is. */
@@ -75,6 +135,11 @@ export interface XidSourceStatus {
     running: boolean;
     /** @maxLength 1024 */
     error?: string;
+  };
+  /** The persisted XID history, when it could not be read or written. */
+  history?: {
+    /** @maxLength 1024 */
+    error: string;
   };
 }
 
@@ -126,6 +191,16 @@ export interface NodeSnapshotDocument {
     events: XidEventReport[];
     /** Events left out because of the response bound. */
     truncated: number;
+    /**
+     * NVSwitch errors in the look-back (MAX_REPORTED_SWITCH_EVENTS).
+     * @maxItems 64
+     */
+    switchEvents?: SwitchEventReport[];
+    /**
+     * GPUs that fell off the bus without an XID, this boot (MAX_REPORTED_BUS_LOSSES).
+     * @maxItems 64
+     */
+    busLoss?: BusLossReport[];
   };
   agent: AgentStatus;
 }

@@ -1,102 +1,169 @@
-import {
-  applyXidPolicy,
-  compareSeverity,
-  defaultXidCatalog,
-  loadXidCatalog,
-  lookupXid,
-  severityForMessage,
-  XidCatalogError,
-} from './catalog.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { bucketMeaning, KNOWN_BUCKETS, needsDecode } from './actions.js';
+import { applyXidPolicy, defaultXidCatalog, loadXidCatalog, lookupXid, XID_PRODUCTS, XidCatalogError } from './catalog.js';
+import { NVLINK5_ROWS } from './decode/nvlink5.js';
 
-const valid = { xid: 79, name: 'X', category: 'bus', severity: 'critical', action: 'a', description: 'd' };
+/** NVIDIA's catalog as data; `../shared` sits beside the checkout in CI and here. */
+const CATALOG_DIR = path.resolve(process.cwd(), '../shared/docs/xid-catalog');
 
-describe('XID catalog', () => {
-  it('ships at least 40 validated codes', () => {
-    expect(defaultXidCatalog.entries.size).toBeGreaterThanOrEqual(40);
+function readTsv(name: string): Record<string, string>[] {
+  const [header = '', ...rows] = fs.readFileSync(path.join(CATALOG_DIR, name), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const columns = header.split('\t');
+  return rows.map((row) => {
+    const cells = row.split('\t');
+    return Object.fromEntries(columns.map((c, i) => [c, (cells[i] ?? '').trim()]));
+  });
+}
+
+const orNull = (text: string | undefined): string | null => (text === undefined || text === '' ? null : text);
+
+describe("the catalog is NVIDIA's (drift check against ../shared/docs/xid-catalog)", () => {
+  const rows = readTsv('xids.tsv');
+
+  it('the TSV is present and complete (1–172)', () => {
+    expect(rows.map((r) => Number(r['xid']))).toEqual(Array.from({ length: 172 }, (_, i) => i + 1));
+  });
+
+  it.each(readTsv('xids.tsv').map((r) => [Number(r['xid']), r] as const))('XID %i matches the TSV field by field', (xid, row) => {
+    const entry = defaultXidCatalog.entries.get(xid);
+    expect(entry).toBeDefined();
+    expect({
+      mnemonic: entry?.mnemonic,
+      products: entry?.products,
+      retired: entry?.retired,
+      immediateAction: entry?.immediateAction,
+      investigatoryAction: entry?.investigatoryAction,
+      xid154: entry?.xid154,
+    }).toEqual({
+      mnemonic: row['mnemonic'],
+      products: XID_PRODUCTS.filter((p) => row[p.toLowerCase()] === 'YES'),
+      retired: row['description'] === 'Unused',
+      immediateAction: orNull(row['immediate_action']),
+      investigatoryAction: orNull(row['investigatory_action']),
+      xid154: orNull(row['xid154_linkage']),
+    });
+  });
+
+  it('holds 173–176 from the open kernel driver, each with our assumed bucket and a source', () => {
+    for (const xid of [173, 174, 175, 176]) {
+      const entry = lookupXid(xid);
+      expect(entry.mnemonic).not.toBe('UNKNOWN_XID');
+      expect(entry.immediateAction).toBeNull();
+      expect(KNOWN_BUCKETS).toContain(entry.assumedAction);
+    }
+  });
+
+  it('describes every code in our own words, never the TSV text verbatim when it says more than a name', () => {
+    for (const row of rows) {
+      const entry = defaultXidCatalog.entries.get(Number(row['xid']));
+      expect(entry?.description.length).toBeGreaterThan(10);
+      if ((row['description'] ?? '').split(' ').length > 4) expect(entry?.description).not.toBe(row['description']);
+    }
+  });
+
+  it('every bucket the catalog names has a meaning or a decode', () => {
+    for (const entry of defaultXidCatalog.entries.values()) {
+      expect(needsDecode(entry.bucket) || KNOWN_BUCKETS.includes(entry.bucket === 'CHECK_APP/CUDA' ? 'CHECK_APP' : entry.bucket)).toBe(true);
+    }
+  });
+
+  it('the NVLink5 decode table equals nvlink5-decode.tsv row by row', () => {
+    const tsv = readTsv('nvlink5-decode.tsv').map((r) => ({
+      xid: Number(r['xid']),
+      subcode: r['subcode'],
+      intrInfoV1: r['intrinfo_v1_lt_r575'],
+      intrInfoV2: r['intrinfo_v2_ge_r575'],
+      errorStatus: orNull(r['error_status']),
+      immediateAction: r['immediate_action'],
+      secondIntrInfoV1: orNull(r['action2_v1']),
+      secondIntrInfoV2: orNull(r['action2_v2']),
+      secondAction: orNull(r['action2']),
+      investigatoryAction: orNull(r['investigatory_action']),
+      severity: r['severity'],
+      hwSw: r['hw_sw'],
+    }));
+    expect(NVLINK5_ROWS).toEqual(tsv);
+  });
+});
+
+describe('severity comes from the immediate bucket by one mapping', () => {
+  it.each([
+    ['IGNORE', 'info'],
+    ['IGNORE (sympathetic)', 'info'],
+    ['RESTART_APP', 'warning'],
+    ['CHECK_APP/CUDA', 'warning'],
+    ['CONTACT_SUPPORT', 'warning'],
+    ['CHECK_MECHANICALS', 'warning'],
+    ['UPDATE_SWFW', 'warning'],
+    ['RESTART_FM', 'critical'],
+    ['RESTART_VM', 'critical'],
+    ['RESET_GPU', 'critical'],
+    ['RESTART_BM', 'critical'],
+  ] as const)('%s → %s', (bucket, severity) => {
+    expect(bucketMeaning(bucket).severity).toBe(severity);
   });
 
   it.each([
-    [13, 'warning'],
-    [31, 'warning'],
-    [43, 'info'],
-    [45, 'info'],
-    [68, 'warning'],
-    [109, 'warning'],
-    [48, 'critical'],
-    [62, 'critical'],
-    [63, 'warning'],
-    [64, 'critical'],
-    [74, 'critical'],
-    [79, 'critical'],
-    [92, 'warning'],
-    [94, 'warning'],
-    [95, 'critical'],
-    [119, 'critical'],
-    [120, 'critical'],
-    [136, 'critical'],
-    [140, 'critical'],
-    [143, 'critical'],
-  ] as const)('XID %i defaults to %s', (xid, severity) => {
-    expect(lookupXid(xid).severity).toBe(severity);
+    [79, 'RESTART_BM', 'critical', 'reboot'],
+    [109, 'RESET_GPU', 'critical', 'gpu-reset'],
+    [95, 'RESET_GPU', 'critical', 'gpu-reset'],
+    [94, 'RESTART_APP', 'warning', 'lookback'],
+    [63, 'IGNORE', 'info', 'lookback'],
+    [92, 'IGNORE', 'info', 'lookback'],
+    [121, 'IGNORE', 'info', 'lookback'],
+    [157, 'IGNORE', 'info', 'lookback'],
+    [151, 'RESTART_VM', 'critical', 'lookback'],
+    [13, 'RESTART_APP', 'warning', 'lookback'],
+  ] as const)('XID %i is %s (%s), lasting until %s', (xid, bucket, severity, persistence) => {
+    const entry = lookupXid(xid);
+    expect(entry.bucket).toBe(bucket);
+    expect(entry.severity).toBe(severity);
+    expect(bucketMeaning(entry.bucket).persistence).toBe(persistence);
   });
 
-  it('answers unknown codes with an "Unknown XID" warning entry', () => {
-    expect(lookupXid(999)).toMatchObject({ xid: 999, name: 'Unknown XID', severity: 'warning', category: 'unknown' });
+  it('unknown codes ask for support with a warning', () => {
+    expect(lookupXid(999)).toMatchObject({ name: 'Unknown XID', bucket: 'CONTACT_SUPPORT', severity: 'warning' });
   });
+});
 
-  it('refines NVLink5 and XID 154 severities from the message text', () => {
-    expect(severityForMessage(lookupXid(145), 'RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2)')).toBe('warning');
-    expect(severityForMessage(lookupXid(149), 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01')).toBe('critical');
-    expect(severityForMessage(lookupXid(154), 'GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)')).toBe('info');
-    expect(severityForMessage(lookupXid(154), 'GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)')).toBe('critical');
-  });
+describe('loading catalog data names the bad entry and field', () => {
+  const valid = { xid: 79, mnemonic: 'X', description: 'd', category: 'bus', products: ['H100'], retired: false, immediateAction: 'RESTART_BM', investigatoryAction: null, xid154: null };
 
-  it('orders severities', () => {
-    expect(compareSeverity('critical', 'warning')).toBeGreaterThan(0);
-    expect(compareSeverity('info', 'warning')).toBeLessThan(0);
+  it('accepts a valid entry and derives bucket, severity and action', () => {
+    const catalog = loadXidCatalog({ entries: [valid] });
+    expect(catalog.entries.get(79)).toMatchObject({ bucket: 'RESTART_BM', severity: 'critical', name: 'X' });
   });
 
   it.each([
-    [{ entries: 'x' }, /entries/],
-    [{ entries: [{ ...valid, xid: 'a' }] }, /entry #0: field "xid"/],
-    [{ entries: [{ ...valid, severity: 'fatal' }] }, /entry #0 \(xid 79\): field "severity"/],
-    [{ entries: [{ ...valid, category: 'cosmic' }] }, /field "category"/],
-    [{ entries: [{ ...valid, action: '  ' }] }, /field "action" must be a non-empty string/],
-    [{ entries: [{ ...valid, name: undefined }] }, /field "name"/],
+    [{ entries: 'x' }, /field "entries"/],
+    [{ entries: [{ ...valid, xid: 0 }] }, /entry #0: field "xid"/],
+    [{ entries: [{ ...valid, category: 'nope' }] }, /\(xid 79\): field "category"/],
+    [{ entries: [{ ...valid, products: ['V100'] }] }, /field "products\[0\]"/],
+    [{ entries: [{ ...valid, retired: 'no' }] }, /field "retired"/],
+    [{ entries: [{ ...valid, mnemonic: '' }] }, /field "mnemonic"/],
+    [{ entries: [{ ...valid, assumedAction: 'IGNORE' }] }, /field "assumedAction"/],
     [{ entries: [valid, valid] }, /entry #1 \(xid 79\): field "xid" duplicates/],
-    [{ entries: [{ ...valid, messageRules: [{ pattern: '(', severity: 'info' }] }] }, /messageRules\[0\]\.pattern/],
-    [{ entries: [{ ...valid, messageRules: [{ pattern: 'x', severity: 'nope' }] }] }, /messageRules\[0\]\.severity/],
-  ])('rejects a bad catalog %#, naming the entry and field', (data, message) => {
+  ])('rejects %j', (data, message) => {
     expect(() => loadXidCatalog(data)).toThrow(XidCatalogError);
     expect(() => loadXidCatalog(data)).toThrow(message);
   });
 });
 
-describe('applyXidPolicy', () => {
-  it('overrides severity and action and flags ignored codes without touching the base catalog', () => {
-    const view = applyXidPolicy(defaultXidCatalog, {
-      ignore: [43],
-      overrides: [{ xid: 13, severity: 'critical' }, { xid: 79, action: 'call the on-call' }, { xid: 500, severity: 'info' }],
-    });
-    expect(view.lookup(13).severity).toBe('critical');
-    expect(view.lookup(79)).toMatchObject({ severity: 'critical', action: 'call the on-call' });
-    expect(view.lookup(500)).toMatchObject({ name: 'Unknown XID', severity: 'info' });
+describe('a GPUHealthPolicy overrides per code', () => {
+  it('keeps overrides and ignores apart from the catalog entry', () => {
+    const view = applyXidPolicy(defaultXidCatalog, { ignore: [43], overrides: [{ xid: 13, severity: 'critical' }, { xid: 13, action: 'page the ML team' }] });
     expect(view.isIgnored(43)).toBe(true);
-    expect(view.isIgnored(13)).toBe(false);
-    expect(lookupXid(13).severity).toBe('warning');
-  });
-
-  it('drops message rules when the severity is overridden', () => {
-    const view = applyXidPolicy(defaultXidCatalog, { overrides: [{ xid: 145, severity: 'info' }] });
-    expect(severityForMessage(view.lookup(145), 'RLW Fatal')).toBe('info');
+    expect(view.override(13)).toEqual({ xid: 13, severity: 'critical', action: 'page the ML team' });
+    expect(view.lookup(13).severity).toBe('warning');
   });
 
   it.each([
-    [{ ignore: [0] }, /ignore\[0\]/],
-    [{ overrides: [{ xid: -1 }] }, /overrides\[0\]: field "xid"/],
-    [{ overrides: [{ xid: 13, severity: 'loud' as 'info' }] }, /overrides\[0\]: field "severity"/],
-    [{ overrides: [{ xid: 13, action: '' }] }, /overrides\[0\]: field "action"/],
-  ])('rejects a malformed policy %#', (policy, message) => {
+    [{ ignore: [0] }, /policy: field "ignore\[0\]"/],
+    [{ overrides: [{ xid: 5000 }] }, /overrides\[0\]: field "xid"/],
+    [{ overrides: [{ xid: 13, severity: 'fatal' as never }] }, /overrides\[0\]: field "severity"/],
+    [{ overrides: [{ xid: 13, action: ' ' }] }, /overrides\[0\]: field "action"/],
+  ])('rejects %j naming the field', (policy, message) => {
     expect(() => applyXidPolicy(defaultXidCatalog, policy)).toThrow(message);
   });
 });

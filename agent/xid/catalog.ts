@@ -1,15 +1,14 @@
 /**
- * The XID catalog: what each XID code means and what to do about it. The data lives in
- * catalog.json (rules as data, overridable by GPUHealthPolicy.spec.xid); this module validates
- * it once at load and offers look-ups.
+ * The XID catalog: NVIDIA's catalog (every code 1–172, plus 173–176 from the open kernel driver)
+ * as data in catalog.json — mnemonic, our own description, products, NVIDIA's immediate and
+ * investigatory action buckets, whether an XID 154 follows — validated once at load. Severity
+ * and plain-words action come from the bucket (actions.ts); decodes refine them per event
+ * (classify.ts); GPUHealthPolicy.spec.xid overrides them per code.
  */
 import catalogData from './catalog.json' with { type: 'json' };
+import { bucketMeaning, XID_SEVERITIES, type XidSeverity } from './actions.js';
 
-/** How bad an XID is, from "nothing to do" to "take the GPU out of service". */
-export type XidSeverity = 'info' | 'warning' | 'critical';
-
-/** Every severity, least severe first (index = rank). */
-export const XID_SEVERITIES: readonly XidSeverity[] = ['info', 'warning', 'critical'];
+export { compareSeverity, XID_SEVERITIES, type XidSeverity } from './actions.js';
 
 /** The area of the system an XID points at. */
 export type XidCategory =
@@ -44,24 +43,43 @@ export const XID_CATEGORIES: readonly XidCategory[] = [
   'unknown',
 ];
 
-/** A refinement of an entry's severity by the event's message text (first match wins). */
-export interface XidMessageRule {
-  /** A regular expression tested against the XID message. */
-  readonly pattern: string;
-  readonly severity: XidSeverity;
-}
+/** The products NVIDIA's catalog has a column for. */
+export type XidProduct = 'A100' | 'H100' | 'B100' | 'GB200';
+export const XID_PRODUCTS: readonly XidProduct[] = ['A100', 'H100', 'B100', 'GB200'];
+
+/** The bucket acted on when NVIDIA names none and we assumed none. */
+const FALLBACK_BUCKET = 'CONTACT_SUPPORT';
 
 /** One catalog row. */
 export interface XidCatalogEntry {
   readonly xid: number;
   /** NVIDIA's mnemonic, e.g. ROBUST_CHANNEL_GPU_ECC_DBE. */
+  readonly mnemonic: string;
+  /** The name events carry: the mnemonic. */
   readonly name: string;
-  readonly category: XidCategory;
-  readonly severity: XidSeverity;
-  /** Recommended action, short. */
-  readonly action: string;
+  /** Our own short description. */
   readonly description: string;
-  readonly messageRules?: readonly XidMessageRule[];
+  readonly category: XidCategory;
+  /** Products the catalog says the code occurs on. */
+  readonly products: readonly XidProduct[];
+  /** The catalog lists it as unused (retired or pre-Volta only). */
+  readonly retired: boolean;
+  /** NVIDIA's immediate action bucket, verbatim; null when the catalog gives none. */
+  readonly immediateAction: string | null;
+  /** NVIDIA's investigatory action, verbatim; null when the catalog gives none. */
+  readonly investigatoryAction: string | null;
+  /** NVIDIA's XID 154 linkage (from which driver an XID 154 follows this code); null when none. */
+  readonly xid154: string | null;
+  /** Our bucket where NVIDIA gives none (codes newer than the catalog's last revision). */
+  readonly assumedAction?: string;
+  /** Specific guidance beyond the bucket, our words. */
+  readonly advice?: string;
+  /** The bucket acted on before any decode: immediateAction, else assumedAction, else CONTACT_SUPPORT. */
+  readonly bucket: string;
+  /** Severity of the bucket (decodes and policy overrides refine it per event). */
+  readonly severity: XidSeverity;
+  /** Plain-words action of the bucket, plus the advice. */
+  readonly action: string;
 }
 
 /** A validated, immutable catalog indexed by code. */
@@ -82,10 +100,12 @@ export interface XidPolicy {
   readonly overrides?: readonly XidOverride[];
 }
 
-/** A catalog as seen through a policy: ignored codes answer `ignored: true`. */
+/** A catalog as seen through a policy. */
 export interface XidPolicyView {
-  /** The entry for a code (overrides applied); unknown codes get an "Unknown XID" entry. */
+  /** The entry for a code (unknown codes get an "Unknown XID" entry); overrides are not applied here. */
   lookup(xid: number): XidCatalogEntry;
+  /** The policy's override for a code, applied after decoding (an explicit severity wins). */
+  override(xid: number): XidOverride | undefined;
   /** True when the policy says to drop events with this code. */
   isIgnored(xid: number): boolean;
 }
@@ -113,6 +133,13 @@ function requireString(raw: Record<string, unknown>, where: string, field: strin
   return value;
 }
 
+function optionalString(raw: Record<string, unknown>, where: string, field: string): string | null {
+  const value = raw[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value.trim() === '') fail(where, field, 'must be a non-empty string or null');
+  return value;
+}
+
 function requireSeverity(value: unknown, where: string, field: string): XidSeverity {
   const found = XID_SEVERITIES.find((s) => s === value);
   if (found === undefined) fail(where, field, `must be one of ${XID_SEVERITIES.join('|')}`);
@@ -123,20 +150,12 @@ function isValidXid(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 && value < MAX_XID;
 }
 
-function parseRules(value: unknown, where: string): XidMessageRule[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value)) fail(where, 'messageRules', 'must be an array');
-  return value.map((rule: unknown, i: number): XidMessageRule => {
-    const field = `messageRules[${i}]`;
-    if (!isRecord(rule)) fail(where, field, 'must be an object');
-    const pattern = rule['pattern'];
-    if (typeof pattern !== 'string' || pattern === '') fail(where, `${field}.pattern`, 'must be a non-empty string');
-    try {
-      new RegExp(pattern);
-    } catch (err) {
-      throw new XidCatalogError(`invalid XID catalog: ${where}: field "${field}.pattern" is not a valid regular expression`, { cause: err });
-    }
-    return { pattern, severity: requireSeverity(rule['severity'], where, `${field}.severity`) };
+function parseProducts(value: unknown, where: string): XidProduct[] {
+  if (!Array.isArray(value)) fail(where, 'products', `must be an array of ${XID_PRODUCTS.join('|')}`);
+  return value.map((p: unknown, i: number) => {
+    const found = XID_PRODUCTS.find((known) => known === p);
+    if (found === undefined) fail(where, `products[${i}]`, `must be one of ${XID_PRODUCTS.join('|')}`);
+    return found;
   });
 }
 
@@ -148,17 +167,31 @@ function parseEntry(raw: unknown, index: number): XidCatalogEntry {
   where = `entry #${index} (xid ${xid})`;
   const category = XID_CATEGORIES.find((c) => c === raw['category']);
   if (category === undefined) fail(where, 'category', `must be one of ${XID_CATEGORIES.join('|')}`);
-  const rules = parseRules(raw['messageRules'], where);
-  const entry: XidCatalogEntry = {
+  if (typeof raw['retired'] !== 'boolean') fail(where, 'retired', 'must be true or false');
+  const mnemonic = requireString(raw, where, 'mnemonic');
+  const immediateAction = optionalString(raw, where, 'immediateAction');
+  const assumedAction = optionalString(raw, where, 'assumedAction');
+  if (immediateAction !== null && assumedAction !== null) fail(where, 'assumedAction', 'must be absent when immediateAction is set (NVIDIA\'s bucket wins)');
+  const advice = optionalString(raw, where, 'advice');
+  const bucket = immediateAction ?? assumedAction ?? FALLBACK_BUCKET;
+  const meaning = bucketMeaning(bucket);
+  return Object.freeze({
     xid,
-    name: requireString(raw, where, 'name'),
-    category,
-    severity: requireSeverity(raw['severity'], where, 'severity'),
-    action: requireString(raw, where, 'action'),
+    mnemonic,
+    name: mnemonic,
     description: requireString(raw, where, 'description'),
-    ...(rules === undefined ? {} : { messageRules: Object.freeze(rules) }),
-  };
-  return Object.freeze(entry);
+    category,
+    products: Object.freeze(parseProducts(raw['products'], where)),
+    retired: raw['retired'],
+    immediateAction,
+    investigatoryAction: optionalString(raw, where, 'investigatoryAction'),
+    xid154: optionalString(raw, where, 'xid154'),
+    ...(assumedAction === null ? {} : { assumedAction }),
+    ...(advice === null ? {} : { advice }),
+    bucket,
+    severity: meaning.severity,
+    action: advice === null ? meaning.action : `${meaning.action}. ${advice}`,
+  });
 }
 
 /** Validates raw catalog data ({entries: [...]}) and builds the catalog; throws XidCatalogError naming the bad entry and field. */
@@ -178,13 +211,21 @@ export const defaultXidCatalog: XidCatalog = loadXidCatalog(catalogData);
 
 /** The entry reported for a code the catalog does not know. */
 export function unknownXidEntry(xid: number): XidCatalogEntry {
+  const meaning = bucketMeaning(FALLBACK_BUCKET);
   return Object.freeze({
     xid,
+    mnemonic: 'UNKNOWN_XID',
     name: 'Unknown XID',
+    description: `XID ${xid} is not in this catalog (a driver newer than the catalog, or a garbled line)`,
     category: 'unknown',
-    severity: 'warning',
-    action: 'Look the code up in NVIDIA\'s XID catalog for this driver; contact support if it recurs',
-    description: `XID ${xid} is not in this catalog`,
+    products: Object.freeze([]),
+    retired: false,
+    immediateAction: null,
+    investigatoryAction: null,
+    xid154: null,
+    bucket: FALLBACK_BUCKET,
+    severity: meaning.severity,
+    action: meaning.action,
   });
 }
 
@@ -193,47 +234,35 @@ export function lookupXid(xid: number, catalog: XidCatalog = defaultXidCatalog):
   return catalog.entries.get(xid) ?? unknownXidEntry(xid);
 }
 
-/** The severity of one event: the entry's default refined by its message rules. */
-export function severityForMessage(entry: XidCatalogEntry, message: string): XidSeverity {
-  for (const rule of entry.messageRules ?? []) {
-    if (new RegExp(rule.pattern).test(message)) return rule.severity;
-  }
-  return entry.severity;
-}
-
-/** Orders severities: positive when `a` is worse than `b`. */
-export function compareSeverity(a: XidSeverity, b: XidSeverity): number {
-  return XID_SEVERITIES.indexOf(a) - XID_SEVERITIES.indexOf(b);
-}
-
-/** Applies a GPUHealthPolicy's XID section: returns a view with overrides applied and ignored codes flagged; throws XidCatalogError on a malformed policy. */
+/** Applies a GPUHealthPolicy's XID section; throws XidCatalogError on a malformed policy. */
 export function applyXidPolicy(catalog: XidCatalog, policy: XidPolicy): XidPolicyView {
   const ignored = new Set<number>();
   (policy.ignore ?? []).forEach((xid, i) => {
     if (!isValidXid(xid)) fail('policy', `ignore[${i}]`, `must be an integer in 1..${MAX_XID - 1}`);
     ignored.add(xid);
   });
-  const overridden = new Map<number, XidCatalogEntry>();
+  const overrides = new Map<number, XidOverride>();
   (policy.overrides ?? []).forEach((o, i) => {
     const where = `policy overrides[${i}]`;
     if (!isValidXid(o.xid)) fail(where, 'xid', `must be an integer in 1..${MAX_XID - 1}`);
-    const base = overridden.get(o.xid) ?? lookupXid(o.xid, catalog);
     const severity = o.severity === undefined ? undefined : requireSeverity(o.severity, where, 'severity');
     if (o.action !== undefined && o.action.trim() === '') fail(where, 'action', 'must be a non-empty string');
-    // An explicit severity wins over the entry's message rules, so they are dropped.
-    const next: XidCatalogEntry = {
-      xid: base.xid,
-      name: base.name,
-      category: base.category,
-      severity: severity ?? base.severity,
-      action: o.action ?? base.action,
-      description: base.description,
-      ...(severity === undefined && base.messageRules !== undefined ? { messageRules: base.messageRules } : {}),
-    };
-    overridden.set(o.xid, Object.freeze(next));
+    const earlier = overrides.get(o.xid);
+    overrides.set(
+      o.xid,
+      Object.freeze({
+        xid: o.xid,
+        ...((severity ?? earlier?.severity) === undefined ? {} : { severity: severity ?? earlier?.severity }),
+        ...((o.action ?? earlier?.action) === undefined ? {} : { action: o.action ?? earlier?.action }),
+      } as XidOverride),
+    );
   });
   return Object.freeze({
-    lookup: (xid: number): XidCatalogEntry => overridden.get(xid) ?? lookupXid(xid, catalog),
+    lookup: (xid: number): XidCatalogEntry => lookupXid(xid, catalog),
+    override: (xid: number): XidOverride | undefined => overrides.get(xid),
     isIgnored: (xid: number): boolean => ignored.has(xid),
   });
 }
+
+/** The built-in catalog with no policy. */
+export const defaultXidView: XidPolicyView = applyXidPolicy(defaultXidCatalog, {});

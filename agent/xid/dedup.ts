@@ -1,8 +1,11 @@
 /**
  * Storm deduplication for XID events. A failing GPU can log hundreds of thousands of identical
  * lines (one node logged ~800,000 XID 95 lines for 29 distinct events), so the agent keeps one
- * entry per (GPU, XID, pid) with a count and first/last times, in bounded memory.
+ * entry per (GPU, XID, pid, sub-key) with a count and first/last times, in bounded memory. The
+ * sub-key keeps apart what must not merge: NVLink units and links, XID 154 transitions, MIG
+ * instances. An entry's severity is the worst it ever had (a Fatal then a Nonfatal 149 stays fatal).
  */
+import { compareSeverity, type XidSeverity } from './actions.js';
 
 /** Where an event came from: the kernel log or NVML's XID event API. */
 export type XidSource = 'kmsg' | 'nvml';
@@ -18,6 +21,13 @@ export interface XidObservation {
   /** Wall-clock time in epoch milliseconds. */
   readonly timeMs: number;
   readonly source: XidSource;
+  /** Keeps apart groups that must not merge (see the module comment); '' by default. */
+  readonly subKey?: string;
+  /** This occurrence's severity; the entry keeps the worst. Default info. */
+  readonly severity?: XidSeverity;
+  /** MIG instance ids from the kernel line (`GPU-I:`, `GPU-CI:`); part of the key. */
+  readonly gpuInstance?: number | null;
+  readonly computeInstance?: number | null;
 }
 
 /** A deduplicated event: every occurrence of one (GPU, XID, pid). */
@@ -32,6 +42,14 @@ export interface XidDedupEntry {
   readonly lastSeenMs: number;
   readonly lastMessage: string;
   readonly sources: readonly XidSource[];
+  readonly subKey: string;
+  /** The worst severity any occurrence had, and the message that had it. */
+  readonly worstSeverity: XidSeverity;
+  readonly worstMessage: string;
+  readonly gpuInstance: number | null;
+  readonly computeInstance: number | null;
+  /** Occurrences per source (what a persisted store restores from). */
+  readonly counts: Readonly<Record<XidSource, number>>;
 }
 
 /** Options for XidDedupStore. */
@@ -58,10 +76,28 @@ interface MutableEntry {
   firstSeenMs: number;
   lastSeenMs: number;
   lastMessage: string;
+  subKey: string;
+  worstSeverity: XidSeverity;
+  worstMessage: string;
+  gpuInstance: number | null;
+  computeInstance: number | null;
 }
 
-function keyOf(gpuKey: string, xid: number, pid: number | null): string {
-  return `${gpuKey}|${xid}|${pid ?? '-'}`;
+interface KeyParts {
+  readonly gpuKey: string;
+  readonly xid: number;
+  readonly pid: number | null;
+  readonly subKey?: string;
+  readonly gpuInstance?: number | null;
+  readonly computeInstance?: number | null;
+}
+
+function keyOf(k: KeyParts): string {
+  return `${k.gpuKey}|${k.xid}|${k.pid ?? '-'}|${k.gpuInstance ?? '-'}/${k.computeInstance ?? '-'}|${k.subKey ?? ''}`;
+}
+
+function clipMessage(message: string): string {
+  return message.length > MAX_MESSAGE_LENGTH ? message.slice(0, MAX_MESSAGE_LENGTH) : message;
 }
 
 function snapshot(e: MutableEntry): XidDedupEntry {
@@ -76,6 +112,12 @@ function snapshot(e: MutableEntry): XidDedupEntry {
     lastSeenMs: e.lastSeenMs,
     lastMessage: e.lastMessage,
     sources: Object.freeze(sources),
+    subKey: e.subKey,
+    worstSeverity: e.worstSeverity,
+    worstMessage: e.worstMessage,
+    gpuInstance: e.gpuInstance,
+    computeInstance: e.computeInstance,
+    counts: Object.freeze({ ...e.counts }),
   });
 }
 
@@ -102,7 +144,8 @@ export class XidDedupStore {
   add(o: XidObservation): XidDedupEntry {
     this.observationCount += 1;
     const key = this.findKey(o);
-    const message = o.message.length > MAX_MESSAGE_LENGTH ? o.message.slice(0, MAX_MESSAGE_LENGTH) : o.message;
+    const message = clipMessage(o.message);
+    const severity = o.severity ?? 'info';
     let entry = this.entries.get(key);
     if (entry === undefined) {
       entry = {
@@ -114,11 +157,21 @@ export class XidDedupStore {
         firstSeenMs: o.timeMs,
         lastSeenMs: o.timeMs,
         lastMessage: message,
+        subKey: o.subKey ?? '',
+        worstSeverity: severity,
+        worstMessage: message,
+        gpuInstance: o.gpuInstance ?? null,
+        computeInstance: o.computeInstance ?? null,
       };
     } else {
       this.entries.delete(key);
     }
     entry.counts[o.source] += 1;
+    // NVML events carry no text: they raise the severity but never replace the kernel's message.
+    if (compareSeverity(severity, entry.worstSeverity) > 0) {
+      entry.worstSeverity = severity;
+      if (o.source === 'kmsg' || entry.counts.kmsg === 0) entry.worstMessage = message;
+    }
     entry.firstSeenMs = Math.min(entry.firstSeenMs, o.timeMs);
     if (o.timeMs >= entry.lastSeenMs) {
       entry.lastSeenMs = o.timeMs;
@@ -139,6 +192,40 @@ export class XidDedupStore {
       if (e.lastSeenMs >= since) out.push(snapshot(e));
     }
     return out.sort((a, b) => b.lastSeenMs - a.lastSeenMs);
+  }
+
+  /** Puts back an entry saved earlier (a restarted agent); it counts as seen at its lastSeenMs. */
+  restore(e: XidDedupEntry): void {
+    const key = keyOf(e);
+    this.entries.delete(key);
+    this.entries.set(key, {
+      gpuKey: e.gpuKey,
+      xid: e.xid,
+      pid: e.pid,
+      process: e.process,
+      counts: { kmsg: e.counts.kmsg, nvml: e.counts.nvml },
+      firstSeenMs: e.firstSeenMs,
+      lastSeenMs: e.lastSeenMs,
+      lastMessage: clipMessage(e.lastMessage),
+      subKey: e.subKey,
+      worstSeverity: e.worstSeverity,
+      worstMessage: clipMessage(e.worstMessage),
+      gpuInstance: e.gpuInstance,
+      computeInstance: e.computeInstance,
+    });
+    this.evictBeyondCap();
+  }
+
+  /** Drops the entries the predicate selects; returns how many. */
+  remove(predicate: (e: XidDedupEntry) => boolean): number {
+    let removed = 0;
+    for (const [key, e] of this.entries) {
+      if (predicate(snapshot(e))) {
+        this.entries.delete(key);
+        removed += 1;
+      }
+    }
+    return removed;
   }
 
   /** Number of distinct keys held. */
@@ -162,16 +249,16 @@ export class XidDedupStore {
   }
 
   private findKey(o: XidObservation): string {
-    const exact = keyOf(o.gpuKey, o.xid, o.pid);
+    const exact = keyOf(o);
     if (o.source !== 'nvml' || this.entries.has(exact)) return exact;
-    // NVML events carry no pid: join the most recent kernel-log entry for this GPU and XID.
+    // NVML events carry no pid or text: join the most recent kernel-log entry for this GPU and XID.
     let best: MutableEntry | undefined;
     for (const e of this.entries.values()) {
       if (e.gpuKey === o.gpuKey && e.xid === o.xid && Math.abs(o.timeMs - e.lastSeenMs) <= this.mergeWindowMs) {
         if (best === undefined || e.lastSeenMs > best.lastSeenMs) best = e;
       }
     }
-    return best === undefined ? exact : keyOf(best.gpuKey, best.xid, best.pid);
+    return best === undefined ? exact : keyOf(best);
   }
 
   private evictBeyondCap(): void {

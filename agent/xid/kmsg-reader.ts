@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseKernelLine, type ParsedBusLost, type ParsedGpuUuid, type ParsedXid } from './parser.js';
+import { KernelLogScanner, type ParsedBusLost, type ParsedGpuUuid, type ParsedSxid, type ParsedXid } from './parser.js';
 
 /** The three system calls the reader makes; injectable so tests can feed EAGAIN/EPIPE/EINVAL. */
 export interface KmsgSyscalls {
@@ -53,6 +53,11 @@ export interface KmsgReaderOptions {
   readonly pollIntervalMs?: number;
   /** Where the cursor is persisted (atomic temp+rename); no persistence when omitted. */
   readonly cursorPath?: string;
+  /**
+   * Resume after this position instead of reading cursorPath (the owner persists the cursor
+   * together with what it derived from the records, so the two cannot disagree after a crash).
+   */
+  readonly resumeAfter?: KmsgCursor | null;
   /** Least time between cursor writes (the final write on stop() is not throttled). Default 5 s. */
   readonly cursorFlushMs?: number;
   /** Source of the boot identity. Default /proc/sys/kernel/random/boot_id. */
@@ -75,8 +80,8 @@ export interface KmsgEventMeta {
 
 /** An XID event read from the kernel log. */
 export type KmsgXidEvent = ParsedXid & KmsgEventMeta;
-/** A context line (PCI→UUID mapping, bus loss) read from the kernel log. */
-export type KmsgContextEvent = (ParsedGpuUuid | ParsedBusLost) & KmsgEventMeta;
+/** A context line (PCI→UUID mapping, bus loss, NVSwitch SXid) read from the kernel log. */
+export type KmsgContextEvent = (ParsedGpuUuid | ParsedBusLost | ParsedSxid) & KmsgEventMeta;
 
 /** Counters exposed for metrics and /readyz. */
 export interface KmsgReaderStats {
@@ -110,6 +115,8 @@ export interface KmsgReaderEvents {
   context: [KmsgContextEvent];
   /** Non-fatal problems (cursor write failed, unexpected read error); the reader keeps going. */
   warning: [Error];
+  /** A poll read everything readable; `advanced` when records past the cursor were handled. */
+  drained: [{ advanced: boolean }];
 }
 
 /** One read returns one record; the kernel caps records well below this (EINVAL beyond it). */
@@ -208,7 +215,9 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private readonly filePath: string;
   private readonly pollIntervalMs: number;
   private readonly cursorPath: string | undefined;
+  private readonly resumeAfter: KmsgCursor | null | undefined;
   private readonly cursorFlushMs: number;
+  private scanner = new KernelLogScanner();
   private readonly bootIdPath: string;
   private readonly sys: KmsgSyscalls;
   private readonly clock: KmsgClock;
@@ -245,6 +254,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     this.pollIntervalMs = options.pollIntervalMs ?? DEFAULT_KMSG_POLL_MS;
     if (!(this.pollIntervalMs > 0)) throw new RangeError(`pollIntervalMs must be > 0, got ${String(options.pollIntervalMs)}`);
     this.cursorPath = options.cursorPath;
+    this.resumeAfter = options.resumeAfter;
     this.cursorFlushMs = options.cursorFlushMs ?? DEFAULT_CURSOR_FLUSH_MS;
     this.bootIdPath = options.bootIdPath ?? '/proc/sys/kernel/random/boot_id';
     this.sys = options.syscalls ?? nodeKmsgSyscalls;
@@ -257,22 +267,37 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     return this.fd !== null;
   }
 
+  /** The boot and last sequence number handled so far; null before any record (or without a boot id). */
+  position(): KmsgCursor | null {
+    return this.bootId === null || this.lastSeq === null ? null : { bootId: this.bootId, seq: this.lastSeq };
+  }
+
+  /** The boot identity read at start(); null when unknown. */
+  get currentBootId(): string | null {
+    return this.bootId;
+  }
+
   /** A snapshot of the counters. */
   stats(): KmsgReaderStats {
     return { ...this.counters };
   }
 
-  /** Opens the log once and starts polling; idempotent. Throws (with cause) when the log cannot be opened. */
-  start(): void {
+  /**
+   * Opens the log once and starts polling; idempotent. Throws (with cause) when the log cannot be
+   * opened. `resumeAfter` overrides the resumeAfter option / cursor file.
+   */
+  start(resumeAfter?: KmsgCursor | null): void {
     if (this.fd !== null || this.signal?.aborted === true) return;
     this.bootId = readBootId(this.bootIdPath);
-    const cursor = this.cursorPath === undefined ? null : readKmsgCursor(this.cursorPath);
+    const given = resumeAfter !== undefined ? resumeAfter : this.resumeAfter;
+    const cursor = given !== undefined ? given : this.cursorPath === undefined ? null : readKmsgCursor(this.cursorPath);
     // Same boot: the seq space continues, skip what was handled. Another boot: start at the oldest record.
     this.skipThroughSeq = cursor !== null && this.bootId !== null && cursor.bootId === this.bootId ? cursor.seq : -1;
     this.lastSeq = null;
     this.pending = [];
     this.pendingBytes = 0;
     this.inDictionary = false;
+    this.scanner = new KernelLogScanner();
     try {
       this.fd = this.sys.open(this.filePath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
@@ -324,6 +349,8 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
 
   private drain(maxReads: number): number {
     const fd = this.fd;
+    const seqBefore = this.lastSeq;
+    const recordsBefore = this.counters.records;
     let reads = 0;
     while (this.fd === fd && fd !== null && reads < maxReads) {
       let n: number;
@@ -352,6 +379,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
       this.consume(this.buffer.subarray(0, n));
     }
     this.flushCursor(false);
+    this.emit('drained', { advanced: this.lastSeq !== seqBefore || this.counters.records !== recordsBefore });
     return reads;
   }
 
@@ -418,7 +446,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   }
 
   private dispatch(text: string, meta: KmsgEventMeta): void {
-    const parsed = parseKernelLine(text);
+    const parsed = this.scanner.push(text);
     if (parsed === null) return;
     if (parsed.kind === 'xid') {
       this.counters.xidEvents += 1;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { normalizePciBusId, parseKernelLine, parseLineTime, type ParsedLine } from './parser.js';
+import { KernelLogScanner, normalizePciBusId, parseKernelLine, parseLineTime, type ParsedLine } from './parser.js';
 
 interface CorpusEntry {
   line: string;
@@ -73,16 +73,40 @@ describe('parseKernelLine', () => {
   });
 
   it.each([
-    ['SXid (NVSwitch)', '[117.98] nvidia-nvswitch3: SXid (PCI:0000:08:00.0): 22013, Non-fatal, Link 60 Minion Link DLREQ interrupt'],
     ['no code', 'NVRM: Xid error: xyz, invalid data'],
-    ['malformed device', 'NVRM: Xid (invalid): 79, some error'],
-    ['redacted device', 'kernel: NVRM: Xid (PCI:...): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 11 (...)'],
     ['plain text', 'eth0: link up'],
     ['empty', ''],
   ])('reports nothing for %s', (_name, line) => {
     expect(parseKernelLine(line)).toBeNull();
   });
 
+  it.each([
+    ['malformed device', 'NVRM: Xid (invalid): 79, some error', 79],
+    ['redacted device', 'kernel: NVRM: Xid (PCI:...): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 11 (...)', 145],
+  ])('keeps an XID with a %s as a node-level event (GPU unknown)', (_name, line, xid) => {
+    expect(parseKernelLine(line)).toMatchObject({ kind: 'xid', xid, pciBusId: null });
+  });
+
+  it('captures MIG GPU and compute instances, even with a redacted address', () => {
+    expect(parseKernelLine('NVRM: Xid (PCI:0000:01:00 GPU-I:05 GPU-CI:01): 94, Contained: CE User Channel (0x9)')).toMatchObject({ pciBusId: '0000:01:00', gpuInstance: 5, computeInstance: 1 });
+    expect(parseKernelLine('NVRM: Xid (PCI:... GPU-I:02 GPU-CI:00): 43, pid=7, Ch 00000010')).toMatchObject({ pciBusId: null, gpuInstance: 2, computeInstance: 0, pid: 7 });
+  });
+
+  it.each([
+    ['[117.98] nvidia-nvswitch3: SXid (PCI:0000:08:00.0): 22013, Non-fatal, Link 60 Minion Link DLREQ interrupt', { sxid: 22013, switchPciBusId: '0000:08:00', fatal: false, link: 60 }],
+    ['[6781753.400584] nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 48 LTSSM Fault Up', { sxid: 20034, switchPciBusId: '0000:06:00', fatal: true, link: 48 }],
+    ['[6781753.404848] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 20034, Severity 1 Engine instance 60 Sub-engine instance 00', { sxid: 20034, fatal: null, link: null }],
+  ])('reads NVSwitch %j as its own kind', (line, expected) => {
+    expect(parseKernelLine(line)).toMatchObject({ kind: 'sxid', ...expected });
+  });
+
+  it.each([
+    ['NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.', '0000:18:00'],
+    ['NVRM: GPU at 0000:01:00.0 has fallen off the bus.', '0000:01:00'],
+    ['NVRM: GPU at PCI:0000:01:00: GPU has fallen off the bus.', '0000:01:00'],
+  ])('reads the bus-loss wording %j', (line, pciBusId) => {
+    expect(parseKernelLine(line)).toEqual({ kind: 'bus-lost', pciBusId, prefix: '' });
+  });
   it('returns null for non-string input instead of throwing', () => {
     expect(parseKernelLine(undefined as unknown as string)).toBeNull();
   });
@@ -169,5 +193,28 @@ describe('parseKernelLine properties', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('KernelLogScanner joins the three-line probe message', () => {
+  // The driver's probe message as NVIDIA/NVSentinel#155 shows it (three printk lines).
+  const probe = ['NVRM: The NVIDIA GPU 0000:05:00.0', 'NVRM: (PCI ID: 10de:1b80) installed in this system has', 'NVRM: fallen off the bus and is not responding to commands.'];
+
+  it('reports one bus loss for the three lines, in any prefix', () => {
+    const scanner = new KernelLogScanner();
+    const results = probe.map((l) => scanner.push(`[  12.345678] ${l}`));
+    expect(results.slice(0, 2)).toEqual([null, null]);
+    expect(results[2]).toMatchObject({ kind: 'bus-lost', pciBusId: '0000:05:00' });
+  });
+
+  it('reads the same message as one kmsg record with newlines', () => {
+    expect(parseKernelLine(probe.join('\n'))).toMatchObject({ kind: 'bus-lost', pciBusId: '0000:05:00' });
+  });
+
+  it('drops a started probe message when another message interrupts it', () => {
+    const scanner = new KernelLogScanner();
+    scanner.push(probe[0] ?? '');
+    expect(scanner.push('NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.')).toMatchObject({ kind: 'xid', xid: 79 });
+    expect(scanner.push(probe[2] ?? '')).toBeNull();
   });
 });

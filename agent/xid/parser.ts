@@ -2,17 +2,23 @@
  * Pure parser for NVIDIA kernel-log lines. It finds the `NVRM: ...` part wherever it sits in a
  * line (raw dmesg, `dmesg -T`, syslog, journald, `dmesg --decode`, /dev/kmsg record text), so
  * the same function serves the node agent and the offline `gpudiag xid analyze` command.
- * Nothing here throws, and a line without `NVRM: Xid (...)` never yields an XID event.
+ * Nothing here throws, and a line without `NVRM: Xid (...)` never yields an XID event. NVSwitch
+ * `SXid` lines are their own kind.
  */
 
 /** An XID event: `NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.` */
 export interface ParsedXid {
   readonly kind: 'xid';
   readonly xid: number;
-  /** Kernel form, lowercase `dddd:bb:dd` (see normalizePciBusId). */
-  readonly pciBusId: string;
+  /**
+   * Kernel form, lowercase `dddd:bb:dd` (see normalizePciBusId); null when the address was
+   * redacted or cannot be read (`PCI:...`): the event is then node-level, its GPU unknown.
+   */
+  readonly pciBusId: string | null;
   /** MIG GPU instance id from `GPU-I:05`, else null. */
   readonly gpuInstance: number | null;
+  /** MIG compute instance id from `GPU-CI:01`, else null. */
+  readonly computeInstance: number | null;
   readonly pid: number | null;
   readonly process: string | null;
   /** The text after the code (and after pid/name), spacing kept, trimmed at the end. */
@@ -29,15 +35,34 @@ export interface ParsedGpuUuid {
   readonly prefix: string;
 }
 
-/** A bus-loss signal without an XID code: `NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.` */
+/**
+ * A bus-loss signal without an XID code: `NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.`,
+ * the older `NVRM: GPU at 0000:01:00.0 has fallen off the bus.`, or the probe message
+ * `NVRM: The NVIDIA GPU 0000:05:00.0 (PCI ID: 10de:1b80) installed in this system has fallen off
+ * the bus and is not responding to commands.` (three printk lines; KernelLogScanner joins them).
+ */
 export interface ParsedBusLost {
   readonly kind: 'bus-lost';
   readonly pciBusId: string;
   readonly prefix: string;
 }
 
+/** An NVSwitch error: `nvidia-nvswitch3: SXid (PCI:0000:c6:00.0): 24007, Fatal, Link 53 ...`. */
+export interface ParsedSxid {
+  readonly kind: 'sxid';
+  readonly sxid: number;
+  /** The switch's kernel-form PCI address; null when unreadable. */
+  readonly switchPciBusId: string | null;
+  /** From the word after the code: Fatal → true, Non-fatal → false, neither (continuation lines) → null. */
+  readonly fatal: boolean | null;
+  readonly link: number | null;
+  /** The text after the code. */
+  readonly message: string;
+  readonly prefix: string;
+}
+
 /** What a kernel-log line can tell us about GPUs; null (from parseKernelLine) means nothing. */
-export type ParsedLine = ParsedXid | ParsedGpuUuid | ParsedBusLost;
+export type ParsedLine = ParsedXid | ParsedGpuUuid | ParsedBusLost | ParsedSxid;
 
 /** Lines longer than this are not kernel records (the kernel caps a record near 1 KiB; kmsg reads are 8 KiB). */
 const MAX_LINE_LENGTH = 64 * 1024;
@@ -48,9 +73,16 @@ const KERNEL_DOMAIN_DIGITS = 4;
 // `PCI:` prefix optional (old drivers), 4- or 8-digit domain, optional `.function`.
 const PCI_ADDRESS = String.raw`(?:PCI:)?((?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?)`;
 const XID_RE = /NVRM:\s*Xid\s*\(([^()]*)\)\s*:\s*(\d{1,6})\b,?[ \t]?(.*)$/s;
-const XID_DEVICE_RE = new RegExp(String.raw`^\s*${PCI_ADDRESS}(?:\s+GPU-I:\s*(\d{1,4}))?\s*$`);
+const XID_DEVICE_RE = new RegExp(String.raw`^\s*${PCI_ADDRESS}(?:\s+GPU-I:\s*(\d{1,4}))?(?:\s+GPU-CI:\s*(\d{1,4}))?\s*$`);
+// The address may be redacted (`PCI:...`, `PCI:XXXX:XX:XX`) yet the MIG parts still readable.
+const MIG_PART_RE = /GPU-I:\s*(\d{1,4})(?:\s+GPU-CI:\s*(\d{1,4}))?/;
 const GPU_AT_RE = new RegExp(String.raw`NVRM:\s*GPU at ${PCI_ADDRESS}:\s*((?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})\b`);
-const BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*GPU ${PCI_ADDRESS}:\s*GPU has fallen off the bus`);
+const BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*GPU (?:at )?${PCI_ADDRESS}:?\s*(?:GPU )?has fallen off the bus`);
+// The probe message, joined: `The NVIDIA GPU 0000:05:00.0 ... has fallen off the bus`.
+const PROBE_BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*The NVIDIA GPU ${PCI_ADDRESS}\b[\s\S]{0,400}?fallen off the bus`);
+const SXID_RE = /\bSXid\s*\(([^()]*)\)\s*:\s*(\d{1,6})\b,?[ \t]?(.*)$/s;
+const SXID_FATAL_RE = /^(Fatal|Non-fatal|Nonfatal)\b,?\s*/i;
+const SXID_LINK_RE = /^Link\s+(\d{1,3})\b/;
 // Very old drivers printed only `bus:device` with a 4-digit bus: `NVRM: Xid (0003:00): 8, ...`.
 const LEGACY_XID_DEVICE_RE = /^\s*([0-9a-fA-F]{4}):([0-9a-fA-F]{2})\s*$/;
 const MAX_BUS = 0xff;
@@ -82,13 +114,24 @@ function legacyXidDevice(device: string): string | null {
   return bus > MAX_BUS ? null : `0000:${bus.toString(16).padStart(2, '0')}:${(m[2] ?? '').toLowerCase()}`;
 }
 
+function xidDevice(device: string): { pciBusId: string | null; gpuInstance: number | null; computeInstance: number | null } {
+  const dm = XID_DEVICE_RE.exec(device);
+  if (dm !== null) {
+    return { pciBusId: normalizePciBusId(dm[1] ?? ''), gpuInstance: dm[2] === undefined ? null : Number(dm[2]), computeInstance: dm[3] === undefined ? null : Number(dm[3]) };
+  }
+  const mig = MIG_PART_RE.exec(device);
+  return {
+    pciBusId: legacyXidDevice(device),
+    gpuInstance: mig?.[1] === undefined ? null : Number(mig[1]),
+    computeInstance: mig?.[2] === undefined ? null : Number(mig[2]),
+  };
+}
+
 function parseXid(line: string, start: number): ParsedXid | null {
   const m = XID_RE.exec(line.slice(start));
   if (m === null) return null;
   const [, device = '', code = '', rest = ''] = m;
-  const dm = XID_DEVICE_RE.exec(device);
-  const pciBusId = dm === null ? legacyXidDevice(device) : normalizePciBusId(dm[1] ?? '');
-  if (pciBusId === null) return null;
+  const { pciBusId, gpuInstance, computeInstance } = xidDevice(device);
   let tail = rest;
   let pid: number | null = null;
   let process: string | null = null;
@@ -108,7 +151,8 @@ function parseXid(line: string, start: number): ParsedXid | null {
     kind: 'xid',
     xid: Number(code),
     pciBusId,
-    gpuInstance: dm?.[2] === undefined ? null : Number(dm[2]),
+    gpuInstance,
+    computeInstance,
     pid,
     process,
     message: tail.trimEnd(),
@@ -116,11 +160,39 @@ function parseXid(line: string, start: number): ParsedXid | null {
   };
 }
 
+function parseSxid(line: string): ParsedSxid | null {
+  const m = SXID_RE.exec(line);
+  if (m === null) return null;
+  const [, device = '', code = '', rest = ''] = m;
+  const fatalWord = SXID_FATAL_RE.exec(rest);
+  const afterFatal = fatalWord === null ? rest : rest.slice(fatalWord[0].length);
+  const link = SXID_LINK_RE.exec(afterFatal);
+  return {
+    kind: 'sxid',
+    sxid: Number(code),
+    switchPciBusId: normalizePciBusId(device),
+    fatal: fatalWord === null ? null : (fatalWord[1] ?? '').toLowerCase() === 'fatal',
+    link: link === null ? null : Number(link[1]),
+    message: rest.trimEnd(),
+    prefix: line.slice(0, m.index).trimEnd(),
+  };
+}
+
+function parseBusLost(rest: string, prefix: string): ParsedBusLost | null {
+  for (const re of [BUS_LOST_RE, PROBE_BUS_LOST_RE]) {
+    const lost = re.exec(rest);
+    if (lost === null || lost.index !== 0) continue;
+    const pciBusId = normalizePciBusId(lost[1] ?? '');
+    if (pciBusId !== null) return { kind: 'bus-lost', pciBusId, prefix };
+  }
+  return null;
+}
+
 /** Parses one kernel-log line (any prefix); returns null when it says nothing about a GPU. Never throws. */
 export function parseKernelLine(line: string): ParsedLine | null {
   if (typeof line !== 'string' || line.length > MAX_LINE_LENGTH) return null;
   const start = line.indexOf('NVRM:');
-  if (start < 0) return null;
+  if (start < 0) return line.includes('SXid') ? parseSxid(line) : null;
   const xid = parseXid(line, start);
   if (xid !== null) return xid;
   const rest = line.slice(start);
@@ -130,12 +202,52 @@ export function parseKernelLine(line: string): ParsedLine | null {
     const pciBusId = normalizePciBusId(at[1] ?? '');
     if (pciBusId !== null) return { kind: 'gpu-uuid', pciBusId, uuid: at[2] ?? '', prefix };
   }
-  const lost = BUS_LOST_RE.exec(rest);
-  if (lost !== null && lost.index === 0) {
-    const pciBusId = normalizePciBusId(lost[1] ?? '');
-    if (pciBusId !== null) return { kind: 'bus-lost', pciBusId, prefix };
+  return parseBusLost(rest, prefix);
+}
+
+/** The probe message's first line: `NVRM: The NVIDIA GPU 0000:05:00.0` (two more lines follow). */
+const PROBE_START_RE = /NVRM:\s*The NVIDIA GPU\s/;
+const NVRM_CONTINUATION_RE = /NVRM:\s?(.*)$/s;
+/** The probe message spans three lines; a fourth would be another message. */
+const PROBE_LINES = 3;
+
+/**
+ * Stateful line-by-line reader for one log stream: like parseKernelLine, plus messages the
+ * driver prints over several lines (the three-line "fallen off the bus" probe message). Feed it
+ * lines in order; it returns what each line completes.
+ */
+export class KernelLogScanner {
+  private probe: { text: string; prefix: string; lines: number } | null = null;
+
+  /** Parses the next line. */
+  push(line: string): ParsedLine | null {
+    if (typeof line !== 'string' || line.length > MAX_LINE_LENGTH) return null;
+    if (this.probe !== null) {
+      const joined = this.continueProbe(line);
+      if (joined !== undefined) return joined;
+    }
+    if (PROBE_START_RE.test(line) && !line.includes('fallen off the bus')) {
+      const start = line.indexOf('NVRM:');
+      this.probe = { text: line.slice(start), prefix: line.slice(0, start).trimEnd(), lines: 1 };
+      return null;
+    }
+    return parseKernelLine(line);
   }
-  return null;
+
+  /** Joins a continuation of the probe message; undefined when the line is not one. */
+  private continueProbe(line: string): ParsedLine | null | undefined {
+    const probe = this.probe;
+    const m = NVRM_CONTINUATION_RE.exec(line);
+    if (probe === null || m === null || PROBE_START_RE.test(line) || /NVRM:\s*Xid/.test(line)) {
+      this.probe = null;
+      return undefined;
+    }
+    probe.text += ` ${(m[1] ?? '').trim()}`;
+    probe.lines += 1;
+    const lost = parseBusLost(probe.text, probe.prefix);
+    if (lost !== null || probe.lines >= PROBE_LINES) this.probe = null;
+    return lost;
+  }
 }
 
 /** A timestamp found in a line's prefix. */

@@ -699,6 +699,30 @@ export const gpuDiagnosticSchema: Record<string, unknown> = {
                       "description": "Recommended action.",
                       "maxLength": 128
                     },
+                    "immediateAction": {
+                      "type": "string",
+                      "description": "NVIDIA's action bucket after decoding (RESET_GPU, RESTART_BM, IGNORE...).",
+                      "maxLength": 64
+                    },
+                    "investigatoryAction": {
+                      "type": "string",
+                      "description": "NVIDIA's investigatory action (what finds the root cause).",
+                      "maxLength": 128
+                    },
+                    "persistsUntil": {
+                      "type": "string",
+                      "description": "How long the fault lasts (reboot and gpu-reset faults outlast the lookback).",
+                      "enum": [
+                        "reboot",
+                        "gpu-reset",
+                        "lookback"
+                      ]
+                    },
+                    "decoded": {
+                      "type": "string",
+                      "description": "How the message was decoded (NVLink5 table, XID 74 bits, XID 154 transition).",
+                      "maxLength": 256
+                    },
                     "message": {
                       "type": "string",
                       "description": "The kernel message (untrusted text).",

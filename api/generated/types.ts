@@ -437,6 +437,22 @@ export interface GPUDiagnosticStatus {
        */
       action?: string;
       /**
+       * NVIDIA's action bucket after decoding (RESET_GPU, RESTART_BM, IGNORE...).
+       */
+      immediateAction?: string;
+      /**
+       * NVIDIA's investigatory action (what finds the root cause).
+       */
+      investigatoryAction?: string;
+      /**
+       * How long the fault lasts (reboot and gpu-reset faults outlast the lookback).
+       */
+      persistsUntil?: "reboot" | "gpu-reset" | "lookback";
+      /**
+       * How the message was decoded (NVLink5 table, XID 74 bits, XID 154 transition).
+       */
+      decoded?: string;
+      /**
        * The kernel message (untrusted text).
        */
       message?: string;

@@ -93,6 +93,10 @@ function toXid(e: EvaluatedXidEvent): StatusXid {
     ...(e.process !== null ? { process: clip(e.process, STATUS_LIMITS.process) } : {}),
     severity: e.severity,
     action: clip(e.action, STATUS_LIMITS.xidAction),
+    immediateAction: clip(e.immediateAction, 64),
+    ...(e.investigatoryAction !== null ? { investigatoryAction: clip(e.investigatoryAction, 128) } : {}),
+    persistsUntil: e.persistsUntil,
+    ...(e.decoded !== undefined ? { decoded: clip(e.decoded, 256) } : {}),
     message: clip(e.message, STATUS_LIMITS.xidMessage),
   };
 }

@@ -131,9 +131,10 @@ describe('health clears itself when the fault is gone', () => {
     expect(result.gpus[2]?.findings).toEqual([]);
   });
 
-  it('an XID stops counting once its lastSeen is older than the lookback', () => {
+  it('an XID stops counting once its lastSeen is older than the lookback (unless its fault outlasts it)', () => {
     const lookbackMs = parseGoDuration(BUILT_IN_POLICY_SPEC.xid.lookback);
-    const snapshot = nodeSnapshot({ events: [xidEvent(79, { lastSeen: minutesAgo(5) }, h100(2))] });
+    // XID 45 alone: restart Fabric Manager (critical), a fault of the look-back class.
+    const snapshot = nodeSnapshot({ events: [xidEvent(45, { lastSeen: minutesAgo(5), message: 'channel 0x0000000a' }, h100(2))] });
     expect(scoreNode(snapshot, BUILT_IN_POLICY, NOW).status).toBe('critical');
     const later = new Date(NOW.getTime() + lookbackMs);
     expect(scoreNode(snapshot, BUILT_IN_POLICY, later)).toMatchObject({ status: 'healthy', score: MAX_SCORE, xidEvents: [] });
@@ -222,4 +223,23 @@ it('is pure: leaves its input alone and gives the same answer twice', () => {
   const snapshot = deepFreeze(nodeWithGpu2(h100(2, { ecc: { volatileUncorrected: 1 } }), { xid: { since: minutesAgo(60), events: [xidEvent(13), xidEvent(79, {}, h100(2))], truncated: 0 } }));
   const a = scoreNode(snapshot, BUILT_IN_POLICY, NOW);
   expect(scoreNode(snapshot, BUILT_IN_POLICY, NOW)).toEqual(a);
+});
+
+describe('kernel signals besides XIDs', () => {
+  it('a bus loss without an XID makes that GPU critical', () => {
+    const gpu = h100(3);
+    const snapshot = nodeSnapshot({ events: [] });
+    const withLoss = { ...snapshot, xid: { ...snapshot.xid, busLoss: [{ pciBusId: gpu.pciBusId ?? '', count: 1, firstSeen: minutesAgo(600), lastSeen: minutesAgo(600) }] } };
+    const result = scoreNode(withLoss, BUILT_IN_POLICY, NOW);
+    expect(result.gpus[3]?.findings.map((f) => `${f.code}:${f.severity}`)).toEqual(['GpuFellOffBus:critical']);
+    expect(result.status).toBe('critical');
+  });
+
+  it('NVSwitch SXids are node-level findings, fatal ones critical', () => {
+    const snapshot = nodeSnapshot({ events: [] });
+    const sxid = (fatal: boolean, link: number) => ({ sxid: fatal ? 20034 : 22013, switchPciBusId: '0000:06:00', fatal, link, count: 2, firstSeen: minutesAgo(3), lastSeen: minutesAgo(1), message: 'Link LTSSM Fault Up' });
+    const result = scoreNode({ ...snapshot, xid: { ...snapshot.xid, switchEvents: [sxid(true, 48), sxid(true, 49), sxid(false, 60)] } }, BUILT_IN_POLICY, NOW);
+    expect(result.findings.map((f) => `${f.code}:${f.severity}`)).toEqual(['NvSwitchFatalSxid:critical', 'NvSwitchNonFatalSxid:warning']);
+    expect(result.findings[0]?.message).toContain('SXid 20034 (fatal) on NVSwitch 0000:06:00 on links 48, 49, 4 time(s)');
+  });
 });

@@ -25,7 +25,7 @@ import type { XidCatalog } from '../../agent/xid/catalog.js';
 import { checkLost, GPU_CHECKS, isUnobserved, type GpuCheck, type NodeContext } from './checks/index.js';
 import { boundText, finding, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
 import { FIXED_SEVERITIES, type ResolvedPolicy, type ResolvedScoring } from './policy.js';
-import { evaluateXidEvents, kernelBusIdKey, NODE_LEVEL_KEY, type EvaluatedXidEvent } from './xid.js';
+import { busLossFinding, busLossKey, evaluateXidEvents, kernelBusIdKey, NODE_LEVEL_KEY, switchFindings, type EvaluatedXidEvent } from './xid.js';
 
 /** The best possible score. */
 export const MAX_SCORE = 100;
@@ -176,13 +176,20 @@ function worstMessage(gpus: readonly GpuScore[], nodeLevel: readonly Finding[]):
 
 /** Scores one node's snapshot under a policy at time `now` (XIDs older than the lookback are ignored). */
 export function scoreNode(snapshot: NodeSnapshotDocument, policy: ResolvedPolicy, now: Date, options: ScoreNodeOptions = {}): NodeScore {
-  const xid = evaluateXidEvents(snapshot.xid.events, policy, now, options.catalog);
+  const driverVersion = snapshot.nvml.available ? (snapshot.nvml.driverVersion ?? null) : null;
+  const xid = evaluateXidEvents(snapshot.xid.events, policy, now, options.catalog, driverVersion);
+  const findingsByGpu = new Map(xid.findingsByGpu);
+  for (const loss of snapshot.xid.busLoss ?? []) {
+    const key = busLossKey(loss);
+    findingsByGpu.set(key, sortWorstFirst([busLossFinding(loss), ...(findingsByGpu.get(key) ?? [])]));
+  }
   const context: NodeContext = { gpus: snapshot.gpus };
   const claimed = new Set<string>();
-  const gpus = snapshot.gpus.map((gpu) => scoreGpu(gpu, policy, context, xidFindingsFor(gpu, xid.findingsByGpu, claimed)));
+  const gpus = snapshot.gpus.map((gpu) => scoreGpu(gpu, policy, context, xidFindingsFor(gpu, findingsByGpu, claimed)));
 
-  const { findings: own, unobserved } = nodeFindings(snapshot);
-  const unmapped = [...xid.findingsByGpu].filter(([key]) => key === NODE_LEVEL_KEY || !claimed.has(key)).flatMap(([, f]) => f);
+  const { findings: nodeOwn, unobserved } = nodeFindings(snapshot);
+  const own = [...nodeOwn, ...switchFindings(snapshot.xid.switchEvents ?? [])];
+  const unmapped = [...findingsByGpu].filter(([key]) => key === NODE_LEVEL_KEY || !claimed.has(key)).flatMap(([, f]) => f);
   const findings = sortWorstFirst([...own, ...unmapped]);
   const nodeLevelScore = scoreFindings(findings, policy.scoring);
 

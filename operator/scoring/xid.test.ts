@@ -1,5 +1,5 @@
 import { BUILT_IN_POLICY_SPEC } from '../../api/defaults.js';
-import { loadXidCatalog, lookupXid } from '../../agent/xid/catalog.js';
+import { loadXidCatalog } from '../../agent/xid/catalog.js';
 import { BUILT_IN_POLICY, parseGoDuration, resolvePolicy } from './policy.js';
 import { h100, minutesAgo, NOW, withoutUuid, xidEvent } from './test-fixtures.js';
 import { evaluateXidEvents, NODE_LEVEL_KEY, XID_FINDING_CODES } from './xid.js';
@@ -13,25 +13,40 @@ function severities(events: Parameters<typeof evaluateXidEvents>[0], policy = BU
 }
 
 describe('evaluateXidEvents', () => {
-  it.each([79, 48, 95, 64, 62, 74, 119, 140])('fatal XID %i is critical per the catalog', (xid) => {
-    expect(lookupXid(xid).severity).toBe('critical');
+  it.each([79, 48, 95, 64, 62, 109, 119, 140])('XID %i is critical per the catalog bucket', (xid) => {
     const { findingsByGpu } = evaluateXidEvents([xidEvent(xid)], BUILT_IN_POLICY, NOW);
     expect(findingsByGpu.get(uuid0)).toEqual([expect.objectContaining({ check: 'xid', severity: 'critical', code: XID_FINDING_CODES.critical })]);
   });
 
   it.each([
-    [13, lookupXid(13).severity],
-    [31, lookupXid(31).severity],
+    [13, 'warning'],
+    [31, 'warning'],
     [43, 'info'],
-    [45, 'info'],
-  ])('application XID %i keeps its catalog severity (%s)', (xid, severity) => {
+    [63, 'info'],
+    [94, 'warning'],
+  ])('XID %i alone has its bucket severity (%s)', (xid, severity) => {
     expect(severities([xidEvent(xid)])).toEqual([`${xid}:${severity}`]);
   });
 
-  it('refines by message rules (NVLink5 Fatal vs Nonfatal)', () => {
-    const fatal = xidEvent(149, { message: '149, NETIR_LINK_EVT Fatal XC0 i0 Link 08 (0x004505c6 0x00000000)' });
-    const nonfatal = xidEvent(149, { pid: null, message: '149, NETIR_LINK_EVT Nonfatal XC0 i0 Link 08 (0x004505c6 0x00000000)' });
-    expect(severities([nonfatal, fatal])).toEqual(['149:critical', '149:warning']);
+  it('XID 45 alone asks for a Fabric Manager restart; after another XID it follows that one', () => {
+    expect(severities([xidEvent(45, { message: 'channel 0x0000000a' })])).toEqual(['45:critical']);
+    const after = [xidEvent(45, { message: 'channel 0x0000000a', pid: 2 }), xidEvent(13, { pid: 1, lastSeen: minutesAgo(0.5) })];
+    expect(severities(after)).toEqual(['13:warning', '45:info']);
+    expect(evaluateXidEvents(after, BUILT_IN_POLICY, NOW).events.find((e) => e.xid === 45)?.immediateAction).toBe('IGNORE (sympathetic)');
+  });
+
+  it('decodes NVLink5 by the table with the node\'s driver version, not by the word "Fatal"', () => {
+    // gpud PR 1160: NETIR_LINK_EVT "Fatal" with link-down reason 100110 → IGNORE.
+    const ignorable = xidEvent(149, { message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)' });
+    const reset = xidEvent(149, { pid: 9, message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)' });
+    const { events, findingsByGpu } = evaluateXidEvents([ignorable, reset], BUILT_IN_POLICY, NOW, undefined, '570.124.06');
+    expect(events.map((e) => `${e.immediateAction}:${e.severity}`)).toEqual(['RESET_GPU:critical', 'IGNORE:info']);
+    expect(findingsByGpu.get(uuid0)?.[0]?.message).toContain('RESET_GPU [NVLink5 NETIR_LINK_EVT link 1');
+  });
+
+  it('keeps the worst message of a group: a Fatal then Nonfatal 149 stays fatal', () => {
+    const group = xidEvent(149, { message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000)', worstMessage: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x025001c6 0x00000000)' });
+    expect(severities([group])).toEqual(['149:critical']);
   });
 
   describe('lookback', () => {
@@ -41,23 +56,33 @@ describe('evaluateXidEvents', () => {
       ['older than the lookback (health clears)', LOOKBACK_MINUTES + 1, 0],
       ['long ago', 24 * 60, 0],
     ])('%s', (_, minutes, kept) => {
-      const event = xidEvent(79, { firstSeen: minutesAgo(minutes + 10), lastSeen: minutesAgo(minutes) });
+      const event = xidEvent(94, { firstSeen: minutesAgo(minutes + 10), lastSeen: minutesAgo(minutes) });
       const result = evaluateXidEvents([event], BUILT_IN_POLICY, NOW);
       expect(result.events).toHaveLength(kept);
       expect(result.findingsByGpu.size).toBe(kept);
     });
 
     it('follows the policy lookback', () => {
-      const event = xidEvent(79, { lastSeen: minutesAgo(LOOKBACK_MINUTES + 30) });
+      const event = xidEvent(94, { lastSeen: minutesAgo(LOOKBACK_MINUTES + 30) });
       expect(evaluateXidEvents([event], resolvePolicy({ xid: { lookback: '24h' } }), NOW).events).toHaveLength(1);
       expect(evaluateXidEvents([event], resolvePolicy({ xid: { lookback: '10m' } }), NOW).events).toHaveLength(0);
     });
 
     it('the same event clears once time moves past the lookback', () => {
-      const event = xidEvent(79, { lastSeen: minutesAgo(5) });
+      const event = xidEvent(94, { lastSeen: minutesAgo(5) });
       const later = new Date(NOW.getTime() + LOOKBACK_MINUTES * 60_000);
       expect(evaluateXidEvents([event], BUILT_IN_POLICY, NOW).events).toHaveLength(1);
       expect(evaluateXidEvents([event], BUILT_IN_POLICY, later).events).toHaveLength(0);
+    });
+
+    it.each([
+      ['XID 79 (until a reboot)', xidEvent(79, { lastSeen: minutesAgo(3 * 24 * 60) }), 'reboot'],
+      ['a 154 asking for a reboot', xidEvent(154, { lastSeen: minutesAgo(3 * 24 * 60), message: 'GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)' }), 'reboot'],
+      ['a reset-class XID 95 (until the GPU is reset)', xidEvent(95, { lastSeen: minutesAgo(3 * 24 * 60) }), 'gpu-reset'],
+    ])('%s outlasts the lookback (the agent stops sending it once cleared)', (_, event, persistsUntil) => {
+      const { events, findingsByGpu } = evaluateXidEvents([event], BUILT_IN_POLICY, NOW);
+      expect(events.map((e) => e.persistsUntil)).toEqual([persistsUntil]);
+      expect(findingsByGpu.get(uuid0)?.[0]?.severity).toBe('critical');
     });
   });
 
@@ -73,9 +98,9 @@ describe('evaluateXidEvents', () => {
     expect(findingsByGpu.get(uuid0)?.map((f) => f.code)).toEqual([XID_FINDING_CODES.critical, XID_FINDING_CODES.info]);
   });
 
-  it('an override severity wins over message rules', () => {
+  it('an override severity wins over decodes', () => {
     const policy = resolvePolicy({ xid: { overrides: [{ xid: 149, severity: 'warning' }] } });
-    expect(severities([xidEvent(149, { message: '149, NETIR_LINK_EVT Fatal XC0' })], policy)).toEqual(['149:warning']);
+    expect(severities([xidEvent(149, { message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000)' })], policy)).toEqual(['149:warning']);
   });
 
   describe('escalations (count within window)', () => {
@@ -140,7 +165,8 @@ describe('evaluateXidEvents', () => {
     );
     const findings = findingsByGpu.get(uuid0) ?? [];
     expect(findings.map((f) => f.severity)).toEqual(['critical', 'warning', 'info']);
-    expect(findings[1]?.message).toContain('XID 13 (ROBUST_CHANNEL_GR_EXCEPTION) logged 5 time(s)');
+    expect(findings[1]?.message).toContain('XID 13 (ROBUST_CHANNEL_GR_EXCEPTION / ROBUST_CHANNEL_GR_ERROR_SW_NOTIFY) logged 5 time(s)');
+    expect(findings[1]?.message).toContain(': RESTART_APP. Action: Restart the application');
   });
 
   it('orders events worst, then newest first', () => {
@@ -155,7 +181,7 @@ describe('evaluateXidEvents', () => {
   });
 
   it('judges against a given catalog', () => {
-    const catalog = loadXidCatalog({ entries: [{ xid: 79, name: 'CUSTOM', category: 'bus', severity: 'info', action: 'none', description: 'd' }] });
+    const catalog = loadXidCatalog({ entries: [{ xid: 79, mnemonic: 'CUSTOM', description: 'd', category: 'bus', products: [], retired: false, immediateAction: 'IGNORE', investigatoryAction: null, xid154: null }] });
     expect(evaluateXidEvents([xidEvent(79)], BUILT_IN_POLICY, NOW, catalog).events.map((e) => `${e.name}:${e.severity}`)).toEqual(['CUSTOM:info']);
   });
 });

@@ -1,19 +1,17 @@
 /**
- * XID events judged by the policy: events outside the lookback are dropped (so health clears by
- * itself once an XID ages out), ignored codes are dropped, catalog severities (refined by the
- * message rules) apply unless overridden, and escalations raise a code that repeats within a
- * window. Pure: `now` is a parameter.
+ * XID events judged by the policy: each is classified from its message (the catalog's bucket,
+ * the decodes, the rules that depend on the GPU's other XIDs, the policy's per-code overrides),
+ * events outside the lookback are dropped unless their fault lasts until a reboot or a GPU reset
+ * (the agent stops sending those once the node rebooted or the GPU was reset), ignored codes
+ * are dropped, and escalations raise a code that repeats within a window. Pure: `now` is a
+ * parameter.
  */
-import type { XidEventReport } from '../../agent/api/snapshot-document.js';
+import type { BusLossReport, SwitchEventReport, XidEventReport } from '../../agent/api/snapshot-document.js';
 import { toKernelBusId, toNvmlBusId } from '../../agent/nvml/pci-bus-id.js';
-import {
-  applyXidPolicy,
-  compareSeverity,
-  defaultXidCatalog,
-  severityForMessage,
-  type XidCatalog,
-  type XidCategory,
-} from '../../agent/xid/catalog.js';
+import type { XidPersistence } from '../../agent/xid/actions.js';
+import { applyXidPolicy, compareSeverity, defaultXidCatalog, type XidCatalog, type XidCategory } from '../../agent/xid/catalog.js';
+import { classifyXid, type XidClassification } from '../../agent/xid/classify.js';
+import { applyXidContext } from '../../agent/xid/context.js';
 import { finding, sortWorstFirst, type Finding, type Severity } from './finding.js';
 import type { ResolvedPolicy, ResolvedXidEscalation } from './policy.js';
 
@@ -39,6 +37,13 @@ export interface EvaluatedXidEvent {
   readonly escalatedBy?: ResolvedXidEscalation;
   /** Recommended action (the override's when set). */
   readonly action: string;
+  /** NVIDIA's bucket after decoding (RESET_GPU, RESTART_BM, IGNORE...). */
+  readonly immediateAction: string;
+  readonly investigatoryAction: string | null;
+  /** How long the fault lasts. */
+  readonly persistsUntil: XidPersistence;
+  /** How the message was decoded, when it was. */
+  readonly decoded?: string;
   readonly count: number;
   readonly firstSeen: string;
   readonly lastSeen: string;
@@ -46,6 +51,7 @@ export interface EvaluatedXidEvent {
   /** Kernel-form PCI bus id (`0000:3b:00`). */
   readonly pciBusId?: string;
   readonly gpuInstance?: number;
+  readonly computeInstance?: number;
   readonly pid: number | null;
   readonly process: string | null;
   /** The kernel message (untrusted text; never copied into findings). */
@@ -116,12 +122,23 @@ function xidFinding(events: readonly EvaluatedXidEvent[]): Finding {
   const lastSeen = events.map((e) => e.lastSeen).reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a));
   const escalation = events.find((e) => e.escalatedBy !== undefined)?.escalatedBy;
   const escalated = escalation === undefined ? '' : `; escalated to ${escalation.severity} (${escalation.count}+ within ${escalation.window})`;
+  const worst = events.find((e) => e.severity === severity) ?? first;
+  const decoded = worst.decoded === undefined ? '' : ` [${worst.decoded}]`;
+  const lasts = worst.persistsUntil === 'reboot' ? ' Lasts until the node reboots.' : worst.persistsUntil === 'gpu-reset' ? ' Lasts until the GPU is reset.' : '';
   return finding(
     'xid',
     severity,
     XID_FINDING_CODES[severity],
-    `XID ${first.xid} (${first.name}) logged ${count} time(s), last at ${lastSeen}${escalated}. Action: ${first.action}`,
+    `XID ${first.xid} (${first.name}) logged ${count} time(s), last at ${lastSeen}${escalated}: ${worst.immediateAction}${decoded}. Action: ${worst.action.replace(/\.$/, '')}.${lasts}`,
   );
+}
+
+/** The worse of the last message's and the worst message's classification (a group's severity never drops). */
+function classifyReport(e: XidEventReport, view: ReturnType<typeof applyXidPolicy>, driverVersion: string | null): XidClassification {
+  const last = classifyXid(e.xid, e.message, view, { driverVersion });
+  if (e.worstMessage === undefined || e.worstMessage === e.message) return last;
+  const worst = classifyXid(e.xid, e.worstMessage, view, { driverVersion });
+  return compareSeverity(worst.severity, last.severity) > 0 ? worst : last;
 }
 
 /** Applies the policy's XID section to the agent's events at time `now` (catalog: the built-in one by default). */
@@ -130,11 +147,28 @@ export function evaluateXidEvents(
   policy: ResolvedPolicy,
   now: Date,
   catalog: XidCatalog = defaultXidCatalog,
+  driverVersion: string | null = null,
 ): XidEvaluation {
   const view = applyXidPolicy(catalog, { ignore: policy.xid.ignore, overrides: policy.xid.overrides });
   const cutoff = now.getTime() - policy.xid.lookbackMs;
-  // An unparsable lastSeen cannot be proved old, so it is kept.
-  const recent = events.filter((e) => !view.isIgnored(e.xid) && !(Date.parse(e.lastSeen) < cutoff));
+  const candidates = events.filter((e) => !view.isIgnored(e.xid));
+  const single = candidates.map((e) => classifyReport(e, view, driverVersion));
+  const judged = applyXidContext(
+    candidates.map((e, i) => ({
+      xid: e.xid,
+      gpuKey: gpuKeyOf(e),
+      pid: e.pid,
+      firstSeenMs: Date.parse(e.firstSeen),
+      lastSeenMs: Date.parse(e.lastSeen),
+      classification: single[i] as XidClassification,
+      subKey: (single[i] as XidClassification).subKey,
+    })),
+    view,
+  );
+  // An unparsable lastSeen cannot be proved old, so it is kept; so is a fault that outlasts the look-back.
+  const kept = candidates.map((e, i) => ({ e, c: judged[i] as XidClassification })).filter(({ e, c }) => c.persistence !== 'lookback' || !(Date.parse(e.lastSeen) < cutoff));
+  const recent = kept.map(({ e }) => e);
+  const classificationOf = new Map(kept.map(({ e, c }) => [e, c]));
 
   const groups = new Map<string, XidGroup>();
   const groupKey = (e: XidEventReport): string => `${gpuKeyOf(e)}\u0000${e.xid}`;
@@ -148,7 +182,8 @@ export function evaluateXidEvents(
 
   const evaluated = recent.map((e): EvaluatedXidEvent => {
     const entry = view.lookup(e.xid);
-    const base = severityForMessage(entry, e.message);
+    const c = classificationOf.get(e) as XidClassification;
+    const base = c.severity;
     const group = groups.get(groupKey(e));
     const rule = group === undefined ? undefined : escalationFor(e.xid, group, policy.xid.escalations);
     const raised = rule !== undefined && compareSeverity(rule.severity, base) > 0;
@@ -159,13 +194,18 @@ export function evaluateXidEvents(
       category: entry.category,
       severity: raised ? rule.severity : base,
       ...(raised ? { escalatedBy: rule } : {}),
-      action: entry.action,
+      action: c.action,
+      immediateAction: c.immediateAction,
+      investigatoryAction: c.investigatoryAction,
+      persistsUntil: c.persistence,
+      ...(c.decoded === undefined ? {} : { decoded: c.decoded }),
       count: e.count,
       firstSeen: e.firstSeen,
       lastSeen: e.lastSeen,
       ...(e.gpuUuid === undefined ? {} : { gpuUuid: e.gpuUuid }),
       ...(pciBusId === undefined ? {} : { pciBusId }),
       ...(e.gpuInstance === undefined ? {} : { gpuInstance: e.gpuInstance }),
+      ...(e.computeInstance === undefined ? {} : { computeInstance: e.computeInstance }),
       pid: e.pid,
       process: e.process,
       message: e.message,
@@ -184,4 +224,33 @@ export function evaluateXidEvents(
     findingsByGpu.set(key, sortWorstFirst([...perXid.values()].map(xidFinding)));
   }
   return Object.freeze({ findingsByGpu, events: Object.freeze(evaluated.sort(worstFirstEvents)) });
+}
+
+/** NVSwitch errors as node-level findings: one per switch and code, fatal ones critical. */
+export function switchFindings(events: readonly SwitchEventReport[]): Finding[] {
+  const groups = new Map<string, SwitchEventReport[]>();
+  for (const e of events) {
+    const key = `${e.switchPciBusId ?? '?'}|${e.sxid}`;
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  return [...groups.values()].map((list) => {
+    const [first] = list as [SwitchEventReport, ...SwitchEventReport[]];
+    const fatal = list.some((e) => e.fatal);
+    const count = list.reduce((n, e) => n + e.count, 0);
+    const links = [...new Set(list.flatMap((e) => (e.link === undefined ? [] : [e.link])))].sort((a, b) => a - b);
+    const where = first.switchPciBusId === undefined ? 'an NVSwitch' : `NVSwitch ${first.switchPciBusId}`;
+    const onLinks = links.length === 0 ? '' : ` on link${links.length === 1 ? '' : 's'} ${links.join(', ')}`;
+    const advice = fatal ? 'The fabric is impaired: drain NVLink work on this node, collect nvidia-bug-report.sh output and follow NVIDIA\'s NVSwitch guidance (usually a node reboot).' : 'Non-fatal: watch for repeats; report them to NVIDIA support.';
+    return finding('nvlink', fatal ? 'critical' : 'warning', fatal ? 'NvSwitchFatalSxid' : 'NvSwitchNonFatalSxid', `SXid ${first.sxid} (${fatal ? 'fatal' : 'non-fatal'}) on ${where}${onLinks}, ${count} time(s), last at ${first.lastSeen}. ${advice}`);
+  });
+}
+
+/** A GPU that fell off the bus without an XID: critical until the node reboots. */
+export function busLossFinding(loss: BusLossReport): Finding {
+  return finding('xid', 'critical', 'GpuFellOffBus', `The kernel reports the GPU at ${loss.pciBusId} fell off the bus (${loss.count} time(s), last at ${loss.lastSeen}) without an XID code: RESTART_BM. Drain the node and reboot it; the GPU is unusable until then.`);
+}
+
+/** Key of a bus-loss report in findingsByGpu terms. */
+export function busLossKey(loss: BusLossReport): string {
+  return loss.gpuUuid ?? kernelBusIdKey(loss.pciBusId) ?? loss.pciBusId;
 }
