@@ -8,8 +8,8 @@ const BIN = path.resolve(process.cwd(), 'bin/gpudiag.js');
 const SAMPLE = path.resolve(process.cwd(), 'test/fixtures/xid/sample-dmesg.log');
 const CHILD_TIMEOUT_MS = 30_000;
 
-function gpudiag(args: string[], input?: string): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN, 'xid', 'analyze', ...args], { encoding: 'utf8', input, timeout: CHILD_TIMEOUT_MS });
+function gpudiag(args: string[], input?: string, nodeFlags: string[] = []): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [...nodeFlags, BIN, 'xid', 'analyze', ...args], { encoding: 'utf8', input, timeout: CHILD_TIMEOUT_MS });
 }
 
 function jsonl(stdout: string): Record<string, unknown>[] {
@@ -117,5 +117,113 @@ describe('gpudiag xid analyze', () => {
     const res = gpudiag([], 'NVRM: Xid (PCI:0000:3b:00): 13, evil \u001b[31mred\u001b[0m\n');
     expect(res.status).toBe(0);
     expect(res.stdout).not.toContain('\u001b');
+  });
+});
+
+// One boot's kernel log exported by each tool (see test/fixtures/xid/formats/README.md).
+const FORMATS_DIR = path.resolve(process.cwd(), 'test/fixtures/xid/formats');
+const REFERENCE_EXPORT = 'dmesg.log';
+const UPTIMES = [179.437933, 179.438803, 270.439207, 3000.116531, 3006.120311, 3012.124877, 3407.548779];
+// Booted 2025-02-23 15:34:18 CET; dmesg -T prints local time to the second.
+const LOCAL_TIMES = ['15:37:17', '15:37:17', '15:38:48', '16:24:18', '16:24:24', '16:24:30', '16:31:05'].map((t) => `2025-02-23T${t}`);
+// short-iso prints whole seconds; journald's __REALTIME_TIMESTAMP keeps microseconds (milliseconds in ISO).
+const UTC_TIMES = ['14:37:17.437', '14:37:17.438', '14:38:48.439', '15:24:18.116', '15:24:24.120', '15:24:30.124', '15:31:05.548'].map((t) => `2025-02-23T${t}Z`);
+const EXPORTS: readonly (readonly [string, { timestamps?: string[]; uptimes?: number[] }])[] = [
+  ['dmesg.log', { uptimes: UPTIMES }],
+  ['dmesg-T-de.log', { timestamps: LOCAL_TIMES }],
+  ['dmesg-T-fr.log', { timestamps: LOCAL_TIMES }],
+  ['dmesg-decode.log', { uptimes: UPTIMES }],
+  ['syslog.log', { uptimes: UPTIMES }],
+  ['journal-short-iso.log', { timestamps: UTC_TIMES.map((t) => t.replace(/\.\d{3}Z$/, '.000Z')) }],
+  ['journal.json', { timestamps: UTC_TIMES, uptimes: UPTIMES }],
+  ['kmsg.log', { uptimes: UPTIMES }],
+];
+
+/** What must not depend on the export format. */
+function xidFacts(rows: Record<string, unknown>[]): unknown[] {
+  return rows.map((r) => ({ xid: r['xid'], pciBusId: r['pciBusId'], pid: r['pid'], process: r['process'], message: r['message'], uuid: r['uuid'] }));
+}
+
+function summaryLine(res: SpawnSyncReturns<string>): string {
+  return res.stdout.trimEnd().split('\n').pop() ?? '';
+}
+
+function exportText(file: string): string {
+  return fs.readFileSync(path.join(FORMATS_DIR, file), 'utf8');
+}
+
+describe('gpudiag xid analyze on every export format', () => {
+  let reference: Record<string, unknown>[] = [];
+  let referenceSummary = '';
+  beforeAll(() => {
+    reference = jsonl(gpudiag(['--format', 'jsonl', path.join(FORMATS_DIR, REFERENCE_EXPORT)]).stdout);
+    referenceSummary = summaryLine(gpudiag([path.join(FORMATS_DIR, REFERENCE_EXPORT)]));
+  });
+
+  it('reads the reference export', () => {
+    expect(reference.map((r) => [r['xid'], r['pciBusId']])).toEqual([
+      [32, '0000:01:00'],
+      [69, '0000:01:00'],
+      [62, '0000:01:00'],
+      [119, '0000:9b:00'],
+      [119, '0000:9b:00'],
+      [119, '0000:9b:00'],
+      [79, '0000:91:00'],
+    ]);
+    expect(reference.every((r) => typeof r['uuid'] === 'string')).toBe(true);
+  });
+
+  it.each(EXPORTS)('finds the same XIDs, with the times the format carries, in %s', (file, times) => {
+    const res = gpudiag(['--format', 'jsonl', path.join(FORMATS_DIR, file)]);
+    expect(res.status).toBe(0);
+    const rows = jsonl(res.stdout);
+    expect(xidFacts(rows)).toEqual(xidFacts(reference));
+    expect(rows.map((r) => r['timestamp'])).toEqual(times.timestamps ?? UPTIMES.map(() => undefined));
+    expect(rows.map((r) => r['uptimeSeconds'])).toEqual(times.uptimes ?? UPTIMES.map(() => undefined));
+    const table = gpudiag([path.join(FORMATS_DIR, file)]);
+    expect(summaryLine(table)).toBe(referenceSummary);
+    expect(referenceSummary).not.toContain('skipped');
+  });
+
+  it('finds every XID in all the exports joined with cat', () => {
+    const res = gpudiag(['--format', 'jsonl'], EXPORTS.map(([file]) => exportText(file)).join(''));
+    expect(res.status).toBe(0);
+    expect(xidFacts(jsonl(res.stdout))).toEqual(EXPORTS.flatMap(() => xidFacts(reference)));
+  });
+
+  it('reads CRLF, a BOM, NUL padding and json-seq, and counts the lines it skips', () => {
+    const syslog = exportText('syslog.log').trimEnd().split('\n');
+    const journal = exportText('journal.json').trimEnd().split('\n');
+    const lines = [
+      ...syslog.slice(0, 2),
+      // A crash-truncated log file: a NUL run longer than the line limit, then the next boot's lines.
+      `${'\0'.repeat(100_000)}${syslog[2] ?? ''}`,
+      'x'.repeat(70 * 1024),
+      ...syslog.slice(3),
+      ...journal.map((l) => `\u001e${l}`),
+      '{"__REALTIME_TIMESTAMP":"1740321437437933","MESSAGE":"NVRM: Xid (PCI:0000:01:00): 32, Channel ID 000',
+    ];
+    const input = `\uFEFF${lines.join('\r\n')}\r\n`;
+    const res = gpudiag(['--format', 'jsonl'], input);
+    expect(res.status).toBe(0);
+    const rows = jsonl(res.stdout);
+    expect(xidFacts(rows)).toEqual([...xidFacts(reference), ...xidFacts(reference)]);
+    expect(rows.every((r) => typeof r['message'] === 'string' && !r['message'].endsWith('\r'))).toBe(true);
+    const table = gpudiag([], input);
+    expect(summaryLine(table)).toMatch(/; 1 line over 64 KiB skipped; 1 malformed JSON line skipped$/);
+  });
+
+  it('keeps memory bounded on a line far longer than the heap', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xid-cli-'));
+    try {
+      const file = path.join(dir, 'endless-line.log');
+      const xid = exportText(REFERENCE_EXPORT).split('\n')[1] ?? '';
+      fs.writeFileSync(file, Buffer.concat([Buffer.from(`${xid}\n`), Buffer.alloc(64 * 1024 * 1024, 'x'), Buffer.from(`\n${xid}\n`)]));
+      const res = gpudiag([file], undefined, ['--max-old-space-size=32']);
+      expect(res.status).toBe(0);
+      expect(summaryLine(res)).toMatch(/^2 XID events .*; 1 line over 64 KiB skipped$/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
