@@ -77,7 +77,7 @@ const MONTH_NAMES: readonly (readonly string[])[] = [
   ['sep', 'sept', 'set', 'сен', 'сент'],
   ['oct', 'okt', 'ott', 'out', 'окт'],
   ['nov', 'ноя', 'нояб'],
-  ['dec', 'dez', 'déc', 'dic', 'дек'],
+  ['dec', 'dez', 'déc', 'dic', 'des', 'дек'],
 ];
 const MONTHS = new Map(MONTH_NAMES.flatMap((names, i) => names.map((name) => [name, i + 1] as const)));
 const LAST_MONTH = 12;
