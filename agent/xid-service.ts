@@ -94,7 +94,10 @@ export class XidService {
   private bootId: string | null = null;
   private driverVersion: string | null = null;
   private kmsgError: string | undefined;
-  private historyError: string | undefined;
+  /** Why the saved history could not be used at start; kept, since that history is gone for good. */
+  private historyLoadError: string | undefined;
+  /** Why the last write failed; cleared by the next write that succeeds. */
+  private historySaveError: string | undefined;
   private watcher: NvmlEventWatcher | undefined;
   private nvmlEventsError: string | undefined;
   private dirty = false;
@@ -186,6 +189,7 @@ export class XidService {
   /** Health of each source, for the snapshot document and /readyz. */
   status(): XidSourceStatus {
     const stats = this.kmsg?.stats();
+    const historyErrors = [this.historyLoadError, this.historySaveError].filter((e) => e !== undefined);
     return {
       kmsg: {
         running: this.kmsg?.running ?? false,
@@ -198,7 +202,7 @@ export class XidService {
         running: this.watcher !== undefined && this.nvmlEventsError === undefined,
         ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
       },
-      ...(this.historyError !== undefined ? { history: { error: clip(this.historyError, MAX_SOURCE_ERROR_CHARS) } } : {}),
+      ...(historyErrors.length > 0 ? { history: { error: clip(historyErrors.join('; '), MAX_SOURCE_ERROR_CHARS) } } : {}),
     };
   }
 
@@ -363,12 +367,12 @@ export class XidService {
     try {
       loaded = loadXidHistory(file);
     } catch (err) {
-      this.historyError = err instanceof Error ? err.message : String(err);
+      this.historyLoadError = err instanceof Error ? err.message : String(err);
       this.options.logger.warn('XID history unreadable; starting without it', { path: file, ...errorFields(err) });
       return null;
     }
     if (loaded.problem !== undefined) {
-      this.historyError = `history was unusable: ${loaded.problem}`;
+      this.historyLoadError = `history was unusable: ${loaded.problem}`;
       this.options.logger.warn('XID history unusable; starting without it', { path: file, problem: loaded.problem });
     }
     const history = loaded.history;
@@ -404,9 +408,9 @@ export class XidService {
       });
       this.dirty = false;
       this.lastSaveMs = now;
-      this.historyError = undefined;
+      this.historySaveError = undefined;
     } catch (err) {
-      this.historyError = `saving ${file} failed: ${err instanceof Error ? err.message : String(err)}`;
+      this.historySaveError = `saving ${file} failed: ${err instanceof Error ? err.message : String(err)}`;
       this.options.logger.warn('XID history not saved', { path: file, ...errorFields(err) });
     }
   }

@@ -4,12 +4,16 @@ import { dirname } from 'node:path';
 import {
   FakeNvmlController,
   ScenarioValidationError,
+  escapeKmsgText,
   listScenarios,
   loadScenario,
+  scenarioKmsgRecords,
   scenarioToStateText,
   validateScenario,
   type FakeNvmlScenario,
 } from './scenario.js';
+import { parseKmsgRecord } from '../xid/kmsg-reader.js';
+import { KernelLogScanner, type ParsedLine } from '../xid/parser.js';
 
 const minimal: FakeNvmlScenario = {
   name: 'minimal',
@@ -37,9 +41,64 @@ describe('scenario validation', () => {
     ['unknown call', { name: 'x', gpus: [{ unsupported: ['nvmlDeviceGetNope'] }] }, 'x.gpus[0].unsupported[0] must be a known device-level NVML function name'],
     ['event gpu out of range', { name: 'x', gpus: [{}], events: [{ gpu: 1, type: 'xid', data: 79 }] }, 'x.events[0].gpu must be below the GPU count 1'],
     ['xid without number', { name: 'x', gpus: [{}], events: [{ gpu: 0, type: 'xid' }] }, 'x.events[0].data must be the XID number'],
+    ['empty kmsg text', { name: 'x', gpus: [{}], kmsg: [' '] }, 'x.kmsg[0] must be a non-empty kernel-log text'],
+    ['kmsg text over the record size', { name: 'x', gpus: [{}], kmsg: ['x'.repeat(993)] }, 'x.kmsg[0] must be a non-empty kernel-log text of at most 992'],
+    [
+      'kmsg about a GPU the scenario lacks',
+      { name: 'x', gpus: [{ pciBusId: '00000000:18:00.0' }], kmsg: ['NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.', 'NVRM: Xid (PCI:0000:19:00): 79, GPU has fallen off the bus.'] },
+      "x.kmsg[1] must be about the scenario's GPUs (0000:19:00 is none of 0000:18:00)",
+    ],
   ])('rejects %s with a field-named error', (_label, value, message) => {
     expect(() => validateScenario(value, 'x')).toThrow(ScenarioValidationError);
     expect(() => validateScenario(value, 'x')).toThrow(message);
+  });
+});
+
+describe('scenario kernel log', () => {
+  const withKmsg: FakeNvmlScenario = {
+    ...minimal,
+    gpus: [...minimal.gpus, { pciBusId: '00000000:2A:00.0' }],
+    kmsg: [
+      'NVRM: Xid (PCI:0000:2a:00): 74, pid=\'<unknown>\', name=<unknown>, NVLink: fatal error detected on link 3(0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)',
+      'nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 20034, Fatal, Link 62 LTSSM Fault Up',
+      'NVRM: The NVIDIA GPU 0000:2a:00.0\nNVRM: (PCI ID: 10de:2330) installed in this system has\nNVRM: fallen off the bus and is not responding to commands.',
+    ],
+  };
+
+  it('accepts kmsg lines naming its GPUs by any address form, and lines about NVSwitches', () => {
+    expect(validateScenario(structuredClone(withKmsg)).kmsg).toHaveLength(3);
+  });
+
+  it('escapes record text the way /dev/kmsg does', () => {
+    expect(escapeKmsgText('a\\b\nc\u00e9')).toBe('a\\x5cb\\x0ac\\xc3\\xa9');
+  });
+
+  it('writes the generated XID records, then the kmsg text, as records with increasing seq and timestamps', () => {
+    const records = scenarioKmsgRecords(withKmsg, { startUs: 5_000_000n, stepUs: 10_000n });
+    expect(records).toHaveLength(4);
+    const parsed = records.map((r) => parseKmsgRecord(r));
+    expect(parsed.map((r) => [r?.priority, r?.seq, r?.tsUsec])).toEqual([
+      [4, 1, 5_000_000n],
+      [4, 2, 5_010_000n],
+      [3, 3, 5_020_000n],
+      [4, 4, 5_030_000n],
+    ]);
+    expect(parsed[0]?.text).toBe('NVRM: Xid (PCI:0000:18:00): 79, pid=4242, name=python3, simulated fault from scenario minimal');
+    // One record per entry, the multi-line probe message included; the reader gets the text back.
+    expect(records[3]).not.toContain('\n');
+    expect(parsed.slice(1).map((r) => r?.text)).toEqual(withKmsg.kmsg);
+    const scanner = new KernelLogScanner();
+    const kinds = parsed.map((r) => scanner.push(r?.text ?? '')).map((p: ParsedLine | null) => p?.kind);
+    expect(kinds).toEqual(['xid', 'xid', 'sxid', 'bus-lost']);
+  });
+
+  it('ships kmsg text that the parser understands, line by line', async () => {
+    for (const name of await listScenarios()) {
+      const scenario = await loadScenario(name);
+      const scanner = new KernelLogScanner();
+      const unparsed = (scenario.kmsg ?? []).filter((text) => scanner.push(text) === null);
+      expect({ name, unparsed }).toEqual({ name, unparsed: [] });
+    }
   });
 });
 

@@ -5,6 +5,7 @@
 import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { normalizePciBusId } from '../xid/parser.js';
 import { fakeNvmlSourceDir } from './source-dir.js';
 
 /** Environment variable through which the fake library finds its state file. */
@@ -28,6 +29,8 @@ export type FakeEventType = keyof typeof FAKE_EVENT_TYPE_BITS;
 
 const MILLIWATTS_PER_WATT = 1000;
 const XID_GPU_FELL_OFF_BUS = 79;
+/** The kernel's bound on one record's text (LOG_LINE_MAX is 1024 less the prefix). */
+export const MAX_KMSG_TEXT_CHARS = 992;
 const HW_THERMAL_SLOWDOWN_BIT = 0x40;
 const EVENT_TYPE_NAMES = Object.keys(FAKE_EVENT_TYPE_BITS) as FakeEventType[];
 
@@ -158,6 +161,13 @@ export interface FakeNvmlScenario {
   gpuDefaults?: FakeGpuSpec;
   gpus: FakeGpuSpec[];
   events?: FakeEventSpec[];
+  /**
+   * Kernel-log text, one entry per /dev/kmsg record (a `\n` inside an entry is a multi-line
+   * record, as the driver prints its probe message): what the simulated fleet writes to the
+   * node's kmsg stand-in after the records generated for `events`. GPU addresses in NVRM lines
+   * must be the scenario's own GPUs.
+   */
+  kmsg?: string[];
   /** Errors and delays by NVML function name, for system calls and for every GPU's device calls. */
   errors?: Record<string, number>;
   delays?: Record<string, number>;
@@ -294,6 +304,13 @@ const eventSpec: Check = (v, p) => {
   if (type === 'xid' && data === undefined) fail(`${p}.data`, 'the XID number for an xid event');
 };
 
+const kmsgText: Check = (v, p) => {
+  if (typeof v !== 'string' || v.trim().length === 0 || v.length > MAX_KMSG_TEXT_CHARS) fail(p, `a non-empty kernel-log text of at most ${MAX_KMSG_TEXT_CHARS} characters`);
+};
+
+/** GPU addresses an NVRM line names: `Xid (PCI:0000:18:00)`, `GPU 0000:18:00.0:`, `GPU at 0000:18:00.0`, `The NVIDIA GPU 0000:18:00.0`. */
+const NVRM_GPU_ADDRESS_RE = /NVRM:\s*(?:Xid\s*\(\s*PCI:|GPU (?:at )?(?:PCI:)?|The NVIDIA GPU\s+)([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})\b/g;
+
 const scenarioSpec: Check = object(
   {
     $schema: str,
@@ -306,6 +323,7 @@ const scenarioSpec: Check = object(
     gpuDefaults: gpuSpec,
     gpus: arrayOf(gpuSpec),
     events: arrayOf(eventSpec),
+    kmsg: arrayOf(kmsgText),
     errors: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
     delays: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
   },
@@ -319,6 +337,15 @@ export function validateScenario(value: unknown, source = 'scenario'): FakeNvmlS
   scenario.events?.forEach((event, i) => {
     if (event.gpu >= scenario.gpus.length) fail(`${source}.events[${i}].gpu`, `below the GPU count ${scenario.gpus.length}`);
   });
+  if (scenario.kmsg !== undefined) {
+    const addresses = resolveGpus(scenario).flatMap((g) => (g.pciBusId === undefined ? [] : [normalizePciBusId(g.pciBusId) ?? '']));
+    scenario.kmsg.forEach((text, i) => {
+      for (const m of text.matchAll(NVRM_GPU_ADDRESS_RE)) {
+        const named = normalizePciBusId(m[1] ?? '');
+        if (named === null || !addresses.includes(named)) fail(`${source}.kmsg[${i}]`, `about the scenario's GPUs (${m[1] ?? ''} is none of ${addresses.join(', ') || 'no address'})`);
+      }
+    });
+  }
   return scenario;
 }
 
@@ -446,6 +473,59 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
     put(`event.${i + 1}`, `${event.gpu},${FAKE_EVENT_TYPE_BITS[event.type]},${event.data ?? 0}`);
   });
   return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- kernel log
+
+/** syslog levels the stand-in records carry: NVRM messages are warnings, NVSwitch SXid lines errors. */
+const KMSG_LEVEL_WARNING = 4;
+const KMSG_LEVEL_ERR = 3;
+const PRINTABLE_MIN = 0x20;
+const PRINTABLE_MAX = 0x7e;
+const BACKSLASH = 0x5c;
+
+/** Escapes record text as /dev/kmsg does: bytes outside printable ASCII, and backslashes, become `\xNN`. */
+export function escapeKmsgText(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte < PRINTABLE_MIN || byte > PRINTABLE_MAX || byte === BACKSLASH ? `\\x${byte.toString(16).padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** One /dev/kmsg record line: `<prio>,<seq>,<ts_usec>,-;<escaped text>`. */
+export function kmsgRecord(priority: number, seq: number, tsUsec: bigint, text: string): string {
+  return `${priority},${seq},${tsUsec},-;${escapeKmsgText(text)}`;
+}
+
+/** Where the records of {@link scenarioKmsgRecords} are stamped. */
+export interface KmsgStamping {
+  /** CLOCK_MONOTONIC microseconds of the first record. */
+  readonly startUs: bigint;
+  /** Microseconds between consecutive records. */
+  readonly stepUs: bigint;
+}
+
+/** The kernel form of an NVML bus id (`00000000:18:00.0` → `0000:18:00`), as the driver prints it in Xid lines. */
+function kernelBus(pciBusId: string): string {
+  return normalizePciBusId(pciBusId) ?? pciBusId;
+}
+
+/**
+ * The kernel-log records a scenario stands for, oldest first, seq from 1: one generic NVRM Xid
+ * line per `xid` event (so kmsg and NVML report the same XIDs), then the scenario's own `kmsg`
+ * text. Timestamps increase by `stepUs` from `startUs`.
+ */
+export function scenarioKmsgRecords(scenario: FakeNvmlScenario, stamping: KmsgStamping): string[] {
+  const gpus = resolveGpus(scenario);
+  const texts: { level: number; text: string }[] = [];
+  for (const e of scenario.events ?? []) {
+    const bus = gpus[e.gpu]?.pciBusId;
+    if (e.type !== 'xid' || bus === undefined || e.data === undefined) continue;
+    texts.push({ level: KMSG_LEVEL_WARNING, text: `NVRM: Xid (PCI:${kernelBus(bus)}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario.name}` });
+  }
+  for (const text of scenario.kmsg ?? []) texts.push({ level: /\bSXid\s*\(/.test(text) ? KMSG_LEVEL_ERR : KMSG_LEVEL_WARNING, text });
+  return texts.map((t, i) => kmsgRecord(t.level, i + 1, stamping.startUs + BigInt(i) * stamping.stepUs, t.text));
 }
 
 // ---------------------------------------------------------------- scenario files
