@@ -12,11 +12,16 @@ function gpudiag(args: string[], input?: string, nodeFlags: string[] = []): Spaw
   return spawnSync(process.execPath, [...nodeFlags, BIN, 'xid', 'analyze', ...args], { encoding: 'utf8', input, timeout: CHILD_TIMEOUT_MS });
 }
 
-function jsonl(stdout: string): Record<string, unknown>[] {
+function allRows(stdout: string): Record<string, unknown>[] {
   return stdout
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The XID rows of a jsonl answer (it also carries sxid and bus-lost rows). */
+function jsonl(stdout: string): Record<string, unknown>[] {
+  return allRows(stdout).filter((r) => r['kind'] === 'xid');
 }
 
 describe('gpudiag xid analyze', () => {
@@ -36,6 +41,7 @@ describe('gpudiag xid analyze', () => {
       [16, 79],
     ]);
     expect(rows[0]).toEqual({
+      kind: 'xid',
       line: 2,
       xid: 32,
       pciBusId: '0000:01:00',
@@ -44,13 +50,20 @@ describe('gpudiag xid analyze', () => {
       message: 'Channel ID 00000005 intr 00008000',
       name: 'ROBUST_CHANNEL_PBDMA_ERROR',
       severity: 'warning',
+      immediateAction: 'RESTART_APP',
+      investigatoryAction: 'CHECK_APP/CUDA',
+      persistsUntil: 'lookback',
       action: expect.any(String),
       category: 'bus',
       uuid: 'GPU-bc0fa0b9-cac2-f507-b715-9bebdb69c71e',
       uptimeSeconds: 179.437933,
     });
     expect(rows[3]).toMatchObject({ pid: 2024380, process: 'nvidia-smi', timestamp: '2025-02-23T16:24:18', uuid: 'GPU-509665ad-b600-ac93-3616-d754b23d636d', severity: 'critical' });
-    expect(rows[8]).toMatchObject({ pciBusId: '0000:91:00', pid: null, process: null, name: 'ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS' });
+    expect(rows[8]).toMatchObject({ pciBusId: '0000:91:00', pid: null, process: null, name: 'ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' });
+    const others = allRows(res.stdout).filter((r) => r['kind'] !== 'xid');
+    expect(others.map((r) => r['kind'])).toEqual(['bus-lost', 'sxid', 'sxid', 'sxid']);
+    expect(others[0]).toMatchObject({ pciBusId: '0000:91:00', immediateAction: 'RESTART_BM' });
+    expect(others[1]).toMatchObject({ sxid: expect.any(Number), fatal: true, severity: 'critical' });
   });
 
   it('prints a table grouped by GPU and XID, worst first, with a summary (table is the default)', () => {
@@ -58,10 +71,13 @@ describe('gpudiag xid analyze', () => {
     expect(res.status).toBe(0);
     const lines = res.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^SEVERITY\s+XID\s+NAME\s+PCI\s+COUNT/);
-    expect(lines[1]).toMatch(/^critical\s+119\s+GSP_RPC_TIMEOUT\s+0000:9b:00 \(GPU-509665ad-b600-ac93-3616-d754b23d636d\)\s+5\s/);
-    const severities = lines.slice(1, 6).map((l) => l.split(/\s+/)[0]);
-    expect(severities).toEqual(['critical', 'critical', 'critical', 'warning', 'warning']);
-    expect(lines[lines.length - 1]).toBe('9 XID events (5 distinct) on 3 GPUs: 7 critical, 2 warning, 0 info; 1 "fallen off the bus" line without an XID');
+    expect(lines[0]).toMatch(/^SEVERITY\s+XID\s+NAME\s+PCI\s+COUNT\s+LINES\s+BUCKET\s+ACTION\s+DECODED\s+LAST MESSAGE$/);
+    expect(lines[1]).toMatch(/^critical\s+-\s+GPU fell off the bus \(no XID code\)\s+0000:91:00\s+1\s+17\s+RESTART_BM\s/);
+    expect(lines[2]).toMatch(/^critical\s+119\s+GSP_RPC_TIMEOUT\s+0000:9b:00 \(GPU-509665ad-b600-ac93-3616-d754b23d636d\)\s+5\s.*RESET_GPU/);
+    const severities = lines.slice(1, 7).map((l) => l.split(/\s+/)[0]);
+    expect(severities).toEqual(['critical', 'critical', 'critical', 'critical', 'warning', 'warning']);
+    expect(res.stdout).toContain('NVSwitch errors (SXid):');
+    expect(lines[lines.length - 1]).toMatch(/^9 XID events \(5 distinct\) on 3 GPUs: 7 critical, 2 warning, 0 info; by bucket: RESET_GPU 6, RESTART_APP 2, RESTART_BM 1; 1 "fallen off the bus" line without an XID; \d+ NVSwitch SXid line\(s\)$/);
   });
 
   it('reads standard input when no file or "-" is given', () => {
@@ -225,5 +241,47 @@ describe('gpudiag xid analyze on every export format', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('gpudiag xid analyze decodes and weighs neighbours', () => {
+  // Real lines: gpud PR 1160 (149 "Fatal" that decodes to IGNORE, and one that needs a reset),
+  // open-gpu-kernel-modules#115 (45 caused by 149), gpud kmsg_test.go (154 transitions).
+  const log = [
+    '[171167.620236] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    '[171167.620300] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    '[171167.903000] NVRM: Xid (PCI:0009:01:00): 45, pid=4242, name=python3, Ch 00000001 caused by previous Xid 149',
+    '[171168.024000] NVRM: Xid (PCI:0009:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)',
+    '[171200.000000] NVRM: Xid (PCI:0000:3b:00): 45, pid=77, name=python3, channel 0x0000000a',
+    '',
+  ].join('\n');
+
+  it('shows NVIDIA\'s bucket per group, decoded from the table, not from the word "Fatal"', () => {
+    const res = gpudiag(['--driver-version', '570.124.06'], log);
+    expect(res.status).toBe(0);
+    const rows = res.stdout.split('\n');
+    expect(rows.find((l) => l.includes('Link 01'))).toMatch(/^critical\s+149\s.*RESET_GPU.*NVLink5 NETIR_LINK_EVT link 1/);
+    expect(rows.find((l) => l.includes('Link 00'))).toMatch(/^info\s+149\s.*IGNORE/);
+    expect(rows.find((l) => l.includes('caused by previous'))).toMatch(/^info\s+45\s.*IGNORE \(sympathetic\)/);
+    // A 45 alone on another GPU: restart Fabric Manager.
+    expect(rows.find((l) => l.includes('0000:3b:00'))).toMatch(/^critical\s+45\s.*RESTART_FM/);
+  });
+
+  it('jsonl carries the decode per line; the driver version picks the layout', () => {
+    const rows = jsonl(gpudiag(['--format', 'jsonl', '--driver-version=575.57.08'], log).stdout);
+    expect(rows[0]).toMatchObject({ xid: 149, immediateAction: 'XID_154_EVAL', decoded: expect.stringContaining('V2') });
+    const unknown = jsonl(gpudiag(['--format', 'jsonl'], log).stdout);
+    expect(unknown[0]).toMatchObject({ immediateAction: 'RESET_GPU', decoded: expect.stringContaining('driver version unknown') });
+  });
+
+  it('reads the driver version from the log\'s module-load line when no flag is given', () => {
+    const withDriver = `[    5.100000] NVRM: loading NVIDIA UNIX x86_64 Kernel Module  575.57.08  Sat May 24 07:21:12 UTC 2025\n${log}`;
+    expect(jsonl(gpudiag(['--format', 'jsonl'], withDriver).stdout)[0]).toMatchObject({ immediateAction: 'XID_154_EVAL' });
+  });
+
+  it.each([['--driver-version', 'latest'], ['--driver-version']])('rejects %j naming the flag', (...args) => {
+    const res = gpudiag(args, log);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('--driver-version must be an NVIDIA driver version');
   });
 });

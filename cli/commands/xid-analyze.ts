@@ -1,18 +1,17 @@
 /**
- * `gpudiag xid analyze [--format table|jsonl] [FILE|-]`: finds NVIDIA XID errors in kernel-log
+ * `gpudiag xid analyze [--format table|jsonl] [--driver-version V] [FILE|-]`: finds NVIDIA XID errors in kernel-log
  * text (dmesg, dmesg -T, syslog, journalctl, /dev/kmsg dumps), streaming line by line so huge
  * files are fine. Input is untrusted text: it is parsed, never executed, and control characters
  * are neutralised before they reach a terminal.
  */
 import fs from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import {
-  compareSeverity,
-  lookupXid,
-  severityForMessage,
-  type XidSeverity,
-} from '../../agent/xid/catalog.js';
-import { parseKernelLine, parseLineTime } from '../../agent/xid/parser.js';
+import { bucketMeaning, compareSeverity, type XidSeverity } from '../../agent/xid/actions.js';
+import { lookupXid } from '../../agent/xid/catalog.js';
+import { classifyXid, type XidClassification } from '../../agent/xid/classify.js';
+import { applyXidContext } from '../../agent/xid/context.js';
+import { nvlink5LayoutFor } from '../../agent/xid/decode/nvlink5.js';
+import { KernelLogScanner, parseLineTime, type ParsedSxid, type ParsedXid } from '../../agent/xid/parser.js';
 import { readLines } from '../../lib/lines.js';
 import { decodeKernelLogLine, MAX_KERNEL_LOG_LINE, type SkipReason } from './kernel-log-input.js';
 
@@ -32,15 +31,24 @@ const COMMAND = 'gpudiag xid analyze';
 const EXIT_OK = 0;
 const EXIT_IO_ERROR = 1;
 const EXIT_USAGE = 2;
-/** Distinct (GPU, XID) groups the table keeps; beyond it events are counted but not listed. */
+/** Distinct (GPU, XID, sub-unit) groups the table keeps; beyond it events are counted but not listed. */
 const MAX_TABLE_GROUPS = 10_000;
 /** Message width in the table; the full text is in the jsonl output. */
 const TABLE_MESSAGE_WIDTH = 72;
+const TABLE_DECODED_WIDTH = 64;
+/** Lines without a timestamp are placed this far apart, so neighbouring lines count as "together". */
+const PSEUDO_LINE_MS = 1_000;
+/** `NVRM: loading NVIDIA UNIX x86_64 Kernel Module  570.124.06  ...` names the driver. */
+const DRIVER_LINE_RE = /NVRM: loading NVIDIA UNIX .*?Kernel Module\s+(\d{2,4}\.\d{1,3}(?:\.\d{1,3})?)\b/;
 
-const HELP = `usage: ${COMMAND} [--format table|jsonl] [FILE|-]
+const HELP = `usage: ${COMMAND} [--format table|jsonl] [--driver-version VERSION] [FILE|-]
 
 Finds NVIDIA XID errors ("NVRM: Xid (PCI:...): <code>, ...") in kernel-log text and explains
-them with the built-in XID catalog. Reads FILE, or standard input when FILE is "-" or absent.
+them with NVIDIA's XID catalog: each event gets NVIDIA's action bucket (IGNORE, RESTART_APP,
+RESET_GPU, RESTART_BM...), the message-dependent codes are decoded (74 register bits, NVLink5
+144-150 by NVIDIA's decode table, 154 recovery actions, 45/48/13/31 by their neighbours), and
+NVSwitch SXid lines and bus losses without an XID are listed too (docs/xid.md).
+Reads FILE, or standard input when FILE is "-" or absent.
 
 input formats, detected line by line (so exports joined with cat may mix them):
   dmesg, dmesg -r, dmesg --decode, dmesg -d, dmesg --time-format iso, and dmesg -T in any
@@ -54,10 +62,17 @@ CRLF line ends, a UTF-8 BOM and NUL padding are tolerated. Lines over ${MAX_KERN
 malformed JSON lines are skipped and counted in the summary; other lines are ignored.
 
 options:
-  --format table   (default) one row per GPU and XID with counts, worst first, and a summary
-  --format jsonl   one JSON object per XID line: line, xid, pciBusId, pid, process, message,
-                   name, severity, action, category (+ gpuInstance, uuid, timestamp,
-                   uptimeSeconds when known)
+  --format table   (default) one row per GPU, XID and sub-unit with counts, worst first, NVIDIA's
+                   bucket and our action, then NVSwitch errors, then a summary
+  --format jsonl   one JSON object per finding line: kind (xid | sxid | bus-lost), line, and for
+                   XIDs xid, pciBusId (null when redacted), pid, process, message, name, severity,
+                   immediateAction, investigatoryAction, persistsUntil, action, category
+                   (+ decoded, gpuInstance, computeInstance, uuid, timestamp, uptimeSeconds when
+                   known); judged line by line (the table also weighs each XID's neighbours)
+  --driver-version VERSION
+                   the node's NVIDIA driver (e.g. 575.57.08): picks the NVLink5 decode layout
+                   (V1 before R575, V2 from R575). Without it the log's "NVRM: loading ... Kernel
+                   Module" line is used, else both readings are tried and the worse one is shown
   -h, --help       show this help
 
 exit status: 0 on success, 1 when the input cannot be read, 2 on a usage error.
@@ -66,6 +81,7 @@ exit status: 0 on success, 1 when the input cannot be read, 2 on a usage error.
 interface ParsedArgs {
   readonly format: XidAnalyzeFormat;
   readonly file: string | null;
+  readonly driverVersion: string | null;
   readonly help: boolean;
 }
 
@@ -73,19 +89,33 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+function flagValue(args: readonly string[], i: number, name: string): { value: string | undefined; next: number } {
+  const arg = args[i] ?? '';
+  return arg === name ? { value: args[i + 1], next: i + 1 } : { value: arg.slice(name.length + 1), next: i };
+}
+
 function parseArgs(args: readonly string[]): ParsedArgs {
   let format: XidAnalyzeFormat = DEFAULT_FORMAT;
   let file: string | null = null;
+  let driverVersion: string | null = null;
   let help = false;
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] ?? '';
     if (arg === '-h' || arg === '--help') {
       help = true;
     } else if (arg === '--format' || arg.startsWith('--format=')) {
-      const value = arg === '--format' ? args[(i += 1)] : arg.slice('--format='.length);
+      const { value, next } = flagValue(args, i, '--format');
+      i = next;
       const match = FORMATS.find((f) => f === value);
-      if (match === undefined) throw new UsageError(`--format must be one of ${FORMATS.join('|')}${value === undefined ? '' : `, got "${value}"`}`);
+      if (match === undefined) throw new UsageError(`--format must be one of ${FORMATS.join('|')}${value === undefined ? '' : `, got "${printable(value)}"`}`);
       format = match;
+    } else if (arg === '--driver-version' || arg.startsWith('--driver-version=')) {
+      const { value, next } = flagValue(args, i, '--driver-version');
+      i = next;
+      if (value === undefined || value.length > 32 || nvlink5LayoutFor(value) === null) {
+        throw new UsageError(`--driver-version must be an NVIDIA driver version such as 575.57.08${value === undefined ? '' : `, got "${printable(value.slice(0, 40))}"`}`);
+      }
+      driverVersion = value;
     } else if (arg === '--') {
       for (const rest of args.slice(i + 1)) {
         if (file !== null) throw new UsageError(`expected at most one FILE, got "${file}" and "${rest}"`);
@@ -93,42 +123,60 @@ function parseArgs(args: readonly string[]): ParsedArgs {
       }
       break;
     } else if (arg.startsWith('-') && arg !== '-') {
-      throw new UsageError(`unknown flag "${arg}"`);
+      throw new UsageError(`unknown flag "${printable(arg)}"`);
     } else {
       if (file !== null) throw new UsageError(`expected at most one FILE, got "${file}" and "${arg}"`);
       file = arg;
     }
   }
-  return { format, file, help };
+  return { format, file, driverVersion, help };
 }
 
 /** One XID event as written in jsonl. */
 interface XidRow {
+  kind: 'xid';
   line: number;
   xid: number;
-  pciBusId: string;
+  pciBusId: string | null;
   pid: number | null;
   process: string | null;
   message: string;
   name: string;
   severity: XidSeverity;
+  immediateAction: string;
+  investigatoryAction: string | null;
+  persistsUntil: string;
   action: string;
   category: string;
+  decoded?: string;
   gpuInstance?: number;
+  computeInstance?: number;
   uuid?: string;
   timestamp?: string;
   uptimeSeconds?: number;
 }
 
+/** Occurrences of one (GPU, XID, sub-unit) in the table, per process for the context rules. */
 interface Group {
-  pciBusId: string;
+  pciBusId: string | null;
   xid: number;
+  subKey: string;
   uuid: string | undefined;
   count: number;
-  worst: XidSeverity;
+  worst: XidClassification;
   firstLine: number;
   lastLine: number;
   lastMessage: string;
+  byPid: Map<number | null, { firstMs: number; lastMs: number }>;
+}
+
+/** NVSwitch errors per switch, code and link. */
+interface SwitchGroup {
+  line: ParsedSxid;
+  fatal: boolean;
+  count: number;
+  firstLine: number;
+  lastLine: number;
 }
 
 /** Replaces control characters (terminal escape sequences included) with U+FFFD. */
@@ -158,51 +206,133 @@ async function write(out: Writable, text: string): Promise<void> {
   }
 }
 
-function renderTable(
-  groups: Group[],
-  totals: { events: number; bySeverity: Record<XidSeverity, number>; busLost: number; overflow: number; skipped: Record<SkipReason, number> },
-): string {
-  const sorted = [...groups].sort((a, b) => compareSeverity(b.worst, a.worst) || b.count - a.count || a.pciBusId.localeCompare(b.pciBusId) || a.xid - b.xid);
-  const header = ['SEVERITY', 'XID', 'NAME', 'PCI', 'COUNT', 'LINES', 'ACTION', 'LAST MESSAGE'];
-  const rows = sorted.map((g) => {
-    const entry = lookupXid(g.xid);
-    return [
-      g.worst,
-      String(g.xid),
-      entry.name,
-      g.uuid === undefined ? g.pciBusId : `${g.pciBusId} (${g.uuid})`,
-      String(g.count),
-      g.firstLine === g.lastLine ? String(g.firstLine) : `${g.firstLine}-${g.lastLine}`,
-      entry.action,
-      truncate(printable(g.lastMessage), TABLE_MESSAGE_WIDTH),
-    ];
+function columns(header: string[], rows: string[][]): string[] {
+  if (rows.length === 0) return [];
+  const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => (r[col] ?? '').length)));
+  const format = (cells: string[]): string =>
+    cells
+      .map((c, col) => (col === cells.length - 1 ? c : c.padEnd(widths[col] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [format(header), ...rows.map(format), ''];
+}
+
+interface Totals {
+  events: number;
+  busLost: Map<string, { count: number; firstLine: number; lastLine: number }>;
+  overflow: number;
+  skipped: Record<SkipReason, number>;
+}
+
+function lines(first: number, last: number): string {
+  return first === last ? String(first) : `${first}-${last}`;
+}
+
+/** The groups judged with their neighbours (45 after another XID, 48 with 63/64, 13/31 repeating, the latest 154). */
+function judge(groups: Group[]): XidClassification[] {
+  const perPid = groups.flatMap((g, gi) => [...g.byPid].map(([pid, t]) => ({ gi, event: { xid: g.xid, gpuKey: g.pciBusId ?? '', pid, firstSeenMs: t.firstMs, lastSeenMs: t.lastMs, classification: g.worst, subKey: g.subKey } })));
+  const judged = applyXidContext(perPid.map((p) => p.event));
+  const result = groups.map((g) => g.worst);
+  perPid.forEach((p, i) => {
+    const c = judged[i] as XidClassification;
+    const current = result[p.gi] as XidClassification;
+    // A group is as bad as its worst process after context (a rule may also lower it, e.g. 45 → sympathetic).
+    if (current === groups[p.gi]?.worst || compareSeverity(c.severity, current.severity) > 0) result[p.gi] = c;
   });
-  const lines: string[] = [];
-  if (rows.length > 0) {
-    const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => (r[col] ?? '').length)));
-    const format = (cells: string[]): string =>
-      cells
-        .map((c, col) => (col === cells.length - 1 ? c : c.padEnd(widths[col] ?? 0)))
-        .join('  ')
-        .trimEnd();
-    lines.push(format(header), ...rows.map(format), '');
+  return result;
+}
+
+function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): string {
+  const judged = judge(groups);
+  const order = groups.map((g, i) => ({ g, c: judged[i] as XidClassification }));
+  order.sort((a, b) => compareSeverity(b.c.severity, a.c.severity) || b.g.count - a.g.count || (a.g.pciBusId ?? '').localeCompare(b.g.pciBusId ?? '') || a.g.xid - b.g.xid);
+  const header = ['SEVERITY', 'XID', 'NAME', 'PCI', 'COUNT', 'LINES', 'BUCKET', 'ACTION', 'DECODED', 'LAST MESSAGE'];
+  const rows = order.map(({ g, c }) => [
+    c.severity,
+    String(g.xid),
+    lookupXid(g.xid).name,
+    g.pciBusId === null ? '(unknown)' : g.uuid === undefined ? g.pciBusId : `${g.pciBusId} (${g.uuid})`,
+    String(g.count),
+    lines(g.firstLine, g.lastLine),
+    c.immediateAction,
+    c.action,
+    truncate(printable(c.decoded ?? ''), TABLE_DECODED_WIDTH),
+    truncate(printable(g.lastMessage), TABLE_MESSAGE_WIDTH),
+  ]);
+  const lost = bucketMeaning('RESTART_BM');
+  for (const [pci, b] of totals.busLost) {
+    rows.unshift([lost.severity, '-', 'GPU fell off the bus (no XID code)', pci, String(b.count), lines(b.firstLine, b.lastLine), 'RESTART_BM', lost.action, '', '']);
   }
-  const gpus = new Set(groups.map((g) => g.pciBusId)).size;
-  const parts = (['critical', 'warning', 'info'] as const).map((s) => `${totals.bySeverity[s]} ${s}`);
+  const out = columns(header, rows);
+  const switchRows = [...switches]
+    .sort((a, b) => Number(b.fatal) - Number(a.fatal) || b.count - a.count)
+    .map((s) => [s.fatal ? 'critical' : 'warning', String(s.line.sxid), s.line.switchPciBusId ?? '(unknown)', s.line.link === null ? '-' : String(s.line.link), String(s.count), lines(s.firstLine, s.lastLine), truncate(printable(s.line.message), TABLE_MESSAGE_WIDTH)]);
+  if (switchRows.length > 0) out.push('NVSwitch errors (SXid):', ...columns(['SEVERITY', 'SXID', 'SWITCH', 'LINK', 'COUNT', 'LINES', 'MESSAGE'], switchRows));
+
+  const bySeverity: Record<XidSeverity, number> = { info: 0, warning: 0, critical: 0 };
+  const byBucket = new Map<string, number>();
+  order.forEach(({ g, c }) => {
+    bySeverity[c.severity] += g.count;
+    byBucket.set(c.immediateAction, (byBucket.get(c.immediateAction) ?? 0) + g.count);
+  });
+  const gpus = new Set(groups.map((g) => g.pciBusId ?? '(unknown)')).size;
+  const parts = (['critical', 'warning', 'info'] as const).map((s) => `${bySeverity[s]} ${s}`);
   let summary = `${totals.events} XID event${totals.events === 1 ? '' : 's'} (${groups.length + totals.overflow} distinct) on ${gpus} GPU${gpus === 1 ? '' : 's'}: ${parts.join(', ')}`;
-  if (totals.busLost > 0) summary += `; ${totals.busLost} "fallen off the bus" line${totals.busLost === 1 ? '' : 's'} without an XID`;
+  if (byBucket.size > 0) summary += `; by bucket: ${[...byBucket].sort((a, b) => b[1] - a[1]).map(([bucket, n]) => `${bucket} ${n}`).join(', ')}`;
+  const lostLines = [...totals.busLost.values()].reduce((n, b) => n + b.count, 0);
+  if (lostLines > 0) summary += `; ${lostLines} "fallen off the bus" line${lostLines === 1 ? '' : 's'} without an XID`;
+  if (switches.length > 0) summary += `; ${switches.reduce((n, s) => n + s.count, 0)} NVSwitch SXid line(s)`;
   if (totals.overflow > 0) summary += `; ${totals.overflow} further groups not listed`;
   const { oversize, malformedJson } = totals.skipped;
   if (oversize > 0) summary += `; ${oversize} line${oversize === 1 ? '' : 's'} over ${MAX_KERNEL_LOG_LINE / 1024} KiB skipped`;
   if (malformedJson > 0) summary += `; ${malformedJson} malformed JSON line${malformedJson === 1 ? '' : 's'} skipped`;
-  lines.push(summary, '');
-  return lines.join('\n');
+  out.push(summary, '');
+  return out.join('\n');
 }
 
-async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable): Promise<void> {
+function timeOf(decoded: { timestamp: string | null; uptimeSeconds: number | null }, prefix: string, lineNo: number): { ms: number; timestamp: string | null; uptimeSeconds: number | null } {
+  // The format's own time first (journald, kmsg, localized dmesg -T), else what the prefix says.
+  const prefixTime = parseLineTime(prefix);
+  const timestamp = decoded.timestamp ?? prefixTime.timestamp;
+  const uptimeSeconds = decoded.uptimeSeconds ?? prefixTime.uptimeSeconds;
+  const parsed = timestamp === null ? Number.NaN : Date.parse(timestamp);
+  const ms = Number.isFinite(parsed) ? parsed : uptimeSeconds !== null ? uptimeSeconds * 1000 : lineNo * PSEUDO_LINE_MS;
+  return { ms, timestamp, uptimeSeconds };
+}
+
+function xidRow(parsed: ParsedXid, c: XidClassification, lineNo: number, uuid: string | undefined, time: { timestamp: string | null; uptimeSeconds: number | null }): XidRow {
+  const entry = lookupXid(parsed.xid);
+  return {
+    kind: 'xid',
+    line: lineNo,
+    xid: parsed.xid,
+    pciBusId: parsed.pciBusId,
+    pid: parsed.pid,
+    process: parsed.process,
+    message: parsed.message,
+    name: entry.name,
+    severity: c.severity,
+    immediateAction: c.immediateAction,
+    investigatoryAction: c.investigatoryAction,
+    persistsUntil: c.persistence,
+    action: c.action,
+    category: entry.category,
+    ...(c.decoded === undefined ? {} : { decoded: c.decoded }),
+    ...(parsed.gpuInstance === null ? {} : { gpuInstance: parsed.gpuInstance }),
+    ...(parsed.computeInstance === null ? {} : { computeInstance: parsed.computeInstance }),
+    ...(uuid === undefined ? {} : { uuid }),
+    ...(time.timestamp === null ? {} : { timestamp: time.timestamp }),
+    ...(time.uptimeSeconds === null ? {} : { uptimeSeconds: time.uptimeSeconds }),
+  };
+}
+
+async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable, driverFlag: string | null): Promise<void> {
   const uuids = new Map<string, string>();
   const groups = new Map<string, Group>();
-  const totals = { events: 0, bySeverity: { info: 0, warning: 0, critical: 0 }, busLost: 0, overflow: 0, skipped: { oversize: 0, malformedJson: 0 } };
+  const switches = new Map<string, SwitchGroup>();
+  const totals: Totals = { events: 0, busLost: new Map(), overflow: 0, skipped: { oversize: 0, malformedJson: 0 } };
+  const scanner = new KernelLogScanner();
+  let driverVersion = driverFlag;
   let lineNo = 0;
   for await (const raw of readLines(input, MAX_KERNEL_LOG_LINE)) {
     lineNo += 1;
@@ -212,59 +342,71 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable)
       totals.skipped[decoded.skipped] += 1;
       continue;
     }
-    const parsed = parseKernelLine(decoded.text);
+    if (driverFlag === null) {
+      const driver = DRIVER_LINE_RE.exec(decoded.text);
+      if (driver !== null) driverVersion = driver[1] ?? driverVersion;
+    }
+    const parsed = scanner.push(decoded.text);
     if (parsed === null) continue;
     if (parsed.kind === 'gpu-uuid') {
       uuids.set(parsed.pciBusId, parsed.uuid);
       continue;
     }
     if (parsed.kind === 'bus-lost') {
-      totals.busLost += 1;
+      const b = totals.busLost.get(parsed.pciBusId) ?? { count: 0, firstLine: lineNo, lastLine: lineNo };
+      totals.busLost.set(parsed.pciBusId, { count: b.count + 1, firstLine: b.firstLine, lastLine: lineNo });
+      if (format === 'jsonl') await write(out, `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`);
       continue;
     }
-    const entry = lookupXid(parsed.xid);
-    const severity = severityForMessage(entry, parsed.message);
-    const uuid = uuids.get(parsed.pciBusId);
+    if (parsed.kind === 'sxid') {
+      // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) detail the line before.
+      if (parsed.fatal === null) continue;
+      if (format === 'jsonl') {
+        await write(out, `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`);
+        continue;
+      }
+      const key = `${parsed.switchPciBusId ?? ''}|${parsed.sxid}|${parsed.link ?? ''}`;
+      const s = switches.get(key);
+      if (s === undefined) switches.set(key, { line: parsed, fatal: parsed.fatal, count: 1, firstLine: lineNo, lastLine: lineNo });
+      else switches.set(key, { ...s, fatal: s.fatal || parsed.fatal, count: s.count + 1, lastLine: lineNo });
+      continue;
+    }
+    const c = classifyXid(parsed.xid, parsed.message, undefined, { driverVersion });
+    const uuid = parsed.pciBusId === null ? undefined : uuids.get(parsed.pciBusId);
+    const time = timeOf(decoded, parsed.prefix, lineNo);
     totals.events += 1;
-    totals.bySeverity[severity] += 1;
     if (format === 'jsonl') {
-      // The format's own time first (journald, kmsg, localized dmesg -T), else what the prefix says.
-      const prefixTime = parseLineTime(parsed.prefix);
-      const time = { timestamp: decoded.timestamp ?? prefixTime.timestamp, uptimeSeconds: decoded.uptimeSeconds ?? prefixTime.uptimeSeconds };
-      const row: XidRow = {
-        line: lineNo,
-        xid: parsed.xid,
-        pciBusId: parsed.pciBusId,
-        pid: parsed.pid,
-        process: parsed.process,
-        message: parsed.message,
-        name: entry.name,
-        severity,
-        action: entry.action,
-        category: entry.category,
-        ...(parsed.gpuInstance === null ? {} : { gpuInstance: parsed.gpuInstance }),
-        ...(uuid === undefined ? {} : { uuid }),
-        ...(time.timestamp === null ? {} : { timestamp: time.timestamp }),
-        ...(time.uptimeSeconds === null ? {} : { uptimeSeconds: time.uptimeSeconds }),
-      };
-      await write(out, `${JSON.stringify(row)}\n`);
+      await write(out, `${JSON.stringify(xidRow(parsed, c, lineNo, uuid, time))}\n`);
       continue;
     }
-    const key = `${parsed.pciBusId}|${parsed.xid}`;
+    const key = `${parsed.pciBusId ?? ''}|${parsed.xid}|${c.subKey}`;
     const group = groups.get(key);
     if (group !== undefined) {
       group.count += 1;
       group.lastLine = lineNo;
       group.lastMessage = parsed.message;
-      if (compareSeverity(severity, group.worst) > 0) group.worst = severity;
+      if (compareSeverity(c.severity, group.worst.severity) > 0) group.worst = c;
       if (uuid !== undefined) group.uuid = uuid;
+      const t = group.byPid.get(parsed.pid);
+      group.byPid.set(parsed.pid, { firstMs: Math.min(t?.firstMs ?? time.ms, time.ms), lastMs: Math.max(t?.lastMs ?? time.ms, time.ms) });
     } else if (groups.size < MAX_TABLE_GROUPS) {
-      groups.set(key, { pciBusId: parsed.pciBusId, xid: parsed.xid, uuid, count: 1, worst: severity, firstLine: lineNo, lastLine: lineNo, lastMessage: parsed.message });
+      groups.set(key, {
+        pciBusId: parsed.pciBusId,
+        xid: parsed.xid,
+        subKey: c.subKey,
+        uuid,
+        count: 1,
+        worst: c,
+        firstLine: lineNo,
+        lastLine: lineNo,
+        lastMessage: parsed.message,
+        byPid: new Map([[parsed.pid, { firstMs: time.ms, lastMs: time.ms }]]),
+      });
     } else {
       totals.overflow += 1;
     }
   }
-  if (format === 'table') await write(out, renderTable([...groups.values()], totals));
+  if (format === 'table') await write(out, renderTable([...groups.values()], [...switches.values()], totals));
 }
 
 async function openInput(file: string | null, stdin: Readable): Promise<Readable> {
@@ -296,7 +438,7 @@ export async function runXidAnalyze(args: string[], io: XidAnalyzeIo = process):
     return EXIT_IO_ERROR;
   }
   try {
-    await analyze(input, parsed.format, io.stdout);
+    await analyze(input, parsed.format, io.stdout, parsed.driverVersion);
   } catch (err) {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
     // A closed pipe (`| head`) is the reader's choice, not a failure.
