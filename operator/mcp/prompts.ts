@@ -53,8 +53,10 @@ export const explainXidPrompt: McpPrompt = {
     const entry = lookupXid(Number(xid));
     return [
       `Explain NVIDIA XID ${entry.xid} to an SRE who runs GPU nodes on Kubernetes.`,
-      `Catalog entry (gpudiag://xid-catalog): name ${entry.name}; category ${entry.category}; default severity ${entry.severity};`,
-      `description: ${entry.description}; recommended action: ${entry.action}.`,
+      `Catalog entry (gpudiag://xid-catalog, NVIDIA's XID catalog): mnemonic ${entry.mnemonic}; category ${entry.category}; products ${entry.products.join(', ') || 'none listed'};`,
+      `NVIDIA's immediate action ${entry.immediateAction ?? `none (gpudiag assumes ${entry.bucket})`}; investigatory action ${entry.investigatoryAction ?? 'none'}; default severity ${entry.severity};`,
+      `${entry.xid154 === null ? '' : `an XID 154 follows it from ${entry.xid154} and names the recovery action; `}description: ${entry.description}; recommended action: ${entry.action}.`,
+      'Some codes depend on the message (74, 144-150, 154) or on neighbouring XIDs (13, 31, 45, 48): say so, and read the decoded field of the events.',
       'Cover: what usually causes it (application bug, driver, hardware), whether the GPU needs a reset or replacement, how to tell a one-off from a trend,',
       'and how a GPUHealthPolicy can override its severity (spec.xid.overrides) or escalate repeats (spec.xid.escalations).',
       'If the user names a node, call analyze_xid_errors for it to see whether this XID occurred recently.',
