@@ -27,6 +27,8 @@ export interface DevEnvironmentOptions {
   applySamples: boolean;
   /** Simulated GPU nodes (gpu-node-1..N) with real agents; 0 starts no fleet. */
   nodes: number;
+  /** Scenarios the nodes cycle through (agent/fake-nvml/scenarios/); the default mix when absent or empty. */
+  scenarios?: readonly string[];
   onProgress: (message: string) => void;
   signal: AbortSignal;
 }
@@ -73,7 +75,7 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
       const fleet = await SimulatedFleet.start({
         kc,
         namespace: DEV_NAMESPACE,
-        nodes: defaultFleet(options.nodes),
+        nodes: defaultFleet(options.nodes, options.scenarios),
         port,
         logger,
         auth: { authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:gpudiag-operator`] },

@@ -1,6 +1,7 @@
 /** `gpudiag dev up`: run gpudiag locally in the foreground until Ctrl-C or SIGTERM. */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { listScenarios } from '../../agent/fake-nvml/scenario.js';
 import { startDevEnvironment } from '../../dev/dev-environment.js';
 
 const help = `usage: gpudiag dev up [options]
@@ -12,7 +13,11 @@ config/samples/, writes an admin kubeconfig and stays in the foreground.
 Ctrl-C (SIGINT) or SIGTERM stops everything it started.
 
 options:
-  --nodes N         simulated GPU nodes (default 4; 0 starts no fleet and no operator)
+  --nodes N         simulated GPU nodes (default 4, or one per --scenario; 0 starts no
+                    fleet and no operator)
+  --scenario NAME   a fake NVML scenario (agent/fake-nvml/scenarios/NAME.json) for the
+                    nodes to cycle through instead of the default mix; repeat it for more,
+                    e.g. --scenario nvlink5-storm --scenario nvswitch-sxid
   --state-dir DIR   where the kubeconfig, logs and data go (default: ./.gpudiag)
   --no-samples      do not apply config/samples/
   -h, --help        show this help
@@ -24,7 +29,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { nodes: { type: 'string' }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { nodes: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
     }));
   } catch (err) {
@@ -35,7 +40,14 @@ export async function runDevUp(args: string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  const nodes = Number(values.nodes ?? '4');
+  const scenarios = values.scenario ?? [];
+  const known = await listScenarios();
+  const unknown = scenarios.filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`gpudiag dev up: unknown scenario(s) ${unknown.join(', ')}; known: ${known.join(', ')}\n`);
+    return 2;
+  }
+  const nodes = Number(values.nodes ?? (scenarios.length > 0 ? String(scenarios.length) : '4'));
   if (!Number.isInteger(nodes) || nodes < 0 || nodes > 2000) {
     process.stderr.write(`gpudiag dev up: --nodes must be an integer between 0 and 2000, got "${values.nodes ?? ''}"\n`);
     return 2;
@@ -60,7 +72,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     let env;
     try {
-      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, onProgress: log, signal: abort.signal });
+      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, scenarios, onProgress: log, signal: abort.signal });
     } catch (err) {
       if (abort.signal.aborted) return 0;
       throw err;

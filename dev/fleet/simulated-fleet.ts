@@ -6,7 +6,7 @@
  * leak into another. Large fleets (benchmarks) may share one library copy per scenario instead
  * (`sharedLibrary`), trading per-node fault injection for one dlopen per scenario.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -16,7 +16,7 @@ import type { AgentConfig } from '../../agent/config.js';
 import type { TokenAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlLibrary } from '../../agent/fake-nvml/fake-library.js';
-import { FakeNvmlController, scenariosDir } from '../../agent/fake-nvml/scenario.js';
+import { FakeNvmlController, loadScenario, scenarioKmsgRecords } from '../../agent/fake-nvml/scenario.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
 
@@ -35,8 +35,31 @@ export interface FleetNodeSpec {
   withoutAgent?: boolean;
 }
 
-/** The default mix: mostly healthy, with the critical and degraded faults SREs meet most. */
-const DEFAULT_SCENARIO_CYCLE = ['h100-sxm-8x-healthy', 'gpu-lost-xid79', 'h100-sxm-8x-healthy', 'a100-dbe-remap-pending', 'h100-sxm-8x-healthy', 'thermal-hw-slowdown', 'nvlink-down', 'h100-sxm-8x-healthy', 'mig-enabled', 't4-legacy'];
+/** Label naming the scenario behind a simulated node (`kubectl get nodes -L gpudiag.io/scenario`). */
+export const SCENARIO_LABEL = 'gpudiag.io/scenario';
+
+/**
+ * The default mix: the first ten mostly healthy, with the critical and degraded faults SREs meet
+ * most; from node 11 on, the kernel-log scenarios (real XID, SXid and bus-loss lines).
+ */
+export const DEFAULT_SCENARIO_CYCLE: readonly string[] = Object.freeze([
+  'h100-sxm-8x-healthy',
+  'gpu-lost-xid79',
+  'h100-sxm-8x-healthy',
+  'a100-dbe-remap-pending',
+  'h100-sxm-8x-healthy',
+  'thermal-hw-slowdown',
+  'nvlink-down',
+  'h100-sxm-8x-healthy',
+  'mig-enabled',
+  't4-legacy',
+  'nvlink5-storm',
+  'xid154-recovered',
+  'xid45-after-149',
+  'xid74-ignorable',
+  'bus-loss-no-xid',
+  'nvswitch-sxid',
+]);
 
 /** koffi's ceiling on queued async native calls per process (its default is 256; this is its maximum). */
 const KOFFI_MAX_ASYNC_CALLS = 4096;
@@ -65,9 +88,13 @@ function raiseNativeCallCeiling(agents: number, logger: Logger): void {
   }
 }
 
-/** N nodes named gpu-node-1..N: node 1 healthy, node 2 with a lost GPU (XID 79), then a mix. */
-export function defaultFleet(count: number): FleetNodeSpec[] {
-  return Array.from({ length: count }, (_, i) => ({ name: `gpu-node-${i + 1}`, scenario: DEFAULT_SCENARIO_CYCLE[i % DEFAULT_SCENARIO_CYCLE.length] ?? 'h100-sxm-8x-healthy' }));
+/**
+ * N nodes named gpu-node-1..N cycling through `scenarios`; by default node 1 healthy, node 2 with
+ * a lost GPU (XID 79), then a mix (DEFAULT_SCENARIO_CYCLE).
+ */
+export function defaultFleet(count: number, scenarios: readonly string[] = DEFAULT_SCENARIO_CYCLE): FleetNodeSpec[] {
+  const cycle = scenarios.length > 0 ? scenarios : DEFAULT_SCENARIO_CYCLE;
+  return Array.from({ length: count }, (_, i) => ({ name: `gpu-node-${i + 1}`, scenario: cycle[i % cycle.length] ?? 'h100-sxm-8x-healthy' }));
 }
 
 /** Prefixes node names (tests share one API server, where Node names are cluster-wide). */
@@ -119,24 +146,18 @@ interface LibraryCopy {
   controller: FakeNvmlController;
 }
 
-/** Kernel-log lines a scenario's XID events would have produced, so kmsg and NVML both report them. */
+/** How far back the stand-in kernel log starts: inside any look-back, however long the host has been up. */
+const KMSG_AGE_US = 60_000_000n;
+/** Between consecutive records: far above the wall clock's 1 ms resolution, so their order survives it. */
+const KMSG_STEP_US = 10_000n;
+
+/**
+ * The node's kernel log: the lines its scenario's XID events would have produced, then the
+ * scenario's own `kmsg` text, as /dev/kmsg records. kmsg timestamps are microseconds of
+ * CLOCK_MONOTONIC (since boot); the records start a minute ago.
+ */
 async function kmsgLinesFor(scenario: string): Promise<string[]> {
-  const data = JSON.parse(await readFile(path.join(scenariosDir(), `${scenario}.json`), 'utf8')) as {
-    gpus?: { pciBusId?: string }[];
-    events?: { gpu: number; type: string; data?: number }[];
-  };
-  const lines: string[] = [];
-  let seq = 1;
-  // kmsg timestamps are microseconds of CLOCK_MONOTONIC (since boot); stamp the records a minute
-  // ago so they fall inside any lookback however long the host has been up.
-  const baseUs = process.hrtime.bigint() / 1000n - 60_000_000n;
-  for (const e of data.events ?? []) {
-    const bus = data.gpus?.[e.gpu]?.pciBusId;
-    if (e.type !== 'xid' || bus === undefined || e.data === undefined) continue;
-    const kernelBus = bus.replace(/^0000/, '').toLowerCase().replace(/\.\d$/, '');
-    lines.push(`4,${seq},${baseUs + BigInt(seq++) * 1000n},-;NVRM: Xid (PCI:${kernelBus}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario}`);
-  }
-  return lines;
+  return scenarioKmsgRecords(await loadScenario(scenario), { startUs: process.hrtime.bigint() / 1000n - KMSG_AGE_US, stepUs: KMSG_STEP_US });
 }
 
 function now(): string {
@@ -182,7 +203,7 @@ export class SimulatedFleet {
     try {
       for (const [i, spec] of options.nodes.entries()) {
         const address = fleetAddress(i);
-        await core.createNode({ body: { metadata: { name: spec.name, labels: { ...SIMULATED_NODE_LABELS, ...spec.labels } } } });
+        await core.createNode({ body: { metadata: { name: spec.name, labels: { ...SIMULATED_NODE_LABELS, [SCENARIO_LABEL]: spec.scenario, ...spec.labels } } } });
         await kubeRequest(options.kc, {
           method: 'PATCH',
           path: `/api/v1/nodes/${spec.name}/status`,
