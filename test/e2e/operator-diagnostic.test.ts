@@ -95,14 +95,14 @@ describe('operator: GPUDiagnostic', () => {
     expect(done.status?.summary).toMatchObject({ nodesTargeted: 1, nodesSucceeded: 1 });
   });
 
-  it("judges XIDs by the diagnostic's own xidLookback", async () => {
+  it("keeps a fault that lasts until a reboot whatever the diagnostic's own xidLookback", async () => {
     await createDiagnostic('recent-xids-only', { nodeNames: [names['lost']], xidLookback: '1s' });
     const done = await waitFinished('recent-xids-only');
     const lost = done.status?.nodes?.[0];
-    // The lost GPU is still critical, but the XID 79 logged a minute ago is outside 1s.
+    // The XID 79 logged a minute ago is outside 1s, but a GPU off the bus stays lost until a reboot.
     expect(lost?.status).toBe('critical');
-    expect(lost?.xidEvents ?? []).toEqual([]);
-    expect(done.status?.summary?.xidEvents).toBe(0);
+    expect(lost?.xidEvents?.map((e) => [e.xid, e.immediateAction, e.persistsUntil])).toEqual([[79, 'RESTART_BM', 'reboot']]);
+    expect(done.status?.summary?.xidEvents).toBe(1);
   });
 
   it('fails with NoMatchingNodes when the selector matches nothing', async () => {
