@@ -69,12 +69,35 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
   const repeatProcesses = options.repeatProcesses ?? DEFAULT_REPEAT_PROCESSES;
   const repeatWindowMs = options.repeatWindowMs ?? DEFAULT_REPEAT_WINDOW_MS;
   const byGpu = new Map<string, XidContextEvent[]>();
-  for (const e of events) if (e.gpuKey !== '') byGpu.set(e.gpuKey, [...(byGpu.get(e.gpuKey) ?? []), e]);
+  for (const e of events) {
+    if (e.gpuKey === '') continue;
+    const list = byGpu.get(e.gpuKey);
+    if (list === undefined) byGpu.set(e.gpuKey, [e]);
+    else list.push(e);
+  }
   const latest154 = new Map<string, XidContextEvent>();
   for (const [gpu, list] of byGpu) {
     const last = list.filter((e) => e.xid === XID_154).reduce<XidContextEvent | undefined>((a, b) => (a === undefined || b.lastSeenMs > a.lastSeenMs ? b : a), undefined);
     if (last !== undefined) latest154.set(gpu, last);
   }
+
+  // Repetition groups of 13 (per GPC/TPC) and 31 (per GPU): when a whole group fits in the
+  // window the answer is the same for every member, so a storm of many processes stays linear.
+  const repeatKey = (e: XidContextEvent): string => `${e.gpuKey}\u0000${e.xid}\u0000${e.xid === 31 ? '' : (e.subKey ?? '')}`;
+  const repeatGroups = new Map<string, XidContextEvent[]>();
+  for (const e of events) {
+    if (e.gpuKey === '' || (e.xid !== 13 && e.xid !== 31)) continue;
+    const list = repeatGroups.get(repeatKey(e));
+    if (list === undefined) repeatGroups.set(repeatKey(e), [e]);
+    else list.push(e);
+  }
+  const wholeGroup = new Map<string, number | undefined>();
+  for (const [key, group] of repeatGroups) {
+    const times = group.map((o) => o.lastSeenMs);
+    wholeGroup.set(key, Math.max(...times) - Math.min(...times) <= repeatWindowMs ? distinctProcesses(group) : undefined);
+  }
+  const processesNear = (e: XidContextEvent): number =>
+    wholeGroup.get(repeatKey(e)) ?? distinctProcesses((repeatGroups.get(repeatKey(e)) ?? []).filter((o) => Math.abs(o.lastSeenMs - e.lastSeenMs) <= repeatWindowMs));
 
   return events.map((e) => {
     const c = e.classification;
@@ -96,8 +119,7 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
       }
       case 13:
       case 31: {
-        const peers = same.filter((o) => o.xid === e.xid && (e.xid === 31 || o.subKey === e.subKey) && Math.abs(o.lastSeenMs - e.lastSeenMs) <= repeatWindowMs);
-        const processes = distinctProcesses(peers);
+        const processes = processesNear(e);
         if (processes < repeatProcesses) return c;
         const where = e.xid === 13 && e.subKey !== undefined && e.subKey !== '' ? `on ${e.subKey}` : 'on this GPU';
         return rebucket(c, e.xid, 'HW_SUSPECTED', `XID ${e.xid} ${where} in ${processes} different processes: suspected hardware`, view);

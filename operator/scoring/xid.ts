@@ -231,7 +231,9 @@ export function switchFindings(events: readonly SwitchEventReport[]): Finding[] 
   const groups = new Map<string, SwitchEventReport[]>();
   for (const e of events) {
     const key = `${e.switchPciBusId ?? '?'}|${e.sxid}`;
-    groups.set(key, [...(groups.get(key) ?? []), e]);
+    const list = groups.get(key);
+    if (list === undefined) groups.set(key, [e]);
+    else list.push(e);
   }
   return [...groups.values()].map((list) => {
     const [first] = list as [SwitchEventReport, ...SwitchEventReport[]];

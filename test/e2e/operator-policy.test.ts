@@ -154,9 +154,9 @@ describe('operator: GPUHealthPolicy', () => {
   });
 
   it('sets the GPUHealthy Node condition and clears it when the fault goes away', async () => {
-    // The scenario's XID 79 stays in any longer lookback and would (rightly) keep the node critical
-    // after the GPU returns; this test is about the GPU itself, so XIDs older than 1s are ignored.
-    const name = await createPolicy('condition', { nodeSelector: fleetSelector(), checks: ['health'], xid: { lookback: '1s' }, actions: { nodeCondition: { enabled: true } } });
+    // The scenario's XID 79 lasts until a reboot and would (rightly) keep the node critical after
+    // the GPU returns; this test is about the GPU itself, so the policy ignores XID 79.
+    const name = await createPolicy('condition', { nodeSelector: fleetSelector(), checks: ['health'], xid: { ignore: [79] }, actions: { nodeCondition: { enabled: true } } });
     const lost1 = names['lost1'] ?? '';
     try {
       await waitNode(lost1, (n) => gpuHealthy(n) === 'False', 'GPUHealthy=False');
@@ -180,7 +180,8 @@ describe('operator: GPUHealthPolicy', () => {
   });
 
   it('taints critical nodes within the guardrail: 4 nodes, 2 critical, 25% → 1 tainted, 1 held; recovery moves the taint', async () => {
-    const name = await createPolicy('taint', { nodeSelector: fleetSelector(), checks: ['health'], xid: { lookback: '1s' }, actions: { taint: { enabled: true, maxTaintedPercent: 25 } } });
+    // As above: XID 79 (until a reboot) is ignored, so recovery of the GPU is what moves the taint.
+    const name = await createPolicy('taint', { nodeSelector: fleetSelector(), checks: ['health'], xid: { ignore: [79] }, actions: { taint: { enabled: true, maxTaintedPercent: 25 } } });
     const [lost1, lost2] = [names['lost1'] ?? '', names['lost2'] ?? ''];
     // Both nodes are equally critical; which one gets the taint depends on which the first check
     // saw critical first (the previous test just broke lost1 again). Exactly one of them does.

@@ -1,10 +1,13 @@
 /**
  * End to end over the simulated fleet: one node per kernel-log scenario (real XID, SXid and
  * bus-loss lines in each node's kmsg stand-in), the operator against the real API server, and
- * one GPUDiagnostic (health + xid) over those nodes. Each node must come out as NVIDIA's catalog
+ * the sample GPUDiagnostic config/samples/gpudiagnostic-xid-scenarios.yaml over those nodes. Each node must come out as NVIDIA's catalog
  * says: the decoded bucket, not the driver's "Fatal" word, decides.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { parse } from 'yaml';
 import type { GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { SCENARIO_LABEL, uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
@@ -70,7 +73,9 @@ beforeAll(async () => {
   operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10'], 'e2e-xid-operator', logger, () =>
     cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
   );
-  await createDiagnostic(ns.name, 'xid-scenarios', { nodeNames: [...nodeNames.values()], checks: ['health', 'xid'] });
+  // The shipped sample's spec, narrowed to this file's nodes (the API server is shared).
+  const sample = parse(await readFile(path.resolve(process.cwd(), 'config/samples/gpudiagnostic-xid-scenarios.yaml'), 'utf8')) as { spec: { nodeSelector: Record<string, unknown> } };
+  await createDiagnostic(ns.name, 'xid-scenarios', { ...sample.spec, nodeSelector: { ...sample.spec.nodeSelector, matchLabels: { 'gpudiag.io/e2e': ns.name } } });
   done = await waitFinished(ns.name, 'xid-scenarios', { timeoutMs: 60_000, pollMs: 250 });
 }, 120_000);
 
