@@ -12,7 +12,7 @@ import { classifyXid, type XidClassification } from '../../agent/xid/classify.js
 import { applyXidContext } from '../../agent/xid/context.js';
 import { nvlink5LayoutFor } from '../../agent/xid/decode/nvlink5.js';
 import { KernelLogScanner, parseLineTime, type ParsedSxid, type ParsedXid } from '../../agent/xid/parser.js';
-import { readLines } from '../../lib/lines.js';
+import { readLineBatches } from '../../lib/lines.js';
 import { decodeKernelLogLine, MAX_KERNEL_LOG_LINE, type SkipReason } from './kernel-log-input.js';
 
 /** Streams the command reads and writes (the process's by default; tests may pass their own). */
@@ -290,6 +290,12 @@ function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): 
   return out.join('\n');
 }
 
+/** True when a line may hold an NVRM or SXid message (journald JSON and json-seq always may). */
+function mayConcernGpus(raw: string): boolean {
+  const first = raw.charCodeAt(raw.charCodeAt(0) === 0xfeff ? 1 : 0);
+  return raw.includes('NVRM') || raw.includes('SXid') || first === 0x7b /* { */ || first === 0x1e /* RS */;
+}
+
 function timeOf(decoded: { timestamp: string | null; uptimeSeconds: number | null }, prefix: string, lineNo: number): { ms: number; timestamp: string | null; uptimeSeconds: number | null } {
   // The format's own time first (journald, kmsg, localized dmesg -T), else what the prefix says.
   const prefixTime = parseLineTime(prefix);
@@ -334,76 +340,81 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable,
   const scanner = new KernelLogScanner();
   let driverVersion = driverFlag;
   let lineNo = 0;
-  for await (const raw of readLines(input, MAX_KERNEL_LOG_LINE)) {
-    lineNo += 1;
-    const decoded = raw === null ? ({ skipped: 'oversize' } as const) : decodeKernelLogLine(raw);
-    if (decoded === null) continue;
-    if ('skipped' in decoded) {
-      totals.skipped[decoded.skipped] += 1;
-      continue;
-    }
-    if (driverFlag === null) {
-      const driver = DRIVER_LINE_RE.exec(decoded.text);
-      if (driver !== null) driverVersion = driver[1] ?? driverVersion;
-    }
-    const parsed = scanner.push(decoded.text);
-    if (parsed === null) continue;
-    if (parsed.kind === 'gpu-uuid') {
-      uuids.set(parsed.pciBusId, parsed.uuid);
-      continue;
-    }
-    if (parsed.kind === 'bus-lost') {
-      const b = totals.busLost.get(parsed.pciBusId) ?? { count: 0, firstLine: lineNo, lastLine: lineNo };
-      totals.busLost.set(parsed.pciBusId, { count: b.count + 1, firstLine: b.firstLine, lastLine: lineNo });
-      if (format === 'jsonl') await write(out, `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`);
-      continue;
-    }
-    if (parsed.kind === 'sxid') {
-      // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) detail the line before.
-      if (parsed.fatal === null) continue;
-      if (format === 'jsonl') {
-        await write(out, `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`);
+  for await (const batch of readLineBatches(input, MAX_KERNEL_LOG_LINE)) {
+    for (const raw of batch) {
+      lineNo += 1;
+      // Most of a kernel log is other drivers' chatter: only NVRM and SXid lines (and JSON,
+      // whose MESSAGE may be a byte array) can say anything about a GPU.
+      if (raw !== null && !mayConcernGpus(raw)) continue;
+      const decoded = raw === null ? ({ skipped: 'oversize' } as const) : decodeKernelLogLine(raw);
+      if (decoded === null) continue;
+      if ('skipped' in decoded) {
+        totals.skipped[decoded.skipped] += 1;
         continue;
       }
-      const key = `${parsed.switchPciBusId ?? ''}|${parsed.sxid}|${parsed.link ?? ''}`;
-      const s = switches.get(key);
-      if (s === undefined) switches.set(key, { line: parsed, fatal: parsed.fatal, count: 1, firstLine: lineNo, lastLine: lineNo });
-      else switches.set(key, { ...s, fatal: s.fatal || parsed.fatal, count: s.count + 1, lastLine: lineNo });
-      continue;
-    }
-    const c = classifyXid(parsed.xid, parsed.message, undefined, { driverVersion });
-    const uuid = parsed.pciBusId === null ? undefined : uuids.get(parsed.pciBusId);
-    const time = timeOf(decoded, parsed.prefix, lineNo);
-    totals.events += 1;
-    if (format === 'jsonl') {
-      await write(out, `${JSON.stringify(xidRow(parsed, c, lineNo, uuid, time))}\n`);
-      continue;
-    }
-    const key = `${parsed.pciBusId ?? ''}|${parsed.xid}|${c.subKey}`;
-    const group = groups.get(key);
-    if (group !== undefined) {
-      group.count += 1;
-      group.lastLine = lineNo;
-      group.lastMessage = parsed.message;
-      if (compareSeverity(c.severity, group.worst.severity) > 0) group.worst = c;
-      if (uuid !== undefined) group.uuid = uuid;
-      const t = group.byPid.get(parsed.pid);
-      group.byPid.set(parsed.pid, { firstMs: Math.min(t?.firstMs ?? time.ms, time.ms), lastMs: Math.max(t?.lastMs ?? time.ms, time.ms) });
-    } else if (groups.size < MAX_TABLE_GROUPS) {
-      groups.set(key, {
-        pciBusId: parsed.pciBusId,
-        xid: parsed.xid,
-        subKey: c.subKey,
-        uuid,
-        count: 1,
-        worst: c,
-        firstLine: lineNo,
-        lastLine: lineNo,
-        lastMessage: parsed.message,
-        byPid: new Map([[parsed.pid, { firstMs: time.ms, lastMs: time.ms }]]),
-      });
-    } else {
-      totals.overflow += 1;
+      if (driverFlag === null) {
+        const driver = DRIVER_LINE_RE.exec(decoded.text);
+        if (driver !== null) driverVersion = driver[1] ?? driverVersion;
+      }
+      const parsed = scanner.push(decoded.text);
+      if (parsed === null) continue;
+      if (parsed.kind === 'gpu-uuid') {
+        uuids.set(parsed.pciBusId, parsed.uuid);
+        continue;
+      }
+      if (parsed.kind === 'bus-lost') {
+        const b = totals.busLost.get(parsed.pciBusId) ?? { count: 0, firstLine: lineNo, lastLine: lineNo };
+        totals.busLost.set(parsed.pciBusId, { count: b.count + 1, firstLine: b.firstLine, lastLine: lineNo });
+        if (format === 'jsonl') await write(out, `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`);
+        continue;
+      }
+      if (parsed.kind === 'sxid') {
+        // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) detail the line before.
+        if (parsed.fatal === null) continue;
+        if (format === 'jsonl') {
+          await write(out, `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`);
+          continue;
+        }
+        const key = `${parsed.switchPciBusId ?? ''}|${parsed.sxid}|${parsed.link ?? ''}`;
+        const s = switches.get(key);
+        if (s === undefined) switches.set(key, { line: parsed, fatal: parsed.fatal, count: 1, firstLine: lineNo, lastLine: lineNo });
+        else switches.set(key, { ...s, fatal: s.fatal || parsed.fatal, count: s.count + 1, lastLine: lineNo });
+        continue;
+      }
+      const c = classifyXid(parsed.xid, parsed.message, undefined, { driverVersion });
+      const uuid = parsed.pciBusId === null ? undefined : uuids.get(parsed.pciBusId);
+      const time = timeOf(decoded, parsed.prefix, lineNo);
+      totals.events += 1;
+      if (format === 'jsonl') {
+        await write(out, `${JSON.stringify(xidRow(parsed, c, lineNo, uuid, time))}\n`);
+        continue;
+      }
+      const key = `${parsed.pciBusId ?? ''}|${parsed.xid}|${c.subKey}`;
+      const group = groups.get(key);
+      if (group !== undefined) {
+        group.count += 1;
+        group.lastLine = lineNo;
+        group.lastMessage = parsed.message;
+        if (compareSeverity(c.severity, group.worst.severity) > 0) group.worst = c;
+        if (uuid !== undefined) group.uuid = uuid;
+        const t = group.byPid.get(parsed.pid);
+        group.byPid.set(parsed.pid, { firstMs: Math.min(t?.firstMs ?? time.ms, time.ms), lastMs: Math.max(t?.lastMs ?? time.ms, time.ms) });
+      } else if (groups.size < MAX_TABLE_GROUPS) {
+        groups.set(key, {
+          pciBusId: parsed.pciBusId,
+          xid: parsed.xid,
+          subKey: c.subKey,
+          uuid,
+          count: 1,
+          worst: c,
+          firstLine: lineNo,
+          lastLine: lineNo,
+          lastMessage: parsed.message,
+          byPid: new Map([[parsed.pid, { firstMs: time.ms, lastMs: time.ms }]]),
+        });
+      } else {
+        totals.overflow += 1;
+      }
     }
   }
   if (format === 'table') await write(out, renderTable([...groups.values()], [...switches.values()], totals));
