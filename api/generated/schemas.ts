@@ -1575,6 +1575,20 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 "type": "string",
                 "description": "Recommended action.",
                 "maxLength": 128
+              },
+              "immediateAction": {
+                "type": "string",
+                "description": "NVIDIA's action bucket after decoding (RESET_GPU, RESTART_BM, IGNORE...).",
+                "maxLength": 64
+              },
+              "persistsUntil": {
+                "type": "string",
+                "description": "How long the fault lasts (reboot and gpu-reset faults outlast the lookback).",
+                "enum": [
+                  "reboot",
+                  "gpu-reset",
+                  "lookback"
+                ]
               }
             }
           }

@@ -923,6 +923,14 @@ export interface GPUHealthPolicyStatus {
      * Recommended action.
      */
     action?: string;
+    /**
+     * NVIDIA's action bucket after decoding (RESET_GPU, RESTART_BM, IGNORE...).
+     */
+    immediateAction?: string;
+    /**
+     * How long the fault lasts (reboot and gpu-reset faults outlast the lookback).
+     */
+    persistsUntil?: "reboot" | "gpu-reset" | "lookback";
   }[];
   /**
    * What the actions did (or, in dry-run, would do) at the last check.

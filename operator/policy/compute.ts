@@ -122,6 +122,8 @@ export function recentXids(results: readonly NodeResultInput[]): StatusXid[] {
           lastSeen: e.lastSeen,
           severity: e.severity,
           action: clip(e.action, POLICY_STATUS_LIMITS.xidAction),
+          immediateAction: clip(e.immediateAction, 64),
+          persistsUntil: e.persistsUntil,
           lastMs: Number.isNaN(lastMs) ? 0 : lastMs,
         });
         continue;
@@ -130,6 +132,8 @@ export function recentXids(results: readonly NodeResultInput[]): StatusXid[] {
       if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[prev.severity]) {
         prev.severity = e.severity;
         prev.action = clip(e.action, POLICY_STATUS_LIMITS.xidAction);
+        prev.immediateAction = clip(e.immediateAction, 64);
+        prev.persistsUntil = e.persistsUntil;
       }
       if (!Number.isNaN(lastMs) && lastMs > prev.lastMs) {
         prev.lastMs = lastMs;
