@@ -97,7 +97,7 @@ export class Agent {
       const metrics = new AgentMetrics(deps.processMetrics ?? true);
       const startedAt = new Date().toISOString();
 
-      const { nvml, mode, modeReason } = await Agent.initNvml(config, logger);
+      const { nvml, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
       if (nvml !== undefined) teardown.add('nvml', () => nvml.shutdown());
       const xid = new XidService({
         kmsgPath: config.kmsgPath,
@@ -109,6 +109,8 @@ export class Agent {
         logger,
         onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
       });
+      // Known before the first kernel record is read: it picks the NVLink5 decode layout.
+      xid.setDriverVersion(driverVersion);
       await xid.start();
       teardown.add('xid', () => xid.stop());
 
@@ -152,7 +154,7 @@ export class Agent {
   }
 
   /** NVML with at least one GPU, or the explicit no-GPU mode with the reason. */
-  private static async initNvml(config: Readonly<AgentConfig>, logger: Logger): Promise<{ nvml: NvmlBinding | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string }> {
+  private static async initNvml(config: Readonly<AgentConfig>, logger: Logger): Promise<{ nvml: NvmlBinding | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string; driverVersion?: string }> {
     const nvml = new NvmlBinding({
       ...(config.nvmlLibraryPath !== undefined ? { libraryPath: config.nvmlLibraryPath } : {}),
       fallbackToSystemLibrary: !config.nvmlNoFallback,
@@ -161,7 +163,7 @@ export class Agent {
     const probe = await collectSnapshot({ nvml, checks: [] });
     if (probe.nvml.available && probe.gpus.length > 0) {
       logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion });
-      return { nvml, mode: 'nvml' };
+      return { nvml, mode: 'nvml', ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}) };
     }
     const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;
     logger.warn('running in no-GPU mode: snapshots carry no GPUs, XIDs are still served from the kernel log', { reason });
