@@ -5,7 +5,6 @@
  * class until the boot ID changes, reset class until the GPU was seen reset) and persists
  * everything with the kmsg cursor (xid/history-file.ts), so a restart loses nothing.
  */
-import fs from 'node:fs';
 import type { Logger } from '../lib/logger.js';
 import { errorFields } from '../lib/logger.js';
 import type { NvmlBinding } from './nvml/binding.js';
@@ -18,7 +17,7 @@ import { classifyXid, type XidClassification } from './xid/classify.js';
 import { applyXidContext } from './xid/context.js';
 import { XidDedupStore, type XidDedupEntry } from './xid/dedup.js';
 import { loadXidHistory, saveXidHistory, type BusLossRecord } from './xid/history-file.js';
-import { KmsgReader, type KmsgContextEvent, type KmsgCursor, type KmsgXidEvent } from './xid/kmsg-reader.js';
+import { KmsgReader, readBootId, type KmsgContextEvent, type KmsgCursor, type KmsgXidEvent } from './xid/kmsg-reader.js';
 import { normalizePciBusId } from './xid/parser.js';
 import { clip } from '../lib/text.js';
 
@@ -62,16 +61,6 @@ export function sanitizeKernelText(text: string, max = MAX_MESSAGE_CHARS): strin
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
   return clip(clean, max);
-}
-
-function readBootId(bootIdPath: string): string | null {
-  try {
-    const id = fs.readFileSync(bootIdPath, 'utf8').trim();
-    return id === '' ? null : id;
-  } catch {
-    // Without a boot id nothing can be trusted across restarts: no history is kept.
-    return null;
-  }
 }
 
 /** Volatile ECC totals restart at zero when a GPU is reset. */

@@ -3,12 +3,13 @@ import path from 'node:path';
 import { bucketMeaning, KNOWN_BUCKETS, needsDecode } from './actions.js';
 import { applyXidPolicy, defaultXidCatalog, loadXidCatalog, lookupXid, XID_PRODUCTS, XidCatalogError } from './catalog.js';
 import { NVLINK5_ROWS } from './decode/nvlink5.js';
+import { SHARED_DIR } from '../../test/support/shared-dir.js';
 
 /**
  * NVIDIA's catalog as data: `../shared` sits beside the checkout in CI and here
  * (GPUDIAG_SHARED_DIR names it elsewhere). Missing files fail the test: drift must not pass unseen.
  */
-const CATALOG_DIR = path.join(process.env['GPUDIAG_SHARED_DIR'] ?? path.resolve(process.cwd(), '../shared'), 'docs/xid-catalog');
+const CATALOG_DIR = path.join(SHARED_DIR, 'docs/xid-catalog');
 
 function readTsv(name: string): Record<string, string>[] {
   const [header = '', ...rows] = fs.readFileSync(path.join(CATALOG_DIR, name), 'utf8').split('\n').filter((l) => l.trim() !== '');

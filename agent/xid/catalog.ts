@@ -7,6 +7,7 @@
  */
 import catalogData from './catalog.json' with { type: 'json' };
 import { bucketMeaning, XID_SEVERITIES, type XidSeverity } from './actions.js';
+import { isRecord } from '../../lib/records.js';
 
 export { compareSeverity, XID_SEVERITIES, type XidSeverity } from './actions.js';
 
@@ -121,10 +122,6 @@ const MAX_XID = 1000;
 function fail(where: string, field: string, problem: string): never {
   const [what, place] = where.startsWith('policy') ? ['policy', where.replace(/^policy\s*/, '')] : ['catalog', where];
   throw new XidCatalogError(`invalid XID ${what}: ${place === '' ? '' : `${place}: `}field "${field}" ${problem}`);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function requireString(raw: Record<string, unknown>, where: string, field: string): string {

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KmsgCursor } from './kmsg-reader.js';
 import type { XidDedupEntry } from './dedup.js';
+import { isRecord } from '../../lib/records.js';
 
 /** The format marker and version written to the file. */
 export const XID_HISTORY_FORMAT = 'gpudiag.io/xid-history';
@@ -42,10 +43,6 @@ export interface LoadedXidHistory {
   readonly history: XidHistory | null;
   /** Set when the file existed but could not be used (it was moved aside). */
   readonly problem?: string;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isCursor(value: unknown): value is KmsgCursor {

@@ -200,7 +200,8 @@ export function writeKmsgCursor(cursorPath: string, cursor: KmsgCursor): void {
   fs.renameSync(tmp, cursorPath);
 }
 
-function readBootId(bootIdPath: string): string | null {
+/** The boot identity (`/proc/sys/kernel/random/boot_id`); null when unreadable or empty. */
+export function readBootId(bootIdPath: string): string | null {
   try {
     const id = fs.readFileSync(bootIdPath, 'utf8').trim();
     return id === '' ? null : id;

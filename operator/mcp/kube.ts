@@ -8,6 +8,7 @@ import { request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { withTimeout } from '../../lib/kube/call-options.js';
+import { isRecord } from '../../lib/records.js';
 
 /** Who the facade acts as: the name shown in errors and annotations, and impersonation, if any. */
 export interface CallerIdentity {
@@ -124,8 +125,4 @@ export class KubeClient {
       r.end(payload);
     });
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
