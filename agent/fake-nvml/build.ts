@@ -1,10 +1,11 @@
-/** Compiles the fake libnvidia-ml.so.1 into a content-addressed cache directory. */
+/** Compiles the fake libnvidia-ml.so.1, one build per driver era, into a content-addressed cache directory. */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fakeNvmlCSourcePath } from './source-dir.js';
+import { FAKE_NVML_ERAS, fakeNvmlEraSpec, NEWEST_FAKE_NVML_ERA, type FakeNvmlEra } from './eras.js';
 import { gpudiagCacheDir } from '../../lib/cache-config.js';
 
 const execFileAsync = promisify(execFile);
@@ -12,19 +13,16 @@ const execFileAsync = promisify(execFile);
 /** Library file name, identical to the real driver's so loaders treat it the same way. */
 export const FAKE_NVML_LIBRARY_NAME = 'libnvidia-ml.so.1';
 
-/** `current` exports every symbol; `legacy` omits symbols that pre-CUDA-12.2 drivers lack. */
-export type FakeNvmlVariant = 'current' | 'legacy';
-
 /** Options for {@link buildFakeNvml}. */
 export interface BuildFakeNvmlOptions {
-  variant?: FakeNvmlVariant;
+  /** Driver era to build (see eras.ts); default the newest. */
+  era?: FakeNvmlEra;
   /** Root cache directory; defaults to env GPUDIAG_CACHE_DIR, then ~/.cache/gpudiag. */
   cacheDir?: string;
 }
 
 const COMPILER = 'gcc';
 const BASE_FLAGS = ['-shared', '-fPIC', '-O2', '-pthread', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror'];
-const VARIANT_FLAGS: Record<FakeNvmlVariant, string[]> = { current: [], legacy: ['-DGPUDIAG_FAKE_LEGACY'] };
 const HASH_PREFIX_LENGTH = 16;
 const BUILD_TIMEOUT_MS = 120_000;
 
@@ -39,15 +37,20 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Builds (or reuses) the fake library and returns the absolute path of the .so. */
+/** The compiler flags of one era's build (the era's name reaches the C code as GPUDIAG_FAKE_ERA). */
+export function fakeNvmlBuildFlags(era: FakeNvmlEra): string[] {
+  return [...BASE_FLAGS, `-DGPUDIAG_FAKE_ERA="${era}"`, ...fakeNvmlEraSpec(era).defines.map((d) => `-D${d}`)];
+}
+
+/** Builds (or reuses) the fake library of one era and returns the absolute path of the .so. */
 export async function buildFakeNvml(options: BuildFakeNvmlOptions = {}): Promise<string> {
-  const variant = options.variant ?? 'current';
+  const era = options.era ?? NEWEST_FAKE_NVML_ERA;
   const source = fakeNvmlCSourcePath();
   const text = await readFile(source);
-  const flags = [...BASE_FLAGS, ...VARIANT_FLAGS[variant]];
+  const flags = fakeNvmlBuildFlags(era);
   const digest = createHash('sha256').update(text).update(flags.join(' ')).digest('hex').slice(0, HASH_PREFIX_LENGTH);
   const root = options.cacheDir ?? gpudiagCacheDir();
-  const dir = join(root, 'fake-nvml', `${digest}-${variant}`);
+  const dir = join(root, 'fake-nvml', `${digest}-${era}`);
   const target = join(dir, FAKE_NVML_LIBRARY_NAME);
 
   const pending = inflightBuilds.get(target);
@@ -62,7 +65,7 @@ export async function buildFakeNvml(options: BuildFakeNvmlOptions = {}): Promise
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
-      throw new Error(`failed to compile fake NVML (${variant}) from ${source}`, { cause: err });
+      throw new Error(`failed to compile fake NVML (${era}) from ${source}`, { cause: err });
     }
     return target;
   })();
@@ -72,4 +75,11 @@ export async function buildFakeNvml(options: BuildFakeNvmlOptions = {}): Promise
   } finally {
     inflightBuilds.delete(target);
   }
+}
+
+/** Builds every era (CI does this once up front, so parallel test workers only read the cache). */
+export async function buildAllFakeNvmlEras(options: Omit<BuildFakeNvmlOptions, 'era'> = {}): Promise<Map<FakeNvmlEra, string>> {
+  const built = new Map<FakeNvmlEra, string>();
+  for (const { era } of FAKE_NVML_ERAS) built.set(era, await buildFakeNvml({ ...options, era }));
+  return built;
 }

@@ -17,6 +17,8 @@ export class FakeNvmlLibrary {
       maxInflight: lib.func('int gpudiagFakeMaxInflightCalls(void)'),
       shutdownWhileBusy: lib.func('int gpudiagFakeShutdownWhileBusyCount(void)'),
       reloads: lib.func('int gpudiagFakeReloadCount(void)'),
+      callCount: lib.func('int gpudiagFakeCallCount(const char *fn)'),
+      era: lib.func('const char *gpudiagFakeEra(void)'),
     };
   }
 
@@ -59,6 +61,16 @@ export class FakeNvmlLibrary {
   /** nvmlShutdown calls that ran while another call was still executing (must stay 0). */
   shutdownWhileBusyCount(): number {
     return this.int('shutdownWhileBusy');
+  }
+
+  /** Calls of one NVML function so far in this process (e.g. to see which of two fallbacks ran). */
+  callCount(fn: string): number {
+    return Number(this.fns['callCount']?.(fn) ?? 0);
+  }
+
+  /** The driver era the library was built as. */
+  era(): string {
+    return String(this.fns['era']?.() ?? '');
   }
 
   /** State file reloads so far. */

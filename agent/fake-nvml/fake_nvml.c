@@ -9,8 +9,16 @@
  *   error.<nvmlFunction>=<code>, delay_ms.<nvmlFunction>=<ms>,
  *   event.<id>=<gpuIndex>,<eventType>,<eventData>     (id: unique positive integer)
  *   gpu.<i>.<field>=..., gpu.<i>.lost=1, gpu.<i>.error.<fn|*>=<code>, gpu.<i>.delay_ms.<fn>=<ms>
- * Build with -DGPUDIAG_FAKE_LEGACY to omit symbols that older drivers lack.
- * Built by agent/fake-nvml/build.ts; never committed as a binary.
+ *   driver_era (init fails with LIB_RM_VERSION_MISMATCH unless it names this build's era),
+ *   libcuda=1 (libcuda.so.1 is mounted: nvmlSystemGetCudaDriverVersion_v2 works),
+ *   process_record_bytes (what _v3 writes per record, overriding the era's size)
+ *
+ * One build per driver era (agent/fake-nvml/eras.ts passes the macros): GPUDIAG_FAKE_ERA names
+ * it; GPUDIAG_FAKE_NO_PROCESSES_V3, GPUDIAG_FAKE_NO_CLOCKS_EVENT_REASONS and
+ * GPUDIAG_FAKE_NO_MEMORY_V2 leave those symbols out, as older drivers do;
+ * GPUDIAG_FAKE_PROCESS_V3_BYTES sets _v3's record size (32 on 535.43-535.86);
+ * GPUDIAG_FAKE_TEMPERATURE_V, GPUDIAG_FAKE_RECOVERY_ACTION and GPUDIAG_FAKE_NVLINK5_FIELDS add
+ * what R570 brought. Built by agent/fake-nvml/build.ts; never committed as a binary.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,9 +37,17 @@ typedef int nvmlReturn_t;
 enum {
   NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
   NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_INSUFFICIENT_SIZE = 7,
-  NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_TIMEOUT = 10, NVML_ERROR_GPU_IS_LOST = 15,
-  NVML_ERROR_UNKNOWN = 999
+  NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_TIMEOUT = 10, NVML_ERROR_LIBRARY_NOT_FOUND = 12,
+  NVML_ERROR_GPU_IS_LOST = 15, NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+  NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25, NVML_ERROR_UNKNOWN = 999
 };
+
+#ifndef GPUDIAG_FAKE_ERA
+#define GPUDIAG_FAKE_ERA "r550"
+#endif
+#ifndef GPUDIAG_FAKE_PROCESS_V3_BYTES
+#define GPUDIAG_FAKE_PROCESS_V3_BYTES 24
+#endif
 
 #define MAX_GPUS 64
 #define MAX_EVENT_SETS 64
@@ -40,6 +56,8 @@ enum {
 #define HASH_SIZE 16384
 #define EVENT_POLL_MS 5
 #define NO_INSTANCE 0xFFFFFFFFu
+#define MAX_COUNTED_FNS 128
+#define EVENT_GPU_RECOVERY_ACTION 0x8000ull
 
 struct nvmlDevice_st { int index; };
 typedef struct nvmlDevice_st *nvmlDevice_t;
@@ -67,8 +85,36 @@ typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
 typedef struct {
   unsigned int pid;
   unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+typedef struct {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
   unsigned int gpuInstanceId, computeInstanceId;
 } nvmlProcessInfo_t;
+/* what 535.43-535.86 wrote from _v3 */
+typedef struct {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+  unsigned int gpuInstanceId, computeInstanceId;
+  unsigned long long usedGpuCcProtectedMemory;
+} nvmlProcessInfo_cc_t;
+typedef struct { unsigned int version; int sensorType; int temperature; } nvmlTemperature_v1_t;
+typedef union {
+  double dVal;
+  unsigned int uiVal;
+  unsigned long ulVal;
+  unsigned long long ullVal;
+  long long sllVal;
+  int siVal;
+  unsigned short usVal;
+} nvmlValue_t;
+typedef struct {
+  unsigned int fieldId, scopeId;
+  long long timestamp, latencyUsec;
+  int valueType;
+  nvmlReturn_t nvmlReturn;
+  nvmlValue_t value;
+} nvmlFieldValue_t;
 typedef struct {
   nvmlDevice_t device;
   unsigned long long eventType, eventData;
@@ -77,10 +123,17 @@ typedef struct {
 
 _Static_assert(sizeof(nvmlPciInfo_t) == 68, "nvmlPciInfo_t layout");
 _Static_assert(sizeof(nvmlMemory_v2_t) == 40, "nvmlMemory_v2_t layout");
+_Static_assert(sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout");
 _Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout");
+_Static_assert(sizeof(nvmlProcessInfo_cc_t) == 32, "535.43 process record layout");
+_Static_assert(sizeof(nvmlTemperature_v1_t) == 12, "nvmlTemperature_v1_t layout");
+_Static_assert(sizeof(nvmlFieldValue_t) == 40, "nvmlFieldValue_t layout");
+_Static_assert(GPUDIAG_FAKE_PROCESS_V3_BYTES == 16 || GPUDIAG_FAKE_PROCESS_V3_BYTES == 24 || GPUDIAG_FAKE_PROCESS_V3_BYTES == 32, "process record size");
 _Static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t layout");
 
 #define MEMORY_V2_VERSION 0x02000028u
+/* NVML_STRUCT_VERSION(Temperature, 1) */
+#define TEMPERATURE_V1_VERSION ((unsigned int)sizeof(nvmlTemperature_v1_t) | (1u << 24))
 
 /* ---- state: a hash table of key=value lines, replaced wholesale on reload ---- */
 
@@ -105,6 +158,12 @@ static struct nvmlEventSet_st g_sets[MAX_EVENT_SETS];
 
 static atomic_int g_init_count, g_shutdown_count, g_inflight, g_shutdown_busy, g_reload_count;
 static atomic_int g_max_inflight;
+/* calls per NVML function (test hook); written under g_mu */
+static struct { const char *name; int count; } g_calls[MAX_COUNTED_FNS];
+static int g_calls_used;
+/* events delivered by sets freed in this NVML session: a set opened later does not get them again */
+static long g_consumed[MAX_DELIVERED];
+static int g_consumed_count;
 
 static unsigned hash_str(const char *s) {
   unsigned h = 2166136261u;
@@ -226,6 +285,18 @@ static void enter_call(void) {
 
 static void leave_call(void) { atomic_fetch_sub(&g_inflight, 1); }
 
+/* Counts one call of fn (caller holds g_mu). */
+static void count_call(const char *fn) {
+  for (int i = 0; i < g_calls_used; i++) {
+    if (strcmp(g_calls[i].name, fn) == 0) { g_calls[i].count++; return; }
+  }
+  if (g_calls_used < MAX_COUNTED_FNS) {
+    g_calls[g_calls_used].name = fn;
+    g_calls[g_calls_used].count = 1;
+    g_calls_used++;
+  }
+}
+
 /* Delay configured for fn (per GPU first, then global); gi < 0 for system calls. */
 static long delay_for(const char *fn, int gi) {
   char key[256];
@@ -260,6 +331,7 @@ static nvmlReturn_t dev_enter(const char *fn, int gi) {
   if (ms > 0) sleep_ms(ms);
   pthread_mutex_lock(&g_mu);
   maybe_reload();
+  count_call(fn);
   nvmlReturn_t rc = NVML_SUCCESS;
   char key[256];
   if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
@@ -281,6 +353,7 @@ static nvmlReturn_t sys_enter(const char *fn) {
   if (ms > 0) sleep_ms(ms);
   pthread_mutex_lock(&g_mu);
   maybe_reload();
+  count_call(fn);
   char key[256];
   nvmlReturn_t rc = g_refcount == 0 ? NVML_ERROR_UNINITIALIZED
                                     : (nvmlReturn_t)global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
@@ -336,6 +409,9 @@ static nvmlReturn_t do_init(void) {
   switch_path(path);
   if (maybe_reload() != 0) { pthread_mutex_unlock(&g_mu); return NVML_ERROR_DRIVER_NOT_LOADED; }
   nvmlReturn_t rc = (nvmlReturn_t)global_num("init_error", 0);
+  /* a state file written for another driver era is a kernel driver this library does not match */
+  const char *era = lookup("driver_era");
+  if (rc == NVML_SUCCESS && era && strcmp(era, GPUDIAG_FAKE_ERA) != 0) rc = NVML_ERROR_LIB_RM_VERSION_MISMATCH;
   if (rc == NVML_SUCCESS) g_refcount++;
   pthread_mutex_unlock(&g_mu);
   if (rc == NVML_SUCCESS) {
@@ -354,6 +430,7 @@ EXPORT nvmlReturn_t nvmlShutdown(void) {
   if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
   else {
     g_refcount--;
+    if (g_refcount == 0) g_consumed_count = 0;
     atomic_fetch_add(&g_shutdown_count, 1);
     if (atomic_load(&g_inflight) > 0) atomic_fetch_add(&g_shutdown_busy, 1);
   }
@@ -410,13 +487,25 @@ EXPORT nvmlReturn_t nvmlSystemGetNVMLVersion(char *version, unsigned int length)
   return done(copy_str(lookup("nvml_version"), version, length));
 }
 
+static nvmlReturn_t cuda_version(int *out) {
+  if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+  const char *v = lookup("cuda_version");
+  if (!v) return NVML_ERROR_NOT_SUPPORTED;
+  *out = (int)strtol(v, NULL, 0);
+  return NVML_SUCCESS;
+}
+
+/* NVML's own answer (what nvidia-smi prints): needs no libcuda */
+EXPORT nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion) {
+  SYS_BEGIN("nvmlSystemGetCudaDriverVersion");
+  return done(cuda_version(cudaDriverVersion));
+}
+
+/* asks libcuda.so.1, which a container with only the "utility" capability does not have */
 EXPORT nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *cudaDriverVersion) {
   SYS_BEGIN("nvmlSystemGetCudaDriverVersion_v2");
-  if (!cudaDriverVersion) return done(NVML_ERROR_INVALID_ARGUMENT);
-  const char *v = lookup("cuda_version");
-  if (!v) return done(NVML_ERROR_NOT_SUPPORTED);
-  *cudaDriverVersion = (int)strtol(v, NULL, 0);
-  return done(NVML_SUCCESS);
+  if (global_num("libcuda", 0) == 0) return done(NVML_ERROR_LIBRARY_NOT_FOUND);
+  return done(cuda_version(cudaDriverVersion));
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *deviceCount) {
@@ -436,6 +525,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice
   if (ms > 0) sleep_ms(ms);
   pthread_mutex_lock(&g_mu);
   maybe_reload();
+  count_call("nvmlDeviceGetHandleByIndex_v2");
   char key[256];
   nvmlReturn_t rc = NVML_SUCCESS;
   if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
@@ -500,11 +590,11 @@ EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *m
   return done(NVML_SUCCESS);
 }
 
-#ifndef GPUDIAG_FAKE_LEGACY
+#ifndef GPUDIAG_FAKE_NO_MEMORY_V2
 EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
   DEV_BEGIN("nvmlDeviceGetMemoryInfo_v2");
   if (!memory) return done(NVML_ERROR_INVALID_ARGUMENT);
-  if (memory->version != MEMORY_V2_VERSION) return done(25 /* ARGUMENT_VERSION_MISMATCH */);
+  if (memory->version != MEMORY_V2_VERSION) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
   unsigned long long total, used, reserved = 0;
   if (!gpu_u64(gi, "memory.total", &total) || !gpu_u64(gi, "memory.used", &used)) return done(NVML_ERROR_NOT_SUPPORTED);
   gpu_u64(gi, "memory.reserved", &reserved);
@@ -536,6 +626,20 @@ EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensorType
   if (sensorType != 0) return done(NVML_ERROR_INVALID_ARGUMENT);
   return done(u32_field(gi, "temperature", temp));
 }
+
+#ifdef GPUDIAG_FAKE_TEMPERATURE_V
+/* the replacement of the deprecated nvmlDeviceGetTemperature (CUDA 12.8 headers) */
+EXPORT nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t device, nvmlTemperature_v1_t *temperature) {
+  DEV_BEGIN("nvmlDeviceGetTemperatureV");
+  if (!temperature) return done(NVML_ERROR_INVALID_ARGUMENT);
+  if (temperature->version != TEMPERATURE_V1_VERSION) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+  if (temperature->sensorType != 0) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int t;
+  if (!gpu_u32(gi, "temperature", &t)) return done(NVML_ERROR_NOT_SUPPORTED);
+  temperature->temperature = (int)t;
+  return done(NVML_SUCCESS);
+}
+#endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int thresholdType, unsigned int *temp) {
   DEV_BEGIN("nvmlDeviceGetTemperatureThreshold");
@@ -587,7 +691,7 @@ static nvmlReturn_t clock_reasons(const char *fn, nvmlDevice_t device, unsigned 
   return done(gpu_u64(gi, "clock_event_reasons", reasons) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED);
 }
 
-#ifndef GPUDIAG_FAKE_LEGACY
+#ifndef GPUDIAG_FAKE_NO_CLOCKS_EVENT_REASONS
 EXPORT nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons) {
   return clock_reasons("nvmlDeviceGetCurrentClocksEventReasons", device, reasons);
 }
@@ -666,11 +770,22 @@ EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int 
 
 /* ---- NVLink ---- */
 
+/* SUCCESS for a link the GPU has; a gap in the range (nvlink.<l>.supported=0) is NOT_SUPPORTED */
 static nvmlReturn_t nvlink_check(int gi, unsigned int link) {
-  unsigned int count;
+  unsigned int count, supported = 1;
+  char field[64];
   if (!gpu_u32(gi, "nvlink.count", &count) || count == 0) return NVML_ERROR_NOT_SUPPORTED;
   if (link >= MAX_NVLINKS || link >= count) return NVML_ERROR_INVALID_ARGUMENT;
-  return NVML_SUCCESS;
+  snprintf(field, sizeof(field), "nvlink.%u.supported", link);
+  gpu_u32(gi, field, &supported);
+  return supported ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+}
+
+/* NVLink generation of the GPU (5 on Blackwell); 0 when the scenario does not say */
+static unsigned int nvlink_generation(int gi) {
+  unsigned int generation = 0;
+  gpu_u32(gi, "nvlink.generation", &generation);
+  return generation;
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, int *isActive) {
@@ -692,6 +807,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigne
   nvmlReturn_t rc = nvlink_check(gi, link);
   if (rc != NVML_SUCCESS) return done(rc);
   if (!counterValue || counter < 0 || counter > 4) return done(NVML_ERROR_INVALID_ARGUMENT);
+  /* NVLink5 has no DL replay/recovery/CRC counters: its errors are field values */
+  if (nvlink_generation(gi) >= 5) return done(NVML_ERROR_NOT_SUPPORTED);
   char field[64];
   snprintf(field, sizeof(field), "nvlink.%u.%s", link, names[counter]);
   if (!gpu_u64(gi, field, counterValue)) *counterValue = 0;
@@ -710,7 +827,6 @@ EXPORT nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t device, unsigned
   return done(u32_field(gi, "pcie.width", currLinkWidth));
 }
 
-#ifndef GPUDIAG_FAKE_LEGACY
 EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkGeneration(nvmlDevice_t device, unsigned int *maxLinkGen) {
   DEV_BEGIN("nvmlDeviceGetMaxPcieLinkGeneration");
   return done(u32_field(gi, "pcie.max_gen", maxLinkGen));
@@ -720,7 +836,6 @@ EXPORT nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t device, unsigned 
   DEV_BEGIN("nvmlDeviceGetMaxPcieLinkWidth");
   return done(u32_field(gi, "pcie.max_width", maxLinkWidth));
 }
-#endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t device, unsigned int *value) {
   DEV_BEGIN("nvmlDeviceGetPcieReplayCounter");
@@ -735,8 +850,12 @@ EXPORT nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter
 
 /* ---- processes, modes ---- */
 
-EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos) {
-  DEV_BEGIN("nvmlDeviceGetComputeRunningProcesses_v3");
+/*
+ * The size-then-fetch protocol shared by the three process calls; `stride` is the record size
+ * this call writes (v1 16, v2 24, v3 the era's: 32 on 535.43-535.86, or process_record_bytes).
+ */
+static nvmlReturn_t running_processes(const char *fn, nvmlDevice_t device, unsigned int *infoCount, void *infos, size_t stride) {
+  DEV_BEGIN(fn);
   if (!infoCount) return done(NVML_ERROR_INVALID_ARGUMENT);
   const char *list = gpu_str(gi, "processes");
   if (!list) return done(NVML_ERROR_NOT_SUPPORTED);
@@ -751,11 +870,31 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
     char *end;
     unsigned long pid = strtoul(p, &end, 10);
     unsigned long long mem = (*end == ':') ? strtoull(end + 1, &end, 10) : 0;
-    infos[i] = (nvmlProcessInfo_t){ (unsigned int)pid, mem, NO_INSTANCE, NO_INSTANCE };
+    nvmlProcessInfo_cc_t record = { (unsigned int)pid, mem, NO_INSTANCE, NO_INSTANCE, 0 };
+    memcpy((char *)infos + i * stride, &record, stride);
     p = (*end == ',') ? end + 1 : end;
   }
   return done(NVML_SUCCESS);
 }
+
+EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v1_t *infos) {
+  return running_processes("nvmlDeviceGetComputeRunningProcesses", device, infoCount, infos, sizeof(nvmlProcessInfo_v1_t));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_t *infos) {
+  return running_processes("nvmlDeviceGetComputeRunningProcesses_v2", device, infoCount, infos, sizeof(nvmlProcessInfo_t));
+}
+
+#ifndef GPUDIAG_FAKE_NO_PROCESSES_V3
+EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount, void *infos) {
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  long bytes = global_num("process_record_bytes", GPUDIAG_FAKE_PROCESS_V3_BYTES);
+  pthread_mutex_unlock(&g_mu);
+  if (bytes != 16 && bytes != 24 && bytes != 32) bytes = GPUDIAG_FAKE_PROCESS_V3_BYTES;
+  return running_processes("nvmlDeviceGetComputeRunningProcesses_v3", device, infoCount, infos, (size_t)bytes);
+}
+#endif
 
 EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode) {
   DEV_BEGIN("nvmlDeviceGetMigMode");
@@ -785,7 +924,98 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, int *mode) {
   return done(int_field(gi, "compute_mode", mode));
 }
 
+/* ---- field values ---- */
+
+enum {
+  FI_NVLINK_RECOVERY_SUCCESSFUL = 213, FI_NVLINK_RECOVERY_FAILED = 214, FI_NVLINK_RECOVERY_EVENTS = 215,
+  FI_NVLINK_EFFECTIVE_ERRORS = 219, FI_NVLINK_SYMBOL_ERRORS = 221, FI_GPU_RECOVERY_ACTION = 230
+};
+enum { VALUE_TYPE_UNSIGNED_INT = 1, VALUE_TYPE_UNSIGNED_LONG_LONG = 3 };
+
+#ifdef GPUDIAG_FAKE_NVLINK5_FIELDS
+/* An NVLink5 error counter of link `scopeId` (missing keys read 0); NOT_SUPPORTED before NVLink5. */
+static nvmlReturn_t nvlink5_counter(int gi, unsigned int link, unsigned int fieldId, unsigned long long *out) {
+  if (nvlink_generation(gi) < 5) return NVML_ERROR_NOT_SUPPORTED;
+  nvmlReturn_t rc = nvlink_check(gi, link);
+  if (rc != NVML_SUCCESS) return rc;
+  const char *name = fieldId == FI_NVLINK_RECOVERY_SUCCESSFUL ? "recovery_successful"
+                     : fieldId == FI_NVLINK_RECOVERY_FAILED   ? "recovery_failed"
+                     : fieldId == FI_NVLINK_EFFECTIVE_ERRORS  ? "effective_errors"
+                     : fieldId == FI_NVLINK_SYMBOL_ERRORS     ? "symbol_errors"
+                                                              : NULL;
+  char field[64];
+  unsigned long long a = 0, b = 0;
+  if (name == NULL) { /* LINK_RECOVERY_EVENTS: successful + failed */
+    snprintf(field, sizeof(field), "nvlink.%u.recovery_successful", link);
+    gpu_u64(gi, field, &a);
+    snprintf(field, sizeof(field), "nvlink.%u.recovery_failed", link);
+    gpu_u64(gi, field, &b);
+    *out = a + b;
+    return NVML_SUCCESS;
+  }
+  snprintf(field, sizeof(field), "nvlink.%u.%s", link, name);
+  if (!gpu_u64(gi, field, out)) *out = 0;
+  return NVML_SUCCESS;
+}
+#endif
+
+/* Fills one requested field; ids this era does not know are NOT_SUPPORTED, like a field the GPU lacks. */
+static void field_value(int gi, nvmlFieldValue_t *v) {
+  unsigned long long x = 0;
+  v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+  switch (v->fieldId) {
+#ifdef GPUDIAG_FAKE_RECOVERY_ACTION
+    case FI_GPU_RECOVERY_ACTION:
+      if (gpu_u64(gi, "recovery_action", &x)) {
+        v->valueType = VALUE_TYPE_UNSIGNED_INT;
+        v->value.uiVal = (unsigned int)x;
+        v->nvmlReturn = NVML_SUCCESS;
+      }
+      break;
+#endif
+#ifdef GPUDIAG_FAKE_NVLINK5_FIELDS
+    case FI_NVLINK_RECOVERY_SUCCESSFUL:
+    case FI_NVLINK_RECOVERY_FAILED:
+    case FI_NVLINK_RECOVERY_EVENTS:
+    case FI_NVLINK_EFFECTIVE_ERRORS:
+    case FI_NVLINK_SYMBOL_ERRORS:
+      v->nvmlReturn = nvlink5_counter(gi, v->scopeId, v->fieldId, &x);
+      if (v->nvmlReturn == NVML_SUCCESS) {
+        v->valueType = VALUE_TYPE_UNSIGNED_LONG_LONG;
+        v->value.ullVal = x;
+      }
+      break;
+#endif
+    default:
+      (void)gi;
+      (void)x;
+      break;
+  }
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int valuesCount, nvmlFieldValue_t *values) {
+  DEV_BEGIN("nvmlDeviceGetFieldValues");
+  if (valuesCount < 0 || (valuesCount > 0 && !values)) return done(NVML_ERROR_INVALID_ARGUMENT);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  for (int i = 0; i < valuesCount; i++) {
+    values[i].timestamp = (long long)now.tv_sec * 1000000LL + now.tv_nsec / 1000;
+    values[i].latencyUsec = 0;
+    field_value(gi, &values[i]);
+  }
+  return done(NVML_SUCCESS);
+}
+
 /* ---- events ---- */
+
+/* Event types this era's driver knows (GpuRecoveryAction arrived with R565). */
+static unsigned long long known_events(unsigned long long types) {
+#ifdef GPUDIAG_FAKE_RECOVERY_ACTION
+  return types;
+#else
+  return types & ~EVENT_GPU_RECOVERY_ACTION;
+#endif
+}
 
 static int set_index(nvmlEventSet_t set) {
   if (set < g_sets || set >= g_sets + MAX_EVENT_SETS) return -1;
@@ -810,7 +1040,10 @@ EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
   pthread_mutex_lock(&g_mu);
   int si = set_index(set);
   nvmlReturn_t rc = (si < 0 || !g_sets[si].used) ? NVML_ERROR_INVALID_ARGUMENT : NVML_SUCCESS;
-  if (rc == NVML_SUCCESS) g_sets[si].used = 0;
+  if (rc == NVML_SUCCESS) {
+    g_sets[si].used = 0;
+    for (int i = 0; i < g_sets[si].delivered_count && g_consumed_count < MAX_DELIVERED; i++) g_consumed[g_consumed_count++] = g_sets[si].delivered[i];
+  }
   pthread_mutex_unlock(&g_mu);
   return rc;
 }
@@ -818,7 +1051,9 @@ EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
 EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, unsigned long long *eventTypes) {
   DEV_BEGIN("nvmlDeviceGetSupportedEventTypes");
   if (!eventTypes) return done(NVML_ERROR_INVALID_ARGUMENT);
-  return done(gpu_u64(gi, "supported_events", eventTypes) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED);
+  if (!gpu_u64(gi, "supported_events", eventTypes)) return done(NVML_ERROR_NOT_SUPPORTED);
+  *eventTypes = known_events(*eventTypes);
+  return done(NVML_SUCCESS);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set) {
@@ -827,6 +1062,7 @@ EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long 
   if (si < 0 || !g_sets[si].used) return done(NVML_ERROR_INVALID_ARGUMENT);
   unsigned long long supported = 0;
   gpu_u64(gi, "supported_events", &supported);
+  supported = known_events(supported);
   if (eventTypes & ~supported) return done(NVML_ERROR_NOT_SUPPORTED);
   g_sets[si].mask[gi] |= eventTypes;
   return done(NVML_SUCCESS);
@@ -834,7 +1070,18 @@ EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long 
 
 static int delivered(const struct nvmlEventSet_st *s, long id) {
   for (int i = 0; i < s->delivered_count; i++) if (s->delivered[i] == id) return 1;
+  for (int i = 0; i < g_consumed_count; i++) if (g_consumed[i] == id) return 1;
   return 0;
+}
+
+/* GPU_IS_LOST when a GPU registered in the set fell off the bus (caller holds g_mu). */
+static nvmlReturn_t set_health(const struct nvmlEventSet_st *s) {
+  char key[64];
+  for (int gi = 0; gi < MAX_GPUS; gi++) {
+    if (s->mask[gi] == 0) continue;
+    if (global_num((snprintf(key, sizeof(key), "gpu.%d.lost", gi), key), 0) != 0) return NVML_ERROR_GPU_IS_LOST;
+  }
+  return NVML_SUCCESS;
 }
 
 /* Finds the lowest-id undelivered event matching the set (caller holds g_mu). */
@@ -865,12 +1112,20 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *dat
   if (si < 0 || !data) return fail(NVML_ERROR_INVALID_ARGUMENT);
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
+  pthread_mutex_lock(&g_mu);
+  count_call("nvmlEventSetWait_v2");
+  pthread_mutex_unlock(&g_mu);
   for (;;) {
     pthread_mutex_lock(&g_mu);
     maybe_reload();
     if (g_refcount == 0) return done(NVML_ERROR_UNINITIALIZED);
     if (!g_sets[si].used) return done(NVML_ERROR_INVALID_ARGUMENT);
+    nvmlReturn_t injected = (nvmlReturn_t)global_num("error.nvmlEventSetWait_v2", 0);
+    if (injected != NVML_SUCCESS) return done(injected);
     if (next_event(&g_sets[si], data)) return done(NVML_SUCCESS);
+    /* pending events (the XID 79) come first; then the lost GPU fails every wait of its set */
+    nvmlReturn_t health = set_health(&g_sets[si]);
+    if (health != NVML_SUCCESS) return done(health);
     pthread_mutex_unlock(&g_mu);
     clock_gettime(CLOCK_MONOTONIC, &now);
     long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
@@ -898,3 +1153,13 @@ EXPORT int gpudiagFakeMaxInflightCalls(void) { return atomic_load(&g_max_infligh
 /* nvmlShutdown calls that ran while another call was still executing (must stay 0) */
 EXPORT int gpudiagFakeShutdownWhileBusyCount(void) { return atomic_load(&g_shutdown_busy); }
 EXPORT int gpudiagFakeReloadCount(void) { return atomic_load(&g_reload_count); }
+/* calls of one NVML function so far in this process */
+EXPORT int gpudiagFakeCallCount(const char *fn) {
+  int n = 0;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; fn && i < g_calls_used; i++) if (strcmp(g_calls[i].name, fn) == 0) n = g_calls[i].count;
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+/* the driver era this library was built as */
+EXPORT const char *gpudiagFakeEra(void) { return GPUDIAG_FAKE_ERA; }

@@ -5,6 +5,7 @@ import {
   FakeNvmlController,
   ScenarioValidationError,
   escapeKmsgText,
+  fakeNvmlEraOf,
   listScenarios,
   loadScenario,
   scenarioKmsgRecords,
@@ -48,9 +49,46 @@ describe('scenario validation', () => {
       { name: 'x', gpus: [{ pciBusId: '00000000:18:00.0' }], kmsg: ['NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.', 'NVRM: Xid (PCI:0000:19:00): 79, GPU has fallen off the bus.'] },
       "x.kmsg[1] must be about the scenario's GPUs (0000:19:00 is none of 0000:18:00)",
     ],
+    ['a driver no era models', { name: 'x', driverVersion: '525.85.12', gpus: [{}] }, 'driverVersion 525.85.12 is in no modeled era (r470 [470, 510), r535-43'],
+    ['NVLink5 before R570', { name: 'x', driverVersion: '550.54.15', gpus: [{ nvlink: { count: 18, generation: 5 } }] }, 'x.gpus[0].nvlink.generation must be below 5 on driver era r550'],
+    ['an NVLink gap past the count', { name: 'x', gpus: [{ nvlink: { count: 4, unsupported: [4] } }] }, 'x.gpus[0].nvlink link 4 must be below the link count 4'],
+    ['an odd process record size', { name: 'x', gpus: [{}], processRecordBytes: 40 }, 'x.processRecordBytes must be 16, 24 or 32'],
   ])('rejects %s with a field-named error', (_label, value, message) => {
     expect(() => validateScenario(value, 'x')).toThrow(ScenarioValidationError);
     expect(() => validateScenario(value, 'x')).toThrow(message);
+  });
+});
+
+describe('driver eras', () => {
+  it.each<[string, string]>([
+    ['470.223.02', 'r470'],
+    ['535.54.03', 'r535-43'],
+    ['535.86.10', 'r535-43'],
+    ['535.98', 'r535-98'],
+    ['535.104.05', 'r550'],
+    ['535.161.08', 'r550'],
+    ['550.127.08', 'r550'],
+    ['570.133.20', 'r570'],
+    ['575.57.08', 'r570'],
+  ])('runs a scenario on driver %s on the %s build', (driverVersion, era) => {
+    expect(fakeNvmlEraOf({ driverVersion })).toBe(era);
+  });
+
+  it('runs a scenario without a driver version on the newest build, and binds only named drivers to an era', () => {
+    expect(fakeNvmlEraOf({})).toBe('r570');
+    expect(scenarioToStateText({ name: 'x', gpus: [] })).not.toContain('driver_era=');
+    expect(scenarioToStateText(minimal)).toContain('driver_era=r550');
+  });
+
+  it('puts every shipped scenario in an era', async () => {
+    const eras = new Map<string, string>();
+    for (const name of await listScenarios()) eras.set(name, fakeNvmlEraOf(await loadScenario(name)));
+    expect(eras.get('t4-legacy')).toBe('r470');
+    expect(eras.get('h100-r535-43-30-processes')).toBe('r535-43');
+    expect(eras.get('a100-r535-98-processes')).toBe('r535-98');
+    expect(eras.get('h100-sxm-8x-healthy')).toBe('r550');
+    expect(eras.get('h100-r570-recovery-action')).toBe('r570');
+    expect(eras.get('b200-nvlink5-counters')).toBe('r570');
   });
 });
 
@@ -117,6 +155,29 @@ describe('scenarioToStateText', () => {
         'event.1=0,8,79',
       ]),
     );
+  });
+
+  it('writes NVLink gaps, the NVLink generation and its field-value counters, the recovery action and libcuda', () => {
+    const text = scenarioToStateText({
+      name: 'x',
+      driverVersion: '575.57.08',
+      cudaLibraryMounted: true,
+      processRecordBytes: 16,
+      gpus: [{ recoveryAction: 4, nvlink: { count: 3, generation: 5, unsupported: [1], counters: { '2': { symbolErrors: 7, recoveryFailed: 1 } } } }],
+    });
+    expect(text.split('\n')).toEqual(
+      expect.arrayContaining([
+        'driver_era=r570',
+        'libcuda=1',
+        'process_record_bytes=16',
+        'gpu.0.recovery_action=4',
+        'gpu.0.nvlink.generation=5',
+        'gpu.0.nvlink.1.supported=0',
+        'gpu.0.nvlink.2.symbol_errors=7',
+        'gpu.0.nvlink.2.recovery_failed=1',
+      ]),
+    );
+    expect(text).not.toContain('gpu.0.nvlink.0.supported');
   });
 });
 

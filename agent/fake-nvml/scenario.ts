@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizePciBusId } from '../xid/parser.js';
 import { fakeNvmlSourceDir } from './source-dir.js';
+import { describeFakeNvmlEras, fakeNvmlEraFor, NEWEST_FAKE_NVML_ERA, type FakeNvmlEra } from './eras.js';
 
 /** Environment variable through which the fake library finds its state file. */
 export const FAKE_NVML_STATE_ENV = 'GPUDIAG_FAKE_NVML_STATE';
@@ -44,6 +45,7 @@ export const FAKE_NVML_DEVICE_CALLS = [
   'nvmlDeviceGetMemoryInfo',
   'nvmlDeviceGetMemoryInfo_v2',
   'nvmlDeviceGetTemperature',
+  'nvmlDeviceGetTemperatureV',
   'nvmlDeviceGetTemperatureThreshold',
   'nvmlDeviceGetPowerUsage',
   'nvmlDeviceGetEnforcedPowerLimit',
@@ -66,7 +68,10 @@ export const FAKE_NVML_DEVICE_CALLS = [
   'nvmlDeviceGetMaxPcieLinkWidth',
   'nvmlDeviceGetPcieReplayCounter',
   'nvmlDeviceGetPcieThroughput',
+  'nvmlDeviceGetComputeRunningProcesses',
+  'nvmlDeviceGetComputeRunningProcesses_v2',
   'nvmlDeviceGetComputeRunningProcesses_v3',
+  'nvmlDeviceGetFieldValues',
   'nvmlDeviceGetMigMode',
   'nvmlDeviceGetPerformanceState',
   'nvmlDeviceGetFanSpeed',
@@ -81,18 +86,36 @@ export const FAKE_NVML_SYSTEM_CALLS = [
   'nvmlInit_v2',
   'nvmlSystemGetDriverVersion',
   'nvmlSystemGetNVMLVersion',
+  'nvmlSystemGetCudaDriverVersion',
   'nvmlSystemGetCudaDriverVersion_v2',
   'nvmlDeviceGetCount_v2',
   'nvmlEventSetCreate',
+  'nvmlEventSetWait_v2',
 ] as const;
 
-/** One NVLink's error counters. */
+/** One NVLink's error counters: DL counters before NVLink5, field-value counters on NVLink5. */
 export interface FakeNvLinkCounters {
   replay?: number;
   recovery?: number;
   crcFlit?: number;
   crcData?: number;
   eccData?: number;
+  symbolErrors?: number;
+  effectiveErrors?: number;
+  recoverySuccessful?: number;
+  recoveryFailed?: number;
+}
+
+/** A GPU's NVLinks. */
+export interface FakeNvLinkSpec {
+  /** Link indices 0..count-1 exist; higher ones are INVALID_ARGUMENT. */
+  count: number;
+  /** NVLink generation; 5 (Blackwell) has no DL counters (NOT_SUPPORTED) but NVLink5 field values (R570+). */
+  generation?: number;
+  /** Links inside the range that answer NOT_SUPPORTED (gaps, as real boards have). */
+  unsupported?: number[];
+  inactive?: number[];
+  counters?: Record<string, FakeNvLinkCounters>;
 }
 
 /** Everything a scenario can say about one GPU; absent fields make their call NOT_SUPPORTED. */
@@ -120,7 +143,7 @@ export interface FakeGpuSpec {
   };
   retiredPages?: { singleBitEcc: number; doubleBitEcc: number; pending: boolean };
   remappedRows?: { corrected: number; uncorrected: number; pending: boolean; failure: boolean };
-  nvlink?: { count: number; inactive?: number[]; counters?: Record<string, FakeNvLinkCounters> };
+  nvlink?: FakeNvLinkSpec;
   pcie?: { gen?: number; width?: number; maxGen?: number; maxWidth?: number; replay?: number; txKBps?: number; rxKBps?: number };
   processes?: Array<{ pid: number; usedMemoryBytes: number }>;
   migMode?: { current: boolean; pending?: boolean };
@@ -129,6 +152,8 @@ export interface FakeGpuSpec {
   persistenceMode?: boolean;
   computeMode?: number;
   supportedEvents?: number;
+  /** Current GPU recovery action (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, R570 builds only): 0 none .. 5. */
+  recoveryAction?: number;
   /** NVML function names that return NOT_SUPPORTED (merged with the defaults' list). */
   unsupported?: string[];
   /** NVML function name (or `*` for every device call) → return code. */
@@ -151,10 +176,18 @@ export interface FakeEventSpec {
 export interface FakeNvmlScenario {
   name: string;
   description?: string;
+  /** Also picks the driver era (eras.ts), hence which build of the library runs the scenario. */
   driverVersion?: string;
   nvmlVersion?: string;
   /** As NVML reports it, e.g. 12040 for CUDA 12.4. */
   cudaDriverVersion?: number;
+  /**
+   * libcuda.so.1 is in the container (NVIDIA_DRIVER_CAPABILITIES includes compute): only then does
+   * nvmlSystemGetCudaDriverVersion_v2 answer; default false, as under our chart's `utility`.
+   */
+  cudaLibraryMounted?: boolean;
+  /** Bytes per record the `_v3` process call writes, overriding the era (16: the 550.127.08 report). */
+  processRecordBytes?: 16 | 24 | 32;
   /** nvmlInit_v2 fails with this code. */
   initError?: number;
   /** Merged under every entry of `gpus`. */
@@ -246,7 +279,17 @@ const object =
 const DEVICE_CALLS: readonly string[] = FAKE_NVML_DEVICE_CALLS;
 const SYSTEM_CALLS: readonly string[] = FAKE_NVML_SYSTEM_CALLS;
 const clockSet = object({ graphics: uint, sm: uint, mem: uint, video: uint });
-const nvlinkCounters = object({ replay: uint, recovery: uint, crcFlit: uint, crcData: uint, eccData: uint });
+const nvlinkCounters = object({
+  replay: uint,
+  recovery: uint,
+  crcFlit: uint,
+  crcData: uint,
+  eccData: uint,
+  symbolErrors: uint,
+  effectiveErrors: uint,
+  recoverySuccessful: uint,
+  recoveryFailed: uint,
+});
 
 const gpuSpec: Check = object({
   name: str,
@@ -280,7 +323,10 @@ const gpuSpec: Check = object({
     'pending',
     'failure',
   ]),
-  nvlink: object({ count: uint, inactive: arrayOf(uint), counters: recordOf(null, nvlinkCounters) }, ['count']),
+  nvlink: object(
+    { count: uint, generation: uint, unsupported: arrayOf(uint), inactive: arrayOf(uint), counters: recordOf(null, nvlinkCounters) },
+    ['count'],
+  ),
   pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint }),
   processes: arrayOf(object({ pid: uint, usedMemoryBytes: uint }, ['pid', 'usedMemoryBytes'])),
   migMode: object({ current: bool, pending: bool }, ['current']),
@@ -289,6 +335,7 @@ const gpuSpec: Check = object({
   persistenceMode: bool,
   computeMode: uint,
   supportedEvents: uint,
+  recoveryAction: uint,
   unsupported: arrayOf((v, p) => {
     if (typeof v !== 'string' || !DEVICE_CALLS.includes(v)) fail(p, 'a known device-level NVML function name');
   }),
@@ -319,6 +366,10 @@ const scenarioSpec: Check = object(
     driverVersion: str,
     nvmlVersion: str,
     cudaDriverVersion: uint,
+    cudaLibraryMounted: bool,
+    processRecordBytes: (v, p) => {
+      if (v !== 16 && v !== 24 && v !== 32) fail(p, '16, 24 or 32');
+    },
     initError: uint,
     gpuDefaults: gpuSpec,
     gpus: arrayOf(gpuSpec),
@@ -330,10 +381,27 @@ const scenarioSpec: Check = object(
   ['name', 'gpus'],
 );
 
+/** The driver era (library build) a scenario runs on: its driver version's, or the newest when it names none. */
+export function fakeNvmlEraOf(scenario: Pick<FakeNvmlScenario, 'driverVersion'>): FakeNvmlEra {
+  if (scenario.driverVersion === undefined) return NEWEST_FAKE_NVML_ERA;
+  const era = fakeNvmlEraFor(scenario.driverVersion);
+  if (era === undefined) throw new ScenarioValidationError(`driverVersion ${scenario.driverVersion} is in no modeled era (${describeFakeNvmlEras()})`);
+  return era;
+}
+
 /** Validates an unknown value as a scenario; throws {@link ScenarioValidationError} naming the field. */
 export function validateScenario(value: unknown, source = 'scenario'): FakeNvmlScenario {
   scenarioSpec(value, source);
   const scenario = value as FakeNvmlScenario;
+  const era = fakeNvmlEraOf(scenario);
+  resolveGpus(scenario).forEach((gpu, i) => {
+    const nvlink = gpu.nvlink;
+    if (nvlink === undefined) return;
+    if ((nvlink.generation ?? 0) >= 5 && era !== 'r570') fail(`${source}.gpus[${i}].nvlink.generation`, `below 5 on driver era ${era} (NVLink5 needs R570+)`);
+    for (const link of [...(nvlink.unsupported ?? []), ...(nvlink.inactive ?? [])]) {
+      if (link >= nvlink.count) fail(`${source}.gpus[${i}].nvlink link ${link}`, `below the link count ${nvlink.count}`);
+    }
+  });
   scenario.events?.forEach((event, i) => {
     if (event.gpu >= scenario.gpus.length) fail(`${source}.events[${i}].gpu`, `below the GPU count ${scenario.gpus.length}`);
   });
@@ -382,8 +450,12 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
     if (value !== undefined) lines.push(`${key}=${value}`);
   };
   put('driver_version', scenario.driverVersion);
+  // only a scenario that names its driver is bound to one era's build
+  put('driver_era', scenario.driverVersion === undefined ? undefined : fakeNvmlEraOf(scenario));
   put('nvml_version', scenario.nvmlVersion);
   put('cuda_version', scenario.cudaDriverVersion);
+  put('libcuda', scenario.cudaLibraryMounted === true ? 1 : undefined);
+  put('process_record_bytes', scenario.processRecordBytes);
   put('init_error', scenario.initError);
   put('device_count', scenario.gpus.length);
   for (const [call, code] of Object.entries(scenario.errors ?? {})) put(`error.${call}`, code);
@@ -437,14 +509,20 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
     }
     if (gpu.nvlink !== undefined) {
       g('nvlink.count', gpu.nvlink.count);
+      g('nvlink.generation', gpu.nvlink.generation);
       for (let link = 0; link < gpu.nvlink.count; link++) {
         g(`nvlink.${link}.active`, gpu.nvlink.inactive?.includes(link) === true ? 0 : 1);
+        g(`nvlink.${link}.supported`, gpu.nvlink.unsupported?.includes(link) === true ? 0 : undefined);
         const c = gpu.nvlink.counters?.[String(link)];
         g(`nvlink.${link}.replay`, c?.replay);
         g(`nvlink.${link}.recovery`, c?.recovery);
         g(`nvlink.${link}.crc_flit`, c?.crcFlit);
         g(`nvlink.${link}.crc_data`, c?.crcData);
         g(`nvlink.${link}.ecc_data`, c?.eccData);
+        g(`nvlink.${link}.symbol_errors`, c?.symbolErrors);
+        g(`nvlink.${link}.effective_errors`, c?.effectiveErrors);
+        g(`nvlink.${link}.recovery_successful`, c?.recoverySuccessful);
+        g(`nvlink.${link}.recovery_failed`, c?.recoveryFailed);
       }
     }
     g('pcie.gen', gpu.pcie?.gen);
@@ -464,6 +542,7 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
     g('persistence', flag(gpu.persistenceMode));
     g('compute_mode', gpu.computeMode);
     g('supported_events', gpu.supportedEvents);
+    g('recovery_action', gpu.recoveryAction);
     g('lost', gpu.lost === true ? 1 : undefined);
     for (const call of gpu.unsupported ?? []) g(`error.${call}`, FAKE_NVML_CODES.notSupported);
     for (const [call, code] of Object.entries(gpu.errors ?? {})) g(`error.${call}`, code);

@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
-import { NvmlBinding, NvmlError, NvmlLibraryError, NvmlReturn, NvmlTimeoutError, normalizeU64, normalizeU32 } from './binding.js';
-import { collectSnapshot } from './collector.js';
+import {
+  NvmlBinding,
+  NvmlError,
+  NvmlLibraryError,
+  NvmlReturn,
+  NvmlTimeoutError,
+  PROCESS_BUFFER_FILL,
+  decodeProcessRecords,
+  normalizeU64,
+  normalizeU32,
+} from './binding.js';
 
 const CONCURRENT_INITS = 50;
 const DELAY_MS = 300;
@@ -121,30 +130,74 @@ describe('NvmlBinding', () => {
   });
 });
 
-describe('NvmlBinding on a legacy driver without newer symbols', () => {
-  let legacy: FakeNvmlEnvironment;
+describe('NvmlBinding on an R470 driver, which lacks the newer symbols', () => {
+  let r470: FakeNvmlEnvironment;
 
   beforeAll(async () => {
-    legacy = await startFakeNvml('h100-sxm-8x-healthy', 'legacy');
+    r470 = await startFakeNvml('t4-legacy');
   });
 
   afterAll(async () => {
-    await legacy.dispose();
-    // the current-variant library must read its own state again for later tests
-    env.library.setStatePath(env.controller.stateFile);
+    await r470.dispose();
   });
 
-  it('falls back to ClocksThrottleReasons and memory info v1, and reports max PCIe as unsupported', async () => {
-    const nvml = new NvmlBinding({ libraryPath: legacy.libraryPath, fallbackToSystemLibrary: false });
-    const snapshot = await collectSnapshot({ nvml });
-    await nvml.shutdown();
+  it('binds what the library exports and falls back to ThrottleReasons, memory info v1 and the _v2 process list', async () => {
+    const nvml = new NvmlBinding({ libraryPath: r470.libraryPath, fallbackToSystemLibrary: false });
+    await nvml.init();
     expect(nvml.hasFunction('nvmlDeviceGetCurrentClocksEventReasons')).toBe(false);
-    const g1 = snapshot.gpus[1];
-    expect(g1?.clockEventReasons).toEqual({ mask: 1, names: ['GpuIdle'] });
-    expect(g1?.memory?.reservedBytes).toBeUndefined();
-    expect(g1?.memory?.usedBytes).toBe((579 + 4) * 1024 * 1024);
-    expect(g1?.pcie).toEqual({ currentGen: 5, currentWidth: 16, replayCounter: 0 });
-    expect(g1?.unsupported).toEqual(expect.arrayContaining(['pcie.maxGen', 'pcie.maxWidth']));
-    expect(g1?.errors).toEqual([]);
+    expect(nvml.hasFunction('nvmlDeviceGetMemoryInfo_v2')).toBe(false);
+    expect(nvml.hasFunction('nvmlDeviceGetComputeRunningProcesses_v3')).toBe(false);
+    const handle = await nvml.deviceGetHandleByIndex(0);
+    const calls = r470.library.callCount('nvmlDeviceGetComputeRunningProcesses_v2');
+    expect(await nvml.deviceGetComputeRunningProcesses(handle)).toEqual([
+      { pid: 3101, usedGpuMemory: 1024 * 1024 * 1024 },
+      { pid: 3177, usedGpuMemory: 512 * 1024 * 1024 },
+    ]);
+    expect(r470.library.callCount('nvmlDeviceGetComputeRunningProcesses_v2')).toBeGreaterThan(calls);
+    expect(await nvml.deviceGetCurrentClocksEventReasons(handle)).toBe(1);
+    expect((await nvml.deviceGetMemoryInfo(handle)).reserved).toBeUndefined();
+    await nvml.shutdown();
+  });
+});
+
+describe('decodeProcessRecords', () => {
+  /** A buffer as the binding hands it to the driver, with `records` written at `stride` bytes each. */
+  function written(stride: number, records: Array<[number, bigint]>, capacity = 8): Buffer {
+    const buffer = Buffer.alloc(capacity * 64, PROCESS_BUFFER_FILL);
+    records.forEach(([pid, memory], i) => {
+      const base = i * stride;
+      buffer.fill(0, base, base + stride);
+      buffer.writeUInt32LE(pid, base);
+      buffer.writeBigUInt64LE(memory, base + 8);
+      if (stride >= 24) {
+        buffer.writeUInt32LE(0xffff_ffff, base + 16);
+        buffer.writeUInt32LE(0xffff_ffff, base + 20);
+      }
+    });
+    return buffer;
+  }
+
+  it.each([16, 24, 32])('tells %i-byte records by how far the driver wrote', (stride) => {
+    const records: Array<[number, bigint]> = [
+      [4242, 2n ** 31n],
+      [4243, 2097152n],
+      [4244, 0xffff_ffff_ffff_ffffn],
+    ];
+    expect(decodeProcessRecords(written(stride, records), 3)).toEqual({
+      stride,
+      processes: [{ pid: 4242, usedGpuMemory: 2 ** 31 }, { pid: 4243, usedGpuMemory: 2097152 }, { pid: 4244 }],
+    });
+  });
+
+  it('reads a single record whatever its size', () => {
+    for (const stride of [16, 24, 32]) expect(decodeProcessRecords(written(stride, [[77, 1024n]]), 1)?.processes).toEqual([{ pid: 77, usedGpuMemory: 1024 }]);
+  });
+
+  it('refuses a buffer no record size explains rather than guess pids', () => {
+    // the driver says one record but wrote two 24-byte ones: more than any record size explains
+    expect(decodeProcessRecords(written(24, [[1, 1n], [2, 2n]]), 1)).toBeUndefined();
+    // pid 0 is no process
+    expect(decodeProcessRecords(written(24, [[0, 5n]]), 1)).toBeUndefined();
+    expect(decodeProcessRecords(Buffer.alloc(64, PROCESS_BUFFER_FILL), 0)).toEqual({ stride: 0, processes: [] });
   });
 });

@@ -1,15 +1,33 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import type { FakeNvmlEra } from '../fake-nvml/eras.js';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
-import { listScenarios, loadScenario, scenarioBlocks } from '../fake-nvml/scenario.js';
+import { fakeNvmlEraOf, listScenarios, loadScenario, scenarioBlocks, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
 import { NvmlBinding } from './binding.js';
 import { collectSnapshot } from './collector.js';
 import type { GpuSnapshot, NvmlSnapshot } from './types.js';
 
+/** The r550 library the H100 scenarios run on. */
 let env: FakeNvmlEnvironment;
+/** One library per driver era, each reading its own state file. */
+const envs = new Map<FakeNvmlEra, FakeNvmlEnvironment>();
 let nvml: NvmlBinding | undefined;
 
+/** The environment of the scenario's era, with the scenario loaded. */
+async function envFor(scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> {
+  const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : scenario;
+  const era = fakeNvmlEraOf(resolved);
+  const existing = envs.get(era);
+  if (existing !== undefined) {
+    await existing.controller.load(resolved);
+    return existing;
+  }
+  const started = await startFakeNvml(resolved);
+  envs.set(era, started);
+  return started;
+}
+
 beforeAll(async () => {
-  env = await startFakeNvml('h100-sxm-8x-healthy');
+  env = await envFor('h100-sxm-8x-healthy');
 });
 
 afterEach(async () => {
@@ -18,12 +36,12 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await env.dispose();
+  for (const e of envs.values()) await e.dispose();
 });
 
-async function snapshotOf(scenario: string): Promise<NvmlSnapshot> {
-  await env.controller.load(scenario);
-  nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+async function snapshotOf(scenario: string | FakeNvmlScenario): Promise<NvmlSnapshot> {
+  const e = await envFor(scenario);
+  nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false });
   return collectSnapshot({ nvml });
 }
 
@@ -48,7 +66,8 @@ describe('collectSnapshot against the fake NVML library', () => {
       const snapshot = await snapshotOf(name);
       expect(JSON.parse(JSON.stringify(snapshot))).toEqual(snapshot);
       expect(Number.isNaN(Date.parse(snapshot.collectedAt))).toBe(false);
-      const expected = env.controller.current;
+      const expected = await loadScenario(name);
+      expect({ name, errors: snapshot.errors }).toEqual({ name, errors: [] });
       if (expected.gpus.length === 0) {
         expect(snapshot.nvml.available).toBe(false);
       } else {
@@ -56,7 +75,7 @@ describe('collectSnapshot against the fake NVML library', () => {
         expect(snapshot.gpus).toHaveLength(expected.gpus.length);
         snapshot.gpus.forEach((g, i) => {
           expect(g.index).toBe(i);
-          expect(g.errors).toEqual([]);
+          expect({ name, gpu: i, errors: g.errors }).toEqual({ name, gpu: i, errors: [] });
           if (g.lost) return;
           expect(g.uuid).toMatch(/^GPU-/);
           expect(g.pciBusIdKernel).toMatch(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}$/);
@@ -99,7 +118,7 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(g0.serial).toMatch(/^\d{13}$/);
     expect(g0.fanSpeedPercent).toBeUndefined();
     expect(g0.retiredPages).toBeUndefined();
-    expect(g0.unsupported.sort()).toEqual(['fanSpeedPercent', 'retiredPages']);
+    expect(g0.unsupported.sort()).toEqual(['fanSpeedPercent', 'recoveryAction', 'retiredPages']);
     expect(g0.nvlinks).toHaveLength(18);
     expect(g0.nvlinks?.every((l) => l.active)).toBe(true);
     expect(g0.nvlinks?.[17]).toEqual({ link: 17, active: true, errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 } });
@@ -156,17 +175,124 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(plain.unsupported).not.toContain('utilization');
   });
 
-  it('reports what a T4 on an old driver does not support', async () => {
+  it('reports what a T4 on an R470 driver does not support, and reads what it has through the older calls', async () => {
     const snapshot = await snapshotOf('t4-legacy');
     expect(snapshot.nvml).toMatchObject({ driverVersion: '470.223.02', cudaDriverVersion: '11.4' });
+    expect(snapshot.errors).toEqual([]);
     const t4 = gpu(snapshot, 0);
-    expect(t4.unsupported.sort()).toEqual(['fanSpeedPercent', 'migMode', 'nvlinks', 'remappedRows', 'temperature.memoryMaxCelsius']);
+    expect(t4.unsupported.sort()).toEqual(['fanSpeedPercent', 'migMode', 'nvlinks', 'recoveryAction', 'remappedRows', 'temperature.memoryMaxCelsius']);
     expect(t4.retiredPages).toEqual({ singleBitEcc: 0, doubleBitEcc: 0, pending: false });
-    // v2 memory info is unsupported there: the v1 fallback has no reservation figure
-    expect(t4.memory).toEqual({ totalBytes: 15360 * 1024 * 1024, usedBytes: 1024 * 1024, freeBytes: 15359 * 1024 * 1024 });
+    // no MemoryInfo_v2 in R470: the v1 call has no reservation figure
+    expect(t4.memory).toEqual({ totalBytes: 15360 * 1024 * 1024, usedBytes: 1537 * 1024 * 1024, freeBytes: 13823 * 1024 * 1024 });
     expect(t4.pcie).toEqual({ currentGen: 1, currentWidth: 16, maxGen: 3, maxWidth: 16, replayCounter: 0 });
+    // no ClocksEventReasons in R470: the ThrottleReasons symbol answers
+    expect(t4.clockEventReasons).toEqual({ mask: 1, names: ['GpuIdle'] });
+    // no _v3 in R470: the _v2 call lists the processes
+    expect(t4.processes).toEqual([
+      { pid: 3101, usedMemoryBytes: 1024 * 1024 * 1024 },
+      { pid: 3177, usedMemoryBytes: 512 * 1024 * 1024 },
+    ]);
     expect(t4.performanceState).toBe(8);
     expect(t4.errors).toEqual([]);
+  });
+
+  it('reads every pid of 30 processes from a driver that writes 32-byte records (535.43-535.86)', async () => {
+    const snapshot = await snapshotOf('h100-r535-43-30-processes');
+    const expected = (await loadScenario('h100-r535-43-30-processes')).gpus.map((g) => (g.processes ?? []).map((p) => ({ pid: p.pid, usedMemoryBytes: p.usedMemoryBytes })));
+    expect(gpu(snapshot, 0).processes).toEqual(expected[0]);
+    expect(gpu(snapshot, 0).processes).toHaveLength(30);
+    expect(gpu(snapshot, 1).processes).toEqual(expected[1]);
+    expect(gpu(snapshot, 0).errors).toEqual([]);
+  });
+
+  it('lists processes through _v2 on 535.98, which shipped without _v3', async () => {
+    const snapshot = await snapshotOf('a100-r535-98-processes');
+    expect(gpu(snapshot, 1).processes).toEqual([
+      { pid: 7011, usedMemoryBytes: 20 * 1024 ** 3 },
+      { pid: 7012, usedMemoryBytes: 20 * 1024 ** 3 },
+    ]);
+    expect(gpu(snapshot, 0).processes).toEqual([]);
+    expect(snapshot.gpus.flatMap((g) => g.errors)).toEqual([]);
+  });
+
+  it('reads 16-byte records from a _v3 that writes them (the 550.127.08 report)', async () => {
+    const base = await loadScenario('h100-r535-43-30-processes');
+    const snapshot = await snapshotOf({ ...base, name: 'sixteen-byte-records', driverVersion: '550.127.08', processRecordBytes: 16 });
+    expect(gpu(snapshot, 0).processes?.map((p) => p.pid)).toEqual(base.gpus[0]?.processes?.map((p) => p.pid));
+  });
+
+  it('falls back to _v2 when _v3 answers FUNCTION_NOT_FOUND', async () => {
+    const base = await loadScenario('h100-sxm-8x-healthy');
+    const snapshot = await snapshotOf({ ...base, errors: { nvmlDeviceGetComputeRunningProcesses_v3: 13 } });
+    expect(gpu(snapshot, 0).processes).toEqual([{ pid: 4242, usedMemoryBytes: 2048 * 1024 * 1024 }]);
+    expect(gpu(snapshot, 0).unsupported).not.toContain('processes');
+  });
+
+  it('reads the CUDA version without libcuda (the chart mounts only the utility capability)', async () => {
+    const before = env.library.callCount('nvmlSystemGetCudaDriverVersion_v2');
+    const snapshot = await snapshotOf('h100-sxm-8x-healthy');
+    expect(snapshot.nvml).toMatchObject({ cudaDriverVersion: '12.4' });
+    expect(snapshot.errors).toEqual([]);
+    expect(env.library.callCount('nvmlSystemGetCudaDriverVersion_v2')).toBe(before);
+  });
+
+  it('asks the _v2 CUDA call when the unversioned one is missing', async () => {
+    const base = await loadScenario('h100-sxm-8x-healthy');
+    const snapshot = await snapshotOf({ ...base, cudaLibraryMounted: true, errors: { nvmlSystemGetCudaDriverVersion: 13 } });
+    expect(snapshot.nvml).toMatchObject({ cudaDriverVersion: '12.4' });
+    expect(snapshot.errors).toEqual([]);
+  });
+
+  it('probes every NVLink index past the gaps in the range', async () => {
+    const snapshot = await snapshotOf('h100-nvlink-gaps');
+    const g0 = gpu(snapshot, 0);
+    expect(g0.nvlinks?.map((l) => l.link)).toEqual([0, 1, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17]);
+    expect(g0.unsupported).not.toContain('nvlinks');
+    expect(g0.errors).toEqual([]);
+    expect(gpu(snapshot, 1).nvlinks).toHaveLength(18);
+  });
+
+  it('reads NVLink5 error counters as field values on Blackwell, where the DL counters are NOT_SUPPORTED', async () => {
+    const snapshot = await snapshotOf('b200-nvlink5-counters');
+    const g1 = gpu(snapshot, 1);
+    expect(g1.errors).toEqual([]);
+    expect(g1.nvlinks).toHaveLength(18);
+    expect(g1.nvlinks?.[3]).toEqual({ link: 3, active: true, errors: { symbolErrors: 12, effectiveErrors: 2, recoverySuccessful: 1, recoveryFailed: 0 } });
+    expect(g1.nvlinks?.[7]?.errors).toEqual({ symbolErrors: 0, effectiveErrors: 0, recoverySuccessful: 0, recoveryFailed: 1 });
+    expect(g1.unsupported).toEqual(expect.arrayContaining(['nvlinks.errors.replay', 'nvlinks.errors.recovery', 'nvlinks.errors.crcFlit', 'nvlinks.errors.crcData', 'nvlinks.errors.eccData']));
+    expect(gpu(snapshot, 0).nvlinks?.[0]?.errors).toEqual({ symbolErrors: 0, effectiveErrors: 0, recoverySuccessful: 0, recoveryFailed: 0 });
+  });
+
+  it('reads the temperature through nvmlDeviceGetTemperatureV where the driver has it, and the old call elsewhere', async () => {
+    const r570 = await envFor('h100-r570-recovery-action');
+    const [v, old] = [r570.library.callCount('nvmlDeviceGetTemperatureV'), r570.library.callCount('nvmlDeviceGetTemperature')];
+    const snapshot = await snapshotOf('h100-r570-recovery-action');
+    expect(gpu(snapshot, 0).temperature?.gpuCelsius).toBe(51);
+    expect(gpu(snapshot, 1).temperature?.gpuCelsius).toBe(34);
+    expect(r570.library.callCount('nvmlDeviceGetTemperatureV') - v).toBe(2);
+    expect(r570.library.callCount('nvmlDeviceGetTemperature') - old).toBe(0);
+    await nvml?.shutdown();
+    const before = env.library.callCount('nvmlDeviceGetTemperature');
+    expect(gpu(await snapshotOf('h100-sxm-8x-healthy'), 0).temperature?.gpuCelsius).toBe(51);
+    expect(env.library.callCount('nvmlDeviceGetTemperature') - before).toBe(8);
+  });
+
+  it('reports the GPU recovery action on R570+, and lists it unsupported before', async () => {
+    const snapshot = await snapshotOf('h100-r570-recovery-action');
+    expect(gpu(snapshot, 0).recoveryAction).toBe('none');
+    expect(gpu(snapshot, 1).recoveryAction).toBe('gpuReset');
+    expect(gpu(snapshot, 1).errors).toEqual([]);
+    await nvml?.shutdown();
+    const older = gpu(await snapshotOf('h100-sxm-8x-healthy'), 0);
+    expect(older.recoveryAction).toBeUndefined();
+    expect(older.unsupported).toContain('recoveryAction');
+  });
+
+  it('refuses a scenario of another driver era at init, as NVML refuses a mismatched kernel driver', async () => {
+    await env.controller.load('t4-legacy');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const snapshot = await collectSnapshot({ nvml });
+    expect(snapshot.nvml).toMatchObject({ available: false, code: 18 });
   });
 
   it('returns no-GPU mode when the node has no GPUs', async () => {

@@ -34,7 +34,8 @@ describe('NvmlEventWatcher', () => {
     const watcher = new NvmlEventWatcher({ nvml, pollMs: POLL_MS, onEvent: (e) => events.push(e), onError: (e) => errors.push(e) });
     const started = await watcher.start();
     expect(started.registered).toHaveLength(8);
-    expect(started.registered[0]?.mask).toBe(0x8 | 0x2 | 0x4000 | 0x8000);
+    // R550 predates the GpuRecoveryAction event (0x8000, R565+)
+    expect(started.registered[0]?.mask).toBe(0x8 | 0x2 | 0x4000);
     expect(watcher.running).toBe(true);
 
     await env.controller.inject({ kind: 'fall-off-bus', gpu: 2 });
@@ -66,6 +67,63 @@ describe('NvmlEventWatcher', () => {
     expect(events.find((e) => e.type === 'doubleBitEcc')).toMatchObject({ gpuIndex: 5 });
 
     abort.abort();
+    await watcher.stop();
+    await nvml.shutdown();
+  });
+
+  it('keeps watching the other GPUs when one falls off the bus and the wait answers GPU_IS_LOST', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    const nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const events: NvmlEvent[] = [];
+    const errors: Error[] = [];
+    const lost: number[] = [];
+    const watcher = new NvmlEventWatcher({
+      nvml,
+      pollMs: POLL_MS,
+      onEvent: (e) => events.push(e),
+      onError: (e) => errors.push(e),
+      onGpuLost: (gpu) => lost.push(gpu.index),
+    });
+    await watcher.start();
+    const waits = env.library.callCount('nvmlEventSetWait_v2');
+
+    await env.controller.inject({ kind: 'fall-off-bus', gpu: 2 });
+    await waitFor(() => lost.length > 0);
+    expect(events.map((e) => [e.type, e.gpuIndex, e.xid])).toEqual([['xid', 2, 79]]);
+    expect(lost).toEqual([2]);
+    expect(watcher.lostGpus.map((g) => ({ index: g.index, code: g.code }))).toEqual([{ index: 2, code: 15 }]);
+
+    await env.controller.inject({ kind: 'double-bit-ecc', gpu: 5 });
+    await env.controller.inject({ kind: 'xid', gpu: 0, xid: 48 });
+    await waitFor(() => events.length >= 3);
+    expect(events.slice(1).map((e) => [e.type, e.gpuIndex])).toEqual([['doubleBitEcc', 5], ['xid', 0]]);
+    expect(watcher.running).toBe(true);
+    expect(errors).toEqual([]);
+    // the watcher waits on, it does not spin on the lost GPU
+    expect(env.library.callCount('nvmlEventSetWait_v2') - waits).toBeLessThan(40);
+
+    await watcher.stop();
+    await nvml.shutdown();
+    expect(env.library.inflightCalls()).toBe(0);
+  });
+
+  it('rides out a wait that fails with UNKNOWN and delivers the events after it', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    const nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const events: NvmlEvent[] = [];
+    const errors: Error[] = [];
+    const warnings: Error[] = [];
+    const watcher = new NvmlEventWatcher({ nvml, pollMs: POLL_MS, onEvent: (e) => events.push(e), onError: (e) => errors.push(e), onWarning: (e) => warnings.push(e) });
+    await watcher.start();
+    const scenario = env.controller.current;
+    await env.controller.load({ ...scenario, errors: { nvmlEventSetWait_v2: 999 } });
+    await waitFor(() => warnings.length > 0);
+    expect(warnings[0]?.message).toContain('NVML event wait failed');
+    await env.controller.load({ ...scenario, events: [{ gpu: 4, type: 'xid', data: 31 }] });
+    await waitFor(() => events.length > 0);
+    expect(events[0]).toMatchObject({ type: 'xid', xid: 31, gpuIndex: 4 });
+    expect(watcher.running).toBe(true);
+    expect(errors).toEqual([]);
     await watcher.stop();
     await nvml.shutdown();
   });

@@ -16,7 +16,7 @@ import type { AgentConfig } from '../../agent/config.js';
 import type { TokenAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlLibrary } from '../../agent/fake-nvml/fake-library.js';
-import { FakeNvmlController, loadScenario, scenarioKmsgRecords } from '../../agent/fake-nvml/scenario.js';
+import { FakeNvmlController, fakeNvmlEraOf, loadScenario, scenarioKmsgRecords } from '../../agent/fake-nvml/scenario.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
 
@@ -174,8 +174,8 @@ export class SimulatedFleet {
     private readonly libraries = new Map<string, LibraryCopy>(),
   ) {}
 
-  /** The library copy for `spec`: a private one per node, or one per scenario when shared. */
-  private async libraryFor(spec: FleetNodeSpec, built: string): Promise<LibraryCopy> {
+  /** The library copy for `spec` (its scenario's driver-era build): a private one per node, or one per scenario when shared. */
+  private async libraryFor(spec: FleetNodeSpec): Promise<LibraryCopy> {
     const shared = this.options.sharedLibrary === true;
     const key = shared ? `scenario:${spec.scenario}` : `node:${spec.name}`;
     const existing = this.libraries.get(key);
@@ -188,7 +188,7 @@ export class SimulatedFleet {
     await controller.load(spec.scenario);
     // A copy of the library at its own path is a separate dlopen, hence its own fake-GPU state
     // in this process.
-    await copyFile(built, copy.path);
+    await copyFile(await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario(spec.scenario)) }), copy.path);
     FakeNvmlLibrary.open(copy.path).setStatePath(controller.stateFile);
     return copy;
   }
@@ -198,7 +198,6 @@ export class SimulatedFleet {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-fleet-'));
     const core = options.kc.makeApiClient(CoreV1Api);
     raiseNativeCallCeiling(options.nodes.filter((n) => n.withoutAgent !== true).length, options.logger);
-    const library = await buildFakeNvml();
     const fleet = new SimulatedFleet([], dir, options);
     try {
       for (const [i, spec] of options.nodes.entries()) {
@@ -214,7 +213,7 @@ export class SimulatedFleet {
         fleet.nodes.push(node);
         if (spec.withoutAgent === true) continue;
         await mkdir(path.join(dir, spec.name), { recursive: true });
-        const copy = await fleet.libraryFor(spec, library);
+        const copy = await fleet.libraryFor(spec);
         node.controller = copy.controller;
         const nodeLibrary = copy.path;
         const kmsgFile = path.join(dir, spec.name, 'kmsg');

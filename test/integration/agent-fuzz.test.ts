@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { DIAGNOSTIC_CHECKS } from '../../agent/api/snapshot-document.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
-import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
+import { FakeNvmlController, fakeNvmlEraOf, loadScenario } from '../../agent/fake-nvml/scenario.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { fuzzListener, isJsonObject, reportFuzz } from '../support/http-fuzz.js';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   await writeFile(kubeconfig, (await testCluster().asServiceAccount(ns.name, 'gpudiag-agent')).exportConfig(), { mode: 0o600 });
   await writeFile(path.join(dir, 'kmsg'), '');
   token = await testCluster().serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']);
-  const libraryPath = await buildFakeNvml();
+  const libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('h100-sxm-8x-healthy')) });
   await controller.load('h100-sxm-8x-healthy');
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;

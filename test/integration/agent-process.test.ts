@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
-import { FakeNvmlController } from '../../agent/fake-nvml/scenario.js';
+import { FakeNvmlController, fakeNvmlEraOf, loadScenario } from '../../agent/fake-nvml/scenario.js';
 import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 
 let dir: string;
@@ -15,7 +15,7 @@ const controller = new FakeNvmlController();
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-agent-proc-'));
   await writeFile(path.join(dir, 'kmsg'), '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n');
-  libraryPath = await buildFakeNvml();
+  libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('a100-dbe-remap-pending')) });
   await controller.load('a100-dbe-remap-pending');
 });
 afterAll(async () => {
