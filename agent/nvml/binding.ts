@@ -62,8 +62,8 @@ export class NvmlError extends Error {
 export class NvmlTimeoutError extends NvmlError {
   override name = 'NvmlTimeoutError';
 
-  constructor(fn: string, timeoutMs: number) {
-    super(NvmlReturn.TIMEOUT, fn, `no answer within ${timeoutMs} ms`);
+  constructor(fn: string, timeoutMs: number, detail?: string) {
+    super(NvmlReturn.TIMEOUT, fn, `no answer within ${timeoutMs} ms${detail === undefined ? '' : ` (${detail})`}`);
   }
 }
 
@@ -91,6 +91,20 @@ export interface NvmlBindingOptions {
   callTimeoutMs?: number;
   /** Deadline for nvmlInit_v2 (slow with many GPUs and persistence mode off). */
   initTimeoutMs?: number;
+  /**
+   * Call NVML synchronously on this thread instead of on the libuv pool: for the agent's NVML
+   * threads (thread/nvml-worker.ts), which own the blocking and are watched from outside.
+   */
+  synchronous?: boolean;
+  /** Told before and after every native call (the NVML thread's watchdog slot); `before` may throw to refuse it. */
+  guard?: NvmlCallGuard;
+}
+
+/** Hooks around every native call. */
+export interface NvmlCallGuard {
+  /** `device` is the call's nvmlDevice_t when its first argument is one. */
+  before(fn: string, device: bigint | null): void;
+  after(fn: string): void;
 }
 
 /** Per-call options. */
@@ -312,6 +326,9 @@ const OPTIONAL_PROTOTYPES = {
 
 type RequiredFn = keyof typeof REQUIRED_PROTOTYPES;
 type OptionalFn = keyof typeof OPTIONAL_PROTOTYPES;
+
+/** Every NVML function the binding may call (the NVML threads name calls by index in it). */
+export const NVML_FUNCTION_NAMES: readonly string[] = Object.freeze([...Object.keys(REQUIRED_PROTOTYPES), ...Object.keys(OPTIONAL_PROTOTYPES)]);
 /** An NVML function the binding knows. */
 export type NvmlFunctionName = RequiredFn | OptionalFn;
 
@@ -376,6 +393,8 @@ export class NvmlBinding {
   private readonly paths: readonly string[];
   private readonly callTimeoutMs: number;
   private readonly initTimeoutMs: number;
+  private readonly synchronous: boolean;
+  private readonly guard: NvmlCallGuard | undefined;
   private library: LoadedLibrary | undefined;
   private initPromise: Promise<void> | undefined;
   private shutdownPromise: Promise<void> | undefined;
@@ -391,6 +410,8 @@ export class NvmlBinding {
     this.paths = [...new Set(candidates.filter((p): p is string => p !== undefined && p !== ''))];
     this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.initTimeoutMs = options.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS;
+    this.synchronous = options.synchronous === true;
+    this.guard = options.guard;
   }
 
   /** True once nvmlInit_v2 succeeded and until shutdown starts. */
@@ -435,7 +456,7 @@ export class NvmlBinding {
   private async runInit(): Promise<void> {
     if (this.shutdownPromise !== undefined) await this.shutdownPromise;
     this.library ??= loadLibrary(this.paths);
-    const native = this.track(nativeAsync(this.library.required.nvmlInit_v2, []));
+    const native = this.track(this.native('nvmlInit_v2', this.library.required.nvmlInit_v2, []));
     // count successes even if we stopped waiting, so shutdown can balance them
     native.then(
       (rc) => {
@@ -464,7 +485,7 @@ export class NvmlBinding {
       const lib = this.library;
       while (lib !== undefined && this.nativeInits > 0) {
         this.nativeInits--;
-        const rc = await nativeAsync(lib.required.nvmlShutdown, []);
+        const rc = await this.native('nvmlShutdown', lib.required.nvmlShutdown, []);
         if (rc !== NvmlReturn.SUCCESS && rc !== NvmlReturn.UNINITIALIZED) {
           throw new NvmlError(rc, 'nvmlShutdown', this.errorString(rc));
         }
@@ -486,6 +507,26 @@ export class NvmlBinding {
     return text;
   }
 
+  /** One native call: on the libuv pool, or right here when synchronous; the guard sees it either way. */
+  private native(fn: string, native: KoffiFunction, args: readonly unknown[]): Promise<number> {
+    const device = typeof args[0] === 'bigint' ? args[0] : null;
+    this.guard?.before(fn, device);
+    if (!this.synchronous) {
+      const pending = nativeAsync(native, args);
+      const guard = this.guard;
+      if (guard === undefined) return pending;
+      return pending.finally(() => guard.after(fn));
+    }
+    try {
+      const rc: unknown = native(...args);
+      return Promise.resolve(typeof rc === 'number' ? rc : NvmlReturn.UNKNOWN);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.guard?.after(fn);
+    }
+  }
+
   private track(native: Promise<number>): Promise<number> {
     this.inflight.add(native);
     const forget = (): void => {
@@ -504,7 +545,7 @@ export class NvmlBinding {
     }
     const native = lib.optional[fn];
     if (native === undefined) throw new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fn, 'symbol not exported by this driver');
-    const pending = this.track(nativeAsync(native, args));
+    const pending = this.track(this.native(fn, native, args));
     const rc = await withDeadline(pending, fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
     if (rc !== NvmlReturn.SUCCESS && !accept.includes(rc)) throw new NvmlError(rc, fn, this.errorString(rc));
     return rc;
