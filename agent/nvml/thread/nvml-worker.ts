@@ -1,0 +1,82 @@
+/**
+ * The NVML thread: a worker_thread that owns every NVML call of its role, made synchronously
+ * (never on the libuv pool). The `collect` role answers snapshot requests; the `events` role
+ * runs the event watcher. Before each native call it writes the call into the shared slot, so
+ * the main thread can tell a hung call while this thread is blocked inside it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { NvmlBinding, NvmlTimeoutError, type NvmlBindingOptions } from '../binding.js';
+import { collectSnapshot } from '../collector.js';
+import { NvmlEventWatcher } from '../events.js';
+import type { NvmlCheck } from '../types.js';
+import { CallSlot } from './call-slot.js';
+import type { ToWorker, FromWorker, WorkerSetup } from './protocol.js';
+
+const setup = workerData as WorkerSetup;
+const port = parentPort;
+if (port === null) throw new Error('nvml-worker.js runs only as a worker thread');
+
+const slot = new CallSlot(setup.slot, setup.callNames);
+let skipped = new Set<bigint>();
+
+function post(message: FromWorker): void {
+  port?.postMessage(message);
+}
+
+const bindingOptions: NvmlBindingOptions = {
+  ...setup.binding,
+  synchronous: true,
+  guard: {
+    before(fn, device) {
+      // A device whose call hung in an earlier thread is not called again until that call returns.
+      if (device !== null && skipped.has(device)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: an earlier call on this GPU never returned');
+      slot.enter(fn, device, Date.now());
+    },
+    after() {
+      slot.leave();
+    },
+  },
+};
+const nvml = new NvmlBinding(bindingOptions);
+let watcher: NvmlEventWatcher | undefined;
+
+async function collect(id: number, checks: readonly NvmlCheck[] | undefined, skip: readonly string[]): Promise<void> {
+  skipped = new Set(skip.map((s) => BigInt(s)));
+  try {
+    const snapshot = await collectSnapshot({ nvml, ...(checks === undefined ? {} : { checks }) });
+    post({ type: 'result', id, snapshot });
+  } catch (err) {
+    post({ type: 'failed', id, name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+async function watch(): Promise<void> {
+  watcher = new NvmlEventWatcher({
+    nvml,
+    onEvent: (event) => post({ type: 'event', event }),
+    onError: (err) => post({ type: 'event-error', message: err.message }),
+  });
+  try {
+    await watcher.start();
+    post({ type: 'watching' });
+  } catch (err) {
+    watcher = undefined;
+    post({ type: 'event-error', message: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+async function close(): Promise<void> {
+  await watcher?.stop();
+  await nvml.shutdown();
+  post({ type: 'closed' });
+}
+
+port.on('message', (message: ToWorker) => {
+  const done = (p: Promise<void>): void => {
+    p.catch((err: unknown) => post({ type: 'event-error', message: `NVML thread: ${err instanceof Error ? err.message : String(err)}` }));
+  };
+  if (message.type === 'collect') done(collect(message.id, message.checks, message.skip));
+  else if (message.type === 'watch') done(watch());
+  else done(close());
+});
+post({ type: 'ready' });

@@ -1,0 +1,27 @@
+/** Messages between the agent's main thread and its NVML threads (nvml-worker.ts). */
+import type { NvmlBindingOptions } from '../binding.js';
+import type { NvmlCheck, NvmlEvent, NvmlSnapshot } from '../types.js';
+
+/** What a worker is told at start (workerData). */
+export interface WorkerSetup {
+  readonly binding: NvmlBindingOptions;
+  readonly callTimeoutMs: number;
+  readonly slot: SharedArrayBuffer;
+  readonly callNames: readonly string[];
+}
+
+/** Main → worker. Device handles travel as decimal strings (bigint is not clonable everywhere). */
+export type ToWorker =
+  | { readonly type: 'collect'; readonly id: number; readonly checks?: readonly NvmlCheck[]; readonly skip: readonly string[] }
+  | { readonly type: 'watch' }
+  | { readonly type: 'close' };
+
+/** Worker → main. */
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | { readonly type: 'result'; readonly id: number; readonly snapshot: NvmlSnapshot }
+  | { readonly type: 'failed'; readonly id: number; readonly name: string; readonly message: string }
+  | { readonly type: 'watching' }
+  | { readonly type: 'event'; readonly event: NvmlEvent }
+  | { readonly type: 'event-error'; readonly message: string }
+  | { readonly type: 'closed' };
