@@ -15,6 +15,12 @@ export const DIAGNOSTIC_SPEC_DEFAULTS = {
 /** perNodeTimeoutSeconds when unset (the operator also caps it at timeoutSeconds). */
 export const DEFAULT_PER_NODE_TIMEOUT_SECONDS = 20;
 
+/**
+ * A node that advertises more GPUs than its agent sees (none included: NVML unavailable, no-GPU
+ * mode) is critical: a GPU can vanish from the bus without any XID.
+ */
+export const DEFAULT_MISSING_GPUS_SEVERITY = 'critical';
+
 /** The built-in GPUHealthPolicy spec: what applies when a GPUDiagnostic references no policy. */
 export const BUILT_IN_POLICY_SPEC = {
   interval: '5m',
@@ -26,6 +32,7 @@ export const BUILT_IN_POLICY_SPEC = {
     power: { overLimitPercentWarning: 5 },
     ecc: { volatileCorrectedWarning: 1000, volatileUncorrectedCritical: 1, retiredPagesWarning: 48, retiredPagesCritical: 60 },
     rowRemap: { pendingSeverity: 'warning', failureSeverity: 'critical', uncorrectableRowsWarning: 8 },
+    inventory: { missingGpusSeverity: DEFAULT_MISSING_GPUS_SEVERITY },
     pcie: { widthDegradedSeverity: 'warning', replayCounterWarning: 1000 },
     nvlink: { linkDownSeverity: 'critical', errorCountWarning: 1000 },
     clockEvents: {

@@ -204,6 +204,12 @@ export interface FakeNvmlScenario {
   /** Errors and delays by NVML function name, for system calls and for every GPU's device calls. */
   errors?: Record<string, number>;
   delays?: Record<string, number>;
+  /**
+   * GPUs the simulated node's device plugin advertises (nvidia.com/gpu capacity and allocatable,
+   * label nvidia.com/gpu.count), when not `gpus.length`: a GPU gone from NVML but still expected.
+   * The library never reads it.
+   */
+  advertisedGpus?: number;
 }
 
 /** A run-time fault for {@link FakeNvmlController.inject}. */
@@ -377,6 +383,7 @@ const scenarioSpec: Check = object(
     kmsg: arrayOf(kmsgText),
     errors: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
     delays: recordOf([...SYSTEM_CALLS, ...DEVICE_CALLS], uint),
+    advertisedGpus: uint,
   },
   ['name', 'gpus'],
 );

@@ -1017,6 +1017,23 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 }
               }
             },
+            "inventory": {
+              "type": "object",
+              "description": "The GPUs the node advertises (nvidia.com/gpu capacity or allocatable, or the GPU feature discovery label nvidia.com/gpu.count) against the GPUs the agent sees.",
+              "default": {},
+              "properties": {
+                "missingGpusSeverity": {
+                  "type": "string",
+                  "description": "Severity when the agent sees fewer GPUs than the node advertises, none included (NVML unavailable or the agent in no-GPU mode).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "critical"
+                }
+              }
+            },
             "pcie": {
               "type": "object",
               "description": "PCIe link health.",

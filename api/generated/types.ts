@@ -597,6 +597,15 @@ export interface GPUHealthPolicySpec {
       uncorrectableRowsWarning?: number;
     };
     /**
+     * The GPUs the node advertises (nvidia.com/gpu capacity or allocatable, or the GPU feature discovery label nvidia.com/gpu.count) against the GPUs the agent sees.
+     */
+    inventory?: {
+      /**
+       * Severity when the agent sees fewer GPUs than the node advertises, none included (NVML unavailable or the agent in no-GPU mode).
+       */
+      missingGpusSeverity?: "info" | "warning" | "critical";
+    };
+    /**
      * PCIe link health.
      */
     pcie?: {

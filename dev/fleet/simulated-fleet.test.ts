@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { listScenarios, loadScenario, scenarioBlocks } from '../../agent/fake-nvml/scenario.js';
-import { DEFAULT_SCENARIO_CYCLE, defaultFleet } from './simulated-fleet.js';
+import { listScenarios, loadScenario, scenarioBlocks, validateScenario } from '../../agent/fake-nvml/scenario.js';
+import { parseAdvertisedGpus } from '../../operator/scoring/advertised-gpus.js';
+import { DEFAULT_SCENARIO_CYCLE, defaultFleet, deviceAdvertisement } from './simulated-fleet.js';
 
 describe('defaultFleet', () => {
   it('cycles through shipped scenarios that never block, the usual mix first', async () => {
@@ -21,5 +22,27 @@ describe('defaultFleet', () => {
       { name: 'gpu-node-3', scenario: 'nvlink5-storm' },
     ]);
     expect(defaultFleet(1, [])).toEqual([{ name: 'gpu-node-1', scenario: DEFAULT_SCENARIO_CYCLE[0] }]);
+  });
+});
+
+describe('deviceAdvertisement', () => {
+  it('advertises each scenario\'s GPUs as the device plugin and GFD would, unless the scenario says otherwise', async () => {
+    const advertised = async (name: string): Promise<number[]> => {
+      const { labels, resources } = deviceAdvertisement(await loadScenario(name));
+      return parseAdvertisedGpus({ metadata: { labels }, status: { capacity: resources, allocatable: resources } }).counts.map((c) => c.gpus);
+    };
+    expect(await advertised('h100-sxm-8x-healthy')).toEqual([8, 8, 8]);
+    expect(await advertised('t4-legacy')).toEqual([2, 2, 2]);
+    expect(await advertised('mig-enabled')).toEqual([4, 4, 4]);
+    expect(await advertised('no-gpus')).toEqual([]);
+    // The vanished GPUs are still advertised: the Node remembers what NVML no longer counts.
+    expect([(await loadScenario('gpu-vanished')).gpus.length, ...(await advertised('gpu-vanished'))]).toEqual([7, 8, 8, 8]);
+    expect([(await loadScenario('all-gpus-vanished')).gpus.length, ...(await advertised('all-gpus-vanished'))]).toEqual([0, 8, 8, 8]);
+    expect(deviceAdvertisement({ name: 'x', gpus: [{}], advertisedGpus: 0 })).toEqual({ labels: {}, resources: {} });
+  });
+
+  it('rejects an advertisedGpus that is not a count', () => {
+    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: -1 }, 'x')).toThrow('x.advertisedGpus must be a non-negative integer');
+    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: '8' }, 'x')).toThrow('x.advertisedGpus must be a non-negative integer');
   });
 });

@@ -1,10 +1,11 @@
 /**
  * A simulated GPU fleet for `gpudiag dev up --nodes N`, end-to-end tests and benchmarks: Node
  * and agent Pod objects in the API server (with pod IPs and Ready conditions, as a kubelet would
- * report), each backed by a real agent process-local instance listening on its own loopback
- * address (127.1.x.y) with its own copy of the fake NVML library, so faults on one node never
- * leak into another. Large fleets (benchmarks) may share one library copy per scenario instead
- * (`sharedLibrary`), trading per-node fault injection for one dlopen per scenario.
+ * report, and the GPUs NVIDIA's device plugin would advertise), each backed by a real agent
+ * process-local instance listening on its own loopback address (127.1.x.y) with its own copy of
+ * the fake NVML library, so faults on one node never leak into another. Large fleets (benchmarks)
+ * may share one library copy per scenario instead (`sharedLibrary`), trading per-node fault
+ * injection for one dlopen per scenario.
  */
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,9 +17,10 @@ import type { AgentConfig } from '../../agent/config.js';
 import type { TokenAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlLibrary } from '../../agent/fake-nvml/fake-library.js';
-import { FakeNvmlController, fakeNvmlEraOf, loadScenario, scenarioKmsgRecords } from '../../agent/fake-nvml/scenario.js';
+import { FakeNvmlController, fakeNvmlEraOf, loadScenario, scenarioKmsgRecords, type FakeNvmlScenario } from '../../agent/fake-nvml/scenario.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
+import { GPU_COUNT_LABEL, GPU_RESOURCE } from '../../operator/scoring/advertised-gpus.js';
 
 /** Labels that mark the simulated agent pods (the operator's default agent selector matches them). */
 export const AGENT_POD_LABELS = { 'app.kubernetes.io/name': 'gpudiag', 'app.kubernetes.io/component': 'agent' } as const;
@@ -160,6 +162,13 @@ async function kmsgLinesFor(scenario: string): Promise<string[]> {
   return scenarioKmsgRecords(await loadScenario(scenario), { startUs: process.hrtime.bigint() / 1000n - KMSG_AGE_US, stepUs: KMSG_STEP_US });
 }
 
+/** What NVIDIA's device plugin and GPU feature discovery would put on the Node: the scenario's GPU count, or its `advertisedGpus`. */
+export function deviceAdvertisement(scenario: FakeNvmlScenario): { labels: Record<string, string>; resources: Record<string, string> } {
+  const gpus = scenario.advertisedGpus ?? scenario.gpus.length;
+  if (gpus === 0) return { labels: {}, resources: {} };
+  return { labels: { [GPU_COUNT_LABEL]: String(gpus) }, resources: { [GPU_RESOURCE]: String(gpus) } };
+}
+
 function now(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
@@ -202,12 +211,14 @@ export class SimulatedFleet {
     try {
       for (const [i, spec] of options.nodes.entries()) {
         const address = fleetAddress(i);
-        await core.createNode({ body: { metadata: { name: spec.name, labels: { ...SIMULATED_NODE_LABELS, [SCENARIO_LABEL]: spec.scenario, ...spec.labels } } } });
+        const advertised = deviceAdvertisement(await loadScenario(spec.scenario));
+        const labels = { ...SIMULATED_NODE_LABELS, [SCENARIO_LABEL]: spec.scenario, ...advertised.labels, ...spec.labels };
+        await core.createNode({ body: { metadata: { name: spec.name, labels } } });
         await kubeRequest(options.kc, {
           method: 'PATCH',
           path: `/api/v1/nodes/${spec.name}/status`,
           contentType: 'application/merge-patch+json',
-          body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'SimulatedKubelet', message: 'simulated by gpudiag dev', lastHeartbeatTime: now(), lastTransitionTime: now() }], capacity: { 'nvidia.com/gpu': '8' }, allocatable: { 'nvidia.com/gpu': '8' } } },
+          body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'SimulatedKubelet', message: 'simulated by gpudiag dev', lastHeartbeatTime: now(), lastTransitionTime: now() }], capacity: advertised.resources, allocatable: advertised.resources } },
         });
         const node: FleetNode = { spec, address };
         fleet.nodes.push(node);

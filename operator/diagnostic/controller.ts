@@ -26,7 +26,7 @@ import { isNotFound } from '../runtime/errors.js';
 import { writeStatus } from '../runtime/status-writer.js';
 import { splitKey, type ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
-import { parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
+import { parseAdvertisedGpus, parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
 import { computeDiagnosticStatus, isFinished, type DiagnosticObservation } from './compute.js';
 import { RetainedResults, type NodeResultInput } from './results.js';
 
@@ -247,10 +247,13 @@ export class DiagnosticController {
     metrics.fanoutResults.inc({ result: outcome.result });
     const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
     if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
-      const score = scoreNode(outcome.snapshot, policy, this.now());
+      const node = this.deps.nodes.get(outcome.node);
+      // The Node says how many GPUs there should be (GpusMissing when the agent sees fewer).
+      const advertised = node === undefined ? {} : { advertised: parseAdvertisedGpus(node) };
+      const score = scoreNode(outcome.snapshot, policy, this.now(), advertised);
       input.score = score;
       // A node deleted meanwhile gets no series: nothing would remove them again.
-      if (this.deps.nodes.get(outcome.node) !== undefined) metrics.recordNodeScore(score);
+      if (node !== undefined) metrics.recordNodeScore(score);
     }
     run.completed.push(input);
     if (!run.progressQueued) {

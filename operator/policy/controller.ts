@@ -29,7 +29,7 @@ import { isNotFound } from '../runtime/errors.js';
 import { writeStatus } from '../runtime/status-writer.js';
 import type { ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
-import { PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
+import { parseAdvertisedGpus, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
 import { planActions, policiesRecordedOn, taintState, TAINTED_BY_ANNOTATION, UNHEALTHY_BY_ANNOTATION, parseTaintedBy, parseUnhealthyBy, type ActionsPlan, type PlanNode } from './actions.js';
 import { applyActions } from './apply-actions.js';
 import { checkedGeneration, computePolicyStatus, nextCheckAt, POLICY_STATUS_LIMITS, type PolicyObservation } from './compute.js';
@@ -261,7 +261,11 @@ export class PolicyController {
     const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
     // A check retains one score per governed node until it finishes: only what the policy status
     // shows (worst nodes and the worst POLICY_STATUS_LIMITS.recentXids XIDs) is kept.
-    if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) input.score = summaryScore(scoreNode(outcome.snapshot, run.policy, this.now()), POLICY_STATUS_LIMITS.recentXids);
+    if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
+      const node = this.deps.nodes.get(outcome.node);
+      const advertised = node === undefined ? {} : { advertised: parseAdvertisedGpus(node) };
+      input.score = summaryScore(scoreNode(outcome.snapshot, run.policy, this.now(), advertised), POLICY_STATUS_LIMITS.recentXids);
+    }
     run.completed.push(input);
   }
 

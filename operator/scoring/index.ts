@@ -14,6 +14,8 @@ export {
   type ResolvedXidPolicy,
 } from './policy.js';
 export { MAX_FINDING_MESSAGE_LENGTH, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
+export { parseAdvertisedGpus, type AdvertisedCount, type GpuAdvertisement, type IgnoredAdvertisement } from './advertised-gpus.js';
+export { checkMissingGpus, seenGpus, type SeenGpus } from './missing-gpus.js';
 export { GPU_CHECKS, type GpuCheck, type NodeContext } from './checks/index.js';
 export { evaluateXidEvents, NODE_LEVEL_KEY, XID_FINDING_CODES, type EvaluatedXidEvent, type XidEvaluation } from './xid.js';
 export {

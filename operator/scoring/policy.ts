@@ -63,6 +63,7 @@ export interface ResolvedThresholds {
     readonly retiredPagesCritical: number;
   };
   readonly rowRemap: { readonly pendingSeverity: Severity; readonly failureSeverity: Severity; readonly uncorrectableRowsWarning: number };
+  readonly inventory: { readonly missingGpusSeverity: Severity };
   readonly pcie: { readonly widthDegradedSeverity: Severity; readonly replayCounterWarning: number };
   readonly nvlink: { readonly linkDownSeverity: Severity; readonly errorCountWarning: number };
   readonly clockEvents: {
@@ -205,6 +206,7 @@ export function resolvePolicy(spec: GPUHealthPolicySpec = {}): ResolvedPolicy {
       power: { ...d.thresholds.power, ...t.power },
       ecc: { ...d.thresholds.ecc, ...t.ecc },
       rowRemap: { ...d.thresholds.rowRemap, ...t.rowRemap },
+      inventory: { ...d.thresholds.inventory, ...t.inventory },
       pcie: { ...d.thresholds.pcie, ...t.pcie },
       nvlink: { ...d.thresholds.nvlink, ...t.nvlink },
       clockEvents: { ...d.thresholds.clockEvents, ...t.clockEvents },

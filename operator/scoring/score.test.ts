@@ -3,6 +3,7 @@ import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js'
 import type { GpuSnapshot } from '../../agent/nvml/types.js';
 import type { Finding } from './finding.js';
 import { BUILT_IN_POLICY, FIXED_SEVERITIES, parseGoDuration, resolvePolicy } from './policy.js';
+import { parseAdvertisedGpus } from './advertised-gpus.js';
 import { MAX_SCORE, scoreNode, statusFor, worseStatus } from './score.js';
 import { h100, h100UnderLoad, healthyNvLinks, lostGpu, minutesAgo, nodeSnapshot, NOW, withoutUuid, xidEvent } from './test-fixtures.js';
 
@@ -216,6 +217,30 @@ describe('nodes without observed GPUs', () => {
     expect(result.findings.map((x) => `${x.severity}:${x.code}`)).toEqual([`${FIXED_SEVERITIES.xidSourcesDown}:XidSourcesDown`]);
     expect(result.score).toBe(MAX_SCORE - S.warningPenalty);
     expect(scoreNode({ ...base, agent, checks: ['health'] }, BUILT_IN_POLICY, NOW).findings).toEqual([]);
+  });
+});
+
+describe('GPUs the node advertises but the agent does not see', () => {
+  const eight = parseAdvertisedGpus({ metadata: { labels: { 'nvidia.com/gpu.count': '8' } }, status: { capacity: { 'nvidia.com/gpu': '8' }, allocatable: { 'nvidia.com/gpu': '8' } } });
+  const none = parseAdvertisedGpus({ metadata: { name: 'cpu-node' }, status: { capacity: { cpu: '64' } } });
+  const zeroGpus = nodeSnapshot({ nvml: { available: false, reason: 'no GPUs found', driverVersion: '550.90.07' }, gpus: [] });
+
+  it.each<[string, NodeSnapshotDocument, RegExp]>([
+    ['one GPU gone from the bus, the other seven healthy', nodeSnapshot({ gpus: Array.from({ length: 7 }, (_, i) => h100(i)) }), /^node advertises 8 GPUs .* but the agent sees 7;/],
+    ['all gone while NVML works (healthy before this check)', zeroGpus, /^node advertises 8 GPUs .* but the agent sees none \(NVML: no GPUs found\)/],
+    ['NVML cannot load', nodeSnapshot({ nvml: { available: false, reason: 'Failed to load shared library libnvidia-ml.so.1' }, gpus: [] }), /sees none \(NVML: Failed to load shared library/],
+  ])('critical: %s', (_, snapshot, message) => {
+    const result = scoreNode(snapshot, BUILT_IN_POLICY, NOW, { advertised: eight });
+    expect(result.status).toBe('critical');
+    expect(result.score).toBeLessThanOrEqual(CRITICAL_SCORE);
+    expect(result.findings.find((x) => x.code === 'GpusMissing')).toMatchObject({ check: 'inventory', severity: 'critical' });
+    expect(result.worstMessage).toMatch(message);
+    expect(result.gpus.every((g) => g.status === 'healthy')).toBe(true);
+  });
+
+  it('a node that advertises as many as it has, or none and has none, stays as before', () => {
+    expect(scoreNode(nodeSnapshot(), BUILT_IN_POLICY, NOW, { advertised: eight })).toEqual(scoreNode(nodeSnapshot(), BUILT_IN_POLICY, NOW));
+    expect(scoreNode(zeroGpus, BUILT_IN_POLICY, NOW, { advertised: none })).toMatchObject({ status: 'healthy', score: MAX_SCORE, findings: [] });
   });
 });
 

@@ -16,14 +16,18 @@
  *   bus can leave a node with none). Any other NVML failure (library missing, init failed,
  *   cannot count) means the GPUs are unobserved: a NvmlUnavailable warning and status at least
  *   `unknown`, never a silent healthy.
+ * - Missing GPUs (missing-gpus.ts): a node that advertises more GPUs than the agent sees, none
+ *   included, gets GpusMissing (critical by default), whatever NVML says about the rest.
  * Nothing is remembered between calls, so every fault clears as soon as the snapshot stops
  * showing it (GPU back, remap applied, XID older than the lookback).
  */
 import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
 import type { GpuSnapshot } from '../../agent/nvml/types.js';
 import type { XidCatalog } from '../../agent/xid/catalog.js';
+import type { GpuAdvertisement } from './advertised-gpus.js';
 import { checkLost, GPU_CHECKS, isUnobserved, type GpuCheck, type NodeContext } from './checks/index.js';
 import { boundText, finding, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
+import { checkMissingGpus } from './missing-gpus.js';
 import { FIXED_SEVERITIES, type ResolvedPolicy, type ResolvedScoring } from './policy.js';
 import { busLossFinding, busLossKey, evaluateXidEvents, kernelBusIdKey, NODE_LEVEL_KEY, switchFindings, type EvaluatedXidEvent } from './xid.js';
 
@@ -76,6 +80,8 @@ export interface NodeScore {
 export interface ScoreNodeOptions {
   /** XID catalog to judge events against (default: the built-in one). */
   readonly catalog?: XidCatalog;
+  /** What the node's Node object advertises (parseAdvertisedGpus); without it, GPU counts are not compared. */
+  readonly advertised?: GpuAdvertisement;
 }
 
 function penalty(severity: Severity, scoring: ResolvedScoring): number {
@@ -188,7 +194,7 @@ export function scoreNode(snapshot: NodeSnapshotDocument, policy: ResolvedPolicy
   const gpus = snapshot.gpus.map((gpu) => scoreGpu(gpu, policy, context, xidFindingsFor(gpu, findingsByGpu, claimed)));
 
   const { findings: nodeOwn, unobserved } = nodeFindings(snapshot);
-  const own = [...nodeOwn, ...switchFindings(snapshot.xid.switchEvents ?? [])];
+  const own = [...nodeOwn, ...checkMissingGpus(snapshot, options.advertised, policy), ...switchFindings(snapshot.xid.switchEvents ?? [])];
   const unmapped = [...findingsByGpu].filter(([key]) => key === NODE_LEVEL_KEY || !claimed.has(key)).flatMap(([, f]) => f);
   const findings = sortWorstFirst([...own, ...unmapped]);
   const nodeLevelScore = scoreFindings(findings, policy.scoring);
