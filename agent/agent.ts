@@ -8,14 +8,13 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
 import { close, createGuardedServer, listen } from '../lib/http/server.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 import { settlesWithin } from '../lib/settle.js';
 import { clip } from '../lib/text.js';
 import { startOrUndo } from '../lib/teardown.js';
 import type { AgentConfig } from './config.js';
-import { CallerAuthorizer, tokenReviewAuthenticator, type TokenAuthenticator } from './auth/token-reviewer.js';
+import type { CallerAuthorizer, TokenAuthenticator } from './auth/token-reviewer.js';
 import { createRequestHandler } from './http-api.js';
 import { AgentMetrics } from './metrics.js';
 import { NvmlBinding } from './nvml/binding.js';
@@ -55,17 +54,27 @@ async function loadTls(tls: NonNullable<AgentConfig['tls']>): Promise<{ cert: Bu
   return { cert, key };
 }
 
-/** The TokenReview client: the kubeconfig given, else the in-cluster configuration. */
-function tokenReview(config: Readonly<AgentConfig>): TokenAuthenticator {
-  const kc = new KubeConfig();
-  try {
-    if (config.kubeconfig !== undefined) kc.loadFromFile(config.kubeconfig);
-    else kc.loadFromCluster();
-  } catch (err) {
-    throw new Error(`cannot load the kubeconfig ${config.kubeconfig ?? '(in-cluster)'}`, { cause: err });
+/**
+ * The caller check for --auth tokenreview: TokenReview through the kubeconfig given, else the
+ * in-cluster configuration (mounted ServiceAccount token and CA). Loaded only when auth is on,
+ * and without client-node: the review is one POST over node:https.
+ */
+async function callerAuthorizer(config: Readonly<AgentConfig>, injected: TokenAuthenticator | undefined): Promise<CallerAuthorizer> {
+  const { CallerAuthorizer, tokenReviewAuthenticator } = await import('./auth/token-reviewer.js');
+  let authenticator = injected;
+  if (authenticator === undefined) {
+    const where = config.kubeconfig !== undefined ? `the kubeconfig ${config.kubeconfig}` : 'the in-cluster configuration';
+    try {
+      const target =
+        config.kubeconfig !== undefined
+          ? await (await import('../lib/kube/kubeconfig.js')).loadKubeconfig(config.kubeconfig)
+          : await (await import('../lib/kube/connection.js')).inClusterConnection({ service: config.kubernetesService });
+      authenticator = tokenReviewAuthenticator(target, config.tokenAudience);
+    } catch (err) {
+      throw new Error(`cannot load ${where}`, { cause: err });
+    }
   }
-  if (kc.getCurrentCluster() === null) throw new Error(`the kubeconfig ${config.kubeconfig ?? '(in-cluster)'} has no current cluster`);
-  return tokenReviewAuthenticator(kc, config.tokenAudience);
+  return new CallerAuthorizer(authenticator, new Set(config.allowedCallers));
 }
 
 /** A running agent. */
@@ -92,7 +101,7 @@ export class Agent {
   static async start(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<Agent> {
     const logger = deps.logger.child({ node: config.nodeName });
     const tls = config.tls === undefined ? undefined : await loadTls(config.tls);
-    const authenticator = config.auth === 'none' ? undefined : (deps.authenticator ?? tokenReview(config));
+    const authorizer = config.auth === 'none' ? undefined : await callerAuthorizer(config, deps.authenticator);
     return startOrUndo(logger, async (teardown) => {
       const metrics = new AgentMetrics(deps.processMetrics ?? true);
       const startedAt = new Date().toISOString();
@@ -122,7 +131,6 @@ export class Agent {
         cacheMs: config.snapshotCacheMs,
         agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),
       });
-      const authorizer = authenticator === undefined ? undefined : new CallerAuthorizer(authenticator, new Set(config.allowedCallers));
       if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
 
       // Probes are answered by the Agent once it exists; until then the server is not bound anyway.

@@ -20,6 +20,15 @@ describe('parseAgentConfig', () => {
     expect(parseAgentConfig([...base, '--listen', '[::1]:9440', '--kmsg-path', ''], {})).toMatchObject({ listenHost: '::1', listenPort: 9440, kmsgPath: '' });
   });
 
+  it('takes the in-cluster API server from KUBERNETES_SERVICE_HOST/PORT only when TokenReview uses it', () => {
+    const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+    expect(parseAgentConfig(base, env).kubernetesService).toEqual({ host: '10.96.0.1', port: '443' });
+    expect(parseAgentConfig(base, {}).kubernetesService).toBeUndefined();
+    expect(parseAgentConfig([...base, '--auth', 'none'], { ...env, KUBERNETES_SERVICE_PORT: 'https' }).kubernetesService).toBeUndefined();
+    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_PORT: 'https' })).toThrow('KUBERNETES_SERVICE_PORT must be a port number, got "https"');
+    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_HOST: 'a b' })).toThrow('KUBERNETES_SERVICE_HOST must be a host name or IP address');
+  });
+
   it.each([
     [[], /--node-name \(or NODE_NAME\) is required/],
     [['--node-name', 'Bad_Name', '--auth', 'none'], /--node-name must be a DNS-1123 subdomain/],

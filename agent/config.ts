@@ -21,6 +21,8 @@ export interface AgentConfig {
   tokenAudience: string;
   /** Kubeconfig for TokenReview; in-cluster configuration when unset. */
   kubeconfig?: string;
+  /** The in-cluster API server (KUBERNETES_SERVICE_HOST/PORT, set by the kubelet), used when `kubeconfig` is unset. */
+  kubernetesService?: { host: string; port: string };
   nvmlLibraryPath?: string;
   /** Skip the system libnvidia-ml.so.1 fallback (tests and the simulated fleet). */
   nvmlNoFallback: boolean;
@@ -115,6 +117,19 @@ function integer(flag: string, value: string | undefined, fallback: number, min:
   return integerFlag(flag, value, fallback, min, max, configError);
 }
 
+/** The kubernetes Service address the kubelet puts in every pod's environment; undefined outside a pod. */
+function inClusterService(env: NodeJS.ProcessEnv): { host: string; port: string } | undefined {
+  const host = env['KUBERNETES_SERVICE_HOST'] ?? '';
+  const port = env['KUBERNETES_SERVICE_PORT'] ?? '';
+  if (host === '' || port === '') return undefined;
+  if (!/^[0-9A-Za-z.:-]{1,253}$/.test(host)) {
+    throw new ConfigError(`KUBERNETES_SERVICE_HOST must be a host name or IP address, got ${quote(host)}`);
+  }
+  const portNumber = /^\d{1,5}$/.test(port) ? Number(port) : 0;
+  if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`KUBERNETES_SERVICE_PORT must be a port number, got ${quote(port)}`);
+  return { host, port };
+}
+
 /** Parses flags (then env) into a frozen AgentConfig; throws ConfigError naming the bad flag. */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
   const flags = readFlags(argv, env, ENV, ['nvml-no-fallback'], configError);
@@ -149,6 +164,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     (value === undefined || value === '' ? {} : { [key]: value }) as { [P in K]?: string };
   const kubeconfig = get('kubeconfig');
   if (kubeconfig !== undefined && kubeconfig !== '') readableFileFlag('kubeconfig', kubeconfig, configError);
+  const kubernetesService = auth === 'tokenreview' && (kubeconfig ?? '') === '' ? inClusterService(env) : undefined;
   const cursorFile = get('cursor-file');
   if (cursorFile !== undefined && cursorFile !== '') {
     writableDirectoryFlag('cursor-file', cursorFile, configError);
@@ -164,6 +180,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     allowedCallers: Object.freeze(allowedCallers),
     tokenAudience,
     ...optional('kubeconfig', kubeconfig),
+    ...(kubernetesService !== undefined ? { kubernetesService: Object.freeze(kubernetesService) } : {}),
     ...optional('nvmlLibraryPath', get('nvml-library')),
     nvmlNoFallback: flags.isSet('nvml-no-fallback') || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),

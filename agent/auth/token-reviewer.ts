@@ -2,11 +2,14 @@
  * Caller authentication for the agent: a bearer token verified by the Kubernetes TokenReview
  * API (answers cached briefly in a bounded LRU, keyed by a hash of the token), then an
  * allow-list of usernames. A TokenReview that does not answer in time is a 503, never a hang.
+ * The review is one POST over node:https (lib/kube/raw-request), so the agent never loads
+ * client-node; any KubeTarget carries the credentials (the agent's lean ApiServerConnection,
+ * or a client-node KubeConfig in tests and the dev environment).
  */
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { apiCall } from '../../lib/kube/call-options.js';
+import { kubeRequest, type KubeTarget } from '../../lib/kube/raw-request.js';
 import { LruCache } from '../../lib/lru-cache.js';
+import { isRecord } from '../../lib/records.js';
 
 /** The outcome of checking a request's credentials. */
 export type AuthDecision =
@@ -17,25 +20,48 @@ export type AuthDecision =
 export const TOKEN_REVIEW_CACHE_MS = 30_000;
 /** A TokenReview that has not answered within this is given up (the request answers 503). */
 export const TOKEN_REVIEW_TIMEOUT_MS = 10_000;
+/** Largest TokenReview answer read (a user with many groups and extras is a few KiB). */
+const MAX_REVIEW_BYTES = 256 * 1024;
 /** Most cached answers; the least recently used is dropped beyond it. */
 const MAX_CACHE_ENTRIES = 1024;
 /** Longest bearer token considered (projected tokens are about 1 KiB). */
 const MAX_TOKEN_CHARS = 16 * 1024;
 
+/** What a TokenReview said about one token. */
+export interface TokenReviewAnswer {
+  authenticated: boolean;
+  username?: string;
+  error?: string;
+}
+
 /** Something that turns a token into a username (TokenReview in production); must honour `signal`. */
-export type TokenAuthenticator = (token: string, signal: AbortSignal) => Promise<{ authenticated: boolean; username?: string; error?: string }>;
+export type TokenAuthenticator = (token: string, signal: AbortSignal) => Promise<TokenReviewAnswer>;
+
+/** The status of a TokenReview answer, read field by field (the answer is untrusted JSON). */
+export function readTokenReviewStatus(review: unknown): TokenReviewAnswer {
+  const status = isRecord(review) && isRecord(review['status']) ? review['status'] : {};
+  const user = isRecord(status['user']) ? status['user'] : {};
+  const username = typeof user['username'] === 'string' ? user['username'] : undefined;
+  const error = typeof status['error'] === 'string' ? status['error'] : undefined;
+  return {
+    authenticated: status['authenticated'] === true,
+    ...(username !== undefined ? { username } : {}),
+    ...(error !== undefined ? { error } : {}),
+  };
+}
 
 /** A TokenAuthenticator backed by the TokenReview API, requiring the given audience. */
-export function tokenReviewAuthenticator(kc: KubeConfig, audience: string): TokenAuthenticator {
-  const api = kc.makeApiClient(AuthenticationV1Api);
+export function tokenReviewAuthenticator(target: KubeTarget, audience: string): TokenAuthenticator {
   return async (token, signal) => {
-    const review = await api.createTokenReview({ body: { spec: { token, audiences: [audience] } } }, apiCall(signal, TOKEN_REVIEW_TIMEOUT_MS));
-    const username = review.status?.user?.username;
-    return {
-      authenticated: review.status?.authenticated === true,
-      ...(username !== undefined ? { username } : {}),
-      ...(review.status?.error !== undefined ? { error: review.status.error } : {}),
-    };
+    const review = await kubeRequest<unknown>(target, {
+      method: 'POST',
+      path: '/apis/authentication.k8s.io/v1/tokenreviews',
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } },
+      signal,
+      timeoutMs: TOKEN_REVIEW_TIMEOUT_MS,
+      maxResponseBytes: MAX_REVIEW_BYTES,
+    });
+    return readTokenReviewStatus(review);
   };
 }
 

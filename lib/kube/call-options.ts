@@ -4,9 +4,9 @@
  * `api.getNamespacedCustomObject({ ... }, apiCall(signal))` is the one way to call it.
  */
 import { Observable, type ConfigurationOptions, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
+import { DEFAULT_API_CALL_TIMEOUT_MS, withTimeout } from './deadline.js';
 
-/** Deadline of one API call when the caller gives none (requests, not watches). */
-export const DEFAULT_API_CALL_TIMEOUT_MS = 30_000;
+export { DEFAULT_API_CALL_TIMEOUT_MS, withTimeout } from './deadline.js';
 
 /** Options that make one client-node call abort with `signal`. */
 export function withSignal(signal: AbortSignal): ConfigurationOptions {
@@ -22,12 +22,6 @@ export function withSignal(signal: AbortSignal): ConfigurationOptions {
     ],
     middlewareMergeStrategy: 'append',
   };
-}
-
-/** A signal that aborts when `signal` does or after `timeoutMs`, whichever comes first. */
-export function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  return signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
 }
 
 /** Options for one API call: aborts with `signal` (shutdown, lost leadership) or after `timeoutMs`. */

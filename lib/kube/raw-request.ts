@@ -1,15 +1,24 @@
 /**
- * Plain-JSON requests to the Kubernetes API with a KubeConfig's credentials. client-node's
+ * Plain-JSON requests to the Kubernetes API with a kubeconfig's credentials. client-node's
  * typed serializer renames fields it knows (a CRD schema's `default` and
  * `x-kubernetes-validations` are silently dropped from plain objects), so manifests are sent
- * through here untouched.
+ * through here untouched. Nothing here loads client-node: the agent's TokenReview uses it with
+ * lib/kube/connection.ts.
  */
-import { request } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { DEFAULT_API_CALL_TIMEOUT_MS, withTimeout } from './call-options.js';
+import { request, type RequestOptions } from 'node:https';
+import { DEFAULT_API_CALL_TIMEOUT_MS, withTimeout } from './deadline.js';
 
-/** Largest answer read; a bigger one fails the call instead of filling memory. */
+/** Largest answer read by default; a bigger one fails the call instead of filling memory. */
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Where a request goes and with which credentials: client-node's KubeConfig fits, and so does
+ * the lean ApiServerConnection (lib/kube/connection.ts).
+ */
+export interface KubeTarget {
+  getCurrentCluster(): { readonly server: string } | null;
+  applyToHTTPSOptions(options: RequestOptions): Promise<void>;
+}
 
 /** A non-2xx answer from the API server, with its Status message. */
 export class KubeRequestError extends Error {
@@ -32,14 +41,16 @@ export interface RawRequestOptions {
   signal?: AbortSignal;
   /** Deadline of the whole call, answer included (default 30 s). */
   timeoutMs?: number;
+  /** Largest answer read (default 64 MiB). */
+  maxResponseBytes?: number;
 }
 
 /** Sends one request and returns the status code and body text (any status). */
-async function send(kc: KubeConfig, options: RawRequestOptions, accept: string): Promise<{ code: number; text: string }> {
+async function send(kc: KubeTarget, options: RawRequestOptions, accept: string): Promise<{ code: number; text: string }> {
   const cluster = kc.getCurrentCluster();
   if (cluster === null) throw new Error('the kubeconfig has no current cluster');
   const url = new URL(options.path, cluster.server);
-  const httpsOptions: import('node:https').RequestOptions = {
+  const httpsOptions: RequestOptions = {
     method: options.method,
     hostname: url.hostname,
     port: url.port,
@@ -47,6 +58,7 @@ async function send(kc: KubeConfig, options: RawRequestOptions, accept: string):
     headers: { Accept: accept },
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_API_CALL_TIMEOUT_MS;
+  const maxBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   await kc.applyToHTTPSOptions(httpsOptions);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (payload !== undefined) {
@@ -66,7 +78,7 @@ async function send(kc: KubeConfig, options: RawRequestOptions, accept: string):
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_RESPONSE_BYTES) res.destroy(new Error(`${what}: answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+        if (size > maxBytes) res.destroy(new Error(`${what}: answer larger than ${maxBytes} bytes`));
         else chunks.push(c);
       });
       res.on('error', fail);
@@ -78,7 +90,7 @@ async function send(kc: KubeConfig, options: RawRequestOptions, accept: string):
 }
 
 /** Sends one request and parses the JSON answer; throws KubeRequestError for non-2xx. */
-export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions): Promise<T> {
+export async function kubeRequest<T>(kc: KubeTarget, options: RawRequestOptions): Promise<T> {
   const { code, text } = await send(kc, options, 'application/json');
   let parsed: unknown;
   try {
@@ -92,7 +104,7 @@ export async function kubeRequest<T>(kc: KubeConfig, options: RawRequestOptions)
 }
 
 /** GETs a non-JSON endpoint (e.g. /metrics) and returns its text; throws KubeRequestError for non-2xx. */
-export async function kubeGetText(kc: KubeConfig, path: string): Promise<string> {
+export async function kubeGetText(kc: KubeTarget, path: string): Promise<string> {
   const { code, text } = await send(kc, { method: 'GET', path }, 'text/plain, */*');
   if (code < 200 || code >= 300) throw new KubeRequestError(code, 'Unknown', `GET ${path}: HTTP ${code}`);
   return text;
@@ -109,7 +121,7 @@ export interface ResourceInfo {
 }
 
 /** Resolves apiVersion + kind to the resource's plural and scope through discovery. */
-export async function discoverResource(kc: KubeConfig, apiVersion: string, kind: string): Promise<ResourceInfo> {
+export async function discoverResource(kc: KubeTarget, apiVersion: string, kind: string): Promise<ResourceInfo> {
   const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
   const list = await kubeRequest<ApiResourceList>(kc, { method: 'GET', path: base });
   const found = list.resources.find((r) => r.kind === kind && !r.name.includes('/'));

@@ -1,14 +1,18 @@
 /**
  * The agent's HTTP API against the real API server (TokenReview with real ServiceAccount
- * tokens) and the fake NVML library (real C ABI), with faults injected while it runs.
+ * tokens, through the agent's own kubeconfig reader and node:https client, as in production)
+ * and the fake NVML library (real C ABI), with faults injected while it runs.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
 import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
 import { validateSnapshotDocument } from '../../agent/api/validate-snapshot.js';
 import { applyObjects, readManifests } from '../../dev/apply.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
+import { loadKubeconfig } from '../../lib/kube/kubeconfig.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { startTestAgent, type TestAgent } from '../support/agents.js';
 import path from 'node:path';
@@ -16,6 +20,7 @@ import path from 'node:path';
 const ns = useTestNamespace('agent-api');
 const AUDIENCE = 'gpudiag-agent';
 let agent: TestAgent;
+let dir: string;
 let operatorToken: string;
 let strangerToken: string;
 let wrongAudienceToken: string;
@@ -45,6 +50,9 @@ beforeAll(async () => {
   });
   await applyObjects(cluster.admin(), rbac);
   const agentKc: KubeConfig = await cluster.asServiceAccount(ns.name, 'gpudiag-agent');
+  dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-agent-api-'));
+  const kubeconfig = path.join(dir, 'agent.kubeconfig');
+  await writeFile(kubeconfig, agentKc.exportConfig(), { mode: 0o600 });
   operatorToken = await cluster.serviceAccountToken(ns.name, 'gpudiag-operator', [AUDIENCE]);
   strangerToken = await cluster.serviceAccountToken(ns.name, 'someone-else', [AUDIENCE]);
   wrongAudienceToken = await cluster.serviceAccountToken(ns.name, 'gpudiag-operator');
@@ -52,12 +60,13 @@ beforeAll(async () => {
     scenario: 'h100-sxm-8x-healthy',
     kmsgLines: [xidLine],
     config: { auth: 'tokenreview', allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`], snapshotCacheMs: 200 },
-    authenticator: tokenReviewAuthenticator(agentKc, AUDIENCE),
+    authenticator: tokenReviewAuthenticator(await loadKubeconfig(kubeconfig), AUDIENCE),
   });
 });
 
 afterAll(async () => {
   await agent?.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 describe('agent HTTP API', () => {
