@@ -17,8 +17,8 @@ import type { AgentConfig } from './config.js';
 import type { CallerAuthorizer, TokenAuthenticator } from './auth/token-reviewer.js';
 import { createRequestHandler } from './http-api.js';
 import { AgentMetrics } from './metrics.js';
-import { NvmlBinding } from './nvml/binding.js';
-import { collectSnapshot } from './nvml/collector.js';
+import { NvmlBinding, type NvmlBindingOptions } from './nvml/binding.js';
+import { bindingEventSource, bindingSnapshotSource, threadEventSource, threadSnapshotSource, type NvmlEventSource, type NvmlSnapshotSource } from './nvml/sources.js';
 import { SnapshotService } from './snapshot-service.js';
 import { XidService } from './xid-service.js';
 
@@ -89,7 +89,8 @@ export class Agent {
     readonly metrics: AgentMetrics,
     private readonly server: Server,
     private readonly xid: XidService,
-    private readonly nvml: NvmlBinding | undefined,
+    private readonly nvml: NvmlSnapshotSource | undefined,
+    private readonly nvmlEvents: NvmlEventSource | undefined,
     private readonly logger: Logger,
     private readonly shutdownGraceMs: number,
   ) {
@@ -106,15 +107,16 @@ export class Agent {
       const metrics = new AgentMetrics(deps.processMetrics ?? true);
       const startedAt = new Date().toISOString();
 
-      const { nvml, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
-      if (nvml !== undefined) teardown.add('nvml', () => nvml.shutdown());
+      const { nvml, nvmlEvents, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
+      if (nvml !== undefined) teardown.add('nvml', () => nvml.stop(config.shutdownGraceMs));
+      if (nvmlEvents !== undefined) teardown.add('nvml events', () => nvmlEvents.stop(config.shutdownGraceMs));
       const xid = new XidService({
         kmsgPath: config.kmsgPath,
         kmsgPollMs: config.kmsgPollMs,
         ...(config.cursorFile !== undefined ? { historyPath: config.cursorFile } : {}),
         ...(config.historyFlushMs !== undefined ? { historyFlushMs: config.historyFlushMs } : {}),
         ...(config.bootIdPath !== undefined ? { bootIdPath: config.bootIdPath } : {}),
-        ...(nvml !== undefined && config.nvmlEvents ? { nvml } : {}),
+        ...(nvmlEvents !== undefined ? { nvmlEvents } : {}),
         logger,
         onXid: (code, source) => metrics.xidEvents.inc({ xid: String(code), source }),
       });
@@ -154,29 +156,39 @@ export class Agent {
         maxConnections: MAX_CONNECTIONS,
       });
       const address = await listen(server, config.listenPort, config.listenHost);
-      const agent = new Agent(address, snapshots, metrics, server, xid, nvml, logger, config.shutdownGraceMs);
+      const agent = new Agent(address, snapshots, metrics, server, xid, nvml, nvmlEvents, logger, config.shutdownGraceMs);
       started.agent = agent;
       logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
       return agent;
     });
   }
 
-  /** NVML with at least one GPU, or the explicit no-GPU mode with the reason. */
-  private static async initNvml(config: Readonly<AgentConfig>, logger: Logger): Promise<{ nvml: NvmlBinding | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string; driverVersion?: string }> {
-    const nvml = new NvmlBinding({
+  /**
+   * NVML with at least one GPU, or the explicit no-GPU mode with the reason. NVML runs on its own
+   * threads (one for snapshots, one for events) unless --nvml-threads=false keeps it in this
+   * process on the libuv pool (the simulated fleet: hundreds of agents in one process).
+   */
+  private static async initNvml(
+    config: Readonly<AgentConfig>,
+    logger: Logger,
+  ): Promise<{ nvml: NvmlSnapshotSource | undefined; nvmlEvents: NvmlEventSource | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string; driverVersion?: string }> {
+    const options: NvmlBindingOptions = {
       ...(config.nvmlLibraryPath !== undefined ? { libraryPath: config.nvmlLibraryPath } : {}),
       fallbackToSystemLibrary: !config.nvmlNoFallback,
       callTimeoutMs: config.nvmlCallTimeoutMs,
-    });
-    const probe = await collectSnapshot({ nvml, checks: [] });
+    };
+    const binding = config.nvmlThreads ? undefined : new NvmlBinding(options);
+    const nvml = binding === undefined ? await threadSnapshotSource(options, config.nvmlCallTimeoutMs, logger) : bindingSnapshotSource(binding);
+    const probe = await nvml.collect([]);
     if (probe.nvml.available && probe.gpus.length > 0) {
-      logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion });
-      return { nvml, mode: 'nvml', ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}) };
+      logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion, threads: config.nvmlThreads });
+      const nvmlEvents = !config.nvmlEvents ? undefined : binding === undefined ? await threadEventSource(options, config.nvmlCallTimeoutMs, logger) : bindingEventSource(binding);
+      return { nvml, nvmlEvents, mode: 'nvml', ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}) };
     }
     const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;
     logger.warn('running in no-GPU mode: snapshots carry no GPUs, XIDs are still served from the kernel log', { reason });
-    await nvml.shutdown().catch((err: unknown) => logger.debug('NVML shutdown after failed probe', errorFields(err)));
-    return { nvml: undefined, mode: 'no-gpu', modeReason: clip(reason, 1024) };
+    if (!(await nvml.stop(config.shutdownGraceMs))) logger.warn('NVML did not shut down after the failed probe', { graceMs: config.shutdownGraceMs });
+    return { nvml: undefined, nvmlEvents: undefined, mode: 'no-gpu', modeReason: clip(reason, 1024) };
   }
 
   /** Ready once NVML is initialised (or no-GPU mode is decided) and the kernel-log reader runs. */
@@ -184,6 +196,9 @@ export class Agent {
     const reasons: string[] = [];
     if (this.stopping !== undefined) reasons.push('shutting down');
     if (!this.xid.kmsgReady) reasons.push(`kernel log reader not running: ${this.xid.status().kmsg.error ?? 'stopped'}`);
+    for (const hung of this.nvml?.hungCalls() ?? []) {
+      reasons.push(`NVML call ${hung.fn} has not returned for ${Math.round((Date.now() - hung.sinceMs) / 1000)} s; that GPU is skipped until it does`);
+    }
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -204,17 +219,22 @@ export class Agent {
       clearInterval(this.heartbeatTimer);
       const deadline = Date.now() + graceMs;
       await close(this.server, Math.max(0, graceMs - 1_000));
-      const rest = (async () => {
+      const rest = (async (): Promise<boolean> => {
         try {
           await this.xid.stop();
-          await this.nvml?.shutdown();
+          const left = (): number => Math.max(0, deadline - Date.now());
+          const eventsClean = (await this.nvmlEvents?.stop(left())) ?? true;
+          const snapshotsClean = (await this.nvml?.stop(left())) ?? true;
+          return eventsClean && snapshotsClean;
         } catch (err) {
           this.logger.warn('stopping the XID sources or NVML failed', errorFields(err));
+          return true;
         }
       })();
-      const clean = await settlesWithin(rest, deadline - Date.now());
+      // A blocked NVML call leaves its thread behind: that is not a clean stop either.
+      const clean = (await settlesWithin(rest, deadline - Date.now())) && (await rest);
       if (clean) this.logger.info('agent stopped');
-      else this.logger.warn('agent stopped with NVML calls still blocked after the shutdown grace period', { graceMs, nvmlCallsInFlight: this.nvml?.inflightCalls ?? 0 });
+      else this.logger.warn('agent stopped with NVML calls still blocked after the shutdown grace period', { graceMs, hungCalls: this.nvml?.hungCalls().map((h) => h.fn) ?? [] });
       return { clean };
     })();
     return this.stopping;

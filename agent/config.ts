@@ -27,6 +27,8 @@ export interface AgentConfig {
   /** Skip the system libnvidia-ml.so.1 fallback (tests and the simulated fleet). */
   nvmlNoFallback: boolean;
   nvmlCallTimeoutMs: number;
+  /** Run NVML on its own worker threads (default); false keeps it on this process's libuv pool. */
+  nvmlThreads: boolean;
   /** Watch NVML's event API (XID, DBE). Each watcher holds a libuv pool thread for up to 1 s per wait. */
   nvmlEvents: boolean;
   kmsgPath: string;
@@ -65,6 +67,7 @@ const ENV: Record<string, string> = {
   'nvml-library': 'GPUDIAG_NVML_LIBRARY',
   'nvml-call-timeout-ms': 'GPUDIAG_NVML_CALL_TIMEOUT_MS',
   'nvml-events': 'GPUDIAG_NVML_EVENTS',
+  'nvml-threads': 'GPUDIAG_NVML_THREADS',
   'kmsg-path': 'GPUDIAG_KMSG_PATH',
   'kmsg-poll-ms': 'GPUDIAG_KMSG_POLL_MS',
   'cursor-file': 'GPUDIAG_KMSG_CURSOR_FILE',
@@ -94,6 +97,8 @@ Every option can also be set with the environment variable shown.
   --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1 (GPUDIAG_NVML_NO_FALLBACK=true)
   --nvml-call-timeout-ms N     deadline of one NVML call (GPUDIAG_NVML_CALL_TIMEOUT_MS; default 2000)
   --nvml-events true|false     watch NVML's event API for XIDs (GPUDIAG_NVML_EVENTS; default true)
+  --nvml-threads true|false    NVML on its own worker threads, watched for hung calls (GPUDIAG_NVML_THREADS;
+                               default true; false: this process's libuv pool, for many agents in one process)
   --kmsg-path PATH             kernel log device or stand-in; "" disables (GPUDIAG_KMSG_PATH; default /dev/kmsg)
   --kmsg-poll-ms N             kernel log poll interval (GPUDIAG_KMSG_POLL_MS; default 500)
   --cursor-file PATH           where the XID history persists: the kmsg cursor with every event read
@@ -158,6 +163,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!TOKEN_NAME.test(tokenAudience)) throw new ConfigError(`--token-audience must be a token audience without spaces or commas, got ${quote(tokenAudience)}`);
 
   const nvmlEvents = choiceFlag('nvml-events', get('nvml-events'), ['true', 'false'] as const, 'true', configError);
+  const nvmlThreads = choiceFlag('nvml-threads', get('nvml-threads'), ['true', 'false'] as const, 'true', configError);
   const level = choiceFlag('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const, 'info', configError);
 
   const optional = <K extends string>(key: K, value: string | undefined): { [P in K]?: string } =>
@@ -185,6 +191,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     nvmlNoFallback: flags.isSet('nvml-no-fallback') || env['GPUDIAG_NVML_NO_FALLBACK'] === 'true',
     nvmlCallTimeoutMs: integer('nvml-call-timeout-ms', get('nvml-call-timeout-ms'), 2000, 10, 60_000),
     nvmlEvents: nvmlEvents === 'true',
+    nvmlThreads: nvmlThreads === 'true',
     kmsgPath: get('kmsg-path') ?? '/dev/kmsg',
     kmsgPollMs: integer('kmsg-poll-ms', get('kmsg-poll-ms'), 500, 10, 60_000),
     ...optional('cursorFile', cursorFile),

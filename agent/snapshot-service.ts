@@ -3,8 +3,7 @@
  * collection (single-flight), and a finished collection is reused for a short while, so a
  * fan-out burst from the operator never hammers NVML.
  */
-import type { NvmlBinding } from './nvml/binding.js';
-import { collectSnapshot } from './nvml/collector.js';
+import type { NvmlSnapshotSource } from './nvml/sources.js';
 import type { NvmlCheck, NvmlSnapshot } from './nvml/types.js';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type AgentStatus, type DiagnosticCheck, type NodeSnapshotDocument } from './api/snapshot-document.js';
 import type { AgentMetrics } from './metrics.js';
@@ -26,7 +25,8 @@ export const NVML_CHECKS_FOR: Record<DiagnosticCheck, readonly NvmlCheck[]> = {
 /** Dependencies of the snapshot service. */
 export interface SnapshotServiceOptions {
   nodeName: string;
-  nvml: NvmlBinding | undefined;
+  /** NVML snapshots (an NVML thread, or the binding in process); undefined in no-GPU mode. */
+  nvml: NvmlSnapshotSource | undefined;
   xid: XidService;
   metrics: AgentMetrics;
   cacheMs: number;
@@ -93,7 +93,7 @@ export class SnapshotService {
           const snap =
             nvml === undefined
               ? { collectedAt: (this.options.now?.() ?? new Date()).toISOString(), nvml: { available: false as const, reason: 'NVML disabled (no-GPU mode)' }, gpus: [], errors: [] }
-              : await collectSnapshot({ nvml, checks: nvmlChecks, ...(this.options.now !== undefined ? { now: this.options.now } : {}) });
+              : await nvml.collect(nvmlChecks);
           if (snap.nvml.available) this.options.xid.setDriverVersion(snap.nvml.driverVersion);
           for (const gpu of snap.gpus) this.options.xid.observeGpu(gpu);
           metrics.nvmlAvailable.set(snap.nvml.available ? 1 : 0);

@@ -7,8 +7,7 @@
  */
 import type { Logger } from '../lib/logger.js';
 import { errorFields } from '../lib/logger.js';
-import type { NvmlBinding } from './nvml/binding.js';
-import { NvmlEventWatcher } from './nvml/events.js';
+import type { NvmlEventSource } from './nvml/sources.js';
 import type { GpuSnapshot, NvmlEvent } from './nvml/types.js';
 import type { BusLossReport, SwitchEventReport, XidEventReport, XidSourceStatus } from './api/snapshot-document.js';
 import { compareSeverity } from './xid/actions.js';
@@ -48,8 +47,8 @@ export interface XidServiceOptions {
   /** Least time between history writes. */
   historyFlushMs?: number;
   bootIdPath?: string;
-  /** NVML binding for the event API; omitted in no-GPU mode or when events are switched off. */
-  nvml?: NvmlBinding;
+  /** NVML's event API (its owner stops it); omitted in no-GPU mode or when events are switched off. */
+  nvmlEvents?: NvmlEventSource;
   logger: Logger;
   onXid?: (xid: number, source: 'kmsg' | 'nvml') => void;
   /** Wall clock (tests). */
@@ -87,7 +86,7 @@ export class XidService {
   private historyLoadError: string | undefined;
   /** Why the last write failed; cleared by the next write that succeeds. */
   private historySaveError: string | undefined;
-  private watcher: NvmlEventWatcher | undefined;
+  private watching = false;
   private nvmlEventsError: string | undefined;
   private dirty = false;
   private lastSaveMs = 0;
@@ -125,30 +124,23 @@ export class XidService {
         this.options.logger.error('kmsg reader did not start; XIDs come from NVML events only', { path: this.options.kmsgPath, ...errorFields(err) });
       }
     }
-    if (this.options.nvml !== undefined) {
-      this.watcher = new NvmlEventWatcher({
-        nvml: this.options.nvml,
-        onEvent: (e) => this.onNvmlEvent(e),
-        onError: (err) => {
+    const events = this.options.nvmlEvents;
+    if (events !== undefined) {
+      await events.watch(
+        (e) => this.onNvmlEvent(e),
+        (err) => {
           this.nvmlEventsError = err.message;
           this.options.logger.warn('NVML event watcher stopped', errorFields(err));
         },
-      });
-      try {
-        await this.watcher.start();
-      } catch (err) {
-        this.nvmlEventsError = err instanceof Error ? err.message : String(err);
-        this.watcher = undefined;
-        this.options.logger.warn('NVML event watcher did not start', errorFields(err));
-      }
+      );
+      this.watching = true;
     }
   }
 
   /** Stops both sources and saves the history; no read or event wait outlives this. */
   async stop(): Promise<void> {
     this.kmsg?.stop();
-    await this.watcher?.stop();
-    this.watcher = undefined;
+    this.watching = false;
     if (this.started) this.saveHistory(true);
     this.started = false;
   }
@@ -188,8 +180,8 @@ export class XidService {
         ...(this.kmsgError !== undefined ? { error: clip(this.kmsgError, MAX_SOURCE_ERROR_CHARS) } : this.kmsg === undefined ? { error: 'disabled by configuration' } : {}),
       },
       nvmlEvents: {
-        running: this.watcher !== undefined && this.nvmlEventsError === undefined,
-        ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvml === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
+        running: this.watching && this.nvmlEventsError === undefined,
+        ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvmlEvents === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
       },
       ...(historyErrors.length > 0 ? { history: { error: clip(historyErrors.join('; '), MAX_SOURCE_ERROR_CHARS) } } : {}),
     };

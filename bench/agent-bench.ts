@@ -136,6 +136,7 @@ async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snaps
     nvmlLibraryPath: fake.libraryPath,
     nvmlNoFallback: true,
     nvmlCallTimeoutMs: 2000,
+    nvmlThreads: true,
     nvmlEvents: true,
     kmsgPath,
     kmsgPollMs: 500,

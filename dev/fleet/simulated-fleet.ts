@@ -239,6 +239,8 @@ export class SimulatedFleet {
           nvmlLibraryPath: nodeLibrary,
           nvmlNoFallback: true,
           nvmlCallTimeoutMs: 2000,
+          // Hundreds of agents share this process: NVML stays on its libuv pool (no threads per agent).
+          nvmlThreads: false,
           // Many agents share this process: NVML event waits would each hold one of libuv's
           // pool threads. The scenario's XIDs reach the agent through its kmsg file instead.
           nvmlEvents: false,

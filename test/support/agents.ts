@@ -42,6 +42,7 @@ export async function startTestAgent(options: TestAgentOptions = {}): Promise<Te
     nvmlLibraryPath: fake?.libraryPath ?? path.join(dir, 'no-such-libnvidia-ml.so.1'),
     nvmlNoFallback: true,
     nvmlCallTimeoutMs: 2000,
+    nvmlThreads: true,
     nvmlEvents: true,
     kmsgPath: kmsgFile,
     kmsgPollMs: 50,

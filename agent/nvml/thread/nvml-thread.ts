@@ -2,8 +2,7 @@
  * The main thread's handle on an NVML thread (nvml-worker.ts). Requests go by message; a
  * watchdog reads the worker's shared call slot, and a call that outlives the per-call deadline
  * is declared hung: the blocked worker is set aside (never waited for), a replacement takes over
- * at once, and the GPU of the hung call is skipped — reported as timed out — until that call
- * returns. So one hung GPU delays the others by one deadline, and never HTTP, probes or logging.
+ * at once, and that call on that GPU is skipped — reported as timed out — until it returns. So one hung GPU delays the others by one deadline, and never HTTP, probes or logging.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../lib/logger.js';
@@ -127,8 +126,9 @@ export class NvmlThread {
     return clean;
   }
 
+  /** `device:function` pairs the next thread must not call (the same call on the same GPU hung). */
   private skipList(): string[] {
-    return [...new Set([...this.hung.values()].flatMap((h) => (h.device === null ? [] : [h.device])))];
+    return [...new Set([...this.hung.values()].flatMap((h) => (h.device === null ? [] : [`${h.device}:${h.fn}`])))];
   }
 
   private send(message: ToWorker): void {

@@ -17,7 +17,8 @@ const port = parentPort;
 if (port === null) throw new Error('nvml-worker.js runs only as a worker thread');
 
 const slot = new CallSlot(setup.slot, setup.callNames);
-let skipped = new Set<bigint>();
+/** `device:function` pairs not to call (they hung in an earlier thread). */
+let skipped = new Set<string>();
 
 function post(message: FromWorker): void {
   port?.postMessage(message);
@@ -29,7 +30,7 @@ const bindingOptions: NvmlBindingOptions = {
   guard: {
     before(fn, device) {
       // A device whose call hung in an earlier thread is not called again until that call returns.
-      if (device !== null && skipped.has(device)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: an earlier call on this GPU never returned');
+      if (device !== null && skipped.has(`${device}:${fn}`)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: this call on this GPU hung earlier and has not returned');
       slot.enter(fn, device, Date.now());
     },
     after() {
@@ -41,7 +42,7 @@ const nvml = new NvmlBinding(bindingOptions);
 let watcher: NvmlEventWatcher | undefined;
 
 async function collect(id: number, checks: readonly NvmlCheck[] | undefined, skip: readonly string[]): Promise<void> {
-  skipped = new Set(skip.map((s) => BigInt(s)));
+  skipped = new Set(skip);
   try {
     const snapshot = await collectSnapshot({ nvml, ...(checks === undefined ? {} : { checks }) });
     post({ type: 'result', id, snapshot });

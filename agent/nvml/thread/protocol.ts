@@ -10,7 +10,7 @@ export interface WorkerSetup {
   readonly callNames: readonly string[];
 }
 
-/** Main → worker. Device handles travel as decimal strings (bigint is not clonable everywhere). */
+/** Main → worker. `skip` holds `device:function` pairs, the device handle as a decimal string. */
 export type ToWorker =
   | { readonly type: 'collect'; readonly id: number; readonly checks?: readonly NvmlCheck[]; readonly skip: readonly string[] }
   | { readonly type: 'watch' }
