@@ -269,6 +269,7 @@ const REQUIRED_PROTOTYPES = {
 const OPTIONAL_PROTOTYPES = {
   nvmlSystemGetDriverVersion: 'int nvmlSystemGetDriverVersion(char *version, unsigned int length)',
   nvmlSystemGetNVMLVersion: 'int nvmlSystemGetNVMLVersion(char *version, unsigned int length)',
+  nvmlSystemGetCudaDriverVersion: 'int nvmlSystemGetCudaDriverVersion(_Out_ int *version)',
   nvmlSystemGetCudaDriverVersion_v2: 'int nvmlSystemGetCudaDriverVersion_v2(_Out_ int *version)',
   nvmlDeviceGetCount_v2: 'int nvmlDeviceGetCount_v2(_Out_ unsigned int *count)',
   nvmlDeviceGetHandleByIndex_v2: 'int nvmlDeviceGetHandleByIndex_v2(unsigned int index, _Out_ nvmlDevice_t *device)',
@@ -326,6 +327,9 @@ const OPTIONAL_PROTOTYPES = {
 
 type RequiredFn = keyof typeof REQUIRED_PROTOTYPES;
 type OptionalFn = keyof typeof OPTIONAL_PROTOTYPES;
+
+/** NVML's own CUDA version call first; `_v2` needs libcuda.so.1 (facts-nvml.md, "Real drivers differ"). */
+const CUDA_VERSION_FUNCTIONS: readonly OptionalFn[] = ['nvmlSystemGetCudaDriverVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 
 /** Every NVML function the binding may call (the NVML threads name calls by index in it). */
 export const NVML_FUNCTION_NAMES: readonly string[] = Object.freeze([...Object.keys(REQUIRED_PROTOTYPES), ...Object.keys(OPTIONAL_PROTOTYPES)]);
@@ -551,6 +555,23 @@ export class NvmlBinding {
     return rc;
   }
 
+  /**
+   * Runs `attempt` with each function in turn until one does not fail with a `fallbackOn` code
+   * (FUNCTION_NOT_FOUND covers a symbol the driver does not export); the last failure is thrown.
+   */
+  private async firstOf<T>(fns: readonly OptionalFn[], fallbackOn: readonly number[], attempt: (fn: OptionalFn) => Promise<T>): Promise<T> {
+    let last: unknown = new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fns.join(' / '), 'no such function to call');
+    for (const fn of fns) {
+      try {
+        return await attempt(fn);
+      } catch (err) {
+        if (!(err instanceof NvmlError) || !fallbackOn.includes(err.code) || err instanceof NvmlTimeoutError) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
   private async getString(fn: OptionalFn, device: NvmlDeviceHandle | undefined, size: number, options: NvmlCallOptions): Promise<string> {
     const buffer = Buffer.alloc(size);
     await this.call(fn, device === undefined ? [buffer, size] : [device, buffer, size], options);
@@ -579,9 +600,13 @@ export class NvmlBinding {
     return this.getString('nvmlSystemGetNVMLVersion', undefined, VERSION_BUFFER, options);
   }
 
-  /** nvmlSystemGetCudaDriverVersion_v2 as a number, e.g. 12040. */
+  /**
+   * The CUDA version the driver supports as a number, e.g. 12040. The unversioned call is NVML's
+   * own answer (what nvidia-smi prints); `_v2` asks libcuda.so.1, which a container with only the
+   * `utility` capability lacks (LIBRARY_NOT_FOUND), so it is only the fallback.
+   */
   systemGetCudaDriverVersion(options: NvmlCallOptions = {}): Promise<number> {
-    return this.getUint('nvmlSystemGetCudaDriverVersion_v2', [], options);
+    return this.firstOf(CUDA_VERSION_FUNCTIONS, [NvmlReturn.FUNCTION_NOT_FOUND, NvmlReturn.NOT_SUPPORTED], (fn) => this.getUint(fn, [], options));
   }
 
   /** nvmlDeviceGetCount_v2. */
