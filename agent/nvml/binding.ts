@@ -172,9 +172,16 @@ const NAME_BUFFER = 96;
 const UUID_BUFFER = 96;
 const SERIAL_BUFFER = 30;
 const VERSION_BUFFER = 80;
-const PROCESS_INFO_SIZE = 24;
+/** Byte a process buffer is filled with before the call: how far the driver wrote tells its record size. */
+export const PROCESS_BUFFER_FILL = 0xa5;
+/** Record sizes drivers write: v1 16, _v2/_v3 24, _v3 of 535.43-535.86 32 (one report: 16 from _v3). */
+const PROCESS_RECORD_SIZES = [16, 24, 32] as const;
+/** Buffer room per record: twice the largest known size, so no driver's records overflow it. */
+const PROCESS_SLOT_BYTES = 64;
 const PROCESS_PID_OFFSET = 0;
 const PROCESS_MEMORY_OFFSET = 8;
+/** Linux's highest possible pid (PID_MAX_LIMIT, 2^22): anything above is not a pid. */
+const PID_MAX_LIMIT = 4_194_304;
 /** Processes can appear between the sizing call and the fetch: retry a few times. */
 const PROCESS_FETCH_ATTEMPTS = 3;
 const PROCESS_HEADROOM = 8;
@@ -183,6 +190,36 @@ const PROCESS_HEADROOM = 8;
 export function normalizeU64(value: unknown): number | undefined {
   if (typeof value === 'bigint') return value === U64_NOT_AVAILABLE ? undefined : Number(value);
   if (typeof value === 'number') return value;
+  return undefined;
+}
+
+/** Process records decoded at the record size that explains what the driver wrote. */
+export interface DecodedProcessRecords {
+  /** Bytes per record (0 for no records). */
+  stride: number;
+  processes: NvmlProcessInfo[];
+}
+
+/**
+ * Decodes `count` process records from a buffer that was filled with {@link PROCESS_BUFFER_FILL}
+ * before the call. The stride is the smallest known record size that explains how far the driver
+ * wrote (its last record ends within it, and starts after the one before) and gives a plausible
+ * pid for every record; undefined when none does, rather than report wrong pids.
+ */
+export function decodeProcessRecords(buffer: Buffer, count: number): DecodedProcessRecords | undefined {
+  if (count === 0) return { stride: 0, processes: [] };
+  let written = buffer.length;
+  while (written > 0 && buffer[written - 1] === PROCESS_BUFFER_FILL) written--;
+  for (const stride of PROCESS_RECORD_SIZES) {
+    if (count * stride > buffer.length || written > count * stride || written <= (count - 1) * stride) continue;
+    const pids = Array.from({ length: count }, (_, i) => buffer.readUInt32LE(i * stride + PROCESS_PID_OFFSET));
+    if (!pids.every((pid) => pid >= 1 && pid <= PID_MAX_LIMIT)) continue;
+    const processes = pids.map((pid, i) => {
+      const used = normalizeU64(buffer.readBigUInt64LE(i * stride + PROCESS_MEMORY_OFFSET));
+      return used === undefined ? { pid } : { pid, usedGpuMemory: used };
+    });
+    return { stride, processes };
+  }
   return undefined;
 }
 
@@ -312,6 +349,10 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceGetPcieThroughput: 'int nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter, _Out_ unsigned int *kbps)',
   nvmlDeviceGetComputeRunningProcesses_v3:
     'int nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
+  nvmlDeviceGetComputeRunningProcesses_v2:
+    'int nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
+  nvmlDeviceGetComputeRunningProcesses:
+    'int nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
   nvmlDeviceGetMigMode: 'int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ unsigned int *current, _Out_ unsigned int *pending)',
   nvmlDeviceGetPerformanceState: 'int nvmlDeviceGetPerformanceState(nvmlDevice_t device, _Out_ int *pstate)',
   nvmlDeviceGetFanSpeed: 'int nvmlDeviceGetFanSpeed(nvmlDevice_t device, _Out_ unsigned int *speed)',
@@ -328,6 +369,12 @@ const OPTIONAL_PROTOTYPES = {
 type RequiredFn = keyof typeof REQUIRED_PROTOTYPES;
 type OptionalFn = keyof typeof OPTIONAL_PROTOTYPES;
 
+/** `_v3` is absent before R510 and in 535.98: fall back to `_v2`, then the unversioned call, as go-nvml does. */
+const PROCESS_FUNCTIONS: readonly OptionalFn[] = [
+  'nvmlDeviceGetComputeRunningProcesses_v3',
+  'nvmlDeviceGetComputeRunningProcesses_v2',
+  'nvmlDeviceGetComputeRunningProcesses',
+];
 /** NVML's own CUDA version call first; `_v2` needs libcuda.so.1 (facts-nvml.md, "Real drivers differ"). */
 const CUDA_VERSION_FUNCTIONS: readonly OptionalFn[] = ['nvmlSystemGetCudaDriverVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 
@@ -804,27 +851,29 @@ export class NvmlBinding {
     return this.getUint('nvmlDeviceGetPcieThroughput', [device, counter], options);
   }
 
-  /** nvmlDeviceGetComputeRunningProcesses_v3 using the size-then-fetch protocol. */
-  async deviceGetComputeRunningProcesses(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlProcessInfo[]> {
-    const fn = 'nvmlDeviceGetComputeRunningProcesses_v3';
+  /**
+   * Compute processes through `_v3`, `_v2` or the unversioned call (the first the driver has),
+   * size-then-fetch, with the record size read from the buffer: drivers write 16, 24 or 32 bytes
+   * per record whatever the header says.
+   */
+  deviceGetComputeRunningProcesses(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlProcessInfo[]> {
+    return this.firstOf(PROCESS_FUNCTIONS, [NvmlReturn.FUNCTION_NOT_FOUND], (fn) => this.runningProcesses(fn, device, options));
+  }
+
+  private async runningProcesses(fn: OptionalFn, device: NvmlDeviceHandle, options: NvmlCallOptions): Promise<NvmlProcessInfo[]> {
     const count = [0];
     const first = await this.call(fn, [device, count, null], options, [NvmlReturn.INSUFFICIENT_SIZE]);
     if (first === NvmlReturn.SUCCESS) return [];
     for (let attempt = 0; attempt < PROCESS_FETCH_ATTEMPTS; attempt++) {
       const capacity = (count[0] ?? 0) + PROCESS_HEADROOM;
-      const buffer = Buffer.alloc(capacity * PROCESS_INFO_SIZE);
+      const buffer = Buffer.alloc(capacity * PROCESS_SLOT_BYTES, PROCESS_BUFFER_FILL);
       count[0] = capacity;
       const rc = await this.call(fn, [device, count, buffer], options, [NvmlReturn.INSUFFICIENT_SIZE]);
-      if (rc === NvmlReturn.SUCCESS) {
-        const processes: NvmlProcessInfo[] = [];
-        for (let i = 0; i < (count[0] ?? 0); i++) {
-          const base = i * PROCESS_INFO_SIZE;
-          const used = normalizeU64(buffer.readBigUInt64LE(base + PROCESS_MEMORY_OFFSET));
-          const pid = buffer.readUInt32LE(base + PROCESS_PID_OFFSET);
-          processes.push(used === undefined ? { pid } : { pid, usedGpuMemory: used });
-        }
-        return processes;
-      }
+      if (rc !== NvmlReturn.SUCCESS) continue;
+      const records = Math.min(count[0] ?? 0, capacity);
+      const decoded = decodeProcessRecords(buffer, records);
+      if (decoded === undefined) throw new NvmlError(NvmlReturn.UNKNOWN, fn, `no known record size (16, 24, 32 bytes) fits the ${records} process records written`);
+      return decoded.processes;
     }
     throw new NvmlError(NvmlReturn.INSUFFICIENT_SIZE, fn, 'process list kept growing');
   }
