@@ -168,6 +168,9 @@ const U64_NOT_AVAILABLE = 0xffff_ffff_ffff_ffffn;
 /** The same sentinel for unsigned int results (also "no MIG instance"). */
 const U32_NOT_AVAILABLE = 0xffff_ffff;
 const MEMORY_V2_VERSION = 0x0200_0028;
+/** NVML_STRUCT_VERSION(Temperature, 1): the struct's 12 bytes | 1 << 24. */
+const TEMPERATURE_V1_VERSION = 0x0100_000c;
+const TEMPERATURE_SENSOR_GPU = 0;
 const NAME_BUFFER = 96;
 const UUID_BUFFER = 96;
 const SERIAL_BUFFER = 30;
@@ -236,9 +239,10 @@ interface NvmlTypes {
   memoryV2: koffi.TypeObject;
   utilization: koffi.TypeObject;
   eventData: koffi.TypeObject;
+  temperatureV1: koffi.TypeObject;
 }
 
-const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = { pciInfo: 68, memory: 24, memoryV2: 40, utilization: 8, eventData: 32 };
+const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = { pciInfo: 68, memory: 24, memoryV2: 40, utilization: 8, eventData: 32, temperatureV1: 12 };
 const TYPES_KEY = Symbol.for('gpudiag.nvml.koffi-types');
 
 /**
@@ -277,6 +281,9 @@ function nvmlTypes(): NvmlTypes {
       koffi.struct('nvmlMemory_v2_t', { version: 'uint', total: 'uint64', reserved: 'uint64', free: 'uint64', used: 'uint64' }),
     ),
     utilization: namedType('nvmlUtilization_t', () => koffi.struct('nvmlUtilization_t', { gpu: 'uint', memory: 'uint' })),
+    temperatureV1: namedType('nvmlTemperature_v1_t', () =>
+      koffi.struct('nvmlTemperature_v1_t', { version: 'uint', sensorType: 'int', temperature: 'int' }),
+    ),
     eventData: namedType('nvmlEventData_t', () =>
       koffi.struct('nvmlEventData_t', {
         device: 'nvmlDevice_t',
@@ -317,6 +324,7 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceGetMemoryInfo: 'int nvmlDeviceGetMemoryInfo(nvmlDevice_t device, _Out_ nvmlMemory_t *memory)',
   nvmlDeviceGetMemoryInfo_v2: 'int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, _Inout_ nvmlMemory_v2_t *memory)',
   nvmlDeviceGetTemperature: 'int nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, _Out_ unsigned int *temp)',
+  nvmlDeviceGetTemperatureV: 'int nvmlDeviceGetTemperatureV(nvmlDevice_t device, _Inout_ nvmlTemperature_v1_t *temperature)',
   nvmlDeviceGetTemperatureThreshold:
     'int nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int type, _Out_ unsigned int *temp)',
   nvmlDeviceGetPowerUsage: 'int nvmlDeviceGetPowerUsage(nvmlDevice_t device, _Out_ unsigned int *milliwatts)',
@@ -722,10 +730,18 @@ export class NvmlBinding {
     return { total: normalizeU64(v1['total']) ?? 0, free: normalizeU64(v1['free']) ?? 0, used: normalizeU64(v1['used']) ?? 0 };
   }
 
-  /** nvmlDeviceGetTemperature for the GPU die sensor (°C). */
-  deviceGetTemperature(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
-    const GPU_SENSOR = 0;
-    return this.getUint('nvmlDeviceGetTemperature', [device, GPU_SENSOR], options);
+  /**
+   * The GPU die temperature (°C) through nvmlDeviceGetTemperatureV (CUDA 12.8+), or the deprecated
+   * nvmlDeviceGetTemperature where the driver lacks it or refuses the struct version.
+   */
+  async deviceGetTemperature(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    if (this.hasFunction('nvmlDeviceGetTemperatureV')) {
+      const out: Record<string, unknown> = { version: TEMPERATURE_V1_VERSION, sensorType: TEMPERATURE_SENSOR_GPU, temperature: 0 };
+      const fallbackCodes = [NvmlReturn.NOT_SUPPORTED, NvmlReturn.FUNCTION_NOT_FOUND, NvmlReturn.ARGUMENT_VERSION_MISMATCH];
+      const rc = await this.call('nvmlDeviceGetTemperatureV', [device, out], options, fallbackCodes);
+      if (rc === NvmlReturn.SUCCESS) return typeof out['temperature'] === 'number' ? out['temperature'] : 0;
+    }
+    return this.getUint('nvmlDeviceGetTemperature', [device, TEMPERATURE_SENSOR_GPU], options);
   }
 
   /** nvmlDeviceGetTemperatureThreshold (°C). */
