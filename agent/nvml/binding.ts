@@ -152,6 +152,32 @@ export interface NvmlProcessInfo {
   usedGpuMemory?: number;
 }
 
+/** One field for nvmlDeviceGetFieldValues; `scopeId` is the link for NVLink fields. */
+export interface NvmlFieldRequest {
+  fieldId: number;
+  scopeId?: number;
+}
+
+/** One field's answer: its own return code, and the value when that is SUCCESS. */
+export interface NvmlFieldValue {
+  fieldId: number;
+  scopeId: number;
+  code: number;
+  value?: number;
+}
+
+/**
+ * NVML_FI_* ids the agent asks for (nvml.h; NVIDIA's nvidia-ml-py carries the same numbers). The
+ * NVLink5 counters take the link as scopeId; the recovery action arrived with R565.
+ */
+export const NvmlFieldId = {
+  NVLINK_RECOVERY_SUCCESSFUL_EVENTS: 213,
+  NVLINK_RECOVERY_FAILED_EVENTS: 214,
+  NVLINK_EFFECTIVE_ERRORS: 219,
+  NVLINK_SYMBOL_ERRORS: 221,
+  GPU_RECOVERY_ACTION: 230,
+} as const;
+
 /** nvmlEventData_t. */
 export interface NvmlEventData {
   device: NvmlDeviceHandle;
@@ -185,6 +211,24 @@ const PROCESS_PID_OFFSET = 0;
 const PROCESS_MEMORY_OFFSET = 8;
 /** Linux's highest possible pid (PID_MAX_LIMIT, 2^22): anything above is not a pid. */
 const PID_MAX_LIMIT = 4_194_304;
+/** nvmlFieldValue_t: fieldId @0, scopeId @4, timestamp @8, latencyUsec @16, valueType @24, nvmlReturn @28, value @32. */
+const FIELD_VALUE_SIZE = 40;
+const FIELD_SCOPE_OFFSET = 4;
+const FIELD_TYPE_OFFSET = 24;
+const FIELD_RETURN_OFFSET = 28;
+const FIELD_VALUE_OFFSET = 32;
+/** Fields per nvmlDeviceGetFieldValues call. */
+const FIELDS_PER_CALL = 64;
+/** nvmlValueType_t → how to read the value union. */
+const FIELD_VALUE_READERS: Record<number, (buffer: Buffer, offset: number) => number | undefined> = {
+  0: (b, o) => b.readDoubleLE(o),
+  1: (b, o) => normalizeU32(b.readUInt32LE(o)),
+  2: (b, o) => normalizeU64(b.readBigUInt64LE(o)),
+  3: (b, o) => normalizeU64(b.readBigUInt64LE(o)),
+  4: (b, o) => Number(b.readBigInt64LE(o)),
+  5: (b, o) => b.readInt32LE(o),
+  6: (b, o) => b.readUInt16LE(o),
+};
 /** Processes can appear between the sizing call and the fetch: retry a few times. */
 const PROCESS_FETCH_ATTEMPTS = 3;
 const PROCESS_HEADROOM = 8;
@@ -361,6 +405,7 @@ const OPTIONAL_PROTOTYPES = {
     'int nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
   nvmlDeviceGetComputeRunningProcesses:
     'int nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
+  nvmlDeviceGetFieldValues: 'int nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, _Inout_ void *values)',
   nvmlDeviceGetMigMode: 'int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ unsigned int *current, _Out_ unsigned int *pending)',
   nvmlDeviceGetPerformanceState: 'int nvmlDeviceGetPerformanceState(nvmlDevice_t device, _Out_ int *pstate)',
   nvmlDeviceGetFanSpeed: 'int nvmlDeviceGetFanSpeed(nvmlDevice_t device, _Out_ unsigned int *speed)',
@@ -892,6 +937,28 @@ export class NvmlBinding {
       return decoded.processes;
     }
     throw new NvmlError(NvmlReturn.INSUFFICIENT_SIZE, fn, 'process list kept growing');
+  }
+
+  /** nvmlDeviceGetFieldValues: one answer per request, each with its own return code (NOT_SUPPORTED: the GPU or driver lacks the field). */
+  async deviceGetFieldValues(device: NvmlDeviceHandle, requests: readonly NvmlFieldRequest[], options: NvmlCallOptions = {}): Promise<NvmlFieldValue[]> {
+    const answers: NvmlFieldValue[] = [];
+    for (let start = 0; start < requests.length; start += FIELDS_PER_CALL) {
+      const chunk = requests.slice(start, start + FIELDS_PER_CALL);
+      const buffer = Buffer.alloc(chunk.length * FIELD_VALUE_SIZE);
+      chunk.forEach((r, i) => {
+        buffer.writeUInt32LE(r.fieldId, i * FIELD_VALUE_SIZE);
+        buffer.writeUInt32LE(r.scopeId ?? 0, i * FIELD_VALUE_SIZE + FIELD_SCOPE_OFFSET);
+      });
+      await this.call('nvmlDeviceGetFieldValues', [device, chunk.length, buffer], options);
+      chunk.forEach((r, i) => {
+        const base = i * FIELD_VALUE_SIZE;
+        const code = buffer.readInt32LE(base + FIELD_RETURN_OFFSET);
+        const read = FIELD_VALUE_READERS[buffer.readUInt32LE(base + FIELD_TYPE_OFFSET)];
+        const value = code === NvmlReturn.SUCCESS ? read?.(buffer, base + FIELD_VALUE_OFFSET) : undefined;
+        answers.push({ fieldId: r.fieldId, scopeId: r.scopeId ?? 0, code, ...(value === undefined ? {} : { value }) });
+      });
+    }
+    return answers;
   }
 
   /** nvmlDeviceGetMigMode. */

@@ -9,6 +9,7 @@ import {
   EccErrorType,
   NvLinkErrorCounter,
   NvmlError,
+  NvmlFieldId,
   NvmlLibraryError,
   NvmlReturn,
   NvmlTimeoutError,
@@ -17,6 +18,7 @@ import {
   type NvmlBinding,
   type NvmlCallOptions,
   type NvmlDeviceHandle,
+  type NvmlFieldValue,
 } from './binding.js';
 import { clip } from '../../lib/text.js';
 import { toKernelBusId } from './pci-bus-id.js';
@@ -24,6 +26,7 @@ import {
   ALL_NVML_CHECKS,
   type GpuComputeMode,
   type GpuNvLink,
+  type GpuRecoveryAction,
   type GpuSnapshot,
   type NvLinkErrorCounters,
   type NvmlCheck,
@@ -73,10 +76,15 @@ export function formatCudaVersion(version: number): string {
 }
 
 const COMPUTE_MODES: readonly GpuComputeMode[] = ['default', 'exclusiveThread', 'prohibited', 'exclusiveProcess'];
+/** nvmlDeviceGpuRecoveryAction_t values, in order. */
+const RECOVERY_ACTIONS: readonly GpuRecoveryAction[] = ['none', 'gpuReset', 'nodeReboot', 'drainP2p', 'drainAndReset', 'gpuResetBus'];
 const MILLIWATTS_PER_WATT = 1000;
 const PSTATE_UNKNOWN = 32;
-/** Upper bound on NVLink indices probed (headers define 12, 18 or 36 links). */
-const MAX_NVLINK_LINKS = 64;
+/**
+ * NVLink indices probed, every one of them: headers define NVML_NVLINK_MAX_LINKS as 12, 18 or 36,
+ * and a link can be NOT_SUPPORTED in the middle of the range.
+ */
+const NVLINK_PROBE_LINKS = 36;
 /** After this many call deadlines on one GPU, its remaining fields are skipped (the driver is hung). */
 const MAX_TIMEOUTS_PER_GPU = 3;
 /** Processes listed per GPU (the snapshot schema's bound); the rest are counted in processesOmitted. */
@@ -90,10 +98,22 @@ const NVLINK_COUNTERS: ReadonlyArray<readonly [keyof NvLinkErrorCounters, NvLink
   ['crcData', NvLinkErrorCounter.CRC_DATA],
   ['eccData', NvLinkErrorCounter.ECC_DATA],
 ];
+/** NVLink5 (Blackwell) error counters, which are field values: its DL counters are NOT_SUPPORTED. */
+const NVLINK5_FIELDS: ReadonlyArray<readonly [keyof NvLinkErrorCounters, number]> = [
+  ['symbolErrors', NvmlFieldId.NVLINK_SYMBOL_ERRORS],
+  ['effectiveErrors', NvmlFieldId.NVLINK_EFFECTIVE_ERRORS],
+  ['recoverySuccessful', NvmlFieldId.NVLINK_RECOVERY_SUCCESSFUL_EVENTS],
+  ['recoveryFailed', NvmlFieldId.NVLINK_RECOVERY_FAILED_EVENTS],
+];
 
 /** Codes that mean "this GPU or driver has no such field". */
 function isUnsupported(err: unknown): boolean {
   return err instanceof NvmlError && (err.code === NvmlReturn.NOT_SUPPORTED || err.code === NvmlReturn.FUNCTION_NOT_FOUND);
+}
+
+/** A field value's own code that means the GPU or driver has no such field (an id the driver does not know included). */
+function isUnsupportedField(code: number): boolean {
+  return code === NvmlReturn.NOT_SUPPORTED || code === NvmlReturn.INVALID_ARGUMENT || code === NvmlReturn.FUNCTION_NOT_FOUND;
 }
 
 function errorCode(err: unknown): number {
@@ -160,6 +180,15 @@ class GpuReader {
         error: `remaining fields skipped after ${MAX_TIMEOUTS_PER_GPU} call deadlines expired`,
       });
     }
+  }
+
+  /** The value of one answer of nvmlDeviceGetFieldValues; its own failure code is classified like a call's. */
+  fieldValue(field: string, answer: NvmlFieldValue | undefined, fn: string): number | undefined {
+    if (answer === undefined) return undefined;
+    if (answer.code === NvmlReturn.SUCCESS) return answer.value;
+    if (isUnsupportedField(answer.code)) this.unsupported.add(field);
+    else this.record(field, new NvmlError(answer.code, fn, `field ${answer.fieldId} (scope ${answer.scopeId}) failed`));
+    return undefined;
   }
 
   /** Replaces the listed fields by the group name when every one of them is unsupported. */
@@ -323,32 +352,59 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
     if (fan !== undefined) gpu.fanSpeedPercent = fan;
     const mode = await r.read('computeMode', () => nvml.deviceGetComputeMode(h, o));
     if (mode !== undefined) gpu.computeMode = COMPUTE_MODES[mode] ?? 'unknown';
+    const recovery = await r.read('recoveryAction', () => nvml.deviceGetFieldValues(h, [{ fieldId: NvmlFieldId.GPU_RECOVERY_ACTION }], o));
+    const action = r.fieldValue('recoveryAction', recovery?.[0], 'nvmlDeviceGetFieldValues');
+    if (action !== undefined) gpu.recoveryAction = RECOVERY_ACTIONS[action] ?? 'unknown';
   }
 }
 
-/** Probes links 0.. until INVALID_ARGUMENT / NOT_SUPPORTED ("no such link"). */
+/**
+ * Probes every link index below NVLINK_PROBE_LINKS: INVALID_ARGUMENT / NOT_SUPPORTED mean "no such
+ * link" and the probe goes on past them (gaps exist); another failure is recorded and ends it.
+ * Where the DL error counters are NOT_SUPPORTED (NVLink5), the links' counters are field values.
+ */
 async function collectNvLinks(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<GpuNvLink[] | undefined> {
   const o = r.options;
   const links: GpuNvLink[] = [];
-  for (let link = 0; link < MAX_NVLINK_LINKS && !r.lost; link++) {
+  for (let link = 0; link < NVLINK_PROBE_LINKS && !r.lost; link++) {
     let active: boolean;
     try {
       active = await nvml.deviceGetNvLinkState(h, link, o);
     } catch (err) {
       if (o.signal?.aborted === true) throw err;
-      const endOfLinks = err instanceof NvmlError && (err.code === NvmlReturn.INVALID_ARGUMENT || isUnsupported(err));
-      if (endOfLinks && link === 0) r.unsupported.add('nvlinks');
-      else if (!endOfLinks) r.record(`nvlinks[${link}].active`, err);
+      if (err instanceof NvmlError && (err.code === NvmlReturn.INVALID_ARGUMENT || isUnsupported(err))) continue;
+      r.record(`nvlinks[${link}].active`, err);
       break;
     }
     const errors: NvLinkErrorCounters = {};
     for (const [name, counter] of NVLINK_COUNTERS) {
+      // a counter the GPU lacks on one link it lacks on all (NVLink5 has none): 90 calls fewer on a B200
+      if (r.unsupported.has(`nvlinks.errors.${name}`)) continue;
       const value = await r.read(`nvlinks.errors.${name}`, () => nvml.deviceGetNvLinkErrorCounter(h, link, counter, o));
       if (value !== undefined) errors[name] = value;
     }
     links.push({ link, active, errors });
   }
-  return links.length === 0 ? undefined : links;
+  if (links.length === 0) {
+    if (!r.lost && r.errors.every((e) => !e.field.startsWith('nvlinks['))) r.unsupported.add('nvlinks');
+    return undefined;
+  }
+  const withoutDlCounters = links.filter((l) => Object.keys(l.errors).length === 0);
+  if (withoutDlCounters.length > 0 && !r.lost) await readNvLink5Counters(nvml, h, r, withoutDlCounters);
+  return links;
+}
+
+/** Fills the NVLink5 counters of `links` from one batch of field values (scopeId = link). */
+async function readNvLink5Counters(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, links: readonly GpuNvLink[]): Promise<void> {
+  const requests = links.flatMap((l) => NVLINK5_FIELDS.map(([, fieldId]) => ({ fieldId, scopeId: l.link })));
+  const answers = await r.read('nvlinks.errors.nvlink5', () => nvml.deviceGetFieldValues(h, requests, r.options));
+  if (answers === undefined) return;
+  links.forEach((l, i) => {
+    NVLINK5_FIELDS.forEach(([name], j) => {
+      const value = r.fieldValue(`nvlinks.errors.${name}`, answers[i * NVLINK5_FIELDS.length + j], 'nvmlDeviceGetFieldValues');
+      if (value !== undefined) l.errors[name] = value;
+    });
+  });
 }
 
 async function readSystem<T>(field: string, errors: NvmlFieldError[], signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T | undefined> {

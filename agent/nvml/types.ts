@@ -139,13 +139,24 @@ export interface GpuPcie {
   replayCounter?: number;
 }
 
-/** NVLink error counters of one link. */
+/**
+ * NVLink error counters of one link: the DL counters (replay .. eccData) before NVLink5; on
+ * NVLink5 (Blackwell), where those are NOT_SUPPORTED, the field-value counters (symbolErrors ..).
+ */
 export interface NvLinkErrorCounters {
   replay?: number;
   recovery?: number;
   crcFlit?: number;
   crcData?: number;
   eccData?: number;
+  /** NVML_FI_DEV_NVLINK_COUNT_SYMBOL_ERRORS. */
+  symbolErrors?: number;
+  /** NVML_FI_DEV_NVLINK_COUNT_EFFECTIVE_ERRORS (errors left after FEC). */
+  effectiveErrors?: number;
+  /** NVML_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_SUCCESSFUL_EVENTS. */
+  recoverySuccessful?: number;
+  /** NVML_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_FAILED_EVENTS. */
+  recoveryFailed?: number;
 }
 
 /** One NVLink. */
@@ -171,6 +182,9 @@ export interface GpuMigMode {
   enabled: boolean;
   pendingEnabled: boolean;
 }
+
+/** What the driver says the GPU needs to recover (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, R565+). */
+export type GpuRecoveryAction = 'none' | 'gpuReset' | 'nodeReboot' | 'drainP2p' | 'drainAndReset' | 'gpuResetBus' | 'unknown';
 
 /** Compute mode names as NVML numbers them. */
 export type GpuComputeMode = 'default' | 'exclusiveThread' | 'prohibited' | 'exclusiveProcess' | 'unknown';
@@ -239,6 +253,8 @@ export interface GpuSnapshot {
   performanceState?: number;
   fanSpeedPercent?: number;
   computeMode?: GpuComputeMode;
+  /** The driver's current recovery action for this GPU (R570+ drivers; unsupported before). */
+  recoveryAction?: GpuRecoveryAction;
   /**
    * Fields this GPU does not have (NVML_ERROR_NOT_SUPPORTED).
    * @maxItems 128
