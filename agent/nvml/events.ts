@@ -1,8 +1,11 @@
 /**
  * Watches NVML events (XIDs, double-bit ECC, GPU unavailable, recovery actions) with short
- * nvmlEventSetWait_v2 polls on the thread pool, so stop() completes within one poll.
+ * nvmlEventSetWait_v2 polls on the thread pool, so stop() completes within one poll. A wait that
+ * fails (GPU_IS_LOST when a registered GPU fell off the bus, or UNKNOWN) never ends the watch:
+ * lost GPUs leave a fresh event set that holds the others, and other failures are retried with
+ * a growing pause.
  */
-import { NvmlError, NvmlTimeoutError, type NvmlBinding, type NvmlDeviceHandle, type NvmlEventSetHandle } from './binding.js';
+import { NvmlError, NvmlReturn, NvmlTimeoutError, type NvmlBinding, type NvmlDeviceHandle, type NvmlEventSetHandle } from './binding.js';
 import type { NvmlEvent, NvmlEventKind, NvmlFieldError } from './types.js';
 
 /** nvmlEventType bits the watcher asks for. */
@@ -22,13 +25,19 @@ export const DEFAULT_EVENT_MASK =
 /** nvmlEventSetWait_v2 timeout per poll; bounded so a thread-pool thread is never held long. */
 export const MAX_EVENT_POLL_MS = 1000;
 const DEFAULT_EVENT_POLL_MS = 500;
+/** Longest pause between failing waits (the pause doubles from pollMs up to this). */
+const MAX_FAILED_WAIT_PAUSE_MS = 30_000;
 
 /** Options for {@link NvmlEventWatcher}. */
 export interface NvmlEventWatcherOptions {
   nvml: NvmlBinding;
   onEvent: (event: NvmlEvent) => void;
-  /** A wait failed and the watcher stopped (e.g. NVML shut down underneath it). */
+  /** The watcher stopped for good: NVML shut down underneath it, or a wait outlived its deadline (a hung driver). */
   onError?: (err: Error) => void;
+  /** A wait or a set rebuild failed and the watcher carries on (lost GPUs are reported by onGpuLost). */
+  onWarning?: (err: Error) => void;
+  /** A registered GPU answered GPU_IS_LOST: it left the event set, the other GPUs are still watched. */
+  onGpuLost?: (gpu: LostGpu) => void;
   /** Aborting stops the watcher. */
   signal?: AbortSignal;
   /** Poll length in ms (≤ {@link MAX_EVENT_POLL_MS}). */
@@ -45,6 +54,12 @@ export interface RegisteredGpu {
   pciBusId?: string;
   /** Event bits registered for it. */
   mask: number;
+}
+
+/** A GPU the watcher stopped watching because it fell off the bus. */
+export interface LostGpu extends RegisteredGpu {
+  /** The NVML code it answered (GPU_IS_LOST). */
+  code: number;
 }
 
 /** What {@link NvmlEventWatcher.start} achieved. */
@@ -66,12 +81,29 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
+function isLost(err: unknown): boolean {
+  return err instanceof NvmlError && err.code === NvmlReturn.GPU_IS_LOST;
+}
+
+/** A failed wait the watcher rides out: an NVML code, but not NVML gone (UNINITIALIZED) nor our deadline. */
+function isSurvivable(err: unknown): boolean {
+  return err instanceof NvmlError && !(err instanceof NvmlTimeoutError) && err.code !== NvmlReturn.UNINITIALIZED;
+}
+
 /** Delivers NVML events to a callback until stopped; frees its event set on the way out. */
 export class NvmlEventWatcher {
   private set: NvmlEventSetHandle | undefined;
   private readonly gpus = new Map<NvmlDeviceHandle, RegisteredGpu>();
+  /** GPUs found lost, at registration or later, in that order. */
+  private readonly lost: LostGpu[] = [];
+  /** Dropped GPUs by handle, so an event of theirs that arrives late is still attributed. */
+  private readonly lostByHandle = new Map<NvmlDeviceHandle, LostGpu>();
   private loop: Promise<void> | undefined;
   private stopping = false;
+  /** Ends the pause between failing waits early (stop()). */
+  private wake: (() => void) | undefined;
+  /** A rebuild of the event set without the lost GPUs failed: retry it on the next failed wait. */
+  private rebuildPending = false;
   private readonly pollMs: number;
   private readonly onAbort = (): void => {
     void this.stop();
@@ -84,6 +116,11 @@ export class NvmlEventWatcher {
   /** True while the wait loop runs. */
   get running(): boolean {
     return this.loop !== undefined && !this.stopping;
+  }
+
+  /** GPUs dropped from the watch because they fell off the bus, in the order they were lost. */
+  get lostGpus(): readonly LostGpu[] {
+    return [...this.lost];
   }
 
   /** Initialises NVML, creates the event set, registers every GPU and starts the wait loop. */
@@ -117,6 +154,7 @@ export class NvmlEventWatcher {
           if (signal?.aborted === true) throw err;
           const code = err instanceof NvmlError ? err.code : 0;
           result.errors.push({ gpuIndex: index, field: step, code, error: asError(err).message });
+          if (isLost(err)) this.reportLost({ index, mask: 0, code });
         }
       }
     } catch (err) {
@@ -128,40 +166,40 @@ export class NvmlEventWatcher {
       return result;
     }
     signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.loop = this.run(set);
+    this.loop = this.run();
     return result;
   }
 
   /** Stops after the current poll (≤ pollMs) and frees the event set. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wake?.();
     this.options.signal?.removeEventListener('abort', this.onAbort);
     // never free the set while a native wait may still be using it: let the poll finish
     if (this.loop !== undefined) await this.loop;
     else await this.freeSet();
   }
 
-  private async run(set: NvmlEventSetHandle): Promise<void> {
-    const { nvml, onEvent, onError } = this.options;
+  private async run(): Promise<void> {
+    const { nvml, onEvent, onError, onWarning } = this.options;
+    let failures = 0;
     try {
-      while (!this.stopping) {
-        const data = await nvml.eventSetWait(set, this.pollMs);
-        if (data === null) continue;
-        const gpu = this.gpus.get(data.device);
-        const type = kindOf(data.eventType);
-        const event: NvmlEvent = {
-          type,
-          eventType: data.eventType,
-          data: data.eventData,
-          time: (this.options.now?.() ?? new Date()).toISOString(),
-        };
-        if (type === 'xid') event.xid = data.eventData;
-        if (gpu !== undefined) {
-          event.gpuIndex = gpu.index;
-          if (gpu.uuid !== undefined) event.gpuUuid = gpu.uuid;
-          if (gpu.pciBusId !== undefined) event.pciBusId = gpu.pciBusId;
+      while (!this.stopping && this.set !== undefined) {
+        let data;
+        try {
+          data = await nvml.eventSetWait(this.set, this.pollMs);
+        } catch (err) {
+          if (this.stopping || !isSurvivable(err)) throw err;
+          failures++;
+          onWarning?.(new Error(`NVML event wait failed (${failures} in a row); watching on`, { cause: err }));
+          // a lost GPU fails every wait of its set: rebuild the set without it and wait at once
+          if ((await this.dropLostGpus()) > 0) failures = 0;
+          else await this.pause(Math.min(this.pollMs * 2 ** (failures - 1), MAX_FAILED_WAIT_PAUSE_MS));
+          continue;
         }
-        onEvent(event);
+        failures = 0;
+        if (data === null) continue;
+        onEvent(this.toEvent(data.device, data.eventType, data.eventData));
       }
     } catch (err) {
       if (!this.stopping) onError?.(new Error('NVML event wait failed; watcher stopped', { cause: err }));
@@ -171,6 +209,99 @@ export class NvmlEventWatcher {
       this.stopping = true;
       await this.freeSet();
     }
+  }
+
+  private toEvent(device: NvmlDeviceHandle, eventType: number, eventData: number): NvmlEvent {
+    const gpu = this.gpus.get(device) ?? this.lostByHandle.get(device);
+    const type = kindOf(eventType);
+    const event: NvmlEvent = { type, eventType, data: eventData, time: (this.options.now?.() ?? new Date()).toISOString() };
+    if (type === 'xid') event.xid = eventData;
+    if (gpu !== undefined) {
+      event.gpuIndex = gpu.index;
+      if (gpu.uuid !== undefined) event.gpuUuid = gpu.uuid;
+      if (gpu.pciBusId !== undefined) event.pciBusId = gpu.pciBusId;
+    }
+    return event;
+  }
+
+  /**
+   * Asks every registered GPU a cheap question; those answering GPU_IS_LOST are reported and
+   * dropped, and the others move to a fresh event set (NVML cannot unregister a GPU from a set).
+   * Returns how many were dropped.
+   */
+  private async dropLostGpus(): Promise<number> {
+    const { nvml } = this.options;
+    const lost: Array<[NvmlDeviceHandle, number]> = [];
+    for (const handle of this.gpus.keys()) {
+      try {
+        await nvml.deviceGetSupportedEventTypes(handle);
+      } catch (err) {
+        if (isLost(err)) lost.push([handle, NvmlReturn.GPU_IS_LOST]);
+      }
+    }
+    if (lost.length === 0 && !this.rebuildPending) return 0;
+    for (const [handle, code] of lost) this.markLost(handle, code);
+    try {
+      await this.rebuildSet();
+      this.rebuildPending = false;
+    } catch (err) {
+      this.rebuildPending = true;
+      this.options.onWarning?.(new Error('cannot rebuild the NVML event set without the lost GPUs; retrying on the next failed wait', { cause: err }));
+      return 0;
+    }
+    return Math.max(lost.length, 1);
+  }
+
+  private markLost(handle: NvmlDeviceHandle, code: number): void {
+    const gpu = this.gpus.get(handle);
+    if (gpu === undefined) return;
+    this.gpus.delete(handle);
+    const entry: LostGpu = { ...gpu, code };
+    this.lostByHandle.set(handle, entry);
+    this.reportLost(entry);
+  }
+
+  private reportLost(gpu: LostGpu): void {
+    this.lost.push(gpu);
+    this.options.onGpuLost?.(gpu);
+  }
+
+  /** Registers the remaining GPUs on a new set, then frees the old one. */
+  private async rebuildSet(): Promise<void> {
+    const { nvml } = this.options;
+    const next = await nvml.eventSetCreate();
+    for (const [handle, gpu] of [...this.gpus]) {
+      try {
+        await nvml.deviceRegisterEvents(handle, gpu.mask, next);
+      } catch (err) {
+        if (isLost(err)) this.markLost(handle, NvmlReturn.GPU_IS_LOST);
+        else this.options.onWarning?.(new Error(`cannot register GPU ${gpu.index} on the new NVML event set`, { cause: err }));
+      }
+    }
+    const old = this.set;
+    this.set = next;
+    if (old !== undefined) {
+      try {
+        await nvml.eventSetFree(old);
+      } catch (err) {
+        this.options.onWarning?.(new Error('nvmlEventSetFree failed on the replaced event set', { cause: err }));
+      }
+    }
+  }
+
+  /** Waits `ms`, or less when stop() is called. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    }).finally(() => {
+      this.wake = undefined;
+    });
   }
 
   private async freeSet(): Promise<void> {
