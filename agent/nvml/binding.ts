@@ -623,7 +623,11 @@ export class NvmlBinding {
     }
     try {
       const rc: unknown = native(...args);
-      return Promise.resolve(typeof rc === 'number' ? rc : NvmlReturn.UNKNOWN);
+      const code = typeof rc === 'number' ? rc : NvmlReturn.UNKNOWN;
+      // The event wait is the one call made in a loop: answering it a macrotask later lets the
+      // thread take its messages (a 'close') between waits.
+      if (fn === 'nvmlEventSetWait_v2') return new Promise((resolve) => setImmediate(() => resolve(code)));
+      return Promise.resolve(code);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     } finally {
@@ -650,7 +654,8 @@ export class NvmlBinding {
     const native = lib.optional[fn];
     if (native === undefined) throw new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fn, 'symbol not exported by this driver');
     const pending = this.track(this.native(fn, native, args));
-    const rc = await withDeadline(pending, fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
+    // A synchronous call has returned already: its deadline is kept by the NVML thread's watchdog.
+    const rc = this.synchronous ? await pending : await withDeadline(pending, fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
     if (rc !== NvmlReturn.SUCCESS && !accept.includes(rc)) throw new NvmlError(rc, fn, this.errorString(rc));
     return rc;
   }
