@@ -175,3 +175,29 @@ describe('XidService', () => {
     }
   });
 });
+
+describe('XidService bounds what hostile kernel text can mint', () => {
+  it('keeps at most 256 bus losses and PCI→UUID pairs, whatever the log says', async () => {
+    const lines = Array.from({ length: 600 }, (_, i) => {
+      const bus = (i % 256).toString(16).padStart(2, '0');
+      const dom = Math.floor(i / 256).toString(16).padStart(4, '0');
+      return record(`NVRM: GPU ${dom}:${bus}:00.0: GPU has fallen off the bus.`) + record(`NVRM: GPU at PCI:${dom}:${bus}:00: GPU-${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`);
+    });
+    fs.writeFileSync(path.join(dir, 'kmsg'), lines.join(''));
+    const xid = service();
+    await xid.start();
+    try {
+      const saved = (): number => {
+        const file = path.join(dir, 'history.json');
+        return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { busLoss: unknown[]; cursor: { seq: number } | null }).cursor?.seq ?? 0 : 0;
+      };
+      // Wait until every record is reflected in the saved history, then look at its size.
+      await until(saved, (seq) => seq === lines.length * 2);
+      const history = JSON.parse(fs.readFileSync(path.join(dir, 'history.json'), 'utf8')) as { busLoss: unknown[] };
+      expect(history.busLoss).toHaveLength(256);
+      expect(xid.busLossReports().length).toBeLessThanOrEqual(64);
+    } finally {
+      await xid.stop();
+    }
+  });
+});

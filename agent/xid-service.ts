@@ -36,6 +36,22 @@ const MAX_DECODED_CHARS = 256;
 export const DEFAULT_HISTORY_FLUSH_MS = 2_000;
 /** NVSwitch stores stay small: a switch has tens of links. */
 const MAX_SWITCH_ENTRIES = 512;
+/**
+ * PCI ids come from kernel text, which anyone who can write to the kernel log controls: the maps
+ * keyed by them are bounded (a node has at most 64 GPUs; the oldest entry goes first).
+ */
+const MAX_GPU_KEYS = 256;
+
+/** Sets `key` and drops the oldest entries beyond `max` (Map keeps insertion order). */
+function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) {
+    const oldest = map.keys().next();
+    if (oldest.done === true) return;
+    map.delete(oldest.value);
+  }
+}
 
 /** Options of the XID service. */
 export interface XidServiceOptions {
@@ -159,11 +175,11 @@ export class XidService {
   observeGpu(gpu: GpuSnapshot): void {
     const key = gpu.pciBusId === undefined ? null : normalizePciBusId(gpu.pciBusId);
     if (key === null) return;
-    if (gpu.uuid !== undefined) this.uuidByPci.set(key, gpu.uuid);
+    if (gpu.uuid !== undefined) setBounded(this.uuidByPci, key, gpu.uuid, MAX_GPU_KEYS);
     const total = gpu.lost ? undefined : volatileEccTotal(gpu);
     const before = this.gpuState.get(key);
     const reset = before !== undefined && ((before.lost && !gpu.lost) || (total !== undefined && before.eccTotal !== undefined && total < before.eccTotal));
-    this.gpuState.set(key, { ...(total === undefined ? {} : { eccTotal: total }), lost: gpu.lost });
+    setBounded(this.gpuState, key, { ...(total === undefined ? {} : { eccTotal: total }), lost: gpu.lost }, MAX_GPU_KEYS);
     if (reset) this.gpuWasReset(key, this.now());
   }
 
@@ -294,15 +310,15 @@ export class XidService {
 
   private onKmsgContext(e: KmsgContextEvent): void {
     if (e.kind === 'gpu-uuid') {
-      this.uuidByPci.set(e.pciBusId, e.uuid);
+      setBounded(this.uuidByPci, e.pciBusId, e.uuid, MAX_GPU_KEYS);
     } else if (e.kind === 'bus-lost') {
       const before = this.busLoss.get(e.pciBusId);
-      this.busLoss.set(e.pciBusId, {
+      setBounded(this.busLoss, e.pciBusId, {
         pciBusId: e.pciBusId,
         count: (before?.count ?? 0) + 1,
         firstSeenMs: Math.min(before?.firstSeenMs ?? e.timeMs, e.timeMs),
         lastSeenMs: Math.max(before?.lastSeenMs ?? e.timeMs, e.timeMs),
-      });
+      }, MAX_GPU_KEYS);
       this.dirty = true;
     } else if (e.fatal !== null) {
       // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) only detail the line before.
@@ -323,7 +339,7 @@ export class XidService {
   private onNvmlEvent(e: NvmlEvent): void {
     if (e.type !== 'xid' || e.xid === undefined) return;
     const gpuKey = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
-    if (gpuKey !== '' && e.gpuUuid !== undefined) this.uuidByPci.set(gpuKey, e.gpuUuid);
+    if (gpuKey !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, gpuKey, e.gpuUuid, MAX_GPU_KEYS);
     const entry = lookupXid(e.xid);
     const c = classifyXid(e.xid, '', undefined, { driverVersion: this.driverVersion });
     this.store.add({ gpuKey, xid: e.xid, pid: null, process: null, message: `${entry.name} (reported by the NVML event API)`, timeMs: Date.parse(e.time), source: 'nvml', severity: c.severity });
@@ -333,7 +349,7 @@ export class XidService {
 
   /** A reset repairs what needed one: reset-class faults on that GPU logged before it clear. */
   private gpuWasReset(gpuKey: string, atMs: number): void {
-    this.gpuResets.set(gpuKey, atMs);
+    setBounded(this.gpuResets, gpuKey, atMs, MAX_GPU_KEYS);
     const context = { driverVersion: this.driverVersion };
     const cleared = this.store.remove((e) => e.gpuKey === gpuKey && e.lastSeenMs <= atMs && classifyXid(e.xid, e.worstMessage, undefined, context).persistence === 'gpu-reset');
     if (cleared > 0) this.options.logger.info('GPU reset seen; its reset-class XIDs are cleared', { pciBusId: gpuKey, cleared });
@@ -366,8 +382,8 @@ export class XidService {
     }
     for (const e of history.sxids) this.switchStore.restore(e);
     if (sameBoot) {
-      for (const b of history.busLoss) this.busLoss.set(b.pciBusId, b);
-      for (const [gpu, at] of Object.entries(history.gpuResets)) this.gpuResets.set(gpu, at);
+      for (const b of history.busLoss) setBounded(this.busLoss, b.pciBusId, b, MAX_GPU_KEYS);
+      for (const [gpu, at] of Object.entries(history.gpuResets)) setBounded(this.gpuResets, gpu, at, MAX_GPU_KEYS);
     }
     this.options.logger.info('XID history restored', { path: file, events: this.store.size, sameBoot });
     return sameBoot && history.cursor !== null && history.cursor.bootId === this.bootId ? history.cursor : null;
