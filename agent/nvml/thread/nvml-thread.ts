@@ -160,9 +160,10 @@ export class NvmlThread {
     if (worker !== this.worker) {
       // A set-aside thread spoke: its hung call returned. Its GPU is called again; it goes.
       const hung = this.hung.get(worker);
-      if (hung !== undefined) this.options.logger.info('hung NVML call returned; its GPU is polled again', { fn: hung.fn, heldMs: Date.now() - hung.sinceMs });
+      if (hung === undefined) return;
+      this.options.logger.info('hung NVML call returned; its GPU is polled again', { fn: hung.fn, heldMs: Date.now() - hung.sinceMs });
       this.hung.delete(worker);
-      void worker.terminate();
+      this.retire(worker);
       return;
     }
     switch (m.type) {
@@ -184,6 +185,18 @@ export class NvmlThread {
       default:
         return;
     }
+  }
+
+  /** Lets a set-aside thread shut its NVML down (balancing its nvmlInit), then ends it. */
+  private retire(worker: Worker): void {
+    const timer = setTimeout(() => void worker.terminate(), 2_000);
+    timer.unref();
+    worker.on('message', (m: FromWorker) => {
+      if (m.type !== 'closed') return;
+      clearTimeout(timer);
+      void worker.terminate();
+    });
+    worker.postMessage({ type: 'close' } satisfies ToWorker);
   }
 
   private checkForHang(): void {
