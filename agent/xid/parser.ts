@@ -74,7 +74,7 @@ const KERNEL_DOMAIN_DIGITS = 4;
 const PCI_ADDRESS = String.raw`(?:PCI:)?((?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?)`;
 const XID_RE = /NVRM:\s*Xid\s*\(([^()]*)\)\s*:\s*(\d{1,6})\b,?[ \t]?(.*)$/s;
 const XID_DEVICE_RE = new RegExp(String.raw`^\s*${PCI_ADDRESS}(?:\s+GPU-I:\s*(\d{1,4}))?(?:\s+GPU-CI:\s*(\d{1,4}))?\s*$`);
-// The address may be redacted (`PCI:...`, `PCI:XXXX:XX:XX`) yet the MIG parts still readable.
+// The address may be redacted (`PCI:...`, a masked `PCI:` with letters) yet the MIG parts still readable.
 const MIG_PART_RE = /GPU-I:\s*(\d{1,4})(?:\s+GPU-CI:\s*(\d{1,4}))?/;
 const GPU_AT_RE = new RegExp(String.raw`NVRM:\s*GPU at ${PCI_ADDRESS}:\s*((?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})\b`);
 const BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*GPU (?:at )?${PCI_ADDRESS}:?\s*(?:GPU )?has fallen off the bus`);
