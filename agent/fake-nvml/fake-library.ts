@@ -18,6 +18,7 @@ export class FakeNvmlLibrary {
       shutdownWhileBusy: lib.func('int gpudiagFakeShutdownWhileBusyCount(void)'),
       reloads: lib.func('int gpudiagFakeReloadCount(void)'),
       callCount: lib.func('int gpudiagFakeCallCount(const char *fn)'),
+      totalCalls: lib.func('int gpudiagFakeTotalCallCount(void)'),
       era: lib.func('const char *gpudiagFakeEra(void)'),
     };
   }
@@ -66,6 +67,11 @@ export class FakeNvmlLibrary {
   /** Calls of one NVML function so far in this process (e.g. to see which of two fallbacks ran). */
   callCount(fn: string): number {
     return Number(this.fns['callCount']?.(fn) ?? 0);
+  }
+
+  /** Calls of every NVML function so far in this process. */
+  totalCalls(): number {
+    return this.int('totalCalls');
   }
 
   /** The driver era the library was built as. */

@@ -28,8 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -57,6 +60,7 @@ enum {
 #define EVENT_POLL_MS 5
 #define NO_INSTANCE 0xFFFFFFFFu
 #define MAX_COUNTED_FNS 128
+#define CALL_SLOTS 512
 #define EVENT_GPU_RECOVERY_ACTION 0x8000ull
 
 struct nvmlDevice_st { int index; };
@@ -143,6 +147,11 @@ typedef struct {
   entry_t *entries;
   int count;
   int *slots;          /* HASH_SIZE open-addressing slots: entry index + 1, 0 = empty */
+  /* facts every call needs, found once per load: most states inject no delay and no error */
+  int has_delays;      /* some key holds `delay_ms.` */
+  int has_errors;      /* some key starts with `error.` or holds `.error.` */
+  long device_count;
+  unsigned char lost[MAX_GPUS];
 } state_t;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -152,6 +161,13 @@ static char g_override[4096];
 static dev_t g_dev_id; static ino_t g_ino; static off_t g_size;
 static struct timespec g_mtime;
 static int g_loaded;
+/*
+ * `<state file>.generation`, mapped: the test controller bumps its 8 bytes after publishing each
+ * state, so a call sees whether a new state exists with one memory read instead of a stat() of
+ * the path (a snapshot makes hundreds of calls). NULL (no such file): stat on every call.
+ */
+static const uint64_t *g_generation;
+static uint64_t g_seen_generation;
 static int g_refcount;
 static struct nvmlDevice_st g_devices[MAX_GPUS];
 static struct nvmlEventSet_st g_sets[MAX_EVENT_SETS];
@@ -161,6 +177,8 @@ static atomic_int g_max_inflight;
 /* calls per NVML function (test hook); written under g_mu */
 static struct { const char *name; int count; } g_calls[MAX_COUNTED_FNS];
 static int g_calls_used;
+/* function-name pointer -> g_calls index (fn NULL: empty slot) */
+static struct call_slot { const char *fn; int index; } g_call_slots[CALL_SLOTS];
 /* events delivered by sets freed in this NVML session: a set opened later does not get them again */
 static long g_consumed[MAX_DELIVERED];
 static int g_consumed_count;
@@ -210,6 +228,8 @@ static int parse_state(char *text, state_t *out) {
     if (!eq) continue;
     *eq = 0;
     char *key = trim(t), *value = trim(eq + 1);
+    if (strstr(key, "delay_ms.")) out->has_delays = 1;
+    if (strncmp(key, "error.", 6) == 0 || strstr(key, ".error.")) out->has_errors = 1;
     unsigned h = hash_str(key) & (HASH_SIZE - 1);
     for (int probe = 0; probe < HASH_SIZE; probe++) {
       int *slot = &out->slots[(h + probe) & (HASH_SIZE - 1)];
@@ -224,9 +244,40 @@ static int parse_state(char *text, state_t *out) {
   return 0;
 }
 
+static long global_num(const char *key, long def);
+
+/* Maps the generation file next to g_path (caller holds g_mu); without one, every call stats. */
+static void map_generation(void) {
+  if (g_generation) munmap((void *)g_generation, sizeof(uint64_t));
+  g_generation = NULL;
+  char gen[sizeof(g_path) + 16];
+  snprintf(gen, sizeof(gen), "%s.generation", g_path);
+  int fd = open(gen, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(uint64_t)) {
+    void *map = mmap(NULL, sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+      g_generation = map;
+      g_seen_generation = __atomic_load_n(g_generation, __ATOMIC_ACQUIRE);
+    }
+  }
+  close(fd);
+}
+
+/* True when the state file may have changed since the last check. */
+static int state_may_have_changed(void) {
+  if (!g_generation) return 1;
+  uint64_t now = __atomic_load_n(g_generation, __ATOMIC_ACQUIRE);
+  if (now == g_seen_generation) return 0;
+  g_seen_generation = now;
+  return 1;
+}
+
 /* Re-reads the state file when it changed (caller holds g_mu). Returns 0 when a state is loaded. */
 static int maybe_reload(void) {
   struct stat st;
+  if (g_loaded && !state_may_have_changed()) return 0;
   if (g_path[0] == 0 || stat(g_path, &st) != 0) return g_loaded ? 0 : -1;
   if (g_loaded && st.st_ino == g_ino && st.st_dev == g_dev_id && st.st_size == g_size &&
       st.st_mtim.tv_sec == g_mtime.tv_sec && st.st_mtim.tv_nsec == g_mtime.tv_nsec) return 0;
@@ -241,6 +292,12 @@ static int maybe_reload(void) {
   if (parse_state(text, &next) != 0) { free(next.entries); free(next.slots); free(text); return g_loaded ? 0 : -1; }
   state_free(&g_state);
   g_state = next;
+  g_state.device_count = global_num("device_count", 0);
+  for (int gi = 0; gi < MAX_GPUS; gi++) {
+    char key[64];
+    snprintf(key, sizeof(key), "gpu.%d.lost", gi);
+    g_state.lost[gi] = global_num(key, 0) != 0;
+  }
   g_ino = st.st_ino; g_dev_id = st.st_dev; g_size = st.st_size; g_mtime = st.st_mtim;
   g_loaded = 1;
   atomic_fetch_add(&g_reload_count, 1);
@@ -285,23 +342,36 @@ static void enter_call(void) {
 
 static void leave_call(void) { atomic_fetch_sub(&g_inflight, 1); }
 
-/* Counts one call of fn (caller holds g_mu). */
+/*
+ * Counts one call of fn (caller holds g_mu). Found by pointer (every call site passes a string
+ * literal), as a snapshot makes hundreds of calls; a name seen through another pointer shares
+ * its entry.
+ */
 static void count_call(const char *fn) {
-  for (int i = 0; i < g_calls_used; i++) {
-    if (strcmp(g_calls[i].name, fn) == 0) { g_calls[i].count++; return; }
-  }
-  if (g_calls_used < MAX_COUNTED_FNS) {
-    g_calls[g_calls_used].name = fn;
-    g_calls[g_calls_used].count = 1;
-    g_calls_used++;
+  unsigned h = (unsigned)(((uintptr_t)fn >> 3) * 2654435761u);
+  for (int probe = 0; probe < CALL_SLOTS; probe++) {
+    struct call_slot *slot = &g_call_slots[(h + (unsigned)probe) & (CALL_SLOTS - 1)];
+    if (slot->fn == fn) { g_calls[slot->index].count++; return; }
+    if (slot->fn != NULL) continue;
+    int i = 0;
+    while (i < g_calls_used && strcmp(g_calls[i].name, fn) != 0) i++;
+    if (i == g_calls_used) {
+      if (g_calls_used == MAX_COUNTED_FNS) return;
+      g_calls[i].name = fn;
+      g_calls[i].count = 0;
+      g_calls_used++;
+    }
+    slot->fn = fn;
+    slot->index = i;
+    g_calls[i].count++;
+    return;
   }
 }
 
-/* Delay configured for fn (per GPU first, then global); gi < 0 for system calls. */
-static long delay_for(const char *fn, int gi) {
+/* Delay configured for fn (per GPU first, then global); gi < 0 for system calls (caller holds g_mu). */
+static long delay_locked(const char *fn, int gi) {
+  if (!g_state.has_delays) return 0;
   char key[256];
-  pthread_mutex_lock(&g_mu);
-  maybe_reload();
   long ms = -1;
   if (gi >= 0) {
     snprintf(key, sizeof(key), "gpu.%d.delay_ms.%s", gi, fn);
@@ -311,8 +381,27 @@ static long delay_for(const char *fn, int gi) {
     snprintf(key, sizeof(key), "delay_ms.%s", fn);
     ms = global_num(key, 0);
   }
+  return ms;
+}
+
+static long delay_for(const char *fn, int gi) {
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  long ms = delay_locked(fn, gi);
   pthread_mutex_unlock(&g_mu);
   return ms;
+}
+
+/* Takes g_mu on a fresh state, after sleeping (unlocked) the delay configured for fn. */
+static void lock_after_delay(const char *fn, int gi) {
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
+  long ms = delay_locked(fn, gi);
+  if (ms <= 0) return;
+  pthread_mutex_unlock(&g_mu);
+  sleep_ms(ms);
+  pthread_mutex_lock(&g_mu);
+  maybe_reload();
 }
 
 static int handle_index(nvmlDevice_t device) {
@@ -327,17 +416,14 @@ static int handle_index(nvmlDevice_t device) {
 static nvmlReturn_t dev_enter(const char *fn, int gi) {
   enter_call();
   if (gi < 0 || gi >= MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
-  long ms = delay_for(fn, gi);
-  if (ms > 0) sleep_ms(ms);
-  pthread_mutex_lock(&g_mu);
-  maybe_reload();
+  lock_after_delay(fn, gi);
   count_call(fn);
   nvmlReturn_t rc = NVML_SUCCESS;
   char key[256];
   if (g_refcount == 0) rc = NVML_ERROR_UNINITIALIZED;
-  else if (gi >= global_num("device_count", 0)) rc = NVML_ERROR_INVALID_ARGUMENT;
-  else if (global_num((snprintf(key, sizeof(key), "gpu.%d.lost", gi), key), 0) != 0) rc = NVML_ERROR_GPU_IS_LOST;
-  else {
+  else if (gi >= g_state.device_count) rc = NVML_ERROR_INVALID_ARGUMENT;
+  else if (g_state.lost[gi]) rc = NVML_ERROR_GPU_IS_LOST;
+  else if (g_state.has_errors) {
     long code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.%s", gi, fn), key), 0);
     if (code == 0) code = global_num((snprintf(key, sizeof(key), "gpu.%d.error.*", gi), key), 0);
     if (code == 0) code = global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
@@ -349,14 +435,12 @@ static nvmlReturn_t dev_enter(const char *fn, int gi) {
 
 static nvmlReturn_t sys_enter(const char *fn) {
   enter_call();
-  long ms = delay_for(fn, -1);
-  if (ms > 0) sleep_ms(ms);
-  pthread_mutex_lock(&g_mu);
-  maybe_reload();
+  lock_after_delay(fn, -1);
   count_call(fn);
   char key[256];
-  nvmlReturn_t rc = g_refcount == 0 ? NVML_ERROR_UNINITIALIZED
-                                    : (nvmlReturn_t)global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
+  nvmlReturn_t rc = g_refcount == 0   ? NVML_ERROR_UNINITIALIZED
+                    : !g_state.has_errors ? NVML_SUCCESS
+                                          : (nvmlReturn_t)global_num((snprintf(key, sizeof(key), "error.%s", fn), key), 0);
   if (rc != NVML_SUCCESS) pthread_mutex_unlock(&g_mu);
   return rc;
 }
@@ -398,6 +482,7 @@ static void switch_path(const char *path) {
   snprintf(g_path, sizeof(g_path), "%s", path);
   g_loaded = 0;
   state_free(&g_state);
+  map_generation();
 }
 
 static nvmlReturn_t do_init(void) {
@@ -1158,6 +1243,14 @@ EXPORT int gpudiagFakeCallCount(const char *fn) {
   int n = 0;
   pthread_mutex_lock(&g_mu);
   for (int i = 0; fn && i < g_calls_used; i++) if (strcmp(g_calls[i].name, fn) == 0) n = g_calls[i].count;
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+/* calls of every NVML function so far in this process */
+EXPORT int gpudiagFakeTotalCallCount(void) {
+  int n = 0;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; i < g_calls_used; i++) n += g_calls[i].count;
   pthread_mutex_unlock(&g_mu);
   return n;
 }

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { readFile, readdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { NvmlBinding } from '../nvml/binding.js';
+import { startFakeNvml } from './harness.js';
 import {
   FakeNvmlController,
   ScenarioValidationError,
@@ -193,12 +196,17 @@ describe('FakeNvmlController', () => {
     await controller.load(minimal);
     const file = controller.stateFile;
     expect(await readFile(file, 'utf8')).toContain('gpu.0.uuid=GPU-12345678');
+    const generation = await readFile(`${file}.generation`);
     await controller.inject({ kind: 'fall-off-bus', gpu: 0 });
     const text = await readFile(file, 'utf8');
     expect(text).toContain('gpu.0.lost=1');
     expect(text).toContain('event.2=0,8,79');
+    // the library learns of the new state from the generation's 8 bytes, changed in place
+    const next = await readFile(`${file}.generation`);
+    expect(next).toHaveLength(8);
+    expect(next.equals(generation)).toBe(false);
     // no temporary files are left behind
-    expect(await readdir(dirname(file))).toEqual(['state.txt']);
+    expect(await readdir(dirname(file))).toEqual(['state.txt', 'state.txt.generation']);
     expect(controller.current.gpus[0]?.lost).toBe(true);
   });
 
@@ -206,5 +214,45 @@ describe('FakeNvmlController', () => {
     controller = new FakeNvmlController();
     await controller.load(minimal);
     await expect(controller.inject({ kind: 'remap-pending', gpu: 4 })).rejects.toThrow('fault.gpu 4 is out of range');
+  });
+});
+
+describe('the fake library sees each new state on its next call', () => {
+  const gpuNames = async (nvml: NvmlBinding): Promise<string[]> => {
+    const count = await nvml.deviceGetCount();
+    const names: string[] = [];
+    for (let i = 0; i < count; i++) names.push(await nvml.deviceGetName(await nvml.deviceGetHandleByIndex(i)));
+    return names;
+  };
+
+  it('through the generation file the controller bumps, and by stat where there is none', async () => {
+    const fake = await startFakeNvml(minimal);
+    const nvml = new NvmlBinding({ libraryPath: fake.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+    const dir = await mkdtemp(join(tmpdir(), 'gpudiag-fake-state-'));
+    try {
+      await nvml.init();
+      const handle = await nvml.deviceGetHandleByIndex(0);
+      expect(await gpuNames(nvml)).toEqual(['NVIDIA H100 80GB HBM3']);
+      // a device call on a handle held from before sees the new state (no enumeration in between)
+      await fake.controller.load({ ...minimal, gpus: minimal.gpus.map((g) => ({ ...g, name: 'NVIDIA Renamed' })) });
+      expect(await nvml.deviceGetName(handle)).toBe('NVIDIA Renamed');
+
+      // a state file nobody bumps a generation for: the library stats it on every call
+      const bare = join(dir, 'state.txt');
+      const text = (name: string): string => scenarioToStateText({ ...minimal, gpus: minimal.gpus.map((g) => ({ ...g, name })) });
+      await writeFile(bare, text('NVIDIA First'));
+      await nvml.shutdown();
+      fake.library.setStatePath(bare);
+      await nvml.init();
+      const bareHandle = await nvml.deviceGetHandleByIndex(0);
+      expect(await nvml.deviceGetName(bareHandle)).toBe('NVIDIA First');
+      await writeFile(`${bare}.tmp`, text('NVIDIA Second'));
+      await rename(`${bare}.tmp`, bare);
+      expect(await nvml.deviceGetName(bareHandle)).toBe('NVIDIA Second');
+    } finally {
+      await nvml.shutdown();
+      await fake.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

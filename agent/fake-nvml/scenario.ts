@@ -2,7 +2,8 @@
  * Fake NVML scenarios: JSON documents describing GPUs, converted to the `key=value` state
  * text that fake_nvml.c reads, plus a controller that loads them and injects run-time faults.
  */
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizePciBusId } from '../xid/parser.js';
@@ -11,6 +12,9 @@ import { describeFakeNvmlEras, fakeNvmlEraFor, NEWEST_FAKE_NVML_ERA, type FakeNv
 
 /** Environment variable through which the fake library finds its state file. */
 export const FAKE_NVML_STATE_ENV = 'GPUDIAG_FAKE_NVML_STATE';
+/** The file next to the state whose 8 bytes change with each new state (see fake_nvml.c). */
+const GENERATION_SUFFIX = '.generation';
+const GENERATION_BYTES = 8;
 
 /** NVML return codes a scenario may inject. */
 export const FAKE_NVML_CODES = { notSupported: 3, gpuIsLost: 15, unknown: 999 } as const;
@@ -783,6 +787,30 @@ export class FakeNvmlController {
     const temp = `${this.stateFilePath}.tmp-${process.pid}-${this.writes++}`;
     await writeFile(temp, scenarioToStateText(scenario));
     await rename(temp, this.stateFilePath);
+    await this.bumpGeneration(`${this.stateFilePath}${GENERATION_SUFFIX}`);
     this.scenario = scenario;
   }
+
+  /**
+   * Tells running libraries that a new state exists: they map this file and stat the state only
+   * when its 8 bytes change. Written in place, never truncated (a mapped file must keep its size).
+   */
+  private async bumpGeneration(file: string): Promise<void> {
+    // random, so that two controllers writing one state file never publish the same value
+    const bytes = randomBytes(GENERATION_BYTES);
+    let handle;
+    try {
+      handle = await open(file, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await writeFile(file, bytes, { flag: 'wx' });
+      return;
+    }
+    try {
+      await handle.write(bytes, 0, GENERATION_BYTES, 0);
+    } finally {
+      await handle.close();
+    }
+  }
+
 }

@@ -428,6 +428,8 @@ const PROCESS_FUNCTIONS: readonly OptionalFn[] = [
   'nvmlDeviceGetComputeRunningProcesses_v2',
   'nvmlDeviceGetComputeRunningProcesses',
 ];
+/** What nvmlDeviceGetNvLinkState answers for a link index the GPU does not have. */
+const NVLINK_ABSENT_CODES: readonly number[] = [NvmlReturn.INVALID_ARGUMENT, NvmlReturn.NOT_SUPPORTED];
 /** NVML's own CUDA version call first; `_v2` needs libcuda.so.1 (facts-nvml.md, "Real drivers differ"). */
 const CUDA_VERSION_FUNCTIONS: readonly OptionalFn[] = ['nvmlSystemGetCudaDriverVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 
@@ -653,11 +655,30 @@ export class NvmlBinding {
     }
     const native = lib.optional[fn];
     if (native === undefined) throw new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fn, 'symbol not exported by this driver');
-    const pending = this.track(this.native(fn, native, args));
-    // A synchronous call has returned already: its deadline is kept by the NVML thread's watchdog.
-    const rc = this.synchronous ? await pending : await withDeadline(pending, fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
+    // A synchronous call has returned before anyone could wait for it (nothing to track); its
+    // deadline is kept by the NVML thread's watchdog.
+    const rc = this.synchronous
+      ? await this.nativeSync(fn, native, args)
+      : await withDeadline(this.track(this.native(fn, native, args)), fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
     if (rc !== NvmlReturn.SUCCESS && !accept.includes(rc)) throw new NvmlError(rc, fn, this.errorString(rc));
     return rc;
+  }
+
+  /** A synchronous call as {@link native} makes it, without a promise per call (hundreds per snapshot). */
+  private nativeSync(fn: string, native: KoffiFunction, args: readonly unknown[]): number | Promise<number> {
+    const device = typeof args[0] === 'bigint' ? args[0] : null;
+    this.guard?.before(fn, device);
+    let rc: unknown;
+    try {
+      rc = native(...args);
+    } finally {
+      this.guard?.after(fn);
+    }
+    const code = typeof rc === 'number' ? rc : NvmlReturn.UNKNOWN;
+    // The event wait is the one call made in a loop: answering it a macrotask later lets the
+    // thread take its messages (a 'close') between waits.
+    if (fn === 'nvmlEventSetWait_v2') return new Promise((resolve) => setImmediate(() => resolve(code)));
+    return code;
   }
 
   /**
@@ -880,6 +901,16 @@ export class NvmlBinding {
   /** nvmlDeviceGetNvLinkState. */
   async deviceGetNvLinkState(device: NvmlDeviceHandle, link: number, options: NvmlCallOptions = {}): Promise<boolean> {
     return (await this.getUint('nvmlDeviceGetNvLinkState', [device, link], options)) === 1;
+  }
+
+  /**
+   * nvmlDeviceGetNvLinkState for a link that may not exist: undefined for INVALID_ARGUMENT (an
+   * index past the GPU's links) and NOT_SUPPORTED (a gap), without an exception per absent link.
+   */
+  async deviceProbeNvLinkState(device: NvmlDeviceHandle, link: number, options: NvmlCallOptions = {}): Promise<boolean | undefined> {
+    const out = [0];
+    const rc = await this.call('nvmlDeviceGetNvLinkState', [device, link, out], options, NVLINK_ABSENT_CODES);
+    return rc === NvmlReturn.SUCCESS ? out[0] === 1 : undefined;
   }
 
   /** nvmlDeviceGetNvLinkErrorCounter. */

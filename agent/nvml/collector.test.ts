@@ -252,6 +252,36 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(gpu(snapshot, 1).nvlinks).toHaveLength(18);
   });
 
+  it('probes the whole NVLink range once, then only the links that exist, and again when a known link stops answering', async () => {
+    const e = await envFor('h100-nvlink-gaps');
+    nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false });
+    const stateCalls = (): number => e.library.callCount('nvmlDeviceGetNvLinkState');
+    const linksOf = (snapshot: NvmlSnapshot): Array<number[] | undefined> => snapshot.gpus.map((g) => g.nvlinks?.map((l) => l.link));
+    const gpus = (await loadScenario('h100-nvlink-gaps')).gpus.length;
+
+    let before = stateCalls();
+    const first = await collectSnapshot({ nvml });
+    expect(stateCalls() - before).toBe(gpus * 36);
+
+    before = stateCalls();
+    const second = await collectSnapshot({ nvml });
+    const present = second.gpus.reduce((n, g) => n + (g.nvlinks?.length ?? 0), 0);
+    expect(stateCalls() - before).toBe(present);
+    expect(linksOf(second)).toEqual(linksOf(first));
+
+    // link 3 of GPU 0 becomes a gap: this snapshot skips it, the next one probes GPU 0's whole range
+    const scenario = e.controller.current;
+    const g0 = scenario.gpus[0];
+    if (g0?.nvlink === undefined) throw new Error('scenario without NVLink');
+    g0.nvlink.unsupported = [...(g0.nvlink.unsupported ?? []), 3];
+    await e.controller.load(scenario);
+    const third = await collectSnapshot({ nvml });
+    expect(linksOf(third)[0]).not.toContain(3);
+    before = stateCalls();
+    await collectSnapshot({ nvml });
+    expect(stateCalls() - before).toBe(present - 1 + 36 - (linksOf(third)[0]?.length ?? 0));
+  });
+
   it('reads NVLink5 error counters as field values on Blackwell, where the DL counters are NOT_SUPPORTED', async () => {
     const snapshot = await snapshotOf('b200-nvlink5-counters');
     const g1 = gpu(snapshot, 1);

@@ -27,11 +27,14 @@ export class CallSlot {
   private readonly ints: Int32Array;
   private readonly startedAt: Float64Array;
   private readonly device: BigInt64Array;
+  /** Name → index, as enter() runs once per native call (hundreds per snapshot). */
+  private readonly indexOf: ReadonlyMap<string, number>;
 
   constructor(
     readonly buffer: SharedArrayBuffer,
     private readonly names: CallNames,
   ) {
+    this.indexOf = new Map(names.map((name, i) => [name, i]));
     this.ints = new Int32Array(buffer, 0, INT32_SLOTS);
     this.startedAt = new Float64Array(buffer, STARTED_AT_OFFSET, 1);
     this.device = new BigInt64Array(buffer, DEVICE_OFFSET, 1);
@@ -46,7 +49,7 @@ export class CallSlot {
   enter(fn: string, device: bigint | null, nowMs: number): void {
     this.startedAt[0] = nowMs;
     this.device[0] = device ?? -1n;
-    Atomics.store(this.ints, FN_INDEX, this.names.indexOf(fn));
+    Atomics.store(this.ints, FN_INDEX, this.indexOf.get(fn) ?? -1);
     Atomics.store(this.ints, IN_CALL, 1);
   }
 

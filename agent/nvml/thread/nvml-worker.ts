@@ -30,7 +30,7 @@ const bindingOptions: NvmlBindingOptions = {
   guard: {
     before(fn, device) {
       // A device whose call hung in an earlier thread is not called again until that call returns.
-      if (device !== null && skipped.has(`${device}:${fn}`)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: this call on this GPU hung earlier and has not returned');
+      if (device !== null && skipped.size > 0 && skipped.has(`${device}:${fn}`)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: this call on this GPU hung earlier and has not returned');
       slot.enter(fn, device, Date.now());
     },
     after() {
