@@ -428,6 +428,8 @@ const PROCESS_FUNCTIONS: readonly OptionalFn[] = [
   'nvmlDeviceGetComputeRunningProcesses_v2',
   'nvmlDeviceGetComputeRunningProcesses',
 ];
+/** No return code accepted besides SUCCESS. */
+const NO_CODES: readonly number[] = [];
 /** What nvmlDeviceGetNvLinkState answers for a link index the GPU does not have. */
 const NVLINK_ABSENT_CODES: readonly number[] = [NvmlReturn.INVALID_ARGUMENT, NvmlReturn.NOT_SUPPORTED];
 /** NVML's own CUDA version call first; `_v2` needs libcuda.so.1 (facts-nvml.md, "Real drivers differ"). */
@@ -646,8 +648,30 @@ export class NvmlBinding {
     return native;
   }
 
-  /** Runs one NVML function asynchronously; throws NvmlError unless the code is SUCCESS or in `accept`. */
-  private async call(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions, accept: readonly number[] = []): Promise<number> {
+  /**
+   * Runs one NVML function; the promise rejects with NvmlError unless the code is SUCCESS or in
+   * `accept`. A synchronous binding answers with a settled promise: no await of its own per call.
+   */
+  private call(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions, accept: readonly number[] = NO_CODES): Promise<number> {
+    try {
+      const native = this.nativeFor(fn, options);
+      if (!this.synchronous) return this.callAsync(fn, native, args, options, accept);
+      // A synchronous call has returned before anyone could wait for it (nothing to track); its
+      // deadline is kept by the NVML thread's watchdog.
+      const rc = this.nativeSync(fn, native, args);
+      return typeof rc === 'number' ? Promise.resolve(this.accepted(fn, rc, accept)) : rc.then((code) => this.accepted(fn, code, accept));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private async callAsync(fn: OptionalFn, native: KoffiFunction, args: readonly unknown[], options: NvmlCallOptions, accept: readonly number[]): Promise<number> {
+    const rc = await withDeadline(this.track(this.native(fn, native, args)), fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
+    return this.accepted(fn, rc, accept);
+  }
+
+  /** The native function to call, or why none can be called now. */
+  private nativeFor(fn: OptionalFn, options: NvmlCallOptions): KoffiFunction {
     options.signal?.throwIfAborted();
     const lib = this.library;
     if (lib === undefined || !this.ready || this.closing) {
@@ -655,11 +679,10 @@ export class NvmlBinding {
     }
     const native = lib.optional[fn];
     if (native === undefined) throw new NvmlError(NvmlReturn.FUNCTION_NOT_FOUND, fn, 'symbol not exported by this driver');
-    // A synchronous call has returned before anyone could wait for it (nothing to track); its
-    // deadline is kept by the NVML thread's watchdog.
-    const rc = this.synchronous
-      ? await this.nativeSync(fn, native, args)
-      : await withDeadline(this.track(this.native(fn, native, args)), fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
+    return native;
+  }
+
+  private accepted(fn: string, rc: number, accept: readonly number[]): number {
     if (rc !== NvmlReturn.SUCCESS && !accept.includes(rc)) throw new NvmlError(rc, fn, this.errorString(rc));
     return rc;
   }
@@ -698,22 +721,19 @@ export class NvmlBinding {
     throw last;
   }
 
-  private async getString(fn: OptionalFn, device: NvmlDeviceHandle | undefined, size: number, options: NvmlCallOptions): Promise<string> {
+  private getString(fn: OptionalFn, device: NvmlDeviceHandle | undefined, size: number, options: NvmlCallOptions): Promise<string> {
     const buffer = Buffer.alloc(size);
-    await this.call(fn, device === undefined ? [buffer, size] : [device, buffer, size], options);
-    return decodeCString(buffer);
+    return this.call(fn, device === undefined ? [buffer, size] : [device, buffer, size], options).then(() => decodeCString(buffer));
   }
 
-  private async getUint(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number> {
+  private getUint(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number> {
     const out = [0];
-    await this.call(fn, [...args, out], options);
-    return out[0] ?? 0;
+    return this.call(fn, [...args, out], options).then(() => out[0] ?? 0);
   }
 
-  private async getU64(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number | undefined> {
+  private getU64(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number | undefined> {
     const out: unknown[] = [0];
-    await this.call(fn, [...args, out], options);
-    return normalizeU64(out[0]);
+    return this.call(fn, [...args, out], options).then(() => normalizeU64(out[0]));
   }
 
   /** nvmlSystemGetDriverVersion, e.g. `550.54.15`. */

@@ -172,7 +172,7 @@ export class NvmlThread {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (p === undefined) return;
-        if (m.type === 'result') p.resolve(m.snapshot);
+        if (m.type === 'result') p.resolve(JSON.parse(m.snapshotJson) as NvmlSnapshot);
         else p.reject(Object.assign(new Error(m.message), { name: m.name }));
         return;
       }

@@ -45,7 +45,7 @@ async function collect(id: number, checks: readonly NvmlCheck[] | undefined, ski
   skipped = new Set(skip);
   try {
     const snapshot = await collectSnapshot({ nvml, ...(checks === undefined ? {} : { checks }) });
-    post({ type: 'result', id, snapshot });
+    post({ type: 'result', id, snapshotJson: JSON.stringify(snapshot) });
   } catch (err) {
     post({ type: 'failed', id, name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) });
   }
