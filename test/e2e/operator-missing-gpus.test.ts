@@ -9,16 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../../api/index.js';
-import { freePort } from '../../dev/control-plane/control-plane.js';
-import { uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
 import { POLICY_SHARD_LABEL } from '../../operator/config.js';
-import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic, waitFinished } from '../support/diagnostics.js';
 import { assertKstatus } from '../support/kstatus.js';
-import { startTestFleet, startTestOperator, testOperatorArgs, waitUntil } from '../support/operator-env.js';
-import { applyRbac } from '../support/rbac.js';
+import { startScenarioEnv, waitUntil, type ScenarioEnv } from '../support/operator-env.js';
 
 type StatusNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
 
@@ -28,10 +24,9 @@ const FLEET_LABEL = 'gpudiag.io/e2e-missing-gpus';
 const SCENARIOS = ['h100-sxm-8x-healthy', 'gpu-vanished', 'all-gpus-vanished'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-let fleet: SimulatedFleet;
-let operator: Operator;
+let env: ScenarioEnv | undefined;
 let done: GPUDiagnostic;
-const nodeNames = new Map<Scenario, string>();
+let nodeNames: ReadonlyMap<string, string> = new Map();
 const policies: string[] = [];
 
 function custom(): CustomObjectsApi {
@@ -60,27 +55,20 @@ async function createPolicy(suffix: string, spec: Record<string, unknown>): Prom
 }
 
 beforeAll(async () => {
-  const cluster = testCluster();
-  await applyRbac('operator.yaml', ns.name);
-  await applyRbac('agent.yaml', ns.name);
-  const port = await freePort();
-  // The API server is shared: a label of this file's own keeps its nodes apart from other files'.
-  const nodes = uniqueFleetNames(
-    ns.name,
-    SCENARIOS.map((scenario) => ({ name: scenario, scenario, labels: { [FLEET_LABEL]: ns.name } })),
-  );
-  nodes.forEach((n, i) => nodeNames.set(SCENARIOS[i] as Scenario, n.name));
-  fleet = await startTestFleet(ns.name, nodes, port, logger);
-  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10', '--policy-max-interval-seconds', '1'];
-  operator = await startTestOperator(ns.name, args, 'e2e-missing-gpus-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
+  env = await startScenarioEnv(ns.name, SCENARIOS, {
+    label: FLEET_LABEL,
+    identity: 'e2e-missing-gpus-operator',
+    logger,
+    operatorArgs: ['--per-node-timeout-seconds', '10', '--policy-max-interval-seconds', '1'],
+  });
+  nodeNames = env.nodeNames;
   await createDiagnostic(ns.name, 'missing-gpus', { checks: ['health', 'xid'], nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } } });
   done = await waitFinished(ns.name, 'missing-gpus', { timeoutMs: 60_000, pollMs: 250 });
 }, 120_000);
 
 afterAll(async () => {
   for (const name of policies) await custom().deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name });
-  await operator?.stop();
-  await fleet?.stop();
+  await env?.stop();
 });
 
 describe('operator: GPUs the node advertises but the agent does not see', () => {

@@ -9,14 +9,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import type { GPUDiagnostic } from '../../api/index.js';
-import { freePort } from '../../dev/control-plane/control-plane.js';
-import { SCENARIO_LABEL, uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
+import { SCENARIO_LABEL } from '../../dev/fleet/simulated-fleet.js';
 import { createLogger } from '../../lib/logger.js';
-import type { Operator } from '../../operator/operator.js';
-import { testCluster, useTestNamespace } from '../support/cluster.js';
+import { useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic, waitFinished } from '../support/diagnostics.js';
-import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
-import { applyRbac } from '../support/rbac.js';
+import { startScenarioEnv, type ScenarioEnv } from '../support/operator-env.js';
 
 type StatusNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
 type StatusXid = NonNullable<StatusNode['xidEvents']>[number];
@@ -27,10 +24,9 @@ const logger = createLogger({ silent: true });
 const SCENARIOS = ['nvlink5-storm', 'xid154-recovered', 'xid45-after-149', 'xid74-ignorable', 'bus-loss-no-xid', 'nvswitch-sxid'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-let fleet: SimulatedFleet;
-let operator: Operator;
+let env: ScenarioEnv | undefined;
 let done: GPUDiagnostic;
-const nodeNames = new Map<Scenario, string>();
+let nodeNames: ReadonlyMap<string, string> = new Map();
 
 function node(scenario: Scenario): StatusNode {
   const name = nodeNames.get(scenario);
@@ -59,20 +55,8 @@ function gpuStatuses(n: StatusNode): string[] {
 }
 
 beforeAll(async () => {
-  const cluster = testCluster();
-  await applyRbac('operator.yaml', ns.name);
-  await applyRbac('agent.yaml', ns.name);
-  const port = await freePort();
-  const nodes = uniqueFleetNames(
-    ns.name,
-    // The API server is shared: a label of this file's own keeps its nodes apart from other files'.
-    SCENARIOS.map((scenario) => ({ name: scenario, scenario, labels: { 'gpudiag.io/e2e': ns.name } })),
-  );
-  nodes.forEach((n, i) => nodeNames.set(SCENARIOS[i] as Scenario, n.name));
-  fleet = await startTestFleet(ns.name, nodes, port, logger);
-  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10'], 'e2e-xid-operator', logger, () =>
-    cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
-  );
+  env = await startScenarioEnv(ns.name, SCENARIOS, { label: 'gpudiag.io/e2e', identity: 'e2e-xid-operator', logger, operatorArgs: ['--per-node-timeout-seconds', '10'] });
+  nodeNames = env.nodeNames;
   // The shipped sample's spec, narrowed to this file's nodes (the API server is shared).
   const sample = parse(await readFile(path.resolve(process.cwd(), 'config/samples/gpudiagnostic-xid-scenarios.yaml'), 'utf8')) as { spec: { nodeSelector: Record<string, unknown> } };
   await createDiagnostic(ns.name, 'xid-scenarios', { ...sample.spec, nodeSelector: { ...sample.spec.nodeSelector, matchLabels: { 'gpudiag.io/e2e': ns.name } } });
@@ -80,8 +64,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await operator?.stop();
-  await fleet?.stop();
+  await env?.stop();
 });
 
 describe('operator: XID scenarios from real kernel-log lines', () => {

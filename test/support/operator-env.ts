@@ -4,11 +4,13 @@
  * operator running as that ServiceAccount, bound by the test to config/rbac/operator.yaml.
  */
 import { tokenReviewAuthenticator } from '../../agent/auth/token-reviewer.js';
-import { SimulatedFleet, type FleetNodeSpec } from '../../dev/fleet/simulated-fleet.js';
+import { freePort } from '../../dev/control-plane/control-plane.js';
+import { SimulatedFleet, uniqueFleetNames, type FleetNodeSpec } from '../../dev/fleet/simulated-fleet.js';
 import type { Logger } from '../../lib/logger.js';
 import { parseOperatorConfig } from '../../operator/config.js';
 import { Operator } from '../../operator/operator.js';
 import { testCluster } from './cluster.js';
+import { applyRbac } from './rbac.js';
 
 /** The operator's token for agents (TokenRequest, audience gpudiag-agent), requested once and cached. */
 export function operatorAgentToken(namespace: string): () => Promise<string> {
@@ -47,6 +49,55 @@ export async function startTestOperator(namespace: string, args: string[], ident
     logger,
     tokenProvider,
   });
+}
+
+/** A simulated node per fleet scenario and an operator over them, from {@link startScenarioEnv}. */
+export interface ScenarioEnv {
+  fleet: SimulatedFleet;
+  operator: Operator;
+  /** The node name each scenario got (names are unique on the shared API server). */
+  nodeNames: ReadonlyMap<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Binds the operator and agent RBAC in `namespace`, starts one simulated node per scenario
+ * (labelled `label: namespace`, which keeps them apart from other files' nodes on the shared
+ * API server) and an operator over them with `operatorArgs` added to the usual flags.
+ */
+export async function startScenarioEnv(
+  namespace: string,
+  scenarios: readonly string[],
+  options: { label: string; identity: string; logger: Logger; operatorArgs?: readonly string[] },
+): Promise<ScenarioEnv> {
+  await applyRbac('operator.yaml', namespace);
+  await applyRbac('agent.yaml', namespace);
+  const port = await freePort();
+  const nodes = uniqueFleetNames(
+    namespace,
+    scenarios.map((scenario) => ({ name: scenario, scenario, labels: { [options.label]: namespace } })),
+  );
+  const nodeNames = new Map(nodes.map((n, i) => [scenarios[i] ?? n.name, n.name]));
+  const fleet = await startTestFleet(namespace, nodes, port, options.logger);
+  try {
+    const args = [...testOperatorArgs(namespace, port), ...(options.operatorArgs ?? [])];
+    // a fresh token per request, as the operator's projected token would be rotated
+    const operator = await startTestOperator(namespace, args, options.identity, options.logger, () =>
+      testCluster().serviceAccountToken(namespace, 'gpudiag-operator', ['gpudiag-agent']),
+    );
+    return {
+      fleet,
+      operator,
+      nodeNames,
+      stop: async () => {
+        await operator.stop();
+        await fleet.stop();
+      },
+    };
+  } catch (err) {
+    await fleet.stop();
+    throw err;
+  }
 }
 
 /** The agent's sequential system-level NVML reads: at 1.9 s each (under the 2 s call deadline) a snapshot takes about 6 s. */
