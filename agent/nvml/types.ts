@@ -379,8 +379,11 @@ export interface NvmlSnapshot {
   errors: NvmlFieldError[];
 }
 
+/** The memory event types of R560+ drivers (nvmlEventTypeSingleBitEccErrorStorm .. FatalPoisonError). */
+export type NvmlMemoryEventKind = 'singleBitEccStorm' | 'dramRetirement' | 'dramRetirementFailure' | 'nonFatalPoison' | 'fatalPoison';
+
 /** Kind of an NVML event the watcher reports. */
-export type NvmlEventKind = 'xid' | 'doubleBitEcc' | 'gpuUnavailable' | 'gpuRecoveryAction' | 'other';
+export type NvmlEventKind = 'xid' | 'doubleBitEcc' | 'gpuUnavailable' | 'gpuRecoveryAction' | NvmlMemoryEventKind | 'other';
 
 /** One event delivered by nvmlEventSetWait. */
 export interface NvmlEvent {
