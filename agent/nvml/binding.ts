@@ -290,6 +290,7 @@ const FABRIC_V1_BYTES = 28;
 const FABRIC_V3_BYTES = 40;
 const FABRIC_INFO_V2_VERSION = 0x0200_0024;
 const FABRIC_INFO_V3_VERSION = 0x0300_0028;
+const FABRIC_V_VERSIONS: readonly number[] = [FABRIC_INFO_V3_VERSION, FABRIC_INFO_V2_VERSION];
 const FABRIC_UUID_BYTES = 16;
 /** nvmlBAR1Memory_t: bar1Total @0, bar1Free @8, bar1Used @16 (u64). */
 const BAR1_BYTES = 24;
@@ -1125,18 +1126,25 @@ export class NvmlBinding {
    * (before R550) or refuses both; FUNCTION_NOT_FOUND where neither exists (before R525).
    */
   async deviceGetGpuFabricInfo(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlGpuFabricInfo> {
-    if (this.hasFunction('nvmlDeviceGetGpuFabricInfoV')) {
-      for (const version of [FABRIC_INFO_V3_VERSION, FABRIC_INFO_V2_VERSION]) {
-        const buffer = Buffer.alloc(FABRIC_V3_BYTES);
-        buffer.writeUInt32LE(version, 0);
-        const rc = await this.call('nvmlDeviceGetGpuFabricInfoV', [device, buffer], options, [NvmlReturn.ARGUMENT_VERSION_MISMATCH]);
-        if (rc === NvmlReturn.SUCCESS) return decodeFabricInfo(buffer, version === FABRIC_INFO_V3_VERSION ? 3 : 2);
+    const versions = this.fabricStructVersions ?? (this.hasFunction('nvmlDeviceGetGpuFabricInfoV') ? FABRIC_V_VERSIONS : []);
+    for (const version of versions) {
+      const buffer = Buffer.alloc(FABRIC_V3_BYTES);
+      buffer.writeUInt32LE(version, 0);
+      const rc = await this.call('nvmlDeviceGetGpuFabricInfoV', [device, buffer], options, [NvmlReturn.ARGUMENT_VERSION_MISMATCH]);
+      if (rc === NvmlReturn.SUCCESS) {
+        this.fabricStructVersions = [version];
+        return decodeFabricInfo(buffer, version === FABRIC_INFO_V3_VERSION ? 3 : 2);
       }
     }
     const buffer = Buffer.alloc(FABRIC_V1_BYTES);
     await this.call('nvmlDeviceGetGpuFabricInfo', [device, buffer], options);
+    // the driver refused every versioned struct: later snapshots go to the v1 call at once
+    this.fabricStructVersions = [];
     return decodeFabricInfo(buffer, 1);
   }
+
+  /** The fabric struct version this driver accepted (one per driver: no refused call per snapshot). */
+  private fabricStructVersions: readonly number[] | undefined;
 
   /** nvmlDeviceGetVbiosVersion, e.g. `96.00.74.00.01`. */
   deviceGetVbiosVersion(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {

@@ -66,6 +66,14 @@ describe('device info through the fake library', () => {
     expect(g0.bar1).toEqual({ totalBytes: 128 * GiB, usedBytes: 2 * MiB, freeBytes: 128 * GiB - 2 * MiB });
   });
 
+  it('remembers the fabric struct version the driver accepts (R550 refuses v3 once, not every snapshot)', async () => {
+    const { env } = await snapshotOf('h100-sxm-8x-healthy');
+    const before = env.library.callCount('nvmlDeviceGetGpuFabricInfoV');
+    const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
+    expect(env.library.callCount('nvmlDeviceGetGpuFabricInfoV') - before).toBe(8);
+    expect(gpu(again, 7).fabric?.healthMask).toBe(2);
+  });
+
   it('makes one field-value call per GPU for every new field and the recovery action, and caches static answers', async () => {
     const { env } = await snapshotOf('h100-r570-recovery-action');
     const calls = (fn: string): number => env.library.callCount(fn);
