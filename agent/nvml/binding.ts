@@ -168,8 +168,9 @@ export interface NvmlFieldValue {
 }
 
 /**
- * NVML_FI_* ids the agent asks for (nvml.h; NVIDIA's nvidia-ml-py carries the same numbers). The
- * NVLink5 counters take the link as scopeId; the recovery action arrived with R565.
+ * NVML_FI_* ids the agent asks for (nvml.h; NVIDIA's nvidia-ml-py carries the same numbers; the
+ * device-info ids below checked against NVIDIA/go-nvml gen/nvml/nvml.h). The NVLink5 counters
+ * take the link as scopeId; the recovery action arrived with R565.
  */
 export const NvmlFieldId = {
   NVLINK_RECOVERY_SUCCESSFUL_EVENTS: 213,
@@ -177,7 +178,11 @@ export const NvmlFieldId = {
   NVLINK_EFFECTIVE_ERRORS: 219,
   NVLINK_SYMBOL_ERRORS: 221,
   GPU_RECOVERY_ACTION: 230,
-  /** NVML_FI_DEV_PERF_POLICY_POWER: time (ns) clocks were held down by the power policy since driver load. */
+  /**
+   * NVML_FI_DEV_PERF_POLICY_POWER: time clocks were held down by the power policy since driver load.
+   * nvml.h gives no unit for the field; read as ns, the unit of nvmlViolationTime_t.violationTime
+   * (nvmlDeviceGetViolationStatus), which counts the same policy.
+   */
   PERF_POLICY_POWER: 74,
   /** NVML_FI_DEV_PERF_POLICY_THERMAL: the same for the thermal policy. */
   PERF_POLICY_THERMAL: 75,
