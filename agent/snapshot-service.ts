@@ -72,7 +72,7 @@ export class SnapshotService {
         since: xidSince.toISOString(),
         events: reportXids ? events : [],
         truncated: reportXids ? truncated : 0,
-        ...(reportXids ? { switchEvents: this.options.xid.switchEventsSince(xidSince.getTime()), busLoss: this.options.xid.busLossReports() } : {}),
+        ...(reportXids ? { switchEvents: this.options.xid.switchEventsSince(xidSince.getTime()), busLoss: this.options.xid.busLossReports(), memoryEvents: this.options.xid.memoryEventsSince(xidSince.getTime()) } : {}),
       },
       agent: { ...this.options.agentStatus(), xidSources: this.options.xid.status() },
     };

@@ -201,3 +201,31 @@ describe('XidService bounds what hostile kernel text can mint', () => {
     }
   });
 });
+
+describe('XidService NVML memory events', () => {
+  it('keeps memory events out of the XID list and reports them with the GPU UUID', async () => {
+    const time = new Date().toISOString();
+    const uuid = 'GPU-11111111-2222-3333-4444-555555555555';
+    const service = new XidService({
+      kmsgPath: '',
+      kmsgPollMs: 1000,
+      logger: createLogger({ silent: true }),
+      nvmlEvents: {
+        watch: (onEvent) => {
+          onEvent({ type: 'dramRetirementFailure', eventType: 0x800, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
+          onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
+          onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
+          return Promise.resolve();
+        },
+        stop: () => Promise.resolve(true),
+      },
+    });
+    await service.start();
+    expect(service.eventsSince(0).events).toEqual([]);
+    expect(service.memoryEventsSince(Date.now() - 60_000).map((r) => [r.kind, r.count, r.pciBusId, r.gpuUuid])).toEqual([
+      ['dramRetirementFailure', 1, '0000:3b:00', uuid],
+      ['fatalPoison', 2, '0000:3b:00', uuid],
+    ]);
+    await service.stop();
+  });
+});

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import { errorFields } from '../lib/logger.js';
 import type { NvmlEventSource } from './nvml/sources.js';
 import type { GpuSnapshot, NvmlEvent } from './nvml/types.js';
-import type { BusLossReport, SwitchEventReport, XidEventReport, XidSourceStatus } from './api/snapshot-document.js';
+import type { BusLossReport, MemoryEventReport, SwitchEventReport, XidEventReport, XidSourceStatus } from './api/snapshot-document.js';
 import { compareSeverity } from './xid/actions.js';
 import { lookupXid } from './xid/catalog.js';
 import { classifyXid, type XidClassification } from './xid/classify.js';
@@ -18,6 +18,8 @@ import { XidDedupStore, type XidDedupEntry } from './xid/dedup.js';
 import { loadXidHistory, saveXidHistory, type BusLossRecord } from './xid/history-file.js';
 import { KmsgReader, readBootId, type KmsgContextEvent, type KmsgCursor, type KmsgXidEvent } from './xid/kmsg-reader.js';
 import { normalizePciBusId } from './xid/parser.js';
+import { MemoryEventStore } from './xid/memory-events.js';
+import { MEMORY_EVENT_KINDS } from './nvml/events.js';
 import { clip } from '../lib/text.js';
 
 /** Most XID events one snapshot carries (worst and newest first); the rest are counted. */
@@ -89,6 +91,7 @@ export class XidService {
   private readonly store = new XidDedupStore();
   private readonly switchStore = new XidDedupStore({ maxEntries: MAX_SWITCH_ENTRIES });
   private readonly busLoss = new Map<string, BusLossRecord>();
+  private readonly memoryEvents = new MemoryEventStore();
   private readonly gpuResets = new Map<string, number>();
   private readonly uuidByPci = new Map<string, string>();
   private readonly gpuState = new Map<string, { eccTotal?: number; lost: boolean }>();
@@ -248,6 +251,11 @@ export class XidService {
       }));
   }
 
+  /** NVML memory events (ECC storm, DRAM retirement, poison) in the look-back, failures until a reset. */
+  memoryEventsSince(sinceMs: number): MemoryEventReport[] {
+    return this.memoryEvents.reports(sinceMs, (key) => this.uuidByPci.get(key));
+  }
+
   /** GPUs that fell off the bus without an XID code in this boot (they stay until a reboot). */
   busLossReports(): BusLossReport[] {
     return [...this.busLoss.values()].slice(0, MAX_REPORTED_BUS_LOSSES).map((b) => {
@@ -337,6 +345,13 @@ export class XidService {
   }
 
   private onNvmlEvent(e: NvmlEvent): void {
+    const memoryKind = MEMORY_EVENT_KINDS.find(([, kind]) => kind === e.type)?.[1];
+    if (memoryKind !== undefined) {
+      const key = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
+      if (key !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, key, e.gpuUuid, MAX_GPU_KEYS);
+      this.memoryEvents.add(memoryKind, key, Date.parse(e.time));
+      return;
+    }
     if (e.type !== 'xid' || e.xid === undefined) return;
     const gpuKey = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
     if (gpuKey !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, gpuKey, e.gpuUuid, MAX_GPU_KEYS);
@@ -350,6 +365,7 @@ export class XidService {
   /** A reset repairs what needed one: reset-class faults on that GPU logged before it clear. */
   private gpuWasReset(gpuKey: string, atMs: number): void {
     setBounded(this.gpuResets, gpuKey, atMs, MAX_GPU_KEYS);
+    this.memoryEvents.gpuWasReset(gpuKey, atMs);
     const context = { driverVersion: this.driverVersion };
     const cleared = this.store.remove((e) => e.gpuKey === gpuKey && e.lastSeenMs <= atMs && classifyXid(e.xid, e.worstMessage, undefined, context).persistence === 'gpu-reset');
     if (cleared > 0) this.options.logger.info('GPU reset seen; its reset-class XIDs are cleared', { pciBusId: gpuKey, cleared });

@@ -2,7 +2,7 @@
  * The agent's answer to `GET /v1/snapshot`: a versioned JSON document. Its JSON Schema is
  * agent/api/snapshot.schema.json; the operator validates every answer against it.
  */
-import type { GpuSnapshot, GpuUuid, KernelPciBusId, NvmlAvailable, NvmlFieldError, NvmlUnavailable } from '../nvml/types.js';
+import type { GpuSnapshot, GpuUuid, KernelPciBusId, NvmlAvailable, NvmlFieldError, NvmlMemoryEventKind, NvmlUnavailable } from '../nvml/types.js';
 import type { XidPersistence, XidSeverity } from '../xid/actions.js';
 
 /** apiVersion of the snapshot document; bump on incompatible change. */
@@ -120,6 +120,16 @@ export interface BusLossReport {
   lastSeen: Timestamp;
 }
 
+/** NVML memory events of one kind on one GPU (R560+ drivers: ECC storm, DRAM retirement, poison). */
+export interface MemoryEventReport {
+  kind: NvmlMemoryEventKind;
+  pciBusId?: KernelPciBusId;
+  gpuUuid?: GpuUuid;
+  count: number;
+  firstSeen: Timestamp;
+  lastSeen: Timestamp;
+}
+
 /** Where the agent's XID events come from and how healthy that source is. */
 export interface XidSourceStatus {
   kmsg: {
@@ -201,6 +211,11 @@ export interface NodeSnapshotDocument {
      * @maxItems 64
      */
     busLoss?: BusLossReport[];
+    /**
+     * NVML memory events (xid/memory-events.ts: the look-back, and failures until the GPU is reset).
+     * @maxItems 64
+     */
+    memoryEvents?: MemoryEventReport[];
   };
   agent: AgentStatus;
 }

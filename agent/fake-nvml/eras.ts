@@ -25,10 +25,18 @@ export interface FakeNvmlEraSpec {
 export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   {
     era: 'r470',
-    summary: 'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2',
+    summary:
+      'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2, no GPU fabric info, no PCIe error-count fields',
     from: '470',
     until: '510',
-    defines: ['GPUDIAG_FAKE_NO_PROCESSES_V3', 'GPUDIAG_FAKE_NO_CLOCKS_EVENT_REASONS', 'GPUDIAG_FAKE_NO_MEMORY_V2'],
+    defines: [
+      'GPUDIAG_FAKE_NO_PROCESSES_V3',
+      'GPUDIAG_FAKE_NO_CLOCKS_EVENT_REASONS',
+      'GPUDIAG_FAKE_NO_MEMORY_V2',
+      // nvmlDeviceGetGpuFabricInfo arrived for Hopper (R525); the PCIe error-count field ids with R535 (NVML change log)
+      'GPUDIAG_FAKE_NO_FABRIC_INFO',
+      'GPUDIAG_FAKE_NO_PCIE_COUNTERS',
+    ],
   },
   {
     era: 'r535-43',
@@ -46,16 +54,27 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   },
   {
     era: 'r550',
-    summary: 'every call the agent reads except TemperatureV, the recovery-action field and the NVLink5 field values',
+    summary:
+      'every call the agent reads except TemperatureV, the recovery-action field, the NVLink5 field values and the memory event types; GpuFabricInfoV takes only the v2 struct',
     from: '535.104.05',
     until: '565',
-    defines: [],
+    // nvmlDeviceGetGpuFabricInfoV is in the R550 change log ("Changes between v545 and v550")
+    defines: ['GPUDIAG_FAKE_FABRIC_INFO_V'],
   },
   {
     era: 'r570',
-    summary: 'TemperatureV, the GpuRecoveryAction event and field, NVLink5 counters as field values (Blackwell)',
+    summary:
+      'TemperatureV, the GpuRecoveryAction event and field, NVLink5 counters as field values (Blackwell), the ECC-storm / DRAM-retirement / poison events, GpuFabricInfoV with the v3 struct',
     from: '570',
-    defines: ['GPUDIAG_FAKE_TEMPERATURE_V', 'GPUDIAG_FAKE_RECOVERY_ACTION', 'GPUDIAG_FAKE_NVLINK5_FIELDS'],
+    defines: [
+      'GPUDIAG_FAKE_TEMPERATURE_V',
+      'GPUDIAG_FAKE_RECOVERY_ACTION',
+      'GPUDIAG_FAKE_NVLINK5_FIELDS',
+      'GPUDIAG_FAKE_FABRIC_INFO_V',
+      // the fabric health summary (v3 struct) is assumed from R570 on; the memory event types are in the R560 change log
+      'GPUDIAG_FAKE_FABRIC_INFO_V3',
+      'GPUDIAG_FAKE_MEMORY_EVENTS',
+    ],
   },
 ];
 

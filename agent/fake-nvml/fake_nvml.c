@@ -19,6 +19,11 @@
  * GPUDIAG_FAKE_PROCESS_V3_BYTES sets _v3's record size (32 on 535.43-535.86);
  * GPUDIAG_FAKE_TEMPERATURE_V, GPUDIAG_FAKE_RECOVERY_ACTION and GPUDIAG_FAKE_NVLINK5_FIELDS add
  * what R570 brought. Built by agent/fake-nvml/build.ts; never committed as a binary.
+ * Inventory and fabric (device-info block below): GPUDIAG_FAKE_NO_FABRIC_INFO leaves out
+ * nvmlDeviceGetGpuFabricInfo (before R525), GPUDIAG_FAKE_FABRIC_INFO_V adds
+ * nvmlDeviceGetGpuFabricInfoV (R550+), GPUDIAG_FAKE_FABRIC_INFO_V3 lets it take the v3 struct,
+ * GPUDIAG_FAKE_NO_PCIE_COUNTERS drops the PCIe error-count field ids (R535 added them) and
+ * GPUDIAG_FAKE_MEMORY_EVENTS knows the ECC-storm, DRAM-retirement and poison events (R560+).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -1009,6 +1014,152 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, int *mode) {
   return done(int_field(gi, "compute_mode", mode));
 }
 
+/* ---- inventory, limits, fabric (nvml.h API 13 layouts) ---- */
+
+typedef struct {
+  unsigned char clusterUuid[16];
+  nvmlReturn_t status;
+  unsigned int cliqueId;
+  unsigned char state;
+} nvmlGpuFabricInfo_t;
+typedef struct {
+  unsigned int version;
+  unsigned char clusterUuid[16];
+  nvmlReturn_t status;
+  unsigned int cliqueId;
+  unsigned char state;
+  unsigned int healthMask;
+  unsigned char healthSummary;
+} nvmlGpuFabricInfo_v3_t;
+typedef struct { unsigned long long bar1Total, bar1Free, bar1Used; } nvmlBAR1Memory_t;
+_Static_assert(sizeof(nvmlGpuFabricInfo_t) == 28, "nvmlGpuFabricInfo_t layout");
+_Static_assert(sizeof(nvmlGpuFabricInfo_v3_t) == 40, "nvmlGpuFabricInfo_v3_t layout");
+_Static_assert(sizeof(nvmlBAR1Memory_t) == 24, "nvmlBAR1Memory_t layout");
+/* NVML_STRUCT_VERSION(GpuFabricInfo, 2) and (.., 3): the v2 struct is 36 bytes, v3 40 */
+#define FABRIC_INFO_V2_VERSION 0x02000024u
+#define FABRIC_INFO_V3_VERSION 0x03000028u
+#define NVML_ERROR_CORRUPTED_INFOROM 14
+
+#if !defined(GPUDIAG_FAKE_NO_FABRIC_INFO) || defined(GPUDIAG_FAKE_FABRIC_INFO_V)
+/* gpu.<i>.fabric.*: state (absent: NOT_SUPPORTED), status, clique_id, cluster_uuid (32 hex), health_mask, health_summary */
+static nvmlReturn_t fabric_read(int gi, unsigned char uuid[16], nvmlReturn_t *status, unsigned int *clique, unsigned char *state, unsigned int *mask, unsigned char *summary) {
+  unsigned int v = 0;
+  if (!gpu_u32(gi, "fabric.state", &v)) return NVML_ERROR_NOT_SUPPORTED;
+  *state = (unsigned char)v;
+  v = 0; gpu_u32(gi, "fabric.status", &v); *status = (nvmlReturn_t)v;
+  v = 0; gpu_u32(gi, "fabric.clique_id", &v); *clique = v;
+  v = 0; gpu_u32(gi, "fabric.health_mask", &v); *mask = v;
+  v = 0; gpu_u32(gi, "fabric.health_summary", &v); *summary = (unsigned char)v;
+  memset(uuid, 0, 16);
+  const char *hex = gpu_str(gi, "fabric.cluster_uuid");
+  for (int i = 0; hex && i < 16 && hex[2 * i] && hex[2 * i + 1]; i++) {
+    unsigned int byte = 0;
+    if (sscanf(hex + 2 * i, "%2x", &byte) != 1) break;
+    uuid[i] = (unsigned char)byte;
+  }
+  return NVML_SUCCESS;
+}
+#endif
+
+#ifndef GPUDIAG_FAKE_NO_FABRIC_INFO
+EXPORT nvmlReturn_t nvmlDeviceGetGpuFabricInfo(nvmlDevice_t device, nvmlGpuFabricInfo_t *info) {
+  DEV_BEGIN("nvmlDeviceGetGpuFabricInfo");
+  if (!info) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int mask; unsigned char summary;
+  return done(fabric_read(gi, info->clusterUuid, &info->status, &info->cliqueId, &info->state, &mask, &summary));
+}
+#endif
+
+#ifdef GPUDIAG_FAKE_FABRIC_INFO_V
+EXPORT nvmlReturn_t nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t device, nvmlGpuFabricInfo_v3_t *info) {
+  DEV_BEGIN("nvmlDeviceGetGpuFabricInfoV");
+  if (!info) return done(NVML_ERROR_INVALID_ARGUMENT);
+#ifdef GPUDIAG_FAKE_FABRIC_INFO_V3
+  int v3 = info->version == FABRIC_INFO_V3_VERSION;
+#else
+  int v3 = 0;
+#endif
+  if (!v3 && info->version != FABRIC_INFO_V2_VERSION) return done(NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+  unsigned char summary = 0;
+  nvmlReturn_t rc = fabric_read(gi, info->clusterUuid, &info->status, &info->cliqueId, &info->state, &info->healthMask, &summary);
+  if (rc == NVML_SUCCESS && v3) info->healthSummary = summary;
+  return done(rc);
+}
+#endif
+
+EXPORT nvmlReturn_t nvmlDeviceGetVbiosVersion(nvmlDevice_t device, char *version, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetVbiosVersion");
+  return done(copy_str(gpu_str(gi, "vbios"), version, length));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetInforomImageVersion(nvmlDevice_t device, char *version, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetInforomImageVersion");
+  return done(copy_str(gpu_str(gi, "inforom.image"), version, length));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetInforomVersion(nvmlDevice_t device, int object, char *version, unsigned int length) {
+  DEV_BEGIN("nvmlDeviceGetInforomVersion");
+  static const char *const names[] = { "inforom.oem", "inforom.ecc", "inforom.power" };
+  if (object < 0 || object > 2) return done(NVML_ERROR_INVALID_ARGUMENT);
+  return done(copy_str(gpu_str(gi, names[object]), version, length));
+}
+
+/* CORRUPTED_INFOROM with gpu.<i>.inforom.corrupted=1; NOT_SUPPORTED without an InfoROM image */
+EXPORT nvmlReturn_t nvmlDeviceValidateInforom(nvmlDevice_t device) {
+  DEV_BEGIN("nvmlDeviceValidateInforom");
+  unsigned int corrupted = 0;
+  gpu_u32(gi, "inforom.corrupted", &corrupted);
+  if (corrupted) return done(NVML_ERROR_CORRUPTED_INFOROM);
+  return done(gpu_str(gi, "inforom.image") ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t device, unsigned int *minLimit, unsigned int *maxLimit) {
+  DEV_BEGIN("nvmlDeviceGetPowerManagementLimitConstraints");
+  if (!minLimit || !maxLimit) return done(NVML_ERROR_INVALID_ARGUMENT);
+  if (!gpu_u32(gi, "power.min_limit_mw", minLimit) || !gpu_u32(gi, "power.max_limit_mw", maxLimit)) return done(NVML_ERROR_NOT_SUPPORTED);
+  return done(NVML_SUCCESS);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, unsigned int *defaultLimit) {
+  DEV_BEGIN("nvmlDeviceGetPowerManagementDefaultLimit");
+  return done(u32_field(gi, "power.default_limit_mw", defaultLimit));
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetBAR1MemoryInfo(nvmlDevice_t device, nvmlBAR1Memory_t *bar1Memory) {
+  DEV_BEGIN("nvmlDeviceGetBAR1MemoryInfo");
+  if (!bar1Memory) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned long long total = 0, used = 0;
+  if (!gpu_u64(gi, "bar1.total", &total)) return done(NVML_ERROR_NOT_SUPPORTED);
+  gpu_u64(gi, "bar1.used", &used);
+  bar1Memory->bar1Total = total;
+  bar1Memory->bar1Used = used;
+  bar1Memory->bar1Free = total > used ? total - used : 0;
+  return done(NVML_SUCCESS);
+}
+
+/* Field ids of the device-info batch (nvml.h NVML_FI_DEV_*): u64 values from gpu.<i>.<key>, NOT_SUPPORTED when absent. */
+static void device_info_field(int gi, nvmlFieldValue_t *v) {
+  const char *key = NULL;
+  int type = 3; /* NVML_VALUE_TYPE_UNSIGNED_LONG_LONG */
+  switch (v->fieldId) {
+    case 74: key = "violation.power_ns"; break;            /* PERF_POLICY_POWER */
+    case 75: key = "violation.thermal_ns"; break;          /* PERF_POLICY_THERMAL */
+    case 82: key = "memory_temp"; type = 1; break;         /* MEMORY_TEMP (unsigned int) */
+    case 83: key = "energy_mj"; break;                     /* TOTAL_ENERGY_CONSUMPTION */
+    case 95: key = "pcie.replay_rollover"; type = 1; break; /* PCIE_REPLAY_ROLLOVER_COUNTER */
+#ifndef GPUDIAG_FAKE_NO_PCIE_COUNTERS
+    case 173: key = "pcie.correctable"; break;             /* PCIE_COUNT_CORRECTABLE_ERRORS */
+#endif
+    default: return;
+  }
+  unsigned long long x = 0;
+  if (!gpu_u64(gi, key, &x)) return;
+  v->valueType = type;
+  if (type == 1) v->value.uiVal = (unsigned int)x;
+  else v->value.ullVal = x;
+  v->nvmlReturn = NVML_SUCCESS;
+}
+
 /* ---- field values ---- */
 
 enum {
@@ -1072,8 +1223,8 @@ static void field_value(int gi, nvmlFieldValue_t *v) {
       break;
 #endif
     default:
-      (void)gi;
       (void)x;
+      device_info_field(gi, v);
       break;
   }
 }
@@ -1093,8 +1244,14 @@ EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int valuesCoun
 
 /* ---- events ---- */
 
-/* Event types this era's driver knows (GpuRecoveryAction arrived with R565). */
+/* SingleBitEccErrorStorm 0x200, DramRetirementEvent 0x400, DramRetirementFailure 0x800, NonFatalPoisonError 0x1000, FatalPoisonError 0x2000 (R560) */
+#define EVENT_MEMORY_TYPES 0x3E00ull
+
+/* Event types this era's driver knows (the memory events arrived with R560, GpuRecoveryAction with R565). */
 static unsigned long long known_events(unsigned long long types) {
+#ifndef GPUDIAG_FAKE_MEMORY_EVENTS
+  types &= ~EVENT_MEMORY_TYPES;
+#endif
 #ifdef GPUDIAG_FAKE_RECOVERY_ACTION
   return types;
 #else

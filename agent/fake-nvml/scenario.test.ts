@@ -184,6 +184,52 @@ describe('scenarioToStateText', () => {
   });
 });
 
+describe('device-info state keys', () => {
+  it('writes fabric, InfoROM, limits, BAR1 and field-value keys, and the memory event bits', () => {
+    const text = scenarioToStateText(
+      validateScenario({
+        name: 'x',
+        gpus: [
+          {
+            fabric: { state: 3, status: 0, cliqueId: 2, clusterUuid: '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b', healthMask: 2, healthSummary: 1 },
+            vbiosVersion: '96.00.74.00.01',
+            inforom: { imageVersion: 'G520.0200.00.05', ecc: '7.16', corrupted: true },
+            powerLimits: { minWatts: 200, maxWatts: 700, defaultWatts: 700 },
+            bar1: { totalBytes: 1024, usedBytes: 1000 },
+            memoryTemperatureCelsius: 96,
+            energyMillijoules: 5,
+            violationTime: { thermalNs: 7 },
+            pcie: { replayRollover: 3, correctableErrors: 9 },
+          },
+        ],
+        events: [{ gpu: 0, type: 'fatalPoison' }],
+      }),
+    );
+    for (const line of [
+      'gpu.0.fabric.state=3',
+      'gpu.0.fabric.cluster_uuid=6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b',
+      'gpu.0.fabric.health_summary=1',
+      'gpu.0.vbios=96.00.74.00.01',
+      'gpu.0.inforom.ecc=7.16',
+      'gpu.0.inforom.corrupted=1',
+      'gpu.0.power.min_limit_mw=200000',
+      'gpu.0.power.default_limit_mw=700000',
+      'gpu.0.bar1.used=1000',
+      'gpu.0.memory_temp=96',
+      'gpu.0.violation.thermal_ns=7',
+      'gpu.0.pcie.replay_rollover=3',
+      'gpu.0.pcie.correctable=9',
+      'event.1=0,8192,0',
+    ]) {
+      expect(text.split('\n')).toContain(line);
+    }
+  });
+
+  it('rejects a malformed cluster UUID', () => {
+    expect(() => validateScenario({ name: 'x', gpus: [{ fabric: { state: 3, clusterUuid: 'nope' } }] }, 'x')).toThrow('x.gpus[0].fabric.clusterUuid must be 32 hex digits');
+  });
+});
+
 describe('FakeNvmlController', () => {
   let controller: FakeNvmlController | undefined;
 

@@ -27,6 +27,12 @@ export const FAKE_EVENT_TYPE_BITS = {
   xid: 0x8,
   gpuUnavailable: 0x4000,
   gpuRecoveryAction: 0x8000,
+  /** The memory event types of R560+ (nvml.h nvmlEventType*): the library knows them on R570 builds only. */
+  singleBitEccStorm: 0x200,
+  dramRetirement: 0x400,
+  dramRetirementFailure: 0x800,
+  nonFatalPoison: 0x1000,
+  fatalPoison: 0x2000,
 } as const;
 
 /** Name of an event type the fake can deliver. */
@@ -83,6 +89,15 @@ export const FAKE_NVML_DEVICE_CALLS = [
   'nvmlDeviceGetComputeMode',
   'nvmlDeviceGetSupportedEventTypes',
   'nvmlDeviceRegisterEvents',
+  'nvmlDeviceGetGpuFabricInfo',
+  'nvmlDeviceGetGpuFabricInfoV',
+  'nvmlDeviceGetVbiosVersion',
+  'nvmlDeviceGetInforomImageVersion',
+  'nvmlDeviceGetInforomVersion',
+  'nvmlDeviceValidateInforom',
+  'nvmlDeviceGetPowerManagementLimitConstraints',
+  'nvmlDeviceGetPowerManagementDefaultLimit',
+  'nvmlDeviceGetBAR1MemoryInfo',
 ] as const;
 
 /** System-level NVML functions that a scenario can fail or delay. */
@@ -148,7 +163,18 @@ export interface FakeGpuSpec {
   retiredPages?: { singleBitEcc: number; doubleBitEcc: number; pending: boolean };
   remappedRows?: { corrected: number; uncorrected: number; pending: boolean; failure: boolean };
   nvlink?: FakeNvLinkSpec;
-  pcie?: { gen?: number; width?: number; maxGen?: number; maxWidth?: number; replay?: number; txKBps?: number; rxKBps?: number };
+  pcie?: {
+    gen?: number;
+    width?: number;
+    maxGen?: number;
+    maxWidth?: number;
+    replay?: number;
+    txKBps?: number;
+    rxKBps?: number;
+    /** Field values NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER and PCIE_COUNT_CORRECTABLE_ERRORS. */
+    replayRollover?: number;
+    correctableErrors?: number;
+  };
   processes?: Array<{ pid: number; usedMemoryBytes: number }>;
   migMode?: { current: boolean; pending?: boolean };
   performanceState?: number;
@@ -158,6 +184,18 @@ export interface FakeGpuSpec {
   supportedEvents?: number;
   /** Current GPU recovery action (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, R570 builds only): 0 none .. 5. */
   recoveryAction?: number;
+  /** NVSwitch fabric registration (nvmlDeviceGetGpuFabricInfo / V); absent: NOT_SUPPORTED (no fabric). */
+  fabric?: FakeFabricSpec;
+  vbiosVersion?: string;
+  /** InfoROM versions; `corrupted` makes nvmlDeviceValidateInforom answer CORRUPTED_INFOROM. */
+  inforom?: { imageVersion?: string; oem?: string; ecc?: string; power?: string; corrupted?: boolean };
+  /** nvmlDeviceGetPowerManagementLimitConstraints / DefaultLimit. */
+  powerLimits?: { minWatts: number; maxWatts: number; defaultWatts?: number };
+  bar1?: { totalBytes: number; usedBytes: number };
+  /** Field values: NVML_FI_DEV_MEMORY_TEMP, TOTAL_ENERGY_CONSUMPTION, PERF_POLICY_POWER / THERMAL. */
+  memoryTemperatureCelsius?: number;
+  energyMillijoules?: number;
+  violationTime?: { powerNs?: number; thermalNs?: number };
   /** NVML function names that return NOT_SUPPORTED (merged with the defaults' list). */
   unsupported?: string[];
   /** NVML function name (or `*` for every device call) → return code. */
@@ -166,6 +204,19 @@ export interface FakeGpuSpec {
   delays?: Record<string, number>;
   /** Every call on this GPU returns GPU_IS_LOST. */
   lost?: boolean;
+}
+
+/** nvmlGpuFabricInfo fields (state: NOT_SUPPORTED 0, NOT_STARTED 1, IN_PROGRESS 2, COMPLETED 3). */
+export interface FakeFabricSpec {
+  state: number;
+  /** nvmlReturn_t of the registration (read once COMPLETED). */
+  status?: number;
+  cliqueId?: number;
+  /** 32 hex digits. */
+  clusterUuid?: string;
+  healthMask?: number;
+  /** v3 only: NOT_SUPPORTED 0, HEALTHY 1, UNHEALTHY 2, LIMITED_CAPACITY 3. */
+  healthSummary?: number;
 }
 
 /** An event queued for delivery through nvmlEventSetWait_v2. */
@@ -337,7 +388,7 @@ const gpuSpec: Check = object({
     { count: uint, generation: uint, unsupported: arrayOf(uint), inactive: arrayOf(uint), counters: recordOf(null, nvlinkCounters) },
     ['count'],
   ),
-  pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint }),
+  pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint, replayRollover: uint, correctableErrors: uint }),
   processes: arrayOf(object({ pid: uint, usedMemoryBytes: uint }, ['pid', 'usedMemoryBytes'])),
   migMode: object({ current: bool, pending: bool }, ['current']),
   performanceState: uint,
@@ -346,6 +397,17 @@ const gpuSpec: Check = object({
   computeMode: uint,
   supportedEvents: uint,
   recoveryAction: uint,
+  fabric: object(
+    { state: uint, status: uint, cliqueId: uint, clusterUuid: pattern(/^[0-9a-fA-F]{32}$/, '32 hex digits'), healthMask: uint, healthSummary: uint },
+    ['state'],
+  ),
+  vbiosVersion: str,
+  inforom: object({ imageVersion: str, oem: str, ecc: str, power: str, corrupted: bool }),
+  powerLimits: object({ minWatts: num, maxWatts: num, defaultWatts: num }, ['minWatts', 'maxWatts']),
+  bar1: object({ totalBytes: uint, usedBytes: uint }, ['totalBytes', 'usedBytes']),
+  memoryTemperatureCelsius: uint,
+  energyMillijoules: uint,
+  violationTime: object({ powerNs: uint, thermalNs: uint }),
   unsupported: arrayOf((v, p) => {
     if (typeof v !== 'string' || !DEVICE_CALLS.includes(v)) fail(p, 'a known device-level NVML function name');
   }),
@@ -449,6 +511,38 @@ export function resolveGpus(scenario: FakeNvmlScenario): FakeGpuSpec[] {
 }
 
 // ---------------------------------------------------------------- state text
+
+const watts = (w: number | undefined): number | undefined => (w === undefined ? undefined : Math.round(w * MILLIWATTS_PER_WATT));
+
+/** The inventory, limit, fabric and field-value keys of one GPU (fake_nvml.c's device-info block). */
+function putDeviceInfo(g: (key: string, value: string | number | undefined) => void, gpu: FakeGpuSpec): void {
+  const f = gpu.fabric;
+  if (f !== undefined) {
+    g('fabric.state', f.state);
+    g('fabric.status', f.status);
+    g('fabric.clique_id', f.cliqueId);
+    g('fabric.cluster_uuid', f.clusterUuid);
+    g('fabric.health_mask', f.healthMask);
+    g('fabric.health_summary', f.healthSummary);
+  }
+  g('vbios', gpu.vbiosVersion);
+  g('inforom.image', gpu.inforom?.imageVersion);
+  g('inforom.oem', gpu.inforom?.oem);
+  g('inforom.ecc', gpu.inforom?.ecc);
+  g('inforom.power', gpu.inforom?.power);
+  g('inforom.corrupted', gpu.inforom?.corrupted === true ? 1 : undefined);
+  g('power.min_limit_mw', watts(gpu.powerLimits?.minWatts));
+  g('power.max_limit_mw', watts(gpu.powerLimits?.maxWatts));
+  g('power.default_limit_mw', watts(gpu.powerLimits?.defaultWatts));
+  g('bar1.total', gpu.bar1?.totalBytes);
+  g('bar1.used', gpu.bar1?.usedBytes);
+  g('memory_temp', gpu.memoryTemperatureCelsius);
+  g('energy_mj', gpu.energyMillijoules);
+  g('violation.power_ns', gpu.violationTime?.powerNs);
+  g('violation.thermal_ns', gpu.violationTime?.thermalNs);
+  g('pcie.replay_rollover', gpu.pcie?.replayRollover);
+  g('pcie.correctable', gpu.pcie?.correctableErrors);
+}
 
 function flag(v: boolean | undefined): string | undefined {
   return v === undefined ? undefined : v ? '1' : '0';
@@ -554,6 +648,7 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
     g('compute_mode', gpu.computeMode);
     g('supported_events', gpu.supportedEvents);
     g('recovery_action', gpu.recoveryAction);
+    putDeviceInfo(g, gpu);
     g('lost', gpu.lost === true ? 1 : undefined);
     for (const call of gpu.unsupported ?? []) g(`error.${call}`, FAKE_NVML_CODES.notSupported);
     for (const [call, code] of Object.entries(gpu.errors ?? {})) g(`error.${call}`, code);

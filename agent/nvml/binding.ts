@@ -18,6 +18,7 @@ export const NvmlReturn = {
   TIMEOUT: 10,
   LIBRARY_NOT_FOUND: 12,
   FUNCTION_NOT_FOUND: 13,
+  CORRUPTED_INFOROM: 14,
   GPU_IS_LOST: 15,
   ARGUMENT_VERSION_MISMATCH: 25,
   UNKNOWN: 999,
@@ -167,8 +168,9 @@ export interface NvmlFieldValue {
 }
 
 /**
- * NVML_FI_* ids the agent asks for (nvml.h; NVIDIA's nvidia-ml-py carries the same numbers). The
- * NVLink5 counters take the link as scopeId; the recovery action arrived with R565.
+ * NVML_FI_* ids the agent asks for (nvml.h; NVIDIA's nvidia-ml-py carries the same numbers; the
+ * device-info ids below checked against NVIDIA/go-nvml gen/nvml/nvml.h). The NVLink5 counters
+ * take the link as scopeId; the recovery action arrived with R565.
  */
 export const NvmlFieldId = {
   NVLINK_RECOVERY_SUCCESSFUL_EVENTS: 213,
@@ -176,6 +178,22 @@ export const NvmlFieldId = {
   NVLINK_EFFECTIVE_ERRORS: 219,
   NVLINK_SYMBOL_ERRORS: 221,
   GPU_RECOVERY_ACTION: 230,
+  /**
+   * NVML_FI_DEV_PERF_POLICY_POWER: time clocks were held down by the power policy since driver load.
+   * nvml.h gives no unit for the field; read as ns, the unit of nvmlViolationTime_t.violationTime
+   * (nvmlDeviceGetViolationStatus), which counts the same policy.
+   */
+  PERF_POLICY_POWER: 74,
+  /** NVML_FI_DEV_PERF_POLICY_THERMAL: the same for the thermal policy. */
+  PERF_POLICY_THERMAL: 75,
+  /** NVML_FI_DEV_MEMORY_TEMP: memory (HBM) temperature, °C. */
+  MEMORY_TEMP: 82,
+  /** NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION: mJ since the driver was last reloaded. */
+  TOTAL_ENERGY_CONSUMPTION: 83,
+  /** NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER: times the replay counter rolled over (link retrained). */
+  PCIE_REPLAY_ROLLOVER_COUNTER: 95,
+  /** NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS (R535+). */
+  PCIE_COUNT_CORRECTABLE_ERRORS: 173,
 } as const;
 
 /** nvmlEventData_t. */
@@ -184,6 +202,38 @@ export interface NvmlEventData {
   eventType: number;
   eventData: number;
 }
+
+/**
+ * nvmlGpuFabricInfo_t (v1, nvmlDeviceGetGpuFabricInfo) or nvmlGpuFabricInfo_v2/_v3_t
+ * (nvmlDeviceGetGpuFabricInfoV): the GPU's registration with the NVSwitch fabric manager.
+ */
+export interface NvmlGpuFabricInfo {
+  /** Struct version the driver answered (1: the unversioned call). */
+  version: 1 | 2 | 3;
+  /** nvmlGpuFabricState_t: NOT_SUPPORTED 0, NOT_STARTED 1, IN_PROGRESS 2, COMPLETED 3. */
+  state: number;
+  /** nvmlReturn_t of the registration; meaningful only once `state` is COMPLETED. */
+  status: number;
+  cliqueId: number;
+  /** The 16-byte cluster UUID as 32 hex digits. */
+  clusterUuid: string;
+  /** v2+: NVML_GPU_FABRIC_HEALTH_MASK_* fields. */
+  healthMask?: number;
+  /** v3: NVML_GPU_FABRIC_HEALTH_SUMMARY_* (NOT_SUPPORTED 0, HEALTHY 1, UNHEALTHY 2, LIMITED_CAPACITY 3). */
+  healthSummary?: number;
+}
+
+/** nvmlBAR1Memory_t, bytes. */
+export interface NvmlBar1Memory {
+  total: number;
+  free: number;
+  used: number;
+}
+
+/** nvmlInforomObject_t values (nvml.h: OEM 0, ECC 1, POWER 2; DEN 3 is newer and not read). */
+export const InforomObject = { OEM: 0, ECC: 1, POWER: 2 } as const;
+/** An InfoROM object selector. */
+export type InforomObject = (typeof InforomObject)[keyof typeof InforomObject];
 
 /** The library file NVML ships as. */
 export const DEFAULT_NVML_LIBRARY = 'libnvidia-ml.so.1';
@@ -232,6 +282,23 @@ const FIELD_VALUE_READERS: Record<number, (buffer: Buffer, offset: number) => nu
 /** Processes can appear between the sizing call and the fetch: retry a few times. */
 const PROCESS_FETCH_ATTEMPTS = 3;
 const PROCESS_HEADROOM = 8;
+/** NVML_DEVICE_VBIOS_VERSION_BUFFER_SIZE and NVML_DEVICE_INFOROM_VERSION_BUFFER_SIZE (nvml.h). */
+const VBIOS_BUFFER = 32;
+const INFOROM_BUFFER = 16;
+/**
+ * nvmlGpuFabricInfo layouts (nvml.h, x86-64): v1 (28 bytes) clusterUuid[16] @0, status @16,
+ * cliqueId @20, state (unsigned char) @24; v2 (36) adds `version` @0, shifting the rest by 4,
+ * and healthMask @32; v3 (40) adds healthSummary (unsigned char) @36.
+ * NVML_STRUCT_VERSION(GpuFabricInfo, n) = sizeof | n << 24: v2 0x02000024, v3 0x03000028.
+ */
+const FABRIC_V1_BYTES = 28;
+const FABRIC_V3_BYTES = 40;
+const FABRIC_INFO_V2_VERSION = 0x0200_0024;
+const FABRIC_INFO_V3_VERSION = 0x0300_0028;
+const FABRIC_V_VERSIONS: readonly number[] = [FABRIC_INFO_V3_VERSION, FABRIC_INFO_V2_VERSION];
+const FABRIC_UUID_BYTES = 16;
+/** nvmlBAR1Memory_t: bar1Total @0, bar1Free @8, bar1Used @16 (u64). */
+const BAR1_BYTES = 24;
 
 /** Converts an unsigned long long from koffi (Number ≤ 2^53, else BigInt); all-ones → undefined. Larger values lose precision. */
 export function normalizeU64(value: unknown): number | undefined {
@@ -417,6 +484,17 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceRegisterEvents: 'int nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types, nvmlEventSet_t set)',
   nvmlEventSetWait_v2: 'int nvmlEventSetWait_v2(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, unsigned int timeoutMs)',
   nvmlEventSetFree: 'int nvmlEventSetFree(nvmlEventSet_t set)',
+  // Inventory and limits (nvml.h, API 13; the fabric calls exist from R525 / R550 on).
+  nvmlDeviceGetGpuFabricInfo: 'int nvmlDeviceGetGpuFabricInfo(nvmlDevice_t device, _Inout_ void *info)',
+  nvmlDeviceGetGpuFabricInfoV: 'int nvmlDeviceGetGpuFabricInfoV(nvmlDevice_t device, _Inout_ void *info)',
+  nvmlDeviceGetVbiosVersion: 'int nvmlDeviceGetVbiosVersion(nvmlDevice_t device, char *version, unsigned int length)',
+  nvmlDeviceGetInforomImageVersion: 'int nvmlDeviceGetInforomImageVersion(nvmlDevice_t device, char *version, unsigned int length)',
+  nvmlDeviceGetInforomVersion: 'int nvmlDeviceGetInforomVersion(nvmlDevice_t device, int object, char *version, unsigned int length)',
+  nvmlDeviceValidateInforom: 'int nvmlDeviceValidateInforom(nvmlDevice_t device)',
+  nvmlDeviceGetPowerManagementLimitConstraints:
+    'int nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t device, _Out_ unsigned int *minLimit, _Out_ unsigned int *maxLimit)',
+  nvmlDeviceGetPowerManagementDefaultLimit: 'int nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, _Out_ unsigned int *defaultLimit)',
+  nvmlDeviceGetBAR1MemoryInfo: 'int nvmlDeviceGetBAR1MemoryInfo(nvmlDevice_t device, _Inout_ void *bar1Memory)',
 } as const;
 
 type RequiredFn = keyof typeof REQUIRED_PROTOTYPES;
@@ -494,6 +572,21 @@ function nativeAsync(fn: KoffiFunction, args: readonly unknown[]): Promise<numbe
 function decodeCString(buffer: Buffer): string {
   const end = buffer.indexOf(0);
   return buffer.toString('utf8', 0, end < 0 ? buffer.length : end);
+}
+
+/** Decodes an nvmlGpuFabricInfo struct of `version` (layouts at FABRIC_V1_BYTES). */
+function decodeFabricInfo(buffer: Buffer, version: 1 | 2 | 3): NvmlGpuFabricInfo {
+  const base = version === 1 ? 0 : 4;
+  const info: NvmlGpuFabricInfo = {
+    version,
+    clusterUuid: buffer.toString('hex', base, base + FABRIC_UUID_BYTES),
+    status: buffer.readInt32LE(base + 16),
+    cliqueId: buffer.readUInt32LE(base + 20),
+    state: buffer.readUInt8(base + 24),
+  };
+  if (version >= 2) info.healthMask = buffer.readUInt32LE(32);
+  if (version === 3) info.healthSummary = buffer.readUInt8(36);
+  return info;
 }
 
 /** A handle on NVML for one process: load, init once, call, shut down. */
@@ -1081,6 +1174,76 @@ export class NvmlBinding {
   /** nvmlEventSetFree. */
   async eventSetFree(set: NvmlEventSetHandle, options: NvmlCallOptions = {}): Promise<void> {
     await this.call('nvmlEventSetFree', [set], options);
+  }
+
+  /**
+   * The GPU's NVSwitch fabric registration: nvmlDeviceGetGpuFabricInfoV with the v3 struct, then
+   * v2 where the driver refuses v3 (ARGUMENT_VERSION_MISMATCH), then the v1 call where V is absent
+   * (before R550) or refuses both; FUNCTION_NOT_FOUND where neither exists (before R525).
+   */
+  async deviceGetGpuFabricInfo(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlGpuFabricInfo> {
+    const versions = this.fabricStructVersions ?? (this.hasFunction('nvmlDeviceGetGpuFabricInfoV') ? FABRIC_V_VERSIONS : []);
+    for (const version of versions) {
+      const buffer = Buffer.alloc(FABRIC_V3_BYTES);
+      buffer.writeUInt32LE(version, 0);
+      const rc = await this.call('nvmlDeviceGetGpuFabricInfoV', [device, buffer], options, [NvmlReturn.ARGUMENT_VERSION_MISMATCH]);
+      if (rc === NvmlReturn.SUCCESS) {
+        this.fabricStructVersions = [version];
+        return decodeFabricInfo(buffer, version === FABRIC_INFO_V3_VERSION ? 3 : 2);
+      }
+    }
+    const buffer = Buffer.alloc(FABRIC_V1_BYTES);
+    await this.call('nvmlDeviceGetGpuFabricInfo', [device, buffer], options);
+    // the driver refused every versioned struct: later snapshots go to the v1 call at once
+    this.fabricStructVersions = [];
+    return decodeFabricInfo(buffer, 1);
+  }
+
+  /** The fabric struct version this driver accepted (one per driver: no refused call per snapshot). */
+  private fabricStructVersions: readonly number[] | undefined;
+
+  /** nvmlDeviceGetVbiosVersion, e.g. `96.00.74.00.01`. */
+  deviceGetVbiosVersion(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlDeviceGetVbiosVersion', device, VBIOS_BUFFER, options);
+  }
+
+  /** nvmlDeviceGetInforomImageVersion, e.g. `G520.0200.00.05`. */
+  deviceGetInforomImageVersion(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<string> {
+    return this.getString('nvmlDeviceGetInforomImageVersion', device, INFOROM_BUFFER, options);
+  }
+
+  /** nvmlDeviceGetInforomVersion of one InfoROM object, e.g. ECC `7.16`. */
+  async deviceGetInforomVersion(device: NvmlDeviceHandle, object: InforomObject, options: NvmlCallOptions = {}): Promise<string> {
+    const buffer = Buffer.alloc(INFOROM_BUFFER);
+    await this.call('nvmlDeviceGetInforomVersion', [device, object, buffer, INFOROM_BUFFER], options);
+    return decodeCString(buffer);
+  }
+
+  /** nvmlDeviceValidateInforom: false when the driver answers CORRUPTED_INFOROM (the checksums do not verify). */
+  async deviceValidateInforom(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<boolean> {
+    const rc = await this.call('nvmlDeviceValidateInforom', [device], options, [NvmlReturn.CORRUPTED_INFOROM]);
+    return rc === NvmlReturn.SUCCESS;
+  }
+
+  /** nvmlDeviceGetPowerManagementLimitConstraints (milliwatts). */
+  async deviceGetPowerManagementLimitConstraints(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ min: number; max: number }> {
+    const min = [0];
+    const max = [0];
+    await this.call('nvmlDeviceGetPowerManagementLimitConstraints', [device, min, max], options);
+    return { min: min[0] ?? 0, max: max[0] ?? 0 };
+  }
+
+  /** nvmlDeviceGetPowerManagementDefaultLimit (milliwatts). */
+  deviceGetPowerManagementDefaultLimit(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetPowerManagementDefaultLimit', [device], options);
+  }
+
+  /** nvmlDeviceGetBAR1MemoryInfo (bytes). */
+  async deviceGetBar1MemoryInfo(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<NvmlBar1Memory> {
+    const buffer = Buffer.alloc(BAR1_BYTES);
+    await this.call('nvmlDeviceGetBAR1MemoryInfo', [device, buffer], options);
+    const read = (offset: number): number => normalizeU64(buffer.readBigUInt64LE(offset)) ?? 0;
+    return { total: read(0), free: read(8), used: read(16) };
   }
 }
 

@@ -118,7 +118,8 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(g0.serial).toMatch(/^\d{13}$/);
     expect(g0.fanSpeedPercent).toBeUndefined();
     expect(g0.retiredPages).toBeUndefined();
-    expect(g0.unsupported.sort()).toEqual(['fanSpeedPercent', 'recoveryAction', 'retiredPages']);
+    // H100 boards have no InfoROM power object
+    expect(g0.unsupported.sort()).toEqual(['fanSpeedPercent', 'inforom.powerVersion', 'recoveryAction', 'retiredPages']);
     expect(g0.nvlinks).toHaveLength(18);
     expect(g0.nvlinks?.every((l) => l.active)).toBe(true);
     expect(g0.nvlinks?.[17]).toEqual({ link: 17, active: true, errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 } });
@@ -180,11 +181,22 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(snapshot.nvml).toMatchObject({ driverVersion: '470.223.02', cudaDriverVersion: '11.4' });
     expect(snapshot.errors).toEqual([]);
     const t4 = gpu(snapshot, 0);
-    expect(t4.unsupported.sort()).toEqual(['fanSpeedPercent', 'migMode', 'nvlinks', 'recoveryAction', 'remappedRows', 'temperature.memoryMaxCelsius']);
+    // R470 has no fabric call nor PCIe error-count field; GDDR6 has no memory temperature sensor
+    expect(t4.unsupported.sort()).toEqual([
+      'fabric',
+      'fanSpeedPercent',
+      'migMode',
+      'nvlinks',
+      'pcie.correctableErrors',
+      'recoveryAction',
+      'remappedRows',
+      'temperature.memoryCelsius',
+      'temperature.memoryMaxCelsius',
+    ]);
     expect(t4.retiredPages).toEqual({ singleBitEcc: 0, doubleBitEcc: 0, pending: false });
     // no MemoryInfo_v2 in R470: the v1 call has no reservation figure
     expect(t4.memory).toEqual({ totalBytes: 15360 * 1024 * 1024, usedBytes: 1537 * 1024 * 1024, freeBytes: 13823 * 1024 * 1024 });
-    expect(t4.pcie).toEqual({ currentGen: 1, currentWidth: 16, maxGen: 3, maxWidth: 16, replayCounter: 0 });
+    expect(t4.pcie).toEqual({ currentGen: 1, currentWidth: 16, maxGen: 3, maxWidth: 16, replayCounter: 0, replayRolloverCounter: 0 });
     // no ClocksEventReasons in R470: the ThrottleReasons symbol answers
     expect(t4.clockEventReasons).toEqual({ mask: 1, names: ['GpuIdle'] });
     // no _v3 in R470: the _v2 call lists the processes
@@ -397,7 +409,7 @@ describe('collectSnapshot against the fake NVML library', () => {
     const snapshot = await collectSnapshot({ nvml });
     clearInterval(timer);
     expect(gpu(snapshot, 0).errors).toEqual([{ field: 'power.usageWatts', code: 10, error: expect.stringContaining('no answer within 100 ms') }]);
-    expect(gpu(snapshot, 0).power).toEqual({ enforcedLimitWatts: 700 });
+    expect(gpu(snapshot, 0).power).toEqual({ enforcedLimitWatts: 700, minLimitWatts: 200, maxLimitWatts: 700, defaultLimitWatts: 700 });
     expect(gpu(snapshot, 1).power?.usageWatts).toBe(71.5);
     expect(ticks).toBeGreaterThan(3);
     // shutdown (afterEach) still waits for the abandoned native call

@@ -21,12 +21,12 @@ import {
   type NvmlFieldValue,
 } from './binding.js';
 import { clip } from '../../lib/text.js';
+import { collectDeviceInfo } from './collect-device-info.js';
 import { toKernelBusId } from './pci-bus-id.js';
 import {
   ALL_NVML_CHECKS,
   type GpuComputeMode,
   type GpuNvLink,
-  type GpuRecoveryAction,
   type GpuSnapshot,
   type NvLinkErrorCounters,
   type NvmlCheck,
@@ -76,8 +76,6 @@ export function formatCudaVersion(version: number): string {
 }
 
 const COMPUTE_MODES: readonly GpuComputeMode[] = ['default', 'exclusiveThread', 'prohibited', 'exclusiveProcess'];
-/** nvmlDeviceGpuRecoveryAction_t values, in order. */
-const RECOVERY_ACTIONS: readonly GpuRecoveryAction[] = ['none', 'gpuReset', 'nodeReboot', 'drainP2p', 'drainAndReset', 'gpuResetBus'];
 const MILLIWATTS_PER_WATT = 1000;
 const PSTATE_UNKNOWN = 32;
 /**
@@ -356,10 +354,10 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
     if (fan !== undefined) gpu.fanSpeedPercent = fan;
     const mode = await r.read('computeMode', () => nvml.deviceGetComputeMode(h, o));
     if (mode !== undefined) gpu.computeMode = COMPUTE_MODES[mode] ?? 'unknown';
-    const recovery = await r.read('recoveryAction', () => nvml.deviceGetFieldValues(h, [{ fieldId: NvmlFieldId.GPU_RECOVERY_ACTION }], o));
-    const action = r.fieldValue('recoveryAction', recovery?.[0], 'nvmlDeviceGetFieldValues');
-    if (action !== undefined) gpu.recoveryAction = RECOVERY_ACTIONS[action] ?? 'unknown';
   }
+
+  // field values (the recovery action among them) in one batch, fabric, VBIOS/InfoROM, limits, BAR1
+  await collectDeviceInfo(nvml, h, r, gpu, checks);
 }
 
 const ALL_NVLINK_INDICES: readonly number[] = Array.from({ length: NVLINK_PROBE_LINKS }, (_, i) => i);

@@ -129,3 +129,43 @@ describe('NvmlEventWatcher', () => {
     await nvml.shutdown();
   });
 });
+
+describe('NvmlEventWatcher memory events (R560+ event types)', () => {
+  it('registers the memory event types on R570 and reports each kind', async () => {
+    const r570 = await startFakeNvml('h100-memory-faults');
+    try {
+      const nvml = new NvmlBinding({ libraryPath: r570.libraryPath, fallbackToSystemLibrary: false });
+      const events: NvmlEvent[] = [];
+      const watcher = new NvmlEventWatcher({ nvml, pollMs: POLL_MS, onEvent: (e) => events.push(e) });
+      const started = await watcher.start();
+      // XID | DBE | GpuUnavailable | GpuRecoveryAction | ECC storm, DRAM retirement (+failure), poison (both)
+      expect(started.registered[1]?.mask).toBe(0x8 | 0x2 | 0x4000 | 0x8000 | 0x200 | 0x400 | 0x800 | 0x1000 | 0x2000);
+      await waitFor(() => events.length >= 3);
+      expect(events.map((e) => [e.type, e.gpuIndex, e.eventType])).toEqual([
+        ['dramRetirement', 1, 0x400],
+        ['dramRetirementFailure', 1, 0x800],
+        ['fatalPoison', 1, 0x2000],
+      ]);
+      await r570.controller.inject({ kind: 'event', event: { gpu: 0, type: 'singleBitEccStorm' } });
+      await r570.controller.inject({ kind: 'event', event: { gpu: 0, type: 'nonFatalPoison' } });
+      await waitFor(() => events.length >= 5);
+      expect(events.slice(3).map((e) => e.type)).toEqual(['singleBitEccStorm', 'nonFatalPoison']);
+      await watcher.stop();
+      await nvml.shutdown();
+    } finally {
+      await r570.dispose();
+    }
+  });
+
+  it('leaves them out on R550, whose driver does not know them', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    const nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const supported = await (async () => {
+      await nvml.init();
+      return nvml.deviceGetSupportedEventTypes(await nvml.deviceGetHandleByIndex(0));
+    })();
+    // the scenario claims DramRetirementEvent|Failure (0xC00); the R550 build masks them as the driver would
+    expect(supported & 0x3e00).toBe(0);
+    await nvml.shutdown();
+  });
+});

@@ -6,7 +6,7 @@
  * a growing pause.
  */
 import { NvmlError, NvmlReturn, NvmlTimeoutError, type NvmlBinding, type NvmlDeviceHandle, type NvmlEventSetHandle } from './binding.js';
-import type { NvmlEvent, NvmlEventKind, NvmlFieldError } from './types.js';
+import type { NvmlEvent, NvmlEventKind, NvmlFieldError, NvmlMemoryEventKind } from './types.js';
 
 /** nvmlEventType bits the watcher asks for. */
 export const NvmlEventType = {
@@ -16,11 +16,31 @@ export const NvmlEventType = {
   XID_CRITICAL: 0x8,
   GPU_UNAVAILABLE: 0x4000,
   GPU_RECOVERY_ACTION: 0x8000,
+  /** nvml.h nvmlEventTypeSingleBitEccErrorStorm .. nvmlEventTypeFatalPoisonError (R560+). */
+  SINGLE_BIT_ECC_STORM: 0x200,
+  DRAM_RETIREMENT: 0x400,
+  DRAM_RETIREMENT_FAILURE: 0x800,
+  NON_FATAL_POISON: 0x1000,
+  FATAL_POISON: 0x2000,
 } as const;
 
-/** Default wanted mask: XidCriticalError | DoubleBitEccError | GpuUnavailableError | GpuRecoveryAction. */
+/** The memory event types and the kinds they are reported as. */
+export const MEMORY_EVENT_KINDS: ReadonlyArray<readonly [number, NvmlMemoryEventKind]> = [
+  [NvmlEventType.DRAM_RETIREMENT_FAILURE, 'dramRetirementFailure'],
+  [NvmlEventType.FATAL_POISON, 'fatalPoison'],
+  [NvmlEventType.NON_FATAL_POISON, 'nonFatalPoison'],
+  [NvmlEventType.DRAM_RETIREMENT, 'dramRetirement'],
+  [NvmlEventType.SINGLE_BIT_ECC_STORM, 'singleBitEccStorm'],
+];
+
+const MEMORY_EVENT_MASK = MEMORY_EVENT_KINDS.reduce((mask, [bit]) => mask | bit, 0);
+
+/**
+ * Default wanted mask: XidCriticalError | DoubleBitEccError | GpuUnavailableError | GpuRecoveryAction
+ * and the memory events (drivers before R560 do not support them: the per-GPU mask drops them).
+ */
 export const DEFAULT_EVENT_MASK =
-  NvmlEventType.XID_CRITICAL | NvmlEventType.DOUBLE_BIT_ECC | NvmlEventType.GPU_UNAVAILABLE | NvmlEventType.GPU_RECOVERY_ACTION;
+  NvmlEventType.XID_CRITICAL | NvmlEventType.DOUBLE_BIT_ECC | NvmlEventType.GPU_UNAVAILABLE | NvmlEventType.GPU_RECOVERY_ACTION | MEMORY_EVENT_MASK;
 
 /** nvmlEventSetWait_v2 timeout per poll; bounded so a thread-pool thread is never held long. */
 export const MAX_EVENT_POLL_MS = 1000;
@@ -74,6 +94,7 @@ function kindOf(eventType: number): NvmlEventKind {
   if (eventType & NvmlEventType.DOUBLE_BIT_ECC) return 'doubleBitEcc';
   if (eventType & NvmlEventType.GPU_UNAVAILABLE) return 'gpuUnavailable';
   if (eventType & NvmlEventType.GPU_RECOVERY_ACTION) return 'gpuRecoveryAction';
+  for (const [bit, kind] of MEMORY_EVENT_KINDS) if (eventType & bit) return kind;
   return 'other';
 }
 

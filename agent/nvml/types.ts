@@ -71,12 +71,19 @@ export interface GpuTemperature {
   shutdownCelsius?: number;
   gpuMaxCelsius?: number;
   memoryMaxCelsius?: number;
+  /** Memory (HBM) temperature, NVML_FI_DEV_MEMORY_TEMP; boards without a memory sensor lack it. */
+  memoryCelsius?: number;
 }
 
 /** Power draw and enforced limit in watts. */
 export interface GpuPower {
   usageWatts?: number;
   enforcedLimitWatts?: number;
+  /** The range a power limit may be set in (nvmlDeviceGetPowerManagementLimitConstraints). */
+  minLimitWatts?: number;
+  maxLimitWatts?: number;
+  /** The limit the board boots with (nvmlDeviceGetPowerManagementDefaultLimit). */
+  defaultLimitWatts?: number;
 }
 
 /** Percent of time busy over the last sample period. */
@@ -137,6 +144,10 @@ export interface GpuPcie {
   maxGen?: number;
   maxWidth?: number;
   replayCounter?: number;
+  /** Times the replay counter rolled over: a TLP failed every replay and the link retrained (NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER). */
+  replayRolloverCounter?: number;
+  /** Correctable PCIe errors since driver load (NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS, R535+). */
+  correctableErrors?: number;
 }
 
 /**
@@ -181,6 +192,58 @@ export interface GpuProcess {
 export interface GpuMigMode {
   enabled: boolean;
   pendingEnabled: boolean;
+}
+
+/** nvmlGpuFabricState_t names. */
+export type GpuFabricState = 'notSupported' | 'notStarted' | 'inProgress' | 'completed' | 'unknown';
+
+/** NVML_GPU_FABRIC_HEALTH_SUMMARY_* names (v3 of the fabric struct). */
+export type GpuFabricHealthSummary = 'notSupported' | 'healthy' | 'unhealthy' | 'limitedCapacity' | 'unknown';
+
+/** The GPU's registration with the NVSwitch fabric manager (HGX; nvmlDeviceGetGpuFabricInfoV, or the v1 call). */
+export interface GpuFabric {
+  state: GpuFabricState;
+  /** NVML return code of the registration (0: success); meaningful only once `state` is completed. */
+  status: number;
+  cliqueId: number;
+  /**
+   * The fabric cluster UUID, 32 hex digits.
+   * @maxLength 32
+   * @pattern ^[0-9a-f]{32}$
+   */
+  clusterUuid: string;
+  /** NVML_GPU_FABRIC_HEALTH_MASK_* bits (v2+ of the struct). */
+  healthMask?: number;
+  /** v3 of the struct (R570+). */
+  healthSummary?: GpuFabricHealthSummary;
+  /** The health mask's DEGRADED_BW field reads TRUE: the fabric runs at reduced bandwidth. */
+  degradedBandwidth?: boolean;
+}
+
+/** @maxLength 16 */
+export type InforomVersionText = string;
+
+/** InfoROM versions (nvmlDeviceGetInforomImageVersion / GetInforomVersion) and validity (nvmlDeviceValidateInforom). */
+export interface GpuInforom {
+  imageVersion?: InforomVersionText;
+  oemVersion?: InforomVersionText;
+  eccVersion?: InforomVersionText;
+  powerVersion?: InforomVersionText;
+  /** False when the driver answers CORRUPTED_INFOROM: the InfoROM checksums do not verify. */
+  valid?: boolean;
+}
+
+/** BAR1 aperture use in bytes (nvmlDeviceGetBAR1MemoryInfo). */
+export interface GpuBar1Memory {
+  totalBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+}
+
+/** Time clocks were held down by a policy since driver load, ns (NVML_FI_DEV_PERF_POLICY_POWER / _THERMAL). */
+export interface GpuViolationTime {
+  powerNs?: number;
+  thermalNs?: number;
 }
 
 /** What the driver says the GPU needs to recover (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, R565+). */
@@ -255,6 +318,18 @@ export interface GpuSnapshot {
   computeMode?: GpuComputeMode;
   /** The driver's current recovery action for this GPU (R570+ drivers; unsupported before). */
   recoveryAction?: GpuRecoveryAction;
+  /** NVSwitch fabric state (HGX systems; absent or notSupported elsewhere). */
+  fabric?: GpuFabric;
+  /**
+   * VBIOS version (nvmlDeviceGetVbiosVersion).
+   * @maxLength 32
+   */
+  vbiosVersion?: string;
+  inforom?: GpuInforom;
+  bar1?: GpuBar1Memory;
+  /** Energy since the driver was last reloaded, mJ (NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION). */
+  energyMillijoules?: number;
+  violationTime?: GpuViolationTime;
   /**
    * Fields this GPU does not have (NVML_ERROR_NOT_SUPPORTED).
    * @maxItems 128
@@ -304,8 +379,11 @@ export interface NvmlSnapshot {
   errors: NvmlFieldError[];
 }
 
+/** The memory event types of R560+ drivers (nvmlEventTypeSingleBitEccErrorStorm .. FatalPoisonError). */
+export type NvmlMemoryEventKind = 'singleBitEccStorm' | 'dramRetirement' | 'dramRetirementFailure' | 'nonFatalPoison' | 'fatalPoison';
+
 /** Kind of an NVML event the watcher reports. */
-export type NvmlEventKind = 'xid' | 'doubleBitEcc' | 'gpuUnavailable' | 'gpuRecoveryAction' | 'other';
+export type NvmlEventKind = 'xid' | 'doubleBitEcc' | 'gpuUnavailable' | 'gpuRecoveryAction' | NvmlMemoryEventKind | 'other';
 
 /** One event delivered by nvmlEventSetWait. */
 export interface NvmlEvent {

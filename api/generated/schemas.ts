@@ -890,12 +890,19 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
               "description": "Temperature margin to the GPU's own slowdown threshold (so it works on every GPU model).",
               "default": {
                 "warningMarginCelsius": 10,
-                "criticalMarginCelsius": 0
+                "criticalMarginCelsius": 0,
+                "memoryWarningMarginCelsius": 5,
+                "memoryCriticalMarginCelsius": 0,
+                "violationSecondsWarning": 300
               },
               "x-kubernetes-validations": [
                 {
                   "rule": "self.warningMarginCelsius >= self.criticalMarginCelsius",
                   "message": "thresholds.thermal.warningMarginCelsius must be >= criticalMarginCelsius"
+                },
+                {
+                  "rule": "self.memoryWarningMarginCelsius >= self.memoryCriticalMarginCelsius",
+                  "message": "thresholds.thermal.memoryWarningMarginCelsius must be >= memoryCriticalMarginCelsius"
                 }
               ],
               "properties": {
@@ -912,6 +919,26 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                   "default": 0,
                   "minimum": 0,
                   "maximum": 60
+                },
+                "memoryWarningMarginCelsius": {
+                  "type": "integer",
+                  "description": "Warning when the memory (HBM) temperature is this close (or closer) to the board's memory maximum operating temperature.",
+                  "default": 5,
+                  "minimum": 0,
+                  "maximum": 60
+                },
+                "memoryCriticalMarginCelsius": {
+                  "type": "integer",
+                  "description": "Critical when the memory (HBM) temperature is this close (or closer) to its maximum.",
+                  "default": 0,
+                  "minimum": 0,
+                  "maximum": 60
+                },
+                "violationSecondsWarning": {
+                  "type": "integer",
+                  "description": "Warning when the thermal policy has held the clocks down this many seconds in total since the driver loaded (NVML thermal violation time).",
+                  "default": 300,
+                  "minimum": 1
                 }
               }
             },
@@ -923,6 +950,13 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 "usedPercentWarning": {
                   "type": "integer",
                   "description": "Warning when used memory reaches this percentage of total. Unset disables the check.",
+                  "minimum": 50,
+                  "maximum": 100
+                },
+                "bar1UsedPercentWarning": {
+                  "type": "integer",
+                  "description": "Warning when the BAR1 aperture (CPU and peer mappings of GPU memory, GPUDirect RDMA) is this full; new mappings fail once it is exhausted.",
+                  "default": 95,
                   "minimum": 50,
                   "maximum": 100
                 }
@@ -939,6 +973,11 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                   "default": 5,
                   "minimum": 0,
                   "maximum": 100
+                },
+                "violationSecondsWarning": {
+                  "type": "integer",
+                  "description": "Warning when the power policy has held the clocks down this many seconds in total since the driver loaded. Power capping under full load is normal: unset disables the check.",
+                  "minimum": 1
                 }
               }
             },
@@ -949,7 +988,11 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 "volatileCorrectedWarning": 1000,
                 "volatileUncorrectedCritical": 1,
                 "retiredPagesWarning": 48,
-                "retiredPagesCritical": 60
+                "retiredPagesCritical": 60,
+                "dramRetirementFailureSeverity": "critical",
+                "fatalPoisonSeverity": "critical",
+                "nonFatalPoisonSeverity": "warning",
+                "eccStormSeverity": "warning"
               },
               "properties": {
                 "volatileCorrectedWarning": {
@@ -975,6 +1018,46 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                   "description": "Critical when retired pages (pre-Ampere) reach this count (the RMA guideline is 60 or more).",
                   "default": 60,
                   "minimum": 1
+                },
+                "dramRetirementFailureSeverity": {
+                  "type": "string",
+                  "description": "Severity of an NVML DRAM retirement failure event (a bad row could not be retired).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "critical"
+                },
+                "fatalPoisonSeverity": {
+                  "type": "string",
+                  "description": "Severity of an NVML fatal poison error event (poisoned memory was consumed).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "critical"
+                },
+                "nonFatalPoisonSeverity": {
+                  "type": "string",
+                  "description": "Severity of an NVML non-fatal poison error event (poison contained, no data consumed).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "warning"
+                },
+                "eccStormSeverity": {
+                  "type": "string",
+                  "description": "Severity of an NVML single-bit ECC error storm event.",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "warning"
                 }
               },
               "x-kubernetes-validations": [
@@ -1054,6 +1137,72 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                   "description": "Warning when the PCIe replay counter reaches this count.",
                   "default": 1000,
                   "minimum": 1
+                },
+                "replayRolloverWarning": {
+                  "type": "integer",
+                  "description": "Warning when the PCIe replay counter has rolled over this many times (a packet failed every replay and the link retrained).",
+                  "default": 1,
+                  "minimum": 1
+                },
+                "correctableErrorsWarning": {
+                  "type": "integer",
+                  "description": "Warning when correctable PCIe errors since the driver loaded reach this count.",
+                  "default": 10000,
+                  "minimum": 1
+                }
+              }
+            },
+            "fabric": {
+              "type": "object",
+              "description": "NVSwitch fabric registration (HGX systems, NVML GPU fabric info). GPUs without fabric support are never judged.",
+              "default": {},
+              "properties": {
+                "notCompletedSeverity": {
+                  "type": "string",
+                  "description": "Severity when a GPU's fabric registration has not completed (not started or in progress).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "critical"
+                },
+                "failedSeverity": {
+                  "type": "string",
+                  "description": "Severity when the registration completed with an error, or the fabric health summary is unhealthy.",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "critical"
+                },
+                "degradedSeverity": {
+                  "type": "string",
+                  "description": "Severity when the fabric reports reduced bandwidth or limited capacity.",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "warning"
+                }
+              }
+            },
+            "inforom": {
+              "type": "object",
+              "description": "The GPU's InfoROM (board configuration and the persistent ECC and retirement records).",
+              "default": {},
+              "properties": {
+                "invalidSeverity": {
+                  "type": "string",
+                  "description": "Severity when the InfoROM fails validation (CORRUPTED_INFOROM).",
+                  "enum": [
+                    "info",
+                    "warning",
+                    "critical"
+                  ],
+                  "default": "warning"
                 }
               }
             },

@@ -539,6 +539,18 @@ export interface GPUHealthPolicySpec {
        * Critical when the GPU is this close (or closer) to its slowdown temperature.
        */
       criticalMarginCelsius?: number;
+      /**
+       * Warning when the memory (HBM) temperature is this close (or closer) to the board's memory maximum operating temperature.
+       */
+      memoryWarningMarginCelsius?: number;
+      /**
+       * Critical when the memory (HBM) temperature is this close (or closer) to its maximum.
+       */
+      memoryCriticalMarginCelsius?: number;
+      /**
+       * Warning when the thermal policy has held the clocks down this many seconds in total since the driver loaded (NVML thermal violation time).
+       */
+      violationSecondsWarning?: number;
     };
     /**
      * Framebuffer memory use. Frameworks allocate most of the memory up front, so high use is normal: no finding unless usedPercentWarning is set.
@@ -548,6 +560,10 @@ export interface GPUHealthPolicySpec {
        * Warning when used memory reaches this percentage of total. Unset disables the check.
        */
       usedPercentWarning?: number;
+      /**
+       * Warning when the BAR1 aperture (CPU and peer mappings of GPU memory, GPUDirect RDMA) is this full; new mappings fail once it is exhausted.
+       */
+      bar1UsedPercentWarning?: number;
     };
     /**
      * Power draw against the enforced limit.
@@ -557,6 +573,10 @@ export interface GPUHealthPolicySpec {
        * Warning when power draw exceeds the enforced limit by this percentage.
        */
       overLimitPercentWarning?: number;
+      /**
+       * Warning when the power policy has held the clocks down this many seconds in total since the driver loaded. Power capping under full load is normal: unset disables the check.
+       */
+      violationSecondsWarning?: number;
     };
     /**
      * ECC error counts. Volatile counts (since the last driver load) judge current health; aggregate (lifetime) counts are reported as info only.
@@ -578,6 +598,22 @@ export interface GPUHealthPolicySpec {
        * Critical when retired pages (pre-Ampere) reach this count (the RMA guideline is 60 or more).
        */
       retiredPagesCritical?: number;
+      /**
+       * Severity of an NVML DRAM retirement failure event (a bad row could not be retired).
+       */
+      dramRetirementFailureSeverity?: "info" | "warning" | "critical";
+      /**
+       * Severity of an NVML fatal poison error event (poisoned memory was consumed).
+       */
+      fatalPoisonSeverity?: "info" | "warning" | "critical";
+      /**
+       * Severity of an NVML non-fatal poison error event (poison contained, no data consumed).
+       */
+      nonFatalPoisonSeverity?: "info" | "warning" | "critical";
+      /**
+       * Severity of an NVML single-bit ECC error storm event.
+       */
+      eccStormSeverity?: "info" | "warning" | "critical";
     };
     /**
      * Row remapping (Ampere and newer).
@@ -617,6 +653,40 @@ export interface GPUHealthPolicySpec {
        * Warning when the PCIe replay counter reaches this count.
        */
       replayCounterWarning?: number;
+      /**
+       * Warning when the PCIe replay counter has rolled over this many times (a packet failed every replay and the link retrained).
+       */
+      replayRolloverWarning?: number;
+      /**
+       * Warning when correctable PCIe errors since the driver loaded reach this count.
+       */
+      correctableErrorsWarning?: number;
+    };
+    /**
+     * NVSwitch fabric registration (HGX systems, NVML GPU fabric info). GPUs without fabric support are never judged.
+     */
+    fabric?: {
+      /**
+       * Severity when a GPU's fabric registration has not completed (not started or in progress).
+       */
+      notCompletedSeverity?: "info" | "warning" | "critical";
+      /**
+       * Severity when the registration completed with an error, or the fabric health summary is unhealthy.
+       */
+      failedSeverity?: "info" | "warning" | "critical";
+      /**
+       * Severity when the fabric reports reduced bandwidth or limited capacity.
+       */
+      degradedSeverity?: "info" | "warning" | "critical";
+    };
+    /**
+     * The GPU's InfoROM (board configuration and the persistent ECC and retirement records).
+     */
+    inforom?: {
+      /**
+       * Severity when the InfoROM fails validation (CORRUPTED_INFOROM).
+       */
+      invalidSeverity?: "info" | "warning" | "critical";
     };
     /**
      * NVLink health.

@@ -40,6 +40,12 @@ export const FIXED_SEVERITIES = Object.freeze({
   pcieReplays: 'warning',
   /** NVLink error counters at or over errorCountWarning. */
   nvlinkErrors: 'warning',
+  /** PCIe replay rollovers or correctable errors at or over their thresholds. */
+  pcieLinkErrors: 'warning',
+  /** Thermal or power violation time at or over violationSecondsWarning. */
+  violationTime: 'warning',
+  /** BAR1 use at or over bar1UsedPercentWarning. */
+  bar1Usage: 'warning',
 } as const satisfies Record<string, Severity>);
 
 /** An XID escalation rule with its window parsed. */
@@ -53,18 +59,35 @@ export interface ResolvedXidEscalation {
 
 /** Thresholds of every GPU check, all populated (memory's is the one optional: unset disables it). */
 export interface ResolvedThresholds {
-  readonly thermal: { readonly warningMarginCelsius: number; readonly criticalMarginCelsius: number };
-  readonly memory: { readonly usedPercentWarning?: number };
-  readonly power: { readonly overLimitPercentWarning: number };
+  readonly thermal: {
+    readonly warningMarginCelsius: number;
+    readonly criticalMarginCelsius: number;
+    readonly memoryWarningMarginCelsius: number;
+    readonly memoryCriticalMarginCelsius: number;
+    readonly violationSecondsWarning: number;
+  };
+  readonly memory: { readonly usedPercentWarning?: number; readonly bar1UsedPercentWarning: number };
+  readonly power: { readonly overLimitPercentWarning: number; readonly violationSecondsWarning?: number };
   readonly ecc: {
     readonly volatileCorrectedWarning: number;
     readonly volatileUncorrectedCritical: number;
     readonly retiredPagesWarning: number;
     readonly retiredPagesCritical: number;
+    readonly dramRetirementFailureSeverity: Severity;
+    readonly fatalPoisonSeverity: Severity;
+    readonly nonFatalPoisonSeverity: Severity;
+    readonly eccStormSeverity: Severity;
   };
   readonly rowRemap: { readonly pendingSeverity: Severity; readonly failureSeverity: Severity; readonly uncorrectableRowsWarning: number };
   readonly inventory: { readonly missingGpusSeverity: Severity };
-  readonly pcie: { readonly widthDegradedSeverity: Severity; readonly replayCounterWarning: number };
+  readonly pcie: {
+    readonly widthDegradedSeverity: Severity;
+    readonly replayCounterWarning: number;
+    readonly replayRolloverWarning: number;
+    readonly correctableErrorsWarning: number;
+  };
+  readonly fabric: { readonly notCompletedSeverity: Severity; readonly failedSeverity: Severity; readonly degradedSeverity: Severity };
+  readonly inforom: { readonly invalidSeverity: Severity };
   readonly nvlink: { readonly linkDownSeverity: Severity; readonly errorCountWarning: number };
   readonly clockEvents: {
     readonly hwThermalSlowdownSeverity: Severity;
@@ -208,6 +231,8 @@ export function resolvePolicy(spec: GPUHealthPolicySpec = {}): ResolvedPolicy {
       rowRemap: { ...d.thresholds.rowRemap, ...t.rowRemap },
       inventory: { ...d.thresholds.inventory, ...t.inventory },
       pcie: { ...d.thresholds.pcie, ...t.pcie },
+      fabric: { ...d.thresholds.fabric, ...t.fabric },
+      inforom: { ...d.thresholds.inforom, ...t.inforom },
       nvlink: { ...d.thresholds.nvlink, ...t.nvlink },
       clockEvents: { ...d.thresholds.clockEvents, ...t.clockEvents },
     },

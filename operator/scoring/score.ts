@@ -25,7 +25,7 @@ import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js'
 import type { GpuSnapshot } from '../../agent/nvml/types.js';
 import type { XidCatalog } from '../../agent/xid/catalog.js';
 import type { GpuAdvertisement } from './advertised-gpus.js';
-import { checkLost, GPU_CHECKS, isUnobserved, type GpuCheck, type NodeContext } from './checks/index.js';
+import { checkLost, GPU_CHECKS, isUnobserved, memoryEventFinding, type GpuCheck, type NodeContext } from './checks/index.js';
 import { boundText, finding, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
 import { checkMissingGpus } from './missing-gpus.js';
 import { FIXED_SEVERITIES, type ResolvedPolicy, type ResolvedScoring } from './policy.js';
@@ -188,6 +188,12 @@ export function scoreNode(snapshot: NodeSnapshotDocument, policy: ResolvedPolicy
   for (const loss of snapshot.xid.busLoss ?? []) {
     const key = busLossKey(loss);
     findingsByGpu.set(key, sortWorstFirst([busLossFinding(loss), ...(findingsByGpu.get(key) ?? [])]));
+  }
+  for (const report of snapshot.xid.memoryEvents ?? []) {
+    const memoryFinding = memoryEventFinding(report, policy);
+    if (memoryFinding === null) continue;
+    const key = report.gpuUuid ?? (report.pciBusId === undefined ? undefined : kernelBusIdKey(report.pciBusId)) ?? NODE_LEVEL_KEY;
+    findingsByGpu.set(key, sortWorstFirst([memoryFinding, ...(findingsByGpu.get(key) ?? [])]));
   }
   const context: NodeContext = { gpus: snapshot.gpus };
   const claimed = new Set<string>();

@@ -18,12 +18,15 @@ import { freePort } from '../../dev/control-plane/control-plane.js';
 import { startTestAgent, type TestAgent } from '../support/agents.js';
 import { spawnGpudiag } from '../support/processes.js';
 
+const CLUSTER = '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b';
 const DL_COUNTERS = ['nvlinks.errors.replay', 'nvlinks.errors.recovery', 'nvlinks.errors.crcFlit', 'nvlinks.errors.crcData', 'nvlinks.errors.eccData'];
 
 interface EraRow {
   label: string;
   era: FakeNvmlEra;
   scenario: string;
+  /** Query `checks`, when not health,processes (the memory events are in the xid part). */
+  checks?: string;
   /** What this era's snapshot must show beyond completeness. */
   check: (doc: NodeSnapshotDocument, agent: TestAgent) => void;
 }
@@ -54,6 +57,16 @@ const ROWS: EraRow[] = [
       expect(t4.retiredPages).toEqual({ singleBitEcc: 0, doubleBitEcc: 0, pending: false });
       expect(agent.fake?.library.callCount('nvmlDeviceGetComputeRunningProcesses_v2')).toBeGreaterThan(0);
       expect(doc.nvml).toMatchObject({ cudaDriverVersion: '11.4' });
+      // no fabric symbol and no PCIe error-count field before R525 / R535; GDDR6 has no memory sensor
+      expect(t4.unsupported).toEqual(expect.arrayContaining(['fabric', 'pcie.correctableErrors', 'temperature.memoryCelsius']));
+      expect(t4.fabric).toBeUndefined();
+      expect(t4.pcie?.replayRolloverCounter).toBe(0);
+      expect(t4.vbiosVersion).toBe('90.04.96.00.9F');
+      expect(t4.inforom).toEqual({ imageVersion: 'G183.0200.00.02', oemVersion: '1.1', eccVersion: '5.0', powerVersion: 'N/A', valid: true });
+      expect(t4.power).toMatchObject({ minLimitWatts: 60, maxLimitWatts: 70, defaultLimitWatts: 70 });
+      expect(t4.bar1?.totalBytes).toBe(256 * 1024 * 1024);
+      expect(t4.energyMillijoules).toBe(98765432);
+      expect(agent.fake?.library.callCount('nvmlDeviceGetGpuFabricInfoV')).toBe(0);
     },
   },
   {
@@ -64,6 +77,9 @@ const ROWS: EraRow[] = [
       expect(gpu(doc, 0).processes?.map((p) => p.pid)).toEqual(pids35.r535);
       expect(gpu(doc, 0).processes?.[29]).toEqual({ pid: 20000 + 29 * 37, usedMemoryBytes: 30 * 256 * 1024 * 1024 });
       expect(gpu(doc, 1).processes?.map((p) => p.pid)).toEqual([31001, 31002, 31003]);
+      // no GpuFabricInfoV before R550: the v1 struct (no health mask) through nvmlDeviceGetGpuFabricInfo
+      expect(gpu(doc, 0).fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER });
+      expect(gpu(doc, 0).pcie?.correctableErrors).toBe(0);
     },
   },
   {
@@ -76,6 +92,10 @@ const ROWS: EraRow[] = [
         { pid: 7012, usedMemoryBytes: 20 * 1024 ** 3 },
       ]);
       expect(agent.fake?.library.callCount('nvmlDeviceGetComputeRunningProcesses_v2')).toBeGreaterThan(0);
+      // A100: no fabric info (Hopper and newer); the InfoROM power object exists
+      expect(gpu(doc, 0).unsupported).toContain('fabric');
+      expect(gpu(doc, 0).inforom?.powerVersion).toBe('N/A');
+      expect(gpu(doc, 0).violationTime).toEqual({ thermalNs: 0, powerNs: 1_500_000_000 });
     },
   },
   {
@@ -91,6 +111,10 @@ const ROWS: EraRow[] = [
       expect(g0.processes).toEqual([{ pid: 4242, usedMemoryBytes: 2 * 1024 ** 3 }]);
       expect(g0.unsupported).toContain('recoveryAction');
       expect(agent.fake?.library.callCount('nvmlDeviceGetTemperature')).toBeGreaterThan(0);
+      // GpuFabricInfoV takes the v2 struct only: health mask, no summary
+      expect(g0.fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 2, degradedBandwidth: false });
+      expect(g0.temperature?.memoryCelsius).toBe(38);
+      expect(g0.pcie).toMatchObject({ replayRolloverCounter: 0, correctableErrors: 0 });
     },
   },
   {
@@ -103,6 +127,8 @@ const ROWS: EraRow[] = [
       expect(gpu(doc, 0).temperature?.gpuCelsius).toBe(51);
       expect(agent.fake?.library.callCount('nvmlDeviceGetTemperatureV')).toBeGreaterThan(0);
       expect(agent.fake?.library.callCount('nvmlDeviceGetTemperature')).toBe(0);
+      // the v3 fabric struct: the health summary
+      expect(gpu(doc, 0).fabric).toMatchObject({ state: 'completed', healthSummary: 'healthy', degradedBandwidth: false });
     },
   },
   {
@@ -115,6 +141,8 @@ const ROWS: EraRow[] = [
       expect(g1.unsupported).toEqual(expect.arrayContaining(DL_COUNTERS));
       expect(g1.nvlinks?.[3]?.errors).toEqual({ symbolErrors: 12, effectiveErrors: 2, recoverySuccessful: 1, recoveryFailed: 0 });
       expect(g1.recoveryAction).toBe('none');
+      expect(g1.fabric).toMatchObject({ state: 'completed', cliqueId: 7, healthSummary: 'healthy' });
+      expect(g1.power).toMatchObject({ maxLimitWatts: 1000 });
     },
   },
   {
@@ -126,12 +154,56 @@ const ROWS: EraRow[] = [
       expect(gpu(doc, 0).unsupported).not.toContain('nvlinks');
     },
   },
+  {
+    label: 'HGX fabric not ready (R570): not started on GPU 0, completed with an error on GPU 1',
+    era: 'r570',
+    scenario: 'hgx-h100-fabric-not-ready',
+    check: (doc) => {
+      expect(gpu(doc, 0).fabric).toMatchObject({ state: 'notStarted' });
+      expect(gpu(doc, 1).fabric).toMatchObject({ state: 'completed', status: 999, healthSummary: 'unhealthy', degradedBandwidth: true });
+    },
+  },
+  {
+    label: 'Corrupted InfoROM (R550): GPU 1 fails validation, no error',
+    era: 'r550',
+    scenario: 'h100-inforom-corrupted',
+    check: (doc) => {
+      expect(gpu(doc, 0).inforom?.valid).toBe(true);
+      expect(gpu(doc, 1).inforom?.valid).toBe(false);
+    },
+  },
+  {
+    label: 'Memory and link faults (R570): HBM over its maximum, violation time, PCIe rollovers, memory events',
+    era: 'r570',
+    scenario: 'h100-memory-faults',
+    checks: 'health,processes,xid',
+    check: (doc) => {
+      expect(gpu(doc, 0).temperature).toMatchObject({ memoryCelsius: 96, memoryMaxCelsius: 95 });
+      expect(gpu(doc, 0).violationTime?.thermalNs).toBe(600_000_000_000);
+      expect(gpu(doc, 0).pcie).toMatchObject({ replayRolloverCounter: 3, correctableErrors: 25000 });
+      expect(doc.xid.memoryEvents?.map((e) => [e.kind, e.gpuUuid])).toEqual([
+        ['dramRetirementFailure', gpu(doc, 1).uuid],
+        ['fatalPoison', gpu(doc, 1).uuid],
+        ['dramRetirement', gpu(doc, 1).uuid],
+      ]);
+    },
+  },
 ];
 
-async function snapshot(agent: TestAgent): Promise<NodeSnapshotDocument> {
-  const res = await fetch(`${agent.url}/v1/snapshot?checks=health,processes`);
+async function snapshot(agent: TestAgent, checks = 'health,processes'): Promise<NodeSnapshotDocument> {
+  const res = await fetch(`${agent.url}/v1/snapshot?checks=${checks}`);
   expect(res.status).toBe(200);
   return (await res.json()) as NodeSnapshotDocument;
+}
+
+/** The snapshot once the scenario's NVML events have arrived (they come through the event thread). */
+async function snapshotWithEvents(agent: TestAgent, checks: string, events: number): Promise<NodeSnapshotDocument> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const doc = await snapshot(agent, checks);
+    if ((doc.xid.memoryEvents?.length ?? 0) >= events || Date.now() > deadline) return doc;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** What every era must deliver: a valid document, versions, and every GPU's core fields without errors. */
@@ -161,7 +233,7 @@ describe('the agent on every driver era', () => {
     try {
       expect(agent.fake?.era).toBe(row.era);
       expect(agent.fake?.library.era()).toBe(row.era);
-      const doc = await snapshot(agent);
+      const doc = row.checks === undefined ? await snapshot(agent) : await snapshotWithEvents(agent, row.checks, 3);
       expectComplete(doc, (await loadScenario(row.scenario)).gpus.length);
       row.check(doc, agent);
     } finally {

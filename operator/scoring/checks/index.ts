@@ -10,9 +10,17 @@ import { checkPower } from './power.js';
 import { checkRetiredPages } from './retired-pages.js';
 import { checkRowRemap } from './row-remap.js';
 import { checkThermal } from './thermal.js';
+import { checkBar1 } from './bar1.js';
+import { checkFabric } from './fabric.js';
+import { checkInforom } from './inforom.js';
+import { checkMemoryTemperature } from './memory-temperature.js';
+import { checkPcieErrors } from './pcie-errors.js';
+import { checkViolationTime } from './violation-time.js';
 import type { GpuCheck } from './types.js';
 
 export { checkClockEvents, checkCollectionErrors, checkEcc, checkLost, checkMemory, checkNvLink, checkPcie, checkPower, checkRetiredPages, checkRowRemap, checkThermal };
+export { checkBar1, checkFabric, checkInforom, checkMemoryTemperature, checkPcieErrors, checkViolationTime };
+export { memoryEventFinding } from './memory-events.js';
 export { isUnobserved } from './collection-errors.js';
 export type { GpuCheck, NodeContext } from './types.js';
 
@@ -22,11 +30,17 @@ export const GPU_CHECKS: readonly GpuCheck[] = Object.freeze([
   checkEcc,
   checkRowRemap,
   checkRetiredPages,
+  checkInforom,
   checkThermal,
+  checkMemoryTemperature,
+  checkViolationTime,
   checkClockEvents,
   checkPower,
   checkMemory,
+  checkBar1,
   checkNvLink,
+  checkFabric,
   checkPcie,
+  checkPcieErrors,
   checkCollectionErrors,
 ]);

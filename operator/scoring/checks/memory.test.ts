@@ -10,7 +10,9 @@ const withUsedPercent = (percent: number): ReturnType<typeof h100> =>
 
 describe('checkMemory', () => {
   it('is off by default: ~95% used by a framework allocator is normal', () => {
-    expect(BUILT_IN_POLICY_SPEC.thresholds.memory).toEqual({});
+    // only the BAR1 aperture (checks/bar1.ts) has a default; framebuffer use has none
+    expect(BUILT_IN_POLICY_SPEC.thresholds.memory).toEqual({ bar1UsedPercentWarning: 95 });
+    expect(BUILT_IN_POLICY.thresholds.memory.usedPercentWarning).toBeUndefined();
     expect(checkMemory(h100UnderLoad(0), BUILT_IN_POLICY)).toEqual([]);
     expect(checkMemory(withUsedPercent(100), BUILT_IN_POLICY)).toEqual([]);
   });

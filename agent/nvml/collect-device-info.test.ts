@@ -1,0 +1,165 @@
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import type { FakeNvmlEra } from '../fake-nvml/eras.js';
+import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
+import { fakeNvmlEraOf, loadScenario, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
+import { InforomObject, NvmlBinding, NvmlFieldId, NvmlReturn } from './binding.js';
+import { toGpuFabric } from './collect-device-info.js';
+import { collectSnapshot } from './collector.js';
+import type { GpuSnapshot, NvmlCheck, NvmlSnapshot } from './types.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const CLUSTER = '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b';
+const envs = new Map<FakeNvmlEra, FakeNvmlEnvironment>();
+let nvml: NvmlBinding | undefined;
+
+async function envFor(scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> {
+  const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : scenario;
+  const era = fakeNvmlEraOf(resolved);
+  const existing = envs.get(era);
+  if (existing !== undefined) {
+    await existing.controller.load(resolved);
+    return existing;
+  }
+  const started = await startFakeNvml(resolved);
+  envs.set(era, started);
+  return started;
+}
+
+afterEach(async () => {
+  await nvml?.shutdown();
+  nvml = undefined;
+});
+
+afterAll(async () => {
+  for (const e of envs.values()) await e.dispose();
+});
+
+async function snapshotOf(scenario: string | FakeNvmlScenario, checks?: readonly NvmlCheck[]): Promise<{ snapshot: NvmlSnapshot; env: FakeNvmlEnvironment }> {
+  const env = await envFor(scenario);
+  nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+  const snapshot = await collectSnapshot(checks === undefined ? { nvml } : { nvml, checks });
+  return { snapshot, env };
+}
+
+function gpu(snapshot: NvmlSnapshot, index: number): GpuSnapshot {
+  const found = snapshot.gpus[index];
+  if (found === undefined) throw new Error(`no GPU ${index} in snapshot`);
+  return found;
+}
+
+describe('device info through the fake library', () => {
+  it('reads field values, fabric (V, v2 struct), VBIOS, InfoROM, limits and BAR1 of an HGX H100 on R550', async () => {
+    const { snapshot } = await snapshotOf('h100-sxm-8x-healthy');
+    expect(snapshot.errors).toEqual([]);
+    const g0 = gpu(snapshot, 0);
+    expect(g0.errors).toEqual([]);
+    expect(g0.temperature?.memoryCelsius).toBe(38);
+    expect(g0.energyMillijoules).toBe(912345678);
+    expect(g0.violationTime).toEqual({ thermalNs: 0, powerNs: 0 });
+    expect(g0.pcie).toMatchObject({ replayRolloverCounter: 0, correctableErrors: 0 });
+    // R550 refuses the v3 struct: the v2 answer carries the health mask, not the summary
+    expect(g0.fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 2, degradedBandwidth: false });
+    expect(g0.vbiosVersion).toBe('96.00.74.00.01');
+    expect(g0.inforom).toEqual({ imageVersion: 'G520.0200.00.05', oemVersion: '2.1', eccVersion: '7.16', valid: true });
+    expect(g0.power).toMatchObject({ minLimitWatts: 200, maxLimitWatts: 700, defaultLimitWatts: 700 });
+    expect(g0.bar1).toEqual({ totalBytes: 128 * GiB, usedBytes: 2 * MiB, freeBytes: 128 * GiB - 2 * MiB });
+  });
+
+  it('remembers the fabric struct version the driver accepts (R550 refuses v3 once, not every snapshot)', async () => {
+    const { env } = await snapshotOf('h100-sxm-8x-healthy');
+    const before = env.library.callCount('nvmlDeviceGetGpuFabricInfoV');
+    const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
+    expect(env.library.callCount('nvmlDeviceGetGpuFabricInfoV') - before).toBe(8);
+    expect(gpu(again, 7).fabric?.healthMask).toBe(2);
+  });
+
+  it('makes one field-value call per GPU for every new field and the recovery action, and caches static answers', async () => {
+    const { env } = await snapshotOf('h100-r570-recovery-action');
+    const calls = (fn: string): number => env.library.callCount(fn);
+    const [fields, fabric, vbios, validate] = ['nvmlDeviceGetFieldValues', 'nvmlDeviceGetGpuFabricInfoV', 'nvmlDeviceGetVbiosVersion', 'nvmlDeviceValidateInforom'].map(calls);
+    const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
+    // 2 GPUs, H100 (no NVLink5 batch): one batch each, one fabric call each, versions from the cache
+    expect(calls('nvmlDeviceGetFieldValues') - (fields ?? 0)).toBe(2);
+    expect(calls('nvmlDeviceGetGpuFabricInfoV') - (fabric ?? 0)).toBe(2);
+    expect(calls('nvmlDeviceGetVbiosVersion') - (vbios ?? 0)).toBe(0);
+    expect(calls('nvmlDeviceValidateInforom') - (validate ?? 0)).toBe(0);
+    expect(gpu(again, 1).recoveryAction).toBe('gpuReset');
+    expect(gpu(again, 0).vbiosVersion).toBe('96.00.74.00.01');
+    expect(gpu(again, 0).unsupported).toContain('inforom.powerVersion');
+    // R570 answers the v3 struct: the health summary is there
+    expect(gpu(again, 0).fabric).toMatchObject({ state: 'completed', healthSummary: 'healthy', degradedBandwidth: false });
+  });
+
+  it('reports a fabric that is not started and one that completed with an error (R570, v3)', async () => {
+    const { snapshot } = await snapshotOf('hgx-h100-fabric-not-ready');
+    expect(gpu(snapshot, 0).fabric).toMatchObject({ state: 'notStarted', healthSummary: 'notSupported' });
+    expect(gpu(snapshot, 1).fabric).toEqual({ state: 'completed', status: 999, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 1, healthSummary: 'unhealthy', degradedBandwidth: true });
+  });
+
+  it('reads the fabric through the v1 call where GpuFabricInfoV is absent (R535)', async () => {
+    const { snapshot, env } = await snapshotOf('h100-r535-43-30-processes');
+    expect(nvml?.hasFunction('nvmlDeviceGetGpuFabricInfoV')).toBe(false);
+    expect(gpu(snapshot, 0).fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER });
+    expect(env.library.callCount('nvmlDeviceGetGpuFabricInfo')).toBeGreaterThan(0);
+  });
+
+  it('marks a corrupted InfoROM invalid without an error', async () => {
+    const { snapshot } = await snapshotOf('h100-inforom-corrupted');
+    expect(gpu(snapshot, 0).inforom?.valid).toBe(true);
+    expect(gpu(snapshot, 1).inforom?.valid).toBe(false);
+    expect(gpu(snapshot, 1).errors).toEqual([]);
+  });
+
+  it('reads the memory and link fault fields', async () => {
+    const { snapshot } = await snapshotOf('h100-memory-faults');
+    const g0 = gpu(snapshot, 0);
+    expect(g0.temperature).toMatchObject({ memoryCelsius: 96, memoryMaxCelsius: 95 });
+    expect(g0.violationTime).toEqual({ thermalNs: 600_000_000_000, powerNs: 0 });
+    expect(g0.pcie).toMatchObject({ replayCounter: 12, replayRolloverCounter: 3, correctableErrors: 25000 });
+  });
+
+  it('asks only the fields of the wanted checks', async () => {
+    const { snapshot } = await snapshotOf('h100-memory-faults', ['pcie']);
+    const g0 = gpu(snapshot, 0);
+    expect(g0.pcie).toMatchObject({ replayRolloverCounter: 3, correctableErrors: 25000 });
+    expect(g0.temperature).toBeUndefined();
+    expect(g0.recoveryAction).toBeUndefined();
+    expect(g0.fabric).toBeUndefined();
+    expect(g0.bar1).toBeUndefined();
+  });
+
+  it('lists every field as unsupported when nvmlDeviceGetFieldValues is', async () => {
+    const base = await loadScenario('h100-sxm-8x-healthy');
+    const { snapshot } = await snapshotOf({ ...base, name: 'no-field-values', gpus: base.gpus.slice(0, 1), gpuDefaults: { ...base.gpuDefaults, unsupported: ['nvmlDeviceGetFieldValues'] } });
+    expect(gpu(snapshot, 0).unsupported).toEqual(expect.arrayContaining(['temperature.memoryCelsius', 'energyMillijoules', 'pcie.correctableErrors', 'recoveryAction']));
+    expect(gpu(snapshot, 0).unsupported).not.toContain('fieldValues');
+  });
+});
+
+describe('binding calls through the fake library', () => {
+  it('falls back from v3 to v2 and answers FUNCTION_NOT_FOUND for the fabric on R470', async () => {
+    const env = await envFor('t4-legacy');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    await nvml.init();
+    const h = await nvml.deviceGetHandleByIndex(0);
+    await expect(nvml.deviceGetGpuFabricInfo(h)).rejects.toMatchObject({ code: NvmlReturn.FUNCTION_NOT_FOUND });
+    expect(await nvml.deviceGetInforomVersion(h, InforomObject.ECC)).toBe('5.0');
+    expect(await nvml.deviceGetInforomVersion(h, InforomObject.POWER)).toBe('N/A');
+    expect(await nvml.deviceGetPowerManagementLimitConstraints(h)).toEqual({ min: 60_000, max: 70_000 });
+    expect(await nvml.deviceGetPowerManagementDefaultLimit(h)).toBe(70_000);
+    const [rollover, correctable] = await nvml.deviceGetFieldValues(h, [{ fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER }, { fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS }]);
+    expect(rollover).toEqual({ fieldId: 95, scopeId: 0, code: NvmlReturn.SUCCESS, value: 0 });
+    expect(correctable?.code).toBe(NvmlReturn.NOT_SUPPORTED);
+  });
+
+  it('answers a synchronous binding (the NVML thread path) the same way', async () => {
+    const env = await envFor('hgx-h100-fabric-not-ready');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+    await nvml.init();
+    const h = await nvml.deviceGetHandleByIndex(1);
+    expect(toGpuFabric(await nvml.deviceGetGpuFabricInfo(h))).toMatchObject({ state: 'completed', status: 999, healthSummary: 'unhealthy' });
+    expect(await nvml.deviceValidateInforom(h)).toBe(true);
+    expect(await nvml.deviceGetBar1MemoryInfo(h)).toEqual({ total: 128 * GiB, used: 2 * MiB, free: 128 * GiB - 2 * MiB });
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * The device-info part of a GPU's snapshot: field values (HBM temperature, energy, violation
+ * time, PCIe error counts, the recovery action) in one nvmlDeviceGetFieldValues call per GPU,
+ * the NVSwitch fabric state, VBIOS and InfoROM versions and validity, the power-limit range and
+ * BAR1 use. Static answers (versions, InfoROM validity, limit range) are cached per GPU for
+ * STATIC_INFO_TTL_MS, so a snapshot costs one field-value call, one fabric call and one BAR1
+ * call per GPU once they are known.
+ */
+import { InforomObject, NvmlFieldId, type NvmlBinding, type NvmlCallOptions, type NvmlDeviceHandle, type NvmlFieldValue, type NvmlGpuFabricInfo } from './binding.js';
+import type { GpuFabric, GpuFabricHealthSummary, GpuFabricState, GpuInforom, GpuPower, GpuRecoveryAction, GpuSnapshot, NvmlCheck } from './types.js';
+
+/** What the collector's per-GPU reader offers (collector.ts GpuReader). */
+export interface DeviceInfoReader {
+  readonly unsupported: Set<string>;
+  readonly errors: readonly unknown[];
+  readonly lost: boolean;
+  readonly options: NvmlCallOptions;
+  read<T>(field: string, fn: () => Promise<T>): Promise<T | undefined>;
+  fieldValue(field: string, answer: NvmlFieldValue | undefined, fn: string): number | undefined;
+  collapse(group: string, fields: readonly string[]): void;
+}
+
+/** Versions and limits change only with a firmware flash or a driver reload: re-read them this often. */
+export const STATIC_INFO_TTL_MS = 10 * 60_000;
+const MILLIWATTS_PER_WATT = 1000;
+/** nvmlDeviceGpuRecoveryAction_t values, in order (nvml.h). */
+const RECOVERY_ACTIONS: readonly GpuRecoveryAction[] = ['none', 'gpuReset', 'nodeReboot', 'drainP2p', 'drainAndReset', 'gpuResetBus'];
+/** NVML_GPU_FABRIC_STATE_* in order. */
+const FABRIC_STATES: readonly GpuFabricState[] = ['notSupported', 'notStarted', 'inProgress', 'completed'];
+/** NVML_GPU_FABRIC_HEALTH_SUMMARY_* in order. */
+const FABRIC_HEALTH_SUMMARIES: readonly GpuFabricHealthSummary[] = ['notSupported', 'healthy', 'unhealthy', 'limitedCapacity'];
+/** NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_DEGRADED_BW 0, WIDTH 3, DEGRADED_BW_TRUE 1 (nvml.h). */
+const FABRIC_DEGRADED_BW_MASK = 0x3;
+const FABRIC_DEGRADED_BW_TRUE = 1;
+
+type GpuField = (gpu: GpuSnapshot, value: number) => void;
+
+/** One field of the batch: the check that wants it, its snapshot name, and where its value goes. */
+interface BatchField {
+  check: NvmlCheck;
+  fieldId: number;
+  name: string;
+  apply: GpuField;
+}
+
+const BATCH_FIELDS: readonly BatchField[] = [
+  { check: 'temperature', fieldId: NvmlFieldId.MEMORY_TEMP, name: 'temperature.memoryCelsius', apply: (g, v) => (g.temperature = { ...g.temperature, memoryCelsius: v }) },
+  { check: 'temperature', fieldId: NvmlFieldId.PERF_POLICY_THERMAL, name: 'violationTime.thermalNs', apply: (g, v) => (g.violationTime = { ...g.violationTime, thermalNs: v }) },
+  { check: 'power', fieldId: NvmlFieldId.TOTAL_ENERGY_CONSUMPTION, name: 'energyMillijoules', apply: (g, v) => (g.energyMillijoules = v) },
+  { check: 'power', fieldId: NvmlFieldId.PERF_POLICY_POWER, name: 'violationTime.powerNs', apply: (g, v) => (g.violationTime = { ...g.violationTime, powerNs: v }) },
+  { check: 'pcie', fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER, name: 'pcie.replayRolloverCounter', apply: (g, v) => (g.pcie = { ...g.pcie, replayRolloverCounter: v }) },
+  { check: 'pcie', fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS, name: 'pcie.correctableErrors', apply: (g, v) => (g.pcie = { ...g.pcie, correctableErrors: v }) },
+  { check: 'modes', fieldId: NvmlFieldId.GPU_RECOVERY_ACTION, name: 'recoveryAction', apply: (g, v) => (g.recoveryAction = RECOVERY_ACTIONS[v] ?? 'unknown') },
+];
+
+/** Reads every field value the wanted checks need in one nvmlDeviceGetFieldValues call. */
+export async function collectFieldBatch(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader, gpu: GpuSnapshot, checks: ReadonlySet<NvmlCheck>): Promise<void> {
+  const fields = BATCH_FIELDS.filter((f) => checks.has(f.check));
+  if (fields.length === 0 || r.lost) return;
+  const answers = await r.read('fieldValues', () => nvml.deviceGetFieldValues(h, fields.map((f) => ({ fieldId: f.fieldId })), r.options));
+  if (answers === undefined) {
+    // the call itself is missing or NOT_SUPPORTED: so is every field it carries
+    if (r.unsupported.delete('fieldValues')) for (const f of fields) r.unsupported.add(f.name);
+    return;
+  }
+  fields.forEach((f, i) => {
+    const value = r.fieldValue(f.name, answers[i], 'nvmlDeviceGetFieldValues');
+    if (value !== undefined) f.apply(gpu, value);
+  });
+}
+
+/** The snapshot form of an nvmlGpuFabricInfo answer. */
+export function toGpuFabric(info: NvmlGpuFabricInfo): GpuFabric {
+  const fabric: GpuFabric = {
+    state: FABRIC_STATES[info.state] ?? 'unknown',
+    status: info.status,
+    cliqueId: info.cliqueId,
+    clusterUuid: info.clusterUuid,
+  };
+  if (info.healthMask !== undefined) {
+    fabric.healthMask = info.healthMask;
+    fabric.degradedBandwidth = (info.healthMask & FABRIC_DEGRADED_BW_MASK) === FABRIC_DEGRADED_BW_TRUE;
+  }
+  if (info.healthSummary !== undefined) fabric.healthSummary = FABRIC_HEALTH_SUMMARIES[info.healthSummary] ?? 'unknown';
+  return fabric;
+}
+
+/** Static answers of one GPU, and the fields that turned out unsupported while reading them. */
+interface StaticEntry {
+  readonly atMs: number;
+  readonly patch: Partial<GpuSnapshot>;
+  readonly unsupported: readonly string[];
+}
+
+/** Per binding (one NVML session), per GPU UUID and part. */
+const staticCache = new WeakMap<NvmlBinding, Map<string, StaticEntry>>();
+/** Entries per binding at most (a node has at most 64 GPUs, two parts each). */
+const MAX_STATIC_ENTRIES = 256;
+
+/**
+ * Reads a GPU's static `part` through `read`, or replays the cached answer while it is fresh.
+ * An answer is cached only when every read of it succeeded or was unsupported (no errors, not lost).
+ */
+async function cachedStatic(nvml: NvmlBinding, gpu: GpuSnapshot, part: string, r: DeviceInfoReader, read: () => Promise<Partial<GpuSnapshot>>, nowMs: number): Promise<void> {
+  const key = gpu.uuid === undefined ? undefined : `${gpu.uuid}|${part}`;
+  const cache = staticCache.get(nvml) ?? new Map<string, StaticEntry>();
+  const hit = key === undefined ? undefined : cache.get(key);
+  if (hit !== undefined && nowMs - hit.atMs < STATIC_INFO_TTL_MS) {
+    mergePatch(gpu, hit.patch);
+    for (const f of hit.unsupported) r.unsupported.add(f);
+    return;
+  }
+  const unsupportedBefore = new Set(r.unsupported);
+  const errorsBefore = r.errors.length;
+  const patch = await read();
+  mergePatch(gpu, patch);
+  if (key === undefined || r.lost || r.errors.length !== errorsBefore) return;
+  cache.delete(key);
+  cache.set(key, { atMs: nowMs, patch, unsupported: [...r.unsupported].filter((f) => !unsupportedBefore.has(f)) });
+  while (cache.size > MAX_STATIC_ENTRIES) {
+    const oldest = cache.keys().next();
+    if (oldest.done === true) break;
+    cache.delete(oldest.value);
+  }
+  staticCache.set(nvml, cache);
+}
+
+function mergePatch(gpu: GpuSnapshot, patch: Partial<GpuSnapshot>): void {
+  const { power, ...rest } = patch;
+  Object.assign(gpu, rest);
+  if (power !== undefined) gpu.power = { ...gpu.power, ...power };
+}
+
+async function readInventory(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader): Promise<Partial<GpuSnapshot>> {
+  const o = r.options;
+  const patch: Partial<GpuSnapshot> = {};
+  const vbios = await r.read('vbiosVersion', () => nvml.deviceGetVbiosVersion(h, o));
+  if (vbios !== undefined) patch.vbiosVersion = vbios;
+  const inforom: GpuInforom = {};
+  const image = await r.read('inforom.imageVersion', () => nvml.deviceGetInforomImageVersion(h, o));
+  if (image !== undefined) inforom.imageVersion = image;
+  const objects = [
+    ['oemVersion', InforomObject.OEM],
+    ['eccVersion', InforomObject.ECC],
+    ['powerVersion', InforomObject.POWER],
+  ] as const;
+  for (const [name, object] of objects) {
+    const version = await r.read(`inforom.${name}`, () => nvml.deviceGetInforomVersion(h, object, o));
+    if (version !== undefined) inforom[name] = version;
+  }
+  const valid = await r.read('inforom.valid', () => nvml.deviceValidateInforom(h, o));
+  if (valid !== undefined) inforom.valid = valid;
+  if (Object.keys(inforom).length > 0) patch.inforom = inforom;
+  r.collapse('inforom', ['inforom.imageVersion', ...objects.map(([name]) => `inforom.${name}`), 'inforom.valid']);
+  return patch;
+}
+
+async function readPowerLimits(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader): Promise<Partial<GpuSnapshot>> {
+  const o = r.options;
+  const power: GpuPower = {};
+  const range = await r.read('power.limitRange', () => nvml.deviceGetPowerManagementLimitConstraints(h, o));
+  if (range !== undefined) {
+    power.minLimitWatts = range.min / MILLIWATTS_PER_WATT;
+    power.maxLimitWatts = range.max / MILLIWATTS_PER_WATT;
+  }
+  const def = await r.read('power.defaultLimitWatts', () => nvml.deviceGetPowerManagementDefaultLimit(h, o));
+  if (def !== undefined) power.defaultLimitWatts = def / MILLIWATTS_PER_WATT;
+  r.collapse('power.limits', ['power.limitRange', 'power.defaultLimitWatts']);
+  return Object.keys(power).length > 0 ? { power } : {};
+}
+
+/**
+ * Everything this module reads for one GPU, by check group: `modes` (inventory: fabric, VBIOS,
+ * InfoROM), `power` (limit range), `memory` (BAR1), and the field-value batch.
+ */
+export async function collectDeviceInfo(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: DeviceInfoReader,
+  gpu: GpuSnapshot,
+  checks: ReadonlySet<NvmlCheck>,
+  nowMs: number = Date.now(),
+): Promise<void> {
+  const o = r.options;
+  await collectFieldBatch(nvml, h, r, gpu, checks);
+  if (checks.has('memory')) {
+    const bar1 = await r.read('bar1', () => nvml.deviceGetBar1MemoryInfo(h, o));
+    if (bar1 !== undefined) gpu.bar1 = { totalBytes: bar1.total, usedBytes: bar1.used, freeBytes: bar1.free };
+  }
+  if (checks.has('power')) await cachedStatic(nvml, gpu, 'power', r, () => readPowerLimits(nvml, h, r), nowMs);
+  if (checks.has('modes')) {
+    const fabric = await r.read('fabric', () => nvml.deviceGetGpuFabricInfo(h, o));
+    if (fabric !== undefined) gpu.fabric = toGpuFabric(fabric);
+    await cachedStatic(nvml, gpu, 'inventory', r, () => readInventory(nvml, h, r), nowMs);
+  }
+}
