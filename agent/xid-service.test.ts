@@ -211,7 +211,7 @@ describe('XidService NVML memory events', () => {
       kmsgPollMs: 1000,
       logger: createLogger({ silent: true }),
       nvmlEvents: {
-        watch: (onEvent) => {
+        watch: ({ onEvent }) => {
           onEvent({ type: 'dramRetirementFailure', eventType: 0x800, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
           onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
           onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });

@@ -33,6 +33,8 @@ const MAX_MESSAGE_CHARS = 400;
 const MAX_PROCESS_CHARS = 64;
 /** A source error in the snapshot (the schema's bound). */
 const MAX_SOURCE_ERROR_CHARS = 1024;
+/** GPUs named in xidSources.nvmlEvents.lostGpus (the schema's bound; a node has at most a few dozen). */
+const MAX_LOST_GPUS_REPORTED = 64;
 const MAX_DECODED_CHARS = 256;
 /** Default least time between history writes (the final write on stop() is not throttled). */
 export const DEFAULT_HISTORY_FLUSH_MS = 2_000;
@@ -107,6 +109,9 @@ export class XidService {
   private historySaveError: string | undefined;
   private watching = false;
   private nvmlEventsError: string | undefined;
+  /** The watcher's last warning (it carries on), and the GPUs that left its event set (bounded). */
+  private nvmlEventsWarning: string | undefined;
+  private readonly nvmlLostGpus = new Set<string>();
   private dirty = false;
   private lastSaveMs = 0;
   private started = false;
@@ -145,13 +150,22 @@ export class XidService {
     }
     const events = this.options.nvmlEvents;
     if (events !== undefined) {
-      await events.watch(
-        (e) => this.onNvmlEvent(e),
-        (err) => {
+      await events.watch({
+        onEvent: (e) => this.onNvmlEvent(e),
+        onError: (err) => {
           this.nvmlEventsError = err.message;
           this.options.logger.warn('NVML event watcher stopped', errorFields(err));
         },
-      );
+        onWarning: (err) => {
+          this.nvmlEventsWarning = err.message;
+          this.options.logger.warn('NVML event wait failed; the watcher carries on', errorFields(err));
+        },
+        onGpuLost: (gpu) => {
+          const name = gpu.uuid ?? gpu.pciBusId ?? `index ${gpu.index}`;
+          if (this.nvmlLostGpus.size < MAX_LOST_GPUS_REPORTED) this.nvmlLostGpus.add(name);
+          this.options.logger.error('GPU fell off the bus: no more NVML events from it; the other GPUs are still watched', { gpu: name, index: gpu.index, code: gpu.code });
+        },
+      });
       this.watching = true;
     }
   }
@@ -201,6 +215,8 @@ export class XidService {
       nvmlEvents: {
         running: this.watching && this.nvmlEventsError === undefined,
         ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvmlEvents === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
+        ...(this.nvmlEventsWarning !== undefined ? { warning: clip(this.nvmlEventsWarning, MAX_SOURCE_ERROR_CHARS) } : {}),
+        ...(this.nvmlLostGpus.size > 0 ? { lostGpus: [...this.nvmlLostGpus] } : {}),
       },
       ...(historyErrors.length > 0 ? { history: { error: clip(historyErrors.join('; '), MAX_SOURCE_ERROR_CHARS) } } : {}),
     };

@@ -145,6 +145,17 @@ export interface XidSourceStatus {
     running: boolean;
     /** @maxLength 1024 */
     error?: string;
+    /**
+     * The watcher's last failed wait or set rebuild; it carried on.
+     * @maxLength 1024
+     */
+    warning?: string;
+    /**
+     * GPUs (UUID, else PCI bus id, else "index N") that answered GPU_IS_LOST and left the event
+     * set: no more NVML events come from them.
+     * @maxItems 64
+     */
+    lostGpus?: LostGpuName[];
   };
   /** The persisted XID history, when it could not be read or written. */
   history?: {
@@ -152,6 +163,13 @@ export interface XidSourceStatus {
     error: string;
   };
 }
+
+/**
+ * A GPU the NVML event watcher lost: its UUID (96 chars at most, NVML_DEVICE_UUID_V2_BUFFER_SIZE),
+ * else its PCI bus id, else `index N`.
+ * @maxLength 96
+ */
+export type LostGpuName = string;
 
 /** The agent's own state, included so the operator can tell "no GPUs" from "agent broken". */
 export interface AgentStatus {

@@ -67,6 +67,17 @@ export interface NvmlEventWatcherOptions {
   now?: () => Date;
 }
 
+/** What an event source tells its owner (the watcher's callbacks, wherever it runs). */
+export interface NvmlEventHandlers {
+  onEvent: (event: NvmlEvent) => void;
+  /** The watcher stopped for good. */
+  onError: (err: Error) => void;
+  /** A wait or a set rebuild failed and the watcher carries on. */
+  onWarning?: (err: Error) => void;
+  /** A GPU answered GPU_IS_LOST: it left the event set; the others are still watched. */
+  onGpuLost?: (gpu: LostGpu) => void;
+}
+
 /** One GPU the watcher registered. */
 export interface RegisteredGpu {
   index: number;

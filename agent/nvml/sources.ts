@@ -6,11 +6,11 @@
 import type { Logger } from '../../lib/logger.js';
 import type { NvmlBinding, NvmlBindingOptions } from './binding.js';
 import { collectSnapshot } from './collector.js';
-import { MAX_EVENT_POLL_MS, NvmlEventWatcher } from './events.js';
+import { MAX_EVENT_POLL_MS, NvmlEventWatcher, type NvmlEventHandlers } from './events.js';
 import { NvmlThread, type HungNvmlCall } from './thread/nvml-thread.js';
 
-export type { HungNvmlCall };
-import type { NvmlCheck, NvmlEvent, NvmlSnapshot } from './types.js';
+export type { HungNvmlCall, NvmlEventHandlers };
+import type { NvmlCheck, NvmlSnapshot } from './types.js';
 
 /** NVML snapshots. */
 export interface NvmlSnapshotSource {
@@ -21,9 +21,9 @@ export interface NvmlSnapshotSource {
   stop(graceMs: number): Promise<boolean>;
 }
 
-/** NVML events (XIDs and the rest); errors arrive through `onError`, never as a rejection. */
+/** NVML events (XIDs and the rest); errors arrive through the handlers, never as a rejection. */
 export interface NvmlEventSource {
-  watch(onEvent: (event: NvmlEvent) => void, onError: (err: Error) => void): Promise<void>;
+  watch(handlers: NvmlEventHandlers): Promise<void>;
   stop(graceMs: number): Promise<boolean>;
 }
 
@@ -39,8 +39,8 @@ export async function threadEventSource(binding: NvmlBindingOptions, callTimeout
   const thread = new NvmlThread('events', { binding, callTimeoutMs, slackMs: MAX_EVENT_POLL_MS, logger });
   await thread.start();
   return {
-    watch: (onEvent, onError) => {
-      thread.watch(onEvent, onError);
+    watch: (handlers) => {
+      thread.watch(handlers);
       return Promise.resolve();
     },
     stop: (graceMs) => thread.stop(graceMs),
@@ -70,8 +70,9 @@ export function bindingSnapshotSource(nvml: NvmlBinding): NvmlSnapshotSource {
 export function bindingEventSource(nvml: NvmlBinding): NvmlEventSource {
   let watcher: NvmlEventWatcher | undefined;
   return {
-    watch: async (onEvent, onError) => {
-      watcher = new NvmlEventWatcher({ nvml, onEvent, onError });
+    watch: async (handlers) => {
+      const { onEvent, onError, onWarning, onGpuLost } = handlers;
+      watcher = new NvmlEventWatcher({ nvml, onEvent, onError, ...(onWarning === undefined ? {} : { onWarning }), ...(onGpuLost === undefined ? {} : { onGpuLost }) });
       try {
         await watcher.start();
       } catch (err) {

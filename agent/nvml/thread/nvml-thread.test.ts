@@ -8,6 +8,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../../fake-nvml/harness.js';
 import { loadScenario } from '../../fake-nvml/scenario.js';
 import { createLogger } from '../../../lib/logger.js';
+import { XidService } from '../../xid-service.js';
+import { threadEventSource } from '../sources.js';
 import { NvmlThread } from './nvml-thread.js';
 
 const CALL_TIMEOUT_MS = 300;
@@ -77,6 +79,33 @@ describe('NvmlThread', () => {
     } finally {
       loop.disable();
       await t.stop(2_000);
+    }
+  });
+});
+
+describe('NVML events on their thread', () => {
+  it('tell the XID service which GPU fell off the bus, and keep the others watched', async () => {
+    await env.controller.load('h100-sxm-8x-healthy');
+    const uuid = (await loadScenario('h100-sxm-8x-healthy')).gpus[2]?.uuid;
+    const source = await threadEventSource({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false }, CALL_TIMEOUT_MS, logger);
+    const xid = new XidService({ kmsgPath: '', kmsgPollMs: 1_000, logger, nvmlEvents: source });
+    try {
+      const waits = env.library.callCount('nvmlEventSetWait_v2');
+      await xid.start();
+      const deadline = Date.now() + 15_000;
+      // the thread registers the GPUs (UUIDs included) before its first wait
+      while (env.library.callCount('nvmlEventSetWait_v2') === waits && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await env.controller.inject({ kind: 'fall-off-bus', gpu: 2 });
+      while (xid.status().nvmlEvents.lostGpus === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // the wait that answered GPU_IS_LOST is the watcher's warning; it rebuilt its set without GPU 2
+      expect(xid.status().nvmlEvents).toEqual({ running: true, lostGpus: [uuid], warning: expect.stringContaining('event wait failed') });
+      // the XID 79 the driver raised with it still arrives, and another GPU's XID after it
+      await env.controller.inject({ kind: 'xid', gpu: 0, xid: 48 });
+      while (xid.eventsSince(0).events.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(xid.eventsSince(0).events.map((e) => e.xid).sort((a, b) => a - b)).toEqual([48, 79]);
+    } finally {
+      await xid.stop();
+      expect(await source.stop(2_000)).toBe(true);
     }
   });
 });

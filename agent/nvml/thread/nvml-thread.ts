@@ -7,7 +7,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../lib/logger.js';
 import { NvmlTimeoutError, NVML_FUNCTION_NAMES, type NvmlBindingOptions } from '../binding.js';
-import type { NvmlCheck, NvmlEvent, NvmlSnapshot } from '../types.js';
+import type { NvmlEventHandlers } from '../events.js';
+import type { NvmlCheck, NvmlSnapshot } from '../types.js';
 import { CallSlot, type CallInProgress } from './call-slot.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
 
@@ -53,8 +54,7 @@ export class NvmlThread {
   private nextId = 1;
   private watchdog: NodeJS.Timeout | undefined;
   private stopped = false;
-  private onEvent: ((event: NvmlEvent) => void) | undefined;
-  private onEventError: ((err: Error) => void) | undefined;
+  private events: NvmlEventHandlers | undefined;
 
   constructor(
     private readonly role: NvmlThreadRole,
@@ -79,10 +79,9 @@ export class NvmlThread {
     });
   }
 
-  /** Watches NVML events in the thread (role `events`); errors arrive through `onError`. */
-  watch(onEvent: (event: NvmlEvent) => void, onError: (err: Error) => void): void {
-    this.onEvent = onEvent;
-    this.onEventError = onError;
+  /** Watches NVML events in the thread (role `events`); errors arrive through the handlers. */
+  watch(handlers: NvmlEventHandlers): void {
+    this.events = handlers;
     this.send({ type: 'watch' });
   }
 
@@ -177,10 +176,16 @@ export class NvmlThread {
         return;
       }
       case 'event':
-        this.onEvent?.(m.event);
+        this.events?.onEvent(m.event);
         return;
       case 'event-error':
-        this.onEventError?.(new Error(m.message));
+        this.events?.onError(new Error(m.message));
+        return;
+      case 'event-warning':
+        this.events?.onWarning?.(new Error(m.message));
+        return;
+      case 'gpu-lost':
+        this.events?.onGpuLost?.(m.gpu);
         return;
       default:
         return;
@@ -227,7 +232,7 @@ export class NvmlThread {
     if (this.respawns.length >= MAX_RESPAWNS) {
       for (const p of this.pending.values()) p.reject(cause);
       this.pending.clear();
-      this.onEventError?.(new Error(`NVML thread replaced ${MAX_RESPAWNS} times within ${RESPAWN_WINDOW_MS / 1000} s; giving up: ${cause.message}`));
+      this.events?.onError(new Error(`NVML thread replaced ${MAX_RESPAWNS} times within ${RESPAWN_WINDOW_MS / 1000} s; giving up: ${cause.message}`));
       return;
     }
     this.respawns.push(now);
@@ -239,6 +244,6 @@ export class NvmlThread {
       return;
     }
     for (const [id, p] of this.pending) this.send({ type: 'collect', id, ...(p.checks === undefined ? {} : { checks: p.checks }), skip: this.skipList() });
-    if (this.onEvent !== undefined) this.send({ type: 'watch' });
+    if (this.events !== undefined) this.send({ type: 'watch' });
   }
 }

@@ -56,6 +56,8 @@ async function watch(): Promise<void> {
     nvml,
     onEvent: (event) => post({ type: 'event', event }),
     onError: (err) => post({ type: 'event-error', message: err.message }),
+    onWarning: (err) => post({ type: 'event-warning', message: err.message }),
+    onGpuLost: (gpu) => post({ type: 'gpu-lost', gpu }),
   });
   try {
     await watcher.start();

@@ -1,5 +1,6 @@
 /** Messages between the agent's main thread and its NVML threads (nvml-worker.ts). */
 import type { NvmlBindingOptions } from '../binding.js';
+import type { LostGpu } from '../events.js';
 import type { NvmlCheck, NvmlEvent } from '../types.js';
 
 /** What a worker is told at start (workerData). */
@@ -28,4 +29,6 @@ export type FromWorker =
   | { readonly type: 'watching' }
   | { readonly type: 'event'; readonly event: NvmlEvent }
   | { readonly type: 'event-error'; readonly message: string }
+  | { readonly type: 'event-warning'; readonly message: string }
+  | { readonly type: 'gpu-lost'; readonly gpu: LostGpu }
   | { readonly type: 'closed' };
