@@ -4,7 +4,8 @@
 # Dockerfile.agent and Dockerfile.operator build on it and land as OCI archives, the format
 # `ctr -n k8s.io images import` loads.
 #
-#   dev/images/build.sh          # prints the directory holding the two archives
+#   dev/images/build.sh                # prints the directory holding the two archives
+#   dev/images/build.sh --smoke-tools  # also installs what test/images needs (podman, runc)
 #
 # Env: GPUDIAG_CACHE_DIR (default ~/.cache/gpudiag), GPUDIAG_DEBIAN_SUITE (default trixie: its
 # nodejs is 20.19; bookworm's is 18, older than package.json's engines), GPUDIAG_IMAGE_TAG
@@ -33,6 +34,10 @@ fail() { log "$*"; exit 1; }
 need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+if [[ "${1:-}" == --smoke-tools ]]; then
+  command -v podman >/dev/null || need+=(podman)
+  command -v runc >/dev/null || need+=(runc)
+fi
 if ((${#need[@]} > 0)); then
   [[ "$(id -u)" == 0 ]] || fail "missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root"
   command -v apt-get >/dev/null || fail "missing ${need[*]} and no apt-get to install them with"
