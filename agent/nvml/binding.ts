@@ -3,7 +3,8 @@
  * the libuv thread pool (`fn.async`) under a deadline and an optional AbortSignal, so a hung
  * driver never blocks the event loop. Init is single-flight; shutdown waits for in-flight calls.
  */
-import * as koffi from 'koffi';
+import type * as Koffi from 'koffi';
+import { koffi } from '../../lib/koffi.js';
 
 /** NVML return codes (nvmlReturn_t) the agent branches on. */
 export const NvmlReturn = {
@@ -345,12 +346,12 @@ export function normalizeU32(value: unknown): number | undefined {
 // ---------------------------------------------------------------- koffi types (process-global)
 
 interface NvmlTypes {
-  pciInfo: koffi.TypeObject;
-  memory: koffi.TypeObject;
-  memoryV2: koffi.TypeObject;
-  utilization: koffi.TypeObject;
-  eventData: koffi.TypeObject;
-  temperatureV1: koffi.TypeObject;
+  pciInfo: Koffi.TypeObject;
+  memory: Koffi.TypeObject;
+  memoryV2: Koffi.TypeObject;
+  utilization: Koffi.TypeObject;
+  eventData: Koffi.TypeObject;
+  temperatureV1: Koffi.TypeObject;
 }
 
 const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = { pciInfo: 68, memory: 24, memoryV2: 40, utilization: 8, eventData: 32, temperatureV1: 12 };
@@ -361,9 +362,9 @@ const TYPES_KEY = Symbol.for('gpudiag.nvml.koffi-types');
  * process (jest gives each test file a fresh registry and globalThis), so reuse a type that
  * already exists instead of declaring it again ("Duplicate type name").
  */
-function namedType(name: string, declare: () => koffi.TypeObject): koffi.TypeObject {
+function namedType(name: string, declare: () => Koffi.TypeObject): Koffi.TypeObject {
   try {
-    return koffi.type(name);
+    return koffi().type(name);
   } catch {
     return declare();
   }
@@ -373,30 +374,30 @@ function nvmlTypes(): NvmlTypes {
   const cache = globalThis as { [TYPES_KEY]?: NvmlTypes };
   const cached = cache[TYPES_KEY];
   if (cached !== undefined) return cached;
-  namedType('nvmlDevice_t', () => koffi.pointer('nvmlDevice_t', koffi.opaque('nvmlDevice_st')));
-  namedType('nvmlEventSet_t', () => koffi.pointer('nvmlEventSet_t', koffi.opaque('nvmlEventSet_st')));
+  namedType('nvmlDevice_t', () => koffi().pointer('nvmlDevice_t', koffi().opaque('nvmlDevice_st')));
+  namedType('nvmlEventSet_t', () => koffi().pointer('nvmlEventSet_t', koffi().opaque('nvmlEventSet_st')));
   const types: NvmlTypes = {
     pciInfo: namedType('nvmlPciInfo_t', () =>
-      koffi.struct('nvmlPciInfo_t', {
-        busIdLegacy: koffi.array('char', 16, 'String'),
+      koffi().struct('nvmlPciInfo_t', {
+        busIdLegacy: koffi().array('char', 16, 'String'),
         domain: 'uint',
         bus: 'uint',
         device: 'uint',
         pciDeviceId: 'uint',
         pciSubSystemId: 'uint',
-        busId: koffi.array('char', 32, 'String'),
+        busId: koffi().array('char', 32, 'String'),
       }),
     ),
-    memory: namedType('nvmlMemory_t', () => koffi.struct('nvmlMemory_t', { total: 'uint64', free: 'uint64', used: 'uint64' })),
+    memory: namedType('nvmlMemory_t', () => koffi().struct('nvmlMemory_t', { total: 'uint64', free: 'uint64', used: 'uint64' })),
     memoryV2: namedType('nvmlMemory_v2_t', () =>
-      koffi.struct('nvmlMemory_v2_t', { version: 'uint', total: 'uint64', reserved: 'uint64', free: 'uint64', used: 'uint64' }),
+      koffi().struct('nvmlMemory_v2_t', { version: 'uint', total: 'uint64', reserved: 'uint64', free: 'uint64', used: 'uint64' }),
     ),
-    utilization: namedType('nvmlUtilization_t', () => koffi.struct('nvmlUtilization_t', { gpu: 'uint', memory: 'uint' })),
+    utilization: namedType('nvmlUtilization_t', () => koffi().struct('nvmlUtilization_t', { gpu: 'uint', memory: 'uint' })),
     temperatureV1: namedType('nvmlTemperature_v1_t', () =>
-      koffi.struct('nvmlTemperature_v1_t', { version: 'uint', sensorType: 'int', temperature: 'int' }),
+      koffi().struct('nvmlTemperature_v1_t', { version: 'uint', sensorType: 'int', temperature: 'int' }),
     ),
     eventData: namedType('nvmlEventData_t', () =>
-      koffi.struct('nvmlEventData_t', {
+      koffi().struct('nvmlEventData_t', {
         device: 'nvmlDevice_t',
         eventType: 'uint64',
         eventData: 'uint64',
@@ -406,7 +407,7 @@ function nvmlTypes(): NvmlTypes {
     ),
   };
   for (const [key, expected] of Object.entries(EXPECTED_SIZES)) {
-    const actual = koffi.sizeof(types[key as keyof NvmlTypes]);
+    const actual = koffi().sizeof(types[key as keyof NvmlTypes]);
     if (actual !== expected) throw new Error(`NVML struct ${key} is ${actual} bytes, expected ${expected}: ABI mismatch`);
   }
   cache[TYPES_KEY] = types;
@@ -519,7 +520,7 @@ export const NVML_FUNCTION_NAMES: readonly string[] = Object.freeze([...Object.k
 export type NvmlFunctionName = RequiredFn | OptionalFn;
 
 /** A declared native function (koffi does not export this type by name). */
-type KoffiFunction = ReturnType<koffi.LibraryHandle['func']>;
+type KoffiFunction = ReturnType<Koffi.LibraryHandle['func']>;
 
 interface LoadedLibrary {
   path: string;
@@ -531,9 +532,9 @@ function loadLibrary(paths: readonly string[]): LoadedLibrary {
   nvmlTypes();
   const failures: string[] = [];
   for (const path of paths) {
-    let lib: koffi.LibraryHandle;
+    let lib: Koffi.LibraryHandle;
     try {
-      lib = koffi.load(path);
+      lib = koffi().load(path);
     } catch (err) {
       failures.push(`${path}: ${err instanceof Error ? err.message : String(err)}`);
       continue;
