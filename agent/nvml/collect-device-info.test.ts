@@ -75,7 +75,11 @@ describe('device info through the fake library', () => {
   });
 
   it('makes one field-value call per GPU for every new field and the recovery action, and caches static answers', async () => {
-    const { env } = await snapshotOf('h100-r570-recovery-action');
+    const env = await envFor('h100-r570-recovery-action');
+    // synchronous, as on the NVML thread: no call deadline can expire on a busy machine (an answer with an error is not cached)
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+    const first = await collectSnapshot({ nvml });
+    expect(first.gpus.flatMap((g) => g.errors)).toEqual([]);
     const calls = (fn: string): number => env.library.callCount(fn);
     const [fields, fabric, vbios, validate] = ['nvmlDeviceGetFieldValues', 'nvmlDeviceGetGpuFabricInfoV', 'nvmlDeviceGetVbiosVersion', 'nvmlDeviceValidateInforom'].map(calls);
     const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
