@@ -13,6 +13,9 @@
 # default /etc/ssl/certs/ca-certificates.crt when it exists), NPM_CONFIG_REGISTRY (default
 # `npm config get registry`). Needs root (mmdebstrap and buildah's storage).
 set -euo pipefail
+# The whole script is one block, read before it runs: editing it (or a checkout) mid-build does
+# not make bash read the rest from shifted offsets.
+{
 cd "$(dirname "$0")/../.."
 
 SUITE="${GPUDIAG_DEBIAN_SUITE:-trixie}"
@@ -24,7 +27,7 @@ TAG="${GPUDIAG_IMAGE_TAG:-$(node -p "require('./package.json').version")}"
 AGENT_IMAGE="ghcr.io/gpudiag/agent:${TAG}"
 OPERATOR_IMAGE="ghcr.io/gpudiag/operator:${TAG}"
 
-log() { printf 'build-images: %s\n' "$*" >&2; }
+log() { printf 'build-images [%3ds]: %s\n' "${SECONDS}" "$*" >&2; }
 fail() { log "$*"; exit 1; }
 
 # --- tools -------------------------------------------------------------------------------------
@@ -42,9 +45,10 @@ if ((${#need[@]} > 0)); then
   [[ "$(id -u)" == 0 ]] || fail "missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root"
   command -v apt-get >/dev/null || fail "missing ${need[*]} and no apt-get to install them with"
   log "installing ${need[*]}"
-  apt-get update -qq >&2 || fail "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 \
-    || fail "apt-get install ${need[*]} failed"
+  apt_log="$(mktemp)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
+    >"${apt_log}" 2>&1 || { tail -20 "${apt_log}" >&2; fail "apt-get install ${need[*]} failed"; }
+  rm -f "${apt_log}"
 fi
 [[ "$(id -u)" == 0 ]] || fail "run as root: mmdebstrap needs it, and the archives are built from root's containers-storage"
 
@@ -61,7 +65,7 @@ ISOLATION=chroot
 
 # --- the base, from Debian packages ------------------------------------------------------------
 # Two images from one suite: the runtime base (nodejs, CA certificates; no docs, manuals or
-# locales) and the build base, which adds npm (and with it python3 and ~300 node-* packages the
+# locales) and the build base, which adds npm (and with it python3 and 340 node-* packages the
 # runtime does not need).
 DPKG_OPTS=(
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
@@ -190,3 +194,5 @@ for row in "agent ${AGENT_IMAGE}" "operator ${OPERATOR_IMAGE}" "- ${RUNTIME_BASE
   fi
 done
 echo "${OUT_DIR}"
+exit 0
+}
