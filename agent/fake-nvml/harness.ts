@@ -26,3 +26,28 @@ export async function startFakeNvml(scenario: string | FakeNvmlScenario): Promis
   library.setStatePath(controller.stateFile);
   return { libraryPath, era, controller, library, dispose: () => controller.dispose() };
 }
+
+/** One fake environment per driver era, shared by a test file's scenarios (each era is its own library). */
+export class FakeNvmlEraPool {
+  private readonly envs = new Map<FakeNvmlEra, FakeNvmlEnvironment>();
+
+  /** The environment of the scenario's era, with the scenario loaded. */
+  async envFor(scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> {
+    const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : scenario;
+    const era = fakeNvmlEraOf(resolved);
+    const existing = this.envs.get(era);
+    if (existing !== undefined) {
+      await existing.controller.load(resolved);
+      return existing;
+    }
+    const started = await startFakeNvml(resolved);
+    this.envs.set(era, started);
+    return started;
+  }
+
+  /** Removes every environment's state file. */
+  async dispose(): Promise<void> {
+    for (const env of this.envs.values()) await env.dispose();
+    this.envs.clear();
+  }
+}

@@ -1,7 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
-import type { FakeNvmlEra } from '../fake-nvml/eras.js';
-import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
-import { fakeNvmlEraOf, loadScenario, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
+import { FakeNvmlEraPool, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
+import { loadScenario, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
 import { InforomObject, NvmlBinding, NvmlFieldId, NvmlReturn } from './binding.js';
 import { toGpuFabric } from './collect-device-info.js';
 import { collectSnapshot } from './collector.js';
@@ -10,21 +9,11 @@ import type { GpuSnapshot, NvmlCheck, NvmlSnapshot } from './types.js';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const CLUSTER = '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b';
-const envs = new Map<FakeNvmlEra, FakeNvmlEnvironment>();
+/** One library per driver era, each reading its own state file. */
+const pool = new FakeNvmlEraPool();
 let nvml: NvmlBinding | undefined;
 
-async function envFor(scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> {
-  const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : scenario;
-  const era = fakeNvmlEraOf(resolved);
-  const existing = envs.get(era);
-  if (existing !== undefined) {
-    await existing.controller.load(resolved);
-    return existing;
-  }
-  const started = await startFakeNvml(resolved);
-  envs.set(era, started);
-  return started;
-}
+const envFor = (scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> => pool.envFor(scenario);
 
 afterEach(async () => {
   await nvml?.shutdown();
@@ -32,7 +21,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const e of envs.values()) await e.dispose();
+  await pool.dispose();
 });
 
 async function snapshotOf(scenario: string | FakeNvmlScenario, checks?: readonly NvmlCheck[]): Promise<{ snapshot: NvmlSnapshot; env: FakeNvmlEnvironment }> {

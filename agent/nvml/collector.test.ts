@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { FakeNvmlEra } from '../fake-nvml/eras.js';
-import { startFakeNvml, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
-import { fakeNvmlEraOf, listScenarios, loadScenario, scenarioBlocks, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
+import { FakeNvmlEraPool, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
+import { listScenarios, loadScenario, scenarioBlocks, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
 import { NvmlBinding } from './binding.js';
 import { collectSnapshot } from './collector.js';
 import type { GpuSnapshot, NvmlSnapshot } from './types.js';
@@ -9,22 +8,10 @@ import type { GpuSnapshot, NvmlSnapshot } from './types.js';
 /** The r550 library the H100 scenarios run on. */
 let env: FakeNvmlEnvironment;
 /** One library per driver era, each reading its own state file. */
-const envs = new Map<FakeNvmlEra, FakeNvmlEnvironment>();
+const pool = new FakeNvmlEraPool();
 let nvml: NvmlBinding | undefined;
 
-/** The environment of the scenario's era, with the scenario loaded. */
-async function envFor(scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> {
-  const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : scenario;
-  const era = fakeNvmlEraOf(resolved);
-  const existing = envs.get(era);
-  if (existing !== undefined) {
-    await existing.controller.load(resolved);
-    return existing;
-  }
-  const started = await startFakeNvml(resolved);
-  envs.set(era, started);
-  return started;
-}
+const envFor = (scenario: string | FakeNvmlScenario): Promise<FakeNvmlEnvironment> => pool.envFor(scenario);
 
 beforeAll(async () => {
   env = await envFor('h100-sxm-8x-healthy');
@@ -36,7 +23,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const e of envs.values()) await e.dispose();
+  await pool.dispose();
 });
 
 async function snapshotOf(scenario: string | FakeNvmlScenario): Promise<NvmlSnapshot> {
