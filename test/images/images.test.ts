@@ -164,6 +164,14 @@ describe.each(['agent', 'operator'] as const)('the %s image', (name) => {
     expect(dist.filter((f) => /dist\/(agent\/fake-nvml|api\/codegen)\//.test(f)).map(rel)).toEqual([]);
   });
 
+  it('keeps the build\'s registry and CA out: no secret, no npm setting in its environment or history', async () => {
+    const { root, config, ref } = images[name];
+    expect(existsSync(path.join(root, 'run', 'secrets'))).toBe(false);
+    expect((config.Env ?? []).filter((e) => /^(NPM_CONFIG_|NODE_EXTRA_CA_CERTS=)/i.test(e))).toEqual([]);
+    const history = await podmanOk(['history', '--no-trunc', '--format', '{{.CreatedBy}}', ref]);
+    expect(history.split('\n').filter((line) => /NPM_CONFIG_REGISTRY|secrets\/ca/.test(line))).toEqual([]);
+  });
+
   it('has every module and data file the compiled code loads', async () => {
     const { root } = images[name];
     const app = path.join(root, 'app');
