@@ -13,6 +13,7 @@ import { DIAGNOSTIC_CHECKS, type DiagnosticCheck } from './api/snapshot-document
 import type { CallerAuthorizer } from './auth/token-reviewer.js';
 import type { AgentMetrics } from './metrics.js';
 import type { SnapshotService } from './snapshot-service.js';
+import { snapshotDocumentJson } from './snapshot-json.js';
 
 /** Checks answered when the request names none. */
 export const DEFAULT_SNAPSHOT_CHECKS: readonly DiagnosticCheck[] = ['health', 'xid'];
@@ -67,7 +68,10 @@ export interface HttpApiDeps {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+function sendJsonText(res: ServerResponse, status: number, payload: string): void {
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload), 'Cache-Control': 'no-store' });
   res.end(payload);
 }
@@ -141,7 +145,7 @@ async function serveSnapshot(deps: HttpApiDeps, req: IncomingMessage, res: Serve
       new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
     ]);
     log.info('snapshot served', { checks: query.checks.join(','), gpus: doc.gpus.length, xidEvents: doc.xid.events.length, durationMs: Date.now() - started });
-    sendJson(res, 200, doc);
+    sendJsonText(res, 200, snapshotDocumentJson(doc));
   } catch (err) {
     if (!controller.signal.aborted) throw err;
     // A caller that gave up (its own deadline) is routine, not an agent error.
