@@ -1,0 +1,37 @@
+import { describe, expect, it } from '@jest/globals';
+import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type NodeSnapshotDocument } from './api/snapshot-document.js';
+import { snapshotDocumentJson } from './snapshot-json.js';
+
+function doc(gpus: NodeSnapshotDocument['gpus']): NodeSnapshotDocument {
+  return {
+    apiVersion: SNAPSHOT_API_VERSION,
+    kind: SNAPSHOT_KIND,
+    node: 'gpu-node-1',
+    collectedAt: '2026-12-02T06:00:00.000Z',
+    checks: ['health', 'xid'],
+    nvml: { available: true, driverVersion: '550.54.15' },
+    gpus,
+    errors: [],
+    xid: { since: '2026-12-02T05:00:00.000Z', events: [], truncated: 0 },
+    agent: {
+      version: '0.1.0',
+      startedAt: '2026-12-02T04:00:00.000Z',
+      mode: 'nvml',
+      xidSources: { kmsg: { running: true, path: '/dev/kmsg', records: 3, lost: 0 }, nvmlEvents: { running: true } },
+    },
+  };
+}
+
+describe('snapshotDocumentJson', () => {
+  it('is the document as JSON, for a GPU list shared by many answers and for an empty one', () => {
+    const gpus: NodeSnapshotDocument['gpus'] = [
+      { index: 0, uuid: 'GPU-0', lost: false, unsupported: [], errors: [], memory: { totalBytes: 1, usedBytes: 0, freeBytes: 1 } },
+      { index: 1, uuid: 'GPU-1', lost: true, unsupported: [], errors: [] },
+    ];
+    const first = doc(gpus);
+    const second = { ...doc(gpus), xid: { since: '2026-12-02T05:30:00.000Z', events: [], truncated: 0 } };
+    expect(JSON.parse(snapshotDocumentJson(first))).toEqual(first);
+    expect(JSON.parse(snapshotDocumentJson(second))).toEqual(second);
+    expect(JSON.parse(snapshotDocumentJson(doc([])))).toEqual(doc([]));
+  });
+});
