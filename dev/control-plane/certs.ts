@@ -48,8 +48,11 @@ function subjectPart(value: string): string {
   return value.replace(/[\\/,=+]/g, (c) => `\\${c}`);
 }
 
-/** Creates the CA, the serving certificate for 127.0.0.1/localhost and the ServiceAccount keys in dir. */
-export async function createControlPlaneCerts(dir: string): Promise<ControlPlaneCertPaths> {
+/**
+ * Creates the CA, the serving certificate for 127.0.0.1/localhost (plus `extraIps`, e.g. a real
+ * node's address and the `kubernetes` Service IP that pods dial) and the ServiceAccount keys in dir.
+ */
+export async function createControlPlaneCerts(dir: string, extraIps: readonly string[] = []): Promise<ControlPlaneCertPaths> {
   const p: ControlPlaneCertPaths = {
     caCert: path.join(dir, 'ca.crt'),
     caKey: path.join(dir, 'ca.key'),
@@ -67,7 +70,7 @@ export async function createControlPlaneCerts(dir: string): Promise<ControlPlane
   await openssl([
     'req', '-x509', '-new', '-key', p.servingKey, '-subj', '/CN=kube-apiserver', '-days', validityDays,
     '-CA', p.caCert, '-CAkey', p.caKey, '-out', p.servingCert,
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc',
+    '-addext', `subjectAltName=${['IP:127.0.0.1', ...extraIps.map((ip) => `IP:${ip}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'].join(',')}`,
     '-addext', 'extendedKeyUsage=serverAuth', '-addext', 'basicConstraints=critical,CA:FALSE',
   ]);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -25,7 +25,18 @@ export interface ControlPlaneOptions {
   readyTimeoutMs?: number;
   /** Aborts a start in progress (what is started so far is stopped). */
   signal?: AbortSignal;
+  /**
+   * Serve a real node (dev/real-node): listen and advertise on `address` (on the node's own
+   * bridge, so pods reach the API server through the `kubernetes` Service) instead of 127.0.0.1,
+   * authorize kubelets with the Node authorizer and NodeRestriction, admit ServiceAccounts (pods
+   * get their projected tokens), and call kubelets with a client certificate.
+   */
+  realNode?: { address: string };
 }
+
+/** The Service range; its first address is the `kubernetes` Service. */
+export const SERVICE_CIDR = '10.0.0.0/24';
+const KUBERNETES_SERVICE_IP = '10.0.0.1';
 
 /** Everything a client needs to reach a running control plane. */
 export interface ControlPlaneEndpoint {
@@ -33,6 +44,8 @@ export interface ControlPlaneEndpoint {
   dir: string;
   certs: ControlPlaneCertPaths;
   adminKubeconfigPath: string;
+  /** The ServiceAccount token issuer (kube-controller-manager signs with the same key). */
+  serviceAccountIssuer: string;
 }
 
 const ADMIN: ClientIdentity = { user: 'gpudiag-admin', groups: ['system:masters'] };
@@ -87,6 +100,28 @@ async function probeReady(server: string, caPem: string, signal: AbortSignal): P
   });
 }
 
+/** Without a node no pod runs: no ServiceAccount admission, no `kubernetes` endpoints. */
+const objectsOnlyArgs = ['--authorization-mode', 'RBAC', '--disable-admission-plugins', 'ServiceAccount', '--endpoint-reconciler-type', 'none'];
+
+/** What a kubelet and its pods need from the API server. */
+async function realNodeArgs(address: string, certs: ControlPlaneCertPaths, certDir: string): Promise<string[]> {
+  // The API server calls kubelets (logs, exec, port-forward) as this user; the kubelet's webhook
+  // authorizer asks the API server, and system:masters may do anything.
+  const kubeletClient = await issueClientCertificate(certs, { user: 'kube-apiserver-kubelet-client', groups: ['system:masters'] }, certDir);
+  const certFile = path.join(certDir, 'kubelet-client.crt');
+  const keyFile = path.join(certDir, 'kubelet-client.key');
+  await writeFile(certFile, kubeletClient.certPem);
+  await writeFile(keyFile, kubeletClient.keyPem, { mode: 0o600 });
+  return [
+    '--advertise-address', address,
+    '--authorization-mode', 'Node,RBAC',
+    '--enable-admission-plugins', 'NodeRestriction',
+    '--endpoint-reconciler-type', 'lease',
+    '--kubelet-client-certificate', certFile, '--kubelet-client-key', keyFile,
+    '--kubelet-preferred-address-types', 'InternalIP',
+  ];
+}
+
 /** A running etcd + kube-apiserver pair. */
 export class ControlPlane {
   private constructor(
@@ -106,7 +141,8 @@ export class ControlPlane {
     await mkdir(path.join(dir, 'logs'), { recursive: true });
     const binaries = await ensureControlPlaneBinaries(progress);
     progress('generating certificates');
-    const certs = await createControlPlaneCerts(path.join(dir, 'certs'));
+    const realNode = options.realNode;
+    const certs = await createControlPlaneCerts(path.join(dir, 'certs'), realNode === undefined ? [] : [realNode.address, KUBERNETES_SERVICE_IP]);
     const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const started: ManagedProcess[] = [];
     let stopWatchdog: () => void = () => undefined;
@@ -131,23 +167,22 @@ export class ControlPlane {
       );
       stopWatchdog = startOrphanWatchdog(process.pid, started.map((p) => p.pid));
       signal.throwIfAborted();
-      progress(`starting kube-apiserver on https://127.0.0.1:${apiPort}`);
-      const server = `https://127.0.0.1:${apiPort}`;
+      const host = realNode?.address ?? '127.0.0.1';
+      const server = `https://${host}:${apiPort}`;
+      progress(`starting kube-apiserver on ${server}`);
       started.push(
         await startProcess('kube-apiserver', binaries.kubeApiserver, [
           '--etcd-servers', etcdUrl,
           '--cert-dir', path.join(dir, 'certs'),
           '--tls-cert-file', certs.servingCert, '--tls-private-key-file', certs.servingKey,
           '--client-ca-file', certs.caCert,
-          '--secure-port', String(apiPort), '--bind-address', '127.0.0.1',
-          '--service-cluster-ip-range', '10.0.0.0/24',
-          '--authorization-mode', 'RBAC',
-          '--disable-admission-plugins', 'ServiceAccount',
+          '--secure-port', String(apiPort), '--bind-address', host,
+          '--service-cluster-ip-range', SERVICE_CIDR,
           '--allow-privileged=true',
           '--service-account-issuer', `${server}/`,
           '--service-account-key-file', certs.serviceAccountPub,
           '--service-account-signing-key-file', certs.serviceAccountKey,
-          '--endpoint-reconciler-type', 'none',
+          ...(realNode === undefined ? objectsOnlyArgs : await realNodeArgs(realNode.address, certs, path.join(dir, 'certs'))),
           '--v', '1',
         ], path.join(dir, 'logs', 'kube-apiserver.log')),
       );
@@ -160,7 +195,8 @@ export class ControlPlane {
       const adminKubeconfigPath = path.join(dir, 'admin.kubeconfig');
       const kc = kubeConfigForCertificate(server, caPem, admin.certPem, admin.keyPem, ADMIN.user);
       await writeFile(adminKubeconfigPath, kc.exportConfig(), { mode: 0o600 });
-      return new ControlPlane({ server, dir, certs, adminKubeconfigPath }, started, stopWatchdog, caPem, options.dir === undefined && options.keepDir !== true);
+      const endpoint = { server, dir, certs, adminKubeconfigPath, serviceAccountIssuer: `${server}/` };
+      return new ControlPlane(endpoint, started, stopWatchdog, caPem, options.dir === undefined && options.keepDir !== true);
     } catch (err) {
       await cleanup();
       throw err;
