@@ -18,6 +18,12 @@ options:
   --scenario NAME   a fake NVML scenario (agent/fake-nvml/scenarios/NAME.json) for the
                     nodes to cycle through instead of the default mix; repeat it for more,
                     e.g. --scenario nvlink5-storm --scenario nvswitch-sxid
+  --real-node       also run a real node on this machine (root; dev/real-node): containerd,
+                    kube-controller-manager, kube-scheduler, kube-proxy and a kubelet, the
+                    images built (dev/images/build.sh) and loaded, and charts/gpudiag
+                    installed with helm; the chart's operator diagnoses the real node and
+                    the simulated fleet (--nodes, default 0 here). Ctrl-C removes the node's
+                    containers, mounts, bridge and rules too. See docs/development.md.
   --state-dir DIR   where the kubeconfig, logs and data go (default: ./.gpudiag)
   --no-samples      do not apply config/samples/
   -h, --help        show this help
@@ -29,7 +35,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { nodes: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { nodes: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, 'real-node': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
     }));
   } catch (err) {
@@ -47,7 +53,8 @@ export async function runDevUp(args: string[]): Promise<number> {
     process.stderr.write(`gpudiag dev up: unknown scenario(s) ${unknown.join(', ')}; known: ${known.join(', ')}\n`);
     return 2;
   }
-  const nodes = Number(values.nodes ?? (scenarios.length > 0 ? String(scenarios.length) : '4'));
+  const realNode = values['real-node'] === true;
+  const nodes = Number(values.nodes ?? (scenarios.length > 0 ? String(scenarios.length) : realNode ? '0' : '4'));
   if (!Number.isInteger(nodes) || nodes < 0 || nodes > 2000) {
     process.stderr.write(`gpudiag dev up: --nodes must be an integer between 0 and 2000, got "${values.nodes ?? ''}"\n`);
     return 2;
@@ -72,7 +79,7 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     let env;
     try {
-      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, scenarios, onProgress: log, signal: abort.signal });
+      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, scenarios, realNode, onProgress: log, signal: abort.signal });
     } catch (err) {
       if (abort.signal.aborted) return 0;
       throw err;
@@ -81,7 +88,7 @@ export async function runDevUp(args: string[]): Promise<number> {
     process.stdout.write(
       [
         '',
-        `gpudiag is running (API server ${env.server}; ${env.fleetSize} simulated GPU node(s); logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
+        `gpudiag is running (API server ${env.server}; ${env.realNode !== undefined ? `real node ${env.realNode} with the chart installed, ` : ''}${env.fleetSize} simulated GPU node(s); logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
         '',
         `  export KUBECONFIG=${relative.startsWith('..') ? env.kubeconfigPath : relative}`,
         '  kubectl get gpudiag -A',

@@ -130,6 +130,17 @@ export interface FleetOptions {
   sharedLibrary?: boolean;
   /** How long each agent reuses a snapshot (default 1000 ms). Benchmarks pre-collect with a long cache. */
   snapshotCacheMs?: number;
+  /**
+   * The i-th node's address (default fleetAddress: 127.1.x.y). Beside a real node the agents take
+   * addresses in a range local to this machine that pods can reach (RealNode's fleet range).
+   */
+  addressOf?: (index: number) => string;
+  /**
+   * Labels added to the agent pods (e.g. the Helm release's instance label its operator selects
+   * on). Pods given labels are controlled by their Node (an ownerReference), so a DaemonSet whose
+   * selector matches them does not adopt them and delete them from nodes it does not run on.
+   */
+  podLabels?: Record<string, string>;
   onProgress?: (message: string) => void;
 }
 
@@ -210,10 +221,10 @@ export class SimulatedFleet {
     const fleet = new SimulatedFleet([], dir, options);
     try {
       for (const [i, spec] of options.nodes.entries()) {
-        const address = fleetAddress(i);
+        const address = (options.addressOf ?? fleetAddress)(i);
         const advertised = deviceAdvertisement(await loadScenario(spec.scenario));
         const labels = { ...SIMULATED_NODE_LABELS, [SCENARIO_LABEL]: spec.scenario, ...advertised.labels, ...spec.labels };
-        await core.createNode({ body: { metadata: { name: spec.name, labels } } });
+        const created = await core.createNode({ body: { metadata: { name: spec.name, labels } } });
         await kubeRequest(options.kc, {
           method: 'PATCH',
           path: `/api/v1/nodes/${spec.name}/status`,
@@ -261,7 +272,13 @@ export class SimulatedFleet {
         await core.createNamespacedPod({
           namespace: options.namespace,
           body: {
-            metadata: { name: podName, labels: { ...AGENT_POD_LABELS } },
+            metadata: {
+              name: podName,
+              labels: { ...options.podLabels, ...AGENT_POD_LABELS },
+              ...(options.podLabels === undefined
+                ? {}
+                : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: spec.name, uid: created.metadata?.uid ?? '', controller: true }] }),
+            },
             spec: { nodeName: spec.name, containers: [{ name: 'agent', image: 'gpudiag/agent:dev' }] },
           },
         });

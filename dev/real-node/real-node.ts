@@ -22,12 +22,26 @@ import {
   readSysctls, removeCgroupRoot, sh, TOUCHED_SYSCTLS, unmountUnder, writeSysctls, type IptablesSnapshot,
 } from './host.js';
 
+/** The node's name unless told otherwise (dev/real-node/values.yaml selects it for the agent). */
+export const REAL_NODE_NAME = 'gpudiag-node';
+const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
 /** The test-only bridge: pods hang off it, and its address is the node's (and the API server's). */
 export const DEFAULT_BRIDGE = 'gpudiag-br0';
 /** The CNI network's name (libcni names its cached results after it). */
 const CNI_NETWORK = 'gpudiag';
 /** Pod addresses; they exist only on the bridge. */
 export const DEFAULT_POD_CIDR = '10.244.0.0/24';
+/**
+ * A range local to this machine (a `local` route on lo, as 127/8 is) for a simulated fleet beside
+ * the real node: pods reach its agents through their gateway, unlike loopback addresses.
+ */
+export const FLEET_CIDR = '10.245.0.0/16';
+
+/** The i-th simulated agent's address in FLEET_CIDR (0-based): 10.245.0.1, 10.245.0.2, ... */
+export function fleetAddressBesideRealNode(i: number): string {
+  const n = i + 1;
+  return `10.245.${Math.floor(n / 256)}.${n % 256}`;
+}
 /** Where the kubelet writes its container-log symlinks (fixed in the kubelet). */
 const KUBELET_CONTAINER_LOG_LINKS = '/var/log/containers';
 /** Where containerd 1.6 puts its shims' sockets, whatever its state directory (fixed in containerd). */
@@ -75,12 +89,21 @@ interface HostBaseline {
  * traffic on the bridge. The baseline it records is what `delete()` restores.
  */
 export class NodeNetwork {
+  private localRange: string | undefined;
+
   private constructor(
     readonly bridge: string,
     readonly podCidr: string,
     readonly nodeIp: string,
     readonly baseline: HostBaseline,
   ) {}
+
+  /** Makes FLEET_CIDR local to this machine (for SimulatedFleet's addressOf: fleetAddressBesideRealNode). */
+  async addFleetRange(): Promise<void> {
+    if (this.localRange !== undefined) return;
+    await sh('ip', ['route', 'add', 'local', FLEET_CIDR, 'dev', 'lo', 'table', 'local']);
+    this.localRange = FLEET_CIDR;
+  }
 
   static async create(options: { bridge?: string; podCidr?: string } = {}): Promise<NodeNetwork> {
     if (process.getuid?.() !== 0) throw new Error('a real node needs root (bridges, iptables, mounts, cgroups)');
@@ -119,6 +142,8 @@ export class NodeNetwork {
     const errors: unknown[] = [];
     const attempt = async (step: () => Promise<void>): Promise<void> => step().catch((err: unknown) => void errors.push(err));
     await attempt(() => deleteBridge(this.bridge));
+    const range = this.localRange;
+    if (range !== undefined) await attempt(async () => void (await sh('ip', ['route', 'del', 'local', range, 'dev', 'lo', 'table', 'local'])));
     await attempt(() => iptablesRestore('iptables', this.baseline.iptables));
     await attempt(() => iptablesRestore('ip6tables', this.baseline.ip6tables));
     await attempt(() => writeSysctls(this.baseline.sysctls));
@@ -186,7 +211,7 @@ export class RealNode {
     }
     const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'gpudiag-node-')));
     const logDir = options.logDir ?? path.join(dir, 'logs');
-    const name = options.name ?? 'gpudiag-node';
+    const name = options.name ?? REAL_NODE_NAME;
     const cgroupRoot = `gpudiag-node-${randomBytes(4).toString('hex')}`;
     const node = new RealNode(name, options.network, dir, logDir, path.join(dir, 'containerd', 'containerd.sock'), cgroupRoot, binaries, progress);
     try {
@@ -284,6 +309,17 @@ export class RealNode {
       const n = await core.readNode({ name: this.name });
       return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
     }, options.readyTimeoutMs ?? 120_000, signal);
+    if (options.withoutNodeLifecycle === true) {
+      // The kubelet registers with the not-ready taint and leaves its removal to the node-lifecycle
+      // controller, which does not run here: do its one step for the real node.
+      await this.waitFor(`node ${this.name} untainted`, async () => {
+        const n = await core.readNode({ name: this.name });
+        const taints = n.spec?.taints ?? [];
+        if (!taints.some((t) => t.key === NOT_READY_TAINT)) return true;
+        await core.replaceNode({ name: this.name, body: { ...n, spec: { ...n.spec, taints: taints.filter((t) => t.key !== NOT_READY_TAINT) } } });
+        return false;
+      }, 30_000, signal);
+    }
     // Pods need their namespace's ServiceAccount, which kube-controller-manager creates.
     await this.waitFor('ServiceAccount default/default', async () => (await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' })).metadata !== undefined, 60_000, signal);
     progress(`node ${this.name} Ready at ${network.nodeIp}`);
@@ -306,6 +342,11 @@ export class RealNode {
       await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error(`${what}: not after ${timeoutMs} ms${lastError}; logs in ${this.logDir}`);
+  }
+
+  /** A directory for a pod's hostPath that goes with the node (so a chart's host state is not left on the machine). */
+  hostPathFor(name: string): string {
+    return path.join(this.dir, 'host-paths', name);
   }
 
   /** Runs `ctr` against this node's containerd, in the CRI's namespace. */

@@ -9,29 +9,25 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { ControlPlane } from '../../dev/control-plane/control-plane.js';
+import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
+import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
 import { ensureGpudiagImages, localBaseImage } from '../../dev/real-node/images.js';
-import { NodeNetwork, RealNode } from '../../dev/real-node/real-node.js';
+import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
 
 const run = promisify(execFile);
 const progress = (m: string): void => void process.stderr.write(`[real-node] ${m}\n`);
 
 let before: HostCensus;
+let cluster: RealCluster | undefined;
 let controlPlane: ControlPlane | undefined;
 let node: RealNode | undefined;
 let baseImage: string;
 
 async function stopAll(): Promise<void> {
-  const n = node;
-  const cp = controlPlane;
-  node = undefined;
-  controlPlane = undefined;
-  try {
-    await n?.stop();
-  } finally {
-    await cp?.stop();
-  }
+  const c = cluster;
+  cluster = undefined;
+  await c?.stop();
 }
 
 async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -52,14 +48,8 @@ beforeAll(async () => {
   baseImage = base.image;
   before = await hostCensus();
   progress(`before: ${JSON.stringify(before)}`);
-  const network = await NodeNetwork.create();
-  try {
-    controlPlane = await ControlPlane.start({ realNode: { address: network.nodeIp }, onProgress: progress });
-  } catch (err) {
-    await network.delete();
-    throw err;
-  }
-  node = await RealNode.start({ controlPlane, network, onProgress: progress });
+  cluster = await startRealCluster({ onProgress: progress });
+  ({ controlPlane, node } = cluster);
   await node.importImages([base.archive]);
   progress(`node up in ${Date.now() - started} ms (images included)`);
 }, 60 * 60_000);
