@@ -190,7 +190,10 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
         addressOf: fleetAddressBesideRealNode,
         podLabels: { 'app.kubernetes.io/instance': DEV_RELEASE },
         logger,
-        auth: { authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:${DEV_RELEASE}-operator`] },
+        auth: {
+          authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE),
+          allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:${DEV_RELEASE}-operator`],
+        },
         onProgress,
       });
       stops.push(() => fleet.stop());
@@ -199,7 +202,14 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
       onProgress('applying config/samples/');
       await applyObjects(kc, await readManifests([path.join(repoRoot, 'config', 'samples')]));
     }
-    return { server: cluster.controlPlane.endpoint.server, kubeconfigPath, logDir, fleetSize: options.nodes, realNode: cluster.node.name, stop: stopAll };
+    return {
+      server: cluster.controlPlane.endpoint.server,
+      kubeconfigPath,
+      logDir,
+      fleetSize: options.nodes,
+      realNode: cluster.node.name,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

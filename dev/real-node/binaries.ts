@@ -28,7 +28,10 @@ export async function ensureRealNodeBinaries(onProgress: (message: string) => vo
   onProgress('locating the node binaries (the first run builds them from the Go module proxy: several minutes)');
   let dir: string;
   try {
-    const { stdout } = await run('bash', [path.join(repoRoot, 'dev', 'real-node', 'build.sh')], { maxBuffer: 1 << 20, timeout: 60 * 60_000 });
+    const { stdout } = await run('bash', [path.join(repoRoot, 'dev', 'real-node', 'build.sh')], {
+      maxBuffer: 1 << 20,
+      timeout: 60 * 60_000,
+    });
     dir = stdout.trim().split('\n').at(-1) ?? '';
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';

@@ -41,7 +41,13 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
   }
   let node: RealNode;
   try {
-    node = await RealNode.start({ ...nodeOptions, controlPlane, network, onProgress: progress, ...(signal !== undefined ? { signal } : {}) });
+    node = await RealNode.start({
+      ...nodeOptions,
+      controlPlane,
+      network,
+      onProgress: progress,
+      ...(signal !== undefined ? { signal } : {}),
+    });
   } catch (err) {
     await controlPlane.stop();
     throw err;

@@ -32,11 +32,19 @@ export interface ChartInstall {
 /** `helm install --wait` of charts/gpudiag, exactly as a user would; rejects with helm's output. */
 export async function helmInstall(helm: string, install: ChartInstall): Promise<string> {
   const args = [
-    'install', install.release, path.join(repoRoot, 'charts', 'gpudiag'),
-    '--kubeconfig', install.kubeconfig, '--namespace', install.namespace, '--create-namespace',
+    'install',
+    install.release,
+    path.join(repoRoot, 'charts', 'gpudiag'),
+    '--kubeconfig',
+    install.kubeconfig,
+    '--namespace',
+    install.namespace,
+    '--create-namespace',
     ...install.valuesFiles.flatMap((f) => ['--values', f]),
     ...Object.entries(install.set ?? {}).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
-    '--wait', '--timeout', `${install.timeoutSeconds ?? 300}s`,
+    '--wait',
+    '--timeout',
+    `${install.timeoutSeconds ?? 300}s`,
   ];
   try {
     const { stdout } = await run(helm, args, { maxBuffer: 16 << 20, ...(install.signal !== undefined ? { signal: install.signal } : {}) });

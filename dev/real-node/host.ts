@@ -154,7 +154,13 @@ export async function iptablesSnapshot(binary: 'iptables' | 'ip6tables'): Promis
       if (!/does not exist|not found/i.test((err as Error).message)) throw err;
       out = '';
     }
-    snapshot.set(table, out.split('\n').filter((l) => l.startsWith('-A ') || l.startsWith(':')).map((l) => (l.startsWith(':') ? l.replace(/ \[\d+:\d+\]$/, '') : l)));
+    snapshot.set(
+      table,
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('-A ') || l.startsWith(':'))
+        .map((l) => (l.startsWith(':') ? l.replace(/ \[\d+:\d+\]$/, '') : l)),
+    );
   }
   return snapshot;
 }
@@ -176,7 +182,10 @@ export async function iptablesRestore(binary: 'iptables' | 'ip6tables', before: 
   for (const table of IPTABLES_TABLES) {
     const old = new Set(before.get(table) ?? []);
     const added = (after.get(table) ?? []).filter((l) => !old.has(l));
-    const chains = added.filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0] ?? '').filter((c) => NODE_CHAIN.test(c));
+    const chains = added
+      .filter((l) => l.startsWith(':'))
+      .map((l) => l.slice(1).split(' ')[0] ?? '')
+      .filter((c) => NODE_CHAIN.test(c));
     const rules = added.filter((l) => {
       if (!l.startsWith('-A ')) return false;
       const chain = l.split(' ')[1] ?? '';

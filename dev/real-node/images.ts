@@ -46,12 +46,19 @@ export async function ensureGpudiagImages(onProgress: (message: string) => void 
  */
 export async function localBaseImage(): Promise<{ image: string; archive: string }> {
   const listed = await sh('buildah', ['images', '--format', '{{.Name}}:{{.Tag}} {{.ID}}']);
-  const row = listed.split('\n').map((l) => l.split(' ')).find(([name]) => name?.startsWith('localhost/gpudiag-base:') === true);
+  const row = listed
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find(([name]) => name?.startsWith('localhost/gpudiag-base:') === true);
   const [image, id] = row ?? [];
-  if (image === undefined || id === undefined) throw new Error('no localhost/gpudiag-base image in buildah\'s storage: run dev/images/build.sh');
+  if (image === undefined || id === undefined || id === '')
+    throw new Error("no localhost/gpudiag-base image in buildah's storage: run dev/images/build.sh");
   const dir = path.join(process.env['GPUDIAG_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gpudiag'), 'real-node', 'base');
   const archive = path.join(dir, `${id}.oci.tar`);
-  const cached = await access(archive).then(() => true, () => false);
+  const cached = await access(archive).then(
+    () => true,
+    () => false,
+  );
   if (!cached) {
     await mkdir(dir, { recursive: true });
     await rm(`${archive}.tmp`, { force: true });

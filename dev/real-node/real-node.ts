@@ -18,8 +18,25 @@ import { freePort, SERVICE_CIDR, type ControlPlane } from '../control-plane/cont
 import { startOrphanWatchdog, startProcess, type ManagedProcess } from '../control-plane/processes.js';
 import { ensureRealNodeBinaries, PAUSE_IMAGE, type RealNodeBinaries } from './binaries.js';
 import {
-  cgroupPids, createBridge, createCgroupRoot, deleteBridge, iptablesRestore, iptablesSnapshot, killAndWait, linkExists, isGone, linkTargetIfPresent, listIfPresent, pidsWithArgument,
-  readSysctls, removeCgroupRoot, sh, TOUCHED_SYSCTLS, unmountUnder, writeSysctls, type IptablesSnapshot,
+  cgroupPids,
+  createBridge,
+  createCgroupRoot,
+  deleteBridge,
+  iptablesRestore,
+  iptablesSnapshot,
+  killAndWait,
+  linkExists,
+  isGone,
+  linkTargetIfPresent,
+  listIfPresent,
+  pidsWithArgument,
+  readSysctls,
+  removeCgroupRoot,
+  sh,
+  TOUCHED_SYSCTLS,
+  unmountUnder,
+  writeSysctls,
+  type IptablesSnapshot,
 } from './host.js';
 
 /** The node's name unless told otherwise (dev/real-node/values.yaml selects it for the agent). */
@@ -51,7 +68,15 @@ const SHIM_SOCKET_DIR = '/run/containerd/s';
  * kubelet's log links and device-plugin socket, libcni's result cache (used by containerd). Those
  * that did not exist before the node are removed with it.
  */
-export const FIXED_NODE_DIRS = ['/run/containerd', SHIM_SOCKET_DIR, KUBELET_CONTAINER_LOG_LINKS, '/var/lib/kubelet', '/var/lib/kubelet/device-plugins', '/var/lib/cni', '/var/lib/cni/results'] as const;
+export const FIXED_NODE_DIRS = [
+  '/run/containerd',
+  SHIM_SOCKET_DIR,
+  KUBELET_CONTAINER_LOG_LINKS,
+  '/var/lib/kubelet',
+  '/var/lib/kubelet/device-plugins',
+  '/var/lib/cni',
+  '/var/lib/cni/results',
+] as const;
 
 function firstHost(cidr: string): string {
   const [net] = cidr.split('/');
@@ -110,7 +135,9 @@ export class NodeNetwork {
     const bridge = options.bridge ?? DEFAULT_BRIDGE;
     const podCidr = options.podCidr ?? DEFAULT_POD_CIDR;
     if (await linkExists(bridge)) {
-      throw new Error(`link ${bridge} exists: another real node runs, or one was killed before it could stop (delete it with: ip link delete ${bridge})`);
+      throw new Error(
+        `link ${bridge} exists: another real node runs, or one was killed before it could stop (delete it with: ip link delete ${bridge})`,
+      );
     }
     const createdDirs: string[] = [];
     for (const d of FIXED_NODE_DIRS) if (!(await exists(d))) createdDirs.push(d);
@@ -124,7 +151,12 @@ export class NodeNetwork {
     const network = new NodeNetwork(bridge, podCidr, firstHost(podCidr), baseline);
     try {
       await createBridge(bridge, `${network.nodeIp}/${podCidr.split('/')[1] ?? '24'}`);
-      await writeSysctls(new Map([['net/ipv4/ip_forward', '1'], ['net/bridge/bridge-nf-call-iptables', '1']]));
+      await writeSysctls(
+        new Map([
+          ['net/ipv4/ip_forward', '1'],
+          ['net/bridge/bridge-nf-call-iptables', '1'],
+        ]),
+      );
       // Pod traffic stays on this machine: nothing from the pod range is forwarded off the bridge.
       const chain = 'CNI-GPUDIAG-LOCAL';
       await sh('iptables', ['-N', chain]);
@@ -143,14 +175,17 @@ export class NodeNetwork {
     const attempt = async (step: () => Promise<void>): Promise<void> => step().catch((err: unknown) => void errors.push(err));
     await attempt(() => deleteBridge(this.bridge));
     const range = this.localRange;
-    if (range !== undefined) await attempt(async () => void (await sh('ip', ['route', 'del', 'local', range, 'dev', 'lo', 'table', 'local'])));
+    if (range !== undefined)
+      await attempt(async () => void (await sh('ip', ['route', 'del', 'local', range, 'dev', 'lo', 'table', 'local'])));
     await attempt(() => iptablesRestore('iptables', this.baseline.iptables));
     await attempt(() => iptablesRestore('ip6tables', this.baseline.ip6tables));
     await attempt(() => writeSysctls(this.baseline.sysctls));
     await attempt(async () => {
-      for (const s of await listOrEmpty(SHIM_SOCKET_DIR)) if (!this.baseline.shimSockets.has(s)) await rm(path.join(SHIM_SOCKET_DIR, s), { force: true });
+      for (const s of await listOrEmpty(SHIM_SOCKET_DIR))
+        if (!this.baseline.shimSockets.has(s)) await rm(path.join(SHIM_SOCKET_DIR, s), { force: true });
       // libcni keeps a result per attachment; the kill-based stop runs no CNI DEL.
-      for (const f of await listOrEmpty('/var/lib/cni/results')) if (f.startsWith(`${CNI_NETWORK}-`)) await rm(path.join('/var/lib/cni/results', f), { force: true });
+      for (const f of await listOrEmpty('/var/lib/cni/results'))
+        if (f.startsWith(`${CNI_NETWORK}-`)) await rm(path.join('/var/lib/cni/results', f), { force: true });
       for (const d of this.baseline.createdDirs) await rm(d, { recursive: true, force: true });
     });
     if (errors.length > 0) throw new AggregateError(errors, `removing the node network ${this.bridge} left something behind`);
@@ -213,7 +248,16 @@ export class RealNode {
     const logDir = options.logDir ?? path.join(dir, 'logs');
     const name = options.name ?? REAL_NODE_NAME;
     const cgroupRoot = `gpudiag-node-${randomBytes(4).toString('hex')}`;
-    const node = new RealNode(name, options.network, dir, logDir, path.join(dir, 'containerd', 'containerd.sock'), cgroupRoot, binaries, progress);
+    const node = new RealNode(
+      name,
+      options.network,
+      dir,
+      logDir,
+      path.join(dir, 'containerd', 'containerd.sock'),
+      cgroupRoot,
+      binaries,
+      progress,
+    );
     try {
       await node.startAll(options, progress, signal);
       return node;
@@ -226,7 +270,8 @@ export class RealNode {
   private async startAll(options: RealNodeOptions, progress: (m: string) => void, signal: AbortSignal): Promise<void> {
     const { controlPlane, network } = options;
     const cp = controlPlane.endpoint;
-    for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs', 'volume-plugins', 'kubeconfigs']) await mkdir(path.join(this.dir, d), { recursive: true });
+    for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs', 'volume-plugins', 'kubeconfigs'])
+      await mkdir(path.join(this.dir, d), { recursive: true });
     await mkdir(this.logDir, { recursive: true });
     await createCgroupRoot(this.cgroupRoot);
     const start = async (name: string, command: string, args: string[]): Promise<void> => {
@@ -234,7 +279,10 @@ export class RealNode {
       progress(`starting ${name}`);
       this.processes.push(await startProcess(name, command, args, path.join(this.logDir, `${name}.log`)));
       this.stopWatchdog();
-      this.stopWatchdog = startOrphanWatchdog(process.pid, this.processes.map((p) => p.pid));
+      this.stopWatchdog = startOrphanWatchdog(
+        process.pid,
+        this.processes.map((p) => p.pid),
+      );
     };
     const kubeconfig = async (file: string, user: string, groups: string[] = []): Promise<string> => {
       const kc = await controlPlane.kubeConfigFor({ user, groups });
@@ -244,7 +292,10 @@ export class RealNode {
     };
 
     // containerd: everything private but the shim sockets (containerd 1.6 fixes those in /run/containerd/s).
-    await writeFile(path.join(this.dir, 'cni', 'net.d', '10-gpudiag.conflist'), JSON.stringify(cniConfig(network, path.join(this.dir, 'cni', 'ipam')), null, 2));
+    await writeFile(
+      path.join(this.dir, 'cni', 'net.d', '10-gpudiag.conflist'),
+      JSON.stringify(cniConfig(network, path.join(this.dir, 'cni', 'ipam')), null, 2),
+    );
     const containerdConfig = path.join(this.dir, 'containerd', 'config.toml');
     await writeFile(containerdConfig, containerdToml(this.dir, this.containerdSocket));
     await start('containerd', 'containerd', ['--config', containerdConfig]);
@@ -252,76 +303,114 @@ export class RealNode {
     await this.importImages([this.binaries.pauseArchive]);
 
     await start('kube-controller-manager', this.binaries.kubeControllerManager, [
-      '--kubeconfig', await kubeconfig('kube-controller-manager', 'system:kube-controller-manager'),
-      '--bind-address', '127.0.0.1', '--secure-port', String(await freePort()),
+      `--kubeconfig=${await kubeconfig('kube-controller-manager', 'system:kube-controller-manager')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${String(await freePort())}`,
       '--leader-elect=false',
       '--use-service-account-credentials',
-      '--service-account-private-key-file', cp.certs.serviceAccountKey,
-      '--root-ca-file', cp.certs.caCert,
-      '--cluster-signing-cert-file', cp.certs.caCert, '--cluster-signing-key-file', cp.certs.caKey,
-      '--cluster-cidr', network.podCidr, '--service-cluster-ip-range', SERVICE_CIDR, '--allocate-node-cidrs=false',
-      '--flex-volume-plugin-dir', path.join(this.dir, 'volume-plugins'),
-      '--controllers', options.withoutNodeLifecycle === true ? '*,-node-lifecycle-controller' : '*',
-      '--v', '1',
+      `--service-account-private-key-file=${cp.certs.serviceAccountKey}`,
+      `--root-ca-file=${cp.certs.caCert}`,
+      `--cluster-signing-cert-file=${cp.certs.caCert}`,
+      `--cluster-signing-key-file=${cp.certs.caKey}`,
+      `--cluster-cidr=${network.podCidr}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      '--allocate-node-cidrs=false',
+      `--flex-volume-plugin-dir=${path.join(this.dir, 'volume-plugins')}`,
+      `--controllers=${options.withoutNodeLifecycle === true ? '*,-node-lifecycle-controller' : '*'}`,
+      '--v=1',
     ]);
     await start('kube-scheduler', this.binaries.kubeScheduler, [
-      '--kubeconfig', await kubeconfig('kube-scheduler', 'system:kube-scheduler'),
-      '--bind-address', '127.0.0.1', '--secure-port', String(await freePort()),
-      '--leader-elect=false', '--v', '1',
+      `--kubeconfig=${await kubeconfig('kube-scheduler', 'system:kube-scheduler')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${String(await freePort())}`,
+      '--leader-elect=false',
+      '--v=1',
     ]);
     await start('kube-proxy', this.binaries.kubeProxy, [
-      '--kubeconfig', await kubeconfig('kube-proxy', 'system:kube-proxy'),
-      '--hostname-override', this.name,
-      '--proxy-mode', 'iptables', '--cluster-cidr', network.podCidr,
-      '--bind-address', network.nodeIp,
-      '--healthz-bind-address', `127.0.0.1:${await freePort()}`, '--metrics-bind-address', `127.0.0.1:${await freePort()}`,
+      `--kubeconfig=${await kubeconfig('kube-proxy', 'system:kube-proxy')}`,
+      `--hostname-override=${this.name}`,
+      '--proxy-mode=iptables',
+      `--cluster-cidr=${network.podCidr}`,
+      `--bind-address=${network.nodeIp}`,
+      `--healthz-bind-address=127.0.0.1:${await freePort()}`,
+      `--metrics-bind-address=127.0.0.1:${await freePort()}`,
       // Leave the machine's conntrack and route_localnet settings as they are.
-      '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0', '--conntrack-tcp-timeout-close-wait', '0',
-      '--iptables-localhost-nodeports=false', '--nodeport-addresses', `${network.nodeIp}/32`,
-      '--v', '1',
+      '--conntrack-max-per-core=0',
+      '--conntrack-tcp-timeout-established=0',
+      '--conntrack-tcp-timeout-close-wait=0',
+      '--iptables-localhost-nodeports=false',
+      `--nodeport-addresses=${network.nodeIp}/32`,
+      '--v=1',
     ]);
 
     const kubeletConfig = path.join(this.dir, 'kubelet', 'config.yaml');
-    await writeFile(kubeletConfig, JSON.stringify(kubeletConfiguration({
-      address: network.nodeIp,
-      port: await freePort(),
-      healthzPort: await freePort(),
-      caFile: cp.certs.caCert,
-      socket: this.containerdSocket,
-      cgroupRoot: `/${this.cgroupRoot}`,
-      podLogsDir: path.join(this.dir, 'pod-logs'),
-      volumePluginDir: path.join(this.dir, 'volume-plugins'),
-    }), null, 2));
-    const labels = Object.entries(options.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    await writeFile(
+      kubeletConfig,
+      JSON.stringify(
+        kubeletConfiguration({
+          address: network.nodeIp,
+          port: await freePort(),
+          healthzPort: await freePort(),
+          caFile: cp.certs.caCert,
+          socket: this.containerdSocket,
+          cgroupRoot: `/${this.cgroupRoot}`,
+          podLogsDir: path.join(this.dir, 'pod-logs'),
+          volumePluginDir: path.join(this.dir, 'volume-plugins'),
+        }),
+        null,
+        2,
+      ),
+    );
+    const labels = Object.entries(options.labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     await start('kubelet', this.binaries.kubelet, [
-      '--config', kubeletConfig,
-      '--kubeconfig', await kubeconfig('kubelet', `system:node:${this.name}`, ['system:nodes']),
-      '--root-dir', path.join(this.dir, 'kubelet', 'root'),
-      '--cert-dir', path.join(this.dir, 'kubelet', 'pki'),
-      '--hostname-override', this.name,
-      '--node-ip', network.nodeIp,
+      `--config=${kubeletConfig}`,
+      `--kubeconfig=${await kubeconfig('kubelet', `system:node:${this.name}`, ['system:nodes'])}`,
+      `--root-dir=${path.join(this.dir, 'kubelet', 'root')}`,
+      `--cert-dir=${path.join(this.dir, 'kubelet', 'pki')}`,
+      `--hostname-override=${this.name}`,
+      `--node-ip=${network.nodeIp}`,
       ...(labels === '' ? [] : ['--node-labels', labels]),
-      '--v', '1',
+      '--v=1',
     ]);
     const core = controlPlane.adminKubeConfig().makeApiClient(CoreV1Api);
     progress(`waiting for node ${this.name} to be Ready`);
-    await this.waitFor(`node ${this.name} Ready`, async () => {
-      const n = await core.readNode({ name: this.name });
-      return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-    }, options.readyTimeoutMs ?? 120_000, signal);
+    await this.waitFor(
+      `node ${this.name} Ready`,
+      async () => {
+        const n = await core.readNode({ name: this.name });
+        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+      },
+      options.readyTimeoutMs ?? 120_000,
+      signal,
+    );
     if (options.withoutNodeLifecycle === true) {
       // The kubelet registers with the not-ready taint and leaves its removal to the node-lifecycle
       // controller, which does not run here: do its one step for the real node.
-      await this.waitFor(`node ${this.name} untainted`, async () => {
-        const n = await core.readNode({ name: this.name });
-        const taints = n.spec?.taints ?? [];
-        if (!taints.some((t) => t.key === NOT_READY_TAINT)) return true;
-        await core.replaceNode({ name: this.name, body: { ...n, spec: { ...n.spec, taints: taints.filter((t) => t.key !== NOT_READY_TAINT) } } });
-        return false;
-      }, 30_000, signal);
+      await this.waitFor(
+        `node ${this.name} untainted`,
+        async () => {
+          const n = await core.readNode({ name: this.name });
+          const taints = n.spec?.taints ?? [];
+          if (!taints.some((t) => t.key === NOT_READY_TAINT)) return true;
+          await core.replaceNode({
+            name: this.name,
+            body: { ...n, spec: { ...n.spec, taints: taints.filter((t) => t.key !== NOT_READY_TAINT) } },
+          });
+          return false;
+        },
+        30_000,
+        signal,
+      );
     }
     // Pods need their namespace's ServiceAccount, which kube-controller-manager creates.
-    await this.waitFor('ServiceAccount default/default', async () => (await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' })).metadata !== undefined, 60_000, signal);
+    await this.waitFor(
+      'ServiceAccount default/default',
+      async () => (await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' })).metadata !== undefined,
+      60_000,
+      signal,
+    );
     progress(`node ${this.name} Ready at ${network.nodeIp}`);
   }
 
@@ -402,7 +491,11 @@ export class RealNode {
     });
     // A logDir outside the node's directory (dev up keeps its logs) survives.
     await attempt('removing the node directory', () => rm(this.dir, { recursive: true, force: true }));
-    if (errors.length > 0) throw new AggregateError(errors, `stopping node ${this.name} left something behind: ${errors.map((e) => (e as Error).message).join('; ')}`);
+    if (errors.length > 0)
+      throw new AggregateError(
+        errors,
+        `stopping node ${this.name} left something behind: ${errors.map((e) => (e as Error).message).join('; ')}`,
+      );
   }
 }
 
@@ -437,7 +530,13 @@ function containerdToml(dir: string, socket: string): string {
   return `version = 2
 root = ${q(path.join(dir, 'containerd', 'root'))}
 state = ${q(path.join(dir, 'containerd', 'state'))}
-disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+disabled_plugins = [
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+]
 
 [grpc]
   address = ${q(socket)}

@@ -6,7 +6,16 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { FIXED_NODE_DIRS } from './real-node.js';
-import { cgroupHierarchies, iptablesSize, iptablesSnapshot, listIfPresent, mountPoints, readIfPresent, sh, type IptablesSnapshot } from './host.js';
+import {
+  cgroupHierarchies,
+  iptablesSize,
+  iptablesSnapshot,
+  listIfPresent,
+  mountPoints,
+  readIfPresent,
+  sh,
+  type IptablesSnapshot,
+} from './host.js';
 
 /** Names (as /proc/<pid>/comm shows them: 15 characters at most) of the node's processes. */
 export const NODE_PROCESS_NAMES: ReadonlySet<string> = new Set([
@@ -91,7 +100,7 @@ function nodeRules(snapshot: IptablesSnapshot): number {
   let n = 0;
   for (const lines of snapshot.values()) {
     for (const l of lines) {
-      const chain = l.startsWith(':') ? l.slice(1).split(' ')[0] ?? '' : l.split(' ')[1] ?? '';
+      const chain = l.startsWith(':') ? (l.slice(1).split(' ')[0] ?? '') : (l.split(' ')[1] ?? '');
       const target = / -[jg] (\S+)/.exec(l)?.[1] ?? '';
       if (NODE_CHAIN.test(chain) || NODE_CHAIN.test(target)) n++;
     }

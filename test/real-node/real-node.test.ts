@@ -75,18 +75,33 @@ describe('a real node', () => {
         metadata: { name: 'hello' },
         spec: {
           restartPolicy: 'Never',
-          containers: [{ name: 'hello', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'console.log(`hello from ${process.env.HOSTNAME}`)'] }],
+          containers: [
+            {
+              name: 'hello',
+              image: baseImage,
+              imagePullPolicy: 'Never',
+              command: ['node', '-e', 'console.log(`hello from ${process.env.HOSTNAME}`)'],
+            },
+          ],
         },
       },
     });
-    const pod = await waitFor('pod hello Succeeded', async () => {
-      const p = await core.readNamespacedPod({ namespace: 'default', name: 'hello' });
-      if (p.status?.phase === 'Failed') throw new Error(`pod hello failed: ${JSON.stringify(p.status)}`);
-      return p.status?.phase === 'Succeeded' ? p : undefined;
-    }, 180_000);
+    const pod = await waitFor(
+      'pod hello Succeeded',
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'default', name: 'hello' });
+        if (p.status?.phase === 'Failed') throw new Error(`pod hello failed: ${JSON.stringify(p.status)}`);
+        return p.status?.phase === 'Succeeded' ? p : undefined;
+      },
+      180_000,
+    );
     expect(pod.status?.podIP).toMatch(/^10\.244\.0\./);
     expect(pod.spec?.nodeName).toBe(node!.name);
-    const { stdout } = await run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'logs', '-n', 'default', 'hello'], { timeout: 60_000 });
+    const { stdout } = await run(
+      'kubectl',
+      ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'logs', '-n', 'default', 'hello'],
+      { timeout: 60_000 },
+    );
     expect(stdout.trim()).toBe('hello from hello');
   });
 
@@ -96,13 +111,21 @@ describe('a real node', () => {
       namespace: 'default',
       body: {
         metadata: { name: 'sleeper' },
-        spec: { containers: [{ name: 'sleeper', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'] }] },
+        spec: {
+          containers: [
+            { name: 'sleeper', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'] },
+          ],
+        },
       },
     });
-    await waitFor('pod sleeper Running', async () => {
-      const p = await core.readNamespacedPod({ namespace: 'default', name: 'sleeper' });
-      return p.status?.containerStatuses?.[0]?.state?.running !== undefined ? p : undefined;
-    }, 180_000);
+    await waitFor(
+      'pod sleeper Running',
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'default', name: 'sleeper' });
+        return p.status?.containerStatuses?.[0]?.state?.running !== undefined ? p : undefined;
+      },
+      180_000,
+    );
     // The census sees a running node (so "nothing after stop" means something).
     const during = await hostCensus();
     progress(`during: ${JSON.stringify(during)}`);
