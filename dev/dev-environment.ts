@@ -15,6 +15,7 @@ import { repoRoot } from './control-plane/binaries.js';
 import { ControlPlane, freePort, kubeConfigForToken } from './control-plane/control-plane.js';
 import { defaultFleet, SimulatedFleet } from './fleet/simulated-fleet.js';
 import { startRealCluster } from './real-node/cluster.js';
+import { prepareDemoGpu, REAL_NODE_SCENARIO } from './real-node/demo-gpu.js';
 import { ensureHelm, helmInstall, REAL_NODE_VALUES } from './real-node/helm.js';
 import { ensureGpudiagImages } from './real-node/images.js';
 import { fleetAddressBesideRealNode, REAL_NODE_NAME } from './real-node/real-node.js';
@@ -159,13 +160,15 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
     await cluster.node.importImages([images.agentArchive, images.operatorArchive]);
     const kubeconfigPath = path.join(stateDir, 'kubeconfig');
     await copyFile(cluster.controlPlane.endpoint.adminKubeconfigPath, kubeconfigPath);
+    onProgress(`the real node's GPUs: the fake NVML library with scenario ${REAL_NODE_SCENARIO}, and a kernel-log file (the chart's agent.demo values)`);
+    const demo = await prepareDemoGpu(cluster.node.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
     onProgress(`helm install ${DEV_RELEASE} charts/gpudiag --values dev/real-node/values.yaml (waits for its pods to be Ready)`);
     await helmInstall(helm, {
       kubeconfig: kubeconfigPath,
       release: DEV_RELEASE,
       namespace: DEV_NAMESPACE,
       valuesFiles: [REAL_NODE_VALUES],
-      set: { 'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag') },
+      set: { 'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag'), ...demo.values },
       signal,
     });
     onProgress('the chart is installed: agent and operator pods Ready');

@@ -113,6 +113,35 @@ describe('Helm chart', () => {
     expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
   });
 
+  it('loads the host driver and reads /dev/kmsg by default; the demo values swap in the fake NVML library and a kernel-log file, read-only', async () => {
+    type AgentPod = { containers: (Container & { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] })[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
+    const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
+    const production = agentPod(await render('gpudiag', 'gpu-ops'));
+    const prodAgent = production.containers[0];
+    expect(prodAgent?.args?.filter((a) => /^--(nvml-library|nvml-no-fallback|kmsg-path)/.test(a))).toEqual([]);
+    expect(prodAgent?.env?.map((e) => e.name)).not.toContain('GPUDIAG_FAKE_NVML_STATE');
+    expect(production.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
+      ['kmsg', '/dev/kmsg', 'CharDevice'],
+      ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
+    ]);
+
+    const demo = agentPod(await render('gpudiag', 'gpu-ops', 'agent.demo.fakeNvml.hostDir=/srv/gpudiag/fake-nvml', 'agent.demo.kmsgHostPath=/srv/gpudiag/kmsg'));
+    const demoAgent = demo.containers[0];
+    expect(arg(demoAgent, '--nvml-library')).toBe('/opt/gpudiag/fake-nvml/libnvidia-ml.so.1');
+    expect(demoAgent?.args).toContain('--nvml-no-fallback');
+    expect(arg(demoAgent, '--kmsg-path')).toBe('/var/run/gpudiag/kmsg');
+    expect(demoAgent?.env?.find((e) => e.name === 'GPUDIAG_FAKE_NVML_STATE')?.value).toBe('/opt/gpudiag/fake-nvml/state.txt');
+    expect(demoAgent?.volumeMounts?.filter((m) => m.name !== 'state').map((m) => [m.name, m.mountPath, m.readOnly])).toEqual([
+      ['kmsg', '/var/run/gpudiag/kmsg', true],
+      ['fake-nvml', '/opt/gpudiag/fake-nvml', true],
+    ]);
+    expect(demo.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
+      ['kmsg', '/srv/gpudiag/kmsg', 'File'],
+      ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
+      ['fake-nvml', '/srv/gpudiag/fake-nvml', 'Directory'],
+    ]);
+  });
+
   it('keeps each shutdown grace period below the pod termination grace period, and refuses values that do not', async () => {
     const objects = await render('gpudiag', 'gpu-ops');
     for (const [kind, suffix] of [['DaemonSet', '-agent'], ['Deployment', '-operator']] as const) {

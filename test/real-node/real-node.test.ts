@@ -1,7 +1,9 @@
 /**
  * A real one-node cluster on this machine (dev/real-node): the node registers and goes Ready, a
  * pod from the local Node base image runs to completion on it and its log reads back through the
- * API server (`kubectl logs`, which the API server proxies to the kubelet), and stopping the node
+ * API server (`kubectl logs`, which the API server proxies to the kubelet), the chart installed
+ * with helm and its demo GPU values (the fake NVML library by hostPath, a kernel-log file) serves
+ * a diagnostic through the real agent pod and reports an XID appended to that log, and stopping the node
  * leaves nothing: node processes, mounts, links, iptables rules, cgroups and runtime files are
  * counted before and after. Not part of `npm test` (root, built binaries): `npm run test:real-node`.
  */
@@ -11,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
 import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
-import { ensureGpudiagImages, localBaseImage } from '../../dev/real-node/images.js';
+import { appendFile } from 'node:fs/promises';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { loadScenario } from '../../agent/fake-nvml/scenario.js';
+import { toKernelBusId } from '../../agent/nvml/pci-bus-id.js';
+import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
+import { prepareDemoGpu, REAL_NODE_SCENARIO } from '../../dev/real-node/demo-gpu.js';
+import { ensureHelm, helmInstall, REAL_NODE_VALUES } from '../../dev/real-node/helm.js';
+import { ensureGpudiagImages, localBaseImage, type GpudiagImages } from '../../dev/real-node/images.js';
 import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
 
@@ -23,6 +32,8 @@ let cluster: RealCluster | undefined;
 let controlPlane: ControlPlane | undefined;
 let node: RealNode | undefined;
 let baseImage: string;
+let images: GpudiagImages;
+type DiagnosticNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
 
 async function stopAll(): Promise<void> {
   const c = cluster;
@@ -43,7 +54,7 @@ async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeo
 beforeAll(async () => {
   const started = Date.now();
   // Images first (they take long cold, and hold nothing on the machine while they build).
-  await ensureGpudiagImages(progress);
+  images = await ensureGpudiagImages(progress);
   const base = await localBaseImage();
   baseImage = base.image;
   before = await hostCensus();
@@ -135,6 +146,62 @@ describe('a real node', () => {
     expect(during.iptablesRules).toBeGreaterThan(before.iptablesRules);
     expect(during.cgroups).toBeGreaterThan(before.cgroups);
   });
+
+  it('runs the chart with the demo GPU values: the operator diagnoses the node through its agent pod, and an XID appended to its kernel log shows up', async () => {
+    const kc = controlPlane!.adminKubeConfig();
+    await node!.importImages([images.agentArchive, images.operatorArchive]);
+    const demo = await prepareDemoGpu(node!.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
+    // what GPU feature discovery labels a GPU node with; the chart's agent DaemonSet selects on it
+    await run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'label', 'node', node!.name, 'nvidia.com/gpu.present=true'], { timeout: 60_000 });
+    await helmInstall(await ensureHelm(), {
+      kubeconfig: controlPlane!.endpoint.adminKubeconfigPath,
+      release: 'gpudiag',
+      namespace: 'gpudiag-system',
+      valuesFiles: [REAL_NODE_VALUES],
+      set: { 'agent.stateHostPath': node!.hostPathFor('var-lib-gpudiag'), ...demo.values },
+      timeoutSeconds: 600,
+    });
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const diagnose = async (name: string): Promise<DiagnosticNode> => {
+      await custom.createNamespacedCustomObject({
+        ...GPU_DIAGNOSTICS,
+        namespace: 'default',
+        body: { apiVersion: `${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}`, kind: 'GPUDiagnostic', metadata: { name }, spec: { nodeNames: [node!.name], checks: ['health', 'xid'] } },
+      });
+      const done = await waitFor(
+        `GPUDiagnostic ${name} finished`,
+        async () => {
+          const d = (await custom.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: 'default', name })) as GPUDiagnostic;
+          return d.status?.phase === 'Completed' || d.status?.phase === 'Failed' ? d : undefined;
+        },
+        180_000,
+      );
+      expect(done.status?.phase).toBe('Completed');
+      const status = done.status?.nodes?.find((n) => n.name === node!.name);
+      if (status === undefined) throw new Error(`no status for ${node!.name}: ${JSON.stringify(done.status)}`);
+      return status;
+    };
+
+    const healthy = await diagnose('real-node-healthy');
+    if (healthy.status !== 'healthy') {
+      const { stdout } = await run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'logs', '-n', 'gpudiag-system', '-l', 'app.kubernetes.io/component=agent', '--tail', '40'], { timeout: 60_000 }).catch((err: unknown) => ({ stdout: String(err) }));
+      throw new Error(`the real node is ${String(healthy.status)}: ${JSON.stringify(healthy)}\nagent log:\n${stdout}`);
+    }
+    expect(healthy.gpus).toHaveLength((await loadScenario(REAL_NODE_SCENARIO)).gpus.length);
+
+    const pci = toKernelBusId((await loadScenario(REAL_NODE_SCENARIO)).gpus[0]?.pciBusId ?? '') ?? '0000:18:00';
+    await appendFile(demo.kmsgPath, `3,1001,${Math.round(performance.now() * 1000)},-;NVRM: Xid (PCI:${pci}): 79, pid=0, GPU has fallen off the bus.\n`);
+    const faulted = await waitFor(
+      'the XID in a diagnostic',
+      async () => {
+        const n = await diagnose(`real-node-xid-${Date.now()}`);
+        return n.xidEvents?.some((e) => e.xid === 79) === true ? n : undefined;
+      },
+      180_000,
+    );
+    expect(faulted.status).toBe('critical');
+    expect(faulted.xidEvents?.find((e) => e.xid === 79)?.pciBusId?.toLowerCase()).toContain(pci.slice(5));
+  }, 20 * 60_000);
 
   it('stops leaving nothing behind', async () => {
     await stopAll();
