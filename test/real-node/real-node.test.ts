@@ -10,15 +10,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
 import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
 import { appendFile } from 'node:fs/promises';
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { loadScenario } from '../../agent/fake-nvml/scenario.js';
 import { toKernelBusId } from '../../agent/nvml/pci-bus-id.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
-import { prepareDemoGpu, REAL_NODE_SCENARIO } from '../../dev/real-node/demo-gpu.js';
+import { prepareDemoGpu, REAL_NODE_SCENARIO, type DemoGpu } from '../../dev/real-node/demo-gpu.js';
 import { ensureHelm, helmInstall, REAL_NODE_VALUES } from '../../dev/real-node/helm.js';
 import { ensureGpudiagImages, localBaseImage, type GpudiagImages } from '../../dev/real-node/images.js';
 import type { RealNode } from '../../dev/real-node/real-node.js';
@@ -33,6 +32,35 @@ let controlPlane: ControlPlane | undefined;
 let node: RealNode | undefined;
 let baseImage: string;
 let images: GpudiagImages;
+let demo: DemoGpu | undefined;
+const RELEASE = 'gpudiag';
+const RELEASE_NS = 'gpudiag-system';
+
+function kubectlRun(args: readonly string[]): Promise<{ stdout: string }> {
+  return run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, ...args], { timeout: 120_000 });
+}
+
+/** Creates a GPUDiagnostic for the real node and returns its node entry once it finished. */
+async function diagnose(name: string): Promise<DiagnosticNode> {
+  const custom = controlPlane!.adminKubeConfig().makeApiClient(CustomObjectsApi);
+  await custom.createNamespacedCustomObject({
+    ...GPU_DIAGNOSTICS,
+    namespace: 'default',
+    body: { apiVersion: `${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}`, kind: 'GPUDiagnostic', metadata: { name }, spec: { nodeNames: [node!.name], checks: ['health', 'xid'] } },
+  });
+  const done = await waitFor(
+    `GPUDiagnostic ${name} finished`,
+    async () => {
+      const d = (await custom.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: 'default', name })) as GPUDiagnostic;
+      return d.status?.phase === 'Completed' || d.status?.phase === 'Failed' ? d : undefined;
+    },
+    180_000,
+  );
+  expect(done.status?.phase).toBe('Completed');
+  const status = done.status?.nodes?.find((n) => n.name === node!.name);
+  if (status === undefined) throw new Error(`no status for ${node!.name}: ${JSON.stringify(done.status)}`);
+  return status;
+}
 type DiagnosticNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
 
 async function stopAll(): Promise<void> {
@@ -147,50 +175,56 @@ describe('a real node', () => {
     expect(during.cgroups).toBeGreaterThan(before.cgroups);
   });
 
-  it('runs the chart with the demo GPU values: the operator diagnoses the node through its agent pod, and an XID appended to its kernel log shows up', async () => {
-    const kc = controlPlane!.adminKubeConfig();
+  it('helm install: the agent DaemonSet pod and both operator replicas go Ready through their probes, and exactly one operator leads', async () => {
     await node!.importImages([images.agentArchive, images.operatorArchive]);
-    const demo = await prepareDemoGpu(node!.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
+    demo = await prepareDemoGpu(node!.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
     // what GPU feature discovery labels a GPU node with; the chart's agent DaemonSet selects on it
-    await run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'label', 'node', node!.name, 'nvidia.com/gpu.present=true'], { timeout: 60_000 });
+    await kubectlRun(['label', 'node', node!.name, 'nvidia.com/gpu.present=true']);
     await helmInstall(await ensureHelm(), {
       kubeconfig: controlPlane!.endpoint.adminKubeconfigPath,
-      release: 'gpudiag',
-      namespace: 'gpudiag-system',
+      release: RELEASE,
+      namespace: RELEASE_NS,
       valuesFiles: [REAL_NODE_VALUES],
       set: { 'agent.stateHostPath': node!.hostPathFor('var-lib-gpudiag'), ...demo.values },
       timeoutSeconds: 600,
     });
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const diagnose = async (name: string): Promise<DiagnosticNode> => {
-      await custom.createNamespacedCustomObject({
-        ...GPU_DIAGNOSTICS,
-        namespace: 'default',
-        body: { apiVersion: `${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}`, kind: 'GPUDiagnostic', metadata: { name }, spec: { nodeNames: [node!.name], checks: ['health', 'xid'] } },
-      });
-      const done = await waitFor(
-        `GPUDiagnostic ${name} finished`,
-        async () => {
-          const d = (await custom.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: 'default', name })) as GPUDiagnostic;
-          return d.status?.phase === 'Completed' || d.status?.phase === 'Failed' ? d : undefined;
-        },
-        180_000,
-      );
-      expect(done.status?.phase).toBe('Completed');
-      const status = done.status?.nodes?.find((n) => n.name === node!.name);
-      if (status === undefined) throw new Error(`no status for ${node!.name}: ${JSON.stringify(done.status)}`);
-      return status;
-    };
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const pods = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items;
+    const ready = (component: string): string[] =>
+      pods
+        .filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === component)
+        .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true)
+        .map((p) => p.metadata?.name ?? '');
+    expect(ready('agent')).toHaveLength(1);
+    const operators = ready('operator');
+    expect(operators).toHaveLength(2);
+    const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const holder = await waitFor(
+      'an operator holds the Lease',
+      async () => {
+        try {
+          return (await leases.readNamespacedLease({ namespace: RELEASE_NS, name: `${RELEASE}-operator` })).spec?.holderIdentity ?? undefined;
+        } catch (err) {
+          progress(`no operator Lease yet: ${String(err)}`);
+          return undefined;
+        }
+      },
+      120_000,
+    );
+    // the holder identity is `<pod name>_<random>`
+    expect(operators.filter((pod) => holder.startsWith(`${pod}_`))).toHaveLength(1);
+  }, 20 * 60_000);
 
+  it('diagnoses the node through its agent pod (8 fake H100s), and an XID appended to its kernel log shows up in the next diagnostic', async () => {
     const healthy = await diagnose('real-node-healthy');
     if (healthy.status !== 'healthy') {
-      const { stdout } = await run('kubectl', ['--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, 'logs', '-n', 'gpudiag-system', '-l', 'app.kubernetes.io/component=agent', '--tail', '40'], { timeout: 60_000 }).catch((err: unknown) => ({ stdout: String(err) }));
+      const { stdout } = await kubectlRun(['logs', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/component=agent', '--tail', '40']).catch((err: unknown) => ({ stdout: String(err) }));
       throw new Error(`the real node is ${String(healthy.status)}: ${JSON.stringify(healthy)}\nagent log:\n${stdout}`);
     }
     expect(healthy.gpus).toHaveLength((await loadScenario(REAL_NODE_SCENARIO)).gpus.length);
 
     const pci = toKernelBusId((await loadScenario(REAL_NODE_SCENARIO)).gpus[0]?.pciBusId ?? '') ?? '0000:18:00';
-    await appendFile(demo.kmsgPath, `3,1001,${Math.round(performance.now() * 1000)},-;NVRM: Xid (PCI:${pci}): 79, pid=0, GPU has fallen off the bus.\n`);
+    await appendFile(demo!.kmsgPath, `3,1001,${Math.round(performance.now() * 1000)},-;NVRM: Xid (PCI:${pci}): 79, pid=0, GPU has fallen off the bus.\n`);
     const faulted = await waitFor(
       'the XID in a diagnostic',
       async () => {
@@ -201,7 +235,48 @@ describe('a real node', () => {
     );
     expect(faulted.status).toBe('critical');
     expect(faulted.xidEvents?.find((e) => e.xid === 79)?.pciBusId?.toLowerCase()).toContain(pci.slice(5));
-  }, 20 * 60_000);
+  }, 10 * 60_000);
+
+  it('the agent pod refuses a token of another ServiceAccount and one with the wrong audience', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const agentPod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items[0];
+    const ip = agentPod?.status?.podIP;
+    expect(ip).toMatch(/^10\.244\.0\./);
+    const token = async (serviceAccount: string, audience: string): Promise<string> =>
+      (await core.createNamespacedServiceAccountToken({ namespace: RELEASE_NS, name: serviceAccount, body: { spec: { audiences: [audience], expirationSeconds: 600 } } })).status?.token ?? '';
+    const ask = async (bearer: string): Promise<number> =>
+      (await fetch(`http://${ip ?? ''}:9440/v1/snapshot?checks=inventory`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(30_000) })).status;
+    expect(await ask(await token(`${RELEASE}-operator`, 'gpudiag-agent'))).toBe(200);
+    expect(await ask(await token('default', 'gpudiag-agent'))).toBe(403);
+    expect(await ask(await token(`${RELEASE}-operator`, 'not-the-agent'))).toBe(401);
+  }, 5 * 60_000);
+
+  it('logs of every gpudiag container read back through the API server', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const pods = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items;
+    expect(pods).toHaveLength(3);
+    for (const pod of pods) {
+      const { stdout } = await kubectlRun(['logs', '-n', RELEASE_NS, pod.metadata?.name ?? '', '--tail', '5']);
+      expect(stdout.trim().length).toBeGreaterThan(0);
+    }
+  }, 5 * 60_000);
+
+  it('helm uninstall leaves no gpudiag object but the CRDs', async () => {
+    const helm = await ensureHelm();
+    await run(helm, ['uninstall', RELEASE, '--namespace', RELEASE_NS, '--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, '--wait', '--timeout', '300s'], { timeout: 400_000 });
+    // the pods go after their owners, through the garbage collector and their grace period
+    const left = await waitFor(
+      'no gpudiag object left',
+      async () => {
+        const { stdout } = await kubectlRun(['get', 'all,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,networkpolicies', '-A', '-l', `app.kubernetes.io/instance=${RELEASE}`, '-o', 'name']);
+        return stdout.trim() === '' ? stdout : undefined;
+      },
+      180_000,
+    );
+    expect(left.trim()).toBe('');
+    const crds = await kubectlRun(['get', 'crds', '-o', 'name']);
+    expect(crds.stdout).toContain('gpudiagnostics.gpudiag.io');
+  }, 10 * 60_000);
 
   it('stops leaving nothing behind', async () => {
     await stopAll();
