@@ -19,6 +19,7 @@ import { toKernelBusId } from '../../agent/nvml/pci-bus-id.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { prepareDemoGpu, REAL_NODE_SCENARIO, type DemoGpu } from '../../dev/real-node/demo-gpu.js';
 import { ensureHelm, helmInstall, REAL_NODE_VALUES } from '../../dev/real-node/helm.js';
+import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { ensureGpudiagImages, localBaseImage, type GpudiagImages } from '../../dev/real-node/images.js';
 import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
@@ -251,10 +252,67 @@ describe('a real node', () => {
     expect(await ask(await token(`${RELEASE}-operator`, 'not-the-agent'))).toBe(401);
   }, 5 * 60_000);
 
+  it("the operator's root filesystem is read-only", async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const operator = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items[0]?.metadata?.name ?? '';
+    const attempt = await kubectlRun(['exec', '-n', RELEASE_NS, operator, '--', 'node', '-e', "try { require('fs').writeFileSync('/app/probe', 'x'); console.log('written') } catch (e) { console.log(e.code) }"]);
+    expect(attempt.stdout.trim()).toBe('EROFS');
+  }, 5 * 60_000);
+
+  it('helm upgrade with a changed agent value rolls the DaemonSet, and the new agent pod still reports the XID the old one read', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const agentPods = async (): Promise<string[]> =>
+      (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items
+        .filter((p) => p.metadata?.deletionTimestamp === undefined && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true)
+        .map((p) => p.metadata?.name ?? '');
+    const [old] = await agentPods();
+    const helm = await ensureHelm();
+    await run(helm, ['upgrade', RELEASE, `${repoRoot}/charts/gpudiag`, '--namespace', RELEASE_NS, '--kubeconfig', controlPlane!.endpoint.adminKubeconfigPath, '--reuse-values', '--set', 'agent.logLevel=debug', '--wait', '--timeout', '300s'], { timeout: 400_000 });
+    const rolled = await waitFor(
+      'a new agent pod Ready',
+      async () => {
+        const pods = await agentPods();
+        return pods.length === 1 && pods[0] !== old ? pods[0] : undefined;
+      },
+      300_000,
+    );
+    expect(rolled).not.toBe(old);
+    const after = await diagnose(`real-node-after-upgrade-${Date.now()}`);
+    expect(after.xidEvents?.some((e) => e.xid === 79)).toBe(true);
+  }, 10 * 60_000);
+
+  it('deleting the leading operator pod hands the lead to the other replica, which finishes a diagnostic created meanwhile', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const holder = async (): Promise<string> => (await leases.readNamespacedLease({ namespace: RELEASE_NS, name: `${RELEASE}-operator` })).spec?.holderIdentity ?? '';
+    const leader = (await holder()).split('_')[0] ?? '';
+    const others = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
+      .map((p) => p.metadata?.name ?? '')
+      .filter((name) => name !== leader);
+    expect(others).toHaveLength(1);
+    await core.deleteNamespacedPod({ namespace: RELEASE_NS, name: leader });
+    const during = diagnose(`real-node-failover-${Date.now()}`);
+    const next = await waitFor('another operator leads', async () => {
+      const h = (await holder()).split('_')[0] ?? '';
+      return h !== '' && h !== leader ? h : undefined;
+    }, 120_000);
+    expect(others).toContain(next);
+    expect((await during).status).toBe('critical');
+  }, 10 * 60_000);
+
   it('logs of every gpudiag container read back through the API server', async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
-    const pods = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items;
-    expect(pods).toHaveLength(3);
+    // the replacement of the deleted leader may still be starting
+    const pods = await waitFor(
+      'the agent and two operators Ready',
+      async () => {
+        const ready = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items.filter(
+          (p) => p.metadata?.deletionTimestamp === undefined && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
+        );
+        return ready.length === 3 ? ready : undefined;
+      },
+      180_000,
+    );
     for (const pod of pods) {
       const { stdout } = await kubectlRun(['logs', '-n', RELEASE_NS, pod.metadata?.name ?? '', '--tail', '5']);
       expect(stdout.trim().length).toBeGreaterThan(0);
