@@ -281,7 +281,7 @@ describe('a real node', () => {
     expect(after.xidEvents?.some((e) => e.xid === 79)).toBe(true);
   }, 10 * 60_000);
 
-  it('deleting the leading operator pod hands the lead to the other replica, which finishes a diagnostic created meanwhile', async () => {
+  it('deleting the leading operator pod hands the lead to another replica, which finishes a diagnostic created meanwhile', async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
     const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
     const holder = async (): Promise<string> => (await leases.readNamespacedLease({ namespace: RELEASE_NS, name: `${RELEASE}-operator` })).spec?.holderIdentity ?? '';
@@ -296,8 +296,37 @@ describe('a real node', () => {
       const h = (await holder()).split('_')[0] ?? '';
       return h !== '' && h !== leader ? h : undefined;
     }, 120_000);
-    expect(others).toContain(next);
+    // the other replica, or the Deployment's replacement for the deleted one if it was quicker
+    const live = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
+      .filter((p) => p.metadata?.deletionTimestamp === undefined)
+      .map((p) => p.metadata?.name ?? '');
+    expect(live).toContain(next);
     expect((await during).status).toBe('critical');
+  }, 10 * 60_000);
+
+  it('SIGTERM ends the agent and the operator containers with exit code 0 within their grace period (the restarted container\'s last state)', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    for (const component of ['agent', 'operator']) {
+      const pod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: `app.kubernetes.io/component=${component}` })).items.find(
+        (p) => p.metadata?.deletionTimestamp === undefined && p.status?.containerStatuses?.[0]?.ready === true,
+      );
+      const name = pod?.metadata?.name ?? '';
+      const restarts = pod?.status?.containerStatuses?.[0]?.restartCount ?? 0;
+      const sentAt = Date.now();
+      // the same signal the kubelet sends on pod deletion, to the container's PID 1; the kubelet then restarts it
+      await kubectlRun(['exec', '-n', RELEASE_NS, name, '--', 'node', '-e', "process.kill(1, 'SIGTERM')"]);
+      const terminated = await waitFor(
+        `${component} container restarted after SIGTERM`,
+        async () => {
+          const status = (await core.readNamespacedPod({ namespace: RELEASE_NS, name })).status?.containerStatuses?.[0];
+          return (status?.restartCount ?? 0) > restarts ? status?.lastState?.terminated : undefined;
+        },
+        120_000,
+      );
+      // 0, not 137: it exited by itself before the kubelet's SIGKILL at the end of the grace period
+      expect({ exitCode: terminated.exitCode, signal: terminated.signal }).toEqual({ exitCode: 0, signal: undefined });
+      expect(new Date(terminated.finishedAt ?? 0).getTime()).toBeGreaterThanOrEqual(sentAt - 1_000);
+    }
   }, 10 * 60_000);
 
   it('logs of every gpudiag container read back through the API server', async () => {
