@@ -41,15 +41,9 @@ if [[ "${1:-}" == --smoke-tools ]]; then
   command -v podman >/dev/null || need+=(podman)
   command -v runc >/dev/null || need+=(runc)
 fi
-if ((${#need[@]} > 0)); then
-  [[ "$(id -u)" == 0 ]] || fail "missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root"
-  command -v apt-get >/dev/null || fail "missing ${need[*]} and no apt-get to install them with"
-  log "installing ${need[*]}"
-  apt_log="$(mktemp)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
-    >"${apt_log}" 2>&1 || { tail -20 "${apt_log}" >&2; fail "apt-get install ${need[*]} failed"; }
-  rm -f "${apt_log}"
-fi
+# shellcheck source=dev/tools/apt-install.sh
+source dev/tools/apt-install.sh
+install_needed_packages
 [[ "$(id -u)" == 0 ]] || fail "run as root: mmdebstrap needs it, and the archives are built from root's containers-storage"
 
 mkdir -p "${CACHE_DIR}"

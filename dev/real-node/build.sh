@@ -36,15 +36,9 @@ command -v runc >/dev/null || need+=(runc)
 command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v buildah >/dev/null || need+=(buildah)
-if ((${#need[@]} > 0)); then
-  [[ "$(id -u)" == 0 ]] || fail "missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root"
-  command -v apt-get >/dev/null || fail "missing ${need[*]} and no apt-get to install them with"
-  log "installing ${need[*]}"
-  apt_log="$(mktemp)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
-    >"${apt_log}" 2>&1 || { tail -20 "${apt_log}" >&2; fail "apt-get install ${need[*]} failed"; }
-  rm -f "${apt_log}"
-fi
+# shellcheck source=dev/tools/apt-install.sh
+source "${HERE}/../tools/apt-install.sh"
+install_needed_packages
 
 # --- the binaries ------------------------------------------------------------------------------
 missing=()

@@ -252,17 +252,22 @@ export async function createCgroupRoot(name: string): Promise<void> {
   }
 }
 
+/** The entries of `dir`, or undefined when it does not exist (a cgroup already gone). */
+async function entriesIfPresent(dir: string): Promise<Dirent[] | undefined> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /** The PIDs of every process in `/<name>` or below, in any hierarchy. */
 export async function cgroupPids(name: string): Promise<number[]> {
   const pids = new Set<number>();
   const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const entries = await entriesIfPresent(dir);
+    if (entries === undefined) return;
     const procs = (await readIfPresent(path.join(dir, 'cgroup.procs'))) ?? '';
     for (const p of procs.split('\n')) if (p !== '') pids.add(Number(p));
     for (const e of entries) if (e.isDirectory()) await walk(path.join(dir, e.name));
@@ -274,13 +279,8 @@ export async function cgroupPids(name: string): Promise<number[]> {
 /** Removes `/<name>` and every cgroup below it, leaves first (they must hold no process). */
 export async function removeCgroupRoot(name: string): Promise<void> {
   const remove = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const entries = await entriesIfPresent(dir);
+    if (entries === undefined) return;
     for (const e of entries) if (e.isDirectory()) await remove(path.join(dir, e.name));
     await rmdir(dir);
   };
