@@ -25,12 +25,20 @@ interface Container {
   args?: string[];
   env?: { name: string; value?: string }[];
   resources?: { limits?: Record<string, string> };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+interface PodSpec {
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
+  containers: Container[];
+  volumes?: { name: string; projected?: { sources: { serviceAccountToken?: { audience?: string; expirationSeconds?: number } }[] } }[];
 }
 interface Rendered extends KubernetesObject {
   spec?: {
     template?: {
       metadata?: { labels?: Record<string, string> };
-      spec?: { serviceAccountName?: string; terminationGracePeriodSeconds?: number; containers: Container[]; volumes?: { projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] };
+      spec?: PodSpec;
     };
     podSelector?: { matchLabels?: Record<string, string> };
     ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
@@ -114,7 +122,7 @@ describe('Helm chart', () => {
   });
 
   it('loads the host driver and reads /dev/kmsg by default; the demo values swap in the fake NVML library and a kernel-log file, read-only', async () => {
-    type AgentPod = { containers: (Container & { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] })[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
+    type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
     const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
     const production = agentPod(await render('gpudiag', 'gpu-ops'));
     const prodAgent = production.containers[0];
@@ -150,6 +158,24 @@ describe('Helm chart', () => {
     }
     await expect(render('gpudiag', 'gpu-ops', 'agent.shutdownGraceSeconds=30')).rejects.toThrow('agent.shutdownGraceSeconds (30) must be below agent.terminationGracePeriodSeconds (30)');
     await expect(render('gpudiag', 'gpu-ops', 'operator.terminationGracePeriodSeconds=10')).rejects.toThrow('operator.shutdownGraceSeconds (20) must be below operator.terminationGracePeriodSeconds (10)');
+  });
+
+  it("mounts the operator's tokens with the lifetimes in values, and refuses lifetimes the API server would", async () => {
+    const pod = (objects: Rendered[]): PodSpec => find(objects, 'Deployment', '-operator').spec?.template?.spec ?? { containers: [] };
+    const tokens = (spec: PodSpec): Record<string, number | undefined> =>
+      Object.fromEntries((spec.volumes ?? []).flatMap((v) => (v.projected?.sources ?? []).flatMap((s) => (s.serviceAccountToken ? [[v.name, s.serviceAccountToken.expirationSeconds]] : []))));
+    // by default the agent token lives an hour and the API server token is the automounted one
+    const byDefault = pod(await render('gpudiag', 'gpu-ops'));
+    expect(byDefault.automountServiceAccountToken).toBeUndefined();
+    expect(tokens(byDefault)).toEqual({ 'agent-token': 3600 });
+    const short = pod(await render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=600', 'operator.apiTokenExpirationSeconds=600'));
+    expect(short.automountServiceAccountToken).toBe(false);
+    expect(tokens(short)).toEqual({ 'agent-token': 600, 'api-access': 600 });
+    // what the automounted volume holds: the token, the cluster CA and the namespace, where in-cluster clients look
+    expect(short.containers[0]?.volumeMounts).toContainEqual({ name: 'api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
+    expect(short.volumes?.find((v) => v.name === 'api-access')?.projected?.sources.map((s) => Object.keys(s)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
+    await expect(render('gpudiag', 'gpu-ops', 'operator.apiTokenExpirationSeconds=599')).rejects.toThrow('operator.apiTokenExpirationSeconds (599) must be a whole number of seconds from 600');
+    await expect(render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=1h')).rejects.toThrow('operator.agentTokenExpirationSeconds (1h) must be a whole number of seconds from 600');
   });
 
   it('admits Prometheus to the agents\' /metrics port, from the peers set in values', async () => {

@@ -32,3 +32,12 @@ app.kubernetes.io/component: operator
 {{- fail (printf "%s.shutdownGraceSeconds (%v) must be below %s.terminationGracePeriodSeconds (%v): the kubelet kills the container when the termination grace period ends" .component .grace .component .termination) -}}
 {{- end -}}
 {{- end }}
+
+{{/* A projected token lifetime, checked against what the API server accepts (600 s and up). */}}
+{{- define "gpudiag.tokenExpiration" -}}
+{{- $seconds := int64 .value -}}
+{{- if or (ne (toString $seconds) (toString .value)) (lt $seconds 600) (gt $seconds 4294967296) -}}
+{{- fail (printf "%s (%v) must be a whole number of seconds from 600 to 4294967296: the API server refuses projected tokens shorter than 10 minutes" .field .value) -}}
+{{- end -}}
+{{- $seconds -}}
+{{- end }}
