@@ -367,7 +367,7 @@ export class RealNode {
     await start('kubelet', this.binaries.kubelet, [
       `--config=${kubeletConfig}`,
       `--kubeconfig=${await kubeconfig('kubelet', `system:node:${this.name}`, ['system:nodes'])}`,
-      `--root-dir=${path.join(this.dir, 'kubelet', 'root')}`,
+      `--root-dir=${this.kubeletRoot}`,
       `--cert-dir=${path.join(this.dir, 'kubelet', 'pki')}`,
       `--hostname-override=${this.name}`,
       `--node-ip=${network.nodeIp}`,
@@ -436,6 +436,15 @@ export class RealNode {
   /** A directory for a pod's hostPath that goes with the node (so a chart's host state is not left on the machine). */
   hostPathFor(name: string): string {
     return path.join(this.dir, 'host-paths', name);
+  }
+
+  private get kubeletRoot(): string {
+    return path.join(this.dir, 'kubelet', 'root');
+  }
+
+  /** A file of a pod's projected volume as the kubelet writes it on the host (e.g. a ServiceAccount token it rotates). */
+  projectedVolumeFile(podUid: string, volume: string, file: string): string {
+    return path.join(this.kubeletRoot, 'pods', podUid, 'volumes', 'kubernetes.io~projected', volume, file);
   }
 
   /** Runs `ctr` against this node's containerd, in the CRI's namespace. */

@@ -13,16 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
 import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { loadScenario } from '../../agent/fake-nvml/scenario.js';
 import { toKernelBusId } from '../../agent/nvml/pci-bus-id.js';
-import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
+import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../../api/index.js';
 import { prepareDemoGpu, REAL_NODE_SCENARIO, type DemoGpu } from '../../dev/real-node/demo-gpu.js';
 import { ensureHelm, helmInstall, REAL_NODE_VALUES } from '../../dev/real-node/helm.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { ensureGpudiagImages, localBaseImage, type GpudiagImages } from '../../dev/real-node/images.js';
 import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
+import { TokenRotationWatch } from './token-rotation.js';
 
 const run = promisify(execFile);
 const progress = (m: string): void => void process.stderr.write(`[real-node] ${m}\n`);
@@ -34,6 +35,10 @@ let node: RealNode | undefined;
 let baseImage: string;
 let images: GpudiagImages;
 let demo: DemoGpu | undefined;
+/** The operator pods' projected tokens, watched from helm install on (the rotation test reads it). */
+let rotation: TokenRotationWatch | undefined;
+/** Both lifetimes set to the least the API server accepts, so the kubelet rotates them every ~8 minutes. */
+const TOKEN_SECONDS = 600;
 const RELEASE = 'gpudiag';
 const RELEASE_NS = 'gpudiag-system';
 
@@ -65,6 +70,7 @@ async function diagnose(name: string): Promise<DiagnosticNode> {
 type DiagnosticNode = NonNullable<NonNullable<GPUDiagnostic['status']>['nodes']>[number];
 
 async function stopAll(): Promise<void> {
+  rotation?.stop();
   const c = cluster;
   cluster = undefined;
   await c?.stop();
@@ -186,7 +192,12 @@ describe('a real node', () => {
       release: RELEASE,
       namespace: RELEASE_NS,
       valuesFiles: [REAL_NODE_VALUES],
-      set: { 'agent.stateHostPath': node!.hostPathFor('var-lib-gpudiag'), ...demo.values },
+      set: {
+        'agent.stateHostPath': node!.hostPathFor('var-lib-gpudiag'),
+        'operator.agentTokenExpirationSeconds': String(TOKEN_SECONDS),
+        'operator.apiTokenExpirationSeconds': String(TOKEN_SECONDS),
+        ...demo.values,
+      },
       timeoutSeconds: 600,
     });
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
@@ -214,6 +225,19 @@ describe('a real node', () => {
     );
     // the holder identity is `<pod name>_<random>`
     expect(operators.filter((pod) => holder.startsWith(`${pod}_`))).toHaveLength(1);
+
+    // From here on, the rotation test's clock runs: the tokens the kubelet writes for both operators.
+    rotation = new TokenRotationWatch(
+      pods
+        .filter((p) => operators.includes(p.metadata?.name ?? ''))
+        .flatMap((p) => [
+          { name: `${p.metadata?.name ?? ''} agent-token`, file: node!.projectedVolumeFile(p.metadata?.uid ?? '', 'agent-token', 'agent-token') },
+          { name: `${p.metadata?.name ?? ''} api-access`, file: node!.projectedVolumeFile(p.metadata?.uid ?? '', 'api-access', 'token') },
+        ]),
+      (file) => readFile(file, 'utf8'),
+    );
+    await rotation.start(10_000);
+    expect(rotation.fewestSeen()).toBe(1);
   }, 20 * 60_000);
 
   it('diagnoses the node through its agent pod (8 fake H100s), and an XID appended to its kernel log shows up in the next diagnostic', async () => {
@@ -259,6 +283,87 @@ describe('a real node', () => {
     expect(attempt.stdout.trim()).toBe('EROFS');
   }, 5 * 60_000);
 
+  it('a policy with the taint action taints the node while a GPU overheats: the real scheduler keeps a pod that needs the node Pending, and schedules it once the GPU cools and the taint goes', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const custom = controlPlane!.adminKubeConfig().makeApiClient(CustomObjectsApi);
+    const key = 'gpudiag.io/gpu-unhealthy';
+    const policy = 'real-node-taint';
+    const pod = 'needs-the-node';
+    const tainted = async (): Promise<boolean> => (await core.readNode({ name: node!.name })).spec?.taints?.some((t) => t.key === key) === true;
+    const scheduled = async (): Promise<{ nodeName: string | undefined; condition: { status: string; reason?: string | undefined; message?: string | undefined } | undefined }> => {
+      const p = await core.readNamespacedPod({ namespace: 'default', name: pod });
+      return { nodeName: p.spec?.nodeName, condition: p.status?.conditions?.find((c) => c.type === 'PodScheduled') };
+    };
+    try {
+      // GPU 2 runs past its slowdown temperature: critical, and it clears by itself once the GPU cools
+      await demo!.controller.inject({ kind: 'temperature', gpu: 2, celsius: 95, hwThermalSlowdown: true });
+      await custom.createClusterCustomObject({
+        ...GPU_HEALTH_POLICIES,
+        body: {
+          apiVersion: `${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}`,
+          kind: 'GPUHealthPolicy',
+          metadata: { name: policy },
+          // the XID 79 read earlier stays in the node's history (health includes recent XIDs):
+          // this policy ignores it, so the temperature alone decides
+          spec: {
+            nodeSelector: { matchLabels: { 'kubernetes.io/hostname': node!.name } },
+            interval: '30s',
+            checks: ['health'],
+            xid: { ignore: [79] },
+            actions: { taint: { enabled: true, key, effect: 'NoSchedule', maxTaintedPercent: 100 } },
+          },
+        },
+      });
+      await waitFor('the policy taints the node', async () => ((await tainted()) ? true : undefined), 180_000);
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name: pod },
+          spec: {
+            nodeSelector: { 'kubernetes.io/hostname': node!.name },
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name: 'work', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'] }],
+          },
+        },
+      });
+      const refused = await waitFor(
+        'the scheduler turns the pod away',
+        async () => {
+          const s = await scheduled();
+          return s.condition?.status === 'False' ? s : undefined;
+        },
+        120_000,
+      );
+      expect(refused.nodeName).toBeUndefined();
+      expect(refused.condition?.reason).toBe('Unschedulable');
+      expect(refused.condition?.message).toContain(key);
+
+      await demo!.controller.load(REAL_NODE_SCENARIO);
+      await waitFor('the taint goes once the GPU cooled', async () => ((await tainted()) ? undefined : true), 180_000);
+      const placed = await waitFor(
+        'the pod scheduled on the node',
+        async () => {
+          const s = await scheduled();
+          return s.nodeName !== undefined ? s : undefined;
+        },
+        180_000,
+      );
+      expect(placed.nodeName).toBe(node!.name);
+      expect(placed.condition?.status).toBe('True');
+    } catch (err) {
+      const status = await custom.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policy }).then(
+        (p) => JSON.stringify((p as { status?: unknown }).status),
+        (e: unknown) => String(e),
+      );
+      throw new Error(`${String(err)}\npolicy ${policy} status: ${status}`, { cause: err });
+    } finally {
+      // best effort: an earlier failure may have left either uncreated
+      await core.deleteNamespacedPod({ namespace: 'default', name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pod ${pod} not deleted: ${String(err)}`));
+      await custom.deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policy }).catch((err: unknown) => progress(`policy ${policy} not deleted: ${String(err)}`));
+      await demo?.controller.load(REAL_NODE_SCENARIO);
+    }
+  }, 10 * 60_000);
+
   it('helm upgrade with a changed agent value rolls the DaemonSet, and the new agent pod still reports the XID the old one read', async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
     const agentPods = async (): Promise<string[]> =>
@@ -279,29 +384,6 @@ describe('a real node', () => {
     expect(rolled).not.toBe(old);
     const after = await diagnose(`real-node-after-upgrade-${Date.now()}`);
     expect(after.xidEvents?.some((e) => e.xid === 79)).toBe(true);
-  }, 10 * 60_000);
-
-  it('deleting the leading operator pod hands the lead to another replica, which finishes a diagnostic created meanwhile', async () => {
-    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
-    const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
-    const holder = async (): Promise<string> => (await leases.readNamespacedLease({ namespace: RELEASE_NS, name: `${RELEASE}-operator` })).spec?.holderIdentity ?? '';
-    const leader = (await holder()).split('_')[0] ?? '';
-    const others = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
-      .map((p) => p.metadata?.name ?? '')
-      .filter((name) => name !== leader);
-    expect(others).toHaveLength(1);
-    await core.deleteNamespacedPod({ namespace: RELEASE_NS, name: leader });
-    const during = diagnose(`real-node-failover-${Date.now()}`);
-    const next = await waitFor('another operator leads', async () => {
-      const h = (await holder()).split('_')[0] ?? '';
-      return h !== '' && h !== leader ? h : undefined;
-    }, 120_000);
-    // the other replica, or the Deployment's replacement for the deleted one if it was quicker
-    const live = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
-      .filter((p) => p.metadata?.deletionTimestamp === undefined)
-      .map((p) => p.metadata?.name ?? '');
-    expect(live).toContain(next);
-    expect((await during).status).toBe('critical');
   }, 10 * 60_000);
 
   it('SIGTERM ends the agent and the operator containers with exit code 0 within their grace period (the restarted container\'s last state)', async () => {
@@ -331,7 +413,7 @@ describe('a real node', () => {
 
   it('logs of every gpudiag container read back through the API server', async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
-    // the replacement of the deleted leader may still be starting
+    // a container the SIGTERM test ended may still be restarting
     const pods = await waitFor(
       'the agent and two operators Ready',
       async () => {
@@ -347,6 +429,54 @@ describe('a real node', () => {
       expect(stdout.trim().length).toBeGreaterThan(0);
     }
   }, 5 * 60_000);
+
+  it('the operator keeps authenticating to the agent and the API server across two rotations of its projected tokens', async () => {
+    const watch = rotation!;
+    for (const rotated of [1, 2]) {
+      // every operator token was replaced `rotated` times and the token replaced last has expired:
+      // only a client that re-reads the rotated files still authenticates
+      await waitFor(
+        `rotation ${rotated} of both operators' agent and API server tokens, and the replaced tokens expired`,
+        async () => {
+          const expired = watch.allExpired(rotated);
+          return watch.fewestSeen() > rotated && expired !== undefined && Date.now() > expired + 5_000 ? true : undefined;
+        },
+        // the kubelet replaces a token at 80% of its lifetime (plus up to a minute until its next sync of the pod)
+        (2 * TOKEN_SECONDS + 180) * 1000,
+      );
+      progress(`tokens after rotation ${rotated}: ${JSON.stringify(Object.fromEntries(watch.issued()))} (last failed read: ${watch.lastReadError ?? 'none'})`);
+      const diagnosed = await diagnose(`real-node-rotated-${rotated}-${Date.now()}`);
+      expect(diagnosed.gpus).toHaveLength((await loadScenario(REAL_NODE_SCENARIO)).gpus.length);
+    }
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    for (const pod of (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items) {
+      const { stdout } = await kubectlRun(['logs', '-n', RELEASE_NS, pod.metadata?.name ?? '']);
+      expect(stdout).not.toContain('Unauthorized');
+    }
+  }, 30 * 60_000);
+
+  it('deleting the leading operator pod hands the lead to another replica, which finishes a diagnostic created meanwhile', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const holder = async (): Promise<string> => (await leases.readNamespacedLease({ namespace: RELEASE_NS, name: `${RELEASE}-operator` })).spec?.holderIdentity ?? '';
+    const leader = (await holder()).split('_')[0] ?? '';
+    const others = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
+      .map((p) => p.metadata?.name ?? '')
+      .filter((name) => name !== leader);
+    expect(others).toHaveLength(1);
+    await core.deleteNamespacedPod({ namespace: RELEASE_NS, name: leader });
+    const during = diagnose(`real-node-failover-${Date.now()}`);
+    const next = await waitFor('another operator leads', async () => {
+      const h = (await holder()).split('_')[0] ?? '';
+      return h !== '' && h !== leader ? h : undefined;
+    }, 120_000);
+    // the other replica, or the Deployment's replacement for the deleted one if it was quicker
+    const live = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items
+      .filter((p) => p.metadata?.deletionTimestamp === undefined)
+      .map((p) => p.metadata?.name ?? '');
+    expect(live).toContain(next);
+    expect((await during).status).toBe('critical');
+  }, 10 * 60_000);
 
   it('helm uninstall leaves no gpudiag object but the CRDs', async () => {
     const helm = await ensureHelm();
