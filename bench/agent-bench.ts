@@ -194,10 +194,11 @@ async function collectionsFromMetrics(url: string): Promise<number> {
 }
 
 /** Runs `gpudiag agent` as a child process and measures RSS idle, under load and after. */
-async function separateProcess(fake: FakeNvmlEnvironment, kmsgPath: string, clients: number, durationMs: number, cacheMs: number): Promise<Record<string, unknown>> {
+async function separateProcess(fake: FakeNvmlEnvironment, kmsgPath: string, clients: number, durationMs: number, cacheMs: number, nodeFlags: readonly string[]): Promise<Record<string, unknown>> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const args = [
+    ...nodeFlags,
     path.join(REPO_ROOT, 'bin', 'gpudiag.js'), 'agent',
     '--node-name', 'bench-node',
     '--listen', `127.0.0.1:${port}`,
@@ -267,8 +268,15 @@ function row(cells: (string | number)[], widths: number[]): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { requests: { type: 'string', default: '300' }, 'duration-s': { type: 'string', default: '10' }, clients: { type: 'string', default: '64' } },
+    options: {
+      requests: { type: 'string', default: '300' },
+      'duration-s': { type: 'string', default: '10' },
+      clients: { type: 'string', default: '64' },
+      // e.g. "--max-semi-space-size=1": Node flags of the separate agent process (what an image's entrypoint would set)
+      'agent-node-flags': { type: 'string', default: '' },
+    },
   });
+  const agentNodeFlags = values['agent-node-flags'].split(' ').filter((f) => f !== '');
   const requests = Number(values.requests);
   const durationMs = Number(values['duration-s']) * 1000;
   const clients = Number(values.clients);
@@ -287,6 +295,7 @@ async function main(): Promise<void> {
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
     scenario: SCENARIO,
     gpus: 8,
+    agentNodeFlags,
     query: 'checks=health,xid',
   };
   try {
@@ -307,9 +316,9 @@ async function main(): Promise<void> {
     out['inProcess'] = inProcess;
 
     process.stderr.write(`separate process (cache 0 ms): idle, ${clients} clients for ${durationMs / 1000} s, after...\n`);
-    out['separateProcess'] = await separateProcess(fake, kmsgPath, clients, durationMs, 0);
+    out['separateProcess'] = await separateProcess(fake, kmsgPath, clients, durationMs, 0, agentNodeFlags);
     process.stderr.write(`separate process (cache ${DEFAULT_CACHE_MS} ms): ${clients} clients for ${durationMs / 1000} s...\n`);
-    out['separateProcessCached'] = await separateProcess(fake, kmsgPath, clients, durationMs, DEFAULT_CACHE_MS);
+    out['separateProcessCached'] = await separateProcess(fake, kmsgPath, clients, durationMs, DEFAULT_CACHE_MS, agentNodeFlags);
   } finally {
     await fake.dispose();
     await rm(dir, { recursive: true, force: true });
