@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcCallError } from '../../lib/grpc/unary-client.js';
 import { socketDir, startFakePodResourcesServer, startRawSocketServer, type FakeAnswer } from '../../test/support/pod-resources-server.js';
-import { PodResourcesClient, PodResourcesError, unknownReasonOf, type PodResourcesUnknownReason } from './client.js';
+import type { PodResourcesUnknownReason } from '../api/snapshot-document.js';
+import { PodResourcesClient, PodResourcesError, unknownReasonOf } from './client.js';
 
 const GPU0 = 'GPU-b176d2db-6067-d821-ded0-eebe18aace84';
 const GPU1 = 'GPU-2a4e7c1f-0b3d-4e5f-8a9b-c0d1e2f30415';

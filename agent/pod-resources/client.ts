@@ -7,13 +7,11 @@
 import { GrpcCallError, unaryCall } from '../../lib/grpc/unary-client.js';
 import { WireFormatError } from '../../lib/protobuf/wire.js';
 import { clip } from '../../lib/text.js';
+import type { PodResourcesUnknownReason } from '../api/snapshot-document.js';
 import { decodeAllocatableResourcesResponse, decodeListPodResourcesResponse, POD_RESOURCES_SERVICE, type ContainerDevices, type PodResources } from './messages.js';
 
-/** The kubelet's default socket. */
-export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
-
-/**
- * Why the pods of the GPUs are unknown:
+/*
+ * Why the pods of the GPUs are unknown (PodResourcesUnknownReason, in the snapshot document):
  * - `disabled`: `--pod-resources-socket ""`;
  * - `socket-missing`: no socket at the path (not mounted, or no kubelet there);
  * - `permission-denied`: the socket exists but the agent may not connect;
@@ -23,15 +21,6 @@ export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kube
  * - `grpc-error`: the kubelet answered a non-OK gRPC status (e.g. RESOURCE_EXHAUSTED from its rate limit);
  * - `malformed-answer`: not a well-formed gRPC answer, or a message that does not decode.
  */
-export type PodResourcesUnknownReason =
-  | 'disabled'
-  | 'socket-missing'
-  | 'permission-denied'
-  | 'unreachable'
-  | 'timeout'
-  | 'too-large'
-  | 'grpc-error'
-  | 'malformed-answer';
 
 /** Longest error message kept for the snapshot. */
 const MAX_MESSAGE_CHARS = 512;
