@@ -19,6 +19,7 @@ import { createRequestHandler } from './http-api.js';
 import { AgentMetrics } from './metrics.js';
 import { NvmlBinding, type NvmlBindingOptions } from './nvml/binding.js';
 import { bindingEventSource, bindingSnapshotSource, threadEventSource, threadSnapshotSource, type NvmlEventSource, type NvmlSnapshotSource } from './nvml/sources.js';
+import { GpuPodsService } from './pod-resources/gpu-pods-service.js';
 import { SnapshotService } from './snapshot-service.js';
 import { XidService } from './xid-service.js';
 
@@ -125,10 +126,13 @@ export class Agent {
       await xid.start();
       teardown.add('xid', () => xid.stop());
 
+      // The pods of each GPU: from the kubelet's pod-resources API, else from GPU processes' cgroups.
+      const pods = nvml === undefined ? undefined : new GpuPodsService({ socketPath: config.podResourcesSocket, procRoot: config.procRoot, cacheMs: config.snapshotCacheMs, logger });
       const snapshots = new SnapshotService({
         nodeName: config.nodeName,
         nvml,
         xid,
+        ...(pods !== undefined ? { pods } : {}),
         metrics,
         cacheMs: config.snapshotCacheMs,
         agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),

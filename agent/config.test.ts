@@ -20,6 +20,15 @@ describe('parseAgentConfig', () => {
     expect(parseAgentConfig([...base, '--listen', '[::1]:9440', '--kmsg-path', ''], {})).toMatchObject({ listenHost: '::1', listenPort: 9440, kmsgPath: '' });
   });
 
+  it('finds the kubelet\'s pod-resources socket and /proc by default; "" turns either off; the environment sets them', () => {
+    expect(parseAgentConfig(base, {})).toMatchObject({ podResourcesSocket: '/var/lib/kubelet/pod-resources/kubelet.sock', procRoot: '/proc' });
+    expect(parseAgentConfig([...base, '--pod-resources-socket', '', '--proc-root', ''], {})).toMatchObject({ podResourcesSocket: '', procRoot: '' });
+    const env = { GPUDIAG_POD_RESOURCES_SOCKET: '/run/kubelet/pod-resources.sock', GPUDIAG_PROC_ROOT: '/' };
+    expect(parseAgentConfig(base, env)).toMatchObject({ podResourcesSocket: '/run/kubelet/pod-resources.sock', procRoot: '/' });
+    // The socket need not exist yet: the kubelet may start after the agent.
+    expect(parseAgentConfig([...base, '--pod-resources-socket', '/nonexistent/kubelet.sock'], {}).podResourcesSocket).toBe('/nonexistent/kubelet.sock');
+  });
+
   it('takes the in-cluster API server from KUBERNETES_SERVICE_HOST/PORT only when TokenReview uses it', () => {
     const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
     expect(parseAgentConfig(base, env).kubernetesService).toEqual({ host: '10.96.0.1', port: '443' });
@@ -41,6 +50,11 @@ describe('parseAgentConfig', () => {
     [[...base, '--snapshot-cache-ms=-1'], /--snapshot-cache-ms must be an integer between 0/],
     [[...base, '--log-level', 'loud'], /--log-level must be/],
     [[...base, '--no-such-flag', 'x'], /Unknown option '--no-such-flag'/],
+    [[...base, '--pod-resources-socket', 'kubelet.sock'], /--pod-resources-socket must be an absolute path or "", got "kubelet.sock"/],
+    [[...base, '--pod-resources-socket', `/${'s'.repeat(120)}`], /--pod-resources-socket must be at most 107 bytes \(a unix socket path\)/],
+    [[...base, '--proc-root', 'proc'], /--proc-root must be an absolute path, got "proc"/],
+    [[...base, '--proc-root', '/nonexistent-proc'], /--proc-root: cannot read "\/nonexistent-proc"/],
+    [[...base, '--proc-root', '/proc/self/cgroup'], /--proc-root: "\/proc\/self\/cgroup" is not a directory/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseAgentConfig(argv, {})).toThrow(ConfigError);
     expect(() => parseAgentConfig(argv, {})).toThrow(message);

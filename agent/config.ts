@@ -2,10 +2,14 @@
  * The agent's configuration, parsed once from flags and environment variables (flags win),
  * validated, and frozen. Nothing else in the agent reads process.env.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { choiceFlag, hostPortFlag, integerFlag, readableFileFlag, readFlags, writableDirectoryFlag } from '../lib/flags.js';
 import { isDnsSubdomain } from '../lib/kube/names.js';
 import { quote } from '../lib/text.js';
+
+/** The kubelet's default pod-resources socket. */
+export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
 
 /** Validated agent configuration. */
 export interface AgentConfig {
@@ -38,7 +42,11 @@ export interface AgentConfig {
   /** Least time between XID history writes. */
   historyFlushMs?: number;
   bootIdPath?: string;
-  /** How long a collected snapshot is reused for concurrent and back-to-back requests. */
+  /** The kubelet's pod-resources socket; "" disables the API (the pods of GPUs then come from process cgroups only). */
+  podResourcesSocket: string;
+  /** The host's /proc, where NVML's pids are looked up (their cgroups name the containers); "" disables that. */
+  procRoot: string;
+  /** How long a collected snapshot (and the kubelet's pod-resources answer) is reused for concurrent and back-to-back requests. */
   snapshotCacheMs: number;
   requestTimeoutMs: number;
   /** SIGTERM: how long in-flight requests and NVML calls may take before the process exits anyway. */
@@ -73,6 +81,8 @@ const ENV: Record<string, string> = {
   'cursor-file': 'GPUDIAG_KMSG_CURSOR_FILE',
   'history-flush-ms': 'GPUDIAG_XID_HISTORY_FLUSH_MS',
   'boot-id-path': 'GPUDIAG_BOOT_ID_PATH',
+  'pod-resources-socket': 'GPUDIAG_POD_RESOURCES_SOCKET',
+  'proc-root': 'GPUDIAG_PROC_ROOT',
   'snapshot-cache-ms': 'GPUDIAG_SNAPSHOT_CACHE_MS',
   'request-timeout-ms': 'GPUDIAG_REQUEST_TIMEOUT_MS',
   'shutdown-grace-seconds': 'GPUDIAG_SHUTDOWN_GRACE_SECONDS',
@@ -105,7 +115,12 @@ Every option can also be set with the environment variable shown.
                                before it, so a restart loses nothing (GPUDIAG_KMSG_CURSOR_FILE; default none)
   --history-flush-ms N         least time between history writes (GPUDIAG_XID_HISTORY_FLUSH_MS; default 2000)
   --boot-id-path PATH          boot identity (GPUDIAG_BOOT_ID_PATH; default /proc/sys/kernel/random/boot_id)
-  --snapshot-cache-ms N        reuse a snapshot this long (GPUDIAG_SNAPSHOT_CACHE_MS; default 2000)
+  --pod-resources-socket PATH  the kubelet's pod-resources socket, for the pods of each GPU; "" disables
+                               (GPUDIAG_POD_RESOURCES_SOCKET; default /var/lib/kubelet/pod-resources/kubelet.sock)
+  --proc-root PATH             the host's /proc, where GPU processes are mapped to containers; "" disables
+                               (GPUDIAG_PROC_ROOT; default /proc)
+  --snapshot-cache-ms N        reuse a snapshot and the pod-resources answer this long
+                               (GPUDIAG_SNAPSHOT_CACHE_MS; default 2000)
   --request-timeout-ms N       per-request deadline (GPUDIAG_REQUEST_TIMEOUT_MS; default 30000)
   --shutdown-grace-seconds N   on SIGTERM, wait this long for in-flight work, then exit anyway
                                (GPUDIAG_SHUTDOWN_GRACE_SECONDS; default 20; keep it below the pod's
@@ -133,6 +148,31 @@ function inClusterService(env: NodeJS.ProcessEnv): { host: string; port: string 
   const portNumber = /^\d{1,5}$/.test(port) ? Number(port) : 0;
   if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`KUBERNETES_SERVICE_PORT must be a port number, got ${quote(port)}`);
   return { host, port };
+}
+
+/** Longest unix socket path (sun_path holds 108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** The pod-resources socket flag: "" (disabled) or an absolute path short enough for a unix socket. */
+function podResourcesSocketFlag(value: string): string {
+  if (value === '') return value;
+  if (!path.isAbsolute(value)) throw new ConfigError(`--pod-resources-socket must be an absolute path or "", got ${quote(value)}`);
+  if (Buffer.byteLength(value) > MAX_SOCKET_PATH_BYTES) throw new ConfigError(`--pod-resources-socket must be at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket path), got ${quote(value)}`);
+  return value;
+}
+
+/** The proc root flag: "" (no process mapping) or an absolute path to an existing directory. */
+function procRootFlag(value: string): string {
+  if (value === '') return value;
+  if (!path.isAbsolute(value)) throw new ConfigError(`--proc-root must be an absolute path, got ${quote(value)}`);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(value).isDirectory();
+  } catch (err) {
+    throw new ConfigError(`--proc-root: cannot read ${quote(value, 200)}: ${(err as Error).message}`);
+  }
+  if (!isDirectory) throw new ConfigError(`--proc-root: ${quote(value, 200)} is not a directory`);
+  return value;
 }
 
 /** Parses flags (then env) into a frozen AgentConfig; throws ConfigError naming the bad flag. */
@@ -197,6 +237,8 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     ...optional('cursorFile', cursorFile),
     historyFlushMs: integer('history-flush-ms', get('history-flush-ms'), 2000, 0, 3_600_000),
     ...optional('bootIdPath', get('boot-id-path')),
+    podResourcesSocket: podResourcesSocketFlag(get('pod-resources-socket') ?? DEFAULT_POD_RESOURCES_SOCKET),
+    procRoot: procRootFlag(get('proc-root') ?? '/proc'),
     snapshotCacheMs: integer('snapshot-cache-ms', get('snapshot-cache-ms'), 2000, 0, 600_000),
     requestTimeoutMs: integer('request-timeout-ms', get('request-timeout-ms'), 30_000, 100, 600_000),
     shutdownGraceMs: integer('shutdown-grace-seconds', get('shutdown-grace-seconds'), 20, 1, 3600) * 1000,

@@ -7,6 +7,7 @@ import type { NvmlSnapshotSource } from './nvml/sources.js';
 import type { NvmlCheck, NvmlSnapshot } from './nvml/types.js';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type AgentStatus, type DiagnosticCheck, type NodeSnapshotDocument } from './api/snapshot-document.js';
 import type { AgentMetrics } from './metrics.js';
+import type { GpuPodsService } from './pod-resources/gpu-pods-service.js';
 import type { XidService } from './xid-service.js';
 
 /** NVML field groups each diagnostic check needs (identity is always collected). */
@@ -28,6 +29,8 @@ export interface SnapshotServiceOptions {
   /** NVML snapshots (an NVML thread, or the binding in process); undefined in no-GPU mode. */
   nvml: NvmlSnapshotSource | undefined;
   xid: XidService;
+  /** The pods of each GPU; without it snapshots carry no `pods` or `podResources`. */
+  pods?: GpuPodsService;
   metrics: AgentMetrics;
   cacheMs: number;
   agentStatus: () => Omit<AgentStatus, 'xidSources'>;
@@ -56,7 +59,11 @@ export class SnapshotService {
   async snapshot(checks: readonly DiagnosticCheck[], xidSince: Date, signal: AbortSignal): Promise<NodeSnapshotDocument> {
     const nvmlChecks = [...new Set(checks.flatMap((c) => NVML_CHECKS_FOR[c]))].sort();
     const wantsGpus = checks.some((c) => c !== 'xid');
+    const pods = wantsGpus ? this.options.pods : undefined;
+    // The kubelet is asked while NVML collects.
+    pods?.prefetch();
     const nvmlSnapshot = wantsGpus ? await this.collect(nvmlChecks, signal) : await this.collect(['modes'], signal);
+    const gpuPods = pods === undefined || nvmlSnapshot.gpus.length === 0 ? undefined : await pods.annotate(nvmlSnapshot.gpus);
     const { events, truncated } = this.options.xid.eventsSince(xidSince.getTime());
     const reportXids = checks.includes('xid') || checks.includes('health');
     return {
@@ -66,7 +73,9 @@ export class SnapshotService {
       collectedAt: nvmlSnapshot.collectedAt,
       checks: [...checks],
       nvml: nvmlSnapshot.nvml,
-      gpus: wantsGpus ? nvmlSnapshot.gpus : [],
+      gpus: !wantsGpus ? [] : (gpuPods?.gpus ?? nvmlSnapshot.gpus),
+      ...(gpuPods !== undefined ? { podResources: gpuPods.podResources } : {}),
+      ...(gpuPods?.processCgroups !== undefined ? { processCgroups: gpuPods.processCgroups } : {}),
       errors: nvmlSnapshot.errors,
       xid: {
         since: xidSince.toISOString(),

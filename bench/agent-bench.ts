@@ -141,6 +141,9 @@ async function load(url: string, clients: number, durationMs: number, collection
 async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snapshotCacheMs: number): Promise<Agent> {
   const config: AgentConfig = {
     nodeName: 'bench-node',
+    // No kubelet here, and the scenarios' pids are not this machine's processes.
+    podResourcesSocket: '',
+    procRoot: '',
     listenHost: '127.0.0.1',
     listenPort: 0,
     auth: 'none',

@@ -183,6 +183,137 @@ export interface AgentStatus {
   xidSources: XidSourceStatus;
 }
 
+/**
+ * A Kubernetes namespace or container name (DNS-1123 label).
+ * @maxLength 63
+ * @pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$
+ */
+export type KubeLabelName = string;
+
+/**
+ * A pod name (DNS-1123 subdomain).
+ * @maxLength 253
+ * @pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$
+ */
+export type PodName = string;
+
+/**
+ * A pod UID: a UUID, or 32 hex digits (static pods).
+ * @maxLength 36
+ * @pattern ^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$
+ */
+export type PodUid = string;
+
+/**
+ * A container id as the runtime names it (containerd, CRI-O, Docker).
+ * @pattern ^[0-9a-f]{64}$
+ */
+export type ContainerId = string;
+
+/**
+ * A device id as a device plugin advertised it (`GPU-…`, `GPU-…::2`, `MIG-…`).
+ * @maxLength 128
+ * @pattern ^[\x21-\x7e]+$
+ */
+export type DeviceId = string;
+
+/**
+ * @maxLength 253
+ * @pattern ^[\x21-\x7e]+$
+ */
+export type ResourceName = string;
+
+/** A container that the kubelet's pod-resources API says holds the GPU: a device plugin allocated it. */
+export interface PodResourcesPodReport {
+  source: 'pod-resources';
+  namespace: KubeLabelName;
+  name: PodName;
+  container: KubeLabelName;
+  /** The device id the kubelet lists, when it is not the GPU's UUID: a shared replica (`GPU-…::2`) or a MIG device. */
+  deviceId?: DeviceId;
+}
+
+/**
+ * A container found through the cgroup of a process on the GPU (no device plugin allocation:
+ * time-slicing without the plugin, privileged pods). The cgroup names the pod by UID only.
+ */
+export interface ProcessCgroupPodReport {
+  source: 'process-cgroup';
+  uid: PodUid;
+  containerId: ContainerId;
+  /**
+   * The container's processes on this GPU (the first 16).
+   * @maxItems 16
+   */
+  pids: number[];
+}
+
+/** A container that holds a GPU, and how the agent found it. */
+export type GpuPodReport = PodResourcesPodReport | ProcessCgroupPodReport;
+
+/** One GPU of a snapshot: NVML's observations, and the pods that hold it. */
+export interface SnapshotGpu extends GpuSnapshot {
+  /**
+   * The containers holding this GPU (MAX_PODS_PER_GPU in agent/pod-resources/gpu-pods.ts).
+   * Absent when the agent did not look (no pod-resources answer and no processes listed).
+   * @maxItems 32
+   */
+  pods?: GpuPodReport[];
+  /** Containers left out of `pods`. */
+  podsOmitted?: number;
+}
+
+/** A GPU device the kubelet allocated that matches no GPU of the snapshot. */
+export interface UnmatchedDeviceReport {
+  namespace: KubeLabelName;
+  name: PodName;
+  container: KubeLabelName;
+  resourceName: ResourceName;
+  deviceId: DeviceId;
+}
+
+/**
+ * Why the pods of the GPUs are unknown (agent/pod-resources/client.ts says what each means).
+ */
+export type PodResourcesUnknownReason =
+  | 'disabled'
+  | 'socket-missing'
+  | 'permission-denied'
+  | 'unreachable'
+  | 'timeout'
+  | 'too-large'
+  | 'grpc-error'
+  | 'malformed-answer';
+
+/** The kubelet's pod-resources answer behind the `pods` of the GPUs. */
+export type PodResourcesStatus =
+  | {
+      status: 'ok';
+      /**
+       * NVIDIA devices allocated to containers that match no GPU here (a MIG device of a GPU
+       * whose MIG devices the agent does not list, a GPU NVML no longer sees, another id scheme).
+       * @maxItems 32
+       */
+      unmatchedDevices?: UnmatchedDeviceReport[];
+      unmatchedOmitted?: number;
+    }
+  | {
+      status: 'unknown';
+      reason: PodResourcesUnknownReason;
+      /** @maxLength 512 */
+      message: string;
+    };
+
+/** The GPU processes the agent mapped to containers through their cgroups. */
+export interface ProcessCgroupsStatus {
+  /** Processes looked up (GPUs that no device plugin allocated). */
+  looked: number;
+  /** Processes found in a pod's container. */
+  inPods: number;
+  /** Processes whose `<proc-root>/<pid>/cgroup` could not be read (ended, or not the host's /proc). */
+  unreadable: number;
+}
+
 /** The document returned by `GET /v1/snapshot`. */
 export interface NodeSnapshotDocument {
   apiVersion: typeof SNAPSHOT_API_VERSION;
@@ -203,7 +334,11 @@ export interface NodeSnapshotDocument {
    * NVML numbers devices from 0; no node has more than 64.
    * @maxItems 64
    */
-  gpus: GpuSnapshot[];
+  gpus: SnapshotGpu[];
+  /** Absent when the snapshot lists no GPUs, and from agents older than the pods release. */
+  podResources?: PodResourcesStatus;
+  /** Present when processes of GPUs that no device plugin allocated were mapped to containers. */
+  processCgroups?: ProcessCgroupsStatus;
   /**
    * System-level NVML failures.
    * @maxItems 64

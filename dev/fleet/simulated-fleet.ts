@@ -257,6 +257,9 @@ export class SimulatedFleet {
           nvmlEvents: false,
           kmsgPath: kmsgFile,
           kmsgPollMs: 500,
+          // Simulated nodes have no kubelet, and the scenarios' pids are not this machine's processes.
+          podResourcesSocket: '',
+          procRoot: '',
           snapshotCacheMs: options.snapshotCacheMs ?? 1000,
           requestTimeoutMs: 30_000,
           shutdownGraceMs: 5_000,

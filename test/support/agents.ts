@@ -46,6 +46,9 @@ export async function startTestAgent(options: TestAgentOptions = {}): Promise<Te
     nvmlEvents: true,
     kmsgPath: kmsgFile,
     kmsgPollMs: 50,
+    // No kubelet unless a test brings one; the scenarios' pids are not this machine's processes.
+    podResourcesSocket: '',
+    procRoot: '',
     snapshotCacheMs: 0,
     requestTimeoutMs: 10_000,
     shutdownGraceMs: 5_000,
