@@ -168,7 +168,7 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
       release: DEV_RELEASE,
       namespace: DEV_NAMESPACE,
       valuesFiles: [REAL_NODE_VALUES],
-      set: { 'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag'), ...demo.values },
+      set: { 'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag'), 'agent.podResourcesHostPath': cluster.node.podResourcesDir, ...demo.values },
       signal,
     });
     onProgress('the chart is installed: agent and operator pods Ready');

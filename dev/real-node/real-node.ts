@@ -442,6 +442,11 @@ export class RealNode {
     return path.join(this.dir, 'kubelet', 'root');
   }
 
+  /** Where this node's kubelet serves its pod-resources API (`<root-dir>/pod-resources/kubelet.sock`), for the chart's `agent.podResourcesHostPath`. */
+  get podResourcesDir(): string {
+    return path.join(this.kubeletRoot, 'pod-resources');
+  }
+
   /** A file of a pod's projected volume as the kubelet writes it on the host (e.g. a ServiceAccount token it rotates). */
   projectedVolumeFile(podUid: string, volume: string, file: string): string {
     return path.join(this.kubeletRoot, 'pods', podUid, 'volumes', 'kubernetes.io~projected', volume, file);

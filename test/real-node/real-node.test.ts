@@ -194,6 +194,8 @@ describe('a real node', () => {
       valuesFiles: [REAL_NODE_VALUES],
       set: {
         'agent.stateHostPath': node!.hostPathFor('var-lib-gpudiag'),
+        // the node's kubelet has a private root directory (the chart's default is /var/lib/kubelet/pod-resources)
+        'agent.podResourcesHostPath': node!.podResourcesDir,
         'operator.agentTokenExpirationSeconds': String(TOKEN_SECONDS),
         'operator.apiTokenExpirationSeconds': String(TOKEN_SECONDS),
         ...demo.values,
@@ -262,16 +264,20 @@ describe('a real node', () => {
     expect(faulted.xidEvents?.find((e) => e.xid === 79)?.pciBusId?.toLowerCase()).toContain(pci.slice(5));
   }, 10 * 60_000);
 
-  it('the agent pod refuses a token of another ServiceAccount and one with the wrong audience', async () => {
+  it('the agent pod refuses a token of another ServiceAccount and one with the wrong audience, and reads the kubelet\'s pod-resources API', async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
     const agentPod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items[0];
     const ip = agentPod?.status?.podIP;
     expect(ip).toMatch(/^10\.244\.0\./);
     const token = async (serviceAccount: string, audience: string): Promise<string> =>
       (await core.createNamespacedServiceAccountToken({ namespace: RELEASE_NS, name: serviceAccount, body: { spec: { audiences: [audience], expirationSeconds: 600 } } })).status?.token ?? '';
-    const ask = async (bearer: string): Promise<number> =>
-      (await fetch(`http://${ip ?? ''}:9440/v1/snapshot?checks=inventory`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(30_000) })).status;
-    expect(await ask(await token(`${RELEASE}-operator`, 'gpudiag-agent'))).toBe(200);
+    const get = (bearer: string): Promise<Response> =>
+      fetch(`http://${ip ?? ''}:9440/v1/snapshot?checks=inventory`, { headers: { authorization: `Bearer ${bearer}` }, signal: AbortSignal.timeout(30_000) });
+    const ask = async (bearer: string): Promise<number> => (await get(bearer)).status;
+    const allowed = await get(await token(`${RELEASE}-operator`, 'gpudiag-agent'));
+    expect(allowed.status).toBe(200);
+    // and the agent reads the real kubelet's pod-resources API (no pod holds a GPU here: no device plugin)
+    expect(((await allowed.json()) as { podResources?: unknown }).podResources).toEqual({ status: 'ok' });
     expect(await ask(await token('default', 'gpudiag-agent'))).toBe(403);
     expect(await ask(await token(`${RELEASE}-operator`, 'not-the-agent'))).toBe(401);
   }, 5 * 60_000);
