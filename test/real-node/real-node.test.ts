@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
 import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { loadScenario } from '../../agent/fake-nvml/scenario.js';
 import { toKernelBusId } from '../../agent/nvml/pci-bus-id.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../../api/index.js';
@@ -23,6 +23,7 @@ import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { ensureGpudiagImages, localBaseImage, type GpudiagImages } from '../../dev/real-node/images.js';
 import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
+import { startTestDevicePlugin, type TestDevicePlugin } from './device-plugin.js';
 import { TokenRotationWatch } from './token-rotation.js';
 
 const run = promisify(execFile);
@@ -281,6 +282,117 @@ describe('a real node', () => {
     expect(await ask(await token('default', 'gpudiag-agent'))).toBe(403);
     expect(await ask(await token(`${RELEASE}-operator`, 'not-the-agent'))).toBe(401);
   }, 5 * 60_000);
+
+  it('a device plugin of the real API advertises the fake GPUs by UUID; a pod asking for one GPU is allocated one by the real kubelet, and the agent reports that pod on exactly that GPU', async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const uuids = (await loadScenario(REAL_NODE_SCENARIO)).gpus.map((g) => g.uuid ?? '');
+    const pod = 'gpu-user';
+    let plugin: TestDevicePlugin | undefined;
+    try {
+      plugin = await startTestDevicePlugin({ resourceName: 'nvidia.com/gpu', deviceIds: uuids, socketName: 'gpudiag-test.sock' });
+      await waitFor(
+        'the node advertises 8 nvidia.com/gpu',
+        async () => ((await core.readNode({ name: node!.name })).status?.allocatable?.['nvidia.com/gpu'] === String(uuids.length) ? true : undefined),
+        120_000,
+      );
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name: pod },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              { name: 'train', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], resources: { limits: { 'nvidia.com/gpu': '1' } } },
+            ],
+          },
+        },
+      });
+      await waitFor(
+        `pod ${pod} Running`,
+        async () => ((await core.readNamespacedPod({ namespace: 'default', name: pod })).status?.containerStatuses?.[0]?.state?.running !== undefined ? true : undefined),
+        180_000,
+      );
+      // what the kubelet allocated, as the container sees it
+      const visible = (await kubectlRun(['exec', '-n', 'default', pod, '--', 'node', '-e', 'console.log(process.env.NVIDIA_VISIBLE_DEVICES)'])).stdout.trim();
+      expect(plugin.allocations).toEqual([[visible]]);
+      expect(uuids).toContain(visible);
+
+      const agentPod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items[0];
+      const token = (await core.createNamespacedServiceAccountToken({ namespace: RELEASE_NS, name: `${RELEASE}-operator`, body: { spec: { audiences: ['gpudiag-agent'], expirationSeconds: 600 } } })).status?.token ?? '';
+      type Gpu = { uuid?: string; pods?: { source: string; namespace?: string; name?: string; container?: string; deviceId?: string }[] };
+      const holders = await waitFor(
+        'the agent reports the pod on its GPU',
+        async () => {
+          const answer = await fetch(`http://${agentPod?.status?.podIP ?? ''}:9440/v1/snapshot?checks=inventory`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+          const gpus = ((await answer.json()) as { gpus: Gpu[] }).gpus;
+          const found = gpus.filter((g) => g.pods?.some((p) => p.name === pod) === true);
+          return found.length > 0 ? found : undefined;
+        },
+        60_000,
+      );
+      expect(holders.map((g) => g.uuid)).toEqual([visible]);
+      // no deviceId: the kubelet's id is the GPU's UUID itself
+      expect(holders[0]?.pods).toEqual([{ source: 'pod-resources', namespace: 'default', name: pod, container: 'train' }]);
+    } finally {
+      await core.deleteNamespacedPod({ namespace: 'default', name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pod ${pod} not deleted: ${String(err)}`));
+      await plugin?.stop();
+    }
+  }, 10 * 60_000);
+
+  it("without a device plugin allocation, the agent finds the pod of a GPU process through the process's cgroup (the fake library lists a real container's pid)", async () => {
+    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
+    const pod = 'cgroup-probe';
+    const marker = 'gpudiag-cgroup-probe';
+    try {
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name: pod },
+          spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'probe', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)', marker] }] },
+        },
+      });
+      const running = await waitFor(
+        `pod ${pod} Running`,
+        async () => {
+          const p = await core.readNamespacedPod({ namespace: 'default', name: pod });
+          return p.status?.containerStatuses?.[0]?.state?.running !== undefined ? p : undefined;
+        },
+        180_000,
+      );
+      // the container's process as the host sees it (NVML reports host pids)
+      const hostPid = await waitFor(
+        `the host pid of ${pod}`,
+        async () => {
+          for (const entry of await readdir('/proc')) {
+            if (!/^\d+$/.test(entry)) continue;
+            // a process may end between readdir and read: it is not the one we look for then
+            const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch((err: unknown) => ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH' ? '' : Promise.reject(err)));
+            if (cmdline.split('\0').includes(marker)) return Number(entry);
+          }
+          return undefined;
+        },
+        30_000,
+      );
+      await demo!.controller.inject({ kind: 'patch-gpu', gpu: 3, patch: { processes: [{ pid: hostPid, usedMemoryBytes: 1 << 30 }] } });
+
+      const agentPod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items[0];
+      const token = (await core.createNamespacedServiceAccountToken({ namespace: RELEASE_NS, name: `${RELEASE}-operator`, body: { spec: { audiences: ['gpudiag-agent'], expirationSeconds: 600 } } })).status?.token ?? '';
+      const gpu3 = await waitFor(
+        'the agent maps the process to its pod',
+        async () => {
+          const answer = await fetch(`http://${agentPod?.status?.podIP ?? ''}:9440/v1/snapshot?checks=processes`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+          const gpu = ((await answer.json()) as { gpus: { index: number; pods?: unknown[] }[] }).gpus.find((g) => g.index === 3);
+          return gpu?.pods !== undefined && gpu.pods.length > 0 ? gpu : undefined;
+        },
+        60_000,
+      );
+      const containerId = (running.status?.containerStatuses?.[0]?.containerID ?? '').replace(/^containerd:\/\//, '');
+      expect(gpu3.pods).toEqual([{ source: 'process-cgroup', uid: running.metadata?.uid, containerId, pids: [hostPid] }]);
+    } finally {
+      await core.deleteNamespacedPod({ namespace: 'default', name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pod ${pod} not deleted: ${String(err)}`));
+      await demo?.controller.load(REAL_NODE_SCENARIO);
+    }
+  }, 10 * 60_000);
 
   it("the operator's root filesystem is read-only", async () => {
     const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
