@@ -11,6 +11,7 @@ import { GrpcCallError } from '../../lib/grpc/unary-client.js';
 import { socketDir, startFakePodResourcesServer, startRawSocketServer, type FakeAnswer } from '../../test/support/pod-resources-server.js';
 import type { PodResourcesUnknownReason } from '../api/snapshot-document.js';
 import { PodResourcesClient, PodResourcesError, unknownReasonOf } from './client.js';
+import { rejectionOf } from '../../test/support/rejection.js';
 
 const GPU0 = 'GPU-b176d2db-6067-d821-ded0-eebe18aace84';
 const GPU1 = 'GPU-2a4e7c1f-0b3d-4e5f-8a9b-c0d1e2f30415';
@@ -58,14 +59,7 @@ async function serve(list: () => FakeAnswer, allocatable?: () => FakeAnswer): Pr
   return server.socketPath;
 }
 
-async function failure(promise: Promise<unknown>): Promise<PodResourcesError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof PodResourcesError)) throw new Error(`expected a PodResourcesError, got ${String(err)}`);
-  return err;
-}
+const failure = (promise: Promise<unknown>): Promise<PodResourcesError> => rejectionOf(promise, PodResourcesError);
 
 describe('PodResourcesClient against a gRPC server', () => {
   it('List: pods, containers and GPU device ids; other resources and skipped fields read past', async () => {

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import path from 'node:path';
 import { GrpcCallError, unaryCall, type GrpcFailureKind } from '../../lib/grpc/unary-client.js';
 import { socketDir } from '../support/pod-resources-server.js';
+import { rejectionOf } from '../support/rejection.js';
 
 let dir: string;
 let removeDir: () => Promise<void>;
@@ -55,14 +56,7 @@ function grpcAnswer(body: Buffer, trailers: Record<string, string> = { 'grpc-sta
   };
 }
 
-async function failure(promise: Promise<unknown>): Promise<GrpcCallError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof GrpcCallError)) throw new Error(`expected a GrpcCallError, got ${String(err)}`);
-  return err;
-}
+const failure = (promise: Promise<unknown>): Promise<GrpcCallError> => rejectionOf(promise, GrpcCallError);
 
 const call = (socketPath: string, extra: Partial<Parameters<typeof unaryCall>[0]> = {}): Promise<Uint8Array> =>
   unaryCall({ socketPath, method: '/test.Echo/Call', request: Uint8Array.from([0x08, 0x01]), deadlineMs: 1_000, ...extra });
