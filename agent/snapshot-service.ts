@@ -3,6 +3,7 @@
  * collection (single-flight), and a finished collection is reused for a short while, so a
  * fan-out burst from the operator never hammers NVML.
  */
+import { GpuIdentityMemory } from './nvml/gpu-identities.js';
 import type { NvmlSnapshotSource } from './nvml/sources.js';
 import type { NvmlCheck, NvmlSnapshot } from './nvml/types.js';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type AgentStatus, type DiagnosticCheck, type NodeSnapshotDocument } from './api/snapshot-document.js';
@@ -47,6 +48,7 @@ interface CacheEntry {
 export class SnapshotService {
   private readonly cache = new Map<string, CacheEntry>();
   private collections = 0;
+  private readonly identities = new GpuIdentityMemory();
 
   constructor(private readonly options: SnapshotServiceOptions) {}
 
@@ -99,10 +101,13 @@ export class SnapshotService {
         this.collections += 1;
         const timer = metrics.collectionDuration.startTimer();
         try {
-          const snap =
+          const collected =
             nvml === undefined
               ? { collectedAt: (this.options.now?.() ?? new Date()).toISOString(), nvml: { available: false as const, reason: 'NVML disabled (no-GPU mode)' }, gpus: [], errors: [] }
               : await nvml.collect(nvmlChecks);
+          // A GPU that fell off the bus keeps the UUID it had: the pods and XIDs on it are found by it.
+          const gpus = this.identities.recall(collected.gpus);
+          const snap = gpus === collected.gpus ? collected : { ...collected, gpus: [...gpus] };
           if (snap.nvml.available) this.options.xid.setDriverVersion(snap.nvml.driverVersion);
           for (const gpu of snap.gpus) this.options.xid.observeGpu(gpu);
           metrics.nvmlAvailable.set(snap.nvml.available ? 1 : 0);

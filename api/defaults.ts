@@ -124,6 +124,7 @@ export const BUILT_IN_POLICY_SPEC = {
   actions: {
     dryRun: false,
     nodeCondition: { enabled: false },
+    podCondition: { enabled: false },
     taint: { enabled: false, key: 'gpudiag.io/gpu-unhealthy', effect: 'NoSchedule', maxTaintedPercent: 10 },
   },
 } as const satisfies GPUHealthPolicySpec;

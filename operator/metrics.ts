@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LruCache } from '../lib/lru-cache.js';
-import type { NodeScore } from './scoring/index.js';
+import type { GpuScore, NodeScore } from './scoring/index.js';
 
 /** XID events remembered per node to count each occurrence once (the agent reports an event until it ages out). */
 const XID_EVENTS_REMEMBERED_PER_NODE = 512;
@@ -20,6 +20,13 @@ interface NodeSeries {
   xidLabels: Set<string>;
   /** Last count counted per reported event (xid, GPU, pid, first seen). */
   counted: LruCache<string, number>;
+  /** Containers on the node's degraded and critical GPUs, by `fault|gpu_status`. */
+  affected: Map<string, number>;
+}
+
+/** The fault class of an affected GPU: the code of its worst finding (a bounded set of CamelCase codes). */
+export function faultClassOf(gpu: GpuScore): string {
+  return gpu.findings[0]?.code ?? 'LowScore';
 }
 
 /** Every metric the operator exports. */
@@ -58,6 +65,28 @@ export class OperatorMetrics {
     labelNames: ['node', 'xid', 'severity'],
     registers: [this.registry],
   });
+  /** Summed over nodes at scrape time: one series per fault class and GPU status, never per pod or node. */
+  readonly affectedPods = new Gauge({
+    name: 'gpudiag_affected_pods',
+    help: "Containers on degraded or critical GPUs at each node's latest check, by fault class (the worst finding's code) and GPU status.",
+    labelNames: ['fault', 'gpu_status'],
+    registers: [this.registry],
+    collect: () => {
+      const totals = new Map<string, number>();
+      for (const s of this.series.values()) for (const [key, n] of s.affected) totals.set(key, (totals.get(key) ?? 0) + n);
+      this.affectedPods.reset();
+      for (const [key, n] of totals) {
+        const [fault = '', status = ''] = key.split('|');
+        this.affectedPods.set({ fault, gpu_status: status }, n);
+      }
+    },
+  });
+  readonly workloadEvents = new Counter({
+    name: 'gpudiag_workload_events_total',
+    help: 'Warning Events recorded on pods and their controllers about a critical GPU, by fault class and object kind (Pod or controller).',
+    labelNames: ['fault', 'object'],
+    registers: [this.registry],
+  });
   private readonly series = new Map<string, NodeSeries>();
   readonly diagnostics = new Counter({ name: 'gpudiag_diagnostics_total', help: 'Finished GPUDiagnostics by phase.', labelNames: ['phase'], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'gpudiag_leader', help: '1 while this replica leads.', registers: [this.registry] });
@@ -85,6 +114,12 @@ export class OperatorMetrics {
     for (const gpu of series.gpus) if (!gpus.has(gpu)) this.gpuScore.remove({ node, gpu });
     for (const g of score.gpus) this.gpuScore.set({ node, gpu: g.uuid ?? String(g.index) }, g.score);
     series.gpus = gpus;
+    series.affected = new Map();
+    for (const g of score.gpus) {
+      if ((g.status !== 'critical' && g.status !== 'degraded') || g.pods === undefined) continue;
+      const key = `${faultClassOf(g)}|${g.status}`;
+      series.affected.set(key, (series.affected.get(key) ?? 0) + g.pods.length + (g.podsOmitted ?? 0));
+    }
     this.countXidEvents(score);
   }
 
@@ -116,7 +151,7 @@ export class OperatorMetrics {
   private seriesOf(node: string): NodeSeries {
     let series = this.series.get(node);
     if (series === undefined) {
-      series = { gpus: new Set(), xidLabels: new Set(), counted: new LruCache(XID_EVENTS_REMEMBERED_PER_NODE) };
+      series = { gpus: new Set(), xidLabels: new Set(), counted: new LruCache(XID_EVENTS_REMEMBERED_PER_NODE), affected: new Map() };
       this.series.set(node, series);
     }
     return series;

@@ -19,6 +19,7 @@ import { DiagnosticController } from './diagnostic/controller.js';
 import { apiEventRecorder } from './events.js';
 import { createConnectionPool } from './fanout/agent-client.js';
 import { CircuitBreaker } from './fanout/circuit-breaker.js';
+import { apiWorkloads } from './workloads/index.js';
 import { OperatorMetrics } from './metrics.js';
 import { PolicyController } from './policy/controller.js';
 import { ResilientInformer } from './runtime/informer.js';
@@ -135,6 +136,7 @@ export class Operator {
     teardown.add('probes', () => probes.stop());
     const breaker = new CircuitBreaker();
     metrics.observeCircuits(() => breaker.snapshot());
+    const events = apiEventRecorder(kc, config.identity, logger);
     const controllerDeps = {
       kc,
       nodes,
@@ -142,7 +144,8 @@ export class Operator {
       breaker,
       connections: createConnectionPool({ scheme: config.agentScheme, maxSockets: config.fanoutConcurrency, ...(caPem !== undefined ? { caPem } : {}) }),
       tokenProvider,
-      events: apiEventRecorder(kc, config.identity, logger),
+      events,
+      workloads: apiWorkloads(kc, events, metrics, logger.child({ component: 'workloads' }), config.apiTimeoutMs),
       apiTimeoutMs: config.apiTimeoutMs,
       metrics,
       logger: logger.child({ controller: 'gpudiagnostic' }),

@@ -570,6 +570,58 @@ export const gpuDiagnosticSchema: Record<string, unknown> = {
                           }
                         }
                       }
+                    },
+                    "podsTruncated": {
+                      "type": "integer",
+                      "description": "Pods left out of pods.",
+                      "minimum": 0
+                    },
+                    "pods": {
+                      "type": "array",
+                      "description": "The pods whose containers hold this GPU, listed for degraded and critical GPUs only: from the kubelet's pod-resources API (a device plugin allocated the GPU) or from the cgroup of a process on the GPU; the operator fills in what the agent could not know (the UID, or the namespace and name) from the node's pods. A pod that has gone keeps only what the agent reported.",
+                      "maxItems": 8,
+                      "items": {
+                        "type": "object",
+                        "description": "One container on the GPU.",
+                        "required": [
+                          "source"
+                        ],
+                        "properties": {
+                          "namespace": {
+                            "type": "string",
+                            "description": "Pod namespace.",
+                            "maxLength": 63
+                          },
+                          "name": {
+                            "type": "string",
+                            "description": "Pod name.",
+                            "maxLength": 253
+                          },
+                          "uid": {
+                            "type": "string",
+                            "description": "Pod UID.",
+                            "maxLength": 36
+                          },
+                          "container": {
+                            "type": "string",
+                            "description": "Container name.",
+                            "maxLength": 63
+                          },
+                          "source": {
+                            "type": "string",
+                            "description": "How the agent found the container (pod-resources or process-cgroup).",
+                            "enum": [
+                              "pod-resources",
+                              "process-cgroup"
+                            ]
+                          },
+                          "controller": {
+                            "type": "string",
+                            "description": "The pod's controlling owner as Kind/name (e.g. Job/train-42).",
+                            "maxLength": 320
+                          }
+                        }
+                      }
                     }
                   }
                 }
@@ -1478,6 +1530,18 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 }
               }
             },
+            "podCondition": {
+              "type": "object",
+              "description": "Set a Pod condition gpudiag.io/GPUHealthy (False with the fault as reason) on pods whose GPU is critical, and True again when the GPU recovers.",
+              "default": {},
+              "properties": {
+                "enabled": {
+                  "type": "boolean",
+                  "description": "Turn the Pod condition on.",
+                  "default": false
+                }
+              }
+            },
             "taint": {
               "type": "object",
               "description": "Taint critical nodes so new GPU work avoids them; removed when the node recovers.",
@@ -1681,6 +1745,72 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                 "type": "string",
                 "description": "The worst finding or the failure.",
                 "maxLength": 1024
+              },
+              "affectedPodsTruncated": {
+                "type": "integer",
+                "description": "Pods left out of affectedPods.",
+                "minimum": 0
+              },
+              "affectedPods": {
+                "type": "array",
+                "description": "The pods on the node's degraded and critical GPUs, worst GPU first.",
+                "maxItems": 16,
+                "items": {
+                  "type": "object",
+                  "description": "One container on a degraded or critical GPU.",
+                  "required": [
+                    "gpu",
+                    "source"
+                  ],
+                  "properties": {
+                    "gpu": {
+                      "type": "string",
+                      "description": "GPU UUID (or NVML index when the UUID is unknown).",
+                      "maxLength": 96
+                    },
+                    "gpuStatus": {
+                      "type": "string",
+                      "description": "Health status of the GPU.",
+                      "enum": [
+                        "degraded",
+                        "critical"
+                      ]
+                    },
+                    "namespace": {
+                      "type": "string",
+                      "description": "Pod namespace.",
+                      "maxLength": 63
+                    },
+                    "name": {
+                      "type": "string",
+                      "description": "Pod name.",
+                      "maxLength": 253
+                    },
+                    "uid": {
+                      "type": "string",
+                      "description": "Pod UID.",
+                      "maxLength": 36
+                    },
+                    "container": {
+                      "type": "string",
+                      "description": "Container name.",
+                      "maxLength": 63
+                    },
+                    "source": {
+                      "type": "string",
+                      "description": "How the agent found the container (pod-resources or process-cgroup).",
+                      "enum": [
+                        "pod-resources",
+                        "process-cgroup"
+                      ]
+                    },
+                    "controller": {
+                      "type": "string",
+                      "description": "The pod's controlling owner as Kind/name (e.g. Job/train-42).",
+                      "maxLength": 320
+                    }
+                  }
+                }
               }
             }
           }

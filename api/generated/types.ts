@@ -354,6 +354,43 @@ export interface GPUDiagnosticStatus {
          */
         message: string;
       }[];
+      /**
+       * Pods left out of pods.
+       */
+      podsTruncated?: number;
+      /**
+       * The pods whose containers hold this GPU, listed for degraded and critical GPUs only: from the kubelet's pod-resources API (a device plugin allocated the GPU) or from the cgroup of a process on the GPU; the operator fills in what the agent could not know (the UID, or the namespace and name) from the node's pods. A pod that has gone keeps only what the agent reported.
+       *
+       * @maxItems 8
+       *
+       * Items: One container on the GPU.
+       */
+      pods?: {
+        /**
+         * Pod namespace.
+         */
+        namespace?: string;
+        /**
+         * Pod name.
+         */
+        name?: string;
+        /**
+         * Pod UID.
+         */
+        uid?: string;
+        /**
+         * Container name.
+         */
+        container?: string;
+        /**
+         * How the agent found the container (pod-resources or process-cgroup).
+         */
+        source: "pod-resources" | "process-cgroup";
+        /**
+         * The pod's controlling owner as Kind/name (e.g. Job/train-42).
+         */
+        controller?: string;
+      }[];
     }[];
     /**
      * Node-level findings (XIDs not tied to a reported GPU, collection errors).
@@ -829,6 +866,15 @@ export interface GPUHealthPolicySpec {
       enabled?: boolean;
     };
     /**
+     * Set a Pod condition gpudiag.io/GPUHealthy (False with the fault as reason) on pods whose GPU is critical, and True again when the GPU recovers.
+     */
+    podCondition?: {
+      /**
+       * Turn the Pod condition on.
+       */
+      enabled?: boolean;
+    };
+    /**
      * Taint critical nodes so new GPU work avoids them; removed when the node recovers.
      */
     taint?: {
@@ -961,6 +1007,51 @@ export interface GPUHealthPolicyStatus {
      * The worst finding or the failure.
      */
     message?: string;
+    /**
+     * Pods left out of affectedPods.
+     */
+    affectedPodsTruncated?: number;
+    /**
+     * The pods on the node's degraded and critical GPUs, worst GPU first.
+     *
+     * @maxItems 16
+     *
+     * Items: One container on a degraded or critical GPU.
+     */
+    affectedPods?: {
+      /**
+       * GPU UUID (or NVML index when the UUID is unknown).
+       */
+      gpu: string;
+      /**
+       * Health status of the GPU.
+       */
+      gpuStatus?: "degraded" | "critical";
+      /**
+       * Pod namespace.
+       */
+      namespace?: string;
+      /**
+       * Pod name.
+       */
+      name?: string;
+      /**
+       * Pod UID.
+       */
+      uid?: string;
+      /**
+       * Container name.
+       */
+      container?: string;
+      /**
+       * How the agent found the container (pod-resources or process-cgroup).
+       */
+      source: "pod-resources" | "process-cgroup";
+      /**
+       * The pod's controlling owner as Kind/name (e.g. Job/train-42).
+       */
+      controller?: string;
+    }[];
   }[];
   /**
    * Recent XID events on governed nodes, deduplicated, worst and newest first.

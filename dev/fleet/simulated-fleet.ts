@@ -35,6 +35,8 @@ export interface FleetNodeSpec {
   labels?: Record<string, string>;
   /** Give the node a Node object but no agent pod (to exercise NoAgent). */
   withoutAgent?: boolean;
+  /** A kubelet pod-resources socket for the node's agent (tests serve one); default none. */
+  podResourcesSocket?: string;
 }
 
 /** Label naming the scenario behind a simulated node (`kubectl get nodes -L gpudiag.io/scenario`). */
@@ -258,7 +260,7 @@ export class SimulatedFleet {
           kmsgPath: kmsgFile,
           kmsgPollMs: 500,
           // Simulated nodes have no kubelet, and the scenarios' pids are not this machine's processes.
-          podResourcesSocket: '',
+          podResourcesSocket: spec.podResourcesSocket ?? '',
           procRoot: '',
           snapshotCacheMs: options.snapshotCacheMs ?? 1000,
           requestTimeoutMs: 30_000,

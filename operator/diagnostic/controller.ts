@@ -27,8 +27,9 @@ import { writeStatus } from '../runtime/status-writer.js';
 import { splitKey, type ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { parseAdvertisedGpus, parseGoDuration, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
+import type { Workloads } from '../workloads/index.js';
 import { computeDiagnosticStatus, isFinished, type DiagnosticObservation } from './compute.js';
-import { RetainedResults, type NodeResultInput } from './results.js';
+import { RetainedResults, STATUS_LIMITS, type NodeResultInput } from './results.js';
 
 /** Progress is written at most this often while agents answer. */
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -52,6 +53,8 @@ export interface DiagnosticControllerDeps {
   connections: HttpAgent;
   tokenProvider: TokenProvider;
   events: EventRecorder;
+  /** Finds the pods on the GPUs of finished runs and tells those on critical GPUs. */
+  workloads: Workloads;
   metrics: OperatorMetrics;
   logger: Logger;
   agentPort: number;
@@ -138,9 +141,12 @@ export class DiagnosticController {
         await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed.all, restarted: run.restarted }, signal);
         return { requeueAfterMs: RUNNING_RECHECK_MS };
       }
-      const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results: run.completed.all }, signal);
+      // A small diagnostic lists every GPU's pods; a large one only the degraded and critical GPUs'.
+      const results = await this.deps.workloads.resolver.resolve(run.completed.all, run.targeted <= STATUS_LIMITS.detailedNodeLimit, signal);
+      const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results }, signal);
       this.runs.delete(uid);
       await this.announce(obj, written, log, signal);
+      await this.deps.workloads.notifier.notify(results, signal);
       return this.expireIfDue({ ...obj, status: written }, log, signal);
     }
     return this.startRun(obj, key, uid, signal, log);

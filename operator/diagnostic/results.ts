@@ -5,7 +5,7 @@
  * 5,000 nodes × 8 GPUs.
  */
 import type { GPUDiagnosticStatus } from '../../api/index.js';
-import type { EvaluatedXidEvent, Finding, HealthStatus, NodeScore } from '../scoring/index.js';
+import type { AffectedPod, EvaluatedXidEvent, Finding, GpuScore, HealthStatus, NodeScore } from '../scoring/index.js';
 
 /** What a node's agent request came to. */
 export type NodeResult = 'Succeeded' | 'NoAgent' | 'Unreachable' | 'Timeout' | 'Error';
@@ -23,6 +23,7 @@ export interface NodeResultInput {
 type StatusNode = NonNullable<GPUDiagnosticStatus['nodes']>[number];
 type StatusGpu = NonNullable<StatusNode['gpus']>[number];
 type StatusFinding = NonNullable<StatusGpu['findings']>[number];
+type StatusPod = NonNullable<StatusGpu['pods']>[number];
 type StatusXid = NonNullable<StatusNode['xidEvents']>[number];
 type Summary = NonNullable<GPUDiagnosticStatus['summary']>;
 
@@ -32,6 +33,8 @@ export const STATUS_LIMITS = {
   gpusPerNode: 16,
   findingsPerGpu: 16,
   findingsPerNode: 16,
+  /** Containers listed per GPU (the CRD's maxItems). */
+  podsPerGpu: 8,
   xidEventsPerNode: 20,
   criticalNodeNames: 50,
   /** Above this many targeted nodes, healthy GPUs without findings are counted, not listed. */
@@ -53,9 +56,10 @@ const STATUS_RANK: Record<HealthStatus, number> = { critical: 0, degraded: 1, un
  * limits are counted, not kept, and kernel text is clipped.
  */
 export function retainedScore(score: NodeScore, maxXidEvents: number = STATUS_LIMITS.xidEventsPerNode): NodeScore {
-  const gpus = score.gpus.map((g) =>
-    g.findings.length <= STATUS_LIMITS.findingsPerGpu ? g : { ...g, findings: g.findings.slice(0, STATUS_LIMITS.findingsPerGpu), findingsOmitted: (g.findingsOmitted ?? 0) + g.findings.length - STATUS_LIMITS.findingsPerGpu },
-  );
+  const gpus = score.gpus.map((g) => {
+    const cut = g.findings.length <= STATUS_LIMITS.findingsPerGpu ? g : { ...g, findings: g.findings.slice(0, STATUS_LIMITS.findingsPerGpu), findingsOmitted: (g.findingsOmitted ?? 0) + g.findings.length - STATUS_LIMITS.findingsPerGpu };
+    return withPodsCut(cut, STATUS_LIMITS.podsPerGpu);
+  });
   const findings = score.findings.slice(0, STATUS_LIMITS.findingsPerNode);
   const xidEvents = score.xidEvents.slice(0, maxXidEvents).map((e) => (e.message.length <= STATUS_LIMITS.xidMessage ? e : { ...e, message: clip(e.message, STATUS_LIMITS.xidMessage) }));
   return {
@@ -65,6 +69,29 @@ export function retainedScore(score: NodeScore, maxXidEvents: number = STATUS_LI
     xidEvents,
     findingsOmitted: (score.findingsOmitted ?? 0) + score.findings.length - findings.length,
     xidEventsOmitted: (score.xidEventsOmitted ?? 0) + score.xidEvents.length - xidEvents.length,
+  };
+}
+
+/** `gpu` with at most `max` pods, the rest counted (the same object when nothing is cut). */
+function withPodsCut<G extends GpuScore>(gpu: G, max: number): G {
+  const pods = gpu.pods;
+  if (pods === undefined || pods.length <= max) return gpu;
+  return { ...gpu, pods: pods.slice(0, max), podsOmitted: (gpu.podsOmitted ?? 0) + pods.length - max };
+}
+
+/** Degraded and critical GPUs are the ones whose pods a status names. */
+export function isAffected(status: HealthStatus): boolean {
+  return status === 'critical' || status === 'degraded';
+}
+
+function toPod(p: AffectedPod): StatusPod {
+  return {
+    ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
+    ...(p.name !== undefined ? { name: p.name } : {}),
+    ...(p.uid !== undefined ? { uid: p.uid } : {}),
+    ...(p.container !== undefined ? { container: p.container } : {}),
+    source: p.source,
+    ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}`, 320) } : {}),
   };
 }
 
@@ -123,6 +150,9 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
   const gpuList = bounded(gpus, STATUS_LIMITS.gpusPerNode, (g): StatusGpu => {
     const findings = bounded(g.findings, STATUS_LIMITS.findingsPerGpu, toFinding);
     findings.truncated += g.findingsOmitted ?? 0;
+    // Every GPU's pods in a detailed (small) diagnostic; only the affected GPUs' in a large one.
+    const pods = detailed || isAffected(g.status) ? bounded(g.pods ?? [], STATUS_LIMITS.podsPerGpu, toPod) : { list: [], truncated: 0 };
+    if (pods.list.length > 0) pods.truncated += g.podsOmitted ?? 0;
     return {
       index: g.index,
       ...(g.uuid !== undefined ? { uuid: g.uuid } : {}),
@@ -132,6 +162,8 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
       status: g.status,
       ...(findings.list.length > 0 ? { findings: findings.list } : {}),
       ...(findings.truncated > 0 ? { findingsTruncated: findings.truncated } : {}),
+      ...(pods.list.length > 0 ? { pods: pods.list } : {}),
+      ...(pods.truncated > 0 ? { podsTruncated: pods.truncated } : {}),
     };
   });
   const nodeFindings = bounded(score.findings, STATUS_LIMITS.findingsPerNode, toFinding);
@@ -151,8 +183,10 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
 
 /**
  * A node's score reduced to what the summary counts (status and score of the node and of each
- * GPU, the XID event count) plus, for policies, its first `keepXidEvents` XID events without
- * their kernel text. A few hundred bytes per node whatever the agent answered.
+ * GPU, the XID event count) plus the worst finding and the pods of its degraded and critical
+ * GPUs and, for policies,
+ * its first `keepXidEvents` XID events without their kernel text. A few hundred bytes per
+ * healthy node whatever the agent answered.
  */
 export function summaryScore(score: NodeScore, keepXidEvents = 0): NodeScore {
   const xidEvents = score.xidEvents.slice(0, keepXidEvents).map((e) => ({ ...e, message: '', process: null }));
@@ -161,7 +195,22 @@ export function summaryScore(score: NodeScore, keepXidEvents = 0): NodeScore {
     score: score.score,
     status: score.status,
     worstMessage: clip(score.worstMessage, STATUS_LIMITS.message),
-    gpus: score.gpus.map((g) => ({ index: g.index, ...(g.uuid !== undefined ? { uuid: g.uuid } : {}), score: g.score, status: g.status, findings: [], findingsOmitted: g.findings.length + (g.findingsOmitted ?? 0) })),
+    gpus: score.gpus.map((g) =>
+      withPodsCut(
+        {
+          index: g.index,
+          ...(g.uuid !== undefined ? { uuid: g.uuid } : {}),
+          score: g.score,
+          status: g.status,
+          // An affected GPU keeps its worst finding: the fault Events and Pod conditions name.
+          findings: isAffected(g.status) ? g.findings.slice(0, 1) : [],
+          findingsOmitted: g.findings.length - (isAffected(g.status) ? Math.min(1, g.findings.length) : 0) + (g.findingsOmitted ?? 0),
+          ...(isAffected(g.status) && g.pods !== undefined ? { pods: g.pods } : {}),
+          ...(isAffected(g.status) && g.podsOmitted !== undefined ? { podsOmitted: g.podsOmitted } : {}),
+        },
+        STATUS_LIMITS.podsPerGpu,
+      ),
+    ),
     findings: [],
     findingsOmitted: score.findings.length + (score.findingsOmitted ?? 0),
     xidEvents,

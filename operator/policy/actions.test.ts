@@ -20,6 +20,7 @@ function actions(overrides: { dryRun?: boolean; taint?: Partial<ResolvedActions[
   return {
     dryRun: overrides.dryRun ?? false,
     nodeCondition: { enabled: overrides.condition ?? false },
+    podCondition: { enabled: false },
     taint: { ...BUILT_IN_POLICY.actions.taint, enabled: true, ...overrides.taint },
   };
 }

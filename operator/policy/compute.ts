@@ -12,7 +12,7 @@
 import type { GPUHealthPolicyStatus } from '../../api/index.js';
 import type { EvaluatedXidEvent, HealthStatus, Severity } from '../scoring/index.js';
 import { formatTime, markReady, markReconciling, markStalled, setCondition, type Condition } from '../runtime/conditions.js';
-import { compareNodesWorstFirst, type NodeResultInput } from '../diagnostic/results.js';
+import { compareNodesWorstFirst, isAffected, type NodeResultInput } from '../diagnostic/results.js';
 import type { ActionsPlan } from './actions.js';
 
 /** The condition type that reports what the policy found (separate from Ready). */
@@ -21,6 +21,7 @@ export const HEALTHY = 'Healthy';
 /** Bounds of the status; the CRD's maxItems/maxLength are the hard limits these stay within. */
 export const POLICY_STATUS_LIMITS = {
   worstNodes: 50,
+  affectedPodsPerNode: 16,
   recentXids: 50,
   actionNodes: 100,
   criticalNamesInMessage: 20,
@@ -44,6 +45,7 @@ export type PolicyObservation =
 type Status = GPUHealthPolicyStatus;
 type StatusNode = NonNullable<Status['worstNodes']>[number];
 type StatusXid = NonNullable<Status['recentXids']>[number];
+type StatusAffectedPod = NonNullable<StatusNode['affectedPods']>[number];
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
 
@@ -80,18 +82,45 @@ export function countNodes(results: readonly NodeResultInput[]): NonNullable<Sta
   return { governed: results.length, ...counts, ...(minScore !== undefined ? { minScore } : {}) };
 }
 
+/** The containers on a node's degraded and critical GPUs, worst GPU first, bounded. */
+export function affectedPods(input: NodeResultInput): { list: StatusAffectedPod[]; truncated: number } {
+  const gpus = (input.score?.gpus ?? []).filter((g) => isAffected(g.status)).sort((a, b) => (a.status === b.status ? a.score - b.score || a.index - b.index : a.status === 'critical' ? -1 : 1));
+  const all: StatusAffectedPod[] = [];
+  let truncated = 0;
+  for (const g of gpus) {
+    truncated += g.podsOmitted ?? 0;
+    for (const p of g.pods ?? []) {
+      all.push({
+        gpu: clip(g.uuid ?? String(g.index), POLICY_STATUS_LIMITS.gpu),
+        gpuStatus: g.status === 'critical' ? 'critical' : 'degraded',
+        ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
+        ...(p.name !== undefined ? { name: p.name } : {}),
+        ...(p.uid !== undefined ? { uid: p.uid } : {}),
+        ...(p.container !== undefined ? { container: p.container } : {}),
+        source: p.source,
+        ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}`, 320) } : {}),
+      });
+    }
+  }
+  const list = all.slice(0, POLICY_STATUS_LIMITS.affectedPodsPerNode);
+  return { list, truncated: truncated + all.length - list.length };
+}
+
 /** Non-healthy nodes, worst first, bounded; `truncated` counts those left out. */
 export function worstNodes(results: readonly NodeResultInput[]): { list: StatusNode[]; truncated: number } {
   const bad = results.filter((r) => nodeStatus(r) !== 'healthy').sort(compareNodesWorstFirst);
-  const list = bad.slice(0, POLICY_STATUS_LIMITS.worstNodes).map(
-    (r): StatusNode => ({
+  const list = bad.slice(0, POLICY_STATUS_LIMITS.worstNodes).map((r): StatusNode => {
+    const pods = affectedPods(r);
+    return {
       name: r.node,
       result: r.result,
       status: nodeStatus(r),
       ...(r.score !== undefined ? { score: r.score.score } : {}),
       message: clip(r.message ?? r.score?.worstMessage ?? '', POLICY_STATUS_LIMITS.message),
-    }),
-  );
+      ...(pods.list.length > 0 ? { affectedPods: pods.list } : {}),
+      ...(pods.truncated > 0 ? { affectedPodsTruncated: pods.truncated } : {}),
+    };
+  });
   return { list, truncated: bad.length - list.length };
 }
 

@@ -32,6 +32,7 @@ import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { parseAdvertisedGpus, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
 import { planActions, policiesRecordedOn, taintState, TAINTED_BY_ANNOTATION, UNHEALTHY_BY_ANNOTATION, parseTaintedBy, parseUnhealthyBy, type ActionsPlan, type PlanNode } from './actions.js';
 import { applyActions } from './apply-actions.js';
+import { POD_GPU_HEALTHY_CONDITION, type Workloads } from '../workloads/index.js';
 import { checkedGeneration, computePolicyStatus, nextCheckAt, POLICY_STATUS_LIMITS, type PolicyObservation } from './compute.js';
 
 /** A check in progress is looked at again at least this often. */
@@ -50,6 +51,8 @@ export interface PolicyControllerDeps {
   connections: HttpAgent;
   tokenProvider: TokenProvider;
   events: EventRecorder;
+  /** Finds the pods on the GPUs of finished checks, tells those on critical GPUs, marks them (podCondition). */
+  workloads: Workloads;
   metrics: OperatorMetrics;
   logger: Logger;
   agentPort: number;
@@ -273,7 +276,7 @@ export class PolicyController {
   private async finish(obj: GPUHealthPolicy, run: Run, signal: AbortSignal, log: Logger): Promise<ReconcileResult> {
     const name = obj.metadata.name ?? '';
     const { policy } = run;
-    const results = run.completed;
+    const results = await this.deps.workloads.resolver.resolve(run.completed, false, signal);
     const plan = this.plan(name, policy, results);
     let shown: ActionsPlan | undefined = plan;
     if (!policy.actions.taint.enabled && !policy.actions.nodeCondition.enabled && plan.remove.length === 0 && plan.verdicts.length === 0) shown = undefined;
@@ -306,6 +309,11 @@ export class PolicyController {
     const written = await this.apply(obj, { kind: 'checked', results, nextCheckTime: next, ...(shown !== undefined ? { actions: shown } : {}) }, signal);
     this.runs.delete(name);
     await this.announce(obj, previous, written, plan, results, signal);
+    await this.deps.workloads.notifier.notify(results, signal);
+    if (policy.actions.podCondition.enabled && !plan.dryRun) {
+      const pods = await this.deps.workloads.podConditions.apply(name, results, signal);
+      if (pods.markedFalse + pods.markedTrue + pods.failed > 0) log.info('pod conditions written', { condition: POD_GPU_HEALTHY_CONDITION, ...pods });
+    } else await this.releasePodConditions(name, signal);
     const counts = written.nodes ?? {};
     log.info('policy check completed', { nodes: counts.governed, critical: counts.critical, unknown: counts.unknown, minScore: counts.minScore, tainted: shown?.tainted.length ?? 0, held: shown?.held.length ?? 0 });
     return { requeueAfterMs: Math.max(0, next.getTime() - now.getTime()) };
@@ -335,8 +343,16 @@ export class PolicyController {
     return planActions({ policy: name, actions: policy.actions, governed: planNodes, outOfScope });
   }
 
+  /** Sets the Pod condition back to True on the pods `policy` marked (it was deleted, or its podCondition turned off). */
+  private async releasePodConditions(policy: string, signal: AbortSignal): Promise<void> {
+    if (this.deps.workloads.podConditions.markedBy(policy) === 0) return;
+    const pods = await this.deps.workloads.podConditions.apply(policy, [], signal);
+    this.deps.logger.info('released the pod conditions of a policy', { policy, ...pods });
+  }
+
   /** Removes every mark `policy` recorded on Nodes (it was deleted). */
   private async release(policy: string, signal: AbortSignal): Promise<void> {
+    await this.releasePodConditions(policy, signal);
     const nodes = this.deps.nodes.list().filter((n) => policiesRecordedOn(n).has(policy));
     if (nodes.length === 0) return;
     const tainted = nodes.filter((n) => parseTaintedBy(n.metadata?.annotations?.[TAINTED_BY_ANNOTATION]).has(policy)).map((n) => n.metadata?.name ?? '');

@@ -119,6 +119,7 @@ export interface ResolvedScoring {
 export interface ResolvedActions {
   readonly dryRun: boolean;
   readonly nodeCondition: { readonly enabled: boolean };
+  readonly podCondition: { readonly enabled: boolean };
   readonly taint: {
     readonly enabled: boolean;
     readonly key: string;
@@ -241,6 +242,7 @@ export function resolvePolicy(spec: GPUHealthPolicySpec = {}): ResolvedPolicy {
     actions: {
       dryRun: spec.actions?.dryRun ?? d.actions.dryRun,
       nodeCondition: { ...d.actions.nodeCondition, ...spec.actions?.nodeCondition },
+      podCondition: { ...d.actions.podCondition, ...spec.actions?.podCondition },
       taint: { ...d.actions.taint, ...spec.actions?.taint },
     },
   };

@@ -21,12 +21,13 @@
  * Nothing is remembered between calls, so every fault clears as soon as the snapshot stops
  * showing it (GPU back, remap applied, XID older than the lookback).
  */
-import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
+import type { NodeSnapshotDocument, SnapshotGpu } from '../../agent/api/snapshot-document.js';
 import type { GpuSnapshot } from '../../agent/nvml/types.js';
 import type { XidCatalog } from '../../agent/xid/catalog.js';
 import type { GpuAdvertisement } from './advertised-gpus.js';
 import { checkLost, GPU_CHECKS, isUnobserved, memoryEventFinding, type GpuCheck, type NodeContext } from './checks/index.js';
 import { boundText, finding, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
+import { podsOfGpu, type AffectedPod } from './gpu-pods.js';
 import { checkMissingGpus } from './missing-gpus.js';
 import { FIXED_SEVERITIES, type ResolvedPolicy, type ResolvedScoring } from './policy.js';
 import { busLossFinding, busLossKey, evaluateXidEvents, kernelBusIdKey, NODE_LEVEL_KEY, switchFindings, type EvaluatedXidEvent } from './xid.js';
@@ -56,6 +57,10 @@ export interface GpuScore {
   readonly findings: readonly Finding[];
   /** Findings dropped when the score was retained for a status (results.ts retainedScore). */
   readonly findingsOmitted?: number;
+  /** The containers on this GPU the agent reported (absent when it listed none). */
+  readonly pods?: readonly AffectedPod[];
+  /** Containers left out of `pods` (by the agent, or when the score was retained). */
+  readonly podsOmitted?: number;
 }
 
 /** One node's result. */
@@ -129,13 +134,14 @@ function xidFindingsFor(gpu: GpuSnapshot, byGpu: ReadonlyMap<string, readonly Fi
   return found;
 }
 
-function scoreGpu(gpu: GpuSnapshot, policy: ResolvedPolicy, node: NodeContext, xidFindings: readonly Finding[]): GpuScore {
+function scoreGpu(gpu: SnapshotGpu, policy: ResolvedPolicy, node: NodeContext, xidFindings: readonly Finding[]): GpuScore {
   // A lost GPU answers nothing meaningful: only GpuLost (and its XIDs) describe it.
   const checks: readonly GpuCheck[] = gpu.lost ? [checkLost] : GPU_CHECKS;
   const findings = sortWorstFirst([...checks.flatMap((check) => check(gpu, policy, node)), ...xidFindings]);
   const score = scoreFindings(findings, policy.scoring);
   const status = statusFor(findings, score, policy.scoring);
   const bus = gpu.pciBusIdKernel ?? (gpu.pciBusId === undefined ? undefined : kernelBusIdKey(gpu.pciBusId));
+  const pods = podsOfGpu(gpu);
   return Object.freeze({
     index: gpu.index,
     ...(gpu.uuid === undefined ? {} : { uuid: gpu.uuid }),
@@ -144,6 +150,8 @@ function scoreGpu(gpu: GpuSnapshot, policy: ResolvedPolicy, node: NodeContext, x
     score,
     status: isUnobserved(gpu) ? worseStatus(status, 'unknown') : status,
     findings,
+    ...(pods.pods.length > 0 ? { pods: pods.pods } : {}),
+    ...(pods.omitted > 0 ? { podsOmitted: pods.omitted } : {}),
   });
 }
 

@@ -68,14 +68,24 @@ export interface ScenarioEnv {
 export async function startScenarioEnv(
   namespace: string,
   scenarios: readonly string[],
-  options: { label: string; identity: string; logger: Logger; operatorArgs?: readonly string[] },
+  options: {
+    label: string;
+    identity: string;
+    logger: Logger;
+    operatorArgs?: readonly string[];
+    /** A kubelet pod-resources socket for the agent of a scenario's node. */
+    podResourcesSockets?: Readonly<Record<string, string>>;
+  },
 ): Promise<ScenarioEnv> {
   await applyRbac('operator.yaml', namespace);
   await applyRbac('agent.yaml', namespace);
   const port = await freePort();
   const nodes = uniqueFleetNames(
     namespace,
-    scenarios.map((scenario) => ({ name: scenario, scenario, labels: { [options.label]: namespace } })),
+    scenarios.map((scenario) => {
+      const socket = options.podResourcesSockets?.[scenario];
+      return { name: scenario, scenario, labels: { [options.label]: namespace }, ...(socket !== undefined ? { podResourcesSocket: socket } : {}) };
+    }),
   );
   const nodeNames = new Map(nodes.map((n, i) => [scenarios[i] ?? n.name, n.name]));
   const fleet = await startTestFleet(namespace, nodes, port, options.logger);

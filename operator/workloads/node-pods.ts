@@ -1,0 +1,97 @@
+/**
+ * The pods of one node, indexed the three ways the agent names a container: namespace/name
+ * (pod-resources), pod UID and runtime container id (cgroups). Read with one LIST per node
+ * (fieldSelector spec.nodeName), only for nodes whose GPUs have pods worth naming, so the
+ * operator never caches the cluster's pods.
+ */
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { apiCall } from '../../lib/kube/call-options.js';
+
+/** A pod's controlling owner (its ownerReference with controller: true). */
+export interface OwnerRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/** What the operator needs of a pod on a node. */
+export interface NodePod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly controller?: OwnerRef;
+  /** When the kubelet started the pod (RFC 3339), if it has. */
+  readonly startTime?: string;
+  readonly phase?: string;
+  /** Container names by runtime container id (the id without its `containerd://` scheme). */
+  readonly containersById: ReadonlyMap<string, string>;
+}
+
+/** A node's pods by namespace/name, by UID and by container id. */
+export interface NodePods {
+  byName(namespace: string, name: string): NodePod | undefined;
+  byUid(uid: string): NodePod | undefined;
+  /** The pod and container name of a runtime container id. */
+  byContainerId(containerId: string): { pod: NodePod; container: string } | undefined;
+}
+
+/** Reads the pods of a node. */
+export type NodePodLookup = (node: string, signal: AbortSignal) => Promise<NodePods>;
+
+/** Most pods read per node: far above the kubelet's default of 110 pods. */
+export const MAX_PODS_PER_NODE_LOOKUP = 1000;
+
+const CONTAINER_ID = /^[a-z0-9-]+:\/\/([0-9a-f]{64})$/;
+
+function toNodePod(pod: V1Pod): NodePod | undefined {
+  const { namespace, name, uid } = pod.metadata ?? {};
+  if (namespace === undefined || name === undefined || uid === undefined) return undefined;
+  const owner = pod.metadata?.ownerReferences?.find((o) => o.controller === true);
+  const containersById = new Map<string, string>();
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? []), ...(pod.status?.ephemeralContainerStatuses ?? [])];
+  for (const c of statuses) {
+    const id = CONTAINER_ID.exec(c.containerID ?? '')?.[1];
+    if (id !== undefined) containersById.set(id, c.name);
+  }
+  const started = pod.status?.startTime;
+  return {
+    namespace,
+    name,
+    uid,
+    ...(owner !== undefined ? { controller: { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid } } : {}),
+    ...(started !== undefined ? { startTime: new Date(started).toISOString().replace(/\.\d+Z$/, 'Z') } : {}),
+    ...(pod.status?.phase !== undefined ? { phase: pod.status.phase } : {}),
+    containersById,
+  };
+}
+
+/** Indexes pods (pure; pods without namespace, name or UID are left out). */
+export function indexNodePods(pods: readonly V1Pod[]): NodePods {
+  const byName = new Map<string, NodePod>();
+  const byUid = new Map<string, NodePod>();
+  const byContainer = new Map<string, { pod: NodePod; container: string }>();
+  for (const raw of pods) {
+    const pod = toNodePod(raw);
+    if (pod === undefined) continue;
+    byName.set(`${pod.namespace}/${pod.name}`, pod);
+    byUid.set(pod.uid, pod);
+    for (const [id, container] of pod.containersById) byContainer.set(id, { pod, container });
+  }
+  return {
+    byName: (namespace, name) => byName.get(`${namespace}/${name}`),
+    byUid: (uid) => byUid.get(uid),
+    byContainerId: (id) => byContainer.get(id),
+  };
+}
+
+/** A NodePodLookup through the API server (RBAC: list pods, cluster-wide). */
+export function apiNodePodLookup(kc: KubeConfig, timeoutMs?: number): NodePodLookup {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (node, signal) => {
+    // Node names are DNS subdomains; anything else would change what the selector selects.
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error(`not a node name: ${JSON.stringify(node.slice(0, 64))}`);
+    const list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}`, limit: MAX_PODS_PER_NODE_LOOKUP }, apiCall(signal, timeoutMs));
+    return indexNodePods(list.items);
+  };
+}
