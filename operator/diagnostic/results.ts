@@ -84,7 +84,8 @@ export function isAffected(status: HealthStatus): boolean {
   return status === 'critical' || status === 'degraded';
 }
 
-function toPod(p: AffectedPod): StatusPod {
+/** A container as a status lists it (GPUDiagnostic per-GPU pods, GPUHealthPolicy affected pods). */
+export function toStatusPod(p: AffectedPod): StatusPod {
   return {
     ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
     ...(p.name !== undefined ? { name: p.name } : {}),
@@ -151,7 +152,7 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
     const findings = bounded(g.findings, STATUS_LIMITS.findingsPerGpu, toFinding);
     findings.truncated += g.findingsOmitted ?? 0;
     // Every GPU's pods in a detailed (small) diagnostic; only the affected GPUs' in a large one.
-    const pods = detailed || isAffected(g.status) ? bounded(g.pods ?? [], STATUS_LIMITS.podsPerGpu, toPod) : { list: [], truncated: 0 };
+    const pods = detailed || isAffected(g.status) ? bounded(g.pods ?? [], STATUS_LIMITS.podsPerGpu, toStatusPod) : { list: [], truncated: 0 };
     if (pods.list.length > 0) pods.truncated += g.podsOmitted ?? 0;
     return {
       index: g.index,

@@ -12,7 +12,7 @@
 import type { GPUHealthPolicyStatus } from '../../api/index.js';
 import type { EvaluatedXidEvent, HealthStatus, Severity } from '../scoring/index.js';
 import { formatTime, markReady, markReconciling, markStalled, setCondition, type Condition } from '../runtime/conditions.js';
-import { compareNodesWorstFirst, isAffected, type NodeResultInput } from '../diagnostic/results.js';
+import { compareNodesWorstFirst, isAffected, toStatusPod, type NodeResultInput } from '../diagnostic/results.js';
 import type { ActionsPlan } from './actions.js';
 
 /** The condition type that reports what the policy found (separate from Ready). */
@@ -93,12 +93,7 @@ export function affectedPods(input: NodeResultInput): { list: StatusAffectedPod[
       all.push({
         gpu: clip(g.uuid ?? String(g.index), POLICY_STATUS_LIMITS.gpu),
         gpuStatus: g.status === 'critical' ? 'critical' : 'degraded',
-        ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
-        ...(p.name !== undefined ? { name: p.name } : {}),
-        ...(p.uid !== undefined ? { uid: p.uid } : {}),
-        ...(p.container !== undefined ? { container: p.container } : {}),
-        source: p.source,
-        ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}`, 320) } : {}),
+        ...toStatusPod(p),
       });
     }
   }
