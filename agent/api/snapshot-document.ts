@@ -290,8 +290,8 @@ export type PodResourcesStatus =
   | {
       status: 'ok';
       /**
-       * NVIDIA devices allocated to containers that match no GPU here (a MIG device of a GPU
-       * whose MIG devices the agent does not list, a GPU NVML no longer sees, another id scheme).
+       * NVIDIA devices allocated to containers that match no GPU here (a MIG device made after
+       * the collection, a GPU NVML no longer sees, another id scheme).
        * @maxItems 32
        */
       unmatchedDevices?: UnmatchedDeviceReport[];

@@ -44,7 +44,7 @@
 typedef int nvmlReturn_t;
 enum {
   NVML_SUCCESS = 0, NVML_ERROR_UNINITIALIZED = 1, NVML_ERROR_INVALID_ARGUMENT = 2,
-  NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_INSUFFICIENT_SIZE = 7,
+  NVML_ERROR_NOT_SUPPORTED = 3, NVML_ERROR_NOT_FOUND = 6, NVML_ERROR_INSUFFICIENT_SIZE = 7,
   NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_TIMEOUT = 10, NVML_ERROR_LIBRARY_NOT_FOUND = 12,
   NVML_ERROR_GPU_IS_LOST = 15, NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
   NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25, NVML_ERROR_UNKNOWN = 999
@@ -175,6 +175,9 @@ static const uint64_t *g_generation;
 static uint64_t g_seen_generation;
 static int g_refcount;
 static struct nvmlDevice_st g_devices[MAX_GPUS];
+/* MIG device handles: slot k of GPU i is g_mig[i][k] (nvml.h: at most 7 per GPU on A100/H100). */
+#define MAX_MIG 8
+static struct nvmlDevice_st g_mig[MAX_GPUS][MAX_MIG];
 static struct nvmlEventSet_st g_sets[MAX_EVENT_SETS];
 
 static atomic_int g_init_count, g_shutdown_count, g_inflight, g_shutdown_busy, g_reload_count;
@@ -414,6 +417,15 @@ static int handle_index(nvmlDevice_t device) {
   return (int)(device - g_devices);
 }
 
+/* The parent GPU of a MIG device handle (and its slot), or -1 for any other handle. */
+static int mig_parent(nvmlDevice_t device, int *slot) {
+  struct nvmlDevice_st *first = &g_mig[0][0];
+  if (device < first || device >= first + MAX_GPUS * MAX_MIG) return -1;
+  long offset = (long)(device - first);
+  *slot = (int)(offset % MAX_MIG);
+  return (int)(offset / MAX_MIG);
+}
+
 /*
  * Common entry for device calls: counts the call, applies the delay, takes the lock and
  * checks init, handle, lost and injected errors. On success the lock is HELD.
@@ -640,6 +652,16 @@ EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned 
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+  int slot = 0;
+  int parent = mig_parent(device, &slot);
+  if (parent >= 0) {
+    /* a MIG device answers for itself, and fails like its parent (GPU_IS_LOST...) */
+    nvmlReturn_t rc = dev_enter("nvmlDeviceGetUUID", parent);
+    if (rc != NVML_SUCCESS) return fail(rc);
+    char field[64];
+    snprintf(field, sizeof(field), "mig.%d.uuid", slot);
+    return done(copy_str(gpu_str(parent, field), uuid, length));
+  }
   DEV_BEGIN("nvmlDeviceGetUUID");
   return done(copy_str(gpu_str(gi, "uuid"), uuid, length));
 }
@@ -991,6 +1013,32 @@ EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *curr
   if (!currentMode || !pendingMode) return done(NVML_ERROR_INVALID_ARGUMENT);
   if (!gpu_u32(gi, "mig.current", currentMode)) return done(NVML_ERROR_NOT_SUPPORTED);
   if (!gpu_u32(gi, "mig.pending", pendingMode)) *pendingMode = *currentMode;
+  return done(NVML_SUCCESS);
+}
+
+/* 0 when MIG is off (nvml.h); the scenario's mig.max (default 7) when it is on. */
+EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+  DEV_BEGIN("nvmlDeviceGetMaxMigDeviceCount");
+  if (!count) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int current = 0;
+  if (!gpu_u32(gi, "mig.current", &current)) return done(NVML_ERROR_NOT_SUPPORTED);
+  unsigned int max = 7;
+  gpu_u32(gi, "mig.max", &max);
+  *count = current ? (max > MAX_MIG ? MAX_MIG : max) : 0;
+  return done(NVML_SUCCESS);
+}
+
+/* NOT_FOUND for a slot without a MIG device, as nvml.h documents. */
+EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *migDevice) {
+  DEV_BEGIN("nvmlDeviceGetMigDeviceHandleByIndex");
+  if (!migDevice || index >= MAX_MIG) return done(NVML_ERROR_INVALID_ARGUMENT);
+  unsigned int current = 0;
+  if (!gpu_u32(gi, "mig.current", &current)) return done(NVML_ERROR_NOT_SUPPORTED);
+  char field[64];
+  snprintf(field, sizeof(field), "mig.%u.uuid", index);
+  if (!current || !gpu_str(gi, field)) return done(NVML_ERROR_NOT_FOUND);
+  g_mig[gi][index].index = gi;
+  *migDevice = &g_mig[gi][index];
   return done(NVML_SUCCESS);
 }
 

@@ -177,6 +177,9 @@ export interface FakeGpuSpec {
   };
   processes?: Array<{ pid: number; usedMemoryBytes: number }>;
   migMode?: { current: boolean; pending?: boolean };
+  /** MIG devices by slot (nvmlDeviceGetMigDeviceHandleByIndex), while MIG is on; `migMaxDevices` slots (default 7). */
+  migDevices?: Array<{ index: number; uuid: string }>;
+  migMaxDevices?: number;
   performanceState?: number;
   fanSpeedPercent?: number;
   persistenceMode?: boolean;
@@ -391,6 +394,8 @@ const gpuSpec: Check = object({
   pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint, replayRollover: uint, correctableErrors: uint }),
   processes: arrayOf(object({ pid: uint, usedMemoryBytes: uint }, ['pid', 'usedMemoryBytes'])),
   migMode: object({ current: bool, pending: bool }, ['current']),
+  migDevices: arrayOf(object({ index: uint, uuid: str }, ['index', 'uuid'])),
+  migMaxDevices: uint,
   performanceState: uint,
   fanSpeedPercent: uint,
   persistenceMode: bool,
@@ -642,6 +647,8 @@ export function scenarioToStateText(scenario: FakeNvmlScenario): string {
       g('mig.current', flag(gpu.migMode.current));
       g('mig.pending', flag(gpu.migMode.pending ?? gpu.migMode.current));
     }
+    g('mig.max', gpu.migMaxDevices);
+    for (const d of gpu.migDevices ?? []) g(`mig.${d.index}.uuid`, d.uuid);
     g('pstate', gpu.performanceState);
     g('fan', gpu.fanSpeedPercent);
     g('persistence', flag(gpu.persistenceMode));

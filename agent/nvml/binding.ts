@@ -475,6 +475,8 @@ const OPTIONAL_PROTOTYPES = {
     'int nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, _Inout_ unsigned int *count, void *infos)',
   nvmlDeviceGetFieldValues: 'int nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, _Inout_ void *values)',
   nvmlDeviceGetMigMode: 'int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ unsigned int *current, _Out_ unsigned int *pending)',
+  nvmlDeviceGetMaxMigDeviceCount: 'int nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, _Out_ unsigned int *count)',
+  nvmlDeviceGetMigDeviceHandleByIndex: 'int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, _Out_ nvmlDevice_t *migDevice)',
   nvmlDeviceGetPerformanceState: 'int nvmlDeviceGetPerformanceState(nvmlDevice_t device, _Out_ int *pstate)',
   nvmlDeviceGetFanSpeed: 'int nvmlDeviceGetFanSpeed(nvmlDevice_t device, _Out_ unsigned int *speed)',
   nvmlDeviceGetPersistenceMode: 'int nvmlDeviceGetPersistenceMode(nvmlDevice_t device, _Out_ int *mode)',
@@ -1117,6 +1119,20 @@ export class NvmlBinding {
     const pending = [0];
     await this.call('nvmlDeviceGetMigMode', [device, current, pending], options);
     return { current: current[0] === 1, pending: pending[0] === 1 };
+  }
+
+  /** nvmlDeviceGetMaxMigDeviceCount: MIG device slots of a GPU (0 when MIG is off). */
+  deviceGetMaxMigDeviceCount(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<number> {
+    return this.getUint('nvmlDeviceGetMaxMigDeviceCount', [device], options);
+  }
+
+  /** nvmlDeviceGetMigDeviceHandleByIndex: the MIG device in slot `index` (NvmlError NOT_FOUND for an empty slot). */
+  async deviceGetMigDeviceHandleByIndex(device: NvmlDeviceHandle, index: number, options: NvmlCallOptions = {}): Promise<NvmlDeviceHandle> {
+    const out: unknown[] = [null];
+    await this.call('nvmlDeviceGetMigDeviceHandleByIndex', [device, index, out], options);
+    const handle = out[0];
+    if (typeof handle !== 'bigint' || handle === 0n) throw new NvmlError(NvmlReturn.UNKNOWN, 'nvmlDeviceGetMigDeviceHandleByIndex', 'returned a null handle');
+    return handle;
   }
 
   /** nvmlDeviceGetPerformanceState (0..15; 32 = unknown). */

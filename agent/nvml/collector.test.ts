@@ -163,6 +163,17 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(plain.unsupported).not.toContain('utilization');
   });
 
+  it('lists the MIG devices of GPUs in MIG mode by slot, skipping empty slots (NOT_FOUND)', async () => {
+    const snapshot = await snapshotOf('mig-enabled');
+    expect(gpu(snapshot, 0).migDevices?.map((d) => d.index)).toEqual([0, 1, 2]);
+    expect(gpu(snapshot, 1).migDevices).toEqual([
+      { index: 0, uuid: 'MIG-1f2e3d4c-5b6a-5978-8a9b-1c2d3e4f5a6b' },
+      { index: 2, uuid: 'MIG-2a3b4c5d-6e7f-5081-9a2b-3c4d5e6f7a8b' },
+    ]);
+    expect(gpu(snapshot, 1).errors).toEqual([]);
+    expect(gpu(snapshot, 2).migDevices).toBeUndefined();
+  });
+
   it('reports what a T4 on an R470 driver does not support, and reads what it has through the older calls', async () => {
     const snapshot = await snapshotOf('t4-legacy');
     expect(snapshot.nvml).toMatchObject({ driverVersion: '470.223.02', cudaDriverVersion: '11.4' });

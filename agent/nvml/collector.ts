@@ -202,6 +202,29 @@ class GpuReader {
   }
 }
 
+/** Most MIG device slots read per GPU (A100 and H100 have 7). */
+const MAX_MIG_DEVICES = 8;
+
+/** The MIG devices of a GPU in MIG mode, by slot; empty slots (NOT_FOUND) are skipped. */
+async function readMigDevices(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, gpu: GpuSnapshot): Promise<void> {
+  const o = r.options;
+  const slots = await r.read('migDevices', () => nvml.deviceGetMaxMigDeviceCount(h, o));
+  if (slots === undefined) return;
+  const devices: NonNullable<GpuSnapshot['migDevices']> = [];
+  for (let index = 0; index < Math.min(slots, MAX_MIG_DEVICES); index++) {
+    const uuid = await r.read('migDevices', async () => {
+      try {
+        return await nvml.deviceGetUuid(await nvml.deviceGetMigDeviceHandleByIndex(h, index, o), o);
+      } catch (err) {
+        if (err instanceof NvmlError && err.code === NvmlReturn.NOT_FOUND) return undefined;
+        throw err;
+      }
+    });
+    if (uuid !== undefined) devices.push({ index, uuid });
+  }
+  gpu.migDevices = devices;
+}
+
 async function collectGpu(nvml: NvmlBinding, index: number, checks: ReadonlySet<NvmlCheck>, signal: AbortSignal | undefined): Promise<GpuSnapshot> {
   const callOptions: NvmlCallOptions = signal === undefined ? {} : { signal };
   const r = new GpuReader(index, callOptions, signal);
@@ -346,6 +369,7 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
   if (checks.has('modes')) {
     const mig = await r.read('migMode', () => nvml.deviceGetMigMode(h, o));
     if (mig !== undefined) gpu.migMode = { enabled: mig.current, pendingEnabled: mig.pending };
+    if (mig?.current === true) await readMigDevices(nvml, h, r, gpu);
     const persistence = await r.read('persistenceMode', () => nvml.deviceGetPersistenceMode(h, o));
     if (persistence !== undefined) gpu.persistenceMode = persistence;
     const pstate = await r.read('performanceState', () => nvml.deviceGetPerformanceState(h, o));

@@ -194,6 +194,17 @@ export interface GpuMigMode {
   pendingEnabled: boolean;
 }
 
+/** One MIG device of a GPU in MIG mode (nvmlDeviceGetMigDeviceHandleByIndex). */
+export interface GpuMigDevice {
+  /**
+   * The MIG device's slot under its GPU.
+   * @minimum 0
+   * @maximum 7
+   */
+  index: number;
+  uuid: GpuUuid;
+}
+
 /** nvmlGpuFabricState_t names. */
 export type GpuFabricState = 'notSupported' | 'notStarted' | 'inProgress' | 'completed' | 'unknown';
 
@@ -311,6 +322,11 @@ export interface GpuSnapshot {
   /** Processes left out of `processes` (a GPU shared by more than 256). */
   processesOmitted?: number;
   migMode?: GpuMigMode;
+  /**
+   * The MIG devices while MIG is on: the device plugin allocates these UUIDs, not the GPU's.
+   * @maxItems 8
+   */
+  migDevices?: GpuMigDevice[];
   persistenceMode?: boolean;
   /** 0 = P0 (maximum performance) .. 15; absent when unknown. */
   performanceState?: number;

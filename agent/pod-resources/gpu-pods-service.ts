@@ -76,9 +76,9 @@ export class GpuPodsService {
 
   private async compute(gpus: readonly GpuSnapshot[], outcome: ListOutcome): Promise<GpuPods> {
     const uuids = new Set(gpus.flatMap((g) => (g.uuid !== undefined ? [g.uuid] : [])));
-    // MIG devices are not enumerated by the collector yet: only pre-R470 MIG ids (which name their
-    // parent) find their GPU; the others are reported as unmatched.
-    const assignment = outcome.ok ? assignPodResources(outcome.pods, uuids, new Map()) : undefined;
+    // A MIG device's UUID leads to the GPU it is part of (pre-R470 MIG ids name their parent themselves).
+    const migParents = new Map(gpus.flatMap((g) => (g.uuid === undefined ? [] : (g.migDevices ?? []).map((d): [string, string] => [d.uuid, g.uuid as string]))));
+    const assignment = outcome.ok ? assignPodResources(outcome.pods, uuids, migParents) : undefined;
     const byGpu = new Map<string, GpuPodReport[]>(assignment?.byGpu ?? []);
 
     // GPUs that no device plugin allocated: their processes' cgroups name the containers.
