@@ -35,6 +35,15 @@ export async function listPods(ctx: ToolContext, options: { namespace?: string; 
   }
 }
 
+/** One pod, as the caller; a missing pod is `not found: pods <name> in namespace <namespace>`. */
+export async function getPod(ctx: ToolContext, namespace: string, name: string): Promise<V1Pod> {
+  try {
+    return await ctx.kube.request<V1Pod>({ method: 'GET', path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`, signal: ctx.signal });
+  } catch (err) {
+    throw toToolError(err, { verb: 'get', resource: 'pods', namespace, name }, ctx.kube.identity);
+  }
+}
+
 /** The GPUs a node advertises (capacity of nvidia.com/gpu), 0 when none. */
 export function gpuCapacity(node: V1Node): number {
   const n = Number(node.status?.capacity?.[GPU_RESOURCE] ?? '0');

@@ -91,6 +91,23 @@ async function bindClusterRole(ns: string, role: string, subject: { kind: 'User'
   });
 }
 
+/**
+ * A certificate user bound to this namespace's copy of gpudiag-mcp-user (or -viewer) from
+ * config/rbac/operator-mcp.yaml (applied beforehand), and its kubeconfig file in `dir`, whose
+ * context namespace is `ns` (the one the stdio server uses).
+ */
+export async function mcpUserKubeconfig(ns: string, kind: 'user' | 'viewer', user: string, dir: string): Promise<string> {
+  await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'User', name: user });
+  const kc = await testCluster().as({ user, groups: ['gpudiag-e2e'] });
+  // A kubeconfig in JSON is valid YAML.
+  const exported: unknown = JSON.parse(kc.exportConfig());
+  const withNs = exported as { contexts?: { context: { namespace?: string } }[] };
+  for (const c of withNs.contexts ?? []) c.context.namespace = ns;
+  const file = path.join(dir, `${kind}.kubeconfig`);
+  await writeFile(file, JSON.stringify(withNs), { mode: 0o600 });
+  return file;
+}
+
 /** Registers beforeAll/afterAll that build the environment; read its fields inside tests. */
 export function useMcpEnvironment(prefix: string): McpEnvironment {
   const namespace = useTestNamespace(prefix);
@@ -162,18 +179,9 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
     env.userNames = { user: `${ns}-alice`, viewer: `${ns}-victor` };
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-mcp-e2e-'));
     for (const kind of ['user', 'viewer'] as const) {
-      const name = env.userNames[kind];
-      await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'User', name });
+      env.kubeconfigs[kind] = await mcpUserKubeconfig(ns, kind, env.userNames[kind], dir);
       await cluster.serviceAccountToken(ns, `mcp-${kind}`);
       await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'ServiceAccount', name: `mcp-${kind}` });
-      const kc = await cluster.as({ user: name, groups: ['gpudiag-e2e'] });
-      // A kubeconfig in JSON is valid YAML; the context namespace is the one the server uses.
-      const exported: unknown = JSON.parse(kc.exportConfig());
-      const withNs = exported as { contexts?: { context: { namespace?: string } }[] };
-      for (const c of withNs.contexts ?? []) c.context.namespace = ns;
-      const file = path.join(dir, `${kind}.kubeconfig`);
-      await writeFile(file, JSON.stringify(withNs), { mode: 0o600 });
-      env.kubeconfigs[kind] = file;
     }
   }, 120_000);
 

@@ -6,7 +6,7 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { createMcpHttpServer } from '../../operator/mcp/http.js';
@@ -65,13 +65,20 @@ afterAll(async () => {
 describe('mcp over HTTP: every tool as the caller', () => {
   it('runs every tool, acting as the ServiceAccount behind the token', async () => {
     const { tools } = await client.listTools();
-    expect(tools).toHaveLength(10);
+    expect(tools).toHaveLength(12);
+    // A pod for pod_gpus and explain_pod_failure (no agent here reads pod-resources: no GPU lists it).
+    await testCluster()
+      .admin()
+      .makeApiClient(CoreV1Api)
+      .createNamespacedPod({ namespace: env.ns, body: { metadata: { name: 'http-pod' }, spec: { nodeName: env.nodes.healthy, containers: [{ name: 'main', image: 'example/train', resources: { limits: { 'nvidia.com/gpu': '1' } } }] } } });
     const calls: [string, Record<string, unknown>][] = [
       ['list_gpu_nodes', {}],
       ['gpu_inventory', { nodeNames: [env.nodes.healthy] }],
       ['gpu_health', {}],
       ['analyze_xid_errors', { since: '720h', policy: env.xidPolicy }],
       ['describe_gpu_node', { node: env.nodes.dbe }],
+      ['pod_gpus', { namespace: env.ns, name: 'http-pod' }],
+      ['explain_pod_failure', { namespace: env.ns, name: 'http-pod' }],
       ['run_diagnostic', { checks: ['thermal'], nodeNames: [env.nodes.healthy] }],
       ['list_diagnostics', {}],
       ['list_health_policies', {}],
@@ -87,11 +94,13 @@ describe('mcp over HTTP: every tool as the caller', () => {
     expect(results['gpu_health']?.['summary']).toMatchObject({ nodesTargeted: 3, nodesByStatus: { critical: 2, healthy: 1 } });
     expect((results['analyze_xid_errors']?.['events'] as { xid: number }[]).map((e) => e.xid)).toContain(79);
     expect(results['describe_gpu_node']?.['health']).toMatchObject({ status: 'critical' });
+    expect(results['pod_gpus']).toMatchObject({ pod: { namespace: env.ns, name: 'http-pod', node: env.nodes.healthy, gpusRequested: 1 }, gpus: [], notes: [`the pod requests 1 GPU(s) but no GPU of node ${env.nodes.healthy} lists this pod`] });
+    expect(results['explain_pod_failure']).toMatchObject({ gpuHardware: 'unknown', evidence: [expect.stringContaining(`no GPU of node ${env.nodes.healthy} lists this pod`)] });
     const name = (results['run_diagnostic']?.['diagnostic'] as { name: string }).name;
     const got = await client.callTool({ name: 'get_diagnostic', arguments: { name } });
     expect(got.structuredContent).toMatchObject({ requestedBy: `system:serviceaccount:${env.ns}:mcp-user`, createdByMcp: true });
     const mine = (await diagnosticsCreatedByMcp(env.ns)).filter((d) => d.metadata.annotations?.['gpudiag.io/requested-by'] === `system:serviceaccount:${env.ns}:mcp-user`);
-    expect(mine.length).toBeGreaterThanOrEqual(5);
+    expect(mine.length).toBeGreaterThanOrEqual(7);
   });
 
   it('serves prompts and resources', async () => {

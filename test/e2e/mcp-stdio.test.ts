@@ -43,7 +43,7 @@ describe('mcp over stdio: tools', () => {
     const { tools } = await session.client.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     expect(Object.keys(byName).sort()).toEqual(
-      ['analyze_xid_errors', 'describe_gpu_node', 'get_diagnostic', 'get_health_policy', 'gpu_health', 'gpu_inventory', 'list_diagnostics', 'list_gpu_nodes', 'list_health_policies', 'run_diagnostic'].sort(),
+      ['analyze_xid_errors', 'describe_gpu_node', 'explain_pod_failure', 'get_diagnostic', 'get_health_policy', 'gpu_health', 'gpu_inventory', 'list_diagnostics', 'list_gpu_nodes', 'list_health_policies', 'pod_gpus', 'run_diagnostic'].sort(),
     );
     for (const t of tools) {
       expect(t.outputSchema).toBeDefined();

@@ -55,4 +55,15 @@ describe('MCP tool inputs', () => {
     const result = gpuHealth?.inputSchema.safeParse({ nodez: ['a'], waitSecs: 5 });
     expect(result?.error?.issues.map((i) => i.message)).toEqual(['unknown arguments "nodez", "waitSecs"; this tool takes nodeNames, nodeSelector, policy, namespace, waitSeconds, limit']);
   });
+
+  it.each(['pod_gpus', 'explain_pod_failure'])('%s: the pod is namespace and name (both required); the diagnostic goes to diagnosticNamespace', (name) => {
+    const tool = tools.find((t) => t.name === name);
+    expect(tool?.inputSchema.safeParse({ namespace: 'ml', name: 'trainer-0', diagnosticNamespace: 'gpu-ops', waitSeconds: 30, policy: 'strict' }).success).toBe(true);
+    const messages = (a: unknown): string[] => tool?.inputSchema.safeParse(a).error?.issues.map((i) => i.message) ?? [];
+    expect(messages({ namespace: 'ml' })).toEqual(['name must be a string']);
+    expect(messages({ namespace: 'ml', name: 'Trainer_0' })).toEqual(['name must be an object name (RFC 1123 subdomain)']);
+    expect(messages({ namespace: 'ml', name: 'x'.repeat(254) })).toContain('name must be at most 253 characters');
+    expect(messages({ namespace: 'ml', name: 'trainer-0', diagnosticNamespace: 'Ops' })).toEqual(["diagnosticNamespace must be a namespace name (RFC 1123 label: lower-case letters, digits and '-')"]);
+    expect(messages({ namespace: 'ml', name: 'trainer-0', node: 'gpu-1' })).toEqual(['unknown argument "node"; this tool takes namespace, name, waitSeconds, policy, diagnosticNamespace']);
+  });
 });
