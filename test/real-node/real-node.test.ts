@@ -10,7 +10,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../dev/control-plane/control-plane.js';
 import { startRealCluster, type RealCluster } from '../../dev/real-node/cluster.js';
 import { appendFile, readdir, readFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import type { RealNode } from '../../dev/real-node/real-node.js';
 import { hostCensus, type HostCensus } from '../../dev/real-node/residue.js';
 import { startTestDevicePlugin, type TestDevicePlugin } from './device-plugin.js';
 import { TokenRotationWatch } from './token-rotation.js';
+import { connectStdio } from '../e2e/mcp-harness.js';
 
 const run = promisify(execFile);
 const progress = (m: string): void => void process.stderr.write(`[real-node] ${m}\n`);
@@ -283,58 +284,130 @@ describe('a real node', () => {
     expect(await ask(await token(`${RELEASE}-operator`, 'not-the-agent'))).toBe(401);
   }, 5 * 60_000);
 
-  it('a device plugin of the real API advertises the fake GPUs by UUID; a pod asking for one GPU is allocated one by the real kubelet, and the agent reports that pod on exactly that GPU', async () => {
-    const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
-    const uuids = (await loadScenario(REAL_NODE_SCENARIO)).gpus.map((g) => g.uuid ?? '');
-    const pod = 'gpu-user';
+  it('a device plugin of the real API advertises the fake GPUs by UUID; the real kubelet allocates one to the pod of a Job and one to a neighbour pod, and the agent reports each pod on exactly its GPU; an XID on the Job\'s GPU names the pod in the status, tells the pod and its Job in Warning Events and the neighbour nothing, and the MCP tools answer for both pods', async () => {
+    const kc = controlPlane!.adminKubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    const gpus = (await loadScenario(REAL_NODE_SCENARIO)).gpus;
+    // GPU 0 carries the XID 79 of an earlier test: it is not offered, so no pod lands on a GPU that is already critical.
+    const offered = gpus.slice(1).map((g) => g.uuid ?? '');
+    const job = 'trainer';
+    const neighbour = 'gpu-neighbour';
+    const gpuContainer = (name: string): V1Container => ({
+      name,
+      image: baseImage,
+      imagePullPolicy: 'Never',
+      command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'],
+      resources: { limits: { 'nvidia.com/gpu': '1' } },
+    });
     let plugin: TestDevicePlugin | undefined;
     try {
-      plugin = await startTestDevicePlugin({ resourceName: 'nvidia.com/gpu', deviceIds: uuids, socketName: 'gpudiag-test.sock' });
+      plugin = await startTestDevicePlugin({ resourceName: 'nvidia.com/gpu', deviceIds: offered, socketName: 'gpudiag-test.sock' });
       await waitFor(
-        'the node advertises 8 nvidia.com/gpu',
-        async () => ((await core.readNode({ name: node!.name })).status?.allocatable?.['nvidia.com/gpu'] === String(uuids.length) ? true : undefined),
+        `the node advertises ${offered.length} nvidia.com/gpu`,
+        async () => ((await core.readNode({ name: node!.name })).status?.allocatable?.['nvidia.com/gpu'] === String(offered.length) ? true : undefined),
         120_000,
       );
-      await core.createNamespacedPod({
+      // The real Job controller (kube-controller-manager) makes the Job's pod; the real scheduler and kubelet place it.
+      await kc.makeApiClient(BatchV1Api).createNamespacedJob({
         namespace: 'default',
-        body: {
-          metadata: { name: pod },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [
-              { name: 'train', image: baseImage, imagePullPolicy: 'Never', command: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], resources: { limits: { 'nvidia.com/gpu': '1' } } },
-            ],
-          },
-        },
+        body: { metadata: { name: job }, spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, containers: [gpuContainer('train')] } } } },
       });
-      await waitFor(
-        `pod ${pod} Running`,
-        async () => ((await core.readNamespacedPod({ namespace: 'default', name: pod })).status?.containerStatuses?.[0]?.state?.running !== undefined ? true : undefined),
-        180_000,
-      );
-      // what the kubelet allocated, as the container sees it
-      const visible = (await kubectlRun(['exec', '-n', 'default', pod, '--', 'node', '-e', 'console.log(process.env.NVIDIA_VISIBLE_DEVICES)'])).stdout.trim();
-      expect(plugin.allocations).toEqual([[visible]]);
-      expect(uuids).toContain(visible);
+      await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: neighbour }, spec: { terminationGracePeriodSeconds: 1, containers: [gpuContainer('main')] } } });
+      const running = async (labelOrName: { label?: string; name?: string }): Promise<V1Pod> =>
+        waitFor(
+          `pod ${labelOrName.label ?? labelOrName.name ?? ''} Running`,
+          async () => {
+            const pods = labelOrName.label !== undefined ? (await core.listNamespacedPod({ namespace: 'default', labelSelector: labelOrName.label })).items : [await core.readNamespacedPod({ namespace: 'default', name: labelOrName.name ?? '' })];
+            return pods.find((p) => p.status?.containerStatuses?.[0]?.state?.running !== undefined);
+          },
+          180_000,
+        );
+      const trainerPod = await running({ label: `job-name=${job}` });
+      const trainer = trainerPod.metadata?.name ?? '';
+      await running({ name: neighbour });
+      // what the kubelet allocated, as each container sees it
+      const visibleTo = async (pod: string): Promise<string> => (await kubectlRun(['exec', '-n', 'default', pod, '--', 'node', '-e', 'console.log(process.env.NVIDIA_VISIBLE_DEVICES)'])).stdout.trim();
+      const trainerGpu = await visibleTo(trainer);
+      const neighbourGpu = await visibleTo(neighbour);
+      expect([...plugin.allocations].map((a) => a.join()).sort()).toEqual([trainerGpu, neighbourGpu].sort());
+      expect(offered).toContain(trainerGpu);
+      expect(neighbourGpu).not.toBe(trainerGpu);
 
       const agentPod = (await core.listNamespacedPod({ namespace: RELEASE_NS, labelSelector: 'app.kubernetes.io/component=agent' })).items[0];
       const token = (await core.createNamespacedServiceAccountToken({ namespace: RELEASE_NS, name: `${RELEASE}-operator`, body: { spec: { audiences: ['gpudiag-agent'], expirationSeconds: 600 } } })).status?.token ?? '';
       type Gpu = { uuid?: string; pods?: { source: string; namespace?: string; name?: string; container?: string; deviceId?: string }[] };
       const holders = await waitFor(
-        'the agent reports the pod on its GPU',
+        'the agent reports both pods on their GPUs',
         async () => {
           const answer = await fetch(`http://${agentPod?.status?.podIP ?? ''}:9440/v1/snapshot?checks=inventory`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
-          const gpus = ((await answer.json()) as { gpus: Gpu[] }).gpus;
-          const found = gpus.filter((g) => g.pods?.some((p) => p.name === pod) === true);
-          return found.length > 0 ? found : undefined;
+          const found = ((await answer.json()) as { gpus: Gpu[] }).gpus.filter((g) => (g.pods?.length ?? 0) > 0);
+          return found.length === 2 ? found : undefined;
         },
         60_000,
       );
-      expect(holders.map((g) => g.uuid)).toEqual([visible]);
       // no deviceId: the kubelet's id is the GPU's UUID itself
-      expect(holders[0]?.pods).toEqual([{ source: 'pod-resources', namespace: 'default', name: pod, container: 'train' }]);
+      expect(holders.find((g) => g.uuid === trainerGpu)?.pods).toEqual([{ source: 'pod-resources', namespace: 'default', name: trainer, container: 'train' }]);
+      expect(holders.find((g) => g.uuid === neighbourGpu)?.pods).toEqual([{ source: 'pod-resources', namespace: 'default', name: neighbour, container: 'main' }]);
+
+      // A double-bit ECC error (XID 48, critical) on the Job's GPU.
+      const pci = toKernelBusId(gpus.find((g) => g.uuid === trainerGpu)?.pciBusId ?? '') ?? '';
+      // Stamped with the host's uptime, as the kernel would: the MCP tools keep only XIDs logged during the pod's life.
+      const uptimeUs = Math.round(Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]) * 1e6);
+      await appendFile(demo!.kmsgPath, `3,1002,${uptimeUs},-;NVRM: Xid (PCI:${pci}): 48, pid=0, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 0, subpartition 0.\n`);
+      const faulted = await waitFor(
+        'the XID 48 in a diagnostic',
+        async () => {
+          const n = await diagnose(`real-node-pods-${Date.now()}`);
+          return n.xidEvents?.some((e) => e.xid === 48) === true ? n : undefined;
+        },
+        180_000,
+      );
+      const jobUid = (await kc.makeApiClient(BatchV1Api).readNamespacedJob({ namespace: 'default', name: job })).metadata?.uid;
+      const faultedGpu = faulted.gpus?.find((g) => g.uuid === trainerGpu);
+      expect(faultedGpu?.status).toBe('critical');
+      expect(faultedGpu?.pods).toEqual([{ namespace: 'default', name: trainer, uid: trainerPod.metadata?.uid, container: 'train', source: 'pod-resources', controller: `Job/${job}` }]);
+      expect(faulted.gpus?.find((g) => g.uuid === neighbourGpu)).toMatchObject({ status: 'healthy', pods: [{ name: neighbour }] });
+
+      const events = kc.makeApiClient(EventsV1Api);
+      const warnings = async (name: string): Promise<{ kind: string | undefined; uid: string | undefined; note: string | undefined }[]> =>
+        (await events.listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` })).items
+          .filter((e) => e.type === 'Warning' && e.reason === 'GPUCritical')
+          .map((e) => ({ kind: e.regarding?.kind, uid: e.regarding?.uid, note: e.note }));
+      const onPod = await waitFor('the Warning Event on the pod', async () => ((await warnings(trainer)).length > 0 ? warnings(trainer) : undefined), 30_000);
+      expect(onPod).toHaveLength(1);
+      expect(onPod[0]).toMatchObject({ kind: 'Pod', uid: trainerPod.metadata?.uid });
+      expect(onPod[0]?.note).toContain(`${trainerGpu} (GPU ${gpus.findIndex((g) => g.uuid === trainerGpu)}) on node ${node!.name}, used by container "train" of pod default/${trainer}, is critical: XID 48`);
+      const onJob = await waitFor('the Warning Event on the Job', async () => ((await warnings(job)).length > 0 ? warnings(job) : undefined), 30_000);
+      expect(onJob).toEqual([expect.objectContaining({ kind: 'Job', uid: jobUid })]);
+      expect(await warnings(neighbour)).toEqual([]);
+
+      // The assistant's answers, through a real MCP client over stdio (`gpudiag mcp` as the admin).
+      const mcp = await connectStdio(controlPlane!.endpoint.adminKubeconfigPath);
+      try {
+        const ask = async (tool: string, pod: string): Promise<Record<string, unknown>> => {
+          const answer = await mcp.client.callTool({ name: tool, arguments: { namespace: 'default', name: pod, diagnosticNamespace: 'default' } });
+          expect(answer.isError).not.toBe(true);
+          return answer.structuredContent as Record<string, unknown>;
+        };
+        const gpusOfTrainer = await ask('pod_gpus', trainer);
+        expect(gpusOfTrainer['gpus']).toEqual([expect.objectContaining({ uuid: trainerGpu, status: 'critical', containers: ['train'] })]);
+        expect((gpusOfTrainer['xidEvents'] as { xid: number }[]).map((e) => e.xid)).toContain(48);
+        const explained = await ask('explain_pod_failure', trainer);
+        expect(explained['gpuHardware']).toBe('likely');
+        expect((explained['evidence'] as string[]).join(' ')).toContain(trainerGpu);
+        const calm = await ask('explain_pod_failure', neighbour);
+        expect(calm['gpus']).toEqual([expect.objectContaining({ uuid: neighbourGpu, status: 'healthy' })]);
+        expect(calm['gpuHardware']).toBe('unlikely');
+      } finally {
+        await mcp.client.close();
+      }
     } finally {
-      await core.deleteNamespacedPod({ namespace: 'default', name: pod, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pod ${pod} not deleted: ${String(err)}`));
+      await kc
+        .makeApiClient(BatchV1Api)
+        .deleteNamespacedJob({ namespace: 'default', name: job, propagationPolicy: 'Background' })
+        .catch((err: unknown) => progress(`job ${job} not deleted: ${String(err)}`));
+      await core.deleteCollectionNamespacedPod({ namespace: 'default', labelSelector: `job-name=${job}`, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pods of job ${job} not deleted: ${String(err)}`));
+      await core.deleteNamespacedPod({ namespace: 'default', name: neighbour, gracePeriodSeconds: 0 }).catch((err: unknown) => progress(`pod ${neighbour} not deleted: ${String(err)}`));
       await plugin?.stop();
     }
   }, 10 * 60_000);
@@ -421,13 +494,13 @@ describe('a real node', () => {
           apiVersion: `${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}`,
           kind: 'GPUHealthPolicy',
           metadata: { name: policy },
-          // the XID 79 read earlier stays in the node's history (health includes recent XIDs):
-          // this policy ignores it, so the temperature alone decides
+          // the XIDs 79 and 48 read earlier stay in the node's history (health includes recent
+          // XIDs): this policy ignores them, so the temperature alone decides
           spec: {
             nodeSelector: { matchLabels: { 'kubernetes.io/hostname': node!.name } },
             interval: '30s',
             checks: ['health'],
-            xid: { ignore: [79] },
+            xid: { ignore: [79, 48] },
             actions: { taint: { enabled: true, key, effect: 'NoSchedule', maxTaintedPercent: 100 } },
           },
         },
