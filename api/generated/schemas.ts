@@ -617,7 +617,7 @@ export const gpuDiagnosticSchema: Record<string, unknown> = {
                           },
                           "controller": {
                             "type": "string",
-                            "description": "The pod's controlling owner as Kind/name (e.g. Job/train-42).",
+                            "description": "The pod's controlling owner as Kind/name, and that owner's own controller when it has one (e.g. Job/train-42, ReplicaSet/web-7d9f of Deployment/web).",
                             "maxLength": 320
                           }
                         }
@@ -1806,7 +1806,7 @@ export const gpuHealthPolicySchema: Record<string, unknown> = {
                     },
                     "controller": {
                       "type": "string",
-                      "description": "The pod's controlling owner as Kind/name (e.g. Job/train-42).",
+                      "description": "The pod's controlling owner as Kind/name, and that owner's own controller when it has one (e.g. Job/train-42, ReplicaSet/web-7d9f of Deployment/web).",
                       "maxLength": 320
                     }
                   }

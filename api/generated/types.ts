@@ -387,7 +387,7 @@ export interface GPUDiagnosticStatus {
          */
         source: "pod-resources" | "process-cgroup";
         /**
-         * The pod's controlling owner as Kind/name (e.g. Job/train-42).
+         * The pod's controlling owner as Kind/name, and that owner's own controller when it has one (e.g. Job/train-42, ReplicaSet/web-7d9f of Deployment/web).
          */
         controller?: string;
       }[];
@@ -1048,7 +1048,7 @@ export interface GPUHealthPolicyStatus {
        */
       source: "pod-resources" | "process-cgroup";
       /**
-       * The pod's controlling owner as Kind/name (e.g. Job/train-42).
+       * The pod's controlling owner as Kind/name, and that owner's own controller when it has one (e.g. Job/train-42, ReplicaSet/web-7d9f of Deployment/web).
        */
       controller?: string;
     }[];

@@ -92,7 +92,7 @@ export function toStatusPod(p: AffectedPod): StatusPod {
     ...(p.uid !== undefined ? { uid: p.uid } : {}),
     ...(p.container !== undefined ? { container: p.container } : {}),
     source: p.source,
-    ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}`, 320) } : {}),
+    ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}${p.owner === undefined ? '' : ` of ${p.owner.kind}/${p.owner.name}`}`, 320) } : {}),
   };
 }
 

@@ -15,7 +15,17 @@ export interface AffectedPod {
   /** The runtime's container id (cgroup entries): how the container's name is found. */
   readonly containerId?: string;
   /** The pod's controlling owner, once resolved from the node's pods. */
-  readonly controller?: { readonly apiVersion: string; readonly kind: string; readonly name: string; readonly uid: string };
+  readonly controller?: WorkloadRef;
+  /** The controller's own controller, when it has one (the Deployment of a ReplicaSet, the JobSet or CronJob of a Job). */
+  readonly owner?: WorkloadRef;
+}
+
+/** An object that owns pods, as an ownerReference names it. */
+export interface WorkloadRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
 }
 
 /** The containers the agent listed on `gpu`, and how many it left out. */

@@ -6,14 +6,17 @@
  */
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { apiCall } from '../../lib/kube/call-options.js';
+import { kubeRequest, type KubeTarget } from '../../lib/kube/raw-request.js';
+import type { WorkloadRef } from '../scoring/index.js';
 
 /** A pod's controlling owner (its ownerReference with controller: true). */
-export interface OwnerRef {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly uid: string;
-}
+export type OwnerRef = WorkloadRef;
+
+/** The controller of a pod's controller (a ReplicaSet's Deployment, a Job's JobSet or CronJob), or undefined. */
+export type OwnerLookup = (controller: OwnerRef, namespace: string, signal: AbortSignal) => Promise<OwnerRef | undefined>;
+
+/** The controllers whose own controller is looked up, by apiVersion and kind → URL path segment. */
+const WALKED_CONTROLLERS: Readonly<Record<string, string>> = { 'apps/v1/ReplicaSet': 'apis/apps/v1/namespaces/{ns}/replicasets', 'batch/v1/Job': 'apis/batch/v1/namespaces/{ns}/jobs' };
 
 /** What the operator needs of a pod on a node. */
 export interface NodePod {
@@ -93,5 +96,27 @@ export function apiNodePodLookup(kc: KubeConfig, timeoutMs?: number): NodePodLoo
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error(`not a node name: ${JSON.stringify(node.slice(0, 64))}`);
     const list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}`, limit: MAX_PODS_PER_NODE_LOOKUP }, apiCall(signal, timeoutMs));
     return indexNodePods(list.items);
+  };
+}
+
+/**
+ * An OwnerLookup through the API server (RBAC: get replicasets and jobs). Only ReplicaSets and
+ * Jobs are followed, one level up; an object whose UID is not the reference's has been replaced
+ * and is not trusted.
+ */
+export function apiOwnerLookup(kc: KubeTarget, timeoutMs?: number): OwnerLookup {
+  return async (controller, namespace, signal) => {
+    const collection = WALKED_CONTROLLERS[`${controller.apiVersion}/${controller.kind}`];
+    if (collection === undefined) return undefined;
+    const path = `/${collection.replace('{ns}', encodeURIComponent(namespace))}/${encodeURIComponent(controller.name)}`;
+    const object = await kubeRequest<{ metadata?: { uid?: string; ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[] } }>(kc, {
+      method: 'GET',
+      path,
+      signal,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
+    if (object.metadata?.uid !== controller.uid) return undefined;
+    const owner = object.metadata.ownerReferences?.find((o) => o.controller === true);
+    return owner === undefined ? undefined : { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid };
   };
 }

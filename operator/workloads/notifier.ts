@@ -80,14 +80,16 @@ export class WorkloadNotifier {
       await this.events.warning(pod, 'GPUCritical', workloadNote(t.node, t.gpu, container), signal);
       this.metrics.workloadEvents.inc({ fault: t.fault, object: 'Pod' });
       told += 1;
-      const owner = t.pod.controller;
-      if (owner === undefined) continue;
-      const ownerKey = `${owner.uid}|${faultKey}`;
-      if (this.told.get(ownerKey) === true) continue;
-      this.told.set(ownerKey, true, TOLD_FOR_MS);
-      const subject: EventSubject = { apiVersion: owner.apiVersion, kind: owner.kind, namespace: t.pod.namespace, name: owner.name, uid: owner.uid };
-      await this.events.warning(subject, 'GPUCritical', workloadNote(t.node, t.gpu, `its pod ${t.pod.namespace}/${t.pod.name}${t.pod.container === undefined ? '' : ` (container "${t.pod.container}")`}`), signal);
-      this.metrics.workloadEvents.inc({ fault: t.fault, object: 'controller' });
+      // The pod's controller, and the controller's own (the Deployment of a ReplicaSet, the JobSet of a Job).
+      for (const owner of [t.pod.controller, t.pod.owner]) {
+        if (owner === undefined) continue;
+        const ownerKey = `${owner.uid}|${faultKey}`;
+        if (this.told.get(ownerKey) === true) continue;
+        this.told.set(ownerKey, true, TOLD_FOR_MS);
+        const subject: EventSubject = { apiVersion: owner.apiVersion, kind: owner.kind, namespace: t.pod.namespace, name: owner.name, uid: owner.uid };
+        await this.events.warning(subject, 'GPUCritical', workloadNote(t.node, t.gpu, `its pod ${t.pod.namespace}/${t.pod.name}${t.pod.container === undefined ? '' : ` (container "${t.pod.container}")`}`), signal);
+        this.metrics.workloadEvents.inc({ fault: t.fault, object: 'controller' });
+      }
     }
   }
 }

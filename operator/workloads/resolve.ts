@@ -6,12 +6,14 @@
 import { compareNodesWorstFirst, isAffected, type NodeResultInput } from '../diagnostic/results.js';
 import type { AffectedPod, GpuScore, NodeScore } from '../scoring/index.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
-import type { NodePod, NodePodLookup, NodePods } from './node-pods.js';
+import type { NodePod, NodePodLookup, NodePods, OwnerLookup, OwnerRef } from './node-pods.js';
 
 /** Most nodes whose pods one run reads (the worst first); the rest keep the agent's entries. */
 export const MAX_NODE_LOOKUPS = 50;
 /** Node pod lists read at once. */
 const LOOKUP_CONCURRENCY = 4;
+/** Most controllers whose own controller one run reads. */
+export const MAX_OWNER_LOOKUPS = 50;
 
 function completed(pod: AffectedPod, found: NodePod, container: string | undefined): AffectedPod {
   return {
@@ -53,6 +55,7 @@ export class AffectedPodResolver {
   constructor(
     private readonly lookup: NodePodLookup,
     private readonly logger: Logger,
+    private readonly ownerOf?: OwnerLookup,
   ) {}
 
   /**
@@ -81,6 +84,43 @@ export class AffectedPodResolver {
       }
     };
     await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, wanted.length) }, worker));
-    return out;
+    return this.ownerOf === undefined ? out : this.withOwners(out, this.ownerOf, signal);
+  }
+
+  /** Adds the controller's controller (a ReplicaSet's Deployment, a Job's JobSet) to each resolved container. */
+  private async withOwners(results: NodeResultInput[], ownerOf: OwnerLookup, signal: AbortSignal): Promise<NodeResultInput[]> {
+    const owners = new Map<string, Promise<OwnerRef | undefined>>();
+    const ownerFor = (pod: AffectedPod): Promise<OwnerRef | undefined> | undefined => {
+      const c = pod.controller;
+      if (c === undefined || pod.namespace === undefined) return undefined;
+      let found = owners.get(c.uid);
+      if (found === undefined) {
+        if (owners.size >= MAX_OWNER_LOOKUPS) return undefined;
+        found = ownerOf(c, pod.namespace, signal).catch((err: unknown) => {
+          this.logger.debug("could not read a pod controller's owner", { controller: `${c.kind}/${c.name}`, ...errorFields(err) });
+          return undefined;
+        });
+        owners.set(c.uid, found);
+      }
+      return found;
+    };
+    return Promise.all(
+      results.map(async (r) => {
+        if (r.score === undefined || !r.score.gpus.some((g) => g.pods?.some((p) => p.controller !== undefined) === true)) return r;
+        const gpus = await Promise.all(
+          r.score.gpus.map(async (g): Promise<GpuScore> => {
+            if (g.pods === undefined) return g;
+            const pods = await Promise.all(
+              g.pods.map(async (p) => {
+                const owner = await ownerFor(p);
+                return owner === undefined ? p : { ...p, owner };
+              }),
+            );
+            return { ...g, pods };
+          }),
+        );
+        return { ...r, score: { ...r.score, gpus } };
+      }),
+    );
   }
 }

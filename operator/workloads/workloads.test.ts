@@ -191,3 +191,33 @@ describe('gpudiag_affected_pods', () => {
     expect(await metrics.registry.getSingleMetricAsString('gpudiag_affected_pods')).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 1$/m);
   });
 });
+
+describe("the controller's controller", () => {
+  it('is read once per controller, and a failed read leaves the pod with its controller only', async () => {
+    const calls: string[] = [];
+    const resolver = new AffectedPodResolver(
+      async () => nodePods,
+      createLogger({ silent: true }),
+      async (controller) => {
+        calls.push(controller.name);
+        throw new Error('forbidden');
+      },
+    );
+    const [a, b] = await resolver.resolve([lostGpuNode('n1'), lostGpuNode('n2')], false, AbortSignal.timeout(5000));
+    expect(calls).toEqual(['trainer']);
+    const pod = a?.score?.gpus.find((g) => g.index === 3)?.pods?.[0];
+    expect(pod?.controller?.kind).toBe('Job');
+    expect(pod?.owner).toBeUndefined();
+    expect(b?.score?.gpus.find((g) => g.index === 3)?.pods?.[0]?.owner).toBeUndefined();
+  });
+
+  it("names the CronJob of a Job in the status, and tells it once", async () => {
+    const cron = { apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: '22222222-3d4e-4f50-8a9b-0c1d2e3f4a5b' };
+    const resolver = new AffectedPodResolver(async () => nodePods, createLogger({ silent: true }), async () => cron);
+    const results = await resolver.resolve([lostGpuNode()], false, AbortSignal.timeout(5000));
+    expect(buildResults(results, 1).nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods?.[0]?.controller).toBe('Job/trainer of CronJob/nightly');
+    const events = recordingEvents();
+    await new WorkloadNotifier(events, new OperatorMetrics()).notify(results);
+    expect(events.warnings.map((w) => `${w.subject.kind}/${w.subject.name}`)).toEqual(['Pod/trainer-0', 'Job/trainer', 'CronJob/nightly']);
+  });
+});

@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { BatchV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, AuthorizationV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../../api/index.js';
 import { createLogger } from '../../lib/logger.js';
 import { POLICY_SHARD_LABEL } from '../../operator/config.js';
@@ -53,11 +53,11 @@ function core(): CoreV1Api {
   return testCluster().admin().makeApiClient(CoreV1Api);
 }
 
-async function createPod(name: string, node: string, container: string, owner?: { name: string; uid: string }): Promise<void> {
+async function createPod(name: string, node: string, container: string, owner?: { apiVersion: string; kind: string; name: string; uid: string }): Promise<void> {
   const pod = await core().createNamespacedPod({
     namespace: ns.name,
     body: {
-      metadata: { name, ...(owner !== undefined ? { ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: owner.name, uid: owner.uid, controller: true }] } : {}) },
+      metadata: { name, ...(owner !== undefined ? { ownerReferences: [{ ...owner, controller: true }] } : {}) },
       spec: { nodeName: node, restartPolicy: 'Never', containers: [{ name: container, image: 'example.com/train:1' }] },
     },
   });
@@ -87,6 +87,7 @@ beforeAll(async () => {
     await startFakePodResourcesServer(sockets.dir, {
       list: podResources([
         { name: 'trainer-0', container: 'pytorch', gpu: lostUuid },
+        { name: 'web-0', container: 'server', gpu: lostUuid },
         { name: 'bystander', container: 'main', gpu: gpu0 },
       ]),
     }),
@@ -108,7 +109,21 @@ beforeAll(async () => {
       body: { metadata: { name: 'trainer' }, spec: { suspend: true, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pytorch', image: 'example.com/train:1' }] } } } },
     });
   jobUid = job.metadata?.uid ?? '';
-  await createPod('trainer-0', nodeName, 'pytorch', { name: 'trainer', uid: jobUid });
+  await createPod('trainer-0', nodeName, 'pytorch', { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: jobUid });
+  // A Deployment's pod: owned by a ReplicaSet that the Deployment controls (no controller runs here, so both are made by hand).
+  const apps = testCluster().admin().makeApiClient(AppsV1Api);
+  const labels = { app: 'web' };
+  const template = { metadata: { labels }, spec: { containers: [{ name: 'server', image: 'example.com/web:1' }] } };
+  const deployment = await apps.createNamespacedDeployment({ namespace: ns.name, body: { metadata: { name: 'web' }, spec: { replicas: 0, selector: { matchLabels: labels }, template } } });
+  const replicaSet = await apps.createNamespacedReplicaSet({
+    namespace: ns.name,
+    body: {
+      metadata: { name: 'web-7d9f', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: deployment.metadata?.uid ?? '', controller: true }] },
+      spec: { replicas: 0, selector: { matchLabels: labels }, template },
+    },
+  });
+  uids.set('web', deployment.metadata?.uid ?? '');
+  await createPod('web-0', nodeName, 'server', { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9f', uid: replicaSet.metadata?.uid ?? '' });
   await createPod('bystander', nodeName, 'main');
   before = await diagnose('workloads-healthy');
   toldWhileHealthy = [...(await warningsAbout('trainer-0')), ...(await warningsAbout('bystander')), ...(await warningsAbout('trainer'))];
@@ -131,7 +146,8 @@ describe('operator: the pods on a failing GPU', () => {
     const trainer = { namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' };
     const bystander = { namespace: ns.name, name: 'bystander', uid: uids.get('bystander'), container: 'main', source: 'pod-resources' };
     // One node is a small diagnostic: healthy GPUs name their pods too.
-    expect(before.status?.nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods).toEqual([trainer]);
+    const web = { namespace: ns.name, name: 'web-0', uid: uids.get('web-0'), container: 'server', source: 'pod-resources', controller: 'ReplicaSet/web-7d9f of Deployment/web' };
+    expect(before.status?.nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods).toEqual([trainer, web]);
     expect(before.status?.nodes?.[0]?.gpus?.find((g) => g.index === 0)?.pods).toEqual([bystander]);
     expect(toldWhileHealthy).toEqual([]);
 
@@ -140,7 +156,7 @@ describe('operator: the pods on a failing GPU', () => {
     const gpu3 = node?.gpus?.find((g) => g.index === 3);
     // NVML cannot name a lost GPU; the agent remembered its UUID.
     expect(gpu3).toMatchObject({ uuid: lostUuid, status: 'critical' });
-    expect(gpu3?.pods).toEqual([trainer]);
+    expect(gpu3?.pods).toEqual([trainer, web]);
     expect(node?.gpus?.find((g) => g.uuid === gpu0)).toMatchObject({ status: 'healthy', pods: [bystander] });
   });
 
@@ -155,6 +171,37 @@ describe('operator: the pods on a failing GPU', () => {
     expect(onJob).toHaveLength(1);
     expect(onJob[0]?.note).toContain(`used by its pod ${ns.name}/trainer-0`);
     expect(await warningsAbout('bystander')).toEqual([]);
+    // A Deployment's pod: the pod, its ReplicaSet and the Deployment are each told once.
+    await waitUntil('the Event on Deployment web', 20_000, async () => (await warningsAbout('web')).length > 0);
+    expect((await warningsAbout('web-0')).map((e) => e.kind)).toEqual(['Pod']);
+    expect((await warningsAbout('web-7d9f')).map((e) => e.kind)).toEqual(['ReplicaSet']);
+    expect((await warningsAbout('web')).map((e) => e.kind)).toEqual(['Deployment']);
+  });
+
+  it('RBAC grew only by what this needs: list pods and patch pods/status anywhere, get ReplicaSets and Jobs; never read, change or delete pods otherwise', async () => {
+    const authz = testCluster().admin().makeApiClient(AuthorizationV1Api);
+    const may = async (verb: string, resource: string, extra: { group?: string; subresource?: string; namespace?: string } = {}): Promise<boolean> =>
+      (
+        await authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user: `system:serviceaccount:${ns.name}:gpudiag-operator`,
+              groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
+              resourceAttributes: { verb, resource, group: extra.group ?? '', namespace: extra.namespace ?? 'ml-elsewhere', ...(extra.subresource !== undefined ? { subresource: extra.subresource } : {}) },
+            },
+          },
+        })
+      ).status?.allowed === true;
+    expect(await may('list', 'pods')).toBe(true);
+    expect(await may('patch', 'pods', { subresource: 'status' })).toBe(true);
+    expect(await may('get', 'replicasets', { group: 'apps' })).toBe(true);
+    expect(await may('get', 'jobs', { group: 'batch' })).toBe(true);
+    for (const verb of ['get', 'watch', 'patch', 'update', 'delete', 'create']) expect([verb, await may(verb, 'pods')]).toEqual([verb, false]);
+    expect(await may('create', 'pods', { subresource: 'eviction' })).toBe(false);
+    expect(await may('create', 'pods', { subresource: 'exec' })).toBe(false);
+    expect(await may('list', 'replicasets', { group: 'apps' })).toBe(false);
+    expect(await may('get', 'deployments', { group: 'apps' })).toBe(false);
+    expect(await may('get', 'secrets')).toBe(false);
   });
 
   it('a second diagnostic finding the same fault tells no one again', async () => {
@@ -164,7 +211,7 @@ describe('operator: the pods on a failing GPU', () => {
     expect((await warningsAbout('trainer')).filter((e) => e.kind === 'Job')).toHaveLength(1);
   });
 
-  it('a policy lists the affected pods and, with podCondition, marks only the pod on the critical GPU; deleting it marks the pod True again', async () => {
+  it('a policy lists the affected pods and, with podCondition, marks only the pods on the critical GPU; deleting it marks the pod True again', async () => {
     policyName = `${ns.name}-pods`;
     const custom = testCluster().admin().makeApiClient(CustomObjectsApi);
     await custom.createClusterCustomObject({
@@ -178,12 +225,16 @@ describe('operator: the pods on a failing GPU', () => {
     });
     await waitUntil('trainer-0 marked GPUHealthy=False', 30_000, async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'False');
     expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))).toEqual({ status: 'False', reason: 'GpuLost' });
+    await waitUntil('web-0 marked GPUHealthy=False', 30_000, async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'web-0' }))?.status === 'False');
     expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'bystander' }))).toBeUndefined();
     const policy = (await custom.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName })) as GPUHealthPolicy;
     const worst = policy.status?.worstNodes?.find((n) => n.name === nodeName);
-    expect(worst?.affectedPods).toEqual([{ gpu: lostUuid, gpuStatus: 'critical', namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' }]);
+    expect(worst?.affectedPods).toEqual([
+      { gpu: lostUuid, gpuStatus: 'critical', namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' },
+      { gpu: lostUuid, gpuStatus: 'critical', namespace: ns.name, name: 'web-0', uid: uids.get('web-0'), container: 'server', source: 'pod-resources', controller: 'ReplicaSet/web-7d9f of Deployment/web' },
+    ]);
     const metrics = await env?.operator.metrics.registry.getSingleMetricAsString('gpudiag_affected_pods');
-    expect(metrics).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 1$/m);
+    expect(metrics).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m);
 
     await custom.deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
     policyName = '';
