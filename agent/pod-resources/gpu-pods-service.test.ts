@@ -65,6 +65,27 @@ describe('GpuPodsService', () => {
     expect(result.processCgroups).toEqual({ looked: 3, inPods: 1, unreadable: 1 });
   });
 
+  it.each([
+    ['names the one lost GPU by the one allocatable GPU UUID that no other GPU has, and lists its pod there', ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'], true],
+    ['infers nothing when two allocatable UUIDs are unaccounted for', ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', 'GPU-1d9b2c3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e'], false],
+  ])('a lost GPU NVML cannot name (the agent never saw it healthy): %s', async (_what, unknownIds, named) => {
+    const [lost] = unknownIds as [string];
+    const server = await startFakePodResourcesServer(dir, {
+      list: () => ({ message: { pod_resources: [{ name: 'trainer-1', namespace: 'ml', containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [lost] }] }] }] } }),
+      allocatable: () => ({ message: { devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU0, `${GPU1}::1`, ...unknownIds] }] } }),
+    });
+    closers.push(() => server.close());
+    const service = new GpuPodsService({ socketPath: server.socketPath, procRoot: '', cacheMs: 60_000, logger });
+    const result = await service.annotate(gpus);
+    if (named) {
+      expect(result.gpus[2]).toMatchObject({ index: 2, lost: true, uuid: lost, pods: [{ source: 'pod-resources', namespace: 'ml', name: 'trainer-1', container: 'pytorch' }] });
+      expect(result.podResources).toEqual({ status: 'ok' });
+    } else {
+      expect(result.gpus[2]?.uuid).toBeUndefined();
+      expect(result.podResources).toMatchObject({ status: 'ok', unmatchedDevices: [{ name: 'trainer-1', deviceId: lost }] });
+    }
+  });
+
   it("a MIG device's UUID finds the GPU it is part of (nvmlDeviceGetMigDeviceHandleByIndex); an unknown MIG device stays unmatched", async () => {
     const mig = 'MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b';
     const other = 'MIG-0e3f1a2b-4c5d-5e6f-8a9b-0c1d2e3f4a5c';

@@ -9,8 +9,8 @@ import { errorFields, type Logger } from '../../lib/logger.js';
 import type { GpuPodReport, PodResourcesStatus, PodResourcesUnknownReason, ProcessCgroupsStatus, SnapshotGpu } from '../api/snapshot-document.js';
 import type { GpuSnapshot } from '../nvml/types.js';
 import { PodResourcesClient, PodResourcesError } from './client.js';
-import { assignPodResources, processCgroupPods, withPods } from './gpu-pods.js';
-import type { PodResources } from './messages.js';
+import { assignPodResources, inferLostGpuUuid, processCgroupPods, withPods } from './gpu-pods.js';
+import type { ContainerDevices, PodResources } from './messages.js';
 import { containersOfPids } from './process-containers.js';
 
 /** Most GPU processes looked up in /proc per snapshot (64 GPUs × 256 processes could be 16k files). */
@@ -43,6 +43,7 @@ export interface GpuPods {
 export class GpuPodsService {
   private readonly client: PodResourcesClient | undefined;
   private listing: { outcome: Promise<ListOutcome>; finishedAt?: number } | undefined;
+  private allocatable: { devices: Promise<ContainerDevices[] | undefined>; finishedAt?: number } | undefined;
   private readonly memo = new WeakMap<readonly GpuSnapshot[], { outcome: ListOutcome; result: Promise<GpuPods> }>();
   private lastReason: PodResourcesUnknownReason | 'ok' | undefined;
   private calls = 0;
@@ -74,7 +75,8 @@ export class GpuPodsService {
     return result;
   }
 
-  private async compute(gpus: readonly GpuSnapshot[], outcome: ListOutcome): Promise<GpuPods> {
+  private async compute(collected: readonly GpuSnapshot[], outcome: ListOutcome): Promise<GpuPods> {
+    const gpus = outcome.ok ? await this.nameLostGpu(collected) : collected;
     const uuids = new Set(gpus.flatMap((g) => (g.uuid !== undefined ? [g.uuid] : [])));
     // A MIG device's UUID leads to the GPU it is part of (pre-R470 MIG ids name their parent themselves).
     const migParents = new Map(gpus.flatMap((g) => (g.uuid === undefined ? [] : (g.migDevices ?? []).map((d): [string, string] => [d.uuid, g.uuid as string]))));
@@ -104,6 +106,36 @@ export class GpuPodsService {
     // With an answer, every GPU gets a list (empty: nobody holds it); without one, only those the cgroups named.
     const annotated = gpus.map((g) => withPods(g, g.uuid === undefined ? undefined : (byGpu.get(g.uuid) ?? (outcome.ok ? [] : undefined))));
     return { gpus: annotated, podResources, ...(processCgroups !== undefined ? { processCgroups } : {}) };
+  }
+
+  /**
+   * `gpus` with the UUID of a lost GPU NVML cannot name, inferred from the kubelet's allocatable
+   * devices (GetAllocatableResources) when exactly one GPU UUID there is unaccounted for.
+   */
+  private async nameLostGpu(gpus: readonly GpuSnapshot[]): Promise<readonly GpuSnapshot[]> {
+    if (!gpus.some((g) => g.lost && g.uuid === undefined)) return gpus;
+    const devices = await this.allocatableDevices();
+    const inferred = devices === undefined ? undefined : inferLostGpuUuid(gpus, devices);
+    if (inferred === undefined) return gpus;
+    return gpus.map((g) => (g.index === inferred.index ? { ...g, uuid: inferred.uuid } : g));
+  }
+
+  /** The kubelet's allocatable devices, fetched once per `cacheMs`; undefined when the call fails. */
+  private allocatableDevices(): Promise<ContainerDevices[] | undefined> {
+    const cached = this.allocatable;
+    if (cached !== undefined && (cached.finishedAt === undefined || Date.now() - cached.finishedAt < this.options.cacheMs)) return cached.devices;
+    const client = this.client;
+    const devices =
+      client === undefined
+        ? Promise.resolve(undefined)
+        : client.allocatable().catch((err: unknown) => {
+            this.options.logger.debug('pod-resources GetAllocatableResources failed: a lost GPU stays unnamed', errorFields(err));
+            return undefined;
+          });
+    const entry: { devices: Promise<ContainerDevices[] | undefined>; finishedAt?: number } = { devices };
+    void devices.then(() => (entry.finishedAt = Date.now()));
+    this.allocatable = entry;
+    return devices;
   }
 
   private list(): Promise<ListOutcome> {

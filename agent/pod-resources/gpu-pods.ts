@@ -7,7 +7,7 @@
 import type { GpuPodReport, PodResourcesPodReport, ProcessCgroupPodReport, SnapshotGpu, UnmatchedDeviceReport } from '../api/snapshot-document.js';
 import type { GpuSnapshot } from '../nvml/types.js';
 import type { ProcessContainer } from './cgroup.js';
-import { isGpuResource, type PodResources } from './messages.js';
+import { isGpuResource, type ContainerDevices, type PodResources } from './messages.js';
 
 /** Most containers listed per GPU (the rest are counted in `podsOmitted`). */
 export const MAX_PODS_PER_GPU = 32;
@@ -92,4 +92,27 @@ export function withPods(gpu: GpuSnapshot, pods: readonly GpuPodReport[] | undef
   if (pods === undefined) return gpu;
   const listed = pods.slice(0, MAX_PODS_PER_GPU);
   return { ...gpu, pods: listed, ...(pods.length > listed.length ? { podsOmitted: pods.length - listed.length } : {}) };
+}
+
+/**
+ * The UUID of the one lost GPU NVML could not name, when the kubelet's allocatable devices leave
+ * exactly one GPU UUID that no other GPU of the snapshot has: the device plugin advertised it
+ * when the GPU was healthy, so it is that GPU's. Anything less certain (several lost GPUs,
+ * several unknown ids, MIG devices) infers nothing.
+ */
+export function inferLostGpuUuid(gpus: readonly GpuSnapshot[], allocatable: readonly ContainerDevices[]): { index: number; uuid: string } | undefined {
+  const unnamed = gpus.filter((g) => g.lost && g.uuid === undefined);
+  const [lost] = unnamed;
+  if (lost === undefined || unnamed.length > 1) return undefined;
+  const known = new Set(gpus.flatMap((g) => (g.uuid === undefined ? [] : [g.uuid])));
+  const unknown = new Set<string>();
+  for (const devices of allocatable) {
+    if (!isGpuResource(devices.resourceName)) continue;
+    for (const deviceId of devices.deviceIds) {
+      const id = deviceId.split('::')[0] ?? deviceId;
+      if (id.startsWith('GPU-') && !known.has(id)) unknown.add(id);
+    }
+  }
+  const [uuid] = unknown;
+  return uuid !== undefined && unknown.size === 1 ? { index: lost.index, uuid } : undefined;
 }

@@ -35,7 +35,8 @@ export const gpuTriagePrompt: McpPrompt = {
       `Triage the GPUs of Kubernetes node ${node}.`,
       `1. Call describe_gpu_node with node "${node}" (it runs a fresh GPUDiagnostic and lists the pods using nvidia.com/gpu there).`,
       `2. If XID errors appear, call analyze_xid_errors with nodes ["${node}"] and since "24h" for the full picture.`,
-      '3. Summarise: overall status and score, each unhealthy GPU (index, UUID, findings), the XIDs with their recommended actions, and which workloads are affected.',
+      '3. Summarise: overall status and score, each unhealthy GPU (index, UUID, findings), the XIDs with their recommended actions, and which workloads are affected (the pods listed on each unhealthy GPU).',
+      '   If the user asks why one pod failed, call explain_pod_failure with its namespace and name: it says whether GPU hardware is the likely cause, with the evidence.',
       '4. Recommend one next step (monitor, drain and reset the GPU, reboot, or RMA) and say why. Name the GPUDiagnostic you used so it can be audited.',
       UNTRUSTED_NOTE,
     ].join('\n');
