@@ -14,6 +14,8 @@ export const MAX_NODE_LOOKUPS = 50;
 const LOOKUP_CONCURRENCY = 4;
 /** Most controllers whose own controller one run reads. */
 export const MAX_OWNER_LOOKUPS = 50;
+/** A run's status waits at most this long for the pod reads; nodes not read by then keep the agent's entries. */
+export const RESOLVE_BUDGET_MS = 10_000;
 
 function completed(pod: AffectedPod, found: NodePod, container: string | undefined): AffectedPod {
   return {
@@ -61,9 +63,11 @@ export class AffectedPodResolver {
   /**
    * `results` (worst first) with their containers completed, for at most MAX_NODE_LOOKUPS nodes:
    * those with containers on degraded or critical GPUs, or on any GPU when `everyGpu` (a small
-   * diagnostic lists every GPU's pods). A failed lookup leaves that node as the agent reported it.
+   * diagnostic lists every GPU's pods). A failed lookup, or one still running after `budgetMs`,
+   * leaves that node as the agent reported it.
    */
-  async resolve(results: readonly NodeResultInput[], everyGpu: boolean, signal: AbortSignal): Promise<NodeResultInput[]> {
+  async resolve(results: readonly NodeResultInput[], everyGpu: boolean, caller: AbortSignal, budgetMs = RESOLVE_BUDGET_MS): Promise<NodeResultInput[]> {
+    const signal = AbortSignal.any([caller, AbortSignal.timeout(budgetMs)]);
     const out = [...results];
     const wanted = out
       .flatMap((r, i) => (r.score !== undefined && namesPods(r.score, everyGpu) ? [i] : []))
@@ -78,7 +82,10 @@ export class AffectedPodResolver {
           const pods = await this.lookup(input.node, signal);
           if (input.score !== undefined) out[index] = { ...input, score: resolveScorePods(input.score, pods) };
         } catch (err) {
-          if (signal.aborted) return;
+          if (signal.aborted) {
+            this.logger.warn("the node pods were not all read within the budget; the rest stay as the agents reported them", { budgetMs, read: next });
+            return;
+          }
           this.logger.warn("could not read the node's pods; its GPUs' containers stay as the agent reported them", { node: input.node, ...errorFields(err) });
         }
       }

@@ -221,3 +221,19 @@ describe("the controller's controller", () => {
     expect(events.warnings.map((w) => `${w.subject.kind}/${w.subject.name}`)).toEqual(['Pod/trainer-0', 'Job/trainer', 'CronJob/nightly']);
   });
 });
+
+describe('the pod reads of a run', () => {
+  it('stop at the budget: a node whose pods are not read in time keeps the agent’s entries, the status is not held up', async () => {
+    const resolver = new AffectedPodResolver(
+      (node, signal) =>
+        node === 'slow'
+          ? new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }))
+          : Promise.resolve(nodePods),
+      createLogger({ silent: true }),
+    );
+    // The caller never gives up: only the 200 ms budget can end the slow read.
+    const [slow, quick] = await resolver.resolve([lostGpuNode('slow'), lostGpuNode('quick')], false, new AbortController().signal, 200);
+    expect(slow?.score?.gpus.find((g) => g.index === 3)?.pods?.[0]?.uid).toBeUndefined();
+    expect(quick?.score?.gpus.find((g) => g.index === 3)?.pods?.[0]?.uid).toBe(TRAINER_UID);
+  });
+});
