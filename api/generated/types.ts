@@ -359,7 +359,7 @@ export interface GPUDiagnosticStatus {
        */
       podsTruncated?: number;
       /**
-       * The pods whose containers hold this GPU, listed for degraded and critical GPUs only: from the kubelet's pod-resources API (a device plugin allocated the GPU) or from the cgroup of a process on the GPU; the operator fills in what the agent could not know (the UID, or the namespace and name) from the node's pods. A pod that has gone keeps only what the agent reported.
+       * The pods whose containers hold this GPU (every GPU's in a diagnostic of at most 20 nodes, else only degraded and critical GPUs'): from the kubelet's pod-resources API (a device plugin allocated the GPU) or from the cgroup of a process on the GPU; the operator fills in what the agent could not know (the UID, or the namespace and name) from the node's pods. A pod that has gone keeps only what the agent reported.
        *
        * @maxItems 8
        *
