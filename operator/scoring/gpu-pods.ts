@@ -33,9 +33,3 @@ export function podsOfGpu(gpu: SnapshotGpu): { pods: readonly AffectedPod[]; omi
   const pods = (gpu.pods ?? []).map((p): AffectedPod => (p.source === 'pod-resources' ? { source: p.source, namespace: p.namespace, name: p.name, container: p.container } : { source: p.source, uid: p.uid, containerId: p.containerId }));
   return { pods, omitted: gpu.podsOmitted ?? 0 };
 }
-
-/** A short label for logs and Events: namespace/name, else the UID. */
-export function podLabel(pod: AffectedPod): string {
-  if (pod.namespace !== undefined && pod.name !== undefined) return `${pod.namespace}/${pod.name}`;
-  return pod.uid === undefined ? 'an unknown pod' : `pod UID ${pod.uid}`;
-}

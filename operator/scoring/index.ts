@@ -14,7 +14,7 @@ export {
   type ResolvedXidPolicy,
 } from './policy.js';
 export { MAX_FINDING_MESSAGE_LENGTH, sortWorstFirst, type Finding, type HealthStatus, type Severity } from './finding.js';
-export { podLabel, podsOfGpu, type AffectedPod, type WorkloadRef } from './gpu-pods.js';
+export { podsOfGpu, type AffectedPod, type WorkloadRef } from './gpu-pods.js';
 export { parseAdvertisedGpus, type AdvertisedCount, type GpuAdvertisement, type IgnoredAdvertisement } from './advertised-gpus.js';
 export { checkMissingGpus, seenGpus, type SeenGpus } from './missing-gpus.js';
 export { GPU_CHECKS, type GpuCheck, type NodeContext } from './checks/index.js';

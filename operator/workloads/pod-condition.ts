@@ -94,11 +94,6 @@ export class PodConditionMarker {
     return outcome;
   }
 
-  /** Forgets a deleted policy's marks (its pods keep the last condition written). */
-  forget(policy: string): void {
-    this.marked.delete(policy);
-  }
-
   private async write(mark: Mark, status: 'True' | 'False', reason: string, message: string, signal: AbortSignal): Promise<'written' | 'gone' | 'failed'> {
     try {
       await kubeRequest(this.kc, {
