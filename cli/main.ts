@@ -3,6 +3,7 @@
  * loaded lazily, so `gpudiag xid analyze` does not pay for the Kubernetes client.
  */
 import { argv, exit, stderr, stdout } from 'node:process';
+import { packageVersion } from '../lib/package-version.js';
 
 /** A subcommand: receives its own arguments (after the command words) and returns an exit code. */
 export type CommandRunner = (args: string[]) => Promise<number>;
@@ -29,7 +30,7 @@ function usage(): string {
     'commands:',
     ...commands.map((c) => `  ${c.words.join(' ').padEnd(width)}  ${c.summary}`),
     '',
-    'Run `gpudiag <command> --help` for a command\'s options.',
+    'Run `gpudiag <command> --help` for a command\'s options, `gpudiag --version` for the version.',
     '',
   ].join('\n');
 }
@@ -37,6 +38,10 @@ function usage(): string {
 async function main(args: string[]): Promise<number> {
   if (args.length === 0 || args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
     stdout.write(usage());
+    return 0;
+  }
+  if (args[0] === '--version' || args[0] === '-V' || args[0] === 'version') {
+    stdout.write(`gpudiag ${packageVersion()}\n`);
     return 0;
   }
   const match = commands.find((c) => c.words.every((w, i) => args[i] === w));

@@ -1,6 +1,6 @@
 /** The gpudiag MCP facade: its tools, prompts and resources, served for one caller. */
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../../lib/logger.js';
+import { packageVersion } from '../../lib/package-version.js';
 import type { KubeClient } from './kube.js';
 import { prompts } from './prompts.js';
 import { resources } from './resources.js';
@@ -9,15 +9,6 @@ import type { FacadeSettings } from './tool.js';
 
 export { DEFAULT_SETTINGS } from './settings.js';
 import { tools } from './tools/index.js';
-
-function packageVersion(): string {
-  try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-    return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 const VERSION = packageVersion();
 
