@@ -26,7 +26,7 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   {
     era: 'r470',
     summary:
-      'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2, no GPU fabric info, no PCIe error-count fields',
+      'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2, no GPU fabric info, no PCIe error-count fields, no link-scoped NVLink counter and state fields',
     from: '470',
     until: '510',
     defines: [
@@ -36,6 +36,9 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
       // nvmlDeviceGetGpuFabricInfo arrived for Hopper (R525); the PCIe error-count field ids with R535 (NVML change log)
       'GPUDIAG_FAKE_NO_FABRIC_INFO',
       'GPUDIAG_FAKE_NO_PCIE_COUNTERS',
+      // the link-scoped NVLink fields (161-163 DL counters, 165 state) are newer than the per-link
+      // ids; when they arrived is not in the change log, so the oldest era goes without them
+      'GPUDIAG_FAKE_NO_NVLINK_DL_FIELDS',
     ],
   },
   {

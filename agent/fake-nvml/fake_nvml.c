@@ -24,6 +24,8 @@
  * nvmlDeviceGetGpuFabricInfoV (R550+), GPUDIAG_FAKE_FABRIC_INFO_V3 lets it take the v3 struct,
  * GPUDIAG_FAKE_NO_PCIE_COUNTERS drops the PCIe error-count field ids (R535 added them) and
  * GPUDIAG_FAKE_MEMORY_EVENTS knows the ECC-storm, DRAM-retirement and poison events (R560+).
+ * GPUDIAG_FAKE_NO_NVLINK_DL_FIELDS drops the link-scoped NVLink ids 161-163 (DL counters) and
+ * 165 (link state) (the r470 build: the agent must then read them call by call).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -157,6 +159,9 @@ typedef struct {
   int has_errors;      /* some key starts with `error.` or holds `.error.` */
   long device_count;
   unsigned char lost[MAX_GPUS];
+  /* gpu.<i>.nvlink.count (0: none or absent) and .generation, read on every NVLink call */
+  unsigned int nvlink_count[MAX_GPUS];
+  unsigned int nvlink_generation[MAX_GPUS];
 } state_t;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -305,6 +310,10 @@ static int maybe_reload(void) {
     char key[64];
     snprintf(key, sizeof(key), "gpu.%d.lost", gi);
     g_state.lost[gi] = global_num(key, 0) != 0;
+    snprintf(key, sizeof(key), "gpu.%d.nvlink.count", gi);
+    g_state.nvlink_count[gi] = (unsigned int)global_num(key, 0);
+    snprintf(key, sizeof(key), "gpu.%d.nvlink.generation", gi);
+    g_state.nvlink_generation[gi] = (unsigned int)global_num(key, 0);
   }
   g_ino = st.st_ino; g_dev_id = st.st_dev; g_size = st.st_size; g_mtime = st.st_mtim;
   g_loaded = 1;
@@ -312,10 +321,46 @@ static int maybe_reload(void) {
   return 0;
 }
 
-static const char *gpu_str(int gi, const char *field) {
+/* Writes the decimal digits of v at p; returns the end (no terminator). */
+static char *put_uint(char *p, unsigned v) {
+  char digits[10];
+  int n = 0;
+  do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v != 0);
+  while (n > 0) *p++ = digits[--n];
+  return p;
+}
+
+/*
+ * The value of `gpu.<gi>.<field>`, or of `gpu.<gi>.nvlink.<link>.<field>` when link >= 0. Keys
+ * are built by hand: a snapshot makes a thousand lookups and snprintf was most of their cost.
+ */
+static const char *gpu_link_str(int gi, int link, const char *field) {
   char key[256];
-  snprintf(key, sizeof(key), "gpu.%d.%s", gi, field);
+  size_t len = strlen(field);
+  if (gi < 0 || len > 200) return NULL;
+  char *p = key;
+  memcpy(p, "gpu.", 4);
+  p = put_uint(p + 4, (unsigned)gi);
+  *p++ = '.';
+  if (link >= 0) {
+    memcpy(p, "nvlink.", 7);
+    p = put_uint(p + 7, (unsigned)link);
+    *p++ = '.';
+  }
+  memcpy(p, field, len + 1);
   return lookup(key);
+}
+
+static const char *gpu_str(int gi, const char *field) {
+  return gpu_link_str(gi, -1, field);
+}
+
+/* gpu_u64 for a field of one NVLink (`nvlink.<link>.<field>`). */
+static int link_u64(int gi, unsigned int link, const char *field, unsigned long long *out) {
+  const char *v = gpu_link_str(gi, (int)link, field);
+  if (!v || !*v) return 0;
+  *out = strtoull(v, NULL, 0);
+  return 1;
 }
 
 static int gpu_u64(int gi, const char *field, unsigned long long *out) {
@@ -884,20 +929,17 @@ EXPORT nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int 
 
 /* SUCCESS for a link the GPU has; a gap in the range (nvlink.<l>.supported=0) is NOT_SUPPORTED */
 static nvmlReturn_t nvlink_check(int gi, unsigned int link) {
-  unsigned int count, supported = 1;
-  char field[64];
-  if (!gpu_u32(gi, "nvlink.count", &count) || count == 0) return NVML_ERROR_NOT_SUPPORTED;
+  unsigned int count = g_state.nvlink_count[gi], supported = 1;
+  unsigned long long flag;
+  if (count == 0) return NVML_ERROR_NOT_SUPPORTED;
   if (link >= MAX_NVLINKS || link >= count) return NVML_ERROR_INVALID_ARGUMENT;
-  snprintf(field, sizeof(field), "nvlink.%u.supported", link);
-  gpu_u32(gi, field, &supported);
+  if (link_u64(gi, link, "supported", &flag)) supported = (unsigned int)flag;
   return supported ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
 }
 
 /* NVLink generation of the GPU (5 on Blackwell); 0 when the scenario does not say */
 static unsigned int nvlink_generation(int gi) {
-  unsigned int generation = 0;
-  gpu_u32(gi, "nvlink.generation", &generation);
-  return generation;
+  return g_state.nvlink_generation[gi];
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, int *isActive) {
@@ -905,10 +947,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int l
   nvmlReturn_t rc = nvlink_check(gi, link);
   if (rc != NVML_SUCCESS) return done(rc);
   if (!isActive) return done(NVML_ERROR_INVALID_ARGUMENT);
-  char field[64];
-  unsigned int active = 1;
-  snprintf(field, sizeof(field), "nvlink.%u.active", link);
-  gpu_u32(gi, field, &active);
+  unsigned long long active = 1;
+  link_u64(gi, link, "active", &active);
   *isActive = (int)active;
   return done(NVML_SUCCESS);
 }
@@ -921,9 +961,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigne
   if (!counterValue || counter < 0 || counter > 4) return done(NVML_ERROR_INVALID_ARGUMENT);
   /* NVLink5 has no DL replay/recovery/CRC counters: its errors are field values */
   if (nvlink_generation(gi) >= 5) return done(NVML_ERROR_NOT_SUPPORTED);
-  char field[64];
-  snprintf(field, sizeof(field), "nvlink.%u.%s", link, names[counter]);
-  if (!gpu_u64(gi, field, counterValue)) *counterValue = 0;
+  if (!link_u64(gi, link, names[counter], counterValue)) *counterValue = 0;
   return done(NVML_SUCCESS);
 }
 
@@ -1227,26 +1265,65 @@ static nvmlReturn_t nvlink5_counter(int gi, unsigned int link, unsigned int fiel
                      : fieldId == FI_NVLINK_EFFECTIVE_ERRORS  ? "effective_errors"
                      : fieldId == FI_NVLINK_SYMBOL_ERRORS     ? "symbol_errors"
                                                               : NULL;
-  char field[64];
   unsigned long long a = 0, b = 0;
   if (name == NULL) { /* LINK_RECOVERY_EVENTS: successful + failed */
-    snprintf(field, sizeof(field), "nvlink.%u.recovery_successful", link);
-    gpu_u64(gi, field, &a);
-    snprintf(field, sizeof(field), "nvlink.%u.recovery_failed", link);
-    gpu_u64(gi, field, &b);
+    link_u64(gi, link, "recovery_successful", &a);
+    link_u64(gi, link, "recovery_failed", &b);
     *out = a + b;
     return NVML_SUCCESS;
   }
-  snprintf(field, sizeof(field), "nvlink.%u.%s", link, name);
-  if (!gpu_u64(gi, field, out)) *out = 0;
+  if (!link_u64(gi, link, name, out)) *out = 0;
   return NVML_SUCCESS;
 }
 #endif
+
+/*
+ * The NVLink DL error counters as field values, before NVLink5: NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY /
+ * _RECOVERY / _CRC (161-163, scopeId = link) and the per-link ids of CRC data (39-44: L0-L5,
+ * 102-107: L6-L11) and ECC data (148-159: L0-L11). They read what nvmlDeviceGetNvLinkErrorCounter
+ * reads. Returns 0 for an id that is none of these; NVLink5 has none of them (Blackwell).
+ */
+static int nvlink_dl_field(int gi, nvmlFieldValue_t *v) {
+  unsigned int link;
+  const char *name;
+  unsigned int id = v->fieldId;
+#ifndef GPUDIAG_FAKE_NO_NVLINK_DL_FIELDS
+  if (id == 165) { /* NVLINK_GET_STATE: NVML_NVLINK_STATE_ACTIVE 1 / INACTIVE 0, on every NVLink generation */
+    nvmlReturn_t rc = nvlink_check(gi, v->scopeId);
+    v->nvmlReturn = rc;
+    if (rc != NVML_SUCCESS) return 1;
+    unsigned long long active = 1;
+    link_u64(gi, v->scopeId, "active", &active);
+    v->valueType = 1; /* NVML_VALUE_TYPE_UNSIGNED_INT */
+    v->value.uiVal = active ? 1u : 0u;
+    return 1;
+  }
+  if (id >= 161 && id <= 163) {
+    static const char *const scoped[] = { "replay", "recovery", "crc_flit" };
+    link = v->scopeId;
+    name = scoped[id - 161];
+  } else
+#endif
+  if (id >= 39 && id <= 44) { link = id - 39; name = "crc_data"; }
+  else if (id >= 102 && id <= 107) { link = id - 102 + 6; name = "crc_data"; }
+  else if (id >= 148 && id <= 159) { link = id - 148; name = "ecc_data"; }
+  else return 0;
+  nvmlReturn_t rc = nvlink_check(gi, link);
+  if (rc == NVML_SUCCESS && nvlink_generation(gi) >= 5) rc = NVML_ERROR_NOT_SUPPORTED;
+  v->nvmlReturn = rc;
+  if (rc != NVML_SUCCESS) return 1;
+  unsigned long long x = 0;
+  link_u64(gi, link, name, &x);
+  v->valueType = 3; /* NVML_VALUE_TYPE_UNSIGNED_LONG_LONG */
+  v->value.ullVal = x;
+  return 1;
+}
 
 /* Fills one requested field; ids this era does not know are NOT_SUPPORTED, like a field the GPU lacks. */
 static void field_value(int gi, nvmlFieldValue_t *v) {
   unsigned long long x = 0;
   v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+  if (nvlink_dl_field(gi, v)) return;
   switch (v->fieldId) {
 #ifdef GPUDIAG_FAKE_RECOVERY_ACTION
     case FI_GPU_RECOVERY_ACTION:
