@@ -55,7 +55,15 @@ export class NvmlError extends Error {
     readonly errorString: string,
     options?: ErrorOptions,
   ) {
-    super(`${fn} failed: ${errorString} (${nvmlReturnName(code)}=${code})`, options);
+    // NOT_SUPPORTED and friends are data, tens per snapshot: a stack trace (a few µs each) says
+    // nothing the function name does not.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(`${fn} failed: ${errorString} (${nvmlReturnName(code)}=${code})`, options);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.codeName = nvmlReturnName(code);
   }
 }
@@ -174,6 +182,18 @@ export interface NvmlFieldValue {
  * take the link as scopeId; the recovery action arrived with R565.
  */
 export const NvmlFieldId = {
+  /** NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_L0 (L0-L5 are 39-44; scopeId unused). */
+  NVLINK_CRC_DATA_ERROR_COUNT_L0: 39,
+  /** NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_L6 (L6-L11 are 102-107). */
+  NVLINK_CRC_DATA_ERROR_COUNT_L6: 102,
+  /** NVML_FI_DEV_NVLINK_ECC_DATA_ERROR_COUNT_L0 (L0-L11 are 148-159). */
+  NVLINK_ECC_DATA_ERROR_COUNT_L0: 148,
+  /** NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY / _RECOVERY / _CRC: the DL counters of link `scopeId` (not on Blackwell). */
+  NVLINK_ERROR_DL_REPLAY: 161,
+  NVLINK_ERROR_DL_RECOVERY: 162,
+  NVLINK_ERROR_DL_CRC: 163,
+  /** NVML_FI_DEV_NVLINK_GET_STATE: NVML_NVLINK_STATE_* of link `scopeId` (1 active, 0 inactive, 2 sleep). */
+  NVLINK_GET_STATE: 165,
   NVLINK_RECOVERY_SUCCESSFUL_EVENTS: 213,
   NVLINK_RECOVERY_FAILED_EVENTS: 214,
   NVLINK_EFFECTIVE_ERRORS: 219,
@@ -822,13 +842,14 @@ export class NvmlBinding {
     return this.call(fn, device === undefined ? [buffer, size] : [device, buffer, size], options).then(() => decodeCString(buffer));
   }
 
+  /** One `unsigned int *` output (also `int *` ones, whose values are never negative). */
   private getUint(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number> {
-    const out = [0];
+    const out = new Uint32Array(1);
     return this.call(fn, [...args, out], options).then(() => out[0] ?? 0);
   }
 
   private getU64(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number | undefined> {
-    const out: unknown[] = [0];
+    const out = new BigUint64Array(1);
     return this.call(fn, [...args, out], options).then(() => normalizeU64(out[0]));
   }
 
@@ -973,8 +994,8 @@ export class NvmlBinding {
 
   /** nvmlDeviceGetEccMode. */
   async deviceGetEccMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ current: boolean; pending: boolean }> {
-    const current = [0];
-    const pending = [0];
+    const current = new Int32Array(1);
+    const pending = new Int32Array(1);
     await this.call('nvmlDeviceGetEccMode', [device, current, pending], options);
     return { current: current[0] === 1, pending: pending[0] === 1 };
   }
@@ -997,7 +1018,7 @@ export class NvmlBinding {
 
   /** Number of pages retired for `cause` (the sizing half of the two-call protocol). */
   async deviceGetRetiredPageCount(device: NvmlDeviceHandle, cause: RetiredPageCause, options: NvmlCallOptions = {}): Promise<number> {
-    const count = [0];
+    const count = new Uint32Array(1);
     await this.call('nvmlDeviceGetRetiredPages', [device, cause, count, null], options, [NvmlReturn.INSUFFICIENT_SIZE]);
     return count[0] ?? 0;
   }
@@ -1024,7 +1045,7 @@ export class NvmlBinding {
    * index past the GPU's links) and NOT_SUPPORTED (a gap), without an exception per absent link.
    */
   async deviceProbeNvLinkState(device: NvmlDeviceHandle, link: number, options: NvmlCallOptions = {}): Promise<boolean | undefined> {
-    const out = [0];
+    const out = new Int32Array(1);
     const rc = await this.call('nvmlDeviceGetNvLinkState', [device, link, out], options, NVLINK_ABSENT_CODES);
     return rc === NvmlReturn.SUCCESS ? out[0] === 1 : undefined;
   }
@@ -1107,7 +1128,9 @@ export class NvmlBinding {
         const code = buffer.readInt32LE(base + FIELD_RETURN_OFFSET);
         const read = FIELD_VALUE_READERS[buffer.readUInt32LE(base + FIELD_TYPE_OFFSET)];
         const value = code === NvmlReturn.SUCCESS ? read?.(buffer, base + FIELD_VALUE_OFFSET) : undefined;
-        answers.push({ fieldId: r.fieldId, scopeId: r.scopeId ?? 0, code, ...(value === undefined ? {} : { value }) });
+        const answer: NvmlFieldValue = { fieldId: r.fieldId, scopeId: r.scopeId ?? 0, code };
+        if (value !== undefined) answer.value = value;
+        answers.push(answer);
       });
     }
     return answers;
@@ -1115,8 +1138,8 @@ export class NvmlBinding {
 
   /** nvmlDeviceGetMigMode. */
   async deviceGetMigMode(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ current: boolean; pending: boolean }> {
-    const current = [0];
-    const pending = [0];
+    const current = new Uint32Array(1);
+    const pending = new Uint32Array(1);
     await this.call('nvmlDeviceGetMigMode', [device, current, pending], options);
     return { current: current[0] === 1, pending: pending[0] === 1 };
   }

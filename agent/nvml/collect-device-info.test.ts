@@ -72,8 +72,10 @@ describe('device info through the fake library', () => {
     const calls = (fn: string): number => env.library.callCount(fn);
     const [fields, fabric, vbios, validate] = ['nvmlDeviceGetFieldValues', 'nvmlDeviceGetGpuFabricInfoV', 'nvmlDeviceGetVbiosVersion', 'nvmlDeviceValidateInforom'].map(calls);
     const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
-    // 2 GPUs, H100 (no NVLink5 batch): one batch each, one fabric call each, versions from the cache
-    expect(calls('nvmlDeviceGetFieldValues') - (fields ?? 0)).toBe(2);
+    // 2 GPUs, H100: one device-info batch each; the NVLink states (18 values) and DL counters (78
+    // values, two calls of at most 64) as field values too (no NVLink5 batch); one fabric call
+    // each, versions from the cache
+    expect(calls('nvmlDeviceGetFieldValues') - (fields ?? 0)).toBe(2 * (1 + 1 + 2));
     expect(calls('nvmlDeviceGetGpuFabricInfoV') - (fabric ?? 0)).toBe(2);
     expect(calls('nvmlDeviceGetVbiosVersion') - (vbios ?? 0)).toBe(0);
     expect(calls('nvmlDeviceValidateInforom') - (validate ?? 0)).toBe(0);

@@ -273,10 +273,10 @@ describe('collectSnapshot against the fake NVML library', () => {
     const first = await collectSnapshot({ nvml });
     expect(stateCalls() - before).toBe(gpus * 36);
 
+    // the known links' states come from one field-value batch per GPU (NVML_FI_DEV_NVLINK_GET_STATE)
     before = stateCalls();
     const second = await collectSnapshot({ nvml });
-    const present = second.gpus.reduce((n, g) => n + (g.nvlinks?.length ?? 0), 0);
-    expect(stateCalls() - before).toBe(present);
+    expect(stateCalls() - before).toBe(0);
     expect(linksOf(second)).toEqual(linksOf(first));
 
     // link 3 of GPU 0 becomes a gap: this snapshot skips it, the next one probes GPU 0's whole range
@@ -288,8 +288,54 @@ describe('collectSnapshot against the fake NVML library', () => {
     const third = await collectSnapshot({ nvml });
     expect(linksOf(third)[0]).not.toContain(3);
     before = stateCalls();
-    await collectSnapshot({ nvml });
-    expect(stateCalls() - before).toBe(present - 1 + 36 - (linksOf(third)[0]?.length ?? 0));
+    const fourth = await collectSnapshot({ nvml });
+    expect(stateCalls() - before).toBe(36);
+    expect(linksOf(fourth)[0]).not.toContain(3);
+  });
+
+  /** h100-sxm-8x-healthy on `driverVersion` with distinct DL counters on every link of GPU 0. */
+  async function countedLinksScenario(driverVersion: string): Promise<FakeNvmlScenario> {
+    const scenario = await loadScenario('h100-sxm-8x-healthy');
+    scenario.driverVersion = driverVersion;
+    const [g0, nvlink] = [scenario.gpus[0], scenario.gpuDefaults?.nvlink];
+    if (g0 === undefined || nvlink === undefined) throw new Error('scenario without NVLink');
+    const counters = (link: number): NonNullable<typeof nvlink.counters>[string] => ({
+      replay: 100 + link,
+      recovery: 200 + link,
+      crcFlit: 300 + link,
+      crcData: 400 + link,
+      eccData: 500 + link,
+    });
+    g0.nvlink = { ...nvlink, inactive: [9], counters: Object.fromEntries(Array.from({ length: 18 }, (_, link) => [String(link), counters(link)])) };
+    return scenario;
+  }
+
+  const expectedLinks = Array.from({ length: 18 }, (_, link) => ({
+    link,
+    active: link !== 9,
+    errors: { replay: 100 + link, recovery: 200 + link, crcFlit: 300 + link, crcData: 400 + link, eccData: 500 + link },
+  }));
+
+  it.each([
+    // R550: link states and the counters nvml.h has ids for (all five on links 0-11, three on 12-17) in one batch each
+    ['550.54.15', 'r550', { states: 0, counters: 12 }],
+    // R470 has no link-scoped ids: states and replay/recovery/CRC flit by call, CRC/ECC data of links 0-11 from the batch
+    ['470.256.02', 'r470', { states: 18, counters: 18 * 3 + 12 }],
+  ])('reads every NVLink counter of every link, through field values where the driver has them (%s)', async (driverVersion, era, perGpu) => {
+    const e = await envFor(await countedLinksScenario(driverVersion));
+    expect(e.era).toBe(era);
+    nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false });
+    const first = await collectSnapshot({ nvml });
+    expect(gpu(first, 0).nvlinks).toEqual(expectedLinks);
+    const calls = (fn: string): number => e.library.callCount(fn);
+    const [states, counters] = [calls('nvmlDeviceGetNvLinkState'), calls('nvmlDeviceGetNvLinkErrorCounter')];
+    const second = await collectSnapshot({ nvml });
+    expect(gpu(second, 0).nvlinks).toEqual(expectedLinks);
+    expect(gpu(second, 0).errors).toEqual([]);
+    expect(gpu(second, 1).nvlinks?.[17]).toEqual({ link: 17, active: true, errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 } });
+    const gpus = second.gpus.length;
+    expect(calls('nvmlDeviceGetNvLinkState') - states).toBe(gpus * perGpu.states);
+    expect(calls('nvmlDeviceGetNvLinkErrorCounter') - counters).toBe(gpus * perGpu.counters);
   });
 
   it('reads NVLink5 error counters as field values on Blackwell, where the DL counters are NOT_SUPPORTED', async () => {
