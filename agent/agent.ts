@@ -18,7 +18,7 @@ import type { CallerAuthorizer, TokenAuthenticator } from './auth/token-reviewer
 import { createRequestHandler } from './http-api.js';
 import { AgentMetrics } from './metrics.js';
 import { NvmlBinding, type NvmlBindingOptions } from './nvml/binding.js';
-import { bindingEventSource, bindingSnapshotSource, threadEventSource, threadSnapshotSource, type NvmlEventSource, type NvmlSnapshotSource } from './nvml/sources.js';
+import { bindingEventSource, bindingSnapshotSource, threadSources, type NvmlEventSource, type NvmlSnapshotSource } from './nvml/sources.js';
 import { GpuPodsService } from './pod-resources/gpu-pods-service.js';
 import { SnapshotService } from './snapshot-service.js';
 import { XidService } from './xid-service.js';
@@ -182,11 +182,13 @@ export class Agent {
       callTimeoutMs: config.nvmlCallTimeoutMs,
     };
     const binding = config.nvmlThreads ? undefined : new NvmlBinding(options);
-    const nvml = binding === undefined ? await threadSnapshotSource(options, config.nvmlCallTimeoutMs, logger) : bindingSnapshotSource(binding);
+    const sources =
+      binding === undefined ? await threadSources(options, config.nvmlCallTimeoutMs, logger) : { snapshots: bindingSnapshotSource(binding), events: bindingEventSource(binding) };
+    const nvml = sources.snapshots;
     const probe = await nvml.collect([]);
     if (probe.nvml.available && probe.gpus.length > 0) {
       logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion, threads: config.nvmlThreads });
-      const nvmlEvents = !config.nvmlEvents ? undefined : binding === undefined ? await threadEventSource(options, config.nvmlCallTimeoutMs, logger) : bindingEventSource(binding);
+      const nvmlEvents = config.nvmlEvents ? sources.events : undefined;
       return { nvml, nvmlEvents, mode: 'nvml', ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}) };
     }
     const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;

@@ -62,6 +62,12 @@ export interface NvmlEventWatcherOptions {
   signal?: AbortSignal;
   /** Poll length in ms (≤ {@link MAX_EVENT_POLL_MS}). */
   pollMs?: number;
+  /**
+   * How long one nvmlEventSetWait_v2 blocks (default: the whole poll). 0 on a thread that also
+   * collects snapshots: the wait returns at once and the rest of the poll is a timer, so the
+   * thread answers collection requests between polls.
+   */
+  nativeWaitMs?: number;
   /** Wanted event bits; masked per GPU with nvmlDeviceGetSupportedEventTypes. */
   mask?: number;
   now?: () => Date;
@@ -137,12 +143,14 @@ export class NvmlEventWatcher {
   /** A rebuild of the event set without the lost GPUs failed: retry it on the next failed wait. */
   private rebuildPending = false;
   private readonly pollMs: number;
+  private readonly nativeWaitMs: number;
   private readonly onAbort = (): void => {
     void this.stop();
   };
 
   constructor(private readonly options: NvmlEventWatcherOptions) {
     this.pollMs = Math.min(Math.max(1, options.pollMs ?? DEFAULT_EVENT_POLL_MS), MAX_EVENT_POLL_MS);
+    this.nativeWaitMs = Math.min(Math.max(0, options.nativeWaitMs ?? this.pollMs), this.pollMs);
   }
 
   /** True while the wait loop runs. */
@@ -219,7 +227,7 @@ export class NvmlEventWatcher {
       while (!this.stopping && this.set !== undefined) {
         let data;
         try {
-          data = await nvml.eventSetWait(this.set, this.pollMs);
+          data = await nvml.eventSetWait(this.set, this.nativeWaitMs);
         } catch (err) {
           if (this.stopping || !isSurvivable(err)) throw err;
           failures++;
@@ -230,7 +238,11 @@ export class NvmlEventWatcher {
           continue;
         }
         failures = 0;
-        if (data === null) continue;
+        if (data === null) {
+          // nothing pending: the rest of the poll off the driver (an event drains at once)
+          if (this.nativeWaitMs < this.pollMs) await this.pause(this.pollMs - this.nativeWaitMs);
+          continue;
+        }
         onEvent(this.toEvent(data.device, data.eventType, data.eventData));
       }
     } catch (err) {

@@ -1,12 +1,12 @@
 /**
  * What the agent's services need from NVML — snapshots and events — and the two ways to get
- * them: on NVML threads (the agent's default: every call synchronous on a worker thread, watched
+ * them: on an NVML thread (the agent's default: every call synchronous on a worker thread, watched
  * for hangs) or in this process on the libuv pool (many simulated agents in one process).
  */
 import type { Logger } from '../../lib/logger.js';
 import type { NvmlBinding, NvmlBindingOptions } from './binding.js';
 import { collectSnapshot } from './collector.js';
-import { MAX_EVENT_POLL_MS, NvmlEventWatcher, type NvmlEventHandlers } from './events.js';
+import { NvmlEventWatcher, type NvmlEventHandlers } from './events.js';
 import { NvmlThread, type HungNvmlCall } from './thread/nvml-thread.js';
 
 export type { HungNvmlCall, NvmlEventHandlers };
@@ -27,24 +27,27 @@ export interface NvmlEventSource {
   stop(graceMs: number): Promise<boolean>;
 }
 
-/** Snapshots collected on an NVML thread. */
-export async function threadSnapshotSource(binding: NvmlBindingOptions, callTimeoutMs: number, logger: Logger): Promise<NvmlSnapshotSource & { readonly thread: NvmlThread }> {
-  const thread = new NvmlThread('collect', { binding, callTimeoutMs, logger });
+/**
+ * Snapshots and events on one NVML thread (the agent's default): a thread costs ~10 MiB, and an
+ * agent runs on every GPU node. The event wait does not block (its poll interval is a timer), so
+ * a collection waits for at most one event poll's call. The events stop with the thread.
+ */
+export async function threadSources(
+  binding: NvmlBindingOptions,
+  callTimeoutMs: number,
+  logger: Logger,
+): Promise<{ snapshots: NvmlSnapshotSource & { readonly thread: NvmlThread }; events: NvmlEventSource }> {
+  const thread = new NvmlThread('nvml', { binding, callTimeoutMs, logger });
   await thread.start();
-  return { thread, collect: (checks) => thread.collect(checks), hungCalls: () => thread.hungCalls(), stop: (graceMs) => thread.stop(graceMs) };
-}
-
-/** Events watched on their own NVML thread (an event wait blocks it for up to a poll interval). */
-export async function threadEventSource(binding: NvmlBindingOptions, callTimeoutMs: number, logger: Logger): Promise<NvmlEventSource> {
-  const thread = new NvmlThread('events', { binding, callTimeoutMs, slackMs: MAX_EVENT_POLL_MS, logger });
-  await thread.start();
-  return {
+  const snapshots = { thread, collect: (checks: readonly NvmlCheck[]) => thread.collect(checks), hungCalls: () => thread.hungCalls(), stop: (graceMs: number) => thread.stop(graceMs) };
+  const events: NvmlEventSource = {
     watch: (handlers) => {
       thread.watch(handlers);
       return Promise.resolve();
     },
-    stop: (graceMs) => thread.stop(graceMs),
+    stop: () => Promise.resolve(true),
   };
+  return { snapshots, events };
 }
 
 /** Snapshots through a binding in this process (libuv pool). */

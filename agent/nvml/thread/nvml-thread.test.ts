@@ -9,7 +9,7 @@ import { startFakeNvml, type FakeNvmlEnvironment } from '../../fake-nvml/harness
 import { loadScenario } from '../../fake-nvml/scenario.js';
 import { createLogger } from '../../../lib/logger.js';
 import { XidService } from '../../xid-service.js';
-import { threadEventSource } from '../sources.js';
+import { threadSources } from '../sources.js';
 import { NvmlThread } from './nvml-thread.js';
 
 const CALL_TIMEOUT_MS = 300;
@@ -83,11 +83,11 @@ describe('NvmlThread', () => {
   });
 });
 
-describe('NVML events on their thread', () => {
-  it('tell the XID service which GPU fell off the bus, and keep the others watched', async () => {
+describe('NVML events on the NVML thread', () => {
+  it('tell the XID service which GPU fell off the bus, keep the others watched, and leave the thread free for snapshots', async () => {
     await env.controller.load('h100-sxm-8x-healthy');
     const uuid = (await loadScenario('h100-sxm-8x-healthy')).gpus[2]?.uuid;
-    const source = await threadEventSource({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false }, CALL_TIMEOUT_MS, logger);
+    const { snapshots, events: source } = await threadSources({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false }, CALL_TIMEOUT_MS, logger);
     const xid = new XidService({ kmsgPath: '', kmsgPollMs: 1_000, logger, nvmlEvents: source });
     try {
       const waits = env.library.callCount('nvmlEventSetWait_v2');
@@ -103,9 +103,14 @@ describe('NVML events on their thread', () => {
       await env.controller.inject({ kind: 'xid', gpu: 0, xid: 48 });
       while (xid.eventsSince(0).events.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(xid.eventsSince(0).events.map((e) => e.xid).sort((a, b) => a - b)).toEqual([48, 79]);
+      // the same thread collects while it watches: its event wait never blocks
+      const snapshot = await snapshots.collect(['memory']);
+      expect(snapshot.gpus.map((g) => g.lost)).toEqual([false, false, true, false, false, false, false, false]);
+      expect(env.library.callCount('nvmlEventSetWait_v2') - waits).toBeGreaterThan(1);
     } finally {
       await xid.stop();
       expect(await source.stop(2_000)).toBe(true);
+      expect(await snapshots.stop(2_000)).toBe(true);
     }
   });
 });

@@ -12,16 +12,14 @@ import type { NvmlCheck, NvmlSnapshot } from '../types.js';
 import { CallSlot, type CallInProgress } from './call-slot.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
 
-/** What each thread does. */
-export type NvmlThreadRole = 'collect' | 'events';
+/** What a thread does: `nvml` collects snapshots and watches events, `collect` only collects. */
+export type NvmlThreadRole = 'nvml' | 'collect';
 
 /** Options of an NVML thread. */
 export interface NvmlThreadOptions {
   readonly binding: NvmlBindingOptions;
   /** The per-call deadline. */
   readonly callTimeoutMs: number;
-  /** Extra time a call of this role may take (an event wait blocks up to its poll interval). */
-  readonly slackMs?: number;
   readonly logger: Logger;
 }
 
@@ -43,6 +41,12 @@ interface Pending {
 const MAX_RESPAWNS = 8;
 const RESPAWN_WINDOW_MS = 60_000;
 const WORKER_URL = new URL('./nvml-worker.js', import.meta.url);
+/**
+ * Heap bounds of an NVML thread. It holds one snapshot at a time (~30 KB of JSON), yet V8's
+ * defaults let each thread's young generation grow to 16 MiB semi-spaces under load: an agent
+ * runs on every GPU node, so its threads stay small.
+ */
+const NVML_THREAD_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
 
 /** One NVML thread of one role, replaced when a call hangs. */
 export class NvmlThread {
@@ -79,10 +83,15 @@ export class NvmlThread {
     });
   }
 
-  /** Watches NVML events in the thread (role `events`); errors arrive through the handlers. */
+  /** Watches NVML events in the thread (role `nvml`); errors arrive through the handlers. */
   watch(handlers: NvmlEventHandlers): void {
     this.events = handlers;
-    this.send({ type: 'watch' });
+    this.send(this.watchMessage());
+  }
+
+  /** The thread also collects: it never blocks in the event wait (see NvmlEventWatcherOptions.nativeWaitMs). */
+  private watchMessage(): ToWorker {
+    return { type: 'watch', nativeWaitMs: 0 };
   }
 
   /** Calls that hung and have not returned yet. */
@@ -137,7 +146,7 @@ export class NvmlThread {
   private async spawn(): Promise<void> {
     const buffer = CallSlot.allocate();
     const setup: WorkerSetup = { binding: this.options.binding, callTimeoutMs: this.options.callTimeoutMs, slot: buffer, callNames: NVML_FUNCTION_NAMES };
-    const worker = new Worker(WORKER_URL, { workerData: setup, name: `nvml-${this.role}` });
+    const worker = new Worker(WORKER_URL, { workerData: setup, name: `nvml-${this.role}`, resourceLimits: NVML_THREAD_LIMITS });
     this.worker = worker;
     this.slot = new CallSlot(buffer, NVML_FUNCTION_NAMES);
     worker.on('message', (m: FromWorker) => this.onMessage(worker, m));
@@ -208,7 +217,7 @@ export class NvmlThread {
     const call: CallInProgress | null | undefined = this.slot?.current();
     const worker = this.worker;
     if (call === null || call === undefined || worker === undefined || this.stopped) return;
-    const limit = this.options.callTimeoutMs + (this.options.slackMs ?? 0);
+    const limit = this.options.callTimeoutMs;
     if (Date.now() - call.startedAtMs <= limit) return;
     const hung: HungNvmlCall = { fn: call.fn, device: call.device === null ? null : call.device.toString(), sinceMs: call.startedAtMs };
     this.options.logger.warn('NVML call hung; a new NVML thread takes over and that GPU is skipped until the call returns', { fn: hung.fn, role: this.role, timeoutMs: limit });
@@ -244,6 +253,6 @@ export class NvmlThread {
       return;
     }
     for (const [id, p] of this.pending) this.send({ type: 'collect', id, ...(p.checks === undefined ? {} : { checks: p.checks }), skip: this.skipList() });
-    if (this.events !== undefined) this.send({ type: 'watch' });
+    if (this.events !== undefined) this.send(this.watchMessage());
   }
 }

@@ -51,9 +51,10 @@ async function collect(id: number, checks: readonly NvmlCheck[] | undefined, ski
   }
 }
 
-async function watch(): Promise<void> {
+async function watch(nativeWaitMs: number | undefined): Promise<void> {
   watcher = new NvmlEventWatcher({
     nvml,
+    ...(nativeWaitMs === undefined ? {} : { nativeWaitMs }),
     onEvent: (event) => post({ type: 'event', event }),
     onError: (err) => post({ type: 'event-error', message: err.message }),
     onWarning: (err) => post({ type: 'event-warning', message: err.message }),
@@ -79,7 +80,7 @@ port.on('message', (message: ToWorker) => {
     p.catch((err: unknown) => post({ type: 'event-error', message: `NVML thread: ${err instanceof Error ? err.message : String(err)}` }));
   };
   if (message.type === 'collect') done(collect(message.id, message.checks, message.skip));
-  else if (message.type === 'watch') done(watch());
+  else if (message.type === 'watch') done(watch(message.nativeWaitMs));
   else done(close());
 });
 post({ type: 'ready' });

@@ -14,7 +14,8 @@ export interface WorkerSetup {
 /** Main → worker. `skip` holds `device:function` pairs, the device handle as a decimal string. */
 export type ToWorker =
   | { readonly type: 'collect'; readonly id: number; readonly checks?: readonly NvmlCheck[]; readonly skip: readonly string[] }
-  | { readonly type: 'watch' }
+  /** `nativeWaitMs`: see NvmlEventWatcherOptions (0 where the thread also collects). */
+  | { readonly type: 'watch'; readonly nativeWaitMs?: number }
   | { readonly type: 'close' };
 
 /** Worker → main. */
