@@ -13,7 +13,7 @@ import { DIAGNOSTIC_CHECKS, type DiagnosticCheck } from './api/snapshot-document
 import type { CallerAuthorizer } from './auth/token-reviewer.js';
 import type { AgentMetrics } from './metrics.js';
 import type { SnapshotService } from './snapshot-service.js';
-import { snapshotDocumentJson } from './snapshot-json.js';
+import { snapshotDocumentParts } from './snapshot-json.js';
 
 /** Checks answered when the request names none. */
 export const DEFAULT_SNAPSHOT_CHECKS: readonly DiagnosticCheck[] = ['health', 'xid'];
@@ -145,7 +145,10 @@ async function serveSnapshot(deps: HttpApiDeps, req: IncomingMessage, res: Serve
       new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
     ]);
     log.info('snapshot served', { checks: query.checks.join(','), gpus: doc.gpus.length, xidEvents: doc.xid.events.length, durationMs: Date.now() - started });
-    sendJsonText(res, 200, snapshotDocumentJson(doc));
+    const { head, tail } = snapshotDocumentParts(doc);
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(head) + tail.length, 'Cache-Control': 'no-store' });
+    res.write(head);
+    res.end(tail);
   } catch (err) {
     if (!controller.signal.aborted) throw err;
     // A caller that gave up (its own deadline) is routine, not an agent error.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type NodeSnapshotDocument } from './api/snapshot-document.js';
-import { snapshotDocumentJson } from './snapshot-json.js';
+import { snapshotDocumentJson, snapshotDocumentParts } from './snapshot-json.js';
 
 function doc(gpus: NodeSnapshotDocument['gpus']): NodeSnapshotDocument {
   return {
@@ -33,5 +33,15 @@ describe('snapshotDocumentJson', () => {
     expect(JSON.parse(snapshotDocumentJson(first))).toEqual(first);
     expect(JSON.parse(snapshotDocumentJson(second))).toEqual(second);
     expect(JSON.parse(snapshotDocumentJson(doc([])))).toEqual(doc([]));
+  });
+
+  it('in parts: the head of each answer and one shared buffer of the GPU list', () => {
+    const gpus: NodeSnapshotDocument['gpus'] = [{ index: 0, uuid: 'GPU-é', lost: false, unsupported: [], errors: [] }];
+    const first = doc(gpus);
+    const second = { ...doc(gpus), xid: { since: '2026-12-02T05:30:00.000Z', events: [], truncated: 0 } };
+    const [a, b] = [snapshotDocumentParts(first), snapshotDocumentParts(second)];
+    expect(b.tail).toBe(a.tail);
+    expect(JSON.parse(a.head + a.tail.toString('utf8'))).toEqual(first);
+    expect(JSON.parse(b.head + b.tail.toString('utf8'))).toEqual(second);
   });
 });
