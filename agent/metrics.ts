@@ -1,5 +1,5 @@
 /** The agent's Prometheus metrics, on a Registry of its own (never the global one). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from './prom-lean.js';
 import type { GpuSnapshot } from './nvml/types.js';
 
 /** Every metric the agent exports. */
@@ -34,7 +34,7 @@ export class AgentMetrics {
    *   the life of the process, so many agents sharing one process (the simulated fleet) skip them.
    */
   constructor(defaultMetrics = true) {
-    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'gpudiag_agent_' });
+    if (defaultMetrics) collectProcessMetrics(this.registry, 'gpudiag_agent_');
   }
 
   /** The last collection's GPUs, not yet written into the per-GPU gauges. */

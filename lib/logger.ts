@@ -1,8 +1,19 @@
-/** winston JSON logging shared by every binary: constant messages, context in fields. */
-import winston from 'winston';
+/**
+ * Logging shared by every binary: JSON lines, constant messages, context in fields. The operator
+ * and the MCP server log through winston; the node agent through lib/json-logger (same records,
+ * without winston's memory). winston is loaded only when a winston logger is made.
+ */
+import { createRequire } from 'node:module';
+import type winstonModule from 'winston';
 
-/** The logger type every component receives (create children with `logger.child({...})`). */
-export type Logger = winston.Logger;
+/** What every component receives (create children with `logger.child({...})`); a winston logger is one. */
+export interface Logger {
+  error(message: string, fields?: Record<string, unknown>): unknown;
+  warn(message: string, fields?: Record<string, unknown>): unknown;
+  info(message: string, fields?: Record<string, unknown>): unknown;
+  debug(message: string, fields?: Record<string, unknown>): unknown;
+  child(fields: Record<string, unknown>): Logger;
+}
 
 /** Options for a component logger. */
 export interface LoggerOptions {
@@ -29,14 +40,18 @@ const RAW_AFTER_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
  * C0 controls (ANSI's ESC); this escapes what JSON leaves raw. Outside strings a JSON line is
  * plain ASCII, so replacing them with \u escapes keeps the line valid and its values unchanged.
  */
-const oneLine = winston.format((info) => {
-  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
-  if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = line.replace(RAW_AFTER_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return info;
-});
+export function escapeRawAfterJson(line: string): string {
+  return line.replace(RAW_AFTER_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
-/** Creates a JSON logger. Errors must be logged as fields (`{ error: err.message }`), never nested objects. */
+/** Creates a winston JSON logger. Errors must be logged as fields (`{ error: err.message }`), never nested objects. */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const winston = createRequire(import.meta.url)('winston') as typeof winstonModule;
+  const oneLine = winston.format((info) => {
+    const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+    if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = escapeRawAfterJson(line);
+    return info;
+  });
   return winston.createLogger({
     level: options.level ?? 'info',
     silent: options.silent ?? false,

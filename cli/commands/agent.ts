@@ -1,7 +1,8 @@
 /** `gpudiag agent`: run the node agent until SIGTERM/SIGINT, then drain and exit 0. */
 import { AGENT_USAGE, ConfigError, parseAgentConfig } from '../../agent/config.js';
 import type { Agent } from '../../agent/agent.js';
-import { createLogger, errorFields } from '../../lib/logger.js';
+import { createJsonLogger } from '../../lib/json-logger.js';
+import { errorFields } from '../../lib/logger.js';
 import { untilSignal } from '../signals.js';
 
 /** Runs the agent; resolves with the exit code after a signal-triggered shutdown. */
@@ -20,7 +21,7 @@ export async function runAgent(args: string[]): Promise<number> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel, defaultMeta: { component: 'agent' } });
+  const logger = createJsonLogger({ level: config.logLevel, defaultMeta: { component: 'agent' } });
   // Loaded only once the flags are valid: a bad flag is refused without loading NVML or the Kubernetes client.
   const [{ Agent }, { hardExit }] = await Promise.all([import('../../agent/agent.js'), import('../../lib/hard-exit.js')]);
   // Listening from the start: a SIGTERM during start-up stops the agent once it is up.

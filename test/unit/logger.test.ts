@@ -5,7 +5,8 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
-import { createLogger, errorFields } from '../../lib/logger.js';
+import { createJsonLogger } from '../../lib/json-logger.js';
+import { createLogger, errorFields, type Logger, type LoggerOptions } from '../../lib/logger.js';
 
 const HOSTILE = {
   node: 'gpu-node-1\n{"level":"error","message":"node drained","node":"gpu-node-2"}',
@@ -14,16 +15,46 @@ const HOSTILE = {
   label: 'a\u0000b\u007fc\u0085d',
 };
 
-function capture(): { logger: ReturnType<typeof createLogger>; text: () => string } {
+type Factory = (options: LoggerOptions) => Logger;
+/** The operator's and MCP server's winston logger, and the agent's JSON-lines logger. */
+const LOGGERS: ReadonlyArray<readonly [string, Factory]> = [
+  ['winston', createLogger],
+  ['json-lines (agent)', createJsonLogger],
+];
+
+function capture(factory: Factory, level = 'debug'): { logger: Logger; text: () => string } {
   const stream = new PassThrough();
   let text = '';
   stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
-  return { logger: createLogger({ level: 'debug', stream, defaultMeta: { component: 'test' } }), text: () => text };
+  return { logger: factory({ level, stream, defaultMeta: { component: 'test' } }), text: () => text };
 }
 
-describe('log records from hostile values', () => {
+async function records(text: () => string): Promise<Array<Record<string, unknown>>> {
+  await new Promise((r) => setImmediate(r));
+  return text()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('the agent’s JSON-lines logger', () => {
+  it('writes the records winston writes: sorted keys, child fields, levels below the threshold dropped', async () => {
+    const [winston, json] = [capture(createLogger, 'info'), capture(createJsonLogger, 'info')];
+    for (const { logger } of [winston, json]) {
+      logger.child({ node: 'gpu-node-1' }).warn('snapshot failed', { gpu: 3, error: 'GPU_IS_LOST' });
+      logger.debug('not written');
+      logger.info('agent started', { port: 9440, pid: 12n });
+    }
+    const strip = (r: Record<string, unknown>): Record<string, unknown> => ({ ...r, timestamp: typeof r['timestamp'] });
+    const [a, b] = [await records(winston.text), await records(json.text)];
+    expect(b.map(strip)).toEqual(a.map(strip));
+    expect(json.text().split('\n')[0]).toMatch(/^\{"component":"test","error":"GPU_IS_LOST","gpu":3,"level":"warn","message":"snapshot failed","node":"gpu-node-1","timestamp":"\d{4}-/);
+  });
+});
+
+describe.each(LOGGERS)('log records from hostile values (%s)', (_name, factory) => {
   it('stay one parseable JSON line each, the values unchanged and no control character raw', async () => {
-    const { logger, text } = capture();
+    const { logger, text } = capture(factory);
     logger.warn('snapshot request refused', HOSTILE);
     logger.error('request handler failed', { ...errorFields(new Error(HOSTILE.kernel, { cause: new Error(HOSTILE.node) })), path: HOSTILE.path });
     logger.info('tool call completed', { caller: HOSTILE.label, arguments: { nodeNames: [HOSTILE.node] } });
