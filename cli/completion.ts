@@ -37,7 +37,8 @@ function bashCommandCase(c: CommandEntry): string {
   }
   lines.push('      esac');
   lines.push(`      if [[ "$cur" == -* ]]; then COMPREPLY=( $(compgen -W "${flags.join(' ')}" -- "$cur") ); return 0; fi`);
-  if (c.words.join(' ') === 'diagnose') lines.push(`      command -v kubectl >/dev/null && COMPREPLY=( $(compgen -W "$(${KUBECTL_NODES})" -- "$cur") )`);
+  if (c.words.join(' ') === 'diagnose')
+    lines.push(`      command -v kubectl >/dev/null && COMPREPLY=( $(compgen -W "$(${KUBECTL_NODES})" -- "$cur") )`);
   if (c.words.join(' ') === 'completion') lines.push('      COMPREPLY=( $(compgen -W "bash zsh" -- "$cur") )');
   lines.push('      ;;');
   return lines.join('\n');
@@ -106,7 +107,9 @@ function zshCommandCase(c: CommandEntry): string {
   if (joined === 'diagnose') specs.push("'*:node:_gpudiag_nodes'");
   else if (joined === 'xid analyze') specs.push("'*:file:_files'");
   else if (joined === 'completion') specs.push("'1:shell:(bash zsh)'");
-  return [`    ${word(key(c))})`, `      _arguments -s \\`, ...specs.map((s) => `        ${s} \\`), '        && return 0', '      ;;'].join('\n');
+  return [`    ${word(key(c))})`, `      _arguments -s \\`, ...specs.map((s) => `        ${s} \\`), '        && return 0', '      ;;'].join(
+    '\n',
+  );
 }
 
 /** The zsh script: `source <(gpudiag completion zsh)`, or saved as `_gpudiag` on $fpath. */
@@ -145,7 +148,11 @@ ${items.join('\n')}
 ${[...new Set(seconds.map((c) => c.words[0] ?? ''))]
   .map((first) => {
     const next = seconds.filter((c) => c.words[0] === first).map((c) => word(c.words[1] ?? ''));
-    return `    ${word(first)})\n      if (( CURRENT == 3 )); then compadd -- ${next.join(' ')}; return; fi\n      cmd="\${words[2]}_\${words[3]}"; n=2 ;;`;
+    return [
+      `    ${word(first)})`,
+      `      if (( CURRENT == 3 )); then compadd -- ${next.join(' ')}; return; fi`,
+      '      cmd="${words[2]}_${words[3]}"; n=2 ;;',
+    ].join('\n');
   })
   .join('\n')}
   esac

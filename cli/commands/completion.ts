@@ -19,7 +19,11 @@ exit status: 0 on success, 2 on a usage error.
 `;
 
 /** Runs `gpudiag completion`; returns the exit code. */
-export async function runCompletion(args: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function runCompletion(
+  args: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
     out.write(COMPLETION_USAGE);
     return 0;

@@ -8,15 +8,15 @@ import { API_VERSION, GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/inde
 import { KubeRequestError, kubeRequest } from '../../lib/kube/raw-request.js';
 import { quote } from '../../lib/text.js';
 import { CHECKS } from '../registry.js';
-import { checkedDiagnostic, diagnosticPath, followDiagnostic, FollowError, type Followed } from '../diagnose/follow.js';
+// The MCP facade's label and path: one spelling of who created a GPUDiagnostic (here `cli`).
+import { CREATED_BY_LABEL, diagnosticsPath } from '../../operator/mcp/diagnostics.js';
+import { checkedDiagnostic, followDiagnostic, FollowError, type Followed } from '../diagnose/follow.js';
 import { printable, progressText, renderResult } from '../diagnose/format.js';
 import { DEFAULT_TTL, DEFAULT_WAIT, DiagnoseUsageError, parseDiagnoseArgs, type DiagnoseOptions } from '../diagnose/options.js';
 import { EXIT, verdictOf } from '../diagnose/verdict.js';
 import { ProgressLine, type MaybeTty } from '../progress-line.js';
 
 const COMMAND = 'gpudiag diagnose';
-/** Label on every GPUDiagnostic the CLI creates (the MCP facade's label, with its own value). */
-const CREATED_BY_LABEL = 'gpudiag.io/created-by';
 
 export const DIAGNOSE_USAGE = `usage: ${COMMAND} [NODE...] [options]
 
@@ -68,10 +68,13 @@ async function loadKubeConfig(options: DiagnoseOptions): Promise<KubeConfig> {
     if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new Refused(`cannot load the kubeconfig ${options.kubeconfig ?? '(default)'}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Refused(
+      `cannot load the kubeconfig ${options.kubeconfig ?? '(default)'}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   if (options.context !== undefined) {
-    if (kc.getContextObject(options.context) === null) throw new DiagnoseUsageError(`--context: the kubeconfig has no context ${quote(options.context)}`);
+    if (kc.getContextObject(options.context) === null)
+      throw new DiagnoseUsageError(`--context: the kubeconfig has no context ${quote(options.context)}`);
     kc.setCurrentContext(options.context);
   }
   if (kc.getCurrentCluster() === null) throw new Refused('the kubeconfig has no current cluster (pass --kubeconfig or --context)');
@@ -98,7 +101,7 @@ async function create(kc: KubeConfig, namespace: string, options: DiagnoseOption
   };
   let raw: unknown;
   try {
-    raw = await kubeRequest<unknown>(kc, { method: 'POST', path: diagnosticPath(namespace), body });
+    raw = await kubeRequest<unknown>(kc, { method: 'POST', path: diagnosticsPath(namespace), body });
   } catch (err) {
     const hint = err instanceof KubeRequestError && err.statusCode === 404 ? ' (are the gpudiag CRDs installed?)' : '';
     throw new Refused(`cannot create a GPUDiagnostic in ${namespace}: ${apiMessage(err)}${hint}`);
@@ -107,7 +110,13 @@ async function create(kc: KubeConfig, namespace: string, options: DiagnoseOption
 }
 
 /** Follows until done, the wait expires or Ctrl-C; the progress line is drawn only on a terminal. */
-async function follow(kc: KubeConfig, namespace: string, created: GPUDiagnostic, options: DiagnoseOptions, io: DiagnoseIo): Promise<Followed> {
+async function follow(
+  kc: KubeConfig,
+  namespace: string,
+  created: GPUDiagnostic,
+  options: DiagnoseOptions,
+  io: DiagnoseIo,
+): Promise<Followed> {
   const progress = new ProgressLine(io.stderr);
   const abort = new AbortController();
   const onSigint = (): void => abort.abort();

@@ -6,9 +6,10 @@
  * 404) end the follow at once. Every object is checked against the CRD schema before use.
  */
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
+import type { GPUDiagnostic } from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
+import { diagnosticsPath } from '../../operator/mcp/diagnostics.js';
 
 /** Where the follow ended. */
 export type FollowEnd = 'finished' | 'deadline' | 'aborted';
@@ -44,12 +45,6 @@ const MAX_BACKOFF_MS = 5_000;
 const MIN_WATCH_MS = 1_000;
 /** A watch asks the server to close it after this long at most, so a silently dead connection is replaced. */
 const MAX_WATCH_SECONDS = 300;
-
-/** The API path of GPUDiagnostics in a namespace, or of one. */
-export function diagnosticPath(namespace: string, name?: string): string {
-  const base = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${encodeURIComponent(namespace)}/${GPU_DIAGNOSTICS.plural}`;
-  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
-}
 
 /** True once the operator is done with it. */
 export function isFinished(d: GPUDiagnostic): boolean {
@@ -120,7 +115,12 @@ export async function followDiagnostic(options: FollowOptions): Promise<Followed
     if (signal.aborted || Date.now() >= options.deadlineMs) continue;
     // Read it again: the watch may have ended on 410 Gone, and the read gives a fresh resourceVersion.
     try {
-      seen(checkedDiagnostic(await kubeRequest<unknown>(kc, { method: 'GET', path: diagnosticPath(namespace, name), signal }), `${namespace}/${name}`));
+      seen(
+        checkedDiagnostic(
+          await kubeRequest<unknown>(kc, { method: 'GET', path: diagnosticsPath(namespace, name), signal }),
+          `${namespace}/${name}`,
+        ),
+      );
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 404) throw new FollowError(`GPUDiagnostic ${namespace}/${name} was deleted before it finished`, { cause: err });
@@ -182,7 +182,7 @@ async function watchOnce(
   };
   const onDone = (err: unknown): void => finish(err === null || err === undefined ? { kind: 'closed' } : { kind: 'error', err });
   try {
-    controller = await new Watch(kc).watch(diagnosticPath(namespace), query, onEvent, onDone);
+    controller = await new Watch(kc).watch(diagnosticsPath(namespace), query, onEvent, onDone);
   } catch (err) {
     finish({ kind: 'error', err });
   }

@@ -79,7 +79,8 @@ function nodeNames(positionals: readonly string[]): string[] {
     if (!isDnsSubdomain(name)) throw new DiagnoseUsageError(`NODE must be a node name (a DNS-1123 subdomain), got ${quote(name)}`);
   }
   const unique = [...new Set(positionals)];
-  if (unique.length > MAX_NODES) throw new DiagnoseUsageError(`at most ${MAX_NODES} NODE names, got ${unique.length} (use --selector for more)`);
+  if (unique.length > MAX_NODES)
+    throw new DiagnoseUsageError(`at most ${MAX_NODES} NODE names, got ${unique.length} (use --selector for more)`);
   return unique;
 }
 
@@ -103,7 +104,8 @@ function specOf(values: Partial<Record<keyof typeof OPTIONS, string | boolean>>,
   }
   const checks = str('checks');
   const policy = str('policy');
-  if (policy !== undefined && !isDnsSubdomain(policy)) throw new DiagnoseUsageError(`--policy must name a GPUHealthPolicy (a DNS-1123 subdomain), got ${quote(policy)}`);
+  if (policy !== undefined && !isDnsSubdomain(policy))
+    throw new DiagnoseUsageError(`--policy must name a GPUHealthPolicy (a DNS-1123 subdomain), got ${quote(policy)}`);
   const lookback = str('xid-lookback');
   if (lookback !== undefined) durationMs('xid-lookback', lookback, MAX_LOOKBACK_MS);
   const ttlMs = durationMs('ttl', str('ttl') ?? DEFAULT_TTL, MAX_TTL_SECONDS * 1000);
@@ -122,7 +124,8 @@ function readArgs(args: readonly string[]): ReturnType<typeof parseArgsStrict> {
     return parseArgsStrict(args);
   } catch (err) {
     // node:util's messages name the flag: "Unknown option '--nodes'", "Option '-o, --output <value>' argument missing".
-    throw new DiagnoseUsageError(err instanceof Error ? err.message : String(err), { cause: err });
+    const message = err instanceof Error ? err.message : String(err);
+    throw new DiagnoseUsageError(message.replace(/^TypeError \[[A-Z_]+\]: /, '').replace(/\n/g, ' '), { cause: err });
   }
 }
 
@@ -138,7 +141,8 @@ export function parseDiagnoseArgs(args: readonly string[]): DiagnoseOptions {
   if (kubeconfig !== undefined) readableFileFlag('kubeconfig', kubeconfig, (m) => new DiagnoseUsageError(m));
   if (values.context === '') throw new DiagnoseUsageError('--context must name a kubeconfig context');
   const namespace = values.namespace;
-  if (namespace !== undefined && !isDnsLabel(namespace)) throw new DiagnoseUsageError(`--namespace must be a namespace name (RFC 1123 label), got ${quote(namespace)}`);
+  if (namespace !== undefined && !isDnsLabel(namespace))
+    throw new DiagnoseUsageError(`--namespace must be a namespace name (RFC 1123 label), got ${quote(namespace)}`);
   return Object.freeze({
     help: false,
     spec: specOf(values, nodeNames(positionals)),

@@ -3,7 +3,12 @@
  * LabelSelector a GPUDiagnostic's spec.nodeSelector holds. Keys and values are checked as
  * apimachinery checks them, so a bad selector is refused here with a message, not by the API.
  */
-import { labelKeyProblem, labelValueProblem, type LabelSelector, type LabelSelectorRequirement } from '../../operator/fanout/label-selector.js';
+import {
+  labelKeyProblem,
+  labelValueProblem,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+} from '../../operator/fanout/label-selector.js';
 import { quote } from '../../lib/text.js';
 
 /** A selector that cannot be read; the message names the bad term. */
@@ -72,12 +77,16 @@ export function parseLabelSelector(selector: string): LabelSelector {
       const v = checkValue(raw, term);
       checkKey(key, term);
       if (op === '!=') matchExpressions.push({ key, operator: 'NotIn', values: [v] });
-      else if (Object.hasOwn(matchLabels, key) && matchLabels[key] !== v) throw new SelectorSyntaxError(`${quote(key)} cannot equal both ${quote(matchLabels[key] ?? '')} and ${quote(v)}`);
+      else if (Object.hasOwn(matchLabels, key) && matchLabels[key] !== v)
+        throw new SelectorSyntaxError(`${quote(key)} cannot equal both ${quote(matchLabels[key] ?? '')} and ${quote(v)}`);
       else matchLabels[key] = v;
       continue;
     }
     const exists = EXISTS_TERM.exec(term);
-    if (exists === null) throw new SelectorSyntaxError(`cannot read ${quote(term)} (expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key)`);
+    if (exists === null)
+      throw new SelectorSyntaxError(
+        `cannot read ${quote(term)} (expected key=value, key!=value, key in (a,b), key notin (a,b), key or !key)`,
+      );
     const [, not, key = ''] = exists;
     matchExpressions.push({ key: checkKey(key, term), operator: not === '!' ? 'DoesNotExist' : 'Exists' });
   }

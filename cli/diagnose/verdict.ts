@@ -32,7 +32,10 @@ export function verdictOf(status: GPUDiagnosticStatus | undefined, finished: boo
   if (!finished) return { code: EXIT.undiagnosed, reason: `the diagnostic did not finish (phase ${status?.phase ?? 'Pending'})` };
   if (status?.phase === 'Failed') {
     const stalled = status.conditions?.find((c) => c.type === 'Stalled');
-    return { code: EXIT.undiagnosed, reason: `the diagnostic failed${stalled === undefined ? '' : `: ${stalled.reason}: ${stalled.message}`}` };
+    return {
+      code: EXIT.undiagnosed,
+      reason: `the diagnostic failed${stalled === undefined ? '' : `: ${stalled.reason}: ${stalled.message}`}`,
+    };
   }
   const summary = status?.summary ?? {};
   const byStatus = summary.nodesByStatus ?? {};

@@ -76,7 +76,9 @@ beforeAll(async () => {
   // About 6 s per snapshot: past the 5 s per-node deadline, so a diagnostic of it outlasts a short --wait.
   await slowDownAgent(fleet, nodes.slow);
   const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'];
-  operator = await startTestOperator(ns.name, args, 'e2e-cli-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
+  operator = await startTestOperator(ns.name, args, 'e2e-cli-operator', logger, () =>
+    cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
+  );
   dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-cli-e2e-'));
   // Its context's namespace is the test namespace: the CLI creates its diagnostics there by default.
   kubeconfig = await mcpUserKubeconfig(ns.name, 'user', `${ns.name}-cli-user`, dir);
@@ -97,7 +99,9 @@ describe('gpudiag diagnose (child process, real API server, operator and agents)
     expect(rows).toHaveLength(8);
     expect(rows.every((r) => r[0] === nodes.healthy && r[2] === 'healthy' && r[3] === '100')).toBe(true);
     expect(rows.map((r) => r[1]?.split(' ')[0])).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
-    expect(run.stdout).toMatch(new RegExp(`GPUDiagnostic ${ns.name}/cli-diagnose-\\w+ Completed; 1 node\\(s\\): 0 critical, 0 degraded, 0 not diagnosed, 1 healthy`));
+    expect(run.stdout).toMatch(
+      new RegExp(`GPUDiagnostic ${ns.name}/cli-diagnose-\\w+ Completed; 1 node\\(s\\): 0 critical, 0 degraded, 0 not diagnosed, 1 healthy`),
+    );
   });
 
   it('exits 1 when a node is unhealthy, the faulty node first with its finding and XID', async () => {
@@ -140,7 +144,10 @@ describe('gpudiag diagnose (child process, real API server, operator and agents)
     const name = created.stdout.trim();
     expect(name).toMatch(/^cli-diagnose-\w+$/);
     const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-    const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> };
+    const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as {
+      metadata: { labels: Record<string, string> };
+      spec: Record<string, unknown>;
+    };
     expect(obj.metadata.labels['gpudiag.io/created-by']).toBe('cli');
     expect(obj.spec).toMatchObject({ nodeNames: [nodes.healthy], ttlSecondsAfterFinished: 86_400 });
   });
