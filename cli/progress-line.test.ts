@@ -46,4 +46,10 @@ describe('ProgressLine', () => {
     new ProgressLine(out).update('x'.repeat(50), true);
     expect(out.text).toBe(`\r\u001b[K${'x'.repeat(19)}`);
   });
+
+  it('assumes 80 columns on a terminal that reports none', () => {
+    const out = new Sink(true, 0);
+    new ProgressLine(out).update('y'.repeat(100), true);
+    expect(out.text).toBe(`\r\u001b[K${'y'.repeat(79)}`);
+  });
 });

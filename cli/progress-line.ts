@@ -41,7 +41,9 @@ export class ProgressLine {
     this.lastDrawMs = t;
     const line = typeof text === 'function' ? text() : text;
     // Cut to the terminal's width: a wrapped line cannot be overwritten with \r.
-    const width = Math.max((this.out.columns ?? 80) - 1, 10);
+    // A pseudo-terminal without a size reports 0 columns: assume 80.
+    const columns = this.out.columns !== undefined && this.out.columns > 0 ? this.out.columns : 80;
+    const width = Math.max(columns - 1, 10);
     this.out.write(`${CLEAR}${line.length > width ? line.slice(0, width) : line}`);
     this.shown = true;
   }
