@@ -1,26 +1,11 @@
 /**
- * The `gpudiag` command. Each subcommand lives in its own module under cli/commands/ and is
- * loaded lazily, so `gpudiag xid analyze` does not pay for the Kubernetes client.
+ * The `gpudiag` command. Each subcommand lives in its own module under cli/commands/, listed
+ * in cli/registry.ts and loaded lazily.
  */
 import { argv, exit, stderr, stdout } from 'node:process';
+import { versionRequested } from '../lib/flags.js';
 import { packageVersion } from '../lib/package-version.js';
-
-/** A subcommand: receives its own arguments (after the command words) and returns an exit code. */
-export type CommandRunner = (args: string[]) => Promise<number>;
-
-interface CommandEntry {
-  words: string[];
-  summary: string;
-  load: () => Promise<CommandRunner>;
-}
-
-const commands: CommandEntry[] = [
-  { words: ['agent'], summary: 'run the node agent (NVML snapshots and XID events over HTTP)', load: async () => (await import('./commands/agent.js')).runAgent },
-  { words: ['operator'], summary: 'run the operator (reconciles GPUDiagnostics by asking the agents)', load: async () => (await import('./commands/operator.js')).runOperator },
-  { words: ['dev', 'up'], summary: 'start gpudiag locally on an embedded control plane', load: async () => (await import('./commands/dev-up.js')).runDevUp },
-  { words: ['mcp'], summary: 'serve gpudiag as MCP tools over stdio (uses your kubeconfig and RBAC)', load: async () => (await import('./commands/mcp.js')).runMcp },
-  { words: ['xid', 'analyze'], summary: 'find XID errors in kernel-log text (file or stdin)', load: async () => (await import('./commands/xid-analyze.js')).runXidAnalyze },
-];
+import { COMMANDS as commands } from './registry.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.words.join(' ').length));
@@ -30,7 +15,7 @@ function usage(): string {
     'commands:',
     ...commands.map((c) => `  ${c.words.join(' ').padEnd(width)}  ${c.summary}`),
     '',
-    'Run `gpudiag <command> --help` for a command\'s options, `gpudiag --version` for the version.',
+    'Run `gpudiag <command> --help` for a command\'s options; every command also takes --version.',
     '',
   ].join('\n');
 }
@@ -49,8 +34,14 @@ async function main(args: string[]): Promise<number> {
     stderr.write(`gpudiag: unknown command "${args.slice(0, 2).join(' ')}"\n\n${usage()}`);
     return 2;
   }
+  const rest = args.slice(match.words.length);
+  // Answered here, before the command's own parser, so every command takes --version.
+  if (versionRequested(rest)) {
+    stdout.write(`gpudiag ${packageVersion()}\n`);
+    return 0;
+  }
   const run = await match.load();
-  return run(args.slice(match.words.length));
+  return run(rest);
 }
 
 main(argv.slice(2)).then(

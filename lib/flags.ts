@@ -104,3 +104,12 @@ export function writableDirectoryFlag(flag: string, file: string, makeError: Con
   }
   return file;
 }
+
+/**
+ * True when `--version` (or `-V`) is among a command's arguments before a `--`: every command
+ * answers it before parsing its own flags, so `gpudiag <command> --version` works everywhere.
+ */
+export function versionRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--version' || a === '-V');
+}

@@ -13,14 +13,19 @@ import { applyXidContext } from '../../agent/xid/context.js';
 import { nvlink5LayoutFor } from '../../agent/xid/decode/nvlink5.js';
 import { KernelLogScanner, parseLineTime, type ParsedSxid, type ParsedXid } from '../../agent/xid/parser.js';
 import { readLineBatches } from '../../lib/lines.js';
+import { ProgressLine, type MaybeTty } from '../progress-line.js';
 import { decodeKernelLogLine, MAX_KERNEL_LOG_LINE, type SkipReason } from './kernel-log-input.js';
 
 /** Streams the command reads and writes (the process's by default; tests may pass their own). */
 export interface XidAnalyzeIo {
   readonly stdin: Readable;
   readonly stdout: Writable;
-  readonly stderr: Writable;
+  /** Errors, and a progress line for large inputs when it is a terminal. */
+  readonly stderr: MaybeTty;
 }
+
+/** Inputs smaller than this finish too fast to need a progress line. */
+export const PROGRESS_AFTER_BYTES = 4 * 1024 * 1024;
 
 /** Output formats. */
 export type XidAnalyzeFormat = 'table' | 'jsonl';
@@ -74,6 +79,10 @@ options:
                    (V1 before R575, V2 from R575). Without it the log's "NVRM: loading ... Kernel
                    Module" line is used, else both readings are tried and the worse one is shown
   -h, --help       show this help
+  --version        print gpudiag's version
+
+When stderr is a terminal and the input passes ${PROGRESS_AFTER_BYTES / (1024 * 1024)} MiB, a progress line there shows the
+bytes and lines read and the XIDs found (never on a pipe or file).
 
 exit status: 0 on success, 1 when the input cannot be read, 2 on a usage error.
 `;
@@ -332,7 +341,23 @@ function xidRow(parsed: ParsedXid, c: XidClassification, lineNo: number, uuid: s
   };
 }
 
-async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable, driverFlag: string | null): Promise<void> {
+/** Counts what has been read, for the progress line. */
+interface ReadCount {
+  bytes: number;
+}
+
+async function* counted(input: AsyncIterable<Buffer | string>, count: ReadCount): AsyncGenerator<Buffer | string> {
+  for await (const chunk of input) {
+    count.bytes += chunk.length;
+    yield chunk;
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable, driverFlag: string | null, progress: ProgressLine): Promise<void> {
   const uuids = new Map<string, string>();
   const groups = new Map<string, Group>();
   const switches = new Map<string, SwitchGroup>();
@@ -340,7 +365,11 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable,
   const scanner = new KernelLogScanner();
   let driverVersion = driverFlag;
   let lineNo = 0;
-  for await (const batch of readLineBatches(input, MAX_KERNEL_LOG_LINE)) {
+  const read: ReadCount = { bytes: 0 };
+  const source = progress.active ? counted(input, read) : input;
+  for await (const batch of readLineBatches(source, MAX_KERNEL_LOG_LINE)) {
+    // Once per chunk, throttled by the line itself: a pipe or file never sees it.
+    if (read.bytes >= PROGRESS_AFTER_BYTES) progress.update(() => `read ${megabytes(read.bytes)}, ${lineNo} lines, ${totals.events} XIDs found`);
     for (const raw of batch) {
       lineNo += 1;
       // Most of a kernel log is other drivers' chatter: only NVRM and SXid lines (and JSON,
@@ -417,6 +446,7 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable,
       }
     }
   }
+  progress.clear();
   if (format === 'table') await write(out, renderTable([...groups.values()], [...switches.values()], totals));
 }
 
@@ -448,8 +478,9 @@ export async function runXidAnalyze(args: string[], io: XidAnalyzeIo = process):
     io.stderr.write(`${COMMAND}: cannot read ${printable(parsed.file ?? '-')}: ${reason}\n`);
     return EXIT_IO_ERROR;
   }
+  const progress = new ProgressLine(io.stderr);
   try {
-    await analyze(input, parsed.format, io.stdout, parsed.driverVersion);
+    await analyze(input, parsed.format, io.stdout, parsed.driverVersion, progress);
   } catch (err) {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
     // A closed pipe (`| head`) is the reader's choice, not a failure.
@@ -457,6 +488,7 @@ export async function runXidAnalyze(args: string[], io: XidAnalyzeIo = process):
     io.stderr.write(`${COMMAND}: reading ${printable(parsed.file ?? 'standard input')} failed: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT_IO_ERROR;
   } finally {
+    progress.clear();
     if (input !== io.stdin) input.destroy();
   }
   return EXIT_OK;
