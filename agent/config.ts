@@ -31,7 +31,7 @@ export interface AgentConfig {
   /** Skip the system libnvidia-ml.so.1 fallback (tests and the simulated fleet). */
   nvmlNoFallback: boolean;
   nvmlCallTimeoutMs: number;
-  /** Run NVML on its own worker threads (default); false keeps it on this process's libuv pool. */
+  /** Run NVML on its own worker thread (default); false keeps it on this process's libuv pool. */
   nvmlThreads: boolean;
   /** Watch NVML's event API (XID, DBE). Each watcher holds a libuv pool thread for up to 1 s per wait. */
   nvmlEvents: boolean;
@@ -107,7 +107,7 @@ Every option can also be set with the environment variable shown.
   --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1 (GPUDIAG_NVML_NO_FALLBACK=true)
   --nvml-call-timeout-ms N     deadline of one NVML call (GPUDIAG_NVML_CALL_TIMEOUT_MS; default 2000)
   --nvml-events true|false     watch NVML's event API for XIDs (GPUDIAG_NVML_EVENTS; default true)
-  --nvml-threads true|false    NVML on its own worker threads, watched for hung calls (GPUDIAG_NVML_THREADS;
+  --nvml-threads true|false    NVML on its own worker thread, watched for hung calls (GPUDIAG_NVML_THREADS;
                                default true; false: this process's libuv pool, for many agents in one process)
   --kmsg-path PATH             kernel log device or stand-in; "" disables (GPUDIAG_KMSG_PATH; default /dev/kmsg)
   --kmsg-poll-ms N             kernel log poll interval (GPUDIAG_KMSG_POLL_MS; default 500)
