@@ -109,9 +109,11 @@ describe('gpudiag agent process, modules loaded', () => {
         expect.stringMatching(/\/dist\/lib\/kube\/kubeconfig\.js$/),
       ]),
     );
-    expect(packagesIn(modules)).toEqual(expect.arrayContaining(['yaml', 'winston', 'prom-client']));
-    // ...and no module of the Kubernetes client.
+    expect(packagesIn(modules)).toEqual(expect.arrayContaining(['yaml', 'prom-client']));
+    // ...and no module of the Kubernetes client, of winston (the agent logs through lib/json-logger)
+    // or of OpenTelemetry (prom-client's index, which loads it, is not loaded: agent/prom-lean).
     expect(modules.filter((m) => m.includes(CLIENT_NODE))).toEqual([]);
+    expect(packagesIn(modules).filter((p) => p === 'winston' || p === 'logform' || p.startsWith('@opentelemetry'))).toEqual([]);
   });
 
   it('--auth none: no TokenReview, kubeconfig or YAML code is loaded at all', async () => {
