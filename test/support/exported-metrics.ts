@@ -31,9 +31,18 @@ function labelNamesOf(metric: unknown): string[] {
 /** The series names of one prom-client metric: a histogram is read as `_bucket` (with `le`), `_sum` and `_count`. */
 function seriesOf(name: string, type: string, labels: string[]): [string, Set<string>][] {
   if (type === 'histogram') {
-    return [[`${name}_bucket`, new Set([...labels, 'le'])], [`${name}_sum`, new Set(labels)], [`${name}_count`, new Set(labels)]];
+    return [
+      [`${name}_bucket`, new Set([...labels, 'le'])],
+      [`${name}_sum`, new Set(labels)],
+      [`${name}_count`, new Set(labels)],
+    ];
   }
-  if (type === 'summary') return [[name, new Set([...labels, 'quantile'])], [`${name}_sum`, new Set(labels)], [`${name}_count`, new Set(labels)]];
+  if (type === 'summary')
+    return [
+      [name, new Set([...labels, 'quantile'])],
+      [`${name}_sum`, new Set(labels)],
+      [`${name}_count`, new Set(labels)],
+    ];
   return [[name, new Set(labels)]];
 }
 
@@ -82,7 +91,12 @@ export async function ksmResources(): Promise<KsmResource[]> {
       if (type === 'StateSet') labels.push(String(body['labelName']));
       return { name: String(metric['name']), type, paths: { base: strings(body['path']), relative }, labels };
     });
-    return { kind: String(record(res['groupVersionKind'])['kind']), prefix: String(res['metricNamePrefix']), labels: Object.keys(labelsFromPath), metrics };
+    return {
+      kind: String(record(res['groupVersionKind'])['kind']),
+      prefix: String(res['metricNamePrefix']),
+      labels: Object.keys(labelsFromPath),
+      metrics,
+    };
   });
 }
 
@@ -109,7 +123,22 @@ export interface Selector {
   labels: string[];
 }
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless', 'atan2', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'offset',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'atan2',
+  'inf',
+  'nan',
+]);
 
 /**
  * The selectors of a PromQL expression (rule or dashboard query). Strings, durations, Grafana
