@@ -29,7 +29,7 @@ export class AgentMetrics {
   });
   private hungCallCount: (() => number) | undefined;
   /** Read at scrape time: a hung call keeps its GPU out of snapshots until it returns, and alerts page on it. */
-  readonly nvmlHungCalls: Gauge = new Gauge({
+  readonly nvmlHungCalls: InstanceType<typeof Gauge> = new Gauge({
     name: 'gpudiag_agent_nvml_hung_calls',
     help: 'NVML calls past their deadline that have not returned (their GPU is skipped until they do).',
     registers: [this.registry],
