@@ -110,6 +110,7 @@ export class Agent {
 
       const { nvml, nvmlEvents, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
       if (nvml !== undefined) teardown.add('nvml', () => nvml.stop(config.shutdownGraceMs));
+      if (nvml !== undefined) metrics.observeNvmlHungCalls(() => nvml.hungCalls().length);
       if (nvmlEvents !== undefined) teardown.add('nvml events', () => nvmlEvents.stop(config.shutdownGraceMs));
       const xid = new XidService({
         kmsgPath: config.kmsgPath,

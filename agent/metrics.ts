@@ -27,6 +27,14 @@ export class AgentMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  private hungCallCount: (() => number) | undefined;
+  /** Read at scrape time: a hung call keeps its GPU out of snapshots until it returns, and alerts page on it. */
+  readonly nvmlHungCalls: InstanceType<typeof Gauge> = new Gauge({
+    name: 'gpudiag_agent_nvml_hung_calls',
+    help: 'NVML calls past their deadline that have not returned (their GPU is skipped until they do).',
+    registers: [this.registry],
+    collect: (): void => this.nvmlHungCalls.set(this.hungCallCount?.() ?? 0),
+  });
   readonly requests = new Counter({ name: 'gpudiag_agent_http_requests_total', help: 'HTTP requests by path and status code.', labelNames: ['path', 'code'], registers: [this.registry] });
 
   /**
@@ -35,6 +43,11 @@ export class AgentMetrics {
    */
   constructor(defaultMetrics = true) {
     if (defaultMetrics) collectProcessMetrics(this.registry, 'gpudiag_agent_');
+  }
+
+  /** Reports the NVML thread's hung calls from `count` at every scrape. */
+  observeNvmlHungCalls(count: () => number): void {
+    this.hungCallCount = count;
   }
 
   /** The last collection's GPUs, not yet written into the per-GPU gauges. */

@@ -16,7 +16,7 @@ const XID_EVENT_MEMORY_MS = 31 * 24 * 3_600_000;
 interface NodeSeries {
   /** gpu label values of gpudiag_gpu_health_score. */
   gpus: Set<string>;
-  /** `xid|severity` label pairs of gpudiag_xid_events_total. */
+  /** `xid|severity|action` label triples of gpudiag_xid_events_total. */
   xidLabels: Set<string>;
   /** Last count counted per reported event (xid, GPU, pid, first seen). */
   counted: LruCache<string, number>;
@@ -61,8 +61,9 @@ export class OperatorMetrics {
   readonly gpuScore = new Gauge({ name: 'gpudiag_gpu_health_score', help: 'Latest GPU health score (0-100).', labelNames: ['node', 'gpu'], registers: [this.registry] });
   readonly xidEvents = new Counter({
     name: 'gpudiag_xid_events_total',
-    help: 'XID occurrences found by diagnostics and policy checks (each counted once), by node, code and severity.',
-    labelNames: ['node', 'xid', 'severity'],
+    help: "XID occurrences found by diagnostics and policy checks (each counted once), by node, code, severity and NVIDIA's action bucket.",
+    // action (the decoded bucket: RESET_GPU, RESTART_BM, ...) is what an alert pages on; it follows from the code, so adds few series.
+    labelNames: ['node', 'xid', 'severity', 'action'],
     registers: [this.registry],
   });
   /** Summed over nodes at scrape time: one series per fault class and GPU status, never per pod or node. */
@@ -129,9 +130,10 @@ export class OperatorMetrics {
     for (const e of score.xidEvents) {
       const key = `${e.xid}|${e.gpuKey}|${e.pid ?? ''}|${e.firstSeen}`;
       const before = series.counted.get(key) ?? 0;
-      if (e.count > before) this.xidEvents.inc({ node: score.node, xid: String(e.xid), severity: e.severity }, e.count - before);
+      const labels = { node: score.node, xid: String(e.xid), severity: e.severity, action: e.immediateAction };
+      if (e.count > before) this.xidEvents.inc(labels, e.count - before);
       series.counted.set(key, Math.max(before, e.count), XID_EVENT_MEMORY_MS);
-      series.xidLabels.add(`${e.xid}|${e.severity}`);
+      series.xidLabels.add(`${labels.xid}|${labels.severity}|${labels.action}`);
     }
   }
 
@@ -141,9 +143,9 @@ export class OperatorMetrics {
     if (series === undefined) return;
     this.nodeScore.remove({ node });
     for (const gpu of series.gpus) this.gpuScore.remove({ node, gpu });
-    for (const pair of series.xidLabels) {
-      const [xid = '', severity = ''] = pair.split('|');
-      this.xidEvents.remove({ node, xid, severity });
+    for (const triple of series.xidLabels) {
+      const [xid = '', severity = '', action = ''] = triple.split('|');
+      this.xidEvents.remove({ node, xid, severity, action });
     }
     this.series.delete(node);
   }

@@ -1,0 +1,20 @@
+/** The agent's hung-NVML-call gauge is read at scrape time, so an alert sees a call hang and return. */
+import { describe, expect, it } from '@jest/globals';
+import { AgentMetrics } from './metrics.js';
+
+async function hungCalls(metrics: AgentMetrics): Promise<number[]> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'gpudiag_agent_nvml_hung_calls');
+  return (metric?.values ?? []).map((v) => v.value);
+}
+
+describe('AgentMetrics', () => {
+  it('reports 0 hung NVML calls before NVML is observed (no-GPU mode), then the count at each scrape', async () => {
+    const metrics = new AgentMetrics(false);
+    expect(await hungCalls(metrics)).toEqual([0]);
+    let hung = 2;
+    metrics.observeNvmlHungCalls(() => hung);
+    expect(await hungCalls(metrics)).toEqual([2]);
+    hung = 0;
+    expect(await hungCalls(metrics)).toEqual([0]);
+  });
+});
