@@ -3,7 +3,8 @@
 # from the Go module proxy into a cache outside the repository, keyed by a hash of the runner's
 # sources and pinned versions (go.mod, go.sum) and the Go version. A second run is instant.
 #
-#   dev/tools/build-lua-health.sh     # prints the path of the lua-health binary
+#   dev/tools/build-lua-health.sh           # prints the path of the lua-health binary
+#   dev/tools/build-lua-health.sh --check   # prints it only if it is built (tests never build)
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/lua-health" && pwd)"
@@ -15,6 +16,10 @@ OUT="${CACHE_DIR}/lua-health/${KEY}/lua-health"
 if [[ -x "${OUT}" ]]; then
   echo "${OUT}"
   exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+  echo "build-lua-health: ${OUT} is not built; run bash dev/tools/build-lua-health.sh" >&2
+  exit 1
 fi
 echo "build-lua-health: building ${OUT}" >&2
 mkdir -p "$(dirname "${OUT}")"
