@@ -128,7 +128,15 @@ export class Agent {
       teardown.add('xid', () => xid.stop());
 
       // The pods of each GPU: from the kubelet's pod-resources API, else from GPU processes' cgroups.
-      const pods = nvml === undefined ? undefined : new GpuPodsService({ socketPath: config.podResourcesSocket, procRoot: config.procRoot, cacheMs: config.snapshotCacheMs, logger });
+      const pods =
+        nvml === undefined
+          ? undefined
+          : new GpuPodsService({
+              socketPath: config.podResourcesSocket,
+              procRoot: config.procRoot,
+              cacheMs: config.snapshotCacheMs,
+              logger,
+            });
       const snapshots = new SnapshotService({
         nodeName: config.nodeName,
         nvml,
@@ -138,7 +146,8 @@ export class Agent {
         cacheMs: config.snapshotCacheMs,
         agentStatus: () => ({ version: AGENT_VERSION, startedAt, mode, ...(modeReason !== undefined ? { modeReason } : {}) }),
       });
-      if (authorizer === undefined) logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
+      if (authorizer === undefined)
+        logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
 
       // Probes are answered by the Agent once it exists; until then the server is not bound anyway.
       const started: { agent?: Agent } = {};
@@ -163,7 +172,13 @@ export class Agent {
       const address = await listen(server, config.listenPort, config.listenHost);
       const agent = new Agent(address, snapshots, metrics, server, xid, nvml, nvmlEvents, logger, config.shutdownGraceMs);
       started.agent = agent;
-      logger.info('agent listening', { address: `${address.address}:${address.port}`, tls: config.tls !== undefined, mode, ...(modeReason !== undefined ? { modeReason } : {}), auth: config.auth });
+      logger.info('agent listening', {
+        address: `${address.address}:${address.port}`,
+        tls: config.tls !== undefined,
+        mode,
+        ...(modeReason !== undefined ? { modeReason } : {}),
+        auth: config.auth,
+      });
       return agent;
     });
   }
@@ -176,7 +191,13 @@ export class Agent {
   private static async initNvml(
     config: Readonly<AgentConfig>,
     logger: Logger,
-  ): Promise<{ nvml: NvmlSnapshotSource | undefined; nvmlEvents: NvmlEventSource | undefined; mode: 'nvml' | 'no-gpu'; modeReason?: string; driverVersion?: string }> {
+  ): Promise<{
+    nvml: NvmlSnapshotSource | undefined;
+    nvmlEvents: NvmlEventSource | undefined;
+    mode: 'nvml' | 'no-gpu';
+    modeReason?: string;
+    driverVersion?: string;
+  }> {
     const options: NvmlBindingOptions = {
       ...(config.nvmlLibraryPath !== undefined ? { libraryPath: config.nvmlLibraryPath } : {}),
       fallbackToSystemLibrary: !config.nvmlNoFallback,
@@ -184,17 +205,25 @@ export class Agent {
     };
     const binding = config.nvmlThreads ? undefined : new NvmlBinding(options);
     const sources =
-      binding === undefined ? await threadSources(options, config.nvmlCallTimeoutMs, logger) : { snapshots: bindingSnapshotSource(binding), events: bindingEventSource(binding) };
+      binding === undefined
+        ? await threadSources(options, config.nvmlCallTimeoutMs, logger)
+        : { snapshots: bindingSnapshotSource(binding), events: bindingEventSource(binding) };
     const nvml = sources.snapshots;
     const probe = await nvml.collect([]);
     if (probe.nvml.available && probe.gpus.length > 0) {
       logger.info('NVML initialised', { gpus: probe.gpus.length, driverVersion: probe.nvml.driverVersion, threads: config.nvmlThreads });
       const nvmlEvents = config.nvmlEvents ? sources.events : undefined;
-      return { nvml, nvmlEvents, mode: 'nvml', ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}) };
+      return {
+        nvml,
+        nvmlEvents,
+        mode: 'nvml',
+        ...(probe.nvml.driverVersion !== undefined ? { driverVersion: probe.nvml.driverVersion } : {}),
+      };
     }
     const reason = probe.nvml.available ? 'NVML reports no GPUs' : probe.nvml.reason;
     logger.warn('running in no-GPU mode: snapshots carry no GPUs, XIDs are still served from the kernel log', { reason });
-    if (!(await nvml.stop(config.shutdownGraceMs))) logger.warn('NVML did not shut down after the failed probe', { graceMs: config.shutdownGraceMs });
+    if (!(await nvml.stop(config.shutdownGraceMs)))
+      logger.warn('NVML did not shut down after the failed probe', { graceMs: config.shutdownGraceMs });
     return { nvml: undefined, nvmlEvents: undefined, mode: 'no-gpu', modeReason: clip(reason, 1024) };
   }
 
@@ -204,7 +233,9 @@ export class Agent {
     if (this.stopping !== undefined) reasons.push('shutting down');
     if (!this.xid.kmsgReady) reasons.push(`kernel log reader not running: ${this.xid.status().kmsg.error ?? 'stopped'}`);
     for (const hung of this.nvml?.hungCalls() ?? []) {
-      reasons.push(`NVML call ${hung.fn} has not returned for ${Math.round((Date.now() - hung.sinceMs) / 1000)} s; that GPU is skipped until it does`);
+      reasons.push(
+        `NVML call ${hung.fn} has not returned for ${Math.round((Date.now() - hung.sinceMs) / 1000)} s; that GPU is skipped until it does`,
+      );
     }
     return { ready: reasons.length === 0, reasons };
   }
@@ -241,7 +272,11 @@ export class Agent {
       // A blocked NVML call leaves its thread behind: that is not a clean stop either.
       const clean = (await settlesWithin(rest, deadline - Date.now())) && (await rest);
       if (clean) this.logger.info('agent stopped');
-      else this.logger.warn('agent stopped with NVML calls still blocked after the shutdown grace period', { graceMs, hungCalls: this.nvml?.hungCalls().map((h) => h.fn) ?? [] });
+      else
+        this.logger.warn('agent stopped with NVML calls still blocked after the shutdown grace period', {
+          graceMs,
+          hungCalls: this.nvml?.hungCalls().map((h) => h.fn) ?? [],
+        });
       return { clean };
     })();
     return this.stopping;

@@ -6,7 +6,15 @@ const base = ['--node-name', 'gpu-node-1', '--allowed-callers', 'system:servicea
 describe('parseAgentConfig', () => {
   it('applies defaults and freezes the result', () => {
     const config = parseAgentConfig(base, {});
-    expect(config).toMatchObject({ nodeName: 'gpu-node-1', listenHost: '0.0.0.0', listenPort: 9440, auth: 'tokenreview', kmsgPath: '/dev/kmsg', kmsgPollMs: 500, snapshotCacheMs: 2000 });
+    expect(config).toMatchObject({
+      nodeName: 'gpu-node-1',
+      listenHost: '0.0.0.0',
+      listenPort: 9440,
+      auth: 'tokenreview',
+      kmsgPath: '/dev/kmsg',
+      kmsgPollMs: 500,
+      snapshotCacheMs: 2000,
+    });
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -17,16 +25,28 @@ describe('parseAgentConfig', () => {
   });
 
   it('parses a bracketed IPv6 listen address and an empty kmsg path (kernel log disabled)', () => {
-    expect(parseAgentConfig([...base, '--listen', '[::1]:9440', '--kmsg-path', ''], {})).toMatchObject({ listenHost: '::1', listenPort: 9440, kmsgPath: '' });
+    expect(parseAgentConfig([...base, '--listen', '[::1]:9440', '--kmsg-path', ''], {})).toMatchObject({
+      listenHost: '::1',
+      listenPort: 9440,
+      kmsgPath: '',
+    });
   });
 
   it('finds the kubelet\'s pod-resources socket and /proc by default; "" turns either off; the environment sets them', () => {
-    expect(parseAgentConfig(base, {})).toMatchObject({ podResourcesSocket: '/var/lib/kubelet/pod-resources/kubelet.sock', procRoot: '/proc' });
-    expect(parseAgentConfig([...base, '--pod-resources-socket', '', '--proc-root', ''], {})).toMatchObject({ podResourcesSocket: '', procRoot: '' });
+    expect(parseAgentConfig(base, {})).toMatchObject({
+      podResourcesSocket: '/var/lib/kubelet/pod-resources/kubelet.sock',
+      procRoot: '/proc',
+    });
+    expect(parseAgentConfig([...base, '--pod-resources-socket', '', '--proc-root', ''], {})).toMatchObject({
+      podResourcesSocket: '',
+      procRoot: '',
+    });
     const env = { GPUDIAG_POD_RESOURCES_SOCKET: '/run/kubelet/pod-resources.sock', GPUDIAG_PROC_ROOT: '/' };
     expect(parseAgentConfig(base, env)).toMatchObject({ podResourcesSocket: '/run/kubelet/pod-resources.sock', procRoot: '/' });
     // The socket need not exist yet: the kubelet may start after the agent.
-    expect(parseAgentConfig([...base, '--pod-resources-socket', '/nonexistent/kubelet.sock'], {}).podResourcesSocket).toBe('/nonexistent/kubelet.sock');
+    expect(parseAgentConfig([...base, '--pod-resources-socket', '/nonexistent/kubelet.sock'], {}).podResourcesSocket).toBe(
+      '/nonexistent/kubelet.sock',
+    );
   });
 
   it('takes the in-cluster API server from KUBERNETES_SERVICE_HOST/PORT only when TokenReview uses it', () => {
@@ -34,8 +54,12 @@ describe('parseAgentConfig', () => {
     expect(parseAgentConfig(base, env).kubernetesService).toEqual({ host: '10.96.0.1', port: '443' });
     expect(parseAgentConfig(base, {}).kubernetesService).toBeUndefined();
     expect(parseAgentConfig([...base, '--auth', 'none'], { ...env, KUBERNETES_SERVICE_PORT: 'https' }).kubernetesService).toBeUndefined();
-    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_PORT: 'https' })).toThrow('KUBERNETES_SERVICE_PORT must be a port number, got "https"');
-    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_HOST: 'a b' })).toThrow('KUBERNETES_SERVICE_HOST must be a host name or IP address');
+    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_PORT: 'https' })).toThrow(
+      'KUBERNETES_SERVICE_PORT must be a port number, got "https"',
+    );
+    expect(() => parseAgentConfig(base, { ...env, KUBERNETES_SERVICE_HOST: 'a b' })).toThrow(
+      'KUBERNETES_SERVICE_HOST must be a host name or IP address',
+    );
   });
 
   it.each([

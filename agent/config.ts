@@ -157,7 +157,10 @@ const MAX_SOCKET_PATH_BYTES = 107;
 function podResourcesSocketFlag(value: string): string {
   if (value === '') return value;
   if (!path.isAbsolute(value)) throw new ConfigError(`--pod-resources-socket must be an absolute path or "", got ${quote(value)}`);
-  if (Buffer.byteLength(value) > MAX_SOCKET_PATH_BYTES) throw new ConfigError(`--pod-resources-socket must be at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket path), got ${quote(value)}`);
+  if (Buffer.byteLength(value) > MAX_SOCKET_PATH_BYTES)
+    throw new ConfigError(
+      `--pod-resources-socket must be at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket path), got ${quote(value)}`,
+    );
   return value;
 }
 
@@ -193,14 +196,19 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (keyFile !== undefined) readableFileFlag('tls-key', keyFile, configError);
 
   const auth = choiceFlag('auth', get('auth'), ['tokenreview', 'none'] as const, 'tokenreview', configError);
-  const allowedCallers = (get('allowed-callers') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const allowedCallers = (get('allowed-callers') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (auth === 'tokenreview' && allowedCallers.length === 0) {
     throw new ConfigError('--allowed-callers is required with --auth tokenreview (e.g. system:serviceaccount:gpudiag:gpudiag-operator)');
   }
   const badCaller = allowedCallers.find((c) => !TOKEN_NAME.test(c));
-  if (badCaller !== undefined) throw new ConfigError(`--allowed-callers must be comma-separated usernames without spaces, got ${quote(badCaller)}`);
+  if (badCaller !== undefined)
+    throw new ConfigError(`--allowed-callers must be comma-separated usernames without spaces, got ${quote(badCaller)}`);
   const tokenAudience = get('token-audience') ?? 'gpudiag-agent';
-  if (!TOKEN_NAME.test(tokenAudience)) throw new ConfigError(`--token-audience must be a token audience without spaces or commas, got ${quote(tokenAudience)}`);
+  if (!TOKEN_NAME.test(tokenAudience))
+    throw new ConfigError(`--token-audience must be a token audience without spaces or commas, got ${quote(tokenAudience)}`);
 
   const nvmlEvents = choiceFlag('nvml-events', get('nvml-events'), ['true', 'false'] as const, 'true', configError);
   const nvmlThreads = choiceFlag('nvml-threads', get('nvml-threads'), ['true', 'false'] as const, 'true', configError);

@@ -6,7 +6,10 @@ const parse = (query: string): ReturnType<typeof parseSnapshotQuery> => parseSna
 
 describe('parseSnapshotQuery', () => {
   it('defaults to health and xid over the last hour', () => {
-    expect(parse('')).toEqual({ ok: true, query: { checks: ['health', 'xid'], xidSince: new Date(now.getTime() - DEFAULT_XID_LOOKBACK_MS) } });
+    expect(parse('')).toEqual({
+      ok: true,
+      query: { checks: ['health', 'xid'], xidSince: new Date(now.getTime() - DEFAULT_XID_LOOKBACK_MS) },
+    });
   });
 
   it('accepts checks and an RFC 3339 xidSince with offset', () => {

@@ -35,7 +35,8 @@ export type ParsedSnapshotQuery = { ok: true; query: SnapshotQuery } | { ok: fal
 /** Parses and validates the query string of GET /v1/snapshot; a refusal names the parameter. */
 export function parseSnapshotQuery(params: URLSearchParams, now: Date): ParsedSnapshotQuery {
   for (const key of new Set(params.keys())) {
-    if (key !== 'checks' && key !== 'xidSince') return { ok: false, message: `unknown query parameter ${quote(key, 40)} (allowed: checks, xidSince)` };
+    if (key !== 'checks' && key !== 'xidSince')
+      return { ok: false, message: `unknown query parameter ${quote(key, 40)} (allowed: checks, xidSince)` };
     if (params.getAll(key).length > 1) return { ok: false, message: `query parameter "${key}" given more than once` };
   }
   let checks = [...DEFAULT_SNAPSHOT_CHECKS];
@@ -43,14 +44,19 @@ export function parseSnapshotQuery(params: URLSearchParams, now: Date): ParsedSn
   if (rawChecks !== null) {
     const names = rawChecks.split(',').map((c) => c.trim());
     const unknown = names.find((c) => !(DIAGNOSTIC_CHECKS as readonly string[]).includes(c));
-    if (unknown !== undefined) return { ok: false, message: `query parameter "checks": unknown check ${quote(unknown, 40)} (allowed: ${DIAGNOSTIC_CHECKS.join(', ')})` };
+    if (unknown !== undefined)
+      return {
+        ok: false,
+        message: `query parameter "checks": unknown check ${quote(unknown, 40)} (allowed: ${DIAGNOSTIC_CHECKS.join(', ')})`,
+      };
     checks = [...new Set(names as DiagnosticCheck[])];
   }
   let xidSince = new Date(now.getTime() - DEFAULT_XID_LOOKBACK_MS);
   const rawSince = params.get('xidSince');
   if (rawSince !== null) {
     const parsed = RFC3339.test(rawSince) ? new Date(rawSince) : new Date(NaN);
-    if (Number.isNaN(parsed.getTime())) return { ok: false, message: 'query parameter "xidSince" must be an RFC 3339 time such as 2025-01-05T10:00:00Z' };
+    if (Number.isNaN(parsed.getTime()))
+      return { ok: false, message: 'query parameter "xidSince" must be an RFC 3339 time such as 2025-01-05T10:00:00Z' };
     xidSince = parsed;
   }
   return { ok: true, query: { checks, xidSince } };
@@ -117,9 +123,18 @@ export function createRequestHandler(deps: HttpApiDeps): GuardedHandler {
   };
 }
 
-async function serveSnapshot(deps: HttpApiDeps, req: IncomingMessage, res: ServerResponse, target: RequestTarget, requestId: string): Promise<void> {
+async function serveSnapshot(
+  deps: HttpApiDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: RequestTarget,
+  requestId: string,
+): Promise<void> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`request deadline of ${deps.requestTimeoutMs} ms passed`)), deps.requestTimeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new Error(`request deadline of ${deps.requestTimeoutMs} ms passed`)),
+    deps.requestTimeoutMs,
+  );
   res.on('close', () => controller.abort(new Error('client went away')));
   const log = deps.logger.child({ requestId });
   try {
@@ -142,17 +157,29 @@ async function serveSnapshot(deps: HttpApiDeps, req: IncomingMessage, res: Serve
     const started = Date.now();
     const doc = await Promise.race([
       deps.snapshots.snapshot(query.checks, query.xidSince, controller.signal),
-      new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true })),
+      new Promise<never>((_, reject) =>
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }),
+      ),
     ]);
-    log.info('snapshot served', { checks: query.checks.join(','), gpus: doc.gpus.length, xidEvents: doc.xid.events.length, durationMs: Date.now() - started });
+    log.info('snapshot served', {
+      checks: query.checks.join(','),
+      gpus: doc.gpus.length,
+      xidEvents: doc.xid.events.length,
+      durationMs: Date.now() - started,
+    });
     const { head, tail } = snapshotDocumentParts(doc);
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(head) + tail.length, 'Cache-Control': 'no-store' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(head) + tail.length,
+      'Cache-Control': 'no-store',
+    });
     res.write(head);
     res.end(tail);
   } catch (err) {
     if (!controller.signal.aborted) throw err;
     // A caller that gave up (its own deadline) is routine, not an agent error.
-    if (!answerUnlessGone(res, 504, { error: (controller.signal.reason as Error).message, requestId })) log.debug('caller went away before the snapshot was ready');
+    if (!answerUnlessGone(res, 504, { error: (controller.signal.reason as Error).message, requestId }))
+      log.debug('caller went away before the snapshot was ready');
   } finally {
     clearTimeout(timer);
   }

@@ -6,21 +6,102 @@ import type { GpuSnapshot } from './nvml/types.js';
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly gpuLabels = ['gpu', 'uuid'] as const;
-  readonly temperature = new Gauge({ name: 'gpudiag_agent_gpu_temperature_celsius', help: 'GPU core temperature.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly slowdownMargin = new Gauge({ name: 'gpudiag_agent_gpu_slowdown_margin_celsius', help: 'Degrees below the GPU\'s slowdown threshold.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly power = new Gauge({ name: 'gpudiag_agent_gpu_power_watts', help: 'GPU power draw.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly powerLimit = new Gauge({ name: 'gpudiag_agent_gpu_power_limit_watts', help: 'Enforced power limit.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly memoryUsed = new Gauge({ name: 'gpudiag_agent_gpu_memory_used_bytes', help: 'Framebuffer memory in use.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly memoryTotal = new Gauge({ name: 'gpudiag_agent_gpu_memory_total_bytes', help: 'Framebuffer memory size.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly eccVolatile = new Gauge({ name: 'gpudiag_agent_gpu_ecc_volatile_errors', help: 'ECC errors since the driver loaded.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry], collect: () => this.flushGpus() });
-  readonly eccAggregate = new Gauge({ name: 'gpudiag_agent_gpu_ecc_aggregate_errors', help: 'Lifetime ECC errors.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry], collect: () => this.flushGpus() });
-  readonly remappedRows = new Gauge({ name: 'gpudiag_agent_gpu_remapped_rows', help: 'Rows remapped, by cause.', labelNames: [...this.gpuLabels, 'type'], registers: [this.registry], collect: () => this.flushGpus() });
-  readonly remapPending = new Gauge({ name: 'gpudiag_agent_gpu_remap_pending', help: '1 when a row remap waits for a GPU reset.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly remapFailure = new Gauge({ name: 'gpudiag_agent_gpu_remap_failure', help: '1 when a row remap failed.', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
-  readonly lost = new Gauge({ name: 'gpudiag_agent_gpu_lost', help: '1 when the GPU fell off the bus (GPU_IS_LOST).', labelNames: this.gpuLabels, registers: [this.registry], collect: () => this.flushGpus() });
+  readonly temperature = new Gauge({
+    name: 'gpudiag_agent_gpu_temperature_celsius',
+    help: 'GPU core temperature.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly slowdownMargin = new Gauge({
+    name: 'gpudiag_agent_gpu_slowdown_margin_celsius',
+    help: "Degrees below the GPU's slowdown threshold.",
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly power = new Gauge({
+    name: 'gpudiag_agent_gpu_power_watts',
+    help: 'GPU power draw.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly powerLimit = new Gauge({
+    name: 'gpudiag_agent_gpu_power_limit_watts',
+    help: 'Enforced power limit.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly memoryUsed = new Gauge({
+    name: 'gpudiag_agent_gpu_memory_used_bytes',
+    help: 'Framebuffer memory in use.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly memoryTotal = new Gauge({
+    name: 'gpudiag_agent_gpu_memory_total_bytes',
+    help: 'Framebuffer memory size.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly eccVolatile = new Gauge({
+    name: 'gpudiag_agent_gpu_ecc_volatile_errors',
+    help: 'ECC errors since the driver loaded.',
+    labelNames: [...this.gpuLabels, 'type'],
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly eccAggregate = new Gauge({
+    name: 'gpudiag_agent_gpu_ecc_aggregate_errors',
+    help: 'Lifetime ECC errors.',
+    labelNames: [...this.gpuLabels, 'type'],
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly remappedRows = new Gauge({
+    name: 'gpudiag_agent_gpu_remapped_rows',
+    help: 'Rows remapped, by cause.',
+    labelNames: [...this.gpuLabels, 'type'],
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly remapPending = new Gauge({
+    name: 'gpudiag_agent_gpu_remap_pending',
+    help: '1 when a row remap waits for a GPU reset.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly remapFailure = new Gauge({
+    name: 'gpudiag_agent_gpu_remap_failure',
+    help: '1 when a row remap failed.',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
+  readonly lost = new Gauge({
+    name: 'gpudiag_agent_gpu_lost',
+    help: '1 when the GPU fell off the bus (GPU_IS_LOST).',
+    labelNames: this.gpuLabels,
+    registers: [this.registry],
+    collect: () => this.flushGpus(),
+  });
   readonly gpus = new Gauge({ name: 'gpudiag_agent_gpus', help: 'GPUs NVML reports.', registers: [this.registry] });
-  readonly nvmlAvailable = new Gauge({ name: 'gpudiag_agent_nvml_available', help: '1 when NVML initialised; 0 in no-GPU mode.', registers: [this.registry] });
-  readonly xidEvents = new Counter({ name: 'gpudiag_agent_xid_events_total', help: 'XID events seen, by code and source.', labelNames: ['xid', 'source'], registers: [this.registry] });
+  readonly nvmlAvailable = new Gauge({
+    name: 'gpudiag_agent_nvml_available',
+    help: '1 when NVML initialised; 0 in no-GPU mode.',
+    registers: [this.registry],
+  });
+  readonly xidEvents = new Counter({
+    name: 'gpudiag_agent_xid_events_total',
+    help: 'XID events seen, by code and source.',
+    labelNames: ['xid', 'source'],
+    registers: [this.registry],
+  });
   readonly collectionDuration = new Histogram({
     name: 'gpudiag_agent_collection_duration_seconds',
     help: 'Time to collect one NVML snapshot.',
@@ -35,7 +116,12 @@ export class AgentMetrics {
     registers: [this.registry],
     collect: (): void => this.nvmlHungCalls.set(this.hungCallCount?.() ?? 0),
   });
-  readonly requests = new Counter({ name: 'gpudiag_agent_http_requests_total', help: 'HTTP requests by path and status code.', labelNames: ['path', 'code'], registers: [this.registry] });
+  readonly requests = new Counter({
+    name: 'gpudiag_agent_http_requests_total',
+    help: 'HTTP requests by path and status code.',
+    labelNames: ['path', 'code'],
+    registers: [this.registry],
+  });
 
   /**
    * @param defaultMetrics process metrics (CPU, memory, event-loop lag). Their monitors run for
@@ -68,7 +154,21 @@ export class AgentMetrics {
     const gpus = this.unrecordedGpus;
     if (gpus === undefined) return;
     this.unrecordedGpus = undefined;
-    for (const g of [this.temperature, this.slowdownMargin, this.power, this.powerLimit, this.memoryUsed, this.memoryTotal, this.eccVolatile, this.eccAggregate, this.remappedRows, this.remapPending, this.remapFailure, this.lost]) g.reset();
+    for (const g of [
+      this.temperature,
+      this.slowdownMargin,
+      this.power,
+      this.powerLimit,
+      this.memoryUsed,
+      this.memoryTotal,
+      this.eccVolatile,
+      this.eccAggregate,
+      this.remappedRows,
+      this.remapPending,
+      this.remapFailure,
+      this.lost,
+    ])
+      g.reset();
     for (const gpu of gpus) {
       const l = { gpu: String(gpu.index), uuid: gpu.uuid ?? '' };
       this.lost.set(l, gpu.lost ? 1 : 0);

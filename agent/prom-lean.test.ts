@@ -17,8 +17,14 @@ describe('the agent’s process metrics without prom-client’s index', () => {
     collectProcessMetrics(lean, 'x_');
     const spin = Date.now() + 50;
     while (Date.now() < spin) Math.sqrt(Math.random());
-    const values = Object.fromEntries((await lean.getMetricsAsJSON()).filter((m) => m.name.startsWith('x_process_cpu')).map((m) => [m.name, m.values[0]?.value ?? NaN]));
-    const [user, system, total] = [values['x_process_cpu_user_seconds_total'], values['x_process_cpu_system_seconds_total'], values['x_process_cpu_seconds_total']];
+    const values = Object.fromEntries(
+      (await lean.getMetricsAsJSON()).filter((m) => m.name.startsWith('x_process_cpu')).map((m) => [m.name, m.values[0]?.value ?? NaN]),
+    );
+    const [user, system, total] = [
+      values['x_process_cpu_user_seconds_total'],
+      values['x_process_cpu_system_seconds_total'],
+      values['x_process_cpu_seconds_total'],
+    ];
     expect(user).toBeGreaterThan(0);
     expect(total).toBeCloseTo((user ?? 0) + (system ?? 0), 9);
   });

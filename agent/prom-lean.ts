@@ -42,7 +42,11 @@ function processCpuTotal(registry: PromClient.Registry, prefix: string): void {
   const registers = [registry];
   // The registry reads its metrics in registration order: the first counter's collect() adds,
   // to all three, what was spent since the last scrape, before the other two are read.
-  const cpu = { user: undefined as PromClient.Counter | undefined, system: undefined as PromClient.Counter | undefined, total: undefined as PromClient.Counter | undefined };
+  const cpu = {
+    user: undefined as PromClient.Counter | undefined,
+    system: undefined as PromClient.Counter | undefined,
+    total: undefined as PromClient.Counter | undefined,
+  };
   cpu.user = new Counter({
     name: `${prefix}process_cpu_user_seconds_total`,
     help: 'Total user CPU time spent in seconds.',
@@ -57,8 +61,16 @@ function processCpuTotal(registry: PromClient.Registry, prefix: string): void {
       cpu.total?.inc(userSeconds + systemSeconds);
     },
   });
-  cpu.system = new Counter({ name: `${prefix}process_cpu_system_seconds_total`, help: 'Total system CPU time spent in seconds.', registers });
-  cpu.total = new Counter({ name: `${prefix}process_cpu_seconds_total`, help: 'Total user and system CPU time spent in seconds.', registers });
+  cpu.system = new Counter({
+    name: `${prefix}process_cpu_system_seconds_total`,
+    help: 'Total system CPU time spent in seconds.',
+    registers,
+  });
+  cpu.total = new Counter({
+    name: `${prefix}process_cpu_seconds_total`,
+    help: 'Total user and system CPU time spent in seconds.',
+    registers,
+  });
 }
 
 /** The metrics `collectDefaultMetrics({ register, prefix })` would register, without OpenTelemetry. */

@@ -6,7 +6,13 @@
 import { GpuIdentityMemory } from './nvml/gpu-identities.js';
 import type { NvmlSnapshotSource } from './nvml/sources.js';
 import type { NvmlCheck, NvmlSnapshot } from './nvml/types.js';
-import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type AgentStatus, type DiagnosticCheck, type NodeSnapshotDocument } from './api/snapshot-document.js';
+import {
+  SNAPSHOT_API_VERSION,
+  SNAPSHOT_KIND,
+  type AgentStatus,
+  type DiagnosticCheck,
+  type NodeSnapshotDocument,
+} from './api/snapshot-document.js';
 import type { AgentMetrics } from './metrics.js';
 import type { GpuPodsService } from './pod-resources/gpu-pods-service.js';
 import type { XidService } from './xid-service.js';
@@ -83,7 +89,13 @@ export class SnapshotService {
         since: xidSince.toISOString(),
         events: reportXids ? events : [],
         truncated: reportXids ? truncated : 0,
-        ...(reportXids ? { switchEvents: this.options.xid.switchEventsSince(xidSince.getTime()), busLoss: this.options.xid.busLossReports(), memoryEvents: this.options.xid.memoryEventsSince(xidSince.getTime()) } : {}),
+        ...(reportXids
+          ? {
+              switchEvents: this.options.xid.switchEventsSince(xidSince.getTime()),
+              busLoss: this.options.xid.busLossReports(),
+              memoryEvents: this.options.xid.memoryEventsSince(xidSince.getTime()),
+            }
+          : {}),
       },
       agent: { ...this.options.agentStatus(), xidSources: this.options.xid.status() },
     };
@@ -98,25 +110,30 @@ export class SnapshotService {
     // The shared collection must not die with the first caller's request, so it gets no
     // caller signal; each NVML call has its own deadline in the binding.
     const promise = (async (): Promise<NvmlSnapshot> => {
-        this.collections += 1;
-        const timer = metrics.collectionDuration.startTimer();
-        try {
-          const collected =
-            nvml === undefined
-              ? { collectedAt: (this.options.now?.() ?? new Date()).toISOString(), nvml: { available: false as const, reason: 'NVML disabled (no-GPU mode)' }, gpus: [], errors: [] }
-              : await nvml.collect(nvmlChecks);
-          // A GPU that fell off the bus keeps the UUID it had: the pods and XIDs on it are found by it.
-          const gpus = this.identities.recall(collected.gpus);
-          const snap = gpus === collected.gpus ? collected : { ...collected, gpus: [...gpus] };
-          if (snap.nvml.available) this.options.xid.setDriverVersion(snap.nvml.driverVersion);
-          for (const gpu of snap.gpus) this.options.xid.observeGpu(gpu);
-          metrics.nvmlAvailable.set(snap.nvml.available ? 1 : 0);
-          if (nvmlChecks.length > 1 || snap.gpus.length === 0) metrics.recordGpus(snap.gpus);
-          return snap;
-        } finally {
-          timer();
-        }
-      })();
+      this.collections += 1;
+      const timer = metrics.collectionDuration.startTimer();
+      try {
+        const collected =
+          nvml === undefined
+            ? {
+                collectedAt: (this.options.now?.() ?? new Date()).toISOString(),
+                nvml: { available: false as const, reason: 'NVML disabled (no-GPU mode)' },
+                gpus: [],
+                errors: [],
+              }
+            : await nvml.collect(nvmlChecks);
+        // A GPU that fell off the bus keeps the UUID it had: the pods and XIDs on it are found by it.
+        const gpus = this.identities.recall(collected.gpus);
+        const snap = gpus === collected.gpus ? collected : { ...collected, gpus: [...gpus] };
+        if (snap.nvml.available) this.options.xid.setDriverVersion(snap.nvml.driverVersion);
+        for (const gpu of snap.gpus) this.options.xid.observeGpu(gpu);
+        metrics.nvmlAvailable.set(snap.nvml.available ? 1 : 0);
+        if (nvmlChecks.length > 1 || snap.gpus.length === 0) metrics.recordGpus(snap.gpus);
+        return snap;
+      } finally {
+        timer();
+      }
+    })();
     const entry: CacheEntry = { promise };
     promise.then(
       () => {

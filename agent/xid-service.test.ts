@@ -42,7 +42,15 @@ async function until<T>(read: () => T, ok: (value: T) => boolean): Promise<T> {
 }
 
 function gpu(volatileUncorrected: number, lost = false): GpuSnapshot {
-  return { index: 0, lost, uuid: 'GPU-11111111-2222-3333-4444-555555555555', pciBusId: '00000000:3B:00.0', ecc: { volatileCorrected: 0, volatileUncorrected }, unsupported: [], errors: [] };
+  return {
+    index: 0,
+    lost,
+    uuid: 'GPU-11111111-2222-3333-4444-555555555555',
+    pciBusId: '00000000:3B:00.0',
+    ecc: { volatileCorrected: 0, volatileUncorrected },
+    unsupported: [],
+    errors: [],
+  };
 }
 
 beforeEach(() => {
@@ -64,20 +72,32 @@ describe('XidService', () => {
     const xid = service();
     await xid.start();
     try {
-      const { events } = await until(() => xid.eventsSince(Date.now()), (r) => r.events.length >= 2);
-      expect(events.map((e) => `${e.xid}:${e.persistsUntil}:${e.immediateAction}`).sort()).toEqual(['79:reboot:RESTART_BM', '95:gpu-reset:RESET_GPU']);
+      const { events } = await until(
+        () => xid.eventsSince(Date.now()),
+        (r) => r.events.length >= 2,
+      );
+      expect(events.map((e) => `${e.xid}:${e.persistsUntil}:${e.immediateAction}`).sort()).toEqual([
+        '79:reboot:RESTART_BM',
+        '95:gpu-reset:RESET_GPU',
+      ]);
     } finally {
       await xid.stop();
     }
   });
 
   it('clears reset-class faults once NVML shows the GPU reset (fresh volatile counters)', async () => {
-    fs.writeFileSync(path.join(dir, 'kmsg'), record(`NVRM: Xid (PCI:${GPU_BUS}): 95, pid=10, name=python3, Uncontained: FBHUB. RST: Yes, D-RST: No`));
+    fs.writeFileSync(
+      path.join(dir, 'kmsg'),
+      record(`NVRM: Xid (PCI:${GPU_BUS}): 95, pid=10, name=python3, Uncontained: FBHUB. RST: Yes, D-RST: No`),
+    );
     const xid = service();
     await xid.start();
     try {
       xid.observeGpu(gpu(3));
-      await until(() => xid.eventsSince(0).events, (e) => e.length === 1);
+      await until(
+        () => xid.eventsSince(0).events,
+        (e) => e.length === 1,
+      );
       xid.observeGpu(gpu(3));
       expect(xid.eventsSince(0).events).toHaveLength(1);
       xid.observeGpu(gpu(0));
@@ -88,11 +108,18 @@ describe('XidService', () => {
   });
 
   it('a lost GPU answering again counts as reset, but a reboot-class 79 stays', async () => {
-    fs.writeFileSync(path.join(dir, 'kmsg'), record(`NVRM: Xid (PCI:${GPU_BUS}): 79, GPU has fallen off the bus.`) + record(`NVRM: Xid (PCI:${GPU_BUS}): 119, pid=1, name=x, Timeout after 6s of waiting for RPC response from GPU0 GSP!`));
+    fs.writeFileSync(
+      path.join(dir, 'kmsg'),
+      record(`NVRM: Xid (PCI:${GPU_BUS}): 79, GPU has fallen off the bus.`) +
+        record(`NVRM: Xid (PCI:${GPU_BUS}): 119, pid=1, name=x, Timeout after 6s of waiting for RPC response from GPU0 GSP!`),
+    );
     const xid = service();
     await xid.start();
     try {
-      await until(() => xid.eventsSince(0).events, (e) => e.length === 2);
+      await until(
+        () => xid.eventsSince(0).events,
+        (e) => e.length === 2,
+      );
       xid.observeGpu(gpu(0, true));
       xid.observeGpu(gpu(0));
       expect(xid.eventsSince(0).events.map((e) => e.xid)).toEqual([79]);
@@ -108,17 +135,27 @@ describe('XidService', () => {
       'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
       // Ages 10 ms apart: the reader's wall-clock estimate has millisecond jitter.
     ].map((m, i) => record(`NVRM: Xid (PCI:${GPU_BUS}): 149, pid='<unknown>', name=<unknown>, ${m}`, 60_000 - i * 10));
-    const transitions = ['from 0x0 (None) to 0x4 (Drain and Reset)', 'from 0x4 (Drain and Reset) to 0x1 (GPU Reset Required)'].map((t, i) => record(`NVRM: Xid (PCI:${GPU_BUS}): 154, GPU recovery action changed ${t}`, 50_000 - i * 10));
+    const transitions = ['from 0x0 (None) to 0x4 (Drain and Reset)', 'from 0x4 (Drain and Reset) to 0x1 (GPU Reset Required)'].map((t, i) =>
+      record(`NVRM: Xid (PCI:${GPU_BUS}): 154, GPU recovery action changed ${t}`, 50_000 - i * 10),
+    );
     fs.writeFileSync(path.join(dir, 'kmsg'), [...lines, ...transitions].join(''));
     const xid = service();
     xid.setDriverVersion('570.124.06');
     await xid.start();
     try {
-      const { events } = await until(() => xid.eventsSince(0), (r) => r.events.length === 4);
+      const { events } = await until(
+        () => xid.eventsSince(0),
+        (r) => r.events.length === 4,
+      );
       const link0 = events.find((e) => e.xid === 149 && e.message.includes('Link 00'));
       expect(link0).toMatchObject({ count: 2, severity: 'critical', immediateAction: 'RESET_GPU' });
       expect(link0?.worstMessage).toContain('0x025001c6');
-      expect(events.filter((e) => e.xid === 154).map((e) => e.immediateAction).sort()).toEqual(['IGNORE', 'RESET_GPU']);
+      expect(
+        events
+          .filter((e) => e.xid === 154)
+          .map((e) => e.immediateAction)
+          .sort(),
+      ).toEqual(['IGNORE', 'RESET_GPU']);
     } finally {
       await xid.stop();
     }
@@ -139,11 +176,21 @@ describe('XidService', () => {
     const xid = service();
     await xid.start();
     try {
-      const { events } = await until(() => xid.eventsSince(0), (r) => r.events.length === 2);
+      const { events } = await until(
+        () => xid.eventsSince(0),
+        (r) => r.events.length === 2,
+      );
       expect(events.find((e) => e.xid === 94)).toMatchObject({ pciBusId: '0000:01:00', gpuInstance: 5, computeInstance: 1 });
       expect(events.find((e) => e.xid === 145)?.pciBusId).toBeUndefined();
-      expect(xid.switchEventsSince(0)).toEqual([expect.objectContaining({ sxid: 20034, switchPciBusId: '0000:06:00', fatal: true, link: 48, count: 1 })]);
-      expect(xid.busLossReports().map((b) => b.pciBusId).sort()).toEqual(['0000:05:00', '0000:18:00']);
+      expect(xid.switchEventsSince(0)).toEqual([
+        expect.objectContaining({ sxid: 20034, switchPciBusId: '0000:06:00', fatal: true, link: 48, count: 1 }),
+      ]);
+      expect(
+        xid
+          .busLossReports()
+          .map((b) => b.pciBusId)
+          .sort(),
+      ).toEqual(['0000:05:00', '0000:18:00']);
     } finally {
       await xid.stop();
     }
@@ -151,16 +198,30 @@ describe('XidService', () => {
 
   it('restores its history on restart without double counting, and a reboot clears sticky faults', async () => {
     const kmsg = path.join(dir, 'kmsg');
-    fs.writeFileSync(kmsg, record(`NVRM: Xid (PCI:${GPU_BUS}): 79, GPU has fallen off the bus.`) + record(`NVRM: Xid (PCI:${GPU_BUS}): 13, pid=5, name=a, Graphics Exception: ESR 0x404000=0x80000002`));
+    fs.writeFileSync(
+      kmsg,
+      record(`NVRM: Xid (PCI:${GPU_BUS}): 79, GPU has fallen off the bus.`) +
+        record(`NVRM: Xid (PCI:${GPU_BUS}): 13, pid=5, name=a, Graphics Exception: ESR 0x404000=0x80000002`),
+    );
     const first = service();
     await first.start();
-    await until(() => first.eventsSince(0).events, (e) => e.length === 2);
+    await until(
+      () => first.eventsSince(0).events,
+      (e) => e.length === 2,
+    );
     await first.stop();
 
     fs.appendFileSync(kmsg, record(`NVRM: Xid (PCI:${GPU_BUS}): 13, pid=5, name=a, Graphics Exception: ESR 0x404000=0x80000002`));
     const second = service();
     await second.start();
-    const counts = await until(() => second.eventsSince(0).events.map((e) => `${e.xid}:${e.count}`).sort(), (c) => c.includes('13:2'));
+    const counts = await until(
+      () =>
+        second
+          .eventsSince(0)
+          .events.map((e) => `${e.xid}:${e.count}`)
+          .sort(),
+      (c) => c.includes('13:2'),
+    );
     expect(counts).toEqual(['13:2', '79:1']);
     await second.stop();
 
@@ -180,8 +241,13 @@ describe('XidService bounds what hostile kernel text can mint', () => {
   it('keeps at most 256 bus losses and PCI→UUID pairs, whatever the log says', async () => {
     const lines = Array.from({ length: 600 }, (_, i) => {
       const bus = (i % 256).toString(16).padStart(2, '0');
-      const dom = Math.floor(i / 256).toString(16).padStart(4, '0');
-      return record(`NVRM: GPU ${dom}:${bus}:00.0: GPU has fallen off the bus.`) + record(`NVRM: GPU at PCI:${dom}:${bus}:00: GPU-${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`);
+      const dom = Math.floor(i / 256)
+        .toString(16)
+        .padStart(4, '0');
+      return (
+        record(`NVRM: GPU ${dom}:${bus}:00.0: GPU has fallen off the bus.`) +
+        record(`NVRM: GPU at PCI:${dom}:${bus}:00: GPU-${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`)
+      );
     });
     fs.writeFileSync(path.join(dir, 'kmsg'), lines.join(''));
     const xid = service();
@@ -189,7 +255,9 @@ describe('XidService bounds what hostile kernel text can mint', () => {
     try {
       const saved = (): number => {
         const file = path.join(dir, 'history.json');
-        return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { busLoss: unknown[]; cursor: { seq: number } | null }).cursor?.seq ?? 0 : 0;
+        return fs.existsSync(file)
+          ? ((JSON.parse(fs.readFileSync(file, 'utf8')) as { busLoss: unknown[]; cursor: { seq: number } | null }).cursor?.seq ?? 0)
+          : 0;
       };
       // Wait until every record is reflected in the saved history, then look at its size.
       await until(saved, (seq) => seq === lines.length * 2);
@@ -212,7 +280,15 @@ describe('XidService NVML memory events', () => {
       logger: createLogger({ silent: true }),
       nvmlEvents: {
         watch: ({ onEvent }) => {
-          onEvent({ type: 'dramRetirementFailure', eventType: 0x800, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
+          onEvent({
+            type: 'dramRetirementFailure',
+            eventType: 0x800,
+            data: 0,
+            gpuIndex: 0,
+            gpuUuid: uuid,
+            pciBusId: '00000000:3B:00.0',
+            time,
+          });
           onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
           onEvent({ type: 'fatalPoison', eventType: 0x2000, data: 0, gpuIndex: 0, gpuUuid: uuid, pciBusId: '00000000:3B:00.0', time });
           return Promise.resolve();

@@ -85,7 +85,9 @@ export function sanitizeKernelText(text: string, max = MAX_MESSAGE_CHARS): strin
 /** Volatile ECC totals restart at zero when a GPU is reset. */
 function volatileEccTotal(gpu: GpuSnapshot): number | undefined {
   const { volatileCorrected, volatileUncorrected } = gpu.ecc ?? {};
-  return volatileCorrected === undefined && volatileUncorrected === undefined ? undefined : (volatileCorrected ?? 0) + (volatileUncorrected ?? 0);
+  return volatileCorrected === undefined && volatileUncorrected === undefined
+    ? undefined
+    : (volatileCorrected ?? 0) + (volatileUncorrected ?? 0);
 }
 
 /** Collects XID events from every available source. */
@@ -145,7 +147,10 @@ export class XidService {
         this.kmsg.start(resumeAfter);
       } catch (err) {
         this.kmsgError = err instanceof Error ? err.message : String(err);
-        this.options.logger.error('kmsg reader did not start; XIDs come from NVML events only', { path: this.options.kmsgPath, ...errorFields(err) });
+        this.options.logger.error('kmsg reader did not start; XIDs come from NVML events only', {
+          path: this.options.kmsgPath,
+          ...errorFields(err),
+        });
       }
     }
     const events = this.options.nvmlEvents;
@@ -163,7 +168,11 @@ export class XidService {
         onGpuLost: (gpu) => {
           const name = gpu.uuid ?? gpu.pciBusId ?? `index ${gpu.index}`;
           if (this.nvmlLostGpus.size < MAX_LOST_GPUS_REPORTED) this.nvmlLostGpus.add(name);
-          this.options.logger.error('GPU fell off the bus: no more NVML events from it; the other GPUs are still watched', { gpu: name, index: gpu.index, code: gpu.code });
+          this.options.logger.error('GPU fell off the bus: no more NVML events from it; the other GPUs are still watched', {
+            gpu: name,
+            index: gpu.index,
+            code: gpu.code,
+          });
         },
       });
       this.watching = true;
@@ -195,7 +204,9 @@ export class XidService {
     if (gpu.uuid !== undefined) setBounded(this.uuidByPci, key, gpu.uuid, MAX_GPU_KEYS);
     const total = gpu.lost ? undefined : volatileEccTotal(gpu);
     const before = this.gpuState.get(key);
-    const reset = before !== undefined && ((before.lost && !gpu.lost) || (total !== undefined && before.eccTotal !== undefined && total < before.eccTotal));
+    const reset =
+      before !== undefined &&
+      ((before.lost && !gpu.lost) || (total !== undefined && before.eccTotal !== undefined && total < before.eccTotal));
     setBounded(this.gpuState, key, { ...(total === undefined ? {} : { eccTotal: total }), lost: gpu.lost }, MAX_GPU_KEYS);
     if (reset) this.gpuWasReset(key, this.now());
   }
@@ -210,11 +221,19 @@ export class XidService {
         path: this.options.kmsgPath,
         records: stats?.records ?? 0,
         lost: stats?.lost ?? 0,
-        ...(this.kmsgError !== undefined ? { error: clip(this.kmsgError, MAX_SOURCE_ERROR_CHARS) } : this.kmsg === undefined ? { error: 'disabled by configuration' } : {}),
+        ...(this.kmsgError !== undefined
+          ? { error: clip(this.kmsgError, MAX_SOURCE_ERROR_CHARS) }
+          : this.kmsg === undefined
+            ? { error: 'disabled by configuration' }
+            : {}),
       },
       nvmlEvents: {
         running: this.watching && this.nvmlEventsError === undefined,
-        ...(this.nvmlEventsError !== undefined ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) } : this.options.nvmlEvents === undefined ? { error: 'not watched (no-GPU mode or --nvml-events=false)' } : {}),
+        ...(this.nvmlEventsError !== undefined
+          ? { error: clip(this.nvmlEventsError, MAX_SOURCE_ERROR_CHARS) }
+          : this.options.nvmlEvents === undefined
+            ? { error: 'not watched (no-GPU mode or --nvml-events=false)' }
+            : {}),
         ...(this.nvmlEventsWarning !== undefined ? { warning: clip(this.nvmlEventsWarning, MAX_SOURCE_ERROR_CHARS) } : {}),
         ...(this.nvmlLostGpus.size > 0 ? { lostGpus: [...this.nvmlLostGpus] } : {}),
       },
@@ -237,7 +256,17 @@ export class XidService {
   eventsSince(sinceMs: number): { events: XidEventReport[]; truncated: number } {
     const entries = this.store.query();
     const classified = entries.map((e) => this.classify(e));
-    const judged = applyXidContext(entries.map((e, i) => ({ xid: e.xid, gpuKey: e.gpuKey, pid: e.pid, firstSeenMs: e.firstSeenMs, lastSeenMs: e.lastSeenMs, subKey: e.subKey, classification: classified[i] as XidClassification })));
+    const judged = applyXidContext(
+      entries.map((e, i) => ({
+        xid: e.xid,
+        gpuKey: e.gpuKey,
+        pid: e.pid,
+        firstSeenMs: e.firstSeenMs,
+        lastSeenMs: e.lastSeenMs,
+        subKey: e.subKey,
+        classification: classified[i] as XidClassification,
+      })),
+    );
     const reports: XidEventReport[] = [];
     entries.forEach((e, i) => {
       const c = judged[i] as XidClassification;
@@ -337,12 +366,17 @@ export class XidService {
       setBounded(this.uuidByPci, e.pciBusId, e.uuid, MAX_GPU_KEYS);
     } else if (e.kind === 'bus-lost') {
       const before = this.busLoss.get(e.pciBusId);
-      setBounded(this.busLoss, e.pciBusId, {
-        pciBusId: e.pciBusId,
-        count: (before?.count ?? 0) + 1,
-        firstSeenMs: Math.min(before?.firstSeenMs ?? e.timeMs, e.timeMs),
-        lastSeenMs: Math.max(before?.lastSeenMs ?? e.timeMs, e.timeMs),
-      }, MAX_GPU_KEYS);
+      setBounded(
+        this.busLoss,
+        e.pciBusId,
+        {
+          pciBusId: e.pciBusId,
+          count: (before?.count ?? 0) + 1,
+          firstSeenMs: Math.min(before?.firstSeenMs ?? e.timeMs, e.timeMs),
+          lastSeenMs: Math.max(before?.lastSeenMs ?? e.timeMs, e.timeMs),
+        },
+        MAX_GPU_KEYS,
+      );
       this.dirty = true;
     } else if (e.fatal !== null) {
       // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) only detail the line before.
@@ -373,7 +407,16 @@ export class XidService {
     if (gpuKey !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, gpuKey, e.gpuUuid, MAX_GPU_KEYS);
     const entry = lookupXid(e.xid);
     const c = classifyXid(e.xid, '', undefined, { driverVersion: this.driverVersion });
-    this.store.add({ gpuKey, xid: e.xid, pid: null, process: null, message: `${entry.name} (reported by the NVML event API)`, timeMs: Date.parse(e.time), source: 'nvml', severity: c.severity });
+    this.store.add({
+      gpuKey,
+      xid: e.xid,
+      pid: null,
+      process: null,
+      message: `${entry.name} (reported by the NVML event API)`,
+      timeMs: Date.parse(e.time),
+      source: 'nvml',
+      severity: c.severity,
+    });
     this.dirty = true;
     this.options.onXid?.(e.xid, 'nvml');
   }
@@ -383,7 +426,10 @@ export class XidService {
     setBounded(this.gpuResets, gpuKey, atMs, MAX_GPU_KEYS);
     this.memoryEvents.gpuWasReset(gpuKey, atMs);
     const context = { driverVersion: this.driverVersion };
-    const cleared = this.store.remove((e) => e.gpuKey === gpuKey && e.lastSeenMs <= atMs && classifyXid(e.xid, e.worstMessage, undefined, context).persistence === 'gpu-reset');
+    const cleared = this.store.remove(
+      (e) =>
+        e.gpuKey === gpuKey && e.lastSeenMs <= atMs && classifyXid(e.xid, e.worstMessage, undefined, context).persistence === 'gpu-reset',
+    );
     if (cleared > 0) this.options.logger.info('GPU reset seen; its reset-class XIDs are cleared', { pciBusId: gpuKey, cleared });
     this.dirty = true;
   }

@@ -42,8 +42,13 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   return (errors ?? []).map((e) => {
     const pointer = e.instancePath.replace(/^\//, '').split('/').filter(Boolean);
     if (e.keyword === 'required' && typeof e.params['missingProperty'] === 'string') pointer.push(e.params['missingProperty']);
-    if (e.keyword === 'additionalProperties' && typeof e.params['additionalProperty'] === 'string') pointer.push(e.params['additionalProperty']);
-    const field = pointer.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') || '(root)';
+    if (e.keyword === 'additionalProperties' && typeof e.params['additionalProperty'] === 'string')
+      pointer.push(e.params['additionalProperty']);
+    const field =
+      pointer
+        .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+        .join('')
+        .replace(/^\./, '') || '(root)';
     return { field, message: e.message ?? e.keyword };
   });
 }

@@ -85,14 +85,20 @@ function getSnapshot(url: string): Promise<{ ms: number; bytes: number }> {
       let bytes = 0;
       res.on('data', (chunk: Buffer) => (bytes += chunk.length));
       res.on('error', reject);
-      res.on('end', () => (res.statusCode === 200 ? resolve({ ms: performance.now() - started, bytes }) : reject(new Error(`HTTP ${String(res.statusCode)}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve({ ms: performance.now() - started, bytes }) : reject(new Error(`HTTP ${String(res.statusCode)}`)),
+      );
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
     req.on('error', reject);
   });
 }
 
-async function sequential(url: string, requests: number, collections: () => number): Promise<LatencyStats & { bodyBytes: number; collections: number }> {
+async function sequential(
+  url: string,
+  requests: number,
+  collections: () => number,
+): Promise<LatencyStats & { bodyBytes: number; collections: number }> {
   for (let i = 0; i < WARMUP_REQUESTS; i += 1) await getSnapshot(url);
   const before = collections();
   const samples: number[] = [];
@@ -197,19 +203,33 @@ async function collectionsFromMetrics(url: string): Promise<number> {
 }
 
 /** Runs `gpudiag agent` as a child process and measures RSS idle, under load and after. */
-async function separateProcess(fake: FakeNvmlEnvironment, kmsgPath: string, clients: number, durationMs: number, cacheMs: number, nodeFlags: readonly string[]): Promise<Record<string, unknown>> {
+async function separateProcess(
+  fake: FakeNvmlEnvironment,
+  kmsgPath: string,
+  clients: number,
+  durationMs: number,
+  cacheMs: number,
+  nodeFlags: readonly string[],
+): Promise<Record<string, unknown>> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const args = [
     ...nodeFlags,
-    path.join(REPO_ROOT, 'bin', 'gpudiag.js'), 'agent',
-    '--node-name', 'bench-node',
-    '--listen', `127.0.0.1:${port}`,
-    '--auth', 'none',
-    '--nvml-library', fake.libraryPath,
+    path.join(REPO_ROOT, 'bin', 'gpudiag.js'),
+    'agent',
+    '--node-name',
+    'bench-node',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--auth',
+    'none',
+    '--nvml-library',
+    fake.libraryPath,
     '--nvml-no-fallback',
-    '--kmsg-path', kmsgPath,
-    '--snapshot-cache-ms', String(cacheMs),
+    '--kmsg-path',
+    kmsgPath,
+    '--snapshot-cache-ms',
+    String(cacheMs),
   ];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, [FAKE_NVML_STATE_ENV]: fake.controller.stateFile },
@@ -231,7 +251,10 @@ async function separateProcess(fake: FakeNvmlEnvironment, kmsgPath: string, clie
 
     let maxKiB = 0;
     const sampler = setInterval(() => {
-      rssKiB(pid).then((kib) => (maxKiB = Math.max(maxKiB, kib)), () => undefined);
+      rssKiB(pid).then(
+        (kib) => (maxKiB = Math.max(maxKiB, kib)),
+        () => undefined,
+      );
     }, RSS_SAMPLE_MS);
     let result: LoadResult;
     try {
@@ -283,7 +306,8 @@ async function main(): Promise<void> {
   const requests = Number(values.requests);
   const durationMs = Number(values['duration-s']) * 1000;
   const clients = Number(values.clients);
-  if (![requests, durationMs, clients].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--requests, --duration-s and --clients must be positive integers');
+  if (![requests, durationMs, clients].every((n) => Number.isInteger(n) && n > 0))
+    throw new Error('--requests, --duration-s and --clients must be positive integers');
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-bench-'));
   const kmsgPath = path.join(dir, 'kmsg');
@@ -331,25 +355,70 @@ async function main(): Promise<void> {
   await mkdir(resultsDir, { recursive: true });
   await writeFile(path.join(resultsDir, 'agent.json'), `${JSON.stringify(out, null, 2)}\n`);
 
-  const ip = out['inProcess'] as Record<string, { sequential: LatencyStats & { bodyBytes: number; collections: number }; concurrent: LoadResult }>;
-  const sp = out['separateProcess'] as { rssIdleMiB: number; rssLoadMaxMiB: number; rssAfterMiB: number; load: LoadResult; startToReadyMs: number; sigtermExitCode: unknown; sigtermToExitMs: number };
+  const ip = out['inProcess'] as Record<
+    string,
+    { sequential: LatencyStats & { bodyBytes: number; collections: number }; concurrent: LoadResult }
+  >;
+  const sp = out['separateProcess'] as {
+    rssIdleMiB: number;
+    rssLoadMaxMiB: number;
+    rssAfterMiB: number;
+    load: LoadResult;
+    startToReadyMs: number;
+    sigtermExitCode: unknown;
+    sigtermToExitMs: number;
+  };
   const w = [38, 8, 8, 8, 8, 10, 11, 11];
   const lines = [
     `gpudiag agent benchmark — ${SCENARIO} (8 GPUs, fake NVML), ${out['cpus']} CPUs, node ${process.version}`,
     '',
     row(['latency (ms), GET /v1/snapshot', 'p50', 'p90', 'p99', 'max', 'errors', 'snaps/s', 'collections'], w),
   ];
-  for (const [label, key] of [['in-process, cache 0 ms', 'cache0ms'], ['in-process, cache 2000 ms', `cache${DEFAULT_CACHE_MS}ms`]] as const) {
+  for (const [label, key] of [
+    ['in-process, cache 0 ms', 'cache0ms'],
+    ['in-process, cache 2000 ms', `cache${DEFAULT_CACHE_MS}ms`],
+  ] as const) {
     const r = ip[key];
     if (r === undefined) continue;
     const s = r.sequential;
     lines.push(row([`${label}, sequential`, s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.errors, round(1000 / s.meanMs, 1), s.collections], w));
     const c = r.concurrent;
-    lines.push(row([`${label}, ${c.clients} clients`, c.latency.p50Ms, c.latency.p90Ms, c.latency.p99Ms, c.latency.maxMs, c.errors, c.snapshotsPerS, c.collections], w));
+    lines.push(
+      row(
+        [
+          `${label}, ${c.clients} clients`,
+          c.latency.p50Ms,
+          c.latency.p90Ms,
+          c.latency.p99Ms,
+          c.latency.maxMs,
+          c.errors,
+          c.snapshotsPerS,
+          c.collections,
+        ],
+        w,
+      ),
+    );
   }
   const spc = out['separateProcessCached'] as typeof sp;
-  for (const [label, l] of [[`process, cache 0 ms`, sp.load], [`process, cache ${DEFAULT_CACHE_MS} ms`, spc.load]] as const) {
-    lines.push(row([`${label}, ${l.clients} clients`, l.latency.p50Ms, l.latency.p90Ms, l.latency.p99Ms, l.latency.maxMs, l.errors, l.snapshotsPerS, l.collections], w));
+  for (const [label, l] of [
+    [`process, cache 0 ms`, sp.load],
+    [`process, cache ${DEFAULT_CACHE_MS} ms`, spc.load],
+  ] as const) {
+    lines.push(
+      row(
+        [
+          `${label}, ${l.clients} clients`,
+          l.latency.p50Ms,
+          l.latency.p90Ms,
+          l.latency.p99Ms,
+          l.latency.maxMs,
+          l.errors,
+          l.snapshotsPerS,
+          l.collections,
+        ],
+        w,
+      ),
+    );
   }
   lines.push(
     '',

@@ -30,7 +30,12 @@ const MiB = 1024 * 1024;
 /** A valid snapshot of `node` padded (bounded error texts on 16 GPUs) to just under `bytes`. */
 function largeSnapshot(node: string, bytes: number): string {
   const at = new Date().toISOString();
-  const doc = nodeSnapshot({ node, collectedAt: at, gpus: Array.from({ length: 16 }, (_, i) => h100(i % 8, { index: i })), events: [xidEvent(13, { firstSeen: at, lastSeen: at })] });
+  const doc = nodeSnapshot({
+    node,
+    collectedAt: at,
+    gpus: Array.from({ length: 16 }, (_, i) => h100(i % 8, { index: i })),
+    events: [xidEvent(13, { firstSeen: at, lastSeen: at })],
+  });
   const base = JSON.stringify(doc).length;
   const perError = JSON.stringify({ field: 'power.usageWatts', code: 999, error: 'e'.repeat(500) }).length + 1;
   let room = Math.floor((bytes - base) / perError);
@@ -57,21 +62,36 @@ async function serve(port: number, bodyBytes: number, holdMs: number): Promise<v
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { serve: { type: 'string' }, nodes: { type: 'string', default: '5000' }, concurrency: { type: 'string', default: '256' }, 'hold-ms': { type: 'string', default: '250' }, 'body-bytes': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      serve: { type: 'string' },
+      nodes: { type: 'string', default: '5000' },
+      concurrency: { type: 'string', default: '256' },
+      'hold-ms': { type: 'string', default: '250' },
+      'body-bytes': { type: 'string' },
+    },
+  });
   const bodyBytes = Number(values['body-bytes'] ?? DEFAULT_MAX_BODY_BYTES - 4096);
   if (values.serve !== undefined) return serve(Number(values.serve), bodyBytes, Number(values['hold-ms']));
 
   const nodes = Number(values.nodes);
   const concurrency = Number(values.concurrency);
   const port = await freePort();
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', String(port), '--hold-ms', String(values['hold-ms']), '--body-bytes', String(bodyBytes)], { stdio: 'inherit' });
+  const child = fork(
+    fileURLToPath(import.meta.url),
+    ['--serve', String(port), '--hold-ms', String(values['hold-ms']), '--body-bytes', String(bodyBytes)],
+    { stdio: 'inherit' },
+  );
   const deadline = setTimeout(() => {
     child.kill('SIGKILL');
     process.exit(1);
   }, 5 * 60_000);
   try {
     await new Promise<void>((resolve) => child.once('message', () => resolve()));
-    const targets: NodeTarget[] = Array.from({ length: nodes }, (_, i) => ({ node: `bench-node-${i}`, agent: { podName: `agent-${i}`, ip: '127.0.0.1' } }));
+    const targets: NodeTarget[] = Array.from({ length: nodes }, (_, i) => ({
+      node: `bench-node-${i}`,
+      agent: { podName: `agent-${i}`, ip: '127.0.0.1' },
+    }));
     const policy = resolvePolicy();
     const results = new RetainedResults();
     global.gc?.();
@@ -80,9 +100,15 @@ async function main(): Promise<void> {
     let peak = { rss: before.rss, heapUsed: before.heapUsed, arrayBuffers: before.arrayBuffers };
     const sampler = setInterval(() => {
       const m = process.memoryUsage();
-      peak = { rss: Math.max(peak.rss, m.rss), heapUsed: Math.max(peak.heapUsed, m.heapUsed), arrayBuffers: Math.max(peak.arrayBuffers, m.arrayBuffers) };
+      peak = {
+        rss: Math.max(peak.rss, m.rss),
+        heapUsed: Math.max(peak.heapUsed, m.heapUsed),
+        arrayBuffers: Math.max(peak.arrayBuffers, m.arrayBuffers),
+      };
     }, 10);
-    progress(`fan-out to ${nodes} nodes, concurrency ${concurrency}, answers of ${round(bodyBytes / MiB, 2)} MiB held ${values['hold-ms']} ms before their last KiB`);
+    progress(
+      `fan-out to ${nodes} nodes, concurrency ${concurrency}, answers of ${round(bodyBytes / MiB, 2)} MiB held ${values['hold-ms']} ms before their last KiB`,
+    );
     const started = performance.now();
     let peakInFlight = 0;
     await fanOut({
@@ -103,13 +129,23 @@ async function main(): Promise<void> {
       onStats: (s) => (peakInFlight = s.peakInFlight),
       // As the controller does: score as it arrives, keep the scored result, drop the snapshot.
       onResult: (outcome) => {
-        const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
+        const input: NodeResultInput = {
+          node: outcome.node,
+          result: outcome.result,
+          durationMs: outcome.durationMs,
+          ...(outcome.message !== undefined ? { message: outcome.message } : {}),
+        };
         if (outcome.snapshot !== undefined) input.score = scoreNode(outcome.snapshot, policy, new Date());
         results.push(input);
       },
     });
     const fanOutMs = performance.now() - started;
-    const status = computeDiagnosticStatus(undefined, 1, { kind: 'finished', startTime: new Date().toISOString(), targeted: nodes, results: results.all }, new Date());
+    const status = computeDiagnosticStatus(
+      undefined,
+      1,
+      { kind: 'finished', startTime: new Date().toISOString(), targeted: nodes, results: results.all },
+      new Date(),
+    );
     clearInterval(sampler);
     global.gc?.();
     const retainedHeap = process.memoryUsage().heapUsed;

@@ -122,7 +122,15 @@ interface Series {
   notes: Record<string, unknown>;
 }
 
-async function runSeries(name: string, description: string, count: number, warmup: number, once: (i: number) => Promise<void>, admin: KubeConfig | undefined, notes: Record<string, unknown> = {}): Promise<Series> {
+async function runSeries(
+  name: string,
+  description: string,
+  count: number,
+  warmup: number,
+  once: (i: number) => Promise<void>,
+  admin: KubeConfig | undefined,
+  notes: Record<string, unknown> = {},
+): Promise<Series> {
   for (let i = 0; i < warmup; i++) await once(-1 - i);
   const before = admin === undefined ? undefined : await apiRequestCounts(admin);
   const samples: number[] = [];
@@ -140,7 +148,9 @@ async function runSeries(name: string, description: string, count: number, warmu
   const after = admin === undefined ? undefined : await apiRequestCounts(admin);
   const result: Series = { name, description, stats: stats(samples, failures), samplesMs: samples.map((s) => round(s, 2)), notes };
   if (before !== undefined && after !== undefined) result.apiRequestsPerCall = apiPerCall(before, after, count);
-  progress(`  ${name}: p50 ${result.stats.p50Ms} ms, p90 ${result.stats.p90Ms} ms, p99 ${result.stats.p99Ms} ms (${result.stats.n} calls, ${failures} failed)`);
+  progress(
+    `  ${name}: p50 ${result.stats.p50Ms} ms, p90 ${result.stats.p90Ms} ms, p99 ${result.stats.p99Ms} ms (${result.stats.n} calls, ${failures} failed)`,
+  );
   return result;
 }
 
@@ -162,7 +172,8 @@ async function diagnosticWatcher(admin: KubeConfig): Promise<{ waitFor(name: str
       waiter(obj);
     },
     (err: unknown) => {
-      if (!stopping && err !== null && err !== undefined) progress(`watch of the bench namespace ended: ${err instanceof Error ? err.message : String(err)}`);
+      if (!stopping && err !== null && err !== undefined)
+        progress(`watch of the bench namespace ended: ${err instanceof Error ? err.message : String(err)}`);
     },
   );
   return {
@@ -220,7 +231,8 @@ async function main(): Promise<void> {
   const watchOne = num('watch-one', 0, 10_000);
   const watchAll = num('watch-all', 0, 10_000);
   const pollIntervals = (values['poll-interval-ms'] ?? '').split(',').map((v) => Number(v.trim()));
-  if (pollIntervals.length === 0 || !pollIntervals.every((n) => Number.isInteger(n) && n >= 1 && n <= 60_000)) throw new Error('--poll-interval-ms must be a comma-separated list of integers from 1 to 60000');
+  if (pollIntervals.length === 0 || !pollIntervals.every((n) => Number.isInteger(n) && n >= 1 && n <= 60_000))
+    throw new Error('--poll-interval-ms must be a comma-separated list of integers from 1 to 60000');
   const agentCacheMs = num('agent-cache-ms', 0, 24 * 3600_000);
   const deadlineS = num('deadline-s', 1, 24 * 3600);
   const outName = values.out ?? 'mcp.json';
@@ -248,7 +260,8 @@ async function main(): Promise<void> {
     scenario: SCENARIO,
     operator: 'in this process (Operator.start), as its ServiceAccount (config/rbac/operator.yaml + operator-mcp.yaml)',
     mcpServer: 'createMcpHttpServer on 127.0.0.1, in this process, stateless Streamable HTTP, audiences [gpudiag-mcp]',
-    mcpClient: '@modelcontextprotocol/sdk Client + StreamableHTTPClientTransport, one connection, bearer token of a ServiceAccount (Role: gpudiagnostics create/get/list/watch/delete)',
+    mcpClient:
+      '@modelcontextprotocol/sdk Client + StreamableHTTPClientTransport, one connection, bearer token of a ServiceAccount (Role: gpudiagnostics create/get/list/watch/delete)',
     pollIntervalsMs: pollIntervals,
     agentSnapshotCacheMs: agentCacheMs,
     agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
@@ -270,23 +283,37 @@ async function main(): Promise<void> {
     await core.createNamespacedServiceAccount({ namespace: BENCH_NAMESPACE, body: { metadata: { name: CALLER } } });
     await rbac.createNamespacedRole({
       namespace: BENCH_NAMESPACE,
-      body: { metadata: { name: CALLER }, rules: [{ apiGroups: ['gpudiag.io'], resources: ['gpudiagnostics'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }] },
+      body: {
+        metadata: { name: CALLER },
+        rules: [{ apiGroups: ['gpudiag.io'], resources: ['gpudiagnostics'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }],
+      },
     });
     await rbac.createNamespacedRoleBinding({
       namespace: BENCH_NAMESPACE,
-      body: { metadata: { name: CALLER }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CALLER }, subjects: [{ kind: 'ServiceAccount', name: CALLER, namespace: BENCH_NAMESPACE }] },
+      body: {
+        metadata: { name: CALLER },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CALLER },
+        subjects: [{ kind: 'ServiceAccount', name: CALLER, namespace: BENCH_NAMESPACE }],
+      },
     });
     const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
     const token = async (namespace: string, name: string, audiences: string[]): Promise<string> => {
-      const res = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences, expirationSeconds: 24 * 3600 } } });
+      const res = await core.createNamespacedServiceAccountToken({
+        namespace,
+        name,
+        body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
+      });
       return res.status?.token ?? '';
     };
-    const serviceAccountKc = async (name: string): Promise<KubeConfig> => kubeConfigForToken(controlPlane.endpoint.server, caPem, await token(AGENT_NAMESPACE, name, []), name);
+    const serviceAccountKc = async (name: string): Promise<KubeConfig> =>
+      kubeConfigForToken(controlPlane.endpoint.server, caPem, await token(AGENT_NAMESPACE, name, []), name);
 
     // --- fleet
     const agentPort = await freePort();
     const agentKc = await serviceAccountKc('gpudiag-agent');
-    progress(`starting ${nodeCount} simulated node(s) × 8 GPUs (${SCENARIO}, shared fake NVML library, agent snapshot cache ${agentCacheMs} ms)`);
+    progress(
+      `starting ${nodeCount} simulated node(s) × 8 GPUs (${SCENARIO}, shared fake NVML library, agent snapshot cache ${agentCacheMs} ms)`,
+    );
     const fleetStarted = performance.now();
     const fleet = await SimulatedFleet.start({
       kc: admin,
@@ -296,7 +323,10 @@ async function main(): Promise<void> {
       logger,
       sharedLibrary: true,
       snapshotCacheMs: agentCacheMs,
-      auth: { authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`] },
+      auth: {
+        authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE),
+        allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`],
+      },
     });
     stops.push(() => fleet.stop());
     out['fleetStartS'] = round((performance.now() - fleetStarted) / 1000, 1);
@@ -308,7 +338,18 @@ async function main(): Promise<void> {
     const operatorKc = await serviceAccountKc('gpudiag-operator');
     const agentToken = await token(AGENT_NAMESPACE, 'gpudiag-operator', [AGENT_AUDIENCE]);
     const config = parseOperatorConfig(
-      ['--agent-namespace', AGENT_NAMESPACE, '--agent-port', String(agentPort), '--probe-listen', '127.0.0.1:0', '--fanout-concurrency', String(FANOUT_CONCURRENCY), '--identity', 'bench-operator-mcp'],
+      [
+        '--agent-namespace',
+        AGENT_NAMESPACE,
+        '--agent-port',
+        String(agentPort),
+        '--probe-listen',
+        '127.0.0.1:0',
+        '--fanout-concurrency',
+        String(FANOUT_CONCURRENCY),
+        '--identity',
+        'bench-operator-mcp',
+      ],
       {},
       'bench',
     );
@@ -343,7 +384,11 @@ async function main(): Promise<void> {
       const address = await mcp.start();
       stops.push(() => mcp.stop());
       const client = new Client({ name: 'gpudiag-mcp-bench', version: '0.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${address.port}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${callerToken}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${address.port}/mcp`), {
+          requestInit: { headers: { Authorization: `Bearer ${callerToken}` } },
+        }),
+      );
       clients.push(client);
     }
     watcher = await diagnosticWatcher(admin);
@@ -351,17 +396,21 @@ async function main(): Promise<void> {
 
     // --- series
     const series: Series[] = [];
-    const directUrl = (): string => `http://${node1.address}:${agentPort}/v1/snapshot?${new URLSearchParams({ checks: CHECKS.join(','), xidSince: new Date(Date.now() - XID_LOOKBACK_MS).toISOString() }).toString()}`;
+    const directUrl = (): string =>
+      `http://${node1.address}:${agentPort}/v1/snapshot?${new URLSearchParams({ checks: CHECKS.join(','), xidSince: new Date(Date.now() - XID_LOOKBACK_MS).toISOString() }).toString()}`;
     let directBytes = 0;
     progress(`direct agent snapshot of gpu-node-1 (${node1.address}:${agentPort}) × ${directCalls}`);
     series.push(
       await runSeries(
         'direct',
-        'GET /v1/snapshot?checks=health,xid on gpu-node-1 with the operator\'s agent-audience token (fetch, keep-alive)',
+        "GET /v1/snapshot?checks=health,xid on gpu-node-1 with the operator's agent-audience token (fetch, keep-alive)",
         directCalls,
         3,
         async () => {
-          const res = await fetch(directUrl(), { headers: { Authorization: `Bearer ${agentToken}` }, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+          const res = await fetch(directUrl(), {
+            headers: { Authorization: `Bearer ${agentToken}` },
+            signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+          });
           const body = await res.arrayBuffer();
           if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
           directBytes = body.byteLength;
@@ -371,11 +420,17 @@ async function main(): Promise<void> {
     );
     (series.at(-1) as Series).notes['responseBytes'] = directBytes;
 
-    const mcpCall = async (client: Client, args: Record<string, unknown>, expectNodes: number, notes: Record<string, unknown>): Promise<void> => {
+    const mcpCall = async (
+      client: Client,
+      args: Record<string, unknown>,
+      expectNodes: number,
+      notes: Record<string, unknown>,
+    ): Promise<void> => {
       const r = (await client.callTool({ name: 'gpu_health', arguments: args }, undefined, { timeout: CALL_TIMEOUT_MS })) as ToolAnswer;
       if (r.isError === true) throw new Error(`tool error: ${(r.content ?? []).map((c) => c.text ?? '').join(' ')}`);
       const summary = r.structuredContent?.summary;
-      if (summary?.nodesTargeted !== expectNodes) throw new Error(`gpu_health targeted ${summary?.nodesTargeted ?? '?'} node(s), expected ${expectNodes}`);
+      if (summary?.nodesTargeted !== expectNodes)
+        throw new Error(`gpu_health targeted ${summary?.nodesTargeted ?? '?'} node(s), expected ${expectNodes}`);
       notes['nodesByStatus'] = summary.nodesByStatus;
       notes['responseBytes'] = Buffer.byteLength(JSON.stringify(r));
     };
@@ -385,9 +440,29 @@ async function main(): Promise<void> {
       const pollIntervalMs = pollIntervals[k] ?? DEFAULT_POLL_INTERVAL_MS;
       const suffix = k === 0 ? '' : `@${pollIntervalMs}ms`;
       progress(`MCP gpu_health {nodeNames: [gpu-node-1]} × ${callsOne}, poll ${pollIntervalMs} ms`);
-      series.push(await runSeries(`mcp-1${suffix}`, `MCP callTool gpu_health {nodeNames: [gpu-node-1]} over HTTP, facade poll interval ${pollIntervalMs} ms`, callsOne, 2, () => mcpCall(client, { nodeNames: ['gpu-node-1'] }, 1, oneNotes), admin, oneNotes));
+      series.push(
+        await runSeries(
+          `mcp-1${suffix}`,
+          `MCP callTool gpu_health {nodeNames: [gpu-node-1]} over HTTP, facade poll interval ${pollIntervalMs} ms`,
+          callsOne,
+          2,
+          () => mcpCall(client, { nodeNames: ['gpu-node-1'] }, 1, oneNotes),
+          admin,
+          oneNotes,
+        ),
+      );
       progress(`MCP gpu_health {} (${nodeCount} nodes) × ${callsAll}, poll ${pollIntervalMs} ms`);
-      series.push(await runSeries(`mcp-${nodeCount}${suffix}`, `MCP callTool gpu_health {} over HTTP (all ${nodeCount} nodes), facade poll interval ${pollIntervalMs} ms`, callsAll, 1, () => mcpCall(client, {}, nodeCount, allNotes), admin, allNotes));
+      series.push(
+        await runSeries(
+          `mcp-${nodeCount}${suffix}`,
+          `MCP callTool gpu_health {} over HTTP (all ${nodeCount} nodes), facade poll interval ${pollIntervalMs} ms`,
+          callsAll,
+          1,
+          () => mcpCall(client, {}, nodeCount, allNotes),
+          admin,
+          allNotes,
+        ),
+      );
     }
 
     const custom = admin.makeApiClient(CustomObjectsApi);
@@ -399,18 +474,41 @@ async function main(): Promise<void> {
       await custom.createNamespacedCustomObject({
         ...GPU_DIAGNOSTICS,
         namespace: BENCH_NAMESPACE,
-        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec: { checks: [...CHECKS], ttlSecondsAfterFinished: 3600, ...(nodeNames !== undefined ? { nodeNames } : {}) } },
+        body: {
+          apiVersion: 'gpudiag.io/v1alpha1',
+          kind: 'GPUDiagnostic',
+          metadata: { name },
+          spec: { checks: [...CHECKS], ttlSecondsAfterFinished: 3600, ...(nodeNames !== undefined ? { nodeNames } : {}) },
+        },
       });
       const obj = await done;
       if (obj?.status?.phase === 'Failed') throw new Error(`${name} failed`);
     };
     if (watchOne > 0) {
       progress(`GPUDiagnostic for gpu-node-1 created by the admin, watched until Ready × ${watchOne}`);
-      series.push(await runSeries('watch-1', 'GPUDiagnostic {nodeNames: [gpu-node-1]} created by the admin, watched until Ready=True (no MCP, no polling)', watchOne, 1, (i) => watched('watch-one', i, ['gpu-node-1']), admin));
+      series.push(
+        await runSeries(
+          'watch-1',
+          'GPUDiagnostic {nodeNames: [gpu-node-1]} created by the admin, watched until Ready=True (no MCP, no polling)',
+          watchOne,
+          1,
+          (i) => watched('watch-one', i, ['gpu-node-1']),
+          admin,
+        ),
+      );
     }
     if (watchAll > 0) {
       progress(`GPUDiagnostic for all ${nodeCount} nodes created by the admin, watched until Ready × ${watchAll}`);
-      series.push(await runSeries(`watch-${nodeCount}`, `GPUDiagnostic over all ${nodeCount} nodes created by the admin, watched until Ready=True (no MCP, no polling)`, watchAll, 1, (i) => watched('watch-all', i, undefined), admin));
+      series.push(
+        await runSeries(
+          `watch-${nodeCount}`,
+          `GPUDiagnostic over all ${nodeCount} nodes created by the admin, watched until Ready=True (no MCP, no polling)`,
+          watchAll,
+          1,
+          (i) => watched('watch-all', i, undefined),
+          admin,
+        ),
+      );
     }
 
     const p50 = (name: string): number => series.find((s) => s.name === name)?.stats.p50Ms ?? NaN;
@@ -429,18 +527,36 @@ async function main(): Promise<void> {
     await writeFile(path.join(resultsDir, outName), `${JSON.stringify(out, null, 2)}\n`);
 
     const w = [16, 4, 10, 10, 10, 10, 10];
-    const row = (cells: (string | number)[]): string => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0))).join('  ');
+    const row = (cells: (string | number)[]): string =>
+      cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0))).join('  ');
     const lines = [
       `gpudiag MCP benchmark — gpu_health over Streamable HTTP, ${nodeCount} simulated nodes × 8 GPUs, poll ${pollIntervals.join(' and ')} ms, agent cache ${agentCacheMs} ms, ${String(out['cpus'])} CPUs, node ${process.version}`,
       '',
       row(['series', 'n', 'min', 'p50', 'p90', 'p99', 'max']),
-      ...series.map((s) => row([s.name, s.stats.n, `${s.stats.minMs} ms`, `${s.stats.p50Ms} ms`, `${s.stats.p90Ms} ms`, `${s.stats.p99Ms} ms`, `${s.stats.maxMs} ms`])),
+      ...series.map((s) =>
+        row([
+          s.name,
+          s.stats.n,
+          `${s.stats.minMs} ms`,
+          `${s.stats.p50Ms} ms`,
+          `${s.stats.p90Ms} ms`,
+          `${s.stats.p99Ms} ms`,
+          `${s.stats.maxMs} ms`,
+        ]),
+      ),
       '',
       `ratio of p50s (poll ${pollIntervals[0] ?? '?'} ms): MCP 1 node / direct = ${ratios.mcp1OverDirectP50}×; MCP ${nodeCount} nodes / direct = ${String(ratios[`mcp${nodeCount}OverDirectP50`])}×`,
       `                             MCP 1 node / watch 1 node = ${ratios.mcp1OverWatch1P50}×; MCP ${nodeCount} / watch ${nodeCount} = ${String(ratios[`mcp${nodeCount}OverWatch${nodeCount}P50`])}×`,
       '',
       'API requests per call (GPUDiagnostics, TokenReviews, Events):',
-      ...series.filter((s) => s.apiRequestsPerCall !== undefined).map((s) => `  ${s.name}: ${Object.entries(s.apiRequestsPerCall ?? {}).map(([k, n]) => `${n} ${k}`).join(', ')}`),
+      ...series
+        .filter((s) => s.apiRequestsPerCall !== undefined)
+        .map(
+          (s) =>
+            `  ${s.name}: ${Object.entries(s.apiRequestsPerCall ?? {})
+              .map(([k, n]) => `${n} ${k}`)
+              .join(', ')}`,
+        ),
       `failures: ${series.map((s) => `${s.name} ${s.stats.failures}`).join(', ')}; load average ${String(out['loadAverage1mAtStart'])} → ${String(out['loadAverage1mAtEnd'])}`,
       `answers: direct ${directBytes} B; mcp-1 ${JSON.stringify(oneNotes)}; mcp-${nodeCount} ${JSON.stringify(allNotes)}`,
       `written: ${path.relative(process.cwd(), path.join(resultsDir, outName))}`,
@@ -448,8 +564,12 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     watcher?.stop();
-    for (const client of clients) await client.close().catch((err: unknown) => progress(`closing an MCP client failed: ${err instanceof Error ? err.message : String(err)}`));
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => progress(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
+    for (const client of clients)
+      await client
+        .close()
+        .catch((err: unknown) => progress(`closing an MCP client failed: ${err instanceof Error ? err.message : String(err)}`));
+    for (const stop of stops.reverse())
+      await stop().catch((err: unknown) => progress(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`));
   }
 }
 

@@ -14,7 +14,9 @@ import { percentile, round } from './support.js';
 const WARMUP_SNAPSHOTS = 50;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { snapshots: { type: 'string', default: '500' }, scenario: { type: 'string', default: 'h100-sxm-8x-healthy' } } });
+  const { values } = parseArgs({
+    options: { snapshots: { type: 'string', default: '500' }, scenario: { type: 'string', default: 'h100-sxm-8x-healthy' } },
+  });
   const snapshots = Number(values.snapshots);
   const fake = await startFakeNvml(values.scenario);
   const nvml = new NvmlBinding({ libraryPath: fake.libraryPath, fallbackToSystemLibrary: false, synchronous: true });

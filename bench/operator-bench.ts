@@ -231,7 +231,12 @@ async function prewarm(fleet: SimulatedFleet): Promise<{ seconds: number; gpus: 
   return { seconds: round((performance.now() - started) / 1000, 1), gpus, gpusWithErrors };
 }
 
-async function startEnvironment(nodes: FleetNodeSpec[], sharedLibrary: boolean, logger: Logger, stops: (() => Promise<void>)[]): Promise<Environment> {
+async function startEnvironment(
+  nodes: FleetNodeSpec[],
+  sharedLibrary: boolean,
+  logger: Logger,
+  stops: (() => Promise<void>)[],
+): Promise<Environment> {
   const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
   stops.push(() => controlPlane.stop());
   const admin = controlPlane.adminKubeConfig();
@@ -241,7 +246,11 @@ async function startEnvironment(nodes: FleetNodeSpec[], sharedLibrary: boolean, 
   await applyObjects(admin, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
   const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
   const serviceAccount = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
-    const res = await core.createNamespacedServiceAccountToken({ namespace: AGENT_NAMESPACE, name, body: { spec: { audiences, expirationSeconds: 24 * 3600 } } });
+    const res = await core.createNamespacedServiceAccountToken({
+      namespace: AGENT_NAMESPACE,
+      name,
+      body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
+    });
     const token = res.status?.token ?? '';
     return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
   };
@@ -261,7 +270,10 @@ async function startEnvironment(nodes: FleetNodeSpec[], sharedLibrary: boolean, 
     logger,
     sharedLibrary,
     snapshotCacheMs: AGENT_SNAPSHOT_CACHE_MS,
-    auth: { authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`] },
+    auth: {
+      authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE),
+      allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`],
+    },
     onProgress: (message) => {
       if (!message.startsWith('simulated node ')) return;
       started += 1;
@@ -336,7 +348,10 @@ async function runDiagnostic(
       operatorPid === undefined
         ? undefined
         : setInterval(() => {
-            sampleProcess(operatorPid).then((s) => (peakKiB = Math.max(peakKiB, s.rssKiB)), () => undefined);
+            sampleProcess(operatorPid).then(
+              (s) => (peakKiB = Math.max(peakKiB, s.rssKiB)),
+              () => undefined,
+            );
           }, RSS_SAMPLE_MS);
     let obj: GPUDiagnostic;
     let readyMs: number;
@@ -398,7 +413,10 @@ async function runDiagnostic(
       nodesTruncated: status.nodesTruncated ?? 0,
       apiRequests: apiDelta(apiBefore, apiAfter),
       events,
-      fanoutResults: subtract(counterByLabel(opAfter, 'gpudiag_fanout_results_total', 'result'), counterByLabel(opBefore, 'gpudiag_fanout_results_total', 'result')),
+      fanoutResults: subtract(
+        counterByLabel(opAfter, 'gpudiag_fanout_results_total', 'result'),
+        counterByLabel(opBefore, 'gpudiag_fanout_results_total', 'result'),
+      ),
       ...(idle !== undefined && after !== undefined
         ? {
             operatorProcess: {
@@ -436,11 +454,17 @@ async function waitLeading(probeUrl: string, isAlive: () => boolean, timeoutMs =
 }
 
 /** Runs one fleet size in a fresh environment: the runs 1–3 described at the top of this file. */
-async function benchSize(count: number, options: { faultyEvery: number; sharedLibrary: boolean; inProcess: boolean; coldMax: number }, logger: Logger): Promise<Record<string, unknown>> {
+async function benchSize(
+  count: number,
+  options: { faultyEvery: number; sharedLibrary: boolean; inProcess: boolean; coldMax: number },
+  logger: Logger,
+): Promise<Record<string, unknown>> {
   const stops: (() => Promise<void>)[] = [];
   try {
     const env = await startEnvironment(benchFleet(count, options.faultyEvery), options.sharedLibrary, logger, stops);
-    progress(`${count} node(s) running in ${round(env.fleetStartMs / 1000, 1)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent, 1)}% CPU idle for the fleet`);
+    progress(
+      `${count} node(s) running in ${round(env.fleetStartMs / 1000, 1)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent, 1)}% CPU idle for the fleet`,
+    );
     const runs: DiagnosticRun[] = [];
 
     // 1. The operator as its own process, as in a cluster.
@@ -457,14 +481,22 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
     while (probePort === env.agentPort) probePort = await freePort();
     const probeUrl = `http://127.0.0.1:${probePort}`;
     const args = [
-      path.join(repoRoot, 'bin', 'gpudiag.js'), 'operator',
-      '--kubeconfig', kubeconfig,
-      '--agent-namespace', AGENT_NAMESPACE,
-      '--agent-port', String(env.agentPort),
-      '--agent-token-file', tokenFile,
-      '--fanout-concurrency', String(FANOUT_CONCURRENCY),
-      '--probe-listen', `127.0.0.1:${probePort}`,
-      '--identity', 'bench-operator-process',
+      path.join(repoRoot, 'bin', 'gpudiag.js'),
+      'operator',
+      '--kubeconfig',
+      kubeconfig,
+      '--agent-namespace',
+      AGENT_NAMESPACE,
+      '--agent-port',
+      String(env.agentPort),
+      '--agent-token-file',
+      tokenFile,
+      '--fanout-concurrency',
+      String(FANOUT_CONCURRENCY),
+      '--probe-listen',
+      `127.0.0.1:${probePort}`,
+      '--identity',
+      'bench-operator-process',
     ];
     const logFile = path.join(env.controlPlane.endpoint.dir, 'logs', 'operator.log');
     const spawnedAt = performance.now();
@@ -482,7 +514,15 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
       await sleep(IDLE_SETTLE_MS);
       if (count <= options.coldMax) {
         progress(`${count} node(s): diagnostic with the operator as a separate process, agents cold`);
-        runs.push(await runDiagnostic(env, `fleet-${count}-process-cold`, { operator: 'process', agents: 'cold' }, () => metricsText(`${probeUrl}/metrics`), child.pid));
+        runs.push(
+          await runDiagnostic(
+            env,
+            `fleet-${count}-process-cold`,
+            { operator: 'process', agents: 'cold' },
+            () => metricsText(`${probeUrl}/metrics`),
+            child.pid,
+          ),
+        );
         // A new token (as after kubelet rotation), so every agent runs its TokenReview again.
         await writeFile(tokenFile, (await env.serviceAccount('gpudiag-operator', [AGENT_AUDIENCE])).token, { mode: 0o600 });
         await sleep(TOKEN_RECHECK_WAIT_MS);
@@ -491,12 +531,22 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
       progress(`${count} node(s): agents pre-collected ${warm.gpus} GPUs in ${warm.seconds} s (${warm.gpusWithErrors} with NVML errors)`);
       await sleep(IDLE_SETTLE_MS);
       progress(`${count} node(s): diagnostic with the operator as a separate process, agents warm`);
-      runs.push(await runDiagnostic(env, `fleet-${count}-process-warm`, { operator: 'process', agents: 'warm' }, () => metricsText(`${probeUrl}/metrics`), child.pid));
+      runs.push(
+        await runDiagnostic(
+          env,
+          `fleet-${count}-process-warm`,
+          { operator: 'process', agents: 'warm' },
+          () => metricsText(`${probeUrl}/metrics`),
+          child.pid,
+        ),
+      );
       const stopStarted = performance.now();
       await child.stop(10_000);
       sigtermMs = performance.now() - stopStarted;
       sigtermExit = await child.exited;
-      progress(`operator process: ready and leading ${Math.round(readyMs)} ms after spawn; SIGTERM → exit ${Math.round(sigtermMs)} ms (${sigtermExit})`);
+      progress(
+        `operator process: ready and leading ${Math.round(readyMs)} ms after spawn; SIGTERM → exit ${Math.round(sigtermMs)} ms (${sigtermExit})`,
+      );
     } finally {
       await child.stop(5_000);
       stopWatchdog();
@@ -507,7 +557,18 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
     if (options.inProcess) {
       const freshToken = await env.serviceAccount('gpudiag-operator', [AGENT_AUDIENCE]);
       const config = parseOperatorConfig(
-        ['--agent-namespace', AGENT_NAMESPACE, '--agent-port', String(env.agentPort), '--probe-listen', '127.0.0.1:0', '--fanout-concurrency', String(FANOUT_CONCURRENCY), '--identity', 'bench-operator-in-process'],
+        [
+          '--agent-namespace',
+          AGENT_NAMESPACE,
+          '--agent-port',
+          String(env.agentPort),
+          '--probe-listen',
+          '127.0.0.1:0',
+          '--fanout-concurrency',
+          String(FANOUT_CONCURRENCY),
+          '--identity',
+          'bench-operator-in-process',
+        ],
         {},
         'bench',
       );
@@ -516,7 +577,15 @@ async function benchSize(count: number, options: { faultyEvery: number; sharedLi
       await waitLeading(`http://127.0.0.1:${operator.probeAddress?.port ?? 0}`, () => true);
       await sleep(IDLE_SETTLE_MS);
       progress(`${count} node(s): diagnostic with the operator in this process, agents warm`);
-      runs.push(await runDiagnostic(env, `fleet-${count}-in-process-warm`, { operator: 'in-process', agents: 'warm' }, () => operator.metrics.registry.metrics(), undefined));
+      runs.push(
+        await runDiagnostic(
+          env,
+          `fleet-${count}-in-process-warm`,
+          { operator: 'in-process', agents: 'warm' },
+          () => operator.metrics.registry.metrics(),
+          undefined,
+        ),
+      );
     }
     return {
       nodes: count,
@@ -549,7 +618,9 @@ function verbSummary(delta: ApiDelta): string {
     const short = `${key.slice(0, key.indexOf(' '))} ${resource.replace(/^[^/]+\//, '')}`;
     byVerb[short] = (byVerb[short] ?? 0) + n;
   }
-  return Object.entries(byVerb).map(([k, n]) => `${n} ${k}`).join(', ');
+  return Object.entries(byVerb)
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
 }
 
 async function main(): Promise<void> {
@@ -569,7 +640,8 @@ async function main(): Promise<void> {
   const deadlineS = Number(values['deadline-s']);
   const coldMax = Number(values['cold-max']);
   if (!Number.isInteger(coldMax) || coldMax < 0) throw new Error('--cold-max must be a non-negative integer');
-  if (sizes.length === 0 || !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 1000)) throw new Error('--nodes must be a comma-separated list of integers from 1 to 1000 (nodeNames allows 1,000)');
+  if (sizes.length === 0 || !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= 1000))
+    throw new Error('--nodes must be a comma-separated list of integers from 1 to 1000 (nodeNames allows 1,000)');
   if (!Number.isInteger(faultyEvery) || faultyEvery < 0) throw new Error('--faulty-every must be a non-negative integer (0: all healthy)');
   if (!(deadlineS > 0)) throw new Error('--deadline-s must be positive');
   const deadline = setTimeout(() => {
@@ -597,7 +669,13 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   for (const [index, count] of sizes.entries()) {
     progress(`=== ${count} node(s) (${index + 1}/${sizes.length}) ===`);
-    results.push(await benchSize(count, { faultyEvery, sharedLibrary: !values['private-libraries'], inProcess: !values['no-in-process'], coldMax }, logger));
+    results.push(
+      await benchSize(
+        count,
+        { faultyEvery, sharedLibrary: !values['private-libraries'], inProcess: !values['no-in-process'], coldMax },
+        logger,
+      ),
+    );
   }
   out['sizes'] = results;
   out['loadAverage1mAtEnd'] = round(os.loadavg()[0] ?? NaN, 2);
@@ -610,7 +688,10 @@ async function main(): Promise<void> {
   const lines = [
     `gpudiag operator benchmark — GPUDiagnostic over N simulated nodes × 8 GPUs, ${String(out['cpus'])} CPUs, node ${process.version}`,
     '',
-    row(['operator, agents', 'N', 'create→Rdy', 'nodes/s', 'RSS idle', 'RSS peak', 'op CPU', 'agents', 'API op', 'TokenRev', 'status KiB'], w),
+    row(
+      ['operator, agents', 'N', 'create→Rdy', 'nodes/s', 'RSS idle', 'RSS peak', 'op CPU', 'agents', 'API op', 'TokenRev', 'status KiB'],
+      w,
+    ),
   ];
   for (const size of results) {
     for (const r of size['runs'] as DiagnosticRun[]) {
@@ -635,15 +716,23 @@ async function main(): Promise<void> {
       );
     }
   }
-  lines.push('', 'operator API requests per diagnostic, by verb (the benchmark\'s own create excluded):');
-  for (const size of results) for (const r of size['runs'] as DiagnosticRun[]) lines.push(`  ${r.operator}/${r.agents} N=${r.nodes}: ${verbSummary(r.apiRequests)}; background leases ${r.apiRequests.leases}, other ${r.apiRequests.other}`);
+  lines.push('', "operator API requests per diagnostic, by verb (the benchmark's own create excluded):");
+  for (const size of results)
+    for (const r of size['runs'] as DiagnosticRun[])
+      lines.push(
+        `  ${r.operator}/${r.agents} N=${r.nodes}: ${verbSummary(r.apiRequests)}; background leases ${r.apiRequests.leases}, other ${r.apiRequests.other}`,
+      );
   lines.push('', 'outcomes:');
   for (const size of results) {
     for (const r of size['runs'] as DiagnosticRun[]) {
-      lines.push(`  ${r.operator}/${r.agents} N=${r.nodes}: ${r.phase}, ${r.nodesSucceeded}/${r.nodes} succeeded (fan-out ${JSON.stringify(r.fanoutResults)}), by status ${JSON.stringify(r.nodesByStatus)}, Healthy=${r.healthy?.status ?? '?'} (${r.healthy?.reason ?? '?'}), nodes[] ${r.nodesListed} listed + ${r.nodesTruncated} truncated, ${r.statusWritesSeen} status writes, events ${JSON.stringify(r.events)}`);
+      lines.push(
+        `  ${r.operator}/${r.agents} N=${r.nodes}: ${r.phase}, ${r.nodesSucceeded}/${r.nodes} succeeded (fan-out ${JSON.stringify(r.fanoutResults)}), by status ${JSON.stringify(r.nodesByStatus)}, Healthy=${r.healthy?.status ?? '?'} (${r.healthy?.reason ?? '?'}), nodes[] ${r.nodesListed} listed + ${r.nodesTruncated} truncated, ${r.statusWritesSeen} status writes, events ${JSON.stringify(r.events)}`,
+      );
     }
     const pw = size['prewarm'] as { seconds: number; gpus: number; gpusWithErrors: number } | undefined;
-    lines.push(`  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s (${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`);
+    lines.push(
+      `  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s (${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`,
+    );
   }
   lines.push(`written: ${path.relative(process.cwd(), outFile)}`);
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -152,8 +152,10 @@ async function generate(file: string, lines: number): Promise<Record<string, num
     const style = rnd();
     let line: string;
     if (style < 0.4) line = `${raw} ${message}`;
-    else if (style < 0.6) line = `[${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${d.getUTCFullYear()}] ${message}`;
-    else if (style < 0.9) line = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${host} kernel: ${raw} ${message}`;
+    else if (style < 0.6)
+      line = `[${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${d.getUTCFullYear()}] ${message}`;
+    else if (style < 0.9)
+      line = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${host} kernel: ${raw} ${message}`;
     else line = `${d.toISOString().slice(0, 19)}+0000 ${host} kernel: ${message}`;
     chunk.push(line);
     if (chunk.length === 10_000) {
@@ -246,7 +248,12 @@ async function cliRun(file: string, format: 'jsonl' | 'table', outFile: string):
   if (exitCode !== 0) throw new Error(`xid analyze exited with ${exitCode}: ${stderr}`);
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
   const text = await readFile(outFile, 'utf8');
-  return { wallS: round(wallS, 3), maxRssMiB: m === null ? null : round(Number(m[1]) / 1024, 1), outputLines: text.split('\n').length - 1, exitCode };
+  return {
+    wallS: round(wallS, 3),
+    maxRssMiB: m === null ? null : round(Number(m[1]) / 1024, 1),
+    outputLines: text.split('\n').length - 1,
+    exitCode,
+  };
 }
 
 async function endToEnd(file: string, lines: number, runs: number, dir: string): Promise<Record<string, unknown>> {
@@ -268,11 +275,18 @@ async function endToEnd(file: string, lines: number, runs: number, dir: string):
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' }, 'cli-runs': { type: 'string', default: '3' } } });
+  const { values } = parseArgs({
+    options: {
+      lines: { type: 'string', default: '1000000' },
+      runs: { type: 'string', default: '5' },
+      'cli-runs': { type: 'string', default: '3' },
+    },
+  });
   const lines = Number(values.lines);
   const runs = Number(values.runs);
   const cliRuns = Number(values['cli-runs']);
-  if (![lines, runs, cliRuns].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--lines, --runs and --cli-runs must be positive integers');
+  if (![lines, runs, cliRuns].every((n) => Number.isInteger(n) && n > 0))
+    throw new Error('--lines, --runs and --cli-runs must be positive integers');
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-parser-bench-'));
   try {

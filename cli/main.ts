@@ -15,7 +15,7 @@ function usage(): string {
     'commands:',
     ...commands.map((c) => `  ${c.words.join(' ').padEnd(width)}  ${c.summary}`),
     '',
-    'Run `gpudiag <command> --help` for a command\'s options; every command also takes --version.',
+    "Run `gpudiag <command> --help` for a command's options; every command also takes --version.",
     '',
   ].join('\n');
 }

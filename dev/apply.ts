@@ -13,7 +13,11 @@ export async function readManifests(paths: readonly string[]): Promise<Kubernete
   const files: string[] = [];
   for (const p of paths) {
     const entries = await readdir(p).then(
-      (names) => names.filter((n) => /\.ya?ml$/.test(n)).sort().map((n) => path.join(p, n)),
+      (names) =>
+        names
+          .filter((n) => /\.ya?ml$/.test(n))
+          .sort()
+          .map((n) => path.join(p, n)),
       (err: unknown) => {
         if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return [p];
         throw new Error(`cannot read manifests from ${p}`, { cause: err });

@@ -83,7 +83,13 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
     if (options.nodes > 0) {
       const port = await freePort();
       const serviceAccountKc = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
-        const res = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ namespace: DEV_NAMESPACE, name, body: { spec: { audiences, expirationSeconds: 24 * 3600 } } });
+        const res = await kc
+          .makeApiClient(CoreV1Api)
+          .createNamespacedServiceAccountToken({
+            namespace: DEV_NAMESPACE,
+            name,
+            body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
+          });
         const token = res.status?.token ?? '';
         const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
         return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
@@ -96,15 +102,26 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
         nodes: defaultFleet(options.nodes, options.scenarios),
         port,
         logger,
-        auth: { authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE), allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:gpudiag-operator`] },
+        auth: {
+          authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE),
+          allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:gpudiag-operator`],
+        },
         onProgress,
       });
       stops.push(() => fleet.stop());
       onProgress('starting the operator as ServiceAccount gpudiag-operator');
       const operatorIdentity = await serviceAccountKc('gpudiag-operator', []);
       const agentToken = await serviceAccountKc('gpudiag-operator', [AGENT_AUDIENCE]);
-      const config = parseOperatorConfig(['--agent-namespace', DEV_NAMESPACE, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0'], {}, 'dev-operator');
-      const operator = await Operator.start(config, { kc: operatorIdentity.kc, logger, tokenProvider: () => Promise.resolve(agentToken.token) });
+      const config = parseOperatorConfig(
+        ['--agent-namespace', DEV_NAMESPACE, '--agent-port', String(port), '--probe-listen', '127.0.0.1:0'],
+        {},
+        'dev-operator',
+      );
+      const operator = await Operator.start(config, {
+        kc: operatorIdentity.kc,
+        logger,
+        tokenProvider: () => Promise.resolve(agentToken.token),
+      });
       stops.push(() => operator.stop());
     }
     if (options.applySamples) {
@@ -160,7 +177,9 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
     await cluster.node.importImages([images.agentArchive, images.operatorArchive]);
     const kubeconfigPath = path.join(stateDir, 'kubeconfig');
     await copyFile(cluster.controlPlane.endpoint.adminKubeconfigPath, kubeconfigPath);
-    onProgress(`the real node's GPUs: the fake NVML library with scenario ${REAL_NODE_SCENARIO}, and a kernel-log file (the chart's agent.demo values)`);
+    onProgress(
+      `the real node's GPUs: the fake NVML library with scenario ${REAL_NODE_SCENARIO}, and a kernel-log file (the chart's agent.demo values)`,
+    );
     const demo = await prepareDemoGpu(cluster.node.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
     onProgress(`helm install ${DEV_RELEASE} charts/gpudiag --values dev/real-node/values.yaml (waits for its pods to be Ready)`);
     await helmInstall(helm, {
@@ -168,7 +187,11 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
       release: DEV_RELEASE,
       namespace: DEV_NAMESPACE,
       valuesFiles: [REAL_NODE_VALUES],
-      set: { 'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag'), 'agent.podResourcesHostPath': cluster.node.podResourcesDir, ...demo.values },
+      set: {
+        'agent.stateHostPath': cluster.node.hostPathFor('var-lib-gpudiag'),
+        'agent.podResourcesHostPath': cluster.node.podResourcesDir,
+        ...demo.values,
+      },
       signal,
     });
     onProgress('the chart is installed: agent and operator pods Ready');

@@ -21,7 +21,13 @@ export interface FlagReader {
 }
 
 /** Parses `argv` strictly: every key of `envNames` is a string flag, `switches` are booleans. */
-export function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv, envNames: Readonly<Record<string, string>>, switches: readonly string[], makeError: ConfigErrorFactory): FlagReader {
+export function readFlags(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  envNames: Readonly<Record<string, string>>,
+  switches: readonly string[],
+  makeError: ConfigErrorFactory,
+): FlagReader {
   let values: Record<string, string | boolean | undefined>;
   try {
     const options = {
@@ -44,15 +50,29 @@ export function readFlags(argv: readonly string[], env: NodeJS.ProcessEnv, envNa
 }
 
 /** Parses an integer flag value within [min, max]; absent gives `fallback`, empty is an error. */
-export function integerFlag(flag: string, value: string | undefined, fallback: number, min: number, max: number, makeError: ConfigErrorFactory): number {
+export function integerFlag(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+  makeError: ConfigErrorFactory,
+): number {
   if (value === undefined) return fallback;
   const n = /^-?\d{1,15}$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw makeError(`--${flag} must be an integer between ${min} and ${max}, got ${quote(value)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw makeError(`--${flag} must be an integer between ${min} and ${max}, got ${quote(value)}`);
   return n;
 }
 
 /** One of `choices`; absent gives `fallback`. */
-export function choiceFlag<T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T, makeError: ConfigErrorFactory): T {
+export function choiceFlag<T extends string>(
+  flag: string,
+  value: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+  makeError: ConfigErrorFactory,
+): T {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) throw makeError(`--${flag} must be ${choices.join(' or ')}, got ${quote(value)}`);
   return value as T;
@@ -69,7 +89,8 @@ export interface HostPort {
  * DNS name, the port an integer 0-65535 (0: any free port), neither empty.
  */
 export function hostPortFlag(flag: string, value: string, makeError: ConfigErrorFactory): HostPort {
-  const bad = (why: string): Error => makeError(`--${flag} must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): ${why}, got ${quote(value)}`);
+  const bad = (why: string): Error =>
+    makeError(`--${flag} must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): ${why}, got ${quote(value)}`);
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
   const colon = value.lastIndexOf(':');
   const host = bracketed !== null ? (bracketed[1] ?? '') : colon < 0 ? value : value.slice(0, colon);

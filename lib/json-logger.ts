@@ -22,7 +22,12 @@ function recordLine(record: Fields): string {
     text = JSON.stringify(sorted, (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value));
   } catch (err) {
     // a circular or otherwise unserialisable field: keep the record, say which part was lost
-    text = JSON.stringify({ level: sorted['level'], message: sorted['message'], timestamp: sorted['timestamp'], logError: `fields not serialisable: ${String(err)}` });
+    text = JSON.stringify({
+      level: sorted['level'],
+      message: sorted['message'],
+      timestamp: sorted['timestamp'],
+      logError: `fields not serialisable: ${String(err)}`,
+    });
   }
   return escapeRawAfterJson(text);
 }

@@ -57,7 +57,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     silent: options.silent ?? false,
     defaultMeta: options.defaultMeta ?? {},
     format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json(), oneLine()),
-    transports: [options.stream !== undefined ? new winston.transports.Stream({ stream: options.stream }) : new winston.transports.Console(options.stderrOnly === true ? { stderrLevels: allLevels } : {})],
+    transports: [
+      options.stream !== undefined
+        ? new winston.transports.Stream({ stream: options.stream })
+        : new winston.transports.Console(options.stderrOnly === true ? { stderrLevels: allLevels } : {}),
+    ],
   });
 }
 

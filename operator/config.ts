@@ -37,7 +37,15 @@ export interface OperatorConfig {
   probeHost: string;
   probePort: number;
   /** The MCP endpoint (/mcp); absent when disabled. */
-  mcp?: { host: string; port: number; namespace: string; readOnly: boolean; allowedHosts: readonly string[]; audience: string; rateLimit: { burst: number; perSecond: number } };
+  mcp?: {
+    host: string;
+    port: number;
+    namespace: string;
+    readOnly: boolean;
+    allowedHosts: readonly string[];
+    audience: string;
+    rateLimit: { burst: number; perSecond: number };
+  };
   leaderElection: boolean;
   leaseNamespace: string;
   leaseName: string;
@@ -149,8 +157,16 @@ const AUDIENCE = /^[\x21-\x2b\x2d-\x7e]{1,253}$/;
 /** Validates an equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated; empty selects everything). */
 function equalitySelector(flag: string, value: string): string {
   const bad = equalitySelectorProblem(value);
-  if (bad !== undefined) throw new OperatorConfigError(`--${flag} must be comma-separated terms k=v, k!=v, k or !k with valid label keys and values, got ${quote(bad)}`);
-  return value.trim() === '' ? '' : value.split(',').map((t) => t.trim()).join(',');
+  if (bad !== undefined)
+    throw new OperatorConfigError(
+      `--${flag} must be comma-separated terms k=v, k!=v, k or !k with valid label keys and values, got ${quote(bad)}`,
+    );
+  return value.trim() === ''
+    ? ''
+    : value
+        .split(',')
+        .map((t) => t.trim())
+        .join(',');
 }
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
@@ -171,11 +187,16 @@ function parseMcp(get: (flag: string) => string | undefined): OperatorConfig['mc
   const listen = get('mcp-listen');
   if (listen === undefined || listen === '') return undefined;
   const { host, port } = hostPortFlag('mcp-listen', listen, configError);
-  const hosts = (get('mcp-allowed-hosts') ?? 'localhost,127.0.0.1,::1').split(',').map((h) => h.trim()).filter((h) => h !== '');
+  const hosts = (get('mcp-allowed-hosts') ?? 'localhost,127.0.0.1,::1')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
   const badHost = hosts.find((h) => !(isIP(h) !== 0 || isDnsSubdomain(h.toLowerCase())));
-  if (badHost !== undefined) throw new OperatorConfigError(`--mcp-allowed-hosts must be comma-separated host names or addresses, got ${quote(badHost)}`);
+  if (badHost !== undefined)
+    throw new OperatorConfigError(`--mcp-allowed-hosts must be comma-separated host names or addresses, got ${quote(badHost)}`);
   const audience = get('mcp-audience') ?? 'gpudiag-mcp';
-  if (!AUDIENCE.test(audience)) throw new OperatorConfigError(`--mcp-audience must be a token audience without spaces or commas, got ${quote(audience)}`);
+  if (!AUDIENCE.test(audience))
+    throw new OperatorConfigError(`--mcp-audience must be a token audience without spaces or commas, got ${quote(audience)}`);
   return {
     host,
     port,
@@ -198,11 +219,16 @@ function readableFile(flag: string, value: string | undefined): string | undefin
 /** Parses flags (then env) into a frozen OperatorConfig; throws OperatorConfigError naming the flag. */
 export function parseOperatorConfig(argv: readonly string[], env: NodeJS.ProcessEnv, hostname: string): Readonly<OperatorConfig> {
   const get = readFlags(argv, env, ENV, [], configError).get;
-  const namespaces = (get('namespaces') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '').map((n) => namespaceName('namespaces', n));
+  const namespaces = (get('namespaces') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((n) => namespaceName('namespaces', n));
   const agentNamespace = namespaceName('agent-namespace', get('agent-namespace') ?? 'gpudiag-system');
   const agentSelector = get('agent-selector') ?? 'app.kubernetes.io/name=gpudiag,app.kubernetes.io/component=agent';
   const badTerm = equalitySelectorProblem(agentSelector, { equalityOnly: true });
-  if (badTerm !== undefined) throw new OperatorConfigError(`--agent-selector must be comma-separated key=value labels, got ${quote(badTerm)}`);
+  if (badTerm !== undefined)
+    throw new OperatorConfigError(`--agent-selector must be comma-separated key=value labels, got ${quote(badTerm)}`);
   const scheme = choiceFlag('agent-scheme', get('agent-scheme'), ['http', 'https'] as const, 'http', configError);
   const mcp = parseMcp(get);
   const probe = hostPortFlag('probe-listen', get('probe-listen') ?? '0.0.0.0:8081', configError);
@@ -212,9 +238,13 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
   const agentTokenFile = get('agent-token-file') ?? '/var/run/secrets/gpudiag/agent-token';
   if (agentTokenFile === '') throw new OperatorConfigError('--agent-token-file must name the projected token file');
   const leaseName = get('lease-name') ?? 'gpudiag-operator';
-  if (!isDnsSubdomain(leaseName)) throw new OperatorConfigError(`--lease-name must be a Lease name (DNS-1123 subdomain), got ${quote(leaseName)}`);
+  if (!isDnsSubdomain(leaseName))
+    throw new OperatorConfigError(`--lease-name must be a Lease name (DNS-1123 subdomain), got ${quote(leaseName)}`);
   const identity = get('identity') ?? hostname;
-  if (!IDENTITY.test(identity)) throw new OperatorConfigError(`--identity must be 1-119 letters, digits, '-', '_' or '.', starting and ending alphanumeric, got ${quote(identity)}`);
+  if (!IDENTITY.test(identity))
+    throw new OperatorConfigError(
+      `--identity must be 1-119 letters, digits, '-', '_' or '.', starting and ending alphanumeric, got ${quote(identity)}`,
+    );
   return Object.freeze({
     ...(kubeconfig !== undefined ? { kubeconfig } : {}),
     namespaces: Object.freeze(namespaces),

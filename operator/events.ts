@@ -33,7 +33,13 @@ const EVENT_TIMEOUT_MS = 10_000;
 /** An EventRecorder backed by events.k8s.io/v1. */
 export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logger): EventRecorder {
   const api = kc.makeApiClient(EventsV1Api);
-  const record = async (subject: EventSubject, type: 'Normal' | 'Warning', reason: string, note: string, signal: AbortSignal | undefined): Promise<void> => {
+  const record = async (
+    subject: EventSubject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    note: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> => {
     const namespace = subject.namespace ?? CLUSTER_EVENT_NAMESPACE;
     const regarding: V1ObjectReference = {
       apiVersion: subject.apiVersion,
@@ -43,21 +49,24 @@ export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logge
       ...(subject.uid !== undefined ? { uid: subject.uid } : {}),
     };
     try {
-      await api.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { name: `${subject.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`.slice(0, 253), namespace },
-          // events.k8s.io/v1 wants eventTime as a MicroTime (6 fractional digits).
-          eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date,
-          reportingController: REPORTING_CONTROLLER,
-          reportingInstance: instance,
-          action: 'Diagnose',
-          reason,
-          type,
-          note: note.length > MAX_NOTE ? `${note.slice(0, MAX_NOTE - 1)}…` : note,
-          regarding,
+      await api.createNamespacedEvent(
+        {
+          namespace,
+          body: {
+            metadata: { name: `${subject.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`.slice(0, 253), namespace },
+            // events.k8s.io/v1 wants eventTime as a MicroTime (6 fractional digits).
+            eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date,
+            reportingController: REPORTING_CONTROLLER,
+            reportingInstance: instance,
+            action: 'Diagnose',
+            reason,
+            type,
+            note: note.length > MAX_NOTE ? `${note.slice(0, MAX_NOTE - 1)}…` : note,
+            regarding,
+          },
         },
-      }, apiCall(signal, EVENT_TIMEOUT_MS));
+        apiCall(signal, EVENT_TIMEOUT_MS),
+      );
     } catch (err) {
       logger.warn('could not record event', { kind: subject.kind, name: subject.name, reason, ...errorFields(err) });
     }

@@ -11,7 +11,8 @@ import { NOW, h100, nodeSnapshot, xidEvent } from './scoring/test-fixtures.js';
 const policy = resolvePolicy();
 
 async function series(metrics: OperatorMetrics, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> {
-  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name) as { values: { labels: Record<string, string | number>; value: number }[] } | undefined;
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name) as
+    { values: { labels: Record<string, string | number>; value: number }[] } | undefined;
   return metric?.values ?? [];
 }
 
@@ -50,14 +51,22 @@ describe('OperatorMetrics per-node series', () => {
     metrics.recordNodeScore(score('gpu-node-1', 1, [{ ...first, count: 5 }]));
     expect(await total()).toBe(5);
     // The same code on another GPU, or a new episode (later first sighting), is another occurrence.
-    metrics.recordNodeScore(score('gpu-node-1', 2, [{ ...first, count: 5 }, xidEvent(13, { count: 1 }, h100(1)), xidEvent(13, { count: 1, firstSeen: NOW.toISOString() })]));
+    metrics.recordNodeScore(
+      score('gpu-node-1', 2, [
+        { ...first, count: 5 },
+        xidEvent(13, { count: 1 }, h100(1)),
+        xidEvent(13, { count: 1, firstSeen: NOW.toISOString() }),
+      ]),
+    );
     expect(await total()).toBe(7);
   });
 
   it("labels each XID occurrence with NVIDIA's action bucket, so alerts can page on resets and reboots", async () => {
     const metrics = new OperatorMetrics();
     metrics.recordNodeScore(score('gpu-node-1', 1, [xidEvent(13, { count: 1 }), xidEvent(79, { count: 1 }), xidEvent(119, { count: 2 })]));
-    const byXid = Object.fromEntries((await series(metrics, 'gpudiag_xid_events_total')).map((v) => [v.labels['xid'], [v.labels['action'], v.value]]));
+    const byXid = Object.fromEntries(
+      (await series(metrics, 'gpudiag_xid_events_total')).map((v) => [v.labels['xid'], [v.labels['action'], v.value]]),
+    );
     expect(byXid).toEqual({ '13': ['RESTART_APP', 1], '79': ['RESTART_BM', 1], '119': ['RESET_GPU', 2] });
     metrics.forgetNode('gpu-node-1');
     expect(await series(metrics, 'gpudiag_xid_events_total')).toEqual([]);

@@ -44,7 +44,8 @@ export class Operator {
   private mcp: McpHttpServer | undefined;
   private mcpAddress: AddressInfo | undefined;
 
-  private leading: { queue: WorkQueue; controller: DiagnosticController; policyQueue: WorkQueue; policyController: PolicyController } | undefined;
+  private leading:
+    { queue: WorkQueue; controller: DiagnosticController; policyQueue: WorkQueue; policyController: PolicyController } | undefined;
   private stopped: Promise<void> | undefined;
 
   private constructor(
@@ -52,7 +53,12 @@ export class Operator {
     private readonly deps: OperatorDeps,
     readonly metrics: OperatorMetrics,
     readonly probes: ProbeServer,
-    private readonly informers: { diagnostics: ResilientInformer<GPUDiagnostic>[]; policies: ResilientInformer<GPUHealthPolicy>; nodes: ResilientInformer<V1Node>; pods: ResilientInformer<V1Pod> },
+    private readonly informers: {
+      diagnostics: ResilientInformer<GPUDiagnostic>[];
+      policies: ResilientInformer<GPUHealthPolicy>;
+      nodes: ResilientInformer<V1Node>;
+      pods: ResilientInformer<V1Pod>;
+    },
     private readonly elector: LeaderElector | undefined,
     private readonly controllerDeps: Omit<ConstructorParameters<typeof DiagnosticController>[0], never>,
   ) {}
@@ -65,7 +71,10 @@ export class Operator {
   static async start(config: Readonly<OperatorConfig>, deps: OperatorDeps): Promise<Operator> {
     const { kc, logger } = deps;
     if (kc.getCurrentCluster() === null) throw new Error('the kubeconfig has no current cluster');
-    const caPem = config.agentCaFile === undefined ? undefined : checkCertificateBundle(await readFile(config.agentCaFile, 'utf8'), `--agent-ca-file ${config.agentCaFile}`);
+    const caPem =
+      config.agentCaFile === undefined
+        ? undefined
+        : checkCertificateBundle(await readFile(config.agentCaFile, 'utf8'), `--agent-ca-file ${config.agentCaFile}`);
     const tokenProvider = deps.tokenProvider ?? fileTokenProvider(config.agentTokenFile);
     // The token is needed for every agent request: an unreadable or empty file is a failed start.
     await tokenProvider();
@@ -91,7 +100,8 @@ export class Operator {
               name: 'gpudiagnostics',
               kubeConfig: kc,
               path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}`,
-              list: async (signal) => (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
+              list: async (signal) =>
+                (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
               logger,
             }),
           ]
@@ -101,7 +111,11 @@ export class Operator {
                 name: `gpudiagnostics/${namespace}`,
                 kubeConfig: kc,
                 path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${namespace}/${GPU_DIAGNOSTICS.plural}`,
-                list: async (signal) => (await custom.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
+                list: async (signal) =>
+                  (await custom.listNamespacedCustomObject(
+                    { ...GPU_DIAGNOSTICS, namespace },
+                    api(signal),
+                  )) as KubernetesListObject<GPUDiagnostic>,
                 logger,
               }),
           );
@@ -111,10 +125,19 @@ export class Operator {
       path: `/apis/${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}/${GPU_HEALTH_POLICIES.plural}`,
       ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}),
       list: async (signal) =>
-        (await custom.listClusterCustomObject({ ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) }, api(signal))) as KubernetesListObject<GPUHealthPolicy>,
+        (await custom.listClusterCustomObject(
+          { ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) },
+          api(signal),
+        )) as KubernetesListObject<GPUHealthPolicy>,
       logger,
     });
-    const nodes = new ResilientInformer<V1Node>({ name: 'nodes', kubeConfig: kc, path: '/api/v1/nodes', list: (signal) => core.listNode({}, api(signal)), logger });
+    const nodes = new ResilientInformer<V1Node>({
+      name: 'nodes',
+      kubeConfig: kc,
+      path: '/api/v1/nodes',
+      list: (signal) => core.listNode({}, api(signal)),
+      logger,
+    });
     // Level-triggered: a Node key whose object is gone takes its metric series with it.
     nodes.onKey((key) => {
       if (nodes.get(key) === undefined) metrics.forgetNode(key);
@@ -131,7 +154,13 @@ export class Operator {
     for (const informer of all) informer.start();
     teardown.add('informers', () => Promise.all(all.map((i) => i.stop())));
 
-    const probes = new ProbeServer({ port: config.probePort, host: config.probeHost, registry: metrics.registry, ready: () => all.every((i) => i.hasSynced), logger });
+    const probes = new ProbeServer({
+      port: config.probePort,
+      host: config.probeHost,
+      registry: metrics.registry,
+      ready: () => all.every((i) => i.hasSynced),
+      logger,
+    });
     await probes.start();
     teardown.add('probes', () => probes.stop());
     const breaker = new CircuitBreaker();
@@ -142,7 +171,11 @@ export class Operator {
       nodes,
       agentPods: pods,
       breaker,
-      connections: createConnectionPool({ scheme: config.agentScheme, maxSockets: config.fanoutConcurrency, ...(caPem !== undefined ? { caPem } : {}) }),
+      connections: createConnectionPool({
+        scheme: config.agentScheme,
+        maxSockets: config.fanoutConcurrency,
+        ...(caPem !== undefined ? { caPem } : {}),
+      }),
       tokenProvider,
       events,
       workloads: apiWorkloads(kc, events, metrics, logger.child({ component: 'workloads' }), config.apiTimeoutMs),
@@ -199,7 +232,11 @@ export class Operator {
     operator.self = self;
     if (elector !== undefined) elector.start();
     else void self.lead(new AbortController().signal);
-    logger.info('operator started', { probes: `${probes.address?.address ?? ''}:${probes.address?.port ?? ''}`, leaderElection: config.leaderElection, namespaces: config.namespaces.length === 0 ? 'all' : config.namespaces.join(',') });
+    logger.info('operator started', {
+      probes: `${probes.address?.address ?? ''}:${probes.address?.port ?? ''}`,
+      leaderElection: config.leaderElection,
+      namespaces: config.namespaces.length === 0 ? 'all' : config.namespaces.join(','),
+    });
     return self;
   }
 
@@ -228,7 +265,8 @@ export class Operator {
         metrics.reconciles.inc({ controller: 'gpudiagnostic', outcome: outcome.kind });
         metrics.reconcileDuration.observe({ controller: 'gpudiagnostic' }, outcome.durationMs / 1000);
         metrics.queueDepth.set({ controller: 'gpudiagnostic' }, queue.depth);
-        if (outcome.kind === 'retry' || outcome.kind === 'stalled') logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
+        if (outcome.kind === 'retry' || outcome.kind === 'stalled')
+          logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
       },
     });
     const policyQueue = new WorkQueue({
@@ -237,7 +275,8 @@ export class Operator {
         metrics.reconciles.inc({ controller: 'gpuhealthpolicy', outcome: outcome.kind });
         metrics.reconcileDuration.observe({ controller: 'gpuhealthpolicy' }, outcome.durationMs / 1000);
         metrics.queueDepth.set({ controller: 'gpuhealthpolicy' }, policyQueue.depth);
-        if (outcome.kind === 'retry' || outcome.kind === 'stalled') logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
+        if (outcome.kind === 'retry' || outcome.kind === 'stalled')
+          logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
       },
     });
     const controller = new DiagnosticController(this.controllerDeps, queue);
@@ -250,17 +289,23 @@ export class Operator {
       policyQueue,
     );
     this.leading = { queue, controller, policyQueue, policyController };
-    const unsubscribe = [...this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key))), this.informers.policies.onKey((key) => policyQueue.add(key))];
+    const unsubscribe = [
+      ...this.informers.diagnostics.map((i) => i.onKey((key) => queue.add(key))),
+      this.informers.policies.onKey((key) => policyQueue.add(key)),
+    ];
     // Reconcile only once every cache is loaded: a diagnostic judged against an empty Node or Pod
     // cache would fail with NoMatchingNodes for good. Keys arriving meanwhile wait in the queues.
-    await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.waitForSync(signal))).catch((err: unknown) =>
-      logger.warn('waiting for the caches before reconciling', errorFields(err)),
-    );
+    await Promise.all(
+      [...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.waitForSync(signal)),
+    ).catch((err: unknown) => logger.warn('waiting for the caches before reconciling', errorFields(err)));
     queue.start((key, s) => controller.reconcile(key, s));
     policyQueue.start((key, s) => policyController.reconcile(key, s));
     for (const informer of this.informers.diagnostics) for (const key of informer.keys()) queue.add(key);
     for (const key of this.informers.policies.keys()) policyQueue.add(key);
-    if (!signal.aborted) await policyController.sweepOrphans(signal).catch((err: unknown) => logger.warn('could not release the marks of deleted policies', errorFields(err)));
+    if (!signal.aborted)
+      await policyController
+        .sweepOrphans(signal)
+        .catch((err: unknown) => logger.warn('could not release the marks of deleted policies', errorFields(err)));
     logger.info('leading: controllers running');
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     for (const u of unsubscribe) u();
@@ -290,7 +335,9 @@ export class Operator {
         await Promise.all([this.leading.queue.shutDown(this.queueGraceMs), this.leading.policyQueue.shutDown(this.queueGraceMs)]);
         this.leading = undefined;
       }
-      await Promise.all([...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.stop()));
+      await Promise.all(
+        [...this.informers.diagnostics, this.informers.policies, this.informers.nodes, this.informers.pods].map((i) => i.stop()),
+      );
       await this.mcp?.stop(MCP_CLOSE_GRACE_MS);
       await this.probes.stop();
       this.deps.logger.info('operator stopped');

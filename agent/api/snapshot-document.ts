@@ -2,7 +2,15 @@
  * The agent's answer to `GET /v1/snapshot`: a versioned JSON document. Its JSON Schema is
  * agent/api/snapshot.schema.json; the operator validates every answer against it.
  */
-import type { GpuSnapshot, GpuUuid, KernelPciBusId, NvmlAvailable, NvmlFieldError, NvmlMemoryEventKind, NvmlUnavailable } from '../nvml/types.js';
+import type {
+  GpuSnapshot,
+  GpuUuid,
+  KernelPciBusId,
+  NvmlAvailable,
+  NvmlFieldError,
+  NvmlMemoryEventKind,
+  NvmlUnavailable,
+} from '../nvml/types.js';
 import type { XidPersistence, XidSeverity } from '../xid/actions.js';
 
 /** apiVersion of the snapshot document; bump on incompatible change. */
@@ -14,7 +22,17 @@ export const SNAPSHOT_KIND = 'NodeSnapshot';
 export type DiagnosticCheck = 'inventory' | 'health' | 'xid' | 'ecc' | 'thermal' | 'power' | 'nvlink' | 'pcie' | 'processes';
 
 /** Every DiagnosticCheck, in a stable order. */
-export const DIAGNOSTIC_CHECKS: readonly DiagnosticCheck[] = ['inventory', 'health', 'xid', 'ecc', 'thermal', 'power', 'nvlink', 'pcie', 'processes'];
+export const DIAGNOSTIC_CHECKS: readonly DiagnosticCheck[] = [
+  'inventory',
+  'health',
+  'xid',
+  'ecc',
+  'thermal',
+  'power',
+  'nvlink',
+  'pcie',
+  'processes',
+];
 
 /**
  * An RFC 3339 time as the agent writes it (`new Date().toISOString()`).
@@ -276,14 +294,7 @@ export interface UnmatchedDeviceReport {
  * Why the pods of the GPUs are unknown (agent/pod-resources/client.ts says what each means).
  */
 export type PodResourcesUnknownReason =
-  | 'disabled'
-  | 'socket-missing'
-  | 'permission-denied'
-  | 'unreachable'
-  | 'timeout'
-  | 'too-large'
-  | 'grpc-error'
-  | 'malformed-answer';
+  'disabled' | 'socket-missing' | 'permission-denied' | 'unreachable' | 'timeout' | 'too-large' | 'grpc-error' | 'malformed-answer';
 
 /** The kubelet's pod-resources answer behind the `pods` of the GPUs. */
 export type PodResourcesStatus =

@@ -24,7 +24,10 @@ export function validateSnapshotDocument(body: unknown): SnapshotValidation {
   compiled ??= new Ajv({ allErrors: false, strict: false }).compile(JSON.parse(readFileSync(schemaUrl, 'utf8')) as object);
   const apiVersion = (body as { apiVersion?: unknown } | null)?.apiVersion;
   if (apiVersion !== SNAPSHOT_API_VERSION) {
-    return { ok: false, problems: [`apiVersion must be ${SNAPSHOT_API_VERSION}, got ${JSON.stringify(apiVersion)?.slice(0, 60) ?? 'nothing'}`] };
+    return {
+      ok: false,
+      problems: [`apiVersion must be ${SNAPSHOT_API_VERSION}, got ${JSON.stringify(apiVersion)?.slice(0, 60) ?? 'nothing'}`],
+    };
   }
   if (compiled(body)) return { ok: true, document: body as NodeSnapshotDocument };
   const problems = (compiled.errors ?? []).slice(0, MAX_PROBLEMS).map((e) => `${e.instancePath || '(root)'} ${e.message ?? e.keyword}`);

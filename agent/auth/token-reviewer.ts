@@ -13,8 +13,7 @@ import { isRecord } from '../../lib/records.js';
 
 /** The outcome of checking a request's credentials. */
 export type AuthDecision =
-  | { allowed: true; username: string }
-  | { allowed: false; status: 401 | 403 | 503; reason: string; username?: string };
+  { allowed: true; username: string } | { allowed: false; status: 401 | 403 | 503; reason: string; username?: string };
 
 /** How long a TokenReview answer is reused (positive and negative alike). */
 export const TOKEN_REVIEW_CACHE_MS = 30_000;
@@ -80,14 +79,18 @@ export class CallerAuthorizer {
   /** Decides on an Authorization header value (or its absence). */
   async check(authorization: string | undefined, signal: AbortSignal): Promise<AuthDecision> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-    if (match?.[1] === undefined || match[1].length > MAX_TOKEN_CHARS) return { allowed: false, status: 401, reason: 'a bearer token is required' };
+    if (match?.[1] === undefined || match[1].length > MAX_TOKEN_CHARS)
+      return { allowed: false, status: 401, reason: 'a bearer token is required' };
     const token = match[1];
     const key = createHash('sha256').update(token).digest('hex');
     let result = this.cache.get(key);
     if (result === undefined) {
       try {
         const answer = await this.authenticate(token, signal);
-        result = answer.username === undefined ? { authenticated: answer.authenticated } : { authenticated: answer.authenticated, username: answer.username };
+        result =
+          answer.username === undefined
+            ? { authenticated: answer.authenticated }
+            : { authenticated: answer.authenticated, username: answer.username };
       } catch (err) {
         return { allowed: false, status: 503, reason: `token review failed: ${err instanceof Error ? err.message : String(err)}` };
       }

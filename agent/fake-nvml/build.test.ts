@@ -35,7 +35,12 @@ const ERA_SYMBOLS = [
 
 type EraSymbol = (typeof ERA_SYMBOLS)[number];
 const ABSENT: Record<FakeNvmlEra, readonly EraSymbol[]> = {
-  r470: ['nvmlDeviceGetComputeRunningProcesses_v3', 'nvmlDeviceGetCurrentClocksEventReasons', 'nvmlDeviceGetMemoryInfo_v2', 'nvmlDeviceGetTemperatureV'],
+  r470: [
+    'nvmlDeviceGetComputeRunningProcesses_v3',
+    'nvmlDeviceGetCurrentClocksEventReasons',
+    'nvmlDeviceGetMemoryInfo_v2',
+    'nvmlDeviceGetTemperatureV',
+  ],
   'r535-43': ['nvmlDeviceGetTemperatureV'],
   'r535-98': ['nvmlDeviceGetComputeRunningProcesses_v3', 'nvmlDeviceGetTemperatureV'],
   r550: ['nvmlDeviceGetTemperatureV'],
@@ -79,7 +84,8 @@ describe('buildFakeNvml', () => {
   it.each(FAKE_NVML_ERAS.map((e) => [e.era, e.summary] as const))('%s really lacks what that driver lacks (%s)', async (era) => {
     const path = (await buildAllFakeNvmlEras()).get(era) ?? '';
     const symbols = await exportedSymbols(path);
-    for (const symbol of ERA_SYMBOLS) expect({ symbol, exported: symbols.includes(symbol) }).toEqual({ symbol, exported: !ABSENT[era].includes(symbol) });
+    for (const symbol of ERA_SYMBOLS)
+      expect({ symbol, exported: symbols.includes(symbol) }).toEqual({ symbol, exported: !ABSENT[era].includes(symbol) });
     expect(FakeNvmlLibrary.open(path).era()).toBe(era);
   });
 });

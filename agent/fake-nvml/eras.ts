@@ -110,7 +110,9 @@ export function fakeNvmlEraFor(driverVersion: string): FakeNvmlEra | undefined {
   const version = parseDriverVersion(driverVersion);
   if (version === undefined) return undefined;
   const spec = FAKE_NVML_ERAS.find(
-    (e) => compareDriverVersions(version, versionOf(e.from)) >= 0 && (e.until === undefined || compareDriverVersions(version, versionOf(e.until)) < 0),
+    (e) =>
+      compareDriverVersions(version, versionOf(e.from)) >= 0 &&
+      (e.until === undefined || compareDriverVersions(version, versionOf(e.until)) < 0),
   );
   return spec?.era;
 }

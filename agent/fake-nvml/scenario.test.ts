@@ -23,7 +23,14 @@ const minimal: FakeNvmlScenario = {
   name: 'minimal',
   driverVersion: '550.54.15',
   gpuDefaults: { name: 'NVIDIA H100 80GB HBM3', unsupported: ['nvmlDeviceGetFanSpeed'] },
-  gpus: [{ uuid: 'GPU-12345678-1234-1234-1234-123456789abc', pciBusId: '00000000:18:00.0', unsupported: ['nvmlDeviceGetRetiredPages'], powerUsageWatts: 71.5 }],
+  gpus: [
+    {
+      uuid: 'GPU-12345678-1234-1234-1234-123456789abc',
+      pciBusId: '00000000:18:00.0',
+      unsupported: ['nvmlDeviceGetRetiredPages'],
+      powerUsageWatts: 71.5,
+    },
+  ],
   events: [{ gpu: 0, type: 'xid', data: 79 }],
 };
 
@@ -39,22 +46,54 @@ describe('scenario validation', () => {
 
   it.each<[string, unknown, string]>([
     ['missing gpus', { name: 'x' }, 'x.gpus must be present'],
-    ['bad memory', { name: 'x', gpus: [{ memory: { totalBytes: -1, usedBytes: 0 } }] }, 'x.gpus[0].memory.totalBytes must be a non-negative integer'],
+    [
+      'bad memory',
+      { name: 'x', gpus: [{ memory: { totalBytes: -1, usedBytes: 0 } }] },
+      'x.gpus[0].memory.totalBytes must be a non-negative integer',
+    ],
     ['unknown field', { name: 'x', gpus: [{ temprature: 3 }] }, 'x.gpus[0].temprature is not a known field'],
     ['bad bus id', { name: 'x', gpus: [{ pciBusId: '18:00.0' }] }, 'x.gpus[0].pciBusId must be a bus id like 00000000:18:00.0'],
-    ['unknown call', { name: 'x', gpus: [{ unsupported: ['nvmlDeviceGetNope'] }] }, 'x.gpus[0].unsupported[0] must be a known device-level NVML function name'],
-    ['event gpu out of range', { name: 'x', gpus: [{}], events: [{ gpu: 1, type: 'xid', data: 79 }] }, 'x.events[0].gpu must be below the GPU count 1'],
+    [
+      'unknown call',
+      { name: 'x', gpus: [{ unsupported: ['nvmlDeviceGetNope'] }] },
+      'x.gpus[0].unsupported[0] must be a known device-level NVML function name',
+    ],
+    [
+      'event gpu out of range',
+      { name: 'x', gpus: [{}], events: [{ gpu: 1, type: 'xid', data: 79 }] },
+      'x.events[0].gpu must be below the GPU count 1',
+    ],
     ['xid without number', { name: 'x', gpus: [{}], events: [{ gpu: 0, type: 'xid' }] }, 'x.events[0].data must be the XID number'],
     ['empty kmsg text', { name: 'x', gpus: [{}], kmsg: [' '] }, 'x.kmsg[0] must be a non-empty kernel-log text'],
-    ['kmsg text over the record size', { name: 'x', gpus: [{}], kmsg: ['x'.repeat(993)] }, 'x.kmsg[0] must be a non-empty kernel-log text of at most 992'],
+    [
+      'kmsg text over the record size',
+      { name: 'x', gpus: [{}], kmsg: ['x'.repeat(993)] },
+      'x.kmsg[0] must be a non-empty kernel-log text of at most 992',
+    ],
     [
       'kmsg about a GPU the scenario lacks',
-      { name: 'x', gpus: [{ pciBusId: '00000000:18:00.0' }], kmsg: ['NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.', 'NVRM: Xid (PCI:0000:19:00): 79, GPU has fallen off the bus.'] },
+      {
+        name: 'x',
+        gpus: [{ pciBusId: '00000000:18:00.0' }],
+        kmsg: ['NVRM: GPU 0000:18:00.0: GPU has fallen off the bus.', 'NVRM: Xid (PCI:0000:19:00): 79, GPU has fallen off the bus.'],
+      },
       "x.kmsg[1] must be about the scenario's GPUs (0000:19:00 is none of 0000:18:00)",
     ],
-    ['a driver no era models', { name: 'x', driverVersion: '525.85.12', gpus: [{}] }, 'driverVersion 525.85.12 is in no modeled era (r470 [470, 510), r535-43'],
-    ['NVLink5 before R570', { name: 'x', driverVersion: '550.54.15', gpus: [{ nvlink: { count: 18, generation: 5 } }] }, 'x.gpus[0].nvlink.generation must be below 5 on driver era r550'],
-    ['an NVLink gap past the count', { name: 'x', gpus: [{ nvlink: { count: 4, unsupported: [4] } }] }, 'x.gpus[0].nvlink link 4 must be below the link count 4'],
+    [
+      'a driver no era models',
+      { name: 'x', driverVersion: '525.85.12', gpus: [{}] },
+      'driverVersion 525.85.12 is in no modeled era (r470 [470, 510), r535-43',
+    ],
+    [
+      'NVLink5 before R570',
+      { name: 'x', driverVersion: '550.54.15', gpus: [{ nvlink: { count: 18, generation: 5 } }] },
+      'x.gpus[0].nvlink.generation must be below 5 on driver era r550',
+    ],
+    [
+      'an NVLink gap past the count',
+      { name: 'x', gpus: [{ nvlink: { count: 4, unsupported: [4] } }] },
+      'x.gpus[0].nvlink link 4 must be below the link count 4',
+    ],
     ['an odd process record size', { name: 'x', gpus: [{}], processRecordBytes: 40 }, 'x.processRecordBytes must be 16, 24 or 32'],
   ])('rejects %s with a field-named error', (_label, value, message) => {
     expect(() => validateScenario(value, 'x')).toThrow(ScenarioValidationError);
@@ -100,7 +139,7 @@ describe('scenario kernel log', () => {
     ...minimal,
     gpus: [...minimal.gpus, { pciBusId: '00000000:2A:00.0' }],
     kmsg: [
-      'NVRM: Xid (PCI:0000:2a:00): 74, pid=\'<unknown>\', name=<unknown>, NVLink: fatal error detected on link 3(0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)',
+      "NVRM: Xid (PCI:0000:2a:00): 74, pid='<unknown>', name=<unknown>, NVLink: fatal error detected on link 3(0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)",
       'nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 20034, Fatal, Link 62 LTSSM Fault Up',
       'NVRM: The NVIDIA GPU 0000:2a:00.0\nNVRM: (PCI ID: 10de:2330) installed in this system has\nNVRM: fallen off the bus and is not responding to commands.',
     ],
@@ -166,7 +205,12 @@ describe('scenarioToStateText', () => {
       driverVersion: '575.57.08',
       cudaLibraryMounted: true,
       processRecordBytes: 16,
-      gpus: [{ recoveryAction: 4, nvlink: { count: 3, generation: 5, unsupported: [1], counters: { '2': { symbolErrors: 7, recoveryFailed: 1 } } } }],
+      gpus: [
+        {
+          recoveryAction: 4,
+          nvlink: { count: 3, generation: 5, unsupported: [1], counters: { '2': { symbolErrors: 7, recoveryFailed: 1 } } },
+        },
+      ],
     });
     expect(text.split('\n')).toEqual(
       expect.arrayContaining([
@@ -226,7 +270,9 @@ describe('device-info state keys', () => {
   });
 
   it('rejects a malformed cluster UUID', () => {
-    expect(() => validateScenario({ name: 'x', gpus: [{ fabric: { state: 3, clusterUuid: 'nope' } }] }, 'x')).toThrow('x.gpus[0].fabric.clusterUuid must be 32 hex digits');
+    expect(() => validateScenario({ name: 'x', gpus: [{ fabric: { state: 3, clusterUuid: 'nope' } }] }, 'x')).toThrow(
+      'x.gpus[0].fabric.clusterUuid must be 32 hex digits',
+    );
   });
 });
 

@@ -391,7 +391,17 @@ const gpuSpec: Check = object({
     { count: uint, generation: uint, unsupported: arrayOf(uint), inactive: arrayOf(uint), counters: recordOf(null, nvlinkCounters) },
     ['count'],
   ),
-  pcie: object({ gen: uint, width: uint, maxGen: uint, maxWidth: uint, replay: uint, txKBps: uint, rxKBps: uint, replayRollover: uint, correctableErrors: uint }),
+  pcie: object({
+    gen: uint,
+    width: uint,
+    maxGen: uint,
+    maxWidth: uint,
+    replay: uint,
+    txKBps: uint,
+    rxKBps: uint,
+    replayRollover: uint,
+    correctableErrors: uint,
+  }),
   processes: arrayOf(object({ pid: uint, usedMemoryBytes: uint }, ['pid', 'usedMemoryBytes'])),
   migMode: object({ current: bool, pending: bool }, ['current']),
   migDevices: arrayOf(object({ index: uint, uuid: str }, ['index', 'uuid'])),
@@ -403,7 +413,14 @@ const gpuSpec: Check = object({
   supportedEvents: uint,
   recoveryAction: uint,
   fabric: object(
-    { state: uint, status: uint, cliqueId: uint, clusterUuid: pattern(/^[0-9a-fA-F]{32}$/, '32 hex digits'), healthMask: uint, healthSummary: uint },
+    {
+      state: uint,
+      status: uint,
+      cliqueId: uint,
+      clusterUuid: pattern(/^[0-9a-fA-F]{32}$/, '32 hex digits'),
+      healthMask: uint,
+      healthSummary: uint,
+    },
     ['state'],
   ),
   vbiosVersion: str,
@@ -429,11 +446,13 @@ const eventSpec: Check = (v, p) => {
 };
 
 const kmsgText: Check = (v, p) => {
-  if (typeof v !== 'string' || v.trim().length === 0 || v.length > MAX_KMSG_TEXT_CHARS) fail(p, `a non-empty kernel-log text of at most ${MAX_KMSG_TEXT_CHARS} characters`);
+  if (typeof v !== 'string' || v.trim().length === 0 || v.length > MAX_KMSG_TEXT_CHARS)
+    fail(p, `a non-empty kernel-log text of at most ${MAX_KMSG_TEXT_CHARS} characters`);
 };
 
 /** GPU addresses an NVRM line names: `Xid (PCI:0000:18:00)`, `GPU 0000:18:00.0:`, `GPU at 0000:18:00.0`, `The NVIDIA GPU 0000:18:00.0`. */
-const NVRM_GPU_ADDRESS_RE = /NVRM:\s*(?:Xid\s*\(\s*PCI:|GPU (?:at )?(?:PCI:)?|The NVIDIA GPU\s+)([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})\b/g;
+const NVRM_GPU_ADDRESS_RE =
+  /NVRM:\s*(?:Xid\s*\(\s*PCI:|GPU (?:at )?(?:PCI:)?|The NVIDIA GPU\s+)([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})\b/g;
 
 const scenarioSpec: Check = object(
   {
@@ -463,7 +482,8 @@ const scenarioSpec: Check = object(
 export function fakeNvmlEraOf(scenario: Pick<FakeNvmlScenario, 'driverVersion'>): FakeNvmlEra {
   if (scenario.driverVersion === undefined) return NEWEST_FAKE_NVML_ERA;
   const era = fakeNvmlEraFor(scenario.driverVersion);
-  if (era === undefined) throw new ScenarioValidationError(`driverVersion ${scenario.driverVersion} is in no modeled era (${describeFakeNvmlEras()})`);
+  if (era === undefined)
+    throw new ScenarioValidationError(`driverVersion ${scenario.driverVersion} is in no modeled era (${describeFakeNvmlEras()})`);
   return era;
 }
 
@@ -475,7 +495,8 @@ export function validateScenario(value: unknown, source = 'scenario'): FakeNvmlS
   resolveGpus(scenario).forEach((gpu, i) => {
     const nvlink = gpu.nvlink;
     if (nvlink === undefined) return;
-    if ((nvlink.generation ?? 0) >= 5 && era !== 'r570') fail(`${source}.gpus[${i}].nvlink.generation`, `below 5 on driver era ${era} (NVLink5 needs R570+)`);
+    if ((nvlink.generation ?? 0) >= 5 && era !== 'r570')
+      fail(`${source}.gpus[${i}].nvlink.generation`, `below 5 on driver era ${era} (NVLink5 needs R570+)`);
     for (const link of [...(nvlink.unsupported ?? []), ...(nvlink.inactive ?? [])]) {
       if (link >= nvlink.count) fail(`${source}.gpus[${i}].nvlink link ${link}`, `below the link count ${nvlink.count}`);
     }
@@ -488,7 +509,8 @@ export function validateScenario(value: unknown, source = 'scenario'): FakeNvmlS
     scenario.kmsg.forEach((text, i) => {
       for (const m of text.matchAll(NVRM_GPU_ADDRESS_RE)) {
         const named = normalizePciBusId(m[1] ?? '');
-        if (named === null || !addresses.includes(named)) fail(`${source}.kmsg[${i}]`, `about the scenario's GPUs (${m[1] ?? ''} is none of ${addresses.join(', ') || 'no address'})`);
+        if (named === null || !addresses.includes(named))
+          fail(`${source}.kmsg[${i}]`, `about the scenario's GPUs (${m[1] ?? ''} is none of ${addresses.join(', ') || 'no address'})`);
       }
     });
   }
@@ -505,7 +527,10 @@ function deepMerge<T>(base: T, patch: T): T {
   if (!isPlainObject(base) || !isPlainObject(patch)) return patch === undefined ? base : patch;
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(patch)) {
-    out[key] = key === 'unsupported' && Array.isArray(out[key]) && Array.isArray(value) ? [...new Set([...(out[key] as unknown[]), ...value])] : deepMerge(out[key], value);
+    out[key] =
+      key === 'unsupported' && Array.isArray(out[key]) && Array.isArray(value)
+        ? [...new Set([...(out[key] as unknown[]), ...value])]
+        : deepMerge(out[key], value);
   }
   return out as T;
 }
@@ -680,7 +705,10 @@ const BACKSLASH = 0x5c;
 export function escapeKmsgText(text: string): string {
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
-    out += byte < PRINTABLE_MIN || byte > PRINTABLE_MAX || byte === BACKSLASH ? `\\x${byte.toString(16).padStart(2, '0')}` : String.fromCharCode(byte);
+    out +=
+      byte < PRINTABLE_MIN || byte > PRINTABLE_MAX || byte === BACKSLASH
+        ? `\\x${byte.toString(16).padStart(2, '0')}`
+        : String.fromCharCode(byte);
   }
   return out;
 }
@@ -714,7 +742,10 @@ export function scenarioKmsgRecords(scenario: FakeNvmlScenario, stamping: KmsgSt
   for (const e of scenario.events ?? []) {
     const bus = gpus[e.gpu]?.pciBusId;
     if (e.type !== 'xid' || bus === undefined || e.data === undefined) continue;
-    texts.push({ level: KMSG_LEVEL_WARNING, text: `NVRM: Xid (PCI:${kernelBus(bus)}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario.name}` });
+    texts.push({
+      level: KMSG_LEVEL_WARNING,
+      text: `NVRM: Xid (PCI:${kernelBus(bus)}): ${e.data}, pid=4242, name=python3, simulated fault from scenario ${scenario.name}`,
+    });
   }
   for (const text of scenario.kmsg ?? []) texts.push({ level: /\bSXid\s*\(/.test(text) ? KMSG_LEVEL_ERR : KMSG_LEVEL_WARNING, text });
   return texts.map((t, i) => kmsgRecord(t.level, i + 1, stamping.startUs + BigInt(i) * stamping.stepUs, t.text));
@@ -739,7 +770,10 @@ export function scenarioBlocks(scenario: FakeNvmlScenario): boolean {
 /** Names of the shipped scenarios (file names without `.json`). */
 export async function listScenarios(): Promise<string[]> {
   const files = await readdir(scenariosDir());
-  return files.filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+  return files
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
 }
 
 /** Reads and validates a shipped scenario by name. */
@@ -823,7 +857,6 @@ function applyFault(scenario: FakeNvmlScenario, fault: FakeNvmlFault): FakeNvmlS
   return next;
 }
 
-
 /** Options for {@link FakeNvmlController}. */
 export interface FakeNvmlControllerOptions {
   /** State file to write; defaults to a fresh temporary directory. */
@@ -858,7 +891,8 @@ export class FakeNvmlController {
 
   /** Loads a shipped scenario by name, or validates and loads a scenario object. */
   async load(scenario: string | FakeNvmlScenario): Promise<FakeNvmlScenario> {
-    const resolved = typeof scenario === 'string' ? await loadScenario(scenario) : validateScenario(structuredClone(scenario), scenario.name);
+    const resolved =
+      typeof scenario === 'string' ? await loadScenario(scenario) : validateScenario(structuredClone(scenario), scenario.name);
     await this.write(resolved);
     return structuredClone(resolved);
   }
@@ -914,5 +948,4 @@ export class FakeNvmlController {
       await handle.close();
     }
   }
-
 }

@@ -26,7 +26,11 @@ afterAll(async () => {
 });
 
 function binding(callTimeoutMs?: number): NvmlBinding {
-  return new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, ...(callTimeoutMs === undefined ? {} : { callTimeoutMs }) });
+  return new NvmlBinding({
+    libraryPath: env.libraryPath,
+    fallbackToSystemLibrary: false,
+    ...(callTimeoutMs === undefined ? {} : { callTimeoutMs }),
+  });
 }
 
 describe('NvmlBinding', () => {
@@ -99,7 +103,12 @@ describe('NvmlBinding', () => {
     const handle = await nvml.deviceGetHandleByIndex(3);
     const err = await nvml.deviceGetName(handle).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NvmlError);
-    expect(err).toMatchObject({ code: NvmlReturn.GPU_IS_LOST, codeName: 'GPU_IS_LOST', errorString: 'GPU is lost', fn: 'nvmlDeviceGetName' });
+    expect(err).toMatchObject({
+      code: NvmlReturn.GPU_IS_LOST,
+      codeName: 'GPU_IS_LOST',
+      errorString: 'GPU is lost',
+      fn: 'nvmlDeviceGetName',
+    });
     await nvml.shutdown();
   });
 
@@ -190,12 +199,21 @@ describe('decodeProcessRecords', () => {
   });
 
   it('reads a single record whatever its size', () => {
-    for (const stride of [16, 24, 32]) expect(decodeProcessRecords(written(stride, [[77, 1024n]]), 1)?.processes).toEqual([{ pid: 77, usedGpuMemory: 1024 }]);
+    for (const stride of [16, 24, 32])
+      expect(decodeProcessRecords(written(stride, [[77, 1024n]]), 1)?.processes).toEqual([{ pid: 77, usedGpuMemory: 1024 }]);
   });
 
   it('refuses a buffer no record size explains rather than guess pids', () => {
     // the driver says one record but wrote two 24-byte ones: more than any record size explains
-    expect(decodeProcessRecords(written(24, [[1, 1n], [2, 2n]]), 1)).toBeUndefined();
+    expect(
+      decodeProcessRecords(
+        written(24, [
+          [1, 1n],
+          [2, 2n],
+        ]),
+        1,
+      ),
+    ).toBeUndefined();
     // pid 0 is no process
     expect(decodeProcessRecords(written(24, [[0, 5n]]), 1)).toBeUndefined();
     expect(decodeProcessRecords(Buffer.alloc(64, PROCESS_BUFFER_FILL), 0)).toEqual({ stride: 0, processes: [] });

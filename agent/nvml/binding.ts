@@ -26,13 +26,38 @@ export const NvmlReturn = {
 } as const;
 
 const RETURN_CODE_NAMES: Record<number, string> = {
-  0: 'SUCCESS', 1: 'UNINITIALIZED', 2: 'INVALID_ARGUMENT', 3: 'NOT_SUPPORTED', 4: 'NO_PERMISSION',
-  5: 'ALREADY_INITIALIZED', 6: 'NOT_FOUND', 7: 'INSUFFICIENT_SIZE', 8: 'INSUFFICIENT_POWER',
-  9: 'DRIVER_NOT_LOADED', 10: 'TIMEOUT', 11: 'IRQ_ISSUE', 12: 'LIBRARY_NOT_FOUND', 13: 'FUNCTION_NOT_FOUND',
-  14: 'CORRUPTED_INFOROM', 15: 'GPU_IS_LOST', 16: 'RESET_REQUIRED', 17: 'OPERATING_SYSTEM',
-  18: 'LIB_RM_VERSION_MISMATCH', 19: 'IN_USE', 20: 'MEMORY', 21: 'NO_DATA', 22: 'VGPU_ECC_NOT_SUPPORTED',
-  23: 'INSUFFICIENT_RESOURCES', 24: 'FREQ_NOT_SUPPORTED', 25: 'ARGUMENT_VERSION_MISMATCH', 26: 'DEPRECATED',
-  27: 'NOT_READY', 28: 'GPU_NOT_FOUND', 29: 'INVALID_STATE', 30: 'RESET_TYPE_NOT_SUPPORTED', 999: 'UNKNOWN',
+  0: 'SUCCESS',
+  1: 'UNINITIALIZED',
+  2: 'INVALID_ARGUMENT',
+  3: 'NOT_SUPPORTED',
+  4: 'NO_PERMISSION',
+  5: 'ALREADY_INITIALIZED',
+  6: 'NOT_FOUND',
+  7: 'INSUFFICIENT_SIZE',
+  8: 'INSUFFICIENT_POWER',
+  9: 'DRIVER_NOT_LOADED',
+  10: 'TIMEOUT',
+  11: 'IRQ_ISSUE',
+  12: 'LIBRARY_NOT_FOUND',
+  13: 'FUNCTION_NOT_FOUND',
+  14: 'CORRUPTED_INFOROM',
+  15: 'GPU_IS_LOST',
+  16: 'RESET_REQUIRED',
+  17: 'OPERATING_SYSTEM',
+  18: 'LIB_RM_VERSION_MISMATCH',
+  19: 'IN_USE',
+  20: 'MEMORY',
+  21: 'NO_DATA',
+  22: 'VGPU_ECC_NOT_SUPPORTED',
+  23: 'INSUFFICIENT_RESOURCES',
+  24: 'FREQ_NOT_SUPPORTED',
+  25: 'ARGUMENT_VERSION_MISMATCH',
+  26: 'DEPRECATED',
+  27: 'NOT_READY',
+  28: 'GPU_NOT_FOUND',
+  29: 'INVALID_STATE',
+  30: 'RESET_TYPE_NOT_SUPPORTED',
+  999: 'UNKNOWN',
 };
 
 /** The symbolic name of an NVML return code, e.g. 15 → `GPU_IS_LOST`. */
@@ -374,7 +399,14 @@ interface NvmlTypes {
   temperatureV1: Koffi.TypeObject;
 }
 
-const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = { pciInfo: 68, memory: 24, memoryV2: 40, utilization: 8, eventData: 32, temperatureV1: 12 };
+const EXPECTED_SIZES: Record<keyof NvmlTypes, number> = {
+  pciInfo: 68,
+  memory: 24,
+  memoryV2: 40,
+  utilization: 8,
+  eventData: 32,
+  temperatureV1: 12,
+};
 const TYPES_KEY = Symbol.for('gpudiag.nvml.koffi-types');
 
 /**
@@ -457,8 +489,7 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceGetMemoryInfo_v2: 'int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, _Inout_ nvmlMemory_v2_t *memory)',
   nvmlDeviceGetTemperature: 'int nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, _Out_ unsigned int *temp)',
   nvmlDeviceGetTemperatureV: 'int nvmlDeviceGetTemperatureV(nvmlDevice_t device, _Inout_ nvmlTemperature_v1_t *temperature)',
-  nvmlDeviceGetTemperatureThreshold:
-    'int nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int type, _Out_ unsigned int *temp)',
+  nvmlDeviceGetTemperatureThreshold: 'int nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, int type, _Out_ unsigned int *temp)',
   nvmlDeviceGetPowerUsage: 'int nvmlDeviceGetPowerUsage(nvmlDevice_t device, _Out_ unsigned int *milliwatts)',
   nvmlDeviceGetEnforcedPowerLimit: 'int nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, _Out_ unsigned int *milliwatts)',
   nvmlDeviceGetUtilizationRates: 'int nvmlDeviceGetUtilizationRates(nvmlDevice_t device, _Out_ nvmlUtilization_t *utilization)',
@@ -473,8 +504,7 @@ const OPTIONAL_PROTOTYPES = {
     'int nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, _Out_ unsigned long long *count)',
   nvmlDeviceGetMemoryErrorCounter:
     'int nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t device, int errorType, int counterType, int location, _Out_ unsigned long long *count)',
-  nvmlDeviceGetRetiredPages:
-    'int nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, _Inout_ unsigned int *count, void *addresses)',
+  nvmlDeviceGetRetiredPages: 'int nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, _Inout_ unsigned int *count, void *addresses)',
   nvmlDeviceGetRetiredPagesPendingStatus: 'int nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, _Out_ int *pending)',
   nvmlDeviceGetRemappedRows:
     'int nvmlDeviceGetRemappedRows(nvmlDevice_t device, _Out_ unsigned int *corr, _Out_ unsigned int *unc, _Out_ unsigned int *pending, _Out_ unsigned int *failure)',
@@ -496,14 +526,14 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceGetFieldValues: 'int nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, _Inout_ void *values)',
   nvmlDeviceGetMigMode: 'int nvmlDeviceGetMigMode(nvmlDevice_t device, _Out_ unsigned int *current, _Out_ unsigned int *pending)',
   nvmlDeviceGetMaxMigDeviceCount: 'int nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, _Out_ unsigned int *count)',
-  nvmlDeviceGetMigDeviceHandleByIndex: 'int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, _Out_ nvmlDevice_t *migDevice)',
+  nvmlDeviceGetMigDeviceHandleByIndex:
+    'int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, _Out_ nvmlDevice_t *migDevice)',
   nvmlDeviceGetPerformanceState: 'int nvmlDeviceGetPerformanceState(nvmlDevice_t device, _Out_ int *pstate)',
   nvmlDeviceGetFanSpeed: 'int nvmlDeviceGetFanSpeed(nvmlDevice_t device, _Out_ unsigned int *speed)',
   nvmlDeviceGetPersistenceMode: 'int nvmlDeviceGetPersistenceMode(nvmlDevice_t device, _Out_ int *mode)',
   nvmlDeviceGetComputeMode: 'int nvmlDeviceGetComputeMode(nvmlDevice_t device, _Out_ int *mode)',
   nvmlEventSetCreate: 'int nvmlEventSetCreate(_Out_ nvmlEventSet_t *set)',
-  nvmlDeviceGetSupportedEventTypes:
-    'int nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, _Out_ unsigned long long *types)',
+  nvmlDeviceGetSupportedEventTypes: 'int nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, _Out_ unsigned long long *types)',
   nvmlDeviceRegisterEvents: 'int nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types, nvmlEventSet_t set)',
   nvmlEventSetWait_v2: 'int nvmlEventSetWait_v2(nvmlEventSet_t set, _Out_ nvmlEventData_t *data, unsigned int timeoutMs)',
   nvmlEventSetFree: 'int nvmlEventSetFree(nvmlEventSet_t set)',
@@ -516,7 +546,8 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceValidateInforom: 'int nvmlDeviceValidateInforom(nvmlDevice_t device)',
   nvmlDeviceGetPowerManagementLimitConstraints:
     'int nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t device, _Out_ unsigned int *minLimit, _Out_ unsigned int *maxLimit)',
-  nvmlDeviceGetPowerManagementDefaultLimit: 'int nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, _Out_ unsigned int *defaultLimit)',
+  nvmlDeviceGetPowerManagementDefaultLimit:
+    'int nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, _Out_ unsigned int *defaultLimit)',
   nvmlDeviceGetBAR1MemoryInfo: 'int nvmlDeviceGetBAR1MemoryInfo(nvmlDevice_t device, _Inout_ void *bar1Memory)',
 } as const;
 
@@ -537,7 +568,10 @@ const NVLINK_ABSENT_CODES: readonly number[] = [NvmlReturn.INVALID_ARGUMENT, Nvm
 const CUDA_VERSION_FUNCTIONS: readonly OptionalFn[] = ['nvmlSystemGetCudaDriverVersion', 'nvmlSystemGetCudaDriverVersion_v2'];
 
 /** Every NVML function the binding may call (the NVML threads name calls by index in it). */
-export const NVML_FUNCTION_NAMES: readonly string[] = Object.freeze([...Object.keys(REQUIRED_PROTOTYPES), ...Object.keys(OPTIONAL_PROTOTYPES)]);
+export const NVML_FUNCTION_NAMES: readonly string[] = Object.freeze([
+  ...Object.keys(REQUIRED_PROTOTYPES),
+  ...Object.keys(OPTIONAL_PROTOTYPES),
+]);
 /** An NVML function the binding knows. */
 export type NvmlFunctionName = RequiredFn | OptionalFn;
 
@@ -562,9 +596,10 @@ function loadLibrary(paths: readonly string[]): LoadedLibrary {
       continue;
     }
     try {
-      const required = Object.fromEntries(
-        Object.entries(REQUIRED_PROTOTYPES).map(([name, proto]) => [name, lib.func(proto)]),
-      ) as Record<RequiredFn, KoffiFunction>;
+      const required = Object.fromEntries(Object.entries(REQUIRED_PROTOTYPES).map(([name, proto]) => [name, lib.func(proto)])) as Record<
+        RequiredFn,
+        KoffiFunction
+      >;
       const optional: Partial<Record<OptionalFn, KoffiFunction>> = {};
       for (const [name, proto] of Object.entries(OPTIONAL_PROTOTYPES) as Array<[OptionalFn, string]>) {
         // older drivers lack newer symbols: probe each one and treat absence as FUNCTION_NOT_FOUND
@@ -666,7 +701,11 @@ export class NvmlBinding {
    */
   init(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.ready && !this.closing) return Promise.resolve();
-    if (this.closing) return withSignal(this.shutdown().then(() => this.init(options)), options.signal);
+    if (this.closing)
+      return withSignal(
+        this.shutdown().then(() => this.init(options)),
+        options.signal,
+      );
     this.initPromise ??= this.runInit().then(
       () => undefined,
       (err: unknown) => {
@@ -781,7 +820,13 @@ export class NvmlBinding {
     }
   }
 
-  private async callAsync(fn: OptionalFn, native: KoffiFunction, args: readonly unknown[], options: NvmlCallOptions, accept: readonly number[]): Promise<number> {
+  private async callAsync(
+    fn: OptionalFn,
+    native: KoffiFunction,
+    args: readonly unknown[],
+    options: NvmlCallOptions,
+    accept: readonly number[],
+  ): Promise<number> {
     const rc = await withDeadline(this.track(this.native(fn, native, args)), fn, options.timeoutMs ?? this.callTimeoutMs, options.signal);
     return this.accepted(fn, rc, accept);
   }
@@ -890,7 +935,9 @@ export class NvmlBinding {
    * `utility` capability lacks (LIBRARY_NOT_FOUND), so it is only the fallback.
    */
   systemGetCudaDriverVersion(options: NvmlCallOptions = {}): Promise<number> {
-    return this.firstOf(CUDA_VERSION_FUNCTIONS, [NvmlReturn.FUNCTION_NOT_FOUND, NvmlReturn.NOT_SUPPORTED], (fn) => this.getUint(fn, [], options));
+    return this.firstOf(CUDA_VERSION_FUNCTIONS, [NvmlReturn.FUNCTION_NOT_FOUND, NvmlReturn.NOT_SUPPORTED], (fn) =>
+      this.getUint(fn, [], options),
+    );
   }
 
   /** nvmlDeviceGetCount_v2. */
@@ -1022,7 +1069,12 @@ export class NvmlBinding {
   }
 
   /** nvmlDeviceGetTotalEccErrors; undefined when NVML reports the value as not available. */
-  deviceGetTotalEccErrors(device: NvmlDeviceHandle, errorType: EccErrorType, counter: EccCounterType, options: NvmlCallOptions = {}): Promise<number | undefined> {
+  deviceGetTotalEccErrors(
+    device: NvmlDeviceHandle,
+    errorType: EccErrorType,
+    counter: EccCounterType,
+    options: NvmlCallOptions = {},
+  ): Promise<number | undefined> {
     return this.getU64('nvmlDeviceGetTotalEccErrors', [device, errorType, counter], options);
   }
 
@@ -1072,7 +1124,12 @@ export class NvmlBinding {
   }
 
   /** nvmlDeviceGetNvLinkErrorCounter. */
-  deviceGetNvLinkErrorCounter(device: NvmlDeviceHandle, link: number, counter: NvLinkErrorCounter, options: NvmlCallOptions = {}): Promise<number | undefined> {
+  deviceGetNvLinkErrorCounter(
+    device: NvmlDeviceHandle,
+    link: number,
+    counter: NvLinkErrorCounter,
+    options: NvmlCallOptions = {},
+  ): Promise<number | undefined> {
     return this.getU64('nvmlDeviceGetNvLinkErrorCounter', [device, link, counter], options);
   }
 
@@ -1127,14 +1184,19 @@ export class NvmlBinding {
       if (rc !== NvmlReturn.SUCCESS) continue;
       const records = Math.min(count[0] ?? 0, capacity);
       const decoded = decodeProcessRecords(buffer, records);
-      if (decoded === undefined) throw new NvmlError(NvmlReturn.UNKNOWN, fn, `no known record size (16, 24, 32 bytes) fits the ${records} process records written`);
+      if (decoded === undefined)
+        throw new NvmlError(NvmlReturn.UNKNOWN, fn, `no known record size (16, 24, 32 bytes) fits the ${records} process records written`);
       return decoded.processes;
     }
     throw new NvmlError(NvmlReturn.INSUFFICIENT_SIZE, fn, 'process list kept growing');
   }
 
   /** nvmlDeviceGetFieldValues: one answer per request, each with its own return code (NOT_SUPPORTED: the GPU or driver lacks the field). */
-  async deviceGetFieldValues(device: NvmlDeviceHandle, requests: readonly NvmlFieldRequest[], options: NvmlCallOptions = {}): Promise<NvmlFieldValue[]> {
+  async deviceGetFieldValues(
+    device: NvmlDeviceHandle,
+    requests: readonly NvmlFieldRequest[],
+    options: NvmlCallOptions = {},
+  ): Promise<NvmlFieldValue[]> {
     const answers: NvmlFieldValue[] = [];
     for (let start = 0; start < requests.length; start += FIELDS_PER_CALL) {
       const chunk = requests.slice(start, start + FIELDS_PER_CALL);
@@ -1175,7 +1237,8 @@ export class NvmlBinding {
     const out: unknown[] = [null];
     await this.call('nvmlDeviceGetMigDeviceHandleByIndex', [device, index, out], options);
     const handle = out[0];
-    if (typeof handle !== 'bigint' || handle === 0n) throw new NvmlError(NvmlReturn.UNKNOWN, 'nvmlDeviceGetMigDeviceHandleByIndex', 'returned a null handle');
+    if (typeof handle !== 'bigint' || handle === 0n)
+      throw new NvmlError(NvmlReturn.UNKNOWN, 'nvmlDeviceGetMigDeviceHandleByIndex', 'returned a null handle');
     return handle;
   }
 
@@ -1214,7 +1277,12 @@ export class NvmlBinding {
   }
 
   /** nvmlDeviceRegisterEvents. */
-  async deviceRegisterEvents(device: NvmlDeviceHandle, types: number, set: NvmlEventSetHandle, options: NvmlCallOptions = {}): Promise<void> {
+  async deviceRegisterEvents(
+    device: NvmlDeviceHandle,
+    types: number,
+    set: NvmlEventSetHandle,
+    options: NvmlCallOptions = {},
+  ): Promise<void> {
     await this.call('nvmlDeviceRegisterEvents', [device, types, set], options);
   }
 
@@ -1287,7 +1355,10 @@ export class NvmlBinding {
   }
 
   /** nvmlDeviceGetPowerManagementLimitConstraints (milliwatts). */
-  async deviceGetPowerManagementLimitConstraints(device: NvmlDeviceHandle, options: NvmlCallOptions = {}): Promise<{ min: number; max: number }> {
+  async deviceGetPowerManagementLimitConstraints(
+    device: NvmlDeviceHandle,
+    options: NvmlCallOptions = {},
+  ): Promise<{ min: number; max: number }> {
     const min = [0];
     const max = [0];
     await this.call('nvmlDeviceGetPowerManagementLimitConstraints', [device, min, max], options);

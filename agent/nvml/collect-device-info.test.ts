@@ -24,7 +24,10 @@ afterAll(async () => {
   await pool.dispose();
 });
 
-async function snapshotOf(scenario: string | FakeNvmlScenario, checks?: readonly NvmlCheck[]): Promise<{ snapshot: NvmlSnapshot; env: FakeNvmlEnvironment }> {
+async function snapshotOf(
+  scenario: string | FakeNvmlScenario,
+  checks?: readonly NvmlCheck[],
+): Promise<{ snapshot: NvmlSnapshot; env: FakeNvmlEnvironment }> {
   const env = await envFor(scenario);
   nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
   const snapshot = await collectSnapshot(checks === undefined ? { nvml } : { nvml, checks });
@@ -48,7 +51,14 @@ describe('device info through the fake library', () => {
     expect(g0.violationTime).toEqual({ thermalNs: 0, powerNs: 0 });
     expect(g0.pcie).toMatchObject({ replayRolloverCounter: 0, correctableErrors: 0 });
     // R550 refuses the v3 struct: the v2 answer carries the health mask, not the summary
-    expect(g0.fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 2, degradedBandwidth: false });
+    expect(g0.fabric).toEqual({
+      state: 'completed',
+      status: 0,
+      cliqueId: 1,
+      clusterUuid: CLUSTER,
+      healthMask: 2,
+      degradedBandwidth: false,
+    });
     expect(g0.vbiosVersion).toBe('96.00.74.00.01');
     expect(g0.inforom).toEqual({ imageVersion: 'G520.0200.00.05', oemVersion: '2.1', eccVersion: '7.16', valid: true });
     expect(g0.power).toMatchObject({ minLimitWatts: 200, maxLimitWatts: 700, defaultLimitWatts: 700 });
@@ -70,7 +80,12 @@ describe('device info through the fake library', () => {
     const first = await collectSnapshot({ nvml });
     expect(first.gpus.flatMap((g) => g.errors)).toEqual([]);
     const calls = (fn: string): number => env.library.callCount(fn);
-    const [fields, fabric, vbios, validate] = ['nvmlDeviceGetFieldValues', 'nvmlDeviceGetGpuFabricInfoV', 'nvmlDeviceGetVbiosVersion', 'nvmlDeviceValidateInforom'].map(calls);
+    const [fields, fabric, vbios, validate] = [
+      'nvmlDeviceGetFieldValues',
+      'nvmlDeviceGetGpuFabricInfoV',
+      'nvmlDeviceGetVbiosVersion',
+      'nvmlDeviceValidateInforom',
+    ].map(calls);
     const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
     // 2 GPUs, H100: one device-info batch each; the NVLink states (18 values) and DL counters (78
     // values, two calls of at most 64) as field values too (no NVLink5 batch); one fabric call
@@ -89,7 +104,15 @@ describe('device info through the fake library', () => {
   it('reports a fabric that is not started and one that completed with an error (R570, v3)', async () => {
     const { snapshot } = await snapshotOf('hgx-h100-fabric-not-ready');
     expect(gpu(snapshot, 0).fabric).toMatchObject({ state: 'notStarted', healthSummary: 'notSupported' });
-    expect(gpu(snapshot, 1).fabric).toEqual({ state: 'completed', status: 999, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 1, healthSummary: 'unhealthy', degradedBandwidth: true });
+    expect(gpu(snapshot, 1).fabric).toEqual({
+      state: 'completed',
+      status: 999,
+      cliqueId: 1,
+      clusterUuid: CLUSTER,
+      healthMask: 1,
+      healthSummary: 'unhealthy',
+      degradedBandwidth: true,
+    });
   });
 
   it('reads the fabric through the v1 call where GpuFabricInfoV is absent (R535)', async () => {
@@ -126,8 +149,15 @@ describe('device info through the fake library', () => {
 
   it('lists every field as unsupported when nvmlDeviceGetFieldValues is', async () => {
     const base = await loadScenario('h100-sxm-8x-healthy');
-    const { snapshot } = await snapshotOf({ ...base, name: 'no-field-values', gpus: base.gpus.slice(0, 1), gpuDefaults: { ...base.gpuDefaults, unsupported: ['nvmlDeviceGetFieldValues'] } });
-    expect(gpu(snapshot, 0).unsupported).toEqual(expect.arrayContaining(['temperature.memoryCelsius', 'energyMillijoules', 'pcie.correctableErrors', 'recoveryAction']));
+    const { snapshot } = await snapshotOf({
+      ...base,
+      name: 'no-field-values',
+      gpus: base.gpus.slice(0, 1),
+      gpuDefaults: { ...base.gpuDefaults, unsupported: ['nvmlDeviceGetFieldValues'] },
+    });
+    expect(gpu(snapshot, 0).unsupported).toEqual(
+      expect.arrayContaining(['temperature.memoryCelsius', 'energyMillijoules', 'pcie.correctableErrors', 'recoveryAction']),
+    );
     expect(gpu(snapshot, 0).unsupported).not.toContain('fieldValues');
   });
 });
@@ -143,7 +173,10 @@ describe('binding calls through the fake library', () => {
     expect(await nvml.deviceGetInforomVersion(h, InforomObject.POWER)).toBe('N/A');
     expect(await nvml.deviceGetPowerManagementLimitConstraints(h)).toEqual({ min: 60_000, max: 70_000 });
     expect(await nvml.deviceGetPowerManagementDefaultLimit(h)).toBe(70_000);
-    const [rollover, correctable] = await nvml.deviceGetFieldValues(h, [{ fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER }, { fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS }]);
+    const [rollover, correctable] = await nvml.deviceGetFieldValues(h, [
+      { fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER },
+      { fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS },
+    ]);
     expect(rollover).toEqual({ fieldId: 95, scopeId: 0, code: NvmlReturn.SUCCESS, value: 0 });
     expect(correctable?.code).toBe(NvmlReturn.NOT_SUPPORTED);
   });
@@ -153,7 +186,11 @@ describe('binding calls through the fake library', () => {
     nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
     await nvml.init();
     const h = await nvml.deviceGetHandleByIndex(1);
-    expect(toGpuFabric(await nvml.deviceGetGpuFabricInfo(h))).toMatchObject({ state: 'completed', status: 999, healthSummary: 'unhealthy' });
+    expect(toGpuFabric(await nvml.deviceGetGpuFabricInfo(h))).toMatchObject({
+      state: 'completed',
+      status: 999,
+      healthSummary: 'unhealthy',
+    });
     expect(await nvml.deviceValidateInforom(h)).toBe(true);
     expect(await nvml.deviceGetBar1MemoryInfo(h)).toEqual({ total: 128 * GiB, used: 2 * MiB, free: 128 * GiB - 2 * MiB });
   });

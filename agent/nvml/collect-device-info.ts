@@ -6,8 +6,25 @@
  * STATIC_INFO_TTL_MS, so a snapshot costs one field-value call, one fabric call and one BAR1
  * call per GPU once they are known.
  */
-import { InforomObject, NvmlFieldId, type NvmlBinding, type NvmlCallOptions, type NvmlDeviceHandle, type NvmlFieldValue, type NvmlGpuFabricInfo } from './binding.js';
-import type { GpuFabric, GpuFabricHealthSummary, GpuFabricState, GpuInforom, GpuPower, GpuRecoveryAction, GpuSnapshot, NvmlCheck } from './types.js';
+import {
+  InforomObject,
+  NvmlFieldId,
+  type NvmlBinding,
+  type NvmlCallOptions,
+  type NvmlDeviceHandle,
+  type NvmlFieldValue,
+  type NvmlGpuFabricInfo,
+} from './binding.js';
+import type {
+  GpuFabric,
+  GpuFabricHealthSummary,
+  GpuFabricState,
+  GpuInforom,
+  GpuPower,
+  GpuRecoveryAction,
+  GpuSnapshot,
+  NvmlCheck,
+} from './types.js';
 
 /** What the collector's per-GPU reader offers (collector.ts GpuReader). */
 export interface DeviceInfoReader {
@@ -44,20 +61,62 @@ interface BatchField {
 }
 
 const BATCH_FIELDS: readonly BatchField[] = [
-  { check: 'temperature', fieldId: NvmlFieldId.MEMORY_TEMP, name: 'temperature.memoryCelsius', apply: (g, v) => (g.temperature = { ...g.temperature, memoryCelsius: v }) },
-  { check: 'temperature', fieldId: NvmlFieldId.PERF_POLICY_THERMAL, name: 'violationTime.thermalNs', apply: (g, v) => (g.violationTime = { ...g.violationTime, thermalNs: v }) },
+  {
+    check: 'temperature',
+    fieldId: NvmlFieldId.MEMORY_TEMP,
+    name: 'temperature.memoryCelsius',
+    apply: (g, v) => (g.temperature = { ...g.temperature, memoryCelsius: v }),
+  },
+  {
+    check: 'temperature',
+    fieldId: NvmlFieldId.PERF_POLICY_THERMAL,
+    name: 'violationTime.thermalNs',
+    apply: (g, v) => (g.violationTime = { ...g.violationTime, thermalNs: v }),
+  },
   { check: 'power', fieldId: NvmlFieldId.TOTAL_ENERGY_CONSUMPTION, name: 'energyMillijoules', apply: (g, v) => (g.energyMillijoules = v) },
-  { check: 'power', fieldId: NvmlFieldId.PERF_POLICY_POWER, name: 'violationTime.powerNs', apply: (g, v) => (g.violationTime = { ...g.violationTime, powerNs: v }) },
-  { check: 'pcie', fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER, name: 'pcie.replayRolloverCounter', apply: (g, v) => (g.pcie = { ...g.pcie, replayRolloverCounter: v }) },
-  { check: 'pcie', fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS, name: 'pcie.correctableErrors', apply: (g, v) => (g.pcie = { ...g.pcie, correctableErrors: v }) },
-  { check: 'modes', fieldId: NvmlFieldId.GPU_RECOVERY_ACTION, name: 'recoveryAction', apply: (g, v) => (g.recoveryAction = RECOVERY_ACTIONS[v] ?? 'unknown') },
+  {
+    check: 'power',
+    fieldId: NvmlFieldId.PERF_POLICY_POWER,
+    name: 'violationTime.powerNs',
+    apply: (g, v) => (g.violationTime = { ...g.violationTime, powerNs: v }),
+  },
+  {
+    check: 'pcie',
+    fieldId: NvmlFieldId.PCIE_REPLAY_ROLLOVER_COUNTER,
+    name: 'pcie.replayRolloverCounter',
+    apply: (g, v) => (g.pcie = { ...g.pcie, replayRolloverCounter: v }),
+  },
+  {
+    check: 'pcie',
+    fieldId: NvmlFieldId.PCIE_COUNT_CORRECTABLE_ERRORS,
+    name: 'pcie.correctableErrors',
+    apply: (g, v) => (g.pcie = { ...g.pcie, correctableErrors: v }),
+  },
+  {
+    check: 'modes',
+    fieldId: NvmlFieldId.GPU_RECOVERY_ACTION,
+    name: 'recoveryAction',
+    apply: (g, v) => (g.recoveryAction = RECOVERY_ACTIONS[v] ?? 'unknown'),
+  },
 ];
 
 /** Reads every field value the wanted checks need in one nvmlDeviceGetFieldValues call. */
-export async function collectFieldBatch(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader, gpu: GpuSnapshot, checks: ReadonlySet<NvmlCheck>): Promise<void> {
+export async function collectFieldBatch(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: DeviceInfoReader,
+  gpu: GpuSnapshot,
+  checks: ReadonlySet<NvmlCheck>,
+): Promise<void> {
   const fields = BATCH_FIELDS.filter((f) => checks.has(f.check));
   if (fields.length === 0 || r.lost) return;
-  const answers = await r.read('fieldValues', () => nvml.deviceGetFieldValues(h, fields.map((f) => ({ fieldId: f.fieldId })), r.options));
+  const answers = await r.read('fieldValues', () =>
+    nvml.deviceGetFieldValues(
+      h,
+      fields.map((f) => ({ fieldId: f.fieldId })),
+      r.options,
+    ),
+  );
   if (answers === undefined) {
     // the call itself is missing or NOT_SUPPORTED: so is every field it carries
     if (r.unsupported.delete('fieldValues')) for (const f of fields) r.unsupported.add(f.name);
@@ -101,7 +160,14 @@ const MAX_STATIC_ENTRIES = 256;
  * Reads a GPU's static `part` through `read`, or replays the cached answer while it is fresh.
  * An answer is cached only when every read of it succeeded or was unsupported (no errors, not lost).
  */
-async function cachedStatic(nvml: NvmlBinding, gpu: GpuSnapshot, part: string, r: DeviceInfoReader, read: () => Promise<Partial<GpuSnapshot>>, nowMs: number): Promise<void> {
+async function cachedStatic(
+  nvml: NvmlBinding,
+  gpu: GpuSnapshot,
+  part: string,
+  r: DeviceInfoReader,
+  read: () => Promise<Partial<GpuSnapshot>>,
+  nowMs: number,
+): Promise<void> {
   const key = gpu.uuid === undefined ? undefined : `${gpu.uuid}|${part}`;
   const cache = staticCache.get(nvml) ?? new Map<string, StaticEntry>();
   const hit = key === undefined ? undefined : cache.get(key);

@@ -42,7 +42,16 @@ describe('collectSnapshot against the fake NVML library', () => {
   it('loads every shipped scenario into a JSON-able snapshot of the expected shape', async () => {
     const names = await listScenarios();
     expect(names).toEqual(
-      expect.arrayContaining(['h100-sxm-8x-healthy', 'a100-dbe-remap-pending', 'thermal-hw-slowdown', 'nvlink-down', 'gpu-lost-xid79', 'mig-enabled', 't4-legacy', 'no-gpus']),
+      expect.arrayContaining([
+        'h100-sxm-8x-healthy',
+        'a100-dbe-remap-pending',
+        'thermal-hw-slowdown',
+        'nvlink-down',
+        'gpu-lost-xid79',
+        'mig-enabled',
+        't4-legacy',
+        'no-gpus',
+      ]),
     );
     // A scenario whose call blocks for an hour would hold a pool thread of this process for as
     // long; it is exercised by the agent's shutdown test instead.
@@ -91,7 +100,14 @@ describe('collectSnapshot against the fake NVML library', () => {
       utilization: { gpuPercent: 35, memoryPercent: 12 },
       clocks: { graphicsMHz: 1980, smMHz: 1980, memoryMHz: 2619, maxGraphicsMHz: 1980, maxSmMHz: 1980, maxMemoryMHz: 2619 },
       clockEventReasons: { mask: 0, names: [] },
-      ecc: { enabled: true, pendingEnabled: true, volatileCorrected: 0, volatileUncorrected: 0, aggregateCorrected: 3, aggregateUncorrected: 0 },
+      ecc: {
+        enabled: true,
+        pendingEnabled: true,
+        volatileCorrected: 0,
+        volatileUncorrected: 0,
+        aggregateCorrected: 3,
+        aggregateUncorrected: 0,
+      },
       remappedRows: { corrected: 0, uncorrected: 0, pending: false, failure: false },
       pcie: { currentGen: 5, currentWidth: 16, maxGen: 5, maxWidth: 16, replayCounter: 0 },
       processes: [{ pid: 4242, usedMemoryBytes: 2048 * 1024 * 1024 }],
@@ -208,7 +224,9 @@ describe('collectSnapshot against the fake NVML library', () => {
 
   it('reads every pid of 30 processes from a driver that writes 32-byte records (535.43-535.86)', async () => {
     const snapshot = await snapshotOf('h100-r535-43-30-processes');
-    const expected = (await loadScenario('h100-r535-43-30-processes')).gpus.map((g) => (g.processes ?? []).map((p) => ({ pid: p.pid, usedMemoryBytes: p.usedMemoryBytes })));
+    const expected = (await loadScenario('h100-r535-43-30-processes')).gpus.map((g) =>
+      (g.processes ?? []).map((p) => ({ pid: p.pid, usedMemoryBytes: p.usedMemoryBytes })),
+    );
     expect(gpu(snapshot, 0).processes).toEqual(expected[0]);
     expect(gpu(snapshot, 0).processes).toHaveLength(30);
     expect(gpu(snapshot, 1).processes).toEqual(expected[1]);
@@ -306,7 +324,11 @@ describe('collectSnapshot against the fake NVML library', () => {
       crcData: 400 + link,
       eccData: 500 + link,
     });
-    g0.nvlink = { ...nvlink, inactive: [9], counters: Object.fromEntries(Array.from({ length: 18 }, (_, link) => [String(link), counters(link)])) };
+    g0.nvlink = {
+      ...nvlink,
+      inactive: [9],
+      counters: Object.fromEntries(Array.from({ length: 18 }, (_, link) => [String(link), counters(link)])),
+    };
     return scenario;
   }
 
@@ -321,32 +343,56 @@ describe('collectSnapshot against the fake NVML library', () => {
     ['550.54.15', 'r550', { states: 0, counters: 12 }],
     // R470 has no link-scoped ids: states and replay/recovery/CRC flit by call, CRC/ECC data of links 0-11 from the batch
     ['470.256.02', 'r470', { states: 18, counters: 18 * 3 + 12 }],
-  ])('reads every NVLink counter of every link, through field values where the driver has them (%s)', async (driverVersion, era, perGpu) => {
-    const e = await envFor(await countedLinksScenario(driverVersion));
-    expect(e.era).toBe(era);
-    nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false });
-    const first = await collectSnapshot({ nvml });
-    expect(gpu(first, 0).nvlinks).toEqual(expectedLinks);
-    const calls = (fn: string): number => e.library.callCount(fn);
-    const [states, counters] = [calls('nvmlDeviceGetNvLinkState'), calls('nvmlDeviceGetNvLinkErrorCounter')];
-    const second = await collectSnapshot({ nvml });
-    expect(gpu(second, 0).nvlinks).toEqual(expectedLinks);
-    expect(gpu(second, 0).errors).toEqual([]);
-    expect(gpu(second, 1).nvlinks?.[17]).toEqual({ link: 17, active: true, errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 } });
-    const gpus = second.gpus.length;
-    expect(calls('nvmlDeviceGetNvLinkState') - states).toBe(gpus * perGpu.states);
-    expect(calls('nvmlDeviceGetNvLinkErrorCounter') - counters).toBe(gpus * perGpu.counters);
-  });
+  ])(
+    'reads every NVLink counter of every link, through field values where the driver has them (%s)',
+    async (driverVersion, era, perGpu) => {
+      const e = await envFor(await countedLinksScenario(driverVersion));
+      expect(e.era).toBe(era);
+      nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false });
+      const first = await collectSnapshot({ nvml });
+      expect(gpu(first, 0).nvlinks).toEqual(expectedLinks);
+      const calls = (fn: string): number => e.library.callCount(fn);
+      const [states, counters] = [calls('nvmlDeviceGetNvLinkState'), calls('nvmlDeviceGetNvLinkErrorCounter')];
+      const second = await collectSnapshot({ nvml });
+      expect(gpu(second, 0).nvlinks).toEqual(expectedLinks);
+      expect(gpu(second, 0).errors).toEqual([]);
+      expect(gpu(second, 1).nvlinks?.[17]).toEqual({
+        link: 17,
+        active: true,
+        errors: { replay: 0, recovery: 0, crcFlit: 0, crcData: 0, eccData: 0 },
+      });
+      const gpus = second.gpus.length;
+      expect(calls('nvmlDeviceGetNvLinkState') - states).toBe(gpus * perGpu.states);
+      expect(calls('nvmlDeviceGetNvLinkErrorCounter') - counters).toBe(gpus * perGpu.counters);
+    },
+  );
 
   it('reads NVLink5 error counters as field values on Blackwell, where the DL counters are NOT_SUPPORTED', async () => {
     const snapshot = await snapshotOf('b200-nvlink5-counters');
     const g1 = gpu(snapshot, 1);
     expect(g1.errors).toEqual([]);
     expect(g1.nvlinks).toHaveLength(18);
-    expect(g1.nvlinks?.[3]).toEqual({ link: 3, active: true, errors: { symbolErrors: 12, effectiveErrors: 2, recoverySuccessful: 1, recoveryFailed: 0 } });
+    expect(g1.nvlinks?.[3]).toEqual({
+      link: 3,
+      active: true,
+      errors: { symbolErrors: 12, effectiveErrors: 2, recoverySuccessful: 1, recoveryFailed: 0 },
+    });
     expect(g1.nvlinks?.[7]?.errors).toEqual({ symbolErrors: 0, effectiveErrors: 0, recoverySuccessful: 0, recoveryFailed: 1 });
-    expect(g1.unsupported).toEqual(expect.arrayContaining(['nvlinks.errors.replay', 'nvlinks.errors.recovery', 'nvlinks.errors.crcFlit', 'nvlinks.errors.crcData', 'nvlinks.errors.eccData']));
-    expect(gpu(snapshot, 0).nvlinks?.[0]?.errors).toEqual({ symbolErrors: 0, effectiveErrors: 0, recoverySuccessful: 0, recoveryFailed: 0 });
+    expect(g1.unsupported).toEqual(
+      expect.arrayContaining([
+        'nvlinks.errors.replay',
+        'nvlinks.errors.recovery',
+        'nvlinks.errors.crcFlit',
+        'nvlinks.errors.crcData',
+        'nvlinks.errors.eccData',
+      ]),
+    );
+    expect(gpu(snapshot, 0).nvlinks?.[0]?.errors).toEqual({
+      symbolErrors: 0,
+      effectiveErrors: 0,
+      recoverySuccessful: 0,
+      recoveryFailed: 0,
+    });
   });
 
   it('reads the temperature through nvmlDeviceGetTemperatureV where the driver has it, and the old call elsewhere', async () => {
@@ -383,7 +429,13 @@ describe('collectSnapshot against the fake NVML library', () => {
 
   it('returns no-GPU mode when the node has no GPUs', async () => {
     const snapshot = await snapshotOf('no-gpus');
-    expect(snapshot.nvml).toEqual({ available: false, reason: 'no GPUs found', driverVersion: '550.54.15', nvmlVersion: '12.550.54.15', cudaDriverVersion: '12.4' });
+    expect(snapshot.nvml).toEqual({
+      available: false,
+      reason: 'no GPUs found',
+      driverVersion: '550.54.15',
+      nvmlVersion: '12.550.54.15',
+      cudaDriverVersion: '12.4',
+    });
     expect(snapshot.gpus).toEqual([]);
   });
 
@@ -404,7 +456,17 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(g5.uuid).toBeUndefined();
     expect(g5.errors.length).toBeGreaterThan(20);
     expect(g5.errors.every((e) => e.code === 999 && e.error.includes('Unknown Error'))).toBe(true);
-    expect(g5.errors.map((e) => e.field)).toEqual(expect.arrayContaining(['uuid', 'memory', 'temperature.gpuCelsius', 'power.usageWatts', 'remappedRows', 'nvlinks[0].active', 'processes']));
+    expect(g5.errors.map((e) => e.field)).toEqual(
+      expect.arrayContaining([
+        'uuid',
+        'memory',
+        'temperature.gpuCelsius',
+        'power.usageWatts',
+        'remappedRows',
+        'nvlinks[0].active',
+        'processes',
+      ]),
+    );
     for (const g of snapshot.gpus.filter((x) => x.index !== 2 && x.index !== 5)) {
       expect(g.errors).toEqual([]);
       expect(g.name).toBe('NVIDIA H100 80GB HBM3');
@@ -452,7 +514,9 @@ describe('collectSnapshot against the fake NVML library', () => {
     const timer = setInterval(() => ticks++, 10);
     const snapshot = await collectSnapshot({ nvml });
     clearInterval(timer);
-    expect(gpu(snapshot, 0).errors).toEqual([{ field: 'power.usageWatts', code: 10, error: expect.stringContaining('no answer within 100 ms') }]);
+    expect(gpu(snapshot, 0).errors).toEqual([
+      { field: 'power.usageWatts', code: 10, error: expect.stringContaining('no answer within 100 ms') },
+    ]);
     expect(gpu(snapshot, 0).power).toEqual({ enforcedLimitWatts: 700, minLimitWatts: 200, maxLimitWatts: 700, defaultLimitWatts: 700 });
     expect(gpu(snapshot, 1).power?.usageWatts).toBe(71.5);
     expect(ticks).toBeGreaterThan(3);

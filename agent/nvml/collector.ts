@@ -231,7 +231,12 @@ async function readMigDevices(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuRead
   gpu.migDevices = devices;
 }
 
-async function collectGpu(nvml: NvmlBinding, index: number, checks: ReadonlySet<NvmlCheck>, signal: AbortSignal | undefined): Promise<GpuSnapshot> {
+async function collectGpu(
+  nvml: NvmlBinding,
+  index: number,
+  checks: ReadonlySet<NvmlCheck>,
+  signal: AbortSignal | undefined,
+): Promise<GpuSnapshot> {
   const callOptions: NvmlCallOptions = signal === undefined ? {} : { signal };
   const r = new GpuReader(index, callOptions, signal);
   const o = r.options;
@@ -244,20 +249,35 @@ async function collectGpu(nvml: NvmlBinding, index: number, checks: ReadonlySet<
     const name = await r.read('name', () => nvml.deviceGetName(h, o));
     const serial = await r.read('serial', () => nvml.deviceGetSerial(h, o));
     const pci = await r.read('pciBusId', () => nvml.deviceGetPciInfo(h, o));
-    Object.assign(gpu, compact({ uuid, name, serial, pciBusId: pci?.busId, pciBusIdKernel: pci === undefined ? undefined : toKernelBusId(pci.busId) }));
+    Object.assign(
+      gpu,
+      compact({ uuid, name, serial, pciBusId: pci?.busId, pciBusIdKernel: pci === undefined ? undefined : toKernelBusId(pci.busId) }),
+    );
     await collectFields(nvml, h, r, gpu, checks);
   }
 
   if (r.lost) {
     // a lost GPU answers nothing meaningful: keep identity only
-    return { ...compact({ uuid: gpu.uuid, name: gpu.name, serial: gpu.serial, pciBusId: gpu.pciBusId, pciBusIdKernel: gpu.pciBusIdKernel }), index, lost: true, unsupported: [], errors: r.errors };
+    return {
+      ...compact({ uuid: gpu.uuid, name: gpu.name, serial: gpu.serial, pciBusId: gpu.pciBusId, pciBusIdKernel: gpu.pciBusIdKernel }),
+      index,
+      lost: true,
+      unsupported: [],
+      errors: r.errors,
+    };
   }
   gpu.unsupported = [...r.unsupported];
   gpu.errors = r.errors;
   return gpu;
 }
 
-async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, gpu: GpuSnapshot, checks: ReadonlySet<NvmlCheck>): Promise<void> {
+async function collectFields(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: GpuReader,
+  gpu: GpuSnapshot,
+  checks: ReadonlySet<NvmlCheck>,
+): Promise<void> {
   const o = r.options;
 
   if (checks.has('memory')) {
@@ -329,7 +349,13 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
           };
     const ecc = compact({ enabled: mode?.current, pendingEnabled: mode?.pending, ...counters });
     if (ecc !== undefined) gpu.ecc = ecc;
-    r.collapse('ecc', ['ecc.mode', 'ecc.volatileCorrected', 'ecc.volatileUncorrected', 'ecc.aggregateCorrected', 'ecc.aggregateUncorrected']);
+    r.collapse('ecc', [
+      'ecc.mode',
+      'ecc.volatileCorrected',
+      'ecc.volatileUncorrected',
+      'ecc.aggregateCorrected',
+      'ecc.aggregateUncorrected',
+    ]);
   }
 
   if (checks.has('retiredPages')) {
@@ -367,7 +393,9 @@ async function collectFields(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReade
   if (checks.has('processes')) {
     const processes = await r.read('processes', () => nvml.deviceGetComputeRunningProcesses(h, o));
     if (processes !== undefined) {
-      gpu.processes = processes.slice(0, MAX_PROCESSES_PER_GPU).map((p) => (p.usedGpuMemory === undefined ? { pid: p.pid } : { pid: p.pid, usedMemoryBytes: p.usedGpuMemory }));
+      gpu.processes = processes
+        .slice(0, MAX_PROCESSES_PER_GPU)
+        .map((p) => (p.usedGpuMemory === undefined ? { pid: p.pid } : { pid: p.pid, usedMemoryBytes: p.usedGpuMemory }));
       if (processes.length > MAX_PROCESSES_PER_GPU) gpu.processesOmitted = processes.length - MAX_PROCESSES_PER_GPU;
     }
   }
@@ -428,7 +456,12 @@ function rememberNvLinks(nvml: NvmlBinding, uuid: string, layout: NvLinkLayout |
  * is recorded and ends it. Where the DL error counters are NOT_SUPPORTED (NVLink5), the links'
  * counters are field values.
  */
-async function collectNvLinks(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, uuid: string | undefined): Promise<GpuNvLink[] | undefined> {
+async function collectNvLinks(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: GpuReader,
+  uuid: string | undefined,
+): Promise<GpuNvLink[] | undefined> {
   const o = r.options;
   const nowMs = Date.now();
   const known = knownNvLinks(nvml, uuid, nowMs);
@@ -476,10 +509,19 @@ const NVLINK_STATE_ACTIVE = 1;
  * Undefined as a whole when the driver does not answer the field for any link (then each link is
  * called, as on the first probe).
  */
-async function readKnownLinkStates(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, known: readonly number[]): Promise<Array<boolean | undefined> | undefined> {
+async function readKnownLinkStates(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: GpuReader,
+  known: readonly number[],
+): Promise<Array<boolean | undefined> | undefined> {
   let answers: NvmlFieldValue[];
   try {
-    answers = await nvml.deviceGetFieldValues(h, known.map((link) => ({ fieldId: NvmlFieldId.NVLINK_GET_STATE, scopeId: link })), r.options);
+    answers = await nvml.deviceGetFieldValues(
+      h,
+      known.map((link) => ({ fieldId: NvmlFieldId.NVLINK_GET_STATE, scopeId: link })),
+      r.options,
+    );
   } catch (err) {
     if (r.options.signal?.aborted === true) throw err;
     if (!isUnsupported(err)) r.record('nvlinks.state', err);
@@ -574,7 +616,12 @@ async function readNvLink5Counters(nvml: NvmlBinding, h: NvmlDeviceHandle, r: Gp
   });
 }
 
-async function readSystem<T>(field: string, errors: NvmlFieldError[], signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T | undefined> {
+async function readSystem<T>(
+  field: string,
+  errors: NvmlFieldError[],
+  signal: AbortSignal | undefined,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
   try {
     return await fn();
   } catch (err) {
@@ -610,7 +657,8 @@ export async function collectSnapshot(options: CollectSnapshotOptions): Promise<
   const driverVersion = await readSystem('driverVersion', errors, signal, () => nvml.systemGetDriverVersion(o));
   const nvmlVersion = await readSystem('nvmlVersion', errors, signal, () => nvml.systemGetNvmlVersion(o));
   const cuda = await readSystem('cudaDriverVersion', errors, signal, () => nvml.systemGetCudaDriverVersion(o));
-  const versions = compact({ driverVersion, nvmlVersion, cudaDriverVersion: cuda === undefined ? undefined : formatCudaVersion(cuda) }) ?? {};
+  const versions =
+    compact({ driverVersion, nvmlVersion, cudaDriverVersion: cuda === undefined ? undefined : formatCudaVersion(cuda) }) ?? {};
 
   let count: number;
   try {

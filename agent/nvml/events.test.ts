@@ -42,7 +42,15 @@ describe('NvmlEventWatcher', () => {
     await env.controller.inject({ kind: 'fall-off-bus', gpu: 2 });
     await waitFor(() => events.length > 0);
     const uuid = env.controller.current.gpus[2]?.uuid;
-    expect(events[0]).toMatchObject({ type: 'xid', xid: 79, data: 79, eventType: 0x8, gpuIndex: 2, gpuUuid: uuid, pciBusId: '00000000:3A:00.0' });
+    expect(events[0]).toMatchObject({
+      type: 'xid',
+      xid: 79,
+      data: 79,
+      eventType: 0x8,
+      gpuIndex: 2,
+      gpuUuid: uuid,
+      pciBusId: '00000000:3A:00.0',
+    });
 
     const stopStarted = Date.now();
     await watcher.stop();
@@ -97,7 +105,10 @@ describe('NvmlEventWatcher', () => {
     await env.controller.inject({ kind: 'double-bit-ecc', gpu: 5 });
     await env.controller.inject({ kind: 'xid', gpu: 0, xid: 48 });
     await waitFor(() => events.length >= 3);
-    expect(events.slice(1).map((e) => [e.type, e.gpuIndex])).toEqual([['doubleBitEcc', 5], ['xid', 0]]);
+    expect(events.slice(1).map((e) => [e.type, e.gpuIndex])).toEqual([
+      ['doubleBitEcc', 5],
+      ['xid', 0],
+    ]);
     expect(watcher.running).toBe(true);
     expect(errors).toEqual([]);
     // the watcher waits on, it does not spin on the lost GPU
@@ -114,7 +125,13 @@ describe('NvmlEventWatcher', () => {
     const events: NvmlEvent[] = [];
     const errors: Error[] = [];
     const warnings: Error[] = [];
-    const watcher = new NvmlEventWatcher({ nvml, pollMs: POLL_MS, onEvent: (e) => events.push(e), onError: (e) => errors.push(e), onWarning: (e) => warnings.push(e) });
+    const watcher = new NvmlEventWatcher({
+      nvml,
+      pollMs: POLL_MS,
+      onEvent: (e) => events.push(e),
+      onError: (e) => errors.push(e),
+      onWarning: (e) => warnings.push(e),
+    });
     await watcher.start();
     const scenario = env.controller.current;
     await env.controller.load({ ...scenario, errors: { nvmlEventSetWait_v2: 999 } });

@@ -40,7 +40,11 @@ const MEMORY_EVENT_MASK = MEMORY_EVENT_KINDS.reduce((mask, [bit]) => mask | bit,
  * and the memory events (drivers before R560 do not support them: the per-GPU mask drops them).
  */
 export const DEFAULT_EVENT_MASK =
-  NvmlEventType.XID_CRITICAL | NvmlEventType.DOUBLE_BIT_ECC | NvmlEventType.GPU_UNAVAILABLE | NvmlEventType.GPU_RECOVERY_ACTION | MEMORY_EVENT_MASK;
+  NvmlEventType.XID_CRITICAL |
+  NvmlEventType.DOUBLE_BIT_ECC |
+  NvmlEventType.GPU_UNAVAILABLE |
+  NvmlEventType.GPU_RECOVERY_ACTION |
+  MEMORY_EVENT_MASK;
 
 /** nvmlEventSetWait_v2 timeout per poll; bounded so a thread-pool thread is never held long. */
 export const MAX_EVENT_POLL_MS = 1000;
@@ -290,7 +294,9 @@ export class NvmlEventWatcher {
       this.rebuildPending = false;
     } catch (err) {
       this.rebuildPending = true;
-      this.options.onWarning?.(new Error('cannot rebuild the NVML event set without the lost GPUs; retrying on the next failed wait', { cause: err }));
+      this.options.onWarning?.(
+        new Error('cannot rebuild the NVML event set without the lost GPUs; retrying on the next failed wait', { cause: err }),
+      );
       return 0;
     }
     return Math.max(lost.length, 1);

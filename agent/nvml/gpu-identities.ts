@@ -26,7 +26,14 @@ export class GpuIdentityMemory {
           const known = this.byIndex.get(gpu.index);
           // A snapshot without the modes check does not read MIG devices: keep the ones seen before.
           const migDevices = gpu.migDevices ?? (known?.uuid === gpu.uuid ? known.migDevices : undefined);
-          this.byIndex.set(gpu.index, { uuid: gpu.uuid, name: gpu.name, serial: gpu.serial, pciBusId: gpu.pciBusId, pciBusIdKernel: gpu.pciBusIdKernel, migDevices });
+          this.byIndex.set(gpu.index, {
+            uuid: gpu.uuid,
+            name: gpu.name,
+            serial: gpu.serial,
+            pciBusId: gpu.pciBusId,
+            pciBusIdKernel: gpu.pciBusIdKernel,
+            migDevices,
+          });
         }
         return gpu;
       }

@@ -39,7 +39,12 @@ export async function threadSources(
 ): Promise<{ snapshots: NvmlSnapshotSource & { readonly thread: NvmlThread }; events: NvmlEventSource }> {
   const thread = new NvmlThread('nvml', { binding, callTimeoutMs, logger });
   await thread.start();
-  const snapshots = { thread, collect: (checks: readonly NvmlCheck[]) => thread.collect(checks), hungCalls: () => thread.hungCalls(), stop: (graceMs: number) => thread.stop(graceMs) };
+  const snapshots = {
+    thread,
+    collect: (checks: readonly NvmlCheck[]) => thread.collect(checks),
+    hungCalls: () => thread.hungCalls(),
+    stop: (graceMs: number) => thread.stop(graceMs),
+  };
   const events: NvmlEventSource = {
     watch: (handlers) => {
       thread.watch(handlers);
@@ -75,7 +80,13 @@ export function bindingEventSource(nvml: NvmlBinding): NvmlEventSource {
   return {
     watch: async (handlers) => {
       const { onEvent, onError, onWarning, onGpuLost } = handlers;
-      watcher = new NvmlEventWatcher({ nvml, onEvent, onError, ...(onWarning === undefined ? {} : { onWarning }), ...(onGpuLost === undefined ? {} : { onGpuLost }) });
+      watcher = new NvmlEventWatcher({
+        nvml,
+        onEvent,
+        onError,
+        ...(onWarning === undefined ? {} : { onWarning }),
+        ...(onGpuLost === undefined ? {} : { onGpuLost }),
+      });
       try {
         await watcher.start();
       } catch (err) {
@@ -89,4 +100,3 @@ export function bindingEventSource(nvml: NvmlBinding): NvmlEventSource {
     },
   };
 }
-

@@ -9,9 +9,17 @@ const expected = { podUid: UID, containerId: ID };
 
 describe('containerOfCgroupFile', () => {
   it.each<[string, string, { podUid: string; containerId: string } | undefined]>([
-    ['v2, systemd, burstable, containerd', `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n`, expected],
+    [
+      'v2, systemd, burstable, containerd',
+      `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n`,
+      expected,
+    ],
     ['v2, systemd, guaranteed, CRI-O', `0::/kubepods.slice/kubepods-pod${UID_SYSTEMD}.slice/crio-${ID}.scope\n`, expected],
-    ['v2, systemd, besteffort, Docker', `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID_SYSTEMD}.slice/docker-${ID}.scope\n`, expected],
+    [
+      'v2, systemd, besteffort, Docker',
+      `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${UID_SYSTEMD}.slice/docker-${ID}.scope\n`,
+      expected,
+    ],
     ['v2, cgroupfs, burstable', `0::/kubepods/burstable/pod${UID}/${ID}\n`, expected],
     ['v2, cgroupfs, guaranteed', `0::/kubepods/pod${UID}/${ID}\n`, expected],
     ['v2 read from inside another cgroup namespace', `0::/../../kubepods/besteffort/pod${UID}/${ID}\n`, expected],
@@ -29,13 +37,21 @@ describe('containerOfCgroupFile', () => {
       ].join('\n'),
       expected,
     ],
-    ['v1, systemd', `4:memory:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n1:name=systemd:/init.scope\n`, expected],
-    ['v1, containerd\'s colon form', `3:cpu,cpuacct:/system.slice/containerd.service/kubepods-burstable-pod${UID_SYSTEMD}.slice:cri-containerd:${ID}\n`, expected],
+    [
+      'v1, systemd',
+      `4:memory:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n1:name=systemd:/init.scope\n`,
+      expected,
+    ],
+    [
+      "v1, containerd's colon form",
+      `3:cpu,cpuacct:/system.slice/containerd.service/kubepods-burstable-pod${UID_SYSTEMD}.slice:cri-containerd:${ID}\n`,
+      expected,
+    ],
     ['the first line that names a container wins', `5:cpuset:/\n4:memory:/kubepods/pod${UID}/${ID}\n`, expected],
     ['a host process', '0::/system.slice/sshd.service\n', undefined],
     ['a user session', '0::/user.slice/user-1000.slice/session-3.scope\n', undefined],
     ['the pod cgroup itself (no container)', `0::/kubepods/burstable/pod${UID}\n`, undefined],
-    ['CRI-O\'s conmon monitor', `0::/kubepods.slice/kubepods-pod${UID_SYSTEMD}.slice/crio-conmon-${ID}.scope\n`, undefined],
+    ["CRI-O's conmon monitor", `0::/kubepods.slice/kubepods-pod${UID_SYSTEMD}.slice/crio-conmon-${ID}.scope\n`, undefined],
     ['a pod segment outside kubepods', `0::/docker/pod${UID}/${ID}\n`, undefined],
     ['a container id that is too short', `0::/kubepods/pod${UID}/${ID.slice(1)}\n`, undefined],
     ['an uppercase UID', `0::/kubepods/pod${UID.toUpperCase()}/${ID}\n`, undefined],

@@ -31,7 +31,13 @@ const LIST_ANSWER = {
           ],
           cpu_ids: [2, 3],
           memory: [{ memory_type: 'memory', size: 1024, topology: { nodes: [{ ID: 0 }] } }],
-          dynamic_resources: [{ claim_name: 'c', claim_namespace: 'ml', claim_resources: [{ cdi_devices: [{ name: 'nvidia.com/gpu=0' }], driver_name: 'gpu.nvidia.com' }] }],
+          dynamic_resources: [
+            {
+              claim_name: 'c',
+              claim_namespace: 'ml',
+              claim_resources: [{ cdi_devices: [{ name: 'nvidia.com/gpu=0' }], driver_name: 'gpu.nvidia.com' }],
+            },
+          ],
         },
         { name: 'sidecar' },
       ],
@@ -88,9 +94,19 @@ describe('PodResourcesClient against a gRPC server', () => {
   });
 
   it('GetAllocatableResources: the devices the kubelet may allocate', async () => {
-    const allocatable = { devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: ['MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b'] }], cpu_ids: [0, 1] };
-    const client = new PodResourcesClient({ socketPath: await serve(() => ({ message: {} }), () => ({ message: allocatable })) });
-    expect(await client.allocatable()).toEqual([{ resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: ['MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b'] }]);
+    const allocatable = {
+      devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: ['MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b'] }],
+      cpu_ids: [0, 1],
+    };
+    const client = new PodResourcesClient({
+      socketPath: await serve(
+        () => ({ message: {} }),
+        () => ({ message: allocatable }),
+      ),
+    });
+    expect(await client.allocatable()).toEqual([
+      { resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: ['MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b'] },
+    ]);
   });
 
   it('no socket: socket-missing, naming the socket and the method', async () => {
@@ -127,10 +143,20 @@ describe('PodResourcesClient against a gRPC server', () => {
 
   it('an answer over the size cap: too-large (1 KiB cap; and a 5 MiB answer against the default 4 MiB)', async () => {
     const many = { pod_resources: Array.from({ length: 100 }, (_, i) => ({ name: `pod-${i}`, namespace: 'default' })) };
-    const small = await failure(new PodResourcesClient({ socketPath: await serve(() => ({ message: many })), maxResponseBytes: 1024 }).list());
+    const small = await failure(
+      new PodResourcesClient({ socketPath: await serve(() => ({ message: many })), maxResponseBytes: 1024 }).list(),
+    );
     expect(small.reason).toBe('too-large');
     expect(small.message).toMatch(/declares a \d+-byte message, more than 1024/);
-    const huge = { pod_resources: [{ name: 'p', namespace: 'default', containers: [{ name: 'c', devices: [{ resource_name: 'example.com/x', device_ids: ['x'.repeat(5 << 20)] }] }] }] };
+    const huge = {
+      pod_resources: [
+        {
+          name: 'p',
+          namespace: 'default',
+          containers: [{ name: 'c', devices: [{ resource_name: 'example.com/x', device_ids: ['x'.repeat(5 << 20)] }] }],
+        },
+      ],
+    };
     const closing = closers.pop();
     await closing?.();
     const big = await failure(new PodResourcesClient({ socketPath: await serve(() => ({ message: huge })) }).list());
@@ -139,7 +165,11 @@ describe('PodResourcesClient against a gRPC server', () => {
   });
 
   it('a non-OK gRPC status: grpc-error with the status and its message', async () => {
-    const err = await failure(new PodResourcesClient({ socketPath: await serve(() => ({ error: grpc.status.RESOURCE_EXHAUSTED, details: 'rate limited: 100%\nqps' })) }).list());
+    const err = await failure(
+      new PodResourcesClient({
+        socketPath: await serve(() => ({ error: grpc.status.RESOURCE_EXHAUSTED, details: 'rate limited: 100%\nqps' })),
+      }).list(),
+    );
     expect(err.reason).toBe('grpc-error');
     expect(err.message).toMatch(/: status 8 RESOURCE_EXHAUSTED: rate limited: 100% qps$/);
     expect(err.cause).toBeInstanceOf(GrpcCallError);
@@ -165,7 +195,11 @@ describe('PodResourcesClient against a gRPC server', () => {
   it.each<[string, Uint8Array, string]>([
     ['a wire type that does not exist', Uint8Array.from([0x0f]), 'unknown wire type 7 of field 1'],
     ['a truncated pod', Uint8Array.from([0x0a, 0x10, 0x0a, 0x02]), 'runs past the end of the message'],
-    ['a pod name that is not a DNS subdomain', Uint8Array.from([0x0a, 0x09, 0x0a, 0x03, 0x42, 0x41, 0x44, 0x12, 0x02, 0x6e, 0x73]), 'PodResources.name "BAD" is not valid'],
+    [
+      'a pod name that is not a DNS subdomain',
+      Uint8Array.from([0x0a, 0x09, 0x0a, 0x03, 0x42, 0x41, 0x44, 0x12, 0x02, 0x6e, 0x73]),
+      'PodResources.name "BAD" is not valid',
+    ],
     ['a pod without a namespace', Uint8Array.from([0x0a, 0x05, 0x0a, 0x03, 0x70, 0x6f, 0x64]), 'PodResources without a name or namespace'],
   ])('a gRPC answer whose message is %s: malformed-answer naming the fault', async (_what, raw, message) => {
     const err = await failure(new PodResourcesClient({ socketPath: await serve(() => ({ raw })) }).list());
@@ -174,7 +208,15 @@ describe('PodResourcesClient against a gRPC server', () => {
   });
 
   it('a GPU device id that is not printable ASCII: malformed-answer naming the resource', async () => {
-    const bad = { pod_resources: [{ name: 'p', namespace: 'ns', containers: [{ name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['GPU-1 2'] }] }] }] };
+    const bad = {
+      pod_resources: [
+        {
+          name: 'p',
+          namespace: 'ns',
+          containers: [{ name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['GPU-1 2'] }] }],
+        },
+      ],
+    };
     const err = await failure(new PodResourcesClient({ socketPath: await serve(() => ({ message: bad })) }).list());
     expect(err.reason).toBe('malformed-answer');
     expect(err.message).toContain('ContainerDevices.device_ids of nvidia.com/gpu "GPU-1 2" is not valid');

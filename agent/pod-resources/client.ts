@@ -8,7 +8,13 @@ import { GrpcCallError, unaryCall } from '../../lib/grpc/unary-client.js';
 import { WireFormatError } from '../../lib/protobuf/wire.js';
 import { clip } from '../../lib/text.js';
 import type { PodResourcesUnknownReason } from '../api/snapshot-document.js';
-import { decodeAllocatableResourcesResponse, decodeListPodResourcesResponse, POD_RESOURCES_SERVICE, type ContainerDevices, type PodResources } from './messages.js';
+import {
+  decodeAllocatableResourcesResponse,
+  decodeListPodResourcesResponse,
+  POD_RESOURCES_SERVICE,
+  type ContainerDevices,
+  type PodResources,
+} from './messages.js';
 
 /*
  * Why the pods of the GPUs are unknown (PodResourcesUnknownReason, in the snapshot document):
@@ -101,7 +107,8 @@ export class PodResourcesClient {
     try {
       return decode(answer);
     } catch (err) {
-      if (err instanceof WireFormatError) throw new PodResourcesError('malformed-answer', `gRPC ${path} on ${socketPath}: ${err.message}`, { cause: err });
+      if (err instanceof WireFormatError)
+        throw new PodResourcesError('malformed-answer', `gRPC ${path} on ${socketPath}: ${err.message}`, { cause: err });
       throw err;
     }
   }

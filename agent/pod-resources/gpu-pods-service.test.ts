@@ -53,8 +53,14 @@ async function kubelet(pods: Record<string, unknown>[]): Promise<string> {
 }
 
 describe('GpuPodsService', () => {
-  it('allocated GPUs get their pods from the kubelet, the others from their processes\' cgroups', async () => {
-    const socketPath = await kubelet([{ name: 'trainer-0', namespace: 'ml', containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU0] }] }] }]);
+  it("allocated GPUs get their pods from the kubelet, the others from their processes' cgroups", async () => {
+    const socketPath = await kubelet([
+      {
+        name: 'trainer-0',
+        namespace: 'ml',
+        containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU0] }] }],
+      },
+    ]);
     const service = new GpuPodsService({ socketPath, procRoot, cacheMs: 60_000, logger });
     const result = await service.annotate(gpus);
     expect(result.podResources).toEqual({ status: 'ok' });
@@ -66,19 +72,42 @@ describe('GpuPodsService', () => {
   });
 
   it.each([
-    ['names the one lost GPU by the one allocatable GPU UUID that no other GPU has, and lists its pod there', ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'], true],
-    ['infers nothing when two allocatable UUIDs are unaccounted for', ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', 'GPU-1d9b2c3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e'], false],
+    [
+      'names the one lost GPU by the one allocatable GPU UUID that no other GPU has, and lists its pod there',
+      ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'],
+      true,
+    ],
+    [
+      'infers nothing when two allocatable UUIDs are unaccounted for',
+      ['GPU-0c8a1b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d', 'GPU-1d9b2c3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e'],
+      false,
+    ],
   ])('a lost GPU NVML cannot name (the agent never saw it healthy): %s', async (_what, unknownIds, named) => {
     const [lost] = unknownIds as [string];
     const server = await startFakePodResourcesServer(dir, {
-      list: () => ({ message: { pod_resources: [{ name: 'trainer-1', namespace: 'ml', containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [lost] }] }] }] } }),
+      list: () => ({
+        message: {
+          pod_resources: [
+            {
+              name: 'trainer-1',
+              namespace: 'ml',
+              containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [lost] }] }],
+            },
+          ],
+        },
+      }),
       allocatable: () => ({ message: { devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU0, `${GPU1}::1`, ...unknownIds] }] } }),
     });
     closers.push(() => server.close());
     const service = new GpuPodsService({ socketPath: server.socketPath, procRoot: '', cacheMs: 60_000, logger });
     const result = await service.annotate(gpus);
     if (named) {
-      expect(result.gpus[2]).toMatchObject({ index: 2, lost: true, uuid: lost, pods: [{ source: 'pod-resources', namespace: 'ml', name: 'trainer-1', container: 'pytorch' }] });
+      expect(result.gpus[2]).toMatchObject({
+        index: 2,
+        lost: true,
+        uuid: lost,
+        pods: [{ source: 'pod-resources', namespace: 'ml', name: 'trainer-1', container: 'pytorch' }],
+      });
       expect(result.podResources).toEqual({ status: 'ok' });
     } else {
       expect(result.gpus[2]?.uuid).toBeUndefined();
@@ -90,14 +119,39 @@ describe('GpuPodsService', () => {
     const mig = 'MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b';
     const other = 'MIG-0e3f1a2b-4c5d-5e6f-8a9b-0c1d2e3f4a5c';
     const socketPath = await kubelet([
-      { name: 'infer', namespace: 'serving', containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [mig] }] }] },
-      { name: 'elsewhere', namespace: 'serving', containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [other] }] }] },
+      {
+        name: 'infer',
+        namespace: 'serving',
+        containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [mig] }] }],
+      },
+      {
+        name: 'elsewhere',
+        namespace: 'serving',
+        containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [other] }] }],
+      },
     ]);
     const service = new GpuPodsService({ socketPath, procRoot: '', cacheMs: 60_000, logger });
-    const migGpus: GpuSnapshot[] = [{ index: 0, lost: false, uuid: GPU0, unsupported: [], errors: [], migMode: { enabled: true, pendingEnabled: true }, migDevices: [{ index: 0, uuid: mig }] }];
+    const migGpus: GpuSnapshot[] = [
+      {
+        index: 0,
+        lost: false,
+        uuid: GPU0,
+        unsupported: [],
+        errors: [],
+        migMode: { enabled: true, pendingEnabled: true },
+        migDevices: [{ index: 0, uuid: mig }],
+      },
+    ];
     const result = await service.annotate(migGpus);
-    expect(result.gpus[0]?.pods).toEqual([{ source: 'pod-resources', namespace: 'serving', name: 'infer', container: 'triton', deviceId: mig }]);
-    expect(result.podResources).toEqual({ status: 'ok', unmatchedDevices: [{ namespace: 'serving', name: 'elsewhere', container: 'triton', resourceName: 'nvidia.com/mig-1g.10gb', deviceId: other }] });
+    expect(result.gpus[0]?.pods).toEqual([
+      { source: 'pod-resources', namespace: 'serving', name: 'infer', container: 'triton', deviceId: mig },
+    ]);
+    expect(result.podResources).toEqual({
+      status: 'ok',
+      unmatchedDevices: [
+        { namespace: 'serving', name: 'elsewhere', container: 'triton', resourceName: 'nvidia.com/mig-1g.10gb', deviceId: other },
+      ],
+    });
   });
 
   it('a burst of snapshots costs one List call, and the same collection gets the same GPU array', async () => {
@@ -122,7 +176,11 @@ describe('GpuPodsService', () => {
   it('a missing socket: podResources unknown with the reason, and the cgroup path still names containers', async () => {
     const socketPath = path.join(dir, 'no-kubelet.sock');
     const result = await new GpuPodsService({ socketPath, procRoot, cacheMs: 60_000, logger }).annotate(gpus);
-    expect(result.podResources).toEqual({ status: 'unknown', reason: 'socket-missing', message: `gRPC /v1.PodResourcesLister/List on ${socketPath}: cannot connect (ENOENT)` });
+    expect(result.podResources).toEqual({
+      status: 'unknown',
+      reason: 'socket-missing',
+      message: `gRPC /v1.PodResourcesLister/List on ${socketPath}: cannot connect (ENOENT)`,
+    });
     expect(result.gpus[0]?.pods).toEqual([{ source: 'process-cgroup', uid: UID, containerId: 'd'.repeat(64), pids: [4242] }]);
     expect(result.gpus[1]?.pods).toEqual([{ source: 'process-cgroup', uid: UID, containerId: CONTAINER, pids: [4343] }]);
   });

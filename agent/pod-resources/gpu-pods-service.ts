@@ -6,7 +6,13 @@
  * and List answer, so answers sharing both share one GPU array (and its serialised JSON).
  */
 import { errorFields, type Logger } from '../../lib/logger.js';
-import type { GpuPodReport, PodResourcesStatus, PodResourcesUnknownReason, ProcessCgroupsStatus, SnapshotGpu } from '../api/snapshot-document.js';
+import type {
+  GpuPodReport,
+  PodResourcesStatus,
+  PodResourcesUnknownReason,
+  ProcessCgroupsStatus,
+  SnapshotGpu,
+} from '../api/snapshot-document.js';
 import type { GpuSnapshot } from '../nvml/types.js';
 import { PodResourcesClient, PodResourcesError } from './client.js';
 import { assignPodResources, inferLostGpuUuid, processCgroupPods, withPods } from './gpu-pods.js';
@@ -52,7 +58,10 @@ export class GpuPodsService {
     this.client =
       options.socketPath === ''
         ? undefined
-        : new PodResourcesClient({ socketPath: options.socketPath, ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}) });
+        : new PodResourcesClient({
+            socketPath: options.socketPath,
+            ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+          });
   }
 
   /** List calls made (tests prove the cache with it). */
@@ -79,12 +88,16 @@ export class GpuPodsService {
     const gpus = outcome.ok ? await this.nameLostGpu(collected) : collected;
     const uuids = new Set(gpus.flatMap((g) => (g.uuid !== undefined ? [g.uuid] : [])));
     // A MIG device's UUID leads to the GPU it is part of (pre-R470 MIG ids name their parent themselves).
-    const migParents = new Map(gpus.flatMap((g) => (g.uuid === undefined ? [] : (g.migDevices ?? []).map((d): [string, string] => [d.uuid, g.uuid as string]))));
+    const migParents = new Map(
+      gpus.flatMap((g) => (g.uuid === undefined ? [] : (g.migDevices ?? []).map((d): [string, string] => [d.uuid, g.uuid as string]))),
+    );
     const assignment = outcome.ok ? assignPodResources(outcome.pods, uuids, migParents) : undefined;
     const byGpu = new Map<string, GpuPodReport[]>(assignment?.byGpu ?? []);
 
     // GPUs that no device plugin allocated: their processes' cgroups name the containers.
-    const unallocated = gpus.filter((g) => this.options.procRoot !== '' && g.uuid !== undefined && !byGpu.has(g.uuid) && (g.processes?.length ?? 0) > 0);
+    const unallocated = gpus.filter(
+      (g) => this.options.procRoot !== '' && g.uuid !== undefined && !byGpu.has(g.uuid) && (g.processes?.length ?? 0) > 0,
+    );
     const pids = unallocated.flatMap((g) => (g.processes ?? []).map((p) => p.pid)).slice(0, MAX_PIDS_LOOKED_UP);
     let processCgroups: ProcessCgroupsStatus | undefined;
     if (pids.length > 0) {
@@ -123,7 +136,8 @@ export class GpuPodsService {
   /** The kubelet's allocatable devices, fetched once per `cacheMs`; undefined when the call fails. */
   private allocatableDevices(): Promise<ContainerDevices[] | undefined> {
     const cached = this.allocatable;
-    if (cached !== undefined && (cached.finishedAt === undefined || Date.now() - cached.finishedAt < this.options.cacheMs)) return cached.devices;
+    if (cached !== undefined && (cached.finishedAt === undefined || Date.now() - cached.finishedAt < this.options.cacheMs))
+      return cached.devices;
     const client = this.client;
     const devices =
       client === undefined
@@ -140,7 +154,8 @@ export class GpuPodsService {
 
   private list(): Promise<ListOutcome> {
     const cached = this.listing;
-    if (cached !== undefined && (cached.finishedAt === undefined || Date.now() - cached.finishedAt < this.options.cacheMs)) return cached.outcome;
+    if (cached !== undefined && (cached.finishedAt === undefined || Date.now() - cached.finishedAt < this.options.cacheMs))
+      return cached.outcome;
     const entry: { outcome: Promise<ListOutcome>; finishedAt?: number } = { outcome: this.fetch() };
     void entry.outcome.then(() => (entry.finishedAt = Date.now()));
     this.listing = entry;
@@ -148,7 +163,8 @@ export class GpuPodsService {
   }
 
   private async fetch(): Promise<ListOutcome> {
-    if (this.client === undefined) return { ok: false, reason: 'disabled', message: 'the pod-resources API is disabled (--pod-resources-socket "")' };
+    if (this.client === undefined)
+      return { ok: false, reason: 'disabled', message: 'the pod-resources API is disabled (--pod-resources-socket "")' };
     this.calls += 1;
     let outcome: ListOutcome;
     try {
@@ -169,6 +185,11 @@ export class GpuPodsService {
     if (now === this.lastReason) return;
     this.lastReason = now;
     if (outcome.ok) this.options.logger.info('pod-resources API answers', { socket: this.options.socketPath, pods: outcome.pods.length });
-    else this.options.logger.warn('pod-resources API unavailable: GPU pods are unknown', { socket: this.options.socketPath, reason: outcome.reason, error: outcome.message });
+    else
+      this.options.logger.warn('pod-resources API unavailable: GPU pods are unknown', {
+        socket: this.options.socketPath,
+        reason: outcome.reason,
+        error: outcome.message,
+      });
   }
 }

@@ -20,7 +20,7 @@ describe('gpuOfDeviceId', () => {
     ['a pre-R470 MIG id (names its parent)', `MIG-${GPU0}/1/0`, noMig, GPU0],
     ['a pre-R470 MIG id of a GPU not in the snapshot', 'MIG-GPU-00000000-0000-0000-0000-000000000000/1/0', noMig, undefined],
     ['a GPU the snapshot does not have (gone from NVML)', 'GPU-00000000-0000-0000-0000-000000000000', noMig, undefined],
-    ['an index (the plugin\'s DEVICE_ID_STRATEGY=index)', '0', noMig, undefined],
+    ["an index (the plugin's DEVICE_ID_STRATEGY=index)", '0', noMig, undefined],
     ['a UUID in other case', GPU0.toUpperCase(), noMig, undefined],
     ['an empty id', '', noMig, undefined],
   ])('%s', (_what, id, migParents, gpu) => {
@@ -29,13 +29,23 @@ describe('gpuOfDeviceId', () => {
 });
 
 const pod = (name: string, containers: PodResources['containers'], namespace = 'ml'): PodResources => ({ name, namespace, containers });
-const gpuDevices = (...deviceIds: string[]): PodResources['containers'][number]['devices'][number] => ({ resourceName: 'nvidia.com/gpu', deviceIds });
+const gpuDevices = (...deviceIds: string[]): PodResources['containers'][number]['devices'][number] => ({
+  resourceName: 'nvidia.com/gpu',
+  deviceIds,
+});
 
 describe('assignPodResources', () => {
   it('puts each container on the GPU its device ids name, once per container and GPU', () => {
     const pods = [
-      pod('trainer-0', [{ name: 'pytorch', devices: [gpuDevices(GPU0, GPU1)] }, { name: 'sidecar', devices: [] }]),
-      pod('shared-a', [{ name: 'infer', devices: [{ resourceName: 'nvidia.com/gpu.shared', deviceIds: [`${GPU1}::0`, `${GPU1}::1`] }] }], 'serving'),
+      pod('trainer-0', [
+        { name: 'pytorch', devices: [gpuDevices(GPU0, GPU1)] },
+        { name: 'sidecar', devices: [] },
+      ]),
+      pod(
+        'shared-a',
+        [{ name: 'infer', devices: [{ resourceName: 'nvidia.com/gpu.shared', deviceIds: [`${GPU1}::0`, `${GPU1}::1`] }] }],
+        'serving',
+      ),
       pod('web', [{ name: 'nginx', devices: [{ resourceName: 'example.com/nic', deviceIds: [GPU0] }] }]),
     ];
     const { byGpu, unmatched, unmatchedOmitted } = assignPodResources(pods, uuids, noMig);
@@ -56,13 +66,21 @@ describe('assignPodResources', () => {
     expect(byGpu.size).toBe(0);
     expect(unmatched).toEqual([
       { namespace: 'ml', name: 'mig-job', container: 'c', resourceName: 'nvidia.com/mig-1g.10gb', deviceId: MIG },
-      { namespace: 'ml', name: 'old', container: 'c', resourceName: 'nvidia.com/gpu', deviceId: 'GPU-00000000-0000-0000-0000-000000000000' },
+      {
+        namespace: 'ml',
+        name: 'old',
+        container: 'c',
+        resourceName: 'nvidia.com/gpu',
+        deviceId: 'GPU-00000000-0000-0000-0000-000000000000',
+      },
       { namespace: 'ml', name: 'old', container: 'c', resourceName: 'nvidia.com/gpu', deviceId: '3' },
     ]);
-    expect(assignPodResources(pods, uuids, new Map([[MIG, GPU0]])).byGpu.get(GPU0)).toEqual([{ source: 'pod-resources', namespace: 'ml', name: 'mig-job', container: 'c', deviceId: MIG }]);
+    expect(assignPodResources(pods, uuids, new Map([[MIG, GPU0]])).byGpu.get(GPU0)).toEqual([
+      { source: 'pod-resources', namespace: 'ml', name: 'mig-job', container: 'c', deviceId: MIG },
+    ]);
   });
 
-  it('a pod that has gone from the kubelet\'s answer is on no GPU, and no pods is an empty assignment', () => {
+  it("a pod that has gone from the kubelet's answer is on no GPU, and no pods is an empty assignment", () => {
     expect(assignPodResources([], uuids, noMig)).toEqual({ byGpu: new Map(), unmatched: [], unmatchedOmitted: 0 });
   });
 
@@ -77,7 +95,7 @@ describe('processCgroupPods', () => {
   const a = { podUid: '7c1b2f0e-3d4a-4b5c-8d9e-0f1a2b3c4d5e', containerId: 'a'.repeat(64) };
   const b = { podUid: '8d2c3f1f-4e5b-4c6d-9e0f-1a2b3c4d5e6f', containerId: 'b'.repeat(64) };
 
-  it('groups the GPU\'s processes by container; processes outside pods or gone are left out', () => {
+  it("groups the GPU's processes by container; processes outside pods or gone are left out", () => {
     const containers = new Map([
       [100, a],
       [101, a],
@@ -101,7 +119,12 @@ describe('withPods', () => {
   const gpu: GpuSnapshot = { index: 0, lost: false, uuid: GPU0, unsupported: [], errors: [] };
 
   it('adds the pods to a copy, bounded, and leaves a GPU without a list as it is', () => {
-    const many = Array.from({ length: MAX_PODS_PER_GPU + 3 }, (_, i) => ({ source: 'pod-resources' as const, namespace: 'ml', name: `p-${i}`, container: 'c' }));
+    const many = Array.from({ length: MAX_PODS_PER_GPU + 3 }, (_, i) => ({
+      source: 'pod-resources' as const,
+      namespace: 'ml',
+      name: `p-${i}`,
+      container: 'c',
+    }));
     const annotated = withPods(gpu, many);
     expect([annotated.pods?.length, annotated.podsOmitted]).toEqual([MAX_PODS_PER_GPU, 3]);
     expect(gpu).not.toHaveProperty('pods');

@@ -4,7 +4,13 @@
  * device plugin allocated, NVML's processes mapped to containers through their cgroups.
  * Every list is bounded.
  */
-import type { GpuPodReport, PodResourcesPodReport, ProcessCgroupPodReport, SnapshotGpu, UnmatchedDeviceReport } from '../api/snapshot-document.js';
+import type {
+  GpuPodReport,
+  PodResourcesPodReport,
+  ProcessCgroupPodReport,
+  SnapshotGpu,
+  UnmatchedDeviceReport,
+} from '../api/snapshot-document.js';
 import type { GpuSnapshot } from '../nvml/types.js';
 import type { ProcessContainer } from './cgroup.js';
 import { isGpuResource, type ContainerDevices, type PodResources } from './messages.js';
@@ -24,7 +30,11 @@ const LEGACY_MIG_UUID = /^MIG-(GPU-[0-9A-Fa-f-]+)\/\d+\/\d+$/;
  * - a GPU UUID, or a shared replica of one (`GPU-…::2`: time-slicing and MPS add `::<replica>`);
  * - a MIG UUID whose parent `migParents` knows, or a pre-R470 MIG id that names its parent.
  */
-export function gpuOfDeviceId(deviceId: string, gpuUuids: ReadonlySet<string>, migParents: ReadonlyMap<string, string>): string | undefined {
+export function gpuOfDeviceId(
+  deviceId: string,
+  gpuUuids: ReadonlySet<string>,
+  migParents: ReadonlyMap<string, string>,
+): string | undefined {
   const cut = deviceId.indexOf('::');
   const id = cut < 0 ? deviceId : deviceId.slice(0, cut);
   if (gpuUuids.has(id)) return id;
@@ -41,7 +51,11 @@ export interface PodResourcesAssignment {
 }
 
 /** Assigns every NVIDIA device the kubelet allocated to the GPU it stands for; one entry per container and GPU. */
-export function assignPodResources(pods: readonly PodResources[], gpuUuids: ReadonlySet<string>, migParents: ReadonlyMap<string, string>): PodResourcesAssignment {
+export function assignPodResources(
+  pods: readonly PodResources[],
+  gpuUuids: ReadonlySet<string>,
+  migParents: ReadonlyMap<string, string>,
+): PodResourcesAssignment {
   const byGpu = new Map<string, PodResourcesPodReport[]>();
   const seen = new Set<string>();
   const unmatched: UnmatchedDeviceReport[] = [];
@@ -54,7 +68,13 @@ export function assignPodResources(pods: readonly PodResources[], gpuUuids: Read
           const gpu = gpuOfDeviceId(deviceId, gpuUuids, migParents);
           if (gpu === undefined) {
             if (unmatched.length < MAX_UNMATCHED_DEVICES) {
-              unmatched.push({ namespace: pod.namespace, name: pod.name, container: container.name, resourceName: devices.resourceName, deviceId });
+              unmatched.push({
+                namespace: pod.namespace,
+                name: pod.name,
+                container: container.name,
+                resourceName: devices.resourceName,
+                deviceId,
+              });
             } else unmatchedOmitted += 1;
             continue;
           }
@@ -62,7 +82,12 @@ export function assignPodResources(pods: readonly PodResources[], gpuUuids: Read
           const key = `${gpu}\u0000${pod.namespace}\u0000${pod.name}\u0000${container.name}`;
           if (seen.has(key)) continue;
           seen.add(key);
-          const report: PodResourcesPodReport = { source: 'pod-resources', namespace: pod.namespace, name: pod.name, container: container.name };
+          const report: PodResourcesPodReport = {
+            source: 'pod-resources',
+            namespace: pod.namespace,
+            name: pod.name,
+            container: container.name,
+          };
           if (deviceId !== gpu) report.deviceId = deviceId;
           const list = byGpu.get(gpu) ?? [];
           list.push(report);
@@ -75,12 +100,20 @@ export function assignPodResources(pods: readonly PodResources[], gpuUuids: Read
 }
 
 /** The containers of one GPU's processes, one entry per container, in the order of NVML's list. */
-export function processCgroupPods(processes: readonly { pid: number }[], containers: ReadonlyMap<number, ProcessContainer>): ProcessCgroupPodReport[] {
+export function processCgroupPods(
+  processes: readonly { pid: number }[],
+  containers: ReadonlyMap<number, ProcessContainer>,
+): ProcessCgroupPodReport[] {
   const byContainer = new Map<string, ProcessCgroupPodReport>();
   for (const { pid } of processes) {
     const container = containers.get(pid);
     if (container === undefined) continue;
-    const entry = byContainer.get(container.containerId) ?? { source: 'process-cgroup' as const, uid: container.podUid, containerId: container.containerId, pids: [] };
+    const entry = byContainer.get(container.containerId) ?? {
+      source: 'process-cgroup' as const,
+      uid: container.podUid,
+      containerId: container.containerId,
+      pids: [],
+    };
     if (entry.pids.length < MAX_PIDS_PER_CONTAINER && !entry.pids.includes(pid)) entry.pids.push(pid);
     byContainer.set(container.containerId, entry);
   }
@@ -100,7 +133,10 @@ export function withPods(gpu: GpuSnapshot, pods: readonly GpuPodReport[] | undef
  * when the GPU was healthy, so it is that GPU's. Anything less certain (several lost GPUs,
  * several unknown ids, MIG devices) infers nothing.
  */
-export function inferLostGpuUuid(gpus: readonly GpuSnapshot[], allocatable: readonly ContainerDevices[]): { index: number; uuid: string } | undefined {
+export function inferLostGpuUuid(
+  gpus: readonly GpuSnapshot[],
+  allocatable: readonly ContainerDevices[],
+): { index: number; uuid: string } | undefined {
   const unnamed = gpus.filter((g) => g.lost && g.uuid === undefined);
   const [lost] = unnamed;
   if (lost === undefined || unnamed.length > 1) return undefined;

@@ -61,7 +61,8 @@ function decodeContainerDevices(message: Uint8Array): ContainerDevices {
     else if (f.field === 2) out.deviceIds.push(decodeString(f.bytes, 'ContainerDevices.device_ids'));
   }
   // Only the device ids of resources the agent reports must fit its schema; others are dropped unread.
-  if (isGpuResource(out.resourceName)) for (const id of out.deviceIds) checked(id, DEVICE_ID, `ContainerDevices.device_ids of ${out.resourceName}`);
+  if (isGpuResource(out.resourceName))
+    for (const id of out.deviceIds) checked(id, DEVICE_ID, `ContainerDevices.device_ids of ${out.resourceName}`);
   else out.deviceIds = [];
   return out;
 }
@@ -109,5 +110,9 @@ export function decodeAllocatableResourcesResponse(message: Uint8Array): Contain
  * strategy (`nvidia.com/mig-1g.10gb`, and their `.shared` replicas).
  */
 export function isGpuResource(resourceName: string): boolean {
-  return resourceName === 'nvidia.com/gpu' || resourceName === 'nvidia.com/gpu.shared' || /^nvidia\.com\/mig-[0-9a-z.+-]{1,64}$/.test(resourceName);
+  return (
+    resourceName === 'nvidia.com/gpu' ||
+    resourceName === 'nvidia.com/gpu.shared' ||
+    /^nvidia\.com\/mig-[0-9a-z.+-]{1,64}$/.test(resourceName)
+  );
 }

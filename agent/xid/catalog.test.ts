@@ -12,7 +12,10 @@ import { SHARED_DIR } from '../../test/support/shared-dir.js';
 const CATALOG_DIR = path.join(SHARED_DIR, 'docs/xid-catalog');
 
 function readTsv(name: string): Record<string, string>[] {
-  const [header = '', ...rows] = fs.readFileSync(path.join(CATALOG_DIR, name), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const [header = '', ...rows] = fs
+    .readFileSync(path.join(CATALOG_DIR, name), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const columns = header.split('\t');
   return rows.map((row) => {
     const cells = row.split('\t');
@@ -68,7 +71,9 @@ describe("the catalog is NVIDIA's (drift check against ../shared/docs/xid-catalo
 
   it('every bucket the catalog names has a meaning or a decode', () => {
     for (const entry of defaultXidCatalog.entries.values()) {
-      expect(needsDecode(entry.bucket) || KNOWN_BUCKETS.includes(entry.bucket === 'CHECK_APP/CUDA' ? 'CHECK_APP' : entry.bucket)).toBe(true);
+      expect(needsDecode(entry.bucket) || KNOWN_BUCKETS.includes(entry.bucket === 'CHECK_APP/CUDA' ? 'CHECK_APP' : entry.bucket)).toBe(
+        true,
+      );
     }
   });
 
@@ -132,7 +137,17 @@ describe('severity comes from the immediate bucket by one mapping', () => {
 });
 
 describe('loading catalog data names the bad entry and field', () => {
-  const valid = { xid: 79, mnemonic: 'X', description: 'd', category: 'bus', products: ['H100'], retired: false, immediateAction: 'RESTART_BM', investigatoryAction: null, xid154: null };
+  const valid = {
+    xid: 79,
+    mnemonic: 'X',
+    description: 'd',
+    category: 'bus',
+    products: ['H100'],
+    retired: false,
+    immediateAction: 'RESTART_BM',
+    investigatoryAction: null,
+    xid154: null,
+  };
 
   it('accepts a valid entry and derives bucket, severity and action', () => {
     const catalog = loadXidCatalog({ entries: [valid] });
@@ -156,7 +171,13 @@ describe('loading catalog data names the bad entry and field', () => {
 
 describe('a GPUHealthPolicy overrides per code', () => {
   it('keeps overrides and ignores apart from the catalog entry', () => {
-    const view = applyXidPolicy(defaultXidCatalog, { ignore: [43], overrides: [{ xid: 13, severity: 'critical' }, { xid: 13, action: 'page the ML team' }] });
+    const view = applyXidPolicy(defaultXidCatalog, {
+      ignore: [43],
+      overrides: [
+        { xid: 13, severity: 'critical' },
+        { xid: 13, action: 'page the ML team' },
+      ],
+    });
     expect(view.isIgnored(43)).toBe(true);
     expect(view.override(13)).toEqual({ xid: 13, severity: 'critical', action: 'page the ML team' });
     expect(view.lookup(13).severity).toBe('warning');

@@ -168,7 +168,8 @@ function parseEntry(raw: unknown, index: number): XidCatalogEntry {
   const mnemonic = requireString(raw, where, 'mnemonic');
   const immediateAction = optionalString(raw, where, 'immediateAction');
   const assumedAction = optionalString(raw, where, 'assumedAction');
-  if (immediateAction !== null && assumedAction !== null) fail(where, 'assumedAction', 'must be absent when immediateAction is set (NVIDIA\'s bucket wins)');
+  if (immediateAction !== null && assumedAction !== null)
+    fail(where, 'assumedAction', "must be absent when immediateAction is set (NVIDIA's bucket wins)");
   const advice = optionalString(raw, where, 'advice');
   const bucket = immediateAction ?? assumedAction ?? FALLBACK_BUCKET;
   const meaning = bucketMeaning(bucket);

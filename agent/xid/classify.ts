@@ -63,21 +63,43 @@ function nvlink5(entry: XidCatalogEntry, message: string, context: ClassifyConte
     `NVLink5 ${subKey}: ${d.immediateAction} (decode table ${d.layout.toUpperCase()}${known ? '' : ', driver version unknown'}; table severity ${d.tableSeverity}, ${d.hwSw})`;
   if (layout !== null) {
     const d = decodeNvlink5(entry.xid, parsed, layout);
-    if (d === null) return { bucket: 'XID_154_EVAL', investigatory: entry.investigatoryAction, decoded: `NVLink5 ${subKey}: no row of the ${layout.toUpperCase()} decode table matches; follow the XID 154`, subKey };
+    if (d === null)
+      return {
+        bucket: 'XID_154_EVAL',
+        investigatory: entry.investigatoryAction,
+        decoded: `NVLink5 ${subKey}: no row of the ${layout.toUpperCase()} decode table matches; follow the XID 154`,
+        subKey,
+      };
     return { bucket: d.immediateAction, investigatory: d.investigatoryAction, decoded: describe(d, true), subKey };
   }
   const readings = decodeNvlink5Both(entry.xid, parsed);
   const [first, second] = readings;
-  if (first === undefined) return { bucket: 'XID_154_EVAL', investigatory: entry.investigatoryAction, decoded: `NVLink5 ${subKey}: no row of the decode table matches; follow the XID 154`, subKey };
-  if (second === undefined || second.immediateAction === first.immediateAction) return { bucket: first.immediateAction, investigatory: first.investigatoryAction, decoded: describe(first, false), subKey };
+  if (first === undefined)
+    return {
+      bucket: 'XID_154_EVAL',
+      investigatory: entry.investigatoryAction,
+      decoded: `NVLink5 ${subKey}: no row of the decode table matches; follow the XID 154`,
+      subKey,
+    };
+  if (second === undefined || second.immediateAction === first.immediateAction)
+    return { bucket: first.immediateAction, investigatory: first.investigatoryAction, decoded: describe(first, false), subKey };
   // The readings differ and the driver is unknown: act on the worse one, show both.
-  const [chosen, alternative] = compareSeverity(bucketMeaning(second.immediateAction).severity, bucketMeaning(first.immediateAction).severity) > 0 ? [second, first] : [first, second];
+  const [chosen, alternative] =
+    compareSeverity(bucketMeaning(second.immediateAction).severity, bucketMeaning(first.immediateAction).severity) > 0
+      ? [second, first]
+      : [first, second];
   return {
     bucket: chosen.immediateAction,
     investigatory: chosen.investigatoryAction,
     decoded: `${describe(chosen, false)}; read as ${alternative.layout.toUpperCase()} (${alternative.layout === 'v2' ? 'driver R575 or newer' : 'driver older than R575'}) it is ${alternative.immediateAction}`,
     subKey,
-    alternatives: [{ reading: alternative.layout, immediateAction: alternative.immediateAction, severity: bucketMeaning(alternative.immediateAction).severity }],
+    alternatives: [
+      {
+        reading: alternative.layout,
+        immediateAction: alternative.immediateAction,
+        severity: bucketMeaning(alternative.immediateAction).severity,
+      },
+    ],
   };
 }
 
@@ -87,19 +109,35 @@ function resolve(entry: XidCatalogEntry, message: string, context: ClassifyConte
   switch (entry.xid) {
     case 74: {
       const d = decodeXid74(message);
-      return d === null ? catalog : { bucket: d.immediateAction, investigatory: entry.investigatoryAction, decoded: `NVLink ${d.summary}`, ...(d.link === null ? {} : { subKey: `link ${d.link}` }) };
+      return d === null
+        ? catalog
+        : {
+            bucket: d.immediateAction,
+            investigatory: entry.investigatoryAction,
+            decoded: `NVLink ${d.summary}`,
+            ...(d.link === null ? {} : { subKey: `link ${d.link}` }),
+          };
     }
     case 154: {
       const d = decodeXid154(message);
       if (d === null) return catalog;
       const from = d.from === null ? '?' : `0x${d.from.toString(16)}`;
-      return { bucket: d.immediateAction, investigatory: null, decoded: `recovery action now 0x${d.to.toString(16)}: ${d.label}`, subKey: `${from}->0x${d.to.toString(16)}` };
+      return {
+        bucket: d.immediateAction,
+        investigatory: null,
+        decoded: `recovery action now 0x${d.to.toString(16)}: ${d.label}`,
+        subKey: `${from}->0x${d.to.toString(16)}`,
+      };
     }
     case 45: {
       const cause = CAUSED_BY_RE.exec(message);
       return cause === null
         ? { bucket: 'RESTART_FM', investigatory: entry.investigatoryAction, decoded: 'XID 45 alone: restart Fabric Manager' }
-        : { bucket: 'IGNORE (sympathetic)', investigatory: entry.investigatoryAction, decoded: `caused by XID ${cause[1]}: act on that one` };
+        : {
+            bucket: 'IGNORE (sympathetic)',
+            investigatory: entry.investigatoryAction,
+            decoded: `caused by XID ${cause[1]}: act on that one`,
+          };
     }
     case 48:
       return { bucket: 'RESET_GPU', investigatory: entry.investigatoryAction, decoded: 'double-bit ECC error: reset the GPU' };
@@ -113,7 +151,12 @@ function resolve(entry: XidCatalogEntry, message: string, context: ClassifyConte
 }
 
 /** Classifies one event by its code and message (the built-in catalog and no policy by default). */
-export function classifyXid(xid: number, message: string, view: XidPolicyView = defaultXidView, context: ClassifyContext = {}): XidClassification {
+export function classifyXid(
+  xid: number,
+  message: string,
+  view: XidPolicyView = defaultXidView,
+  context: ClassifyContext = {},
+): XidClassification {
   const entry = view.lookup(xid);
   const r = resolve(entry, message, context);
   const meaning = bucketMeaning(r.bucket);

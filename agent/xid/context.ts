@@ -64,7 +64,11 @@ function distinctProcesses(events: readonly XidContextEvent[]): number {
 }
 
 /** Applies the rules; returns one classification per input event, in input order. */
-export function applyXidContext(events: readonly XidContextEvent[], view: XidPolicyView = defaultXidView, options: XidContextOptions = {}): XidClassification[] {
+export function applyXidContext(
+  events: readonly XidContextEvent[],
+  view: XidPolicyView = defaultXidView,
+  options: XidContextOptions = {},
+): XidClassification[] {
   const togetherMs = options.togetherMs ?? DEFAULT_TOGETHER_MS;
   const repeatProcesses = options.repeatProcesses ?? DEFAULT_REPEAT_PROCESSES;
   const repeatWindowMs = options.repeatWindowMs ?? DEFAULT_REPEAT_WINDOW_MS;
@@ -77,7 +81,9 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
   }
   const latest154 = new Map<string, XidContextEvent>();
   for (const [gpu, list] of byGpu) {
-    const last = list.filter((e) => e.xid === XID_154).reduce<XidContextEvent | undefined>((a, b) => (a === undefined || b.lastSeenMs > a.lastSeenMs ? b : a), undefined);
+    const last = list
+      .filter((e) => e.xid === XID_154)
+      .reduce<XidContextEvent | undefined>((a, b) => (a === undefined || b.lastSeenMs > a.lastSeenMs ? b : a), undefined);
     if (last !== undefined) latest154.set(gpu, last);
   }
 
@@ -97,7 +103,8 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
     wholeGroup.set(key, Math.max(...times) - Math.min(...times) <= repeatWindowMs ? distinctProcesses(group) : undefined);
   }
   const processesNear = (e: XidContextEvent): number =>
-    wholeGroup.get(repeatKey(e)) ?? distinctProcesses((repeatGroups.get(repeatKey(e)) ?? []).filter((o) => Math.abs(o.lastSeenMs - e.lastSeenMs) <= repeatWindowMs));
+    wholeGroup.get(repeatKey(e)) ??
+    distinctProcesses((repeatGroups.get(repeatKey(e)) ?? []).filter((o) => Math.abs(o.lastSeenMs - e.lastSeenMs) <= repeatWindowMs));
 
   return events.map((e) => {
     const c = e.classification;
@@ -108,14 +115,18 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
       case 45: {
         if (c.immediateAction !== 'RESTART_FM') return c;
         const cause = same.find((o) => o.xid !== 45 && o.xid !== XID_154 && near(o, e, togetherMs));
-        return cause === undefined ? c : rebucket(c, e.xid, 'IGNORE (sympathetic)', `logged with XID ${cause.xid} on the same GPU: act on that one`, view);
+        return cause === undefined
+          ? c
+          : rebucket(c, e.xid, 'IGNORE (sympathetic)', `logged with XID ${cause.xid} on the same GPU: act on that one`, view);
       }
       case 48:
       case 63:
       case 64: {
         const partners = e.xid === 48 ? [63, 64] : [48];
         const partner = same.find((o) => partners.includes(o.xid) && near(o, e, togetherMs));
-        return partner === undefined ? c : rebucket(c, e.xid, 'DRAIN_AND_RESET', `XID ${e.xid} with XID ${partner.xid}: drain and reset the GPU`, view);
+        return partner === undefined
+          ? c
+          : rebucket(c, e.xid, 'DRAIN_AND_RESET', `XID ${e.xid} with XID ${partner.xid}: drain and reset the GPU`, view);
       }
       case 13:
       case 31: {
@@ -125,15 +136,30 @@ export function applyXidContext(events: readonly XidContextEvent[], view: XidPol
         return rebucket(c, e.xid, 'HW_SUSPECTED', `XID ${e.xid} ${where} in ${processes} different processes: suspected hardware`, view);
       }
       case XID_154:
-        return current === undefined || current === e ? c : rebucket(c, e.xid, 'IGNORE', `superseded by a later XID 154 (${current.classification.decoded ?? current.classification.immediateAction})`, view);
+        return current === undefined || current === e
+          ? c
+          : rebucket(
+              c,
+              e.xid,
+              'IGNORE',
+              `superseded by a later XID 154 (${current.classification.decoded ?? current.classification.immediateAction})`,
+              view,
+            );
       default:
         break;
     }
     if (current === undefined) return c;
     const clears = current.classification.immediateAction === 'IGNORE' && current.lastSeenMs >= e.lastSeenMs;
-    if (clears && view.lookup(e.xid).xid154 !== null) return rebucket(c, e.xid, 'IGNORE', 'a later XID 154 says no recovery action is needed any more', view);
+    if (clears && view.lookup(e.xid).xid154 !== null)
+      return rebucket(c, e.xid, 'IGNORE', 'a later XID 154 says no recovery action is needed any more', view);
     if ((c.immediateAction === 'XID_154' || c.immediateAction === 'XID_154_EVAL') && current.lastSeenMs >= e.firstSeenMs) {
-      return rebucket(c, e.xid, current.classification.immediateAction, `follows XID 154: ${current.classification.decoded ?? current.classification.immediateAction}`, view);
+      return rebucket(
+        c,
+        e.xid,
+        current.classification.immediateAction,
+        `follows XID 154: ${current.classification.decoded ?? current.classification.immediateAction}`,
+        view,
+      );
     }
     return c;
   });

@@ -15,7 +15,12 @@ describe('XidDedupStore', () => {
     expect(entries.reduce((n, e) => n + e.count, 0)).toBe(lines);
     const pid0 = entries.find((e) => e.pid === 0);
     const lastPid0 = Math.floor((lines - 1) / distinct) * distinct;
-    expect(pid0).toMatchObject({ count: Math.ceil(lines / distinct), firstSeenMs: 1_000, lastSeenMs: 1_000 + lastPid0, lastMessage: `line ${lastPid0}` });
+    expect(pid0).toMatchObject({
+      count: Math.ceil(lines / distinct),
+      firstSeenMs: 1_000,
+      lastSeenMs: 1_000 + lastPid0,
+      lastMessage: `line ${lastPid0}`,
+    });
     expect(store.evictions).toBe(0);
   });
 
@@ -34,7 +39,12 @@ describe('XidDedupStore', () => {
     store.add({ ...base, pid: 2, timeMs: 2 });
     store.add({ ...base, pid: 1, timeMs: 3 });
     store.add({ ...base, pid: 3, timeMs: 4 });
-    expect(store.query().map((e) => e.pid).sort()).toEqual([1, 3]);
+    expect(
+      store
+        .query()
+        .map((e) => e.pid)
+        .sort(),
+    ).toEqual([1, 3]);
   });
 
   it('queries by time, most recent first', () => {

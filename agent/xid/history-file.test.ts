@@ -12,9 +12,34 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function sample(): XidHistory {
   const store = new XidDedupStore();
-  store.add({ gpuKey: '0000:3b:00', xid: 149, pid: null, message: 'NETIR_LINK_EVT Fatal', timeMs: 1_000, source: 'kmsg', subKey: 'NETIR_LINK_EVT link 1', severity: 'critical' });
-  store.add({ gpuKey: '0000:3b:00', xid: 149, pid: null, message: 'NETIR_LINK_EVT Nonfatal', timeMs: 2_000, source: 'kmsg', subKey: 'NETIR_LINK_EVT link 1', severity: 'info' });
-  return { bootId: 'boot-A', cursor: { bootId: 'boot-A', seq: 42 }, xids: store.query(), sxids: [], busLoss: [{ pciBusId: '0000:18:00', count: 1, firstSeenMs: 5, lastSeenMs: 5 }], gpuResets: { '0000:3b:00': 3_000 } };
+  store.add({
+    gpuKey: '0000:3b:00',
+    xid: 149,
+    pid: null,
+    message: 'NETIR_LINK_EVT Fatal',
+    timeMs: 1_000,
+    source: 'kmsg',
+    subKey: 'NETIR_LINK_EVT link 1',
+    severity: 'critical',
+  });
+  store.add({
+    gpuKey: '0000:3b:00',
+    xid: 149,
+    pid: null,
+    message: 'NETIR_LINK_EVT Nonfatal',
+    timeMs: 2_000,
+    source: 'kmsg',
+    subKey: 'NETIR_LINK_EVT link 1',
+    severity: 'info',
+  });
+  return {
+    bootId: 'boot-A',
+    cursor: { bootId: 'boot-A', seq: 42 },
+    xids: store.query(),
+    sxids: [],
+    busLoss: [{ pciBusId: '0000:18:00', count: 1, firstSeenMs: 5, lastSeenMs: 5 }],
+    gpuResets: { '0000:3b:00': 3_000 },
+  };
 }
 
 describe('XID history file', () => {
@@ -23,7 +48,12 @@ describe('XID history file', () => {
     saveXidHistory(file, sample());
     const { history } = loadXidHistory(file);
     expect(history).toEqual(sample());
-    expect(history?.xids[0]).toMatchObject({ count: 2, worstSeverity: 'critical', worstMessage: 'NETIR_LINK_EVT Fatal', lastMessage: 'NETIR_LINK_EVT Nonfatal' });
+    expect(history?.xids[0]).toMatchObject({
+      count: 2,
+      worstSeverity: 'critical',
+      worstMessage: 'NETIR_LINK_EVT Fatal',
+      lastMessage: 'NETIR_LINK_EVT Nonfatal',
+    });
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ format: XID_HISTORY_FORMAT, version: 1 });
     expect(fs.readdirSync(dir)).toEqual(['h.json']);
   });
@@ -48,18 +78,38 @@ describe('XID history file', () => {
   });
 
   it('names the bad field', () => {
-    expect(() => parseXidHistory({ format: XID_HISTORY_FORMAT, version: 1, bootId: 'b', cursor: { bootId: 'b', seq: -1 } })).toThrow(/field "cursor"/);
-    expect(() => parseXidHistory({ format: XID_HISTORY_FORMAT, version: 1, bootId: 'b', cursor: null, busLoss: [{}] })).toThrow(/field "busLoss\[0\]"/);
+    expect(() => parseXidHistory({ format: XID_HISTORY_FORMAT, version: 1, bootId: 'b', cursor: { bootId: 'b', seq: -1 } })).toThrow(
+      /field "cursor"/,
+    );
+    expect(() => parseXidHistory({ format: XID_HISTORY_FORMAT, version: 1, bootId: 'b', cursor: null, busLoss: [{}] })).toThrow(
+      /field "busLoss\[0\]"/,
+    );
   });
 
   it('reads the cursor file of older agents (a bare {bootId, seq}) as a history without events', () => {
-    expect(parseXidHistory({ bootId: 'boot-A', seq: 7 })).toEqual({ bootId: 'boot-A', cursor: { bootId: 'boot-A', seq: 7 }, xids: [], sxids: [], busLoss: [], gpuResets: {} });
+    expect(parseXidHistory({ bootId: 'boot-A', seq: 7 })).toEqual({
+      bootId: 'boot-A',
+      cursor: { bootId: 'boot-A', seq: 7 },
+      xids: [],
+      sxids: [],
+      busLoss: [],
+      gpuResets: {},
+    });
   });
 
   it('a stored store restores exactly', () => {
     const store = new XidDedupStore();
     for (const e of sample().xids) store.restore(e);
-    store.add({ gpuKey: '0000:3b:00', xid: 149, pid: null, message: 'again', timeMs: 9_000, source: 'kmsg', subKey: 'NETIR_LINK_EVT link 1', severity: 'warning' });
+    store.add({
+      gpuKey: '0000:3b:00',
+      xid: 149,
+      pid: null,
+      message: 'again',
+      timeMs: 9_000,
+      source: 'kmsg',
+      subKey: 'NETIR_LINK_EVT link 1',
+      severity: 'warning',
+    });
     expect(store.query()[0]).toMatchObject({ count: 3, firstSeenMs: 1_000, lastSeenMs: 9_000, worstSeverity: 'critical' });
   });
 });

@@ -46,7 +46,13 @@ export interface LoadedXidHistory {
 }
 
 function isCursor(value: unknown): value is KmsgCursor {
-  return isRecord(value) && typeof value['bootId'] === 'string' && typeof value['seq'] === 'number' && Number.isSafeInteger(value['seq']) && value['seq'] >= 0;
+  return (
+    isRecord(value) &&
+    typeof value['bootId'] === 'string' &&
+    typeof value['seq'] === 'number' &&
+    Number.isSafeInteger(value['seq']) &&
+    value['seq'] >= 0
+  );
 }
 
 const SEVERITIES = new Set(['info', 'warning', 'critical']);
@@ -74,7 +80,13 @@ function isEntry(value: unknown): value is XidDedupEntry {
 }
 
 function isBusLoss(value: unknown): value is BusLossRecord {
-  return isRecord(value) && typeof value['pciBusId'] === 'string' && Number.isInteger(value['count']) && Number.isFinite(value['firstSeenMs']) && Number.isFinite(value['lastSeenMs']);
+  return (
+    isRecord(value) &&
+    typeof value['pciBusId'] === 'string' &&
+    Number.isInteger(value['count']) &&
+    Number.isFinite(value['firstSeenMs']) &&
+    Number.isFinite(value['lastSeenMs'])
+  );
 }
 
 function list<T>(value: unknown, field: string, check: (v: unknown) => v is T): T[] {
@@ -88,15 +100,18 @@ function list<T>(value: unknown, field: string, check: (v: unknown) => v is T): 
 
 /** Validates parsed file content; throws naming the field. A bare `{bootId, seq}` is the cursor file of older agents. */
 export function parseXidHistory(data: unknown): XidHistory {
-  if (isCursor(data) && !('format' in (data as object))) return { bootId: data.bootId, cursor: { bootId: data.bootId, seq: data.seq }, xids: [], sxids: [], busLoss: [], gpuResets: {} };
+  if (isCursor(data) && !('format' in (data as object)))
+    return { bootId: data.bootId, cursor: { bootId: data.bootId, seq: data.seq }, xids: [], sxids: [], busLoss: [], gpuResets: {} };
   if (!isRecord(data) || data['format'] !== XID_HISTORY_FORMAT) throw new Error(`field "format" must be "${XID_HISTORY_FORMAT}"`);
-  if (data['version'] !== XID_HISTORY_VERSION) throw new Error(`field "version" is ${JSON.stringify(data['version'])}; this agent reads version ${XID_HISTORY_VERSION}`);
+  if (data['version'] !== XID_HISTORY_VERSION)
+    throw new Error(`field "version" is ${JSON.stringify(data['version'])}; this agent reads version ${XID_HISTORY_VERSION}`);
   const bootId = data['bootId'];
   if (bootId !== null && typeof bootId !== 'string') throw new Error('field "bootId" must be a string or null');
   const cursor = data['cursor'];
   if (cursor !== null && !isCursor(cursor)) throw new Error('field "cursor" must be {bootId, seq} or null');
   const resets = data['gpuResets'] ?? {};
-  if (!isRecord(resets) || !Object.values(resets).every((v) => Number.isFinite(v))) throw new Error('field "gpuResets" must map bus ids to times');
+  if (!isRecord(resets) || !Object.values(resets).every((v) => Number.isFinite(v)))
+    throw new Error('field "gpuResets" must map bus ids to times');
   return {
     bootId,
     cursor,
@@ -112,7 +127,8 @@ export function loadXidHistory(filePath: string): LoadedXidHistory {
   let raw: string;
   try {
     const size = fs.statSync(filePath).size;
-    if (size > MAX_FILE_BYTES) throw Object.assign(new Error(`${size} bytes is more than the ${MAX_FILE_BYTES} a history can hold`), { code: 'EFBIG' });
+    if (size > MAX_FILE_BYTES)
+      throw Object.assign(new Error(`${size} bytes is more than the ${MAX_FILE_BYTES} a history can hold`), { code: 'EFBIG' });
     raw = fs.readFileSync(filePath, 'utf8');
   } catch (err) {
     if (typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'ENOENT') return { history: null };

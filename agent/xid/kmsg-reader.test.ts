@@ -70,7 +70,12 @@ afterEach(() => {
 
 describe('parseKmsgRecord', () => {
   it('parses the header, ignores extra fields and unescapes \\xNN', () => {
-    expect(parseKmsgRecord('6,339,5140900,-,caller=T1;NVRM: a\\x5cb \\xc3\\xa9\n')).toEqual({ priority: 6, seq: 339, tsUsec: 5140900n, text: 'NVRM: a\\b é' });
+    expect(parseKmsgRecord('6,339,5140900,-,caller=T1;NVRM: a\\x5cb \\xc3\\xa9\n')).toEqual({
+      priority: 6,
+      seq: 339,
+      tsUsec: 5140900n,
+      text: 'NVRM: a\\b é',
+    });
   });
   it('rejects text that is not a record', () => {
     expect(parseKmsgRecord('[ 1.0] NVRM: hello')).toBeNull();

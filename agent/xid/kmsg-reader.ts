@@ -145,7 +145,10 @@ function errnoCode(err: unknown): string | undefined {
 
 /** Undoes the kernel's `\xNN` escaping of non-printable bytes and backslashes (input decoded as latin1). */
 export function unescapeKmsgText(latin1: string): string {
-  return Buffer.from(latin1.replace(ESCAPE_RE, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1').toString('utf8');
+  return Buffer.from(
+    latin1.replace(ESCAPE_RE, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+    'latin1',
+  ).toString('utf8');
 }
 
 /** A parsed `<prio>,<seq>,<ts_usec>,<flags>[,...];<text>` record header and text. */

@@ -12,9 +12,29 @@ describe('MemoryEventStore', () => {
     store.add('dramRetirementFailure', '0000:18:00', T0 + 2 * MINUTE);
     store.add('nonFatalPoison', '0000:2a:00', T0 + 3 * MINUTE);
     expect(store.reports(T0, (k) => uuids.get(k))).toEqual([
-      { kind: 'dramRetirementFailure', pciBusId: '0000:18:00', gpuUuid: 'GPU-b176d2db-6067-d821-ded0-eebe18aace84', count: 2, firstSeen: new Date(T0 + MINUTE).toISOString(), lastSeen: new Date(T0 + 2 * MINUTE).toISOString() },
-      { kind: 'nonFatalPoison', pciBusId: '0000:2a:00', count: 1, firstSeen: new Date(T0 + 3 * MINUTE).toISOString(), lastSeen: new Date(T0 + 3 * MINUTE).toISOString() },
-      { kind: 'dramRetirement', pciBusId: '0000:18:00', gpuUuid: 'GPU-b176d2db-6067-d821-ded0-eebe18aace84', count: 1, firstSeen: new Date(T0).toISOString(), lastSeen: new Date(T0).toISOString() },
+      {
+        kind: 'dramRetirementFailure',
+        pciBusId: '0000:18:00',
+        gpuUuid: 'GPU-b176d2db-6067-d821-ded0-eebe18aace84',
+        count: 2,
+        firstSeen: new Date(T0 + MINUTE).toISOString(),
+        lastSeen: new Date(T0 + 2 * MINUTE).toISOString(),
+      },
+      {
+        kind: 'nonFatalPoison',
+        pciBusId: '0000:2a:00',
+        count: 1,
+        firstSeen: new Date(T0 + 3 * MINUTE).toISOString(),
+        lastSeen: new Date(T0 + 3 * MINUTE).toISOString(),
+      },
+      {
+        kind: 'dramRetirement',
+        pciBusId: '0000:18:00',
+        gpuUuid: 'GPU-b176d2db-6067-d821-ded0-eebe18aace84',
+        count: 1,
+        firstSeen: new Date(T0).toISOString(),
+        lastSeen: new Date(T0).toISOString(),
+      },
     ]);
   });
 
@@ -30,7 +50,8 @@ describe('MemoryEventStore', () => {
 
   it('stays bounded', () => {
     const store = new MemoryEventStore();
-    for (let i = 0; i < 1000; i++) store.add('nonFatalPoison', `0000:${(i % 256).toString(16).padStart(2, '0')}:${Math.floor(i / 256)}0`, T0 + i);
+    for (let i = 0; i < 1000; i++)
+      store.add('nonFatalPoison', `0000:${(i % 256).toString(16).padStart(2, '0')}:${Math.floor(i / 256)}0`, T0 + i);
     expect(store.reports(0, () => undefined)).toHaveLength(64);
   });
 });

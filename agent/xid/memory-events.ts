@@ -14,7 +14,13 @@ export const MAX_REPORTED_MEMORY_EVENTS = 64;
 /** Kinds that outlast the look-back: the row could not be retired, or poisoned data was consumed. */
 const UNTIL_RESET: ReadonlySet<NvmlMemoryEventKind> = new Set(['dramRetirementFailure', 'fatalPoison']);
 /** Worst first in a report. */
-const RANK: Readonly<Record<NvmlMemoryEventKind, number>> = { dramRetirementFailure: 0, fatalPoison: 1, nonFatalPoison: 2, singleBitEccStorm: 3, dramRetirement: 4 };
+const RANK: Readonly<Record<NvmlMemoryEventKind, number>> = {
+  dramRetirementFailure: 0,
+  fatalPoison: 1,
+  nonFatalPoison: 2,
+  singleBitEccStorm: 3,
+  dramRetirement: 4,
+};
 
 interface MemoryEventEntry {
   kind: NvmlMemoryEventKind;
@@ -33,7 +39,13 @@ export class MemoryEventStore {
     const key = `${gpuKey}|${kind}`;
     const before = this.entries.get(key);
     this.entries.delete(key);
-    this.entries.set(key, { kind, gpuKey, count: (before?.count ?? 0) + 1, firstSeenMs: before?.firstSeenMs ?? atMs, lastSeenMs: Math.max(before?.lastSeenMs ?? atMs, atMs) });
+    this.entries.set(key, {
+      kind,
+      gpuKey,
+      count: (before?.count ?? 0) + 1,
+      firstSeenMs: before?.firstSeenMs ?? atMs,
+      lastSeenMs: Math.max(before?.lastSeenMs ?? atMs, atMs),
+    });
     while (this.entries.size > MAX_MEMORY_EVENT_ENTRIES) {
       const oldest = this.entries.keys().next();
       if (oldest.done === true) break;

@@ -42,15 +42,29 @@ describe('parseKernelLine', () => {
     ['raw dmesg', '[ 1234.567890] NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
     ['dmesg -T', '[Mon Jan  5 10:00:00 2025] NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
     ['syslog', 'Jan  5 10:00:00 host kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
-    ['journald iso', '2025-01-05T10:00:00+0100 host kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
+    [
+      'journald iso',
+      '2025-01-05T10:00:00+0100 host kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.',
+    ],
     ['dmesg --decode', 'kern  :warn  : [ 1234.567890] NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
     ['kmsg record text', '4,1234,5678901,-;NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus.'],
   ])('finds the XID behind a %s prefix', (_name, line) => {
-    expect(parseKernelLine(line)).toMatchObject({ kind: 'xid', xid: 79, pciBusId: '0000:3b:00', pid: 1234, process: 'python3', message: 'GPU has fallen off the bus.' });
+    expect(parseKernelLine(line)).toMatchObject({
+      kind: 'xid',
+      xid: 79,
+      pciBusId: '0000:3b:00',
+      pid: 1234,
+      process: 'python3',
+      message: 'GPU has fallen off the bus.',
+    });
   });
 
   it('treats unquoted <unknown> pid and name as null', () => {
-    expect(parseKernelLine('NVRM: Xid (PCI:0000:b9:00): 74, pid=<unknown>, name=<unknown>, NVLink: fatal error detected on link 6(0x10000, 0x0)')).toMatchObject({
+    expect(
+      parseKernelLine(
+        'NVRM: Xid (PCI:0000:b9:00): 74, pid=<unknown>, name=<unknown>, NVLink: fatal error detected on link 6(0x10000, 0x0)',
+      ),
+    ).toMatchObject({
       xid: 74,
       pid: null,
       process: null,
@@ -64,7 +78,9 @@ describe('parseKernelLine', () => {
   });
 
   it('captures the MIG GPU instance', () => {
-    expect(parseKernelLine('NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, Contained: CE User Channel (0x9). RST: No, D-RST: No')).toMatchObject({
+    expect(
+      parseKernelLine('NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7194, Contained: CE User Channel (0x9). RST: No, D-RST: No'),
+    ).toMatchObject({
       pciBusId: '0000:01:00',
       gpuInstance: 5,
       pid: 7194,
@@ -88,14 +104,32 @@ describe('parseKernelLine', () => {
   });
 
   it('captures MIG GPU and compute instances, even with a redacted address', () => {
-    expect(parseKernelLine('NVRM: Xid (PCI:0000:01:00 GPU-I:05 GPU-CI:01): 94, Contained: CE User Channel (0x9)')).toMatchObject({ pciBusId: '0000:01:00', gpuInstance: 5, computeInstance: 1 });
-    expect(parseKernelLine('NVRM: Xid (PCI:... GPU-I:02 GPU-CI:00): 43, pid=7, Ch 00000010')).toMatchObject({ pciBusId: null, gpuInstance: 2, computeInstance: 0, pid: 7 });
+    expect(parseKernelLine('NVRM: Xid (PCI:0000:01:00 GPU-I:05 GPU-CI:01): 94, Contained: CE User Channel (0x9)')).toMatchObject({
+      pciBusId: '0000:01:00',
+      gpuInstance: 5,
+      computeInstance: 1,
+    });
+    expect(parseKernelLine('NVRM: Xid (PCI:... GPU-I:02 GPU-CI:00): 43, pid=7, Ch 00000010')).toMatchObject({
+      pciBusId: null,
+      gpuInstance: 2,
+      computeInstance: 0,
+      pid: 7,
+    });
   });
 
   it.each([
-    ['[117.98] nvidia-nvswitch3: SXid (PCI:0000:08:00.0): 22013, Non-fatal, Link 60 Minion Link DLREQ interrupt', { sxid: 22013, switchPciBusId: '0000:08:00', fatal: false, link: 60 }],
-    ['[6781753.400584] nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 48 LTSSM Fault Up', { sxid: 20034, switchPciBusId: '0000:06:00', fatal: true, link: 48 }],
-    ['[6781753.404848] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 20034, Severity 1 Engine instance 60 Sub-engine instance 00', { sxid: 20034, fatal: null, link: null }],
+    [
+      '[117.98] nvidia-nvswitch3: SXid (PCI:0000:08:00.0): 22013, Non-fatal, Link 60 Minion Link DLREQ interrupt',
+      { sxid: 22013, switchPciBusId: '0000:08:00', fatal: false, link: 60 },
+    ],
+    [
+      '[6781753.400584] nvidia-nvswitch1: SXid (PCI:0000:06:00.0): 20034, Fatal, Link 48 LTSSM Fault Up',
+      { sxid: 20034, switchPciBusId: '0000:06:00', fatal: true, link: 48 },
+    ],
+    [
+      '[6781753.404848] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 20034, Severity 1 Engine instance 60 Sub-engine instance 00',
+      { sxid: 20034, fatal: null, link: null },
+    ],
   ])('reads NVSwitch %j as its own kind', (line, expected) => {
     expect(parseKernelLine(line)).toMatchObject({ kind: 'sxid', ...expected });
   });
@@ -130,13 +164,18 @@ describe('normalizePciBusId', () => {
 
   it('maps NVML and kernel forms of the same GPU to the same key', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 0xff }), fc.integer({ min: 0, max: 0x1f }), (d, b, dev) => {
-        const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
-        const nvml = `${hex(d, 8).toUpperCase()}:${hex(b, 2).toUpperCase()}:${hex(dev, 2).toUpperCase()}.0`;
-        const kernel = `${hex(d, 4)}:${hex(b, 2)}:${hex(dev, 2)}`;
-        expect(normalizePciBusId(nvml)).toBe(kernel);
-        expect(normalizePciBusId(`PCI:${kernel}`)).toBe(kernel);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: 0, max: 0xff }),
+        fc.integer({ min: 0, max: 0x1f }),
+        (d, b, dev) => {
+          const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
+          const nvml = `${hex(d, 8).toUpperCase()}:${hex(b, 2).toUpperCase()}:${hex(dev, 2).toUpperCase()}.0`;
+          const kernel = `${hex(d, 4)}:${hex(b, 2)}:${hex(dev, 2)}`;
+          expect(normalizePciBusId(nvml)).toBe(kernel);
+          expect(normalizePciBusId(`PCI:${kernel}`)).toBe(kernel);
+        },
+      ),
     );
   });
 });
@@ -187,10 +226,14 @@ describe('parseKernelLine properties', () => {
 
   it('never reports an XID for lines without "Xid"', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 300 }), fc.constantFrom('', 'NVRM: ', 'NVRM: GPU at PCI:0000:01:00: ', '[ 1.0] NVRM: X'), (s, prefix) => {
-        const line = (prefix + s).replace(/Xid/gi, 'Xi_d');
-        expect(parseKernelLine(line)?.kind).not.toBe('xid');
-      }),
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.constantFrom('', 'NVRM: ', 'NVRM: GPU at PCI:0000:01:00: ', '[ 1.0] NVRM: X'),
+        (s, prefix) => {
+          const line = (prefix + s).replace(/Xid/gi, 'Xi_d');
+          expect(parseKernelLine(line)?.kind).not.toBe('xid');
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -198,7 +241,11 @@ describe('parseKernelLine properties', () => {
 
 describe('KernelLogScanner joins the three-line probe message', () => {
   // The driver's probe message as NVIDIA/NVSentinel#155 shows it (three printk lines).
-  const probe = ['NVRM: The NVIDIA GPU 0000:05:00.0', 'NVRM: (PCI ID: 10de:1b80) installed in this system has', 'NVRM: fallen off the bus and is not responding to commands.'];
+  const probe = [
+    'NVRM: The NVIDIA GPU 0000:05:00.0',
+    'NVRM: (PCI ID: 10de:1b80) installed in this system has',
+    'NVRM: fallen off the bus and is not responding to commands.',
+  ];
 
   it('reports one bus loss for the three lines, in any prefix', () => {
     const scanner = new KernelLogScanner();

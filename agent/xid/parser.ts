@@ -76,7 +76,9 @@ const XID_RE = /NVRM:\s*Xid\s*\(([^()]*)\)\s*:\s*(\d{1,6})\b,?[ \t]?(.*)$/s;
 const XID_DEVICE_RE = new RegExp(String.raw`^\s*${PCI_ADDRESS}(?:\s+GPU-I:\s*(\d{1,4}))?(?:\s+GPU-CI:\s*(\d{1,4}))?\s*$`);
 // The address may be redacted (`PCI:...`, a masked `PCI:` with letters) yet the MIG parts still readable.
 const MIG_PART_RE = /GPU-I:\s*(\d{1,4})(?:\s+GPU-CI:\s*(\d{1,4}))?/;
-const GPU_AT_RE = new RegExp(String.raw`NVRM:\s*GPU at ${PCI_ADDRESS}:\s*((?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})\b`);
+const GPU_AT_RE = new RegExp(
+  String.raw`NVRM:\s*GPU at ${PCI_ADDRESS}:\s*((?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})\b`,
+);
 const BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*GPU (?:at )?${PCI_ADDRESS}:?\s*(?:GPU )?has fallen off the bus`);
 // The probe message, joined: `The NVIDIA GPU 0000:05:00.0 ... has fallen off the bus`.
 const PROBE_BUS_LOST_RE = new RegExp(String.raw`NVRM:\s*The NVIDIA GPU ${PCI_ADDRESS}\b[\s\S]{0,400}?fallen off the bus`);
@@ -103,7 +105,8 @@ export function normalizePciBusId(anyForm: string): string | null {
   const [, domain = '0', bus = '', device = ''] = m;
   const domainValue = Number.parseInt(domain, 16);
   // Domains above 0xffff cannot be shortened without losing information; keep all digits.
-  const domainText = domainValue > 0xffff ? domain.toLowerCase().replace(/^0+/, '') : domainValue.toString(16).padStart(KERNEL_DOMAIN_DIGITS, '0');
+  const domainText =
+    domainValue > 0xffff ? domain.toLowerCase().replace(/^0+/, '') : domainValue.toString(16).padStart(KERNEL_DOMAIN_DIGITS, '0');
   return `${domainText}:${bus.toLowerCase().padStart(2, '0')}:${device.toLowerCase().padStart(2, '0')}`;
 }
 
@@ -117,7 +120,11 @@ function legacyXidDevice(device: string): string | null {
 function xidDevice(device: string): { pciBusId: string | null; gpuInstance: number | null; computeInstance: number | null } {
   const dm = XID_DEVICE_RE.exec(device);
   if (dm !== null) {
-    return { pciBusId: normalizePciBusId(dm[1] ?? ''), gpuInstance: dm[2] === undefined ? null : Number(dm[2]), computeInstance: dm[3] === undefined ? null : Number(dm[3]) };
+    return {
+      pciBusId: normalizePciBusId(dm[1] ?? ''),
+      gpuInstance: dm[2] === undefined ? null : Number(dm[2]),
+      computeInstance: dm[3] === undefined ? null : Number(dm[3]),
+    };
   }
   const mig = MIG_PART_RE.exec(device);
   return {
@@ -263,7 +270,8 @@ export interface LineTime {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const ISO_RE = /(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?/;
-const CTIME_RE = /\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}:\d{2}:\d{2}) (\d{4})\]/;
+const CTIME_RE =
+  /\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}:\d{2}:\d{2}) (\d{4})\]/;
 const UPTIME_RE = /\[\s*(\d{1,10}\.\d{1,9})\]/;
 const MILLIS_DIGITS = 3;
 

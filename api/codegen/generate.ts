@@ -39,7 +39,14 @@ function topLevelSchema(crd: CrdDocument, part: 'spec' | 'status'): JSONSchema {
 }
 
 async function typesFor(crd: CrdDocument): Promise<string> {
-  const options = { bannerComment: '', additionalProperties: false, unknownAny: true, format: true, ignoreMinAndMaxItems: true, declareExternallyReferenced: true } as const;
+  const options = {
+    bannerComment: '',
+    additionalProperties: false,
+    unknownAny: true,
+    format: true,
+    ignoreMinAndMaxItems: true,
+    declareExternallyReferenced: true,
+  } as const;
   const spec = await compile(topLevelSchema(crd, 'spec'), `${crd.kind}Spec`, options);
   const status = await compile(topLevelSchema(crd, 'status'), `${crd.kind}Status`, options);
   const scope = crd.namespaced ? 'namespaced' : 'cluster-scoped';

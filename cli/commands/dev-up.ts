@@ -35,7 +35,14 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { nodes: { type: 'string' }, scenario: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, 'no-samples': { type: 'boolean' }, 'real-node': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        nodes: { type: 'string' },
+        scenario: { type: 'string', multiple: true },
+        'state-dir': { type: 'string' },
+        'no-samples': { type: 'boolean' },
+        'real-node': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }));
   } catch (err) {
@@ -79,7 +86,15 @@ export async function runDevUp(args: string[]): Promise<number> {
   try {
     let env;
     try {
-      env = await startDevEnvironment({ stateDir, applySamples: values['no-samples'] !== true, nodes, scenarios, realNode, onProgress: log, signal: abort.signal });
+      env = await startDevEnvironment({
+        stateDir,
+        applySamples: values['no-samples'] !== true,
+        nodes,
+        scenarios,
+        realNode,
+        onProgress: log,
+        signal: abort.signal,
+      });
     } catch (err) {
       if (abort.signal.aborted) return 0;
       throw err;

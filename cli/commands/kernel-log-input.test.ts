@@ -48,9 +48,20 @@ const LOCALIZED_CTIME: readonly (readonly [string, string, string | null])[] = [
   ['Vietnamese', '[CN Thg 1  5 10:00:00 2025]', null],
 ];
 
-const journal = (fields: Record<string, unknown>): string => JSON.stringify({ __REALTIME_TIMESTAMP: REALTIME_US, _SOURCE_MONOTONIC_TIMESTAMP: '3407548779', _TRANSPORT: 'kernel', PRIORITY: '4', ...fields });
+const journal = (fields: Record<string, unknown>): string =>
+  JSON.stringify({
+    __REALTIME_TIMESTAMP: REALTIME_US,
+    _SOURCE_MONOTONIC_TIMESTAMP: '3407548779',
+    _TRANSPORT: 'kernel',
+    PRIORITY: '4',
+    ...fields,
+  });
 // `name=café` written by a process whose name is Latin-1, not UTF-8: journalctl prints MESSAGE as bytes.
-const LATIN1_MESSAGE = [...Buffer.from('NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=caf', 'latin1'), 0xe9, ...Buffer.from(', Graphics SM Warp Exception')];
+const LATIN1_MESSAGE = [
+  ...Buffer.from('NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=caf', 'latin1'),
+  0xe9,
+  ...Buffer.from(', Graphics SM Warp Exception'),
+];
 
 const CASES: readonly (readonly [string, Case])[] = [
   ['raw dmesg', { line: `[ 3407.548779] ${XID}`, uptimeSeconds: 3407.548779 }],
@@ -59,7 +70,10 @@ const CASES: readonly (readonly [string, Case])[] = [
   ['dmesg --decode', { line: `kern  :warn  : [ 3407.548779] ${XID}`, uptimeSeconds: 3407.548779 }],
   ['dmesg --decode -T', { line: `kern  :warn  : [Sun Feb 23 16:24:18 2025] ${XID}`, timestamp: '2025-02-23T16:24:18' }],
   ['dmesg --time-format iso', { line: `2025-02-23T16:24:18,116531+01:00 ${XID}`, timestamp: UTC }],
-  ...LOCALIZED_CTIME.map(([lang, head, time]): [string, Case] => [`dmesg -T ${lang} ${head}`, { line: `${head} ${XID}`, ...(time === null ? {} : { timestamp: time }) }]),
+  ...LOCALIZED_CTIME.map(([lang, head, time]): [string, Case] => [
+    `dmesg -T ${lang} ${head}`,
+    { line: `${head} ${XID}`, ...(time === null ? {} : { timestamp: time }) },
+  ]),
   // The uptime after `kernel:` is the prefix's (parseLineTime), not the format's.
   ['syslog', { line: `Feb 23 16:24:18 rescue kernel: [ 3407.548779] ${XID}` }],
   ['journalctl -o short, German', { line: `Okt 06 17:59:27 balrog kernel: ${XID}` }],
@@ -71,7 +85,15 @@ const CASES: readonly (readonly [string, Case])[] = [
   ['journalctl -o short-unix', { line: `1740324258.116531 rescue kernel: ${XID}`, timestamp: UTC }],
   ['journalctl -o json', { line: journal({ MESSAGE: XID }), text: XID, timestamp: UTC, uptimeSeconds: 3407.548779 }],
   ['journalctl -o json-seq', { line: `\u001e${journal({ MESSAGE: XID })}`, text: XID, timestamp: UTC, uptimeSeconds: 3407.548779 }],
-  ['journalctl -o json, MESSAGE as bytes', { line: journal({ MESSAGE: LATIN1_MESSAGE }), text: 'NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=caf\uFFFD, Graphics SM Warp Exception', timestamp: UTC, uptimeSeconds: 3407.548779 }],
+  [
+    'journalctl -o json, MESSAGE as bytes',
+    {
+      line: journal({ MESSAGE: LATIN1_MESSAGE }),
+      text: 'NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=caf\uFFFD, Graphics SM Warp Exception',
+      timestamp: UTC,
+      uptimeSeconds: 3407.548779,
+    },
+  ],
   ['journald JSON without times', { line: JSON.stringify({ MESSAGE: XID }), text: XID }],
   ['/dev/kmsg', { line: `4,1234,3407548779,-;${XID}`, text: XID, uptimeSeconds: 3407.548779 }],
   ['/dev/kmsg with caller', { line: `4,1234,3407548779,-,caller=C12;${XID}`, text: XID, uptimeSeconds: 3407.548779 }],

@@ -138,7 +138,10 @@ export async function runMcp(args: string[]): Promise<number> {
     return 1;
   }
   const contextNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
-  const settings: FacadeSettings = Object.freeze({ ...config.settings, namespace: config.namespace ?? (contextNs !== undefined && contextNs !== '' ? contextNs : 'default') });
+  const settings: FacadeSettings = Object.freeze({
+    ...config.settings,
+    namespace: config.namespace ?? (contextNs !== undefined && contextNs !== '' ? contextNs : 'default'),
+  });
   // serveStdio releases every handle it took: the process exits by itself once it returns.
   await serveStdio({ kc, settings, logger, idleTimeoutMs: config.idleTimeoutMs });
   return 0;

@@ -9,7 +9,11 @@ const SAMPLE = path.resolve(process.cwd(), 'test/fixtures/xid/sample-dmesg.log')
 const CHILD_TIMEOUT_MS = 30_000;
 
 function gpudiag(args: string[], input?: string, nodeFlags: string[] = []): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [...nodeFlags, BIN, 'xid', 'analyze', ...args], { encoding: 'utf8', input, timeout: CHILD_TIMEOUT_MS });
+  return spawnSync(process.execPath, [...nodeFlags, BIN, 'xid', 'analyze', ...args], {
+    encoding: 'utf8',
+    input,
+    timeout: CHILD_TIMEOUT_MS,
+  });
 }
 
 function allRows(stdout: string): Record<string, unknown>[] {
@@ -58,8 +62,21 @@ describe('gpudiag xid analyze', () => {
       uuid: 'GPU-bc0fa0b9-cac2-f507-b715-9bebdb69c71e',
       uptimeSeconds: 179.437933,
     });
-    expect(rows[3]).toMatchObject({ pid: 2024380, process: 'nvidia-smi', timestamp: '2025-02-23T16:24:18', uuid: 'GPU-509665ad-b600-ac93-3616-d754b23d636d', severity: 'critical' });
-    expect(rows[8]).toMatchObject({ pciBusId: '0000:91:00', pid: null, process: null, name: 'ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' });
+    expect(rows[3]).toMatchObject({
+      pid: 2024380,
+      process: 'nvidia-smi',
+      timestamp: '2025-02-23T16:24:18',
+      uuid: 'GPU-509665ad-b600-ac93-3616-d754b23d636d',
+      severity: 'critical',
+    });
+    expect(rows[8]).toMatchObject({
+      pciBusId: '0000:91:00',
+      pid: null,
+      process: null,
+      name: 'ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS',
+      immediateAction: 'RESTART_BM',
+      persistsUntil: 'reboot',
+    });
     const others = allRows(res.stdout).filter((r) => r['kind'] !== 'xid');
     expect(others.map((r) => r['kind'])).toEqual(['bus-lost', 'sxid', 'sxid', 'sxid']);
     expect(others[0]).toMatchObject({ pciBusId: '0000:91:00', immediateAction: 'RESTART_BM' });
@@ -73,11 +90,15 @@ describe('gpudiag xid analyze', () => {
     expect(lines[0]).toMatch(/^SEVERITY\s+XID\s+NAME\s+PCI\s+COUNT/);
     expect(lines[0]).toMatch(/^SEVERITY\s+XID\s+NAME\s+PCI\s+COUNT\s+LINES\s+BUCKET\s+ACTION\s+DECODED\s+LAST MESSAGE$/);
     expect(lines[1]).toMatch(/^critical\s+-\s+GPU fell off the bus \(no XID code\)\s+0000:91:00\s+1\s+17\s+RESTART_BM\s/);
-    expect(lines[2]).toMatch(/^critical\s+119\s+GSP_RPC_TIMEOUT\s+0000:9b:00 \(GPU-509665ad-b600-ac93-3616-d754b23d636d\)\s+5\s.*RESET_GPU/);
+    expect(lines[2]).toMatch(
+      /^critical\s+119\s+GSP_RPC_TIMEOUT\s+0000:9b:00 \(GPU-509665ad-b600-ac93-3616-d754b23d636d\)\s+5\s.*RESET_GPU/,
+    );
     const severities = lines.slice(1, 7).map((l) => l.split(/\s+/)[0]);
     expect(severities).toEqual(['critical', 'critical', 'critical', 'critical', 'warning', 'warning']);
     expect(res.stdout).toContain('NVSwitch errors (SXid):');
-    expect(lines[lines.length - 1]).toMatch(/^9 XID events \(5 distinct\) on 3 GPUs: 7 critical, 2 warning, 0 info; by bucket: RESET_GPU 6, RESTART_APP 2, RESTART_BM 1; 1 "fallen off the bus" line without an XID; \d+ NVSwitch SXid line\(s\)$/);
+    expect(lines[lines.length - 1]).toMatch(
+      /^9 XID events \(5 distinct\) on 3 GPUs: 7 critical, 2 warning, 0 info; by bucket: RESET_GPU 6, RESTART_APP 2, RESTART_BM 1; 1 "fallen off the bus" line without an XID; \d+ NVSwitch SXid line\(s\)$/,
+    );
   });
 
   it('reads standard input when no file or "-" is given', () => {
@@ -143,7 +164,9 @@ const UPTIMES = [179.437933, 179.438803, 270.439207, 3000.116531, 3006.120311, 3
 // Booted 2025-02-23 15:34:18 CET; dmesg -T prints local time to the second.
 const LOCAL_TIMES = ['15:37:17', '15:37:17', '15:38:48', '16:24:18', '16:24:24', '16:24:30', '16:31:05'].map((t) => `2025-02-23T${t}`);
 // short-iso prints whole seconds; journald's __REALTIME_TIMESTAMP keeps microseconds (milliseconds in ISO).
-const UTC_TIMES = ['14:37:17.437', '14:37:17.438', '14:38:48.439', '15:24:18.116', '15:24:24.120', '15:24:30.124', '15:31:05.548'].map((t) => `2025-02-23T${t}Z`);
+const UTC_TIMES = ['14:37:17.437', '14:37:17.438', '14:38:48.439', '15:24:18.116', '15:24:24.120', '15:24:30.124', '15:31:05.548'].map(
+  (t) => `2025-02-23T${t}Z`,
+);
 const EXPORTS: readonly (readonly [string, { timestamps?: string[]; uptimes?: number[] }])[] = [
   ['dmesg.log', { uptimes: UPTIMES }],
   ['dmesg-T-de.log', { timestamps: LOCAL_TIMES }],
@@ -157,7 +180,14 @@ const EXPORTS: readonly (readonly [string, { timestamps?: string[]; uptimes?: nu
 
 /** What must not depend on the export format. */
 function xidFacts(rows: Record<string, unknown>[]): unknown[] {
-  return rows.map((r) => ({ xid: r['xid'], pciBusId: r['pciBusId'], pid: r['pid'], process: r['process'], message: r['message'], uuid: r['uuid'] }));
+  return rows.map((r) => ({
+    xid: r['xid'],
+    pciBusId: r['pciBusId'],
+    pid: r['pid'],
+    process: r['process'],
+    message: r['message'],
+    uuid: r['uuid'],
+  }));
 }
 
 function summaryLine(res: SpawnSyncReturns<string>): string {
@@ -274,7 +304,7 @@ describe('gpudiag xid analyze decodes and weighs neighbours', () => {
     expect(unknown[0]).toMatchObject({ immediateAction: 'RESET_GPU', decoded: expect.stringContaining('driver version unknown') });
   });
 
-  it('reads the driver version from the log\'s module-load line when no flag is given', () => {
+  it("reads the driver version from the log's module-load line when no flag is given", () => {
     const withDriver = `[    5.100000] NVRM: loading NVIDIA UNIX x86_64 Kernel Module  575.57.08  Sat May 24 07:21:12 UTC 2025\n${log}`;
     expect(jsonl(gpudiag(['--format', 'jsonl'], withDriver).stdout)[0]).toMatchObject({ immediateAction: 'XID_154_EVAL' });
   });

@@ -116,13 +116,16 @@ function parseArgs(args: readonly string[]): ParsedArgs {
       const { value, next } = flagValue(args, i, '--format');
       i = next;
       const match = FORMATS.find((f) => f === value);
-      if (match === undefined) throw new UsageError(`--format must be one of ${FORMATS.join('|')}${value === undefined ? '' : `, got "${printable(value)}"`}`);
+      if (match === undefined)
+        throw new UsageError(`--format must be one of ${FORMATS.join('|')}${value === undefined ? '' : `, got "${printable(value)}"`}`);
       format = match;
     } else if (arg === '--driver-version' || arg.startsWith('--driver-version=')) {
       const { value, next } = flagValue(args, i, '--driver-version');
       i = next;
       if (value === undefined || value.length > 32 || nvlink5LayoutFor(value) === null) {
-        throw new UsageError(`--driver-version must be an NVIDIA driver version such as 575.57.08${value === undefined ? '' : `, got "${printable(value.slice(0, 40))}"`}`);
+        throw new UsageError(
+          `--driver-version must be an NVIDIA driver version such as 575.57.08${value === undefined ? '' : `, got "${printable(value.slice(0, 40))}"`}`,
+        );
       }
       driverVersion = value;
     } else if (arg === '--') {
@@ -239,7 +242,20 @@ function lines(first: number, last: number): string {
 
 /** The groups judged with their neighbours (45 after another XID, 48 with 63/64, 13/31 repeating, the latest 154). */
 function judge(groups: Group[]): XidClassification[] {
-  const perPid = groups.flatMap((g, gi) => [...g.byPid].map(([pid, t]) => ({ gi, event: { xid: g.xid, gpuKey: g.pciBusId ?? '', pid, firstSeenMs: t.firstMs, lastSeenMs: t.lastMs, classification: g.worst, subKey: g.subKey } })));
+  const perPid = groups.flatMap((g, gi) =>
+    [...g.byPid].map(([pid, t]) => ({
+      gi,
+      event: {
+        xid: g.xid,
+        gpuKey: g.pciBusId ?? '',
+        pid,
+        firstSeenMs: t.firstMs,
+        lastSeenMs: t.lastMs,
+        classification: g.worst,
+        subKey: g.subKey,
+      },
+    })),
+  );
   const judged = applyXidContext(perPid.map((p) => p.event));
   const result = groups.map((g) => g.worst);
   perPid.forEach((p, i) => {
@@ -254,7 +270,13 @@ function judge(groups: Group[]): XidClassification[] {
 function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): string {
   const judged = judge(groups);
   const order = groups.map((g, i) => ({ g, c: judged[i] as XidClassification }));
-  order.sort((a, b) => compareSeverity(b.c.severity, a.c.severity) || b.g.count - a.g.count || (a.g.pciBusId ?? '').localeCompare(b.g.pciBusId ?? '') || a.g.xid - b.g.xid);
+  order.sort(
+    (a, b) =>
+      compareSeverity(b.c.severity, a.c.severity) ||
+      b.g.count - a.g.count ||
+      (a.g.pciBusId ?? '').localeCompare(b.g.pciBusId ?? '') ||
+      a.g.xid - b.g.xid,
+  );
   const header = ['SEVERITY', 'XID', 'NAME', 'PCI', 'COUNT', 'LINES', 'BUCKET', 'ACTION', 'DECODED', 'LAST MESSAGE'];
   const rows = order.map(({ g, c }) => [
     c.severity,
@@ -270,13 +292,33 @@ function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): 
   ]);
   const lost = bucketMeaning('RESTART_BM');
   for (const [pci, b] of totals.busLost) {
-    rows.unshift([lost.severity, '-', 'GPU fell off the bus (no XID code)', pci, String(b.count), lines(b.firstLine, b.lastLine), 'RESTART_BM', lost.action, '', '']);
+    rows.unshift([
+      lost.severity,
+      '-',
+      'GPU fell off the bus (no XID code)',
+      pci,
+      String(b.count),
+      lines(b.firstLine, b.lastLine),
+      'RESTART_BM',
+      lost.action,
+      '',
+      '',
+    ]);
   }
   const out = columns(header, rows);
   const switchRows = [...switches]
     .sort((a, b) => Number(b.fatal) - Number(a.fatal) || b.count - a.count)
-    .map((s) => [s.fatal ? 'critical' : 'warning', String(s.line.sxid), s.line.switchPciBusId ?? '(unknown)', s.line.link === null ? '-' : String(s.line.link), String(s.count), lines(s.firstLine, s.lastLine), truncate(printable(s.line.message), TABLE_MESSAGE_WIDTH)]);
-  if (switchRows.length > 0) out.push('NVSwitch errors (SXid):', ...columns(['SEVERITY', 'SXID', 'SWITCH', 'LINK', 'COUNT', 'LINES', 'MESSAGE'], switchRows));
+    .map((s) => [
+      s.fatal ? 'critical' : 'warning',
+      String(s.line.sxid),
+      s.line.switchPciBusId ?? '(unknown)',
+      s.line.link === null ? '-' : String(s.line.link),
+      String(s.count),
+      lines(s.firstLine, s.lastLine),
+      truncate(printable(s.line.message), TABLE_MESSAGE_WIDTH),
+    ]);
+  if (switchRows.length > 0)
+    out.push('NVSwitch errors (SXid):', ...columns(['SEVERITY', 'SXID', 'SWITCH', 'LINK', 'COUNT', 'LINES', 'MESSAGE'], switchRows));
 
   const bySeverity: Record<XidSeverity, number> = { info: 0, warning: 0, critical: 0 };
   const byBucket = new Map<string, number>();
@@ -287,7 +329,11 @@ function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): 
   const gpus = new Set(groups.map((g) => g.pciBusId ?? '(unknown)')).size;
   const parts = (['critical', 'warning', 'info'] as const).map((s) => `${bySeverity[s]} ${s}`);
   let summary = `${totals.events} XID event${totals.events === 1 ? '' : 's'} (${groups.length + totals.overflow} distinct) on ${gpus} GPU${gpus === 1 ? '' : 's'}: ${parts.join(', ')}`;
-  if (byBucket.size > 0) summary += `; by bucket: ${[...byBucket].sort((a, b) => b[1] - a[1]).map(([bucket, n]) => `${bucket} ${n}`).join(', ')}`;
+  if (byBucket.size > 0)
+    summary += `; by bucket: ${[...byBucket]
+      .sort((a, b) => b[1] - a[1])
+      .map(([bucket, n]) => `${bucket} ${n}`)
+      .join(', ')}`;
   const lostLines = [...totals.busLost.values()].reduce((n, b) => n + b.count, 0);
   if (lostLines > 0) summary += `; ${lostLines} "fallen off the bus" line${lostLines === 1 ? '' : 's'} without an XID`;
   if (switches.length > 0) summary += `; ${switches.reduce((n, s) => n + s.count, 0)} NVSwitch SXid line(s)`;
@@ -302,10 +348,14 @@ function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): 
 /** True when a line may hold an NVRM or SXid message (journald JSON and json-seq always may). */
 function mayConcernGpus(raw: string): boolean {
   const first = raw.charCodeAt(raw.charCodeAt(0) === 0xfeff ? 1 : 0);
-  return raw.includes('NVRM') || raw.includes('SXid') || first === 0x7b /* { */ || first === 0x1e /* RS */;
+  return raw.includes('NVRM') || raw.includes('SXid') || first === 0x7b /* { */ || first === 0x1e; /* RS */
 }
 
-function timeOf(decoded: { timestamp: string | null; uptimeSeconds: number | null }, prefix: string, lineNo: number): { ms: number; timestamp: string | null; uptimeSeconds: number | null } {
+function timeOf(
+  decoded: { timestamp: string | null; uptimeSeconds: number | null },
+  prefix: string,
+  lineNo: number,
+): { ms: number; timestamp: string | null; uptimeSeconds: number | null } {
   // The format's own time first (journald, kmsg, localized dmesg -T), else what the prefix says.
   const prefixTime = parseLineTime(prefix);
   const timestamp = decoded.timestamp ?? prefixTime.timestamp;
@@ -315,7 +365,13 @@ function timeOf(decoded: { timestamp: string | null; uptimeSeconds: number | nul
   return { ms, timestamp, uptimeSeconds };
 }
 
-function xidRow(parsed: ParsedXid, c: XidClassification, lineNo: number, uuid: string | undefined, time: { timestamp: string | null; uptimeSeconds: number | null }): XidRow {
+function xidRow(
+  parsed: ParsedXid,
+  c: XidClassification,
+  lineNo: number,
+  uuid: string | undefined,
+  time: { timestamp: string | null; uptimeSeconds: number | null },
+): XidRow {
   const entry = lookupXid(parsed.xid);
   return {
     kind: 'xid',
@@ -357,7 +413,13 @@ function megabytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
-async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable, driverFlag: string | null, progress: ProgressLine): Promise<void> {
+async function analyze(
+  input: Readable,
+  format: XidAnalyzeFormat,
+  out: Writable,
+  driverFlag: string | null,
+  progress: ProgressLine,
+): Promise<void> {
   const uuids = new Map<string, string>();
   const groups = new Map<string, Group>();
   const switches = new Map<string, SwitchGroup>();
@@ -369,7 +431,8 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable,
   const source = progress.active ? counted(input, read) : input;
   for await (const batch of readLineBatches(source, MAX_KERNEL_LOG_LINE)) {
     // Once per chunk, throttled by the line itself: a pipe or file never sees it.
-    if (read.bytes >= PROGRESS_AFTER_BYTES) progress.update(() => `read ${megabytes(read.bytes)}, ${lineNo} lines, ${totals.events} XIDs found`);
+    if (read.bytes >= PROGRESS_AFTER_BYTES)
+      progress.update(() => `read ${megabytes(read.bytes)}, ${lineNo} lines, ${totals.events} XIDs found`);
     for (const raw of batch) {
       lineNo += 1;
       // Most of a kernel log is other drivers' chatter: only NVRM and SXid lines (and JSON,
@@ -394,14 +457,21 @@ async function analyze(input: Readable, format: XidAnalyzeFormat, out: Writable,
       if (parsed.kind === 'bus-lost') {
         const b = totals.busLost.get(parsed.pciBusId) ?? { count: 0, firstLine: lineNo, lastLine: lineNo };
         totals.busLost.set(parsed.pciBusId, { count: b.count + 1, firstLine: b.firstLine, lastLine: lineNo });
-        if (format === 'jsonl') await write(out, `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`);
+        if (format === 'jsonl')
+          await write(
+            out,
+            `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`,
+          );
         continue;
       }
       if (parsed.kind === 'sxid') {
         // Continuation lines (`Severity 0 Engine instance ...`, `Data {...}`) detail the line before.
         if (parsed.fatal === null) continue;
         if (format === 'jsonl') {
-          await write(out, `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`);
+          await write(
+            out,
+            `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`,
+          );
           continue;
         }
         const key = `${parsed.switchPciBusId ?? ''}|${parsed.sxid}|${parsed.link ?? ''}`;
@@ -485,7 +555,9 @@ export async function runXidAnalyze(args: string[], io: XidAnalyzeIo = process):
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';
     // A closed pipe (`| head`) is the reader's choice, not a failure.
     if (code === 'EPIPE') return EXIT_OK;
-    io.stderr.write(`${COMMAND}: reading ${printable(parsed.file ?? 'standard input')} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr.write(
+      `${COMMAND}: reading ${printable(parsed.file ?? 'standard input')} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     return EXIT_IO_ERROR;
   } finally {
     progress.clear();

@@ -63,15 +63,45 @@ export async function createControlPlaneCerts(dir: string, extraIps: readonly st
   };
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', p.caKey]);
   await openssl([
-    'req', '-x509', '-new', '-key', p.caKey, '-subj', '/CN=gpudiag-local-ca', '-days', validityDays, '-out', p.caCert,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    p.caKey,
+    '-subj',
+    '/CN=gpudiag-local-ca',
+    '-days',
+    validityDays,
+    '-out',
+    p.caCert,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
   ]);
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', p.servingKey]);
   await openssl([
-    'req', '-x509', '-new', '-key', p.servingKey, '-subj', '/CN=kube-apiserver', '-days', validityDays,
-    '-CA', p.caCert, '-CAkey', p.caKey, '-out', p.servingCert,
-    '-addext', `subjectAltName=${['IP:127.0.0.1', ...extraIps.map((ip) => `IP:${ip}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'].join(',')}`,
-    '-addext', 'extendedKeyUsage=serverAuth', '-addext', 'basicConstraints=critical,CA:FALSE',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    p.servingKey,
+    '-subj',
+    '/CN=kube-apiserver',
+    '-days',
+    validityDays,
+    '-CA',
+    p.caCert,
+    '-CAkey',
+    p.caKey,
+    '-out',
+    p.servingCert,
+    '-addext',
+    `subjectAltName=${['IP:127.0.0.1', ...extraIps.map((ip) => `IP:${ip}`), 'DNS:localhost', 'DNS:kubernetes.default.svc'].join(',')}`,
+    '-addext',
+    'extendedKeyUsage=serverAuth',
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
   ]);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   await writeFile(p.serviceAccountKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
@@ -89,9 +119,25 @@ export async function issueClientCertificate(
   const subject = [`/CN=${subjectPart(identity.user)}`, ...(identity.groups ?? []).map((g) => `/O=${subjectPart(g)}`)].join('');
   await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${base}.key`]);
   await openssl([
-    'req', '-x509', '-new', '-key', `${base}.key`, '-subj', subject, '-days', validityDays,
-    '-CA', certs.caCert, '-CAkey', certs.caKey, '-out', `${base}.crt`,
-    '-addext', 'extendedKeyUsage=clientAuth', '-addext', 'basicConstraints=critical,CA:FALSE',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    `${base}.key`,
+    '-subj',
+    subject,
+    '-days',
+    validityDays,
+    '-CA',
+    certs.caCert,
+    '-CAkey',
+    certs.caKey,
+    '-out',
+    `${base}.crt`,
+    '-addext',
+    'extendedKeyUsage=clientAuth',
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
   ]);
   const [certPem, keyPem] = await Promise.all([readFile(`${base}.crt`, 'utf8'), readFile(`${base}.key`, 'utf8')]);
   return { certPem, keyPem };

@@ -101,7 +101,14 @@ async function probeReady(server: string, caPem: string, signal: AbortSignal): P
 }
 
 /** Without a node no pod runs: no ServiceAccount admission, no `kubernetes` endpoints. */
-const objectsOnlyArgs = ['--authorization-mode', 'RBAC', '--disable-admission-plugins', 'ServiceAccount', '--endpoint-reconciler-type', 'none'];
+const objectsOnlyArgs = [
+  '--authorization-mode',
+  'RBAC',
+  '--disable-admission-plugins',
+  'ServiceAccount',
+  '--endpoint-reconciler-type',
+  'none',
+];
 
 /** What a kubelet and its pods need from the API server. */
 async function realNodeArgs(address: string, certs: ControlPlaneCertPaths, certDir: string): Promise<string[]> {
@@ -113,12 +120,20 @@ async function realNodeArgs(address: string, certs: ControlPlaneCertPaths, certD
   await writeFile(certFile, kubeletClient.certPem);
   await writeFile(keyFile, kubeletClient.keyPem, { mode: 0o600 });
   return [
-    '--advertise-address', address,
-    '--authorization-mode', 'Node,RBAC',
-    '--enable-admission-plugins', 'NodeRestriction',
-    '--endpoint-reconciler-type', 'lease',
-    '--kubelet-client-certificate', certFile, '--kubelet-client-key', keyFile,
-    '--kubelet-preferred-address-types', 'InternalIP',
+    '--advertise-address',
+    address,
+    '--authorization-mode',
+    'Node,RBAC',
+    '--enable-admission-plugins',
+    'NodeRestriction',
+    '--endpoint-reconciler-type',
+    'lease',
+    '--kubelet-client-certificate',
+    certFile,
+    '--kubelet-client-key',
+    keyFile,
+    '--kubelet-preferred-address-types',
+    'InternalIP',
   ];
 }
 
@@ -142,7 +157,10 @@ export class ControlPlane {
     const binaries = await ensureControlPlaneBinaries(progress);
     progress('generating certificates');
     const realNode = options.realNode;
-    const certs = await createControlPlaneCerts(path.join(dir, 'certs'), realNode === undefined ? [] : [realNode.address, KUBERNETES_SERVICE_IP]);
+    const certs = await createControlPlaneCerts(
+      path.join(dir, 'certs'),
+      realNode === undefined ? [] : [realNode.address, KUBERNETES_SERVICE_IP],
+    );
     const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     const started: ManagedProcess[] = [];
     let stopWatchdog: () => void = () => undefined;
@@ -156,38 +174,77 @@ export class ControlPlane {
       progress(`starting etcd on 127.0.0.1:${etcdPort}`);
       const etcdUrl = `http://127.0.0.1:${etcdPort}`;
       started.push(
-        await startProcess('etcd', binaries.etcd, [
-          '--data-dir', path.join(dir, 'etcd'),
-          '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-          '--listen-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-          '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-          '--initial-cluster', `default=http://127.0.0.1:${etcdPeerPort}`,
-          '--unsafe-no-fsync', '--log-level', 'warn',
-        ], path.join(dir, 'logs', 'etcd.log')),
+        await startProcess(
+          'etcd',
+          binaries.etcd,
+          [
+            '--data-dir',
+            path.join(dir, 'etcd'),
+            '--listen-client-urls',
+            etcdUrl,
+            '--advertise-client-urls',
+            etcdUrl,
+            '--listen-peer-urls',
+            `http://127.0.0.1:${etcdPeerPort}`,
+            '--initial-advertise-peer-urls',
+            `http://127.0.0.1:${etcdPeerPort}`,
+            '--initial-cluster',
+            `default=http://127.0.0.1:${etcdPeerPort}`,
+            '--unsafe-no-fsync',
+            '--log-level',
+            'warn',
+          ],
+          path.join(dir, 'logs', 'etcd.log'),
+        ),
       );
-      stopWatchdog = startOrphanWatchdog(process.pid, started.map((p) => p.pid));
+      stopWatchdog = startOrphanWatchdog(
+        process.pid,
+        started.map((p) => p.pid),
+      );
       signal.throwIfAborted();
       const host = realNode?.address ?? '127.0.0.1';
       const server = `https://${host}:${apiPort}`;
       progress(`starting kube-apiserver on ${server}`);
       started.push(
-        await startProcess('kube-apiserver', binaries.kubeApiserver, [
-          '--etcd-servers', etcdUrl,
-          '--cert-dir', path.join(dir, 'certs'),
-          '--tls-cert-file', certs.servingCert, '--tls-private-key-file', certs.servingKey,
-          '--client-ca-file', certs.caCert,
-          '--secure-port', String(apiPort), '--bind-address', host,
-          '--service-cluster-ip-range', SERVICE_CIDR,
-          '--allow-privileged=true',
-          '--service-account-issuer', `${server}/`,
-          '--service-account-key-file', certs.serviceAccountPub,
-          '--service-account-signing-key-file', certs.serviceAccountKey,
-          ...(realNode === undefined ? objectsOnlyArgs : await realNodeArgs(realNode.address, certs, path.join(dir, 'certs'))),
-          '--v', '1',
-        ], path.join(dir, 'logs', 'kube-apiserver.log')),
+        await startProcess(
+          'kube-apiserver',
+          binaries.kubeApiserver,
+          [
+            '--etcd-servers',
+            etcdUrl,
+            '--cert-dir',
+            path.join(dir, 'certs'),
+            '--tls-cert-file',
+            certs.servingCert,
+            '--tls-private-key-file',
+            certs.servingKey,
+            '--client-ca-file',
+            certs.caCert,
+            '--secure-port',
+            String(apiPort),
+            '--bind-address',
+            host,
+            '--service-cluster-ip-range',
+            SERVICE_CIDR,
+            '--allow-privileged=true',
+            '--service-account-issuer',
+            `${server}/`,
+            '--service-account-key-file',
+            certs.serviceAccountPub,
+            '--service-account-signing-key-file',
+            certs.serviceAccountKey,
+            ...(realNode === undefined ? objectsOnlyArgs : await realNodeArgs(realNode.address, certs, path.join(dir, 'certs'))),
+            '--v',
+            '1',
+          ],
+          path.join(dir, 'logs', 'kube-apiserver.log'),
+        ),
       );
       stopWatchdog();
-      stopWatchdog = startOrphanWatchdog(process.pid, started.map((p) => p.pid));
+      stopWatchdog = startOrphanWatchdog(
+        process.pid,
+        started.map((p) => p.pid),
+      );
       const caPem = await readFile(certs.caCert, 'utf8');
       await ControlPlane.waitReady(server, caPem, started, options.readyTimeoutMs ?? 60_000, signal);
       progress('control plane ready');
@@ -203,7 +260,13 @@ export class ControlPlane {
     }
   }
 
-  private static async waitReady(server: string, caPem: string, processes: ManagedProcess[], timeoutMs: number, signal: AbortSignal): Promise<void> {
+  private static async waitReady(
+    server: string,
+    caPem: string,
+    processes: ManagedProcess[],
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let exited: string | undefined;
     for (const p of processes) void p.exited.then((how) => (exited ??= `${p.name} exited (${how}); see ${p.logFile}`));

@@ -11,8 +11,16 @@ describe('defaultFleet', () => {
       expect([name, scenarioBlocks(await loadScenario(name))]).toEqual([name, false]);
     }
     // `dev up` starts 4 nodes by default: healthy, lost GPU, healthy, DBE.
-    expect(defaultFleet(4).map((n) => n.scenario)).toEqual(['h100-sxm-8x-healthy', 'gpu-lost-xid79', 'h100-sxm-8x-healthy', 'a100-dbe-remap-pending']);
-    expect(defaultFleet(DEFAULT_SCENARIO_CYCLE.length + 1).map((n) => n.scenario)).toEqual([...DEFAULT_SCENARIO_CYCLE, DEFAULT_SCENARIO_CYCLE[0]]);
+    expect(defaultFleet(4).map((n) => n.scenario)).toEqual([
+      'h100-sxm-8x-healthy',
+      'gpu-lost-xid79',
+      'h100-sxm-8x-healthy',
+      'a100-dbe-remap-pending',
+    ]);
+    expect(defaultFleet(DEFAULT_SCENARIO_CYCLE.length + 1).map((n) => n.scenario)).toEqual([
+      ...DEFAULT_SCENARIO_CYCLE,
+      DEFAULT_SCENARIO_CYCLE[0],
+    ]);
   });
 
   it('cycles through the scenarios it is given (dev up --scenario)', () => {
@@ -26,10 +34,12 @@ describe('defaultFleet', () => {
 });
 
 describe('deviceAdvertisement', () => {
-  it('advertises each scenario\'s GPUs as the device plugin and GFD would, unless the scenario says otherwise', async () => {
+  it("advertises each scenario's GPUs as the device plugin and GFD would, unless the scenario says otherwise", async () => {
     const advertised = async (name: string): Promise<number[]> => {
       const { labels, resources } = deviceAdvertisement(await loadScenario(name));
-      return parseAdvertisedGpus({ metadata: { labels }, status: { capacity: resources, allocatable: resources } }).counts.map((c) => c.gpus);
+      return parseAdvertisedGpus({ metadata: { labels }, status: { capacity: resources, allocatable: resources } }).counts.map(
+        (c) => c.gpus,
+      );
     };
     expect(await advertised('h100-sxm-8x-healthy')).toEqual([8, 8, 8]);
     expect(await advertised('t4-legacy')).toEqual([2, 2, 2]);
@@ -42,7 +52,11 @@ describe('deviceAdvertisement', () => {
   });
 
   it('rejects an advertisedGpus that is not a count', () => {
-    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: -1 }, 'x')).toThrow('x.advertisedGpus must be a non-negative integer');
-    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: '8' }, 'x')).toThrow('x.advertisedGpus must be a non-negative integer');
+    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: -1 }, 'x')).toThrow(
+      'x.advertisedGpus must be a non-negative integer',
+    );
+    expect(() => validateScenario({ name: 'x', gpus: [], advertisedGpus: '8' }, 'x')).toThrow(
+      'x.advertisedGpus must be a non-negative integer',
+    );
   });
 });

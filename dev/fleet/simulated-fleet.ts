@@ -17,7 +17,13 @@ import type { AgentConfig } from '../../agent/config.js';
 import type { TokenAuthenticator } from '../../agent/auth/token-reviewer.js';
 import { buildFakeNvml } from '../../agent/fake-nvml/build.js';
 import { FakeNvmlLibrary } from '../../agent/fake-nvml/fake-library.js';
-import { FakeNvmlController, fakeNvmlEraOf, loadScenario, scenarioKmsgRecords, type FakeNvmlScenario } from '../../agent/fake-nvml/scenario.js';
+import {
+  FakeNvmlController,
+  fakeNvmlEraOf,
+  loadScenario,
+  scenarioKmsgRecords,
+  type FakeNvmlScenario,
+} from '../../agent/fake-nvml/scenario.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
 import { GPU_COUNT_LABEL, GPU_RESOURCE } from '../../operator/scoring/advertised-gpus.js';
@@ -25,7 +31,11 @@ import { GPU_COUNT_LABEL, GPU_RESOURCE } from '../../operator/scoring/advertised
 /** Labels that mark the simulated agent pods (the operator's default agent selector matches them). */
 export const AGENT_POD_LABELS = { 'app.kubernetes.io/name': 'gpudiag', 'app.kubernetes.io/component': 'agent' } as const;
 /** Labels on every simulated node. */
-export const SIMULATED_NODE_LABELS = { 'gpudiag.io/simulated': 'true', 'nvidia.com/gpu.present': 'true', 'gpudiag.io/pool': 'training' } as const;
+export const SIMULATED_NODE_LABELS = {
+  'gpudiag.io/simulated': 'true',
+  'nvidia.com/gpu.present': 'true',
+  'gpudiag.io/pool': 'training',
+} as const;
 
 /** One simulated node. */
 export interface FleetNodeSpec {
@@ -84,11 +94,14 @@ function raiseNativeCallCeiling(agents: number, logger: Logger): void {
   } catch (err) {
     const ceiling = koffi.config().max_async_calls ?? 0;
     if (agents * NVML_CALLS_PER_AGENT <= ceiling) return;
-    logger.warn('cannot raise koffi max_async_calls for the simulated fleet: a native library was loaded first; NVML reads may fail with UNKNOWN (999) when many agents collect at once', {
-      agents,
-      maxAsyncCalls: ceiling,
-      error: err instanceof Error ? err.message : String(err),
-    });
+    logger.warn(
+      'cannot raise koffi max_async_calls for the simulated fleet: a native library was loaded first; NVML reads may fail with UNKNOWN (999) when many agents collect at once',
+      {
+        agents,
+        maxAsyncCalls: ceiling,
+        error: err instanceof Error ? err.message : String(err),
+      },
+    );
   }
 }
 
@@ -98,7 +111,10 @@ function raiseNativeCallCeiling(agents: number, logger: Logger): void {
  */
 export function defaultFleet(count: number, scenarios: readonly string[] = DEFAULT_SCENARIO_CYCLE): FleetNodeSpec[] {
   const cycle = scenarios.length > 0 ? scenarios : DEFAULT_SCENARIO_CYCLE;
-  return Array.from({ length: count }, (_, i) => ({ name: `gpu-node-${i + 1}`, scenario: cycle[i % cycle.length] ?? 'h100-sxm-8x-healthy' }));
+  return Array.from({ length: count }, (_, i) => ({
+    name: `gpu-node-${i + 1}`,
+    scenario: cycle[i % cycle.length] ?? 'h100-sxm-8x-healthy',
+  }));
 }
 
 /** Prefixes node names (tests share one API server, where Node names are cluster-wide). */
@@ -172,7 +188,10 @@ const KMSG_STEP_US = 10_000n;
  * CLOCK_MONOTONIC (since boot); the records start a minute ago.
  */
 async function kmsgLinesFor(scenario: string): Promise<string[]> {
-  return scenarioKmsgRecords(await loadScenario(scenario), { startUs: process.hrtime.bigint() / 1000n - KMSG_AGE_US, stepUs: KMSG_STEP_US });
+  return scenarioKmsgRecords(await loadScenario(scenario), {
+    startUs: process.hrtime.bigint() / 1000n - KMSG_AGE_US,
+    stepUs: KMSG_STEP_US,
+  });
 }
 
 /** What NVIDIA's device plugin and GPU feature discovery would put on the Node: the scenario's GPU count, or its `advertisedGpus`. */
@@ -231,7 +250,22 @@ export class SimulatedFleet {
           method: 'PATCH',
           path: `/api/v1/nodes/${spec.name}/status`,
           contentType: 'application/merge-patch+json',
-          body: { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'SimulatedKubelet', message: 'simulated by gpudiag dev', lastHeartbeatTime: now(), lastTransitionTime: now() }], capacity: advertised.resources, allocatable: advertised.resources } },
+          body: {
+            status: {
+              conditions: [
+                {
+                  type: 'Ready',
+                  status: 'True',
+                  reason: 'SimulatedKubelet',
+                  message: 'simulated by gpudiag dev',
+                  lastHeartbeatTime: now(),
+                  lastTransitionTime: now(),
+                },
+              ],
+              capacity: advertised.resources,
+              allocatable: advertised.resources,
+            },
+          },
         });
         const node: FleetNode = { spec, address };
         fleet.nodes.push(node);
@@ -282,7 +316,11 @@ export class SimulatedFleet {
               labels: { ...options.podLabels, ...AGENT_POD_LABELS },
               ...(options.podLabels === undefined
                 ? {}
-                : { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: spec.name, uid: created.metadata?.uid ?? '', controller: true }] }),
+                : {
+                    ownerReferences: [
+                      { apiVersion: 'v1', kind: 'Node', name: spec.name, uid: created.metadata?.uid ?? '', controller: true },
+                    ],
+                  }),
             },
             spec: { nodeName: spec.name, containers: [{ name: 'agent', image: 'gpudiag/agent:dev' }] },
           },
@@ -298,7 +336,17 @@ export class SimulatedFleet {
               podIPs: [{ ip: address }],
               hostIP: address,
               conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now() }],
-              containerStatuses: [{ name: 'agent', ready: true, started: true, restartCount: 0, image: 'gpudiag/agent:dev', imageID: '', state: { running: { startedAt: now() } } }],
+              containerStatuses: [
+                {
+                  name: 'agent',
+                  ready: true,
+                  started: true,
+                  restartCount: 0,
+                  image: 'gpudiag/agent:dev',
+                  imageID: '',
+                  state: { running: { startedAt: now() } },
+                },
+              ],
             },
           },
         });

@@ -111,7 +111,8 @@ function decodeStatusMessage(raw: string | string[] | undefined): string {
 
 /** The single message of a unary answer's body, or why the body is not one. */
 function singleMessage(body: Buffer): Uint8Array | string {
-  if (body.length < FRAME_HEADER_BYTES) return body.length === 0 ? 'the answer has no message' : `the answer is ${body.length} bytes, shorter than a message header`;
+  if (body.length < FRAME_HEADER_BYTES)
+    return body.length === 0 ? 'the answer has no message' : `the answer is ${body.length} bytes, shorter than a message header`;
   if (body[0] !== 0) return `the answer is compressed (flag ${body[0]}), which this client never asked for`;
   const length = body.readUInt32BE(1);
   if (FRAME_HEADER_BYTES + length !== body.length) {
@@ -131,8 +132,20 @@ export function unaryCall(options: UnaryCallOptions): Promise<Uint8Array> {
   const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const where = `gRPC ${method} on ${socketPath}`;
-  const failure = (kind: GrpcFailureKind, detail: string, extra: { errno?: string; grpcStatus?: number; cause?: unknown } = {}): GrpcCallError =>
-    new GrpcCallError(kind, `${where}: ${detail}`, socketPath, method, extra.errno, extra.grpcStatus, extra.cause === undefined ? undefined : { cause: extra.cause });
+  const failure = (
+    kind: GrpcFailureKind,
+    detail: string,
+    extra: { errno?: string; grpcStatus?: number; cause?: unknown } = {},
+  ): GrpcCallError =>
+    new GrpcCallError(
+      kind,
+      `${where}: ${detail}`,
+      socketPath,
+      method,
+      extra.errno,
+      extra.grpcStatus,
+      extra.cause === undefined ? undefined : { cause: extra.cause },
+    );
 
   return new Promise<Uint8Array>((resolve, reject) => {
     if (options.signal?.aborted) {
@@ -190,16 +203,22 @@ export function unaryCall(options: UnaryCallOptions): Promise<Uint8Array> {
       if (!headerChecked && received >= FRAME_HEADER_BYTES) {
         headerChecked = true;
         const declared = Buffer.concat(chunks).readUInt32BE(1);
-        if (declared > maxResponseBytes) finish(failure('too-large', `the answer declares a ${declared}-byte message, more than ${maxResponseBytes}`));
+        if (declared > maxResponseBytes)
+          finish(failure('too-large', `the answer declares a ${declared}-byte message, more than ${maxResponseBytes}`));
       }
-      if (received > maxResponseBytes + FRAME_HEADER_BYTES) finish(failure('too-large', `the answer is larger than ${maxResponseBytes} bytes`));
+      if (received > maxResponseBytes + FRAME_HEADER_BYTES)
+        finish(failure('too-large', `the answer is larger than ${maxResponseBytes} bytes`));
     });
     stream.on('end', () => finish(answer(headers, trailers, Buffer.concat(chunks))));
     stream.on('close', () => finish(failure('protocol', 'the connection closed before the answer ended')));
     stream.end(frame(request));
   });
 
-  function answer(headers: http2.IncomingHttpHeaders | undefined, trailers: http2.IncomingHttpHeaders | undefined, body: Buffer): Uint8Array | GrpcCallError {
+  function answer(
+    headers: http2.IncomingHttpHeaders | undefined,
+    trailers: http2.IncomingHttpHeaders | undefined,
+    body: Buffer,
+  ): Uint8Array | GrpcCallError {
     const fail = (kind: GrpcFailureKind, detail: string, grpcStatus?: number): GrpcCallError =>
       new GrpcCallError(kind, `${where}: ${detail}`, socketPath, method, undefined, grpcStatus);
     if (headers === undefined) return fail('protocol', 'the answer has no headers');
@@ -210,13 +229,20 @@ export function unaryCall(options: UnaryCallOptions): Promise<Uint8Array> {
     const statusHeaders = trailers ?? headers;
     const rawStatus = statusHeaders['grpc-status'];
     const status = typeof rawStatus === 'string' && /^\d{1,3}$/.test(rawStatus) ? Number(rawStatus) : undefined;
-    if (status === undefined) return fail('protocol', rawStatus === undefined ? 'the answer has no grpc-status' : `grpc-status ${JSON.stringify(clip(String(rawStatus), 20))} is not a number`);
+    if (status === undefined)
+      return fail(
+        'protocol',
+        rawStatus === undefined
+          ? 'the answer has no grpc-status'
+          : `grpc-status ${JSON.stringify(clip(String(rawStatus), 20))} is not a number`,
+      );
     if (status !== 0) {
       const message = decodeStatusMessage(statusHeaders['grpc-message']);
       return fail('status', `status ${grpcStatusName(status)}${message === '' ? '' : `: ${message}`}`, status);
     }
     const contentType = headers['content-type'] ?? '';
-    if (!/^application\/grpc([+;]|$)/.test(contentType)) return fail('protocol', `content-type ${JSON.stringify(clip(contentType, 60))} is not gRPC`);
+    if (!/^application\/grpc([+;]|$)/.test(contentType))
+      return fail('protocol', `content-type ${JSON.stringify(clip(contentType, 60))} is not gRPC`);
     const message = singleMessage(body);
     return typeof message === 'string' ? fail('protocol', message) : message;
   }

@@ -23,7 +23,12 @@ export interface ServerTimeouts {
 }
 
 /** Defaults for a server whose answers come within seconds. */
-export const DEFAULT_SERVER_TIMEOUTS: Readonly<ServerTimeouts> = Object.freeze({ headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, idleMs: 120_000 });
+export const DEFAULT_SERVER_TIMEOUTS: Readonly<ServerTimeouts> = Object.freeze({
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 5_000,
+  idleMs: 120_000,
+});
 /** How often Node checks the head and request timeouts of open connections. */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 /** Most request headers parsed; the rest are dropped by Node. */
@@ -81,7 +86,9 @@ function bodyRefusal(req: IncomingMessage, maxBodyBytes: number): string | undef
 }
 
 /** Wraps `handler` in the guard: safe target, body bound, and every error answered and logged. */
-export function guardRequests(options: Pick<GuardedServerOptions, 'name' | 'logger' | 'handler' | 'maxBodyBytes'>): (req: IncomingMessage, res: ServerResponse) => void {
+export function guardRequests(
+  options: Pick<GuardedServerOptions, 'name' | 'logger' | 'handler' | 'maxBodyBytes'>,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const { logger, handler, name } = options;
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
     logger.error('request handler failed', { listener: name, method: req.method, path: loggedPath(req), ...errorFields(err) });
@@ -118,7 +125,12 @@ function answerClientError(name: string, logger: Logger, err: Error & { code?: s
     socket.destroy();
     return;
   }
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
   // Destroy once written: a half-closed socket would keep parsing what the client still sends.
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
 }
@@ -133,11 +145,16 @@ export function createGuardedServer(options: GuardedServerOptions): Server {
     connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
   };
   const listener = guardRequests(options);
-  const server: Server = options.tls === undefined ? http.createServer(settings, listener) : https.createServer({ ...settings, cert: options.tls.cert, key: options.tls.key }, listener);
+  const server: Server =
+    options.tls === undefined
+      ? http.createServer(settings, listener)
+      : https.createServer({ ...settings, cert: options.tls.cert, key: options.tls.key }, listener);
   server.maxHeadersCount = MAX_HEADERS_COUNT;
   server.setTimeout(t.idleMs);
   if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => answerClientError(options.name, options.logger, err, socket));
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) =>
+    answerClientError(options.name, options.logger, err, socket),
+  );
   // A TLS handshake that fails never becomes a request: log it, drop the socket.
   server.on('tlsClientError', (err: Error, socket: Socket) => {
     options.logger.debug('TLS handshake failed', { listener: options.name, ...errorFields(err) });

@@ -62,7 +62,11 @@ async function send(kc: KubeTarget, options: RawRequestOptions, accept: string):
   await kc.applyToHTTPSOptions(httpsOptions);
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   if (payload !== undefined) {
-    httpsOptions.headers = { ...httpsOptions.headers, 'Content-Type': options.contentType ?? 'application/json', 'Content-Length': Buffer.byteLength(payload) };
+    httpsOptions.headers = {
+      ...httpsOptions.headers,
+      'Content-Type': options.contentType ?? 'application/json',
+      'Content-Length': Buffer.byteLength(payload),
+    };
   }
   const what = `${options.method} ${options.path}`;
   // A deadline for the whole call: an API server that accepts and then stalls cannot hold it.

@@ -73,7 +73,9 @@ class Cursor {
     const at = this.offset;
     const length = this.smallVarint();
     if (length > this.buf.length - this.offset) {
-      throw new WireFormatError(`length ${length} at byte ${at} runs past the end of the message (${this.buf.length - this.offset} bytes left)`);
+      throw new WireFormatError(
+        `length ${length} at byte ${at} runs past the end of the message (${this.buf.length - this.offset} bytes left)`,
+      );
     }
     return length;
   }
@@ -177,7 +179,8 @@ export class WireWriter {
   }
 
   private tag(field: number, wireType: number): this {
-    if (!Number.isInteger(field) || field < 1 || field > MAX_FIELD_NUMBER) throw new RangeError(`field number must be 1..${MAX_FIELD_NUMBER}, got ${field}`);
+    if (!Number.isInteger(field) || field < 1 || field > MAX_FIELD_NUMBER)
+      throw new RangeError(`field number must be 1..${MAX_FIELD_NUMBER}, got ${field}`);
     return this.rawVarint((BigInt(field) << 3n) | BigInt(wireType));
   }
 

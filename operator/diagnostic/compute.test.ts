@@ -6,8 +6,16 @@ import { computeDiagnosticStatus, type DiagnosticObservation } from './compute.j
 import type { NodeResultInput } from './results.js';
 import type { GPUDiagnosticStatus } from '../../api/index.js';
 
-const healthy: NodeResultInput = { node: 'gpu-node-1', result: 'Succeeded', score: scoreNode({ ...nodeSnapshot({ gpus: [h100(0)] }), node: 'gpu-node-1' }, BUILT_IN_POLICY, NOW) };
-const broken: NodeResultInput = { node: 'gpu-node-2', result: 'Succeeded', score: scoreNode({ ...nodeSnapshot({ gpus: [lostGpu(0)] }), node: 'gpu-node-2' }, BUILT_IN_POLICY, NOW) };
+const healthy: NodeResultInput = {
+  node: 'gpu-node-1',
+  result: 'Succeeded',
+  score: scoreNode({ ...nodeSnapshot({ gpus: [h100(0)] }), node: 'gpu-node-1' }, BUILT_IN_POLICY, NOW),
+};
+const broken: NodeResultInput = {
+  node: 'gpu-node-2',
+  result: 'Succeeded',
+  score: scoreNode({ ...nodeSnapshot({ gpus: [lostGpu(0)] }), node: 'gpu-node-2' }, BUILT_IN_POLICY, NOW),
+};
 const later = (s: number): Date => new Date(NOW.getTime() + s * 1000);
 
 function condition(status: GPUDiagnosticStatus, type: string): { status: string; reason: string } | undefined {
@@ -38,7 +46,12 @@ describe('computeDiagnosticStatus', () => {
     expect(condition(pending!, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Pending' });
     expect(running).toMatchObject({ phase: 'Running', startTime: start, summary: { nodesTargeted: 2, nodesCompleted: 1 } });
     expect(condition(running!, 'Ready')).toMatchObject({ status: 'Unknown', reason: 'Running' });
-    expect(completed).toMatchObject({ phase: 'Completed', startTime: start, completionTime: expect.any(String), summary: { nodesTargeted: 2, nodesSucceeded: 2 } });
+    expect(completed).toMatchObject({
+      phase: 'Completed',
+      startTime: start,
+      completionTime: expect.any(String),
+      summary: { nodesTargeted: 2, nodesSucceeded: 2 },
+    });
     expect(condition(completed!, 'Ready')).toMatchObject({ status: 'True', reason: 'Completed' });
     expect(condition(completed!, 'Reconciling')).toBeUndefined();
     expect(condition(completed!, 'Healthy')).toMatchObject({ status: 'False', reason: 'CriticalNodes' });
@@ -62,7 +75,12 @@ describe('computeDiagnosticStatus', () => {
   });
 
   it('says so when a run restarted after an operator restart', () => {
-    const status = computeDiagnosticStatus(undefined, 1, { kind: 'running', startTime: '2025-06-01T12:00:00Z', targeted: 3, completed: [], restarted: true }, NOW);
+    const status = computeDiagnosticStatus(
+      undefined,
+      1,
+      { kind: 'running', startTime: '2025-06-01T12:00:00Z', targeted: 3, completed: [], restarted: true },
+      NOW,
+    );
     expect(condition(status, 'Reconciling')?.reason).toBe('Running');
     expect(status.conditions?.find((c) => c.type === 'Reconciling')?.message).toContain('restarted');
   });

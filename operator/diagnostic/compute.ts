@@ -31,7 +31,12 @@ function conditionsOf(status: Status | undefined): Condition[] {
 }
 
 /** The status to write for an observation (idempotent: same inputs, same status). */
-export function computeDiagnosticStatus(current: Status | undefined, generation: number, observation: DiagnosticObservation, now: Date): Status {
+export function computeDiagnosticStatus(
+  current: Status | undefined,
+  generation: number,
+  observation: DiagnosticObservation,
+  now: Date,
+): Status {
   const conditions = conditionsOf(current);
   switch (observation.kind) {
     case 'pending':
@@ -42,7 +47,12 @@ export function computeDiagnosticStatus(current: Status | undefined, generation:
       };
     case 'stalled': {
       let next = markStalled(conditions, { reason: observation.reason, message: observation.message }, generation, now);
-      next = setCondition(next, { type: HEALTHY, status: 'Unknown', reason: 'NotDiagnosed', message: 'no node was diagnosed' }, generation, now);
+      next = setCondition(
+        next,
+        { type: HEALTHY, status: 'Unknown', reason: 'NotDiagnosed', message: 'no node was diagnosed' },
+        generation,
+        now,
+      );
       return {
         phase: 'Failed',
         observedGeneration: generation,

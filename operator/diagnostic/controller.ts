@@ -11,7 +11,14 @@ import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
 import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { DEFAULT_PER_NODE_TIMEOUT_SECONDS, DIAGNOSTIC_SPEC_DEFAULTS } from '../../api/defaults.js';
-import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
+import {
+  GPU_DIAGNOSTICS,
+  GPU_HEALTH_POLICIES,
+  API_VERSION,
+  type GPUDiagnostic,
+  type GPUDiagnosticStatus,
+  type GPUHealthPolicy,
+} from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import type { DiagnosticCheck } from '../../agent/api/snapshot-document.js';
 import { apiCall } from '../../lib/kube/call-options.js';
@@ -138,11 +145,19 @@ export class DiagnosticController {
     if (run !== undefined) {
       run.progressQueued = false;
       if (!run.done) {
-        await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed.all, restarted: run.restarted }, signal);
+        await this.apply(
+          obj,
+          { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed.all, restarted: run.restarted },
+          signal,
+        );
         return { requeueAfterMs: RUNNING_RECHECK_MS };
       }
       // A small diagnostic lists every GPU's pods; a large one only the degraded and critical GPUs'.
-      const results = await this.deps.workloads.resolver.resolve(run.completed.all, run.targeted <= STATUS_LIMITS.detailedNodeLimit, signal);
+      const results = await this.deps.workloads.resolver.resolve(
+        run.completed.all,
+        run.targeted <= STATUS_LIMITS.detailedNodeLimit,
+        signal,
+      );
       const written = await this.apply(obj, { kind: 'finished', startTime: run.startTime, targeted: run.targeted, results }, signal);
       this.runs.delete(uid);
       await this.announce(obj, written, log, signal);
@@ -178,7 +193,8 @@ export class DiagnosticController {
       return;
     }
     if (targets.length === 0) {
-      const message = spec.nodeSelector !== undefined ? 'no node with a gpudiag agent matches spec.nodeSelector' : 'no node runs a ready gpudiag agent';
+      const message =
+        spec.nodeSelector !== undefined ? 'no node with a gpudiag agent matches spec.nodeSelector' : 'no node runs a ready gpudiag agent';
       await this.apply(obj, { kind: 'stalled', reason: 'NoMatchingNodes', message }, signal);
       await this.deps.events.warning(subjectOf(obj), 'NoMatchingNodes', message, signal);
       return;
@@ -203,7 +219,10 @@ export class DiagnosticController {
     log.info(restarted ? 'diagnostic restarted' : 'diagnostic started', { nodes: targets.length, checks: (spec.checks ?? []).join(',') });
 
     const timeoutMs = (spec.timeoutSeconds ?? 60) * 1000;
-    const perNodeMs = Math.min(timeoutMs, (spec.perNodeTimeoutSeconds ?? this.deps.defaultPerNodeTimeoutSeconds ?? DEFAULT_PER_NODE_TIMEOUT_SECONDS) * 1000);
+    const perNodeMs = Math.min(
+      timeoutMs,
+      (spec.perNodeTimeoutSeconds ?? this.deps.defaultPerNodeTimeoutSeconds ?? DEFAULT_PER_NODE_TIMEOUT_SECONDS) * 1000,
+    );
     const deadline = AbortSignal.any([run.abort.signal, AbortSignal.timeout(timeoutMs)]);
     const lookbackMs = parseGoDuration(spec.xidLookback ?? '1h');
     // At most 64 characters (the fan-out's limit): the random suffix always survives the cut.
@@ -236,7 +255,12 @@ export class DiagnosticController {
           log.error('fan-out failed', errorFields(err));
           const answered = new Set(run.completed.all.map((c) => c.node));
           for (const t of targets) {
-            if (!answered.has(t.node)) run.completed.push({ node: t.node, result: 'Error', message: `the operator could not ask this node's agent: ${errorFields(err).error.slice(0, 200)}` });
+            if (!answered.has(t.node))
+              run.completed.push({
+                node: t.node,
+                result: 'Error',
+                message: `the operator could not ask this node's agent: ${errorFields(err).error.slice(0, 200)}`,
+              });
           }
         },
       )
@@ -251,7 +275,12 @@ export class DiagnosticController {
   private record(run: Run, outcome: NodeOutcome, policy: ResolvedPolicy): void {
     const { metrics } = this.deps;
     metrics.fanoutResults.inc({ result: outcome.result });
-    const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
+    const input: NodeResultInput = {
+      node: outcome.node,
+      result: outcome.result,
+      durationMs: outcome.durationMs,
+      ...(outcome.message !== undefined ? { message: outcome.message } : {}),
+    };
     if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
       const node = this.deps.nodes.get(outcome.node);
       // The Node says how many GPUs there should be (GpusMissing when the agent sees fewer).
@@ -280,8 +309,11 @@ export class DiagnosticController {
       } catch (err) {
         if (!isNotFound(err)) throw err;
         const age = this.now().getTime() - Date.parse(obj.metadata.creationTimestamp?.toString() ?? '');
-        if (age < (this.deps.policyGraceMs ?? POLICY_GRACE_MS)) return { pending: `waiting for GPUHealthPolicy "${ref}" (spec.policyRef.name) to be created` };
-        return { stalled: { kind: 'stalled', reason: 'PolicyNotFound', message: `GPUHealthPolicy "${ref}" (spec.policyRef.name) does not exist` } };
+        if (age < (this.deps.policyGraceMs ?? POLICY_GRACE_MS))
+          return { pending: `waiting for GPUHealthPolicy "${ref}" (spec.policyRef.name) to be created` };
+        return {
+          stalled: { kind: 'stalled', reason: 'PolicyNotFound', message: `GPUHealthPolicy "${ref}" (spec.policyRef.name) does not exist` },
+        };
       }
     }
     signal.throwIfAborted();
@@ -291,7 +323,8 @@ export class DiagnosticController {
     try {
       return { resolved: resolvePolicy(forThisDiagnostic) };
     } catch (err) {
-      if (err instanceof PolicyError) return { stalled: { kind: 'stalled', reason: 'InvalidPolicy', message: `GPUHealthPolicy "${ref ?? ''}": ${err.message}` } };
+      if (err instanceof PolicyError)
+        return { stalled: { kind: 'stalled', reason: 'InvalidPolicy', message: `GPUHealthPolicy "${ref ?? ''}": ${err.message}` } };
       throw err;
     }
   }
@@ -304,8 +337,13 @@ export class DiagnosticController {
       obj,
       (current) => computeDiagnosticStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
-        replace: (current, status) => this.api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } }, this.call(signal)),
-        reread: async () => (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic,
+        replace: (current, status) =>
+          this.api.replaceNamespacedCustomObjectStatus(
+            { ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } },
+            this.call(signal),
+          ),
+        reread: async () =>
+          (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic,
       },
       signal,
     );
@@ -317,11 +355,21 @@ export class DiagnosticController {
     const subject = subjectOf(obj);
     this.deps.metrics.diagnostics.inc({ phase: status.phase ?? 'Completed' });
     const healthy = status.conditions?.find((c) => c.type === 'Healthy');
-    await this.deps.events.normal(subject, 'Completed', `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`, signal);
+    await this.deps.events.normal(
+      subject,
+      'Completed',
+      `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`,
+      signal,
+    );
     for (const node of (status.nodes ?? []).filter((n) => n.status === 'critical').slice(0, MAX_NODE_EVENTS)) {
       await this.deps.events.warning(subject, 'CriticalGPU', `${node.name}: ${node.message ?? 'critical'}`, signal);
     }
-    log.info('diagnostic completed', { nodes: s.nodesTargeted, succeeded: s.nodesSucceeded, critical: s.nodesByStatus?.critical ?? 0, minScore: s.minScore });
+    log.info('diagnostic completed', {
+      nodes: s.nodesTargeted,
+      succeeded: s.nodesSucceeded,
+      critical: s.nodesByStatus?.critical ?? 0,
+      minScore: s.minScore,
+    });
   }
 
   /** Deletes a finished diagnostic once ttlSecondsAfterFinished has passed, else asks to come back then. */
@@ -332,7 +380,10 @@ export class DiagnosticController {
     const dueIn = finishedAt + ttl * 1000 - this.now().getTime();
     if (dueIn > 0) return { requeueAfterMs: dueIn };
     try {
-      await this.api.deleteNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' }, this.call(signal));
+      await this.api.deleteNamespacedCustomObject(
+        { ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' },
+        this.call(signal),
+      );
       log.info('diagnostic deleted after ttlSecondsAfterFinished', { ttlSeconds: ttl });
     } catch (err) {
       if (!isNotFound(err)) throw err;

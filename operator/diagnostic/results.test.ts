@@ -3,7 +3,11 @@ import { BUILT_IN_POLICY, scoreNode } from '../scoring/index.js';
 import { h100, lostGpu, NOW, nodeSnapshot, xidEvent } from '../scoring/test-fixtures.js';
 import { buildResults, healthyCondition, STATUS_LIMITS, summarize, type NodeResultInput } from './results.js';
 
-function scored(node: string, gpus = Array.from({ length: 8 }, (_, i) => h100(i)), events: ReturnType<typeof xidEvent>[] = []): NodeResultInput {
+function scored(
+  node: string,
+  gpus = Array.from({ length: 8 }, (_, i) => h100(i)),
+  events: ReturnType<typeof xidEvent>[] = [],
+): NodeResultInput {
   const score = scoreNode({ ...nodeSnapshot({ gpus, events }), node }, BUILT_IN_POLICY, NOW);
   return { node, result: 'Succeeded', score, durationMs: 12 };
 }

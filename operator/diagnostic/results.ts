@@ -57,11 +57,20 @@ const STATUS_RANK: Record<HealthStatus, number> = { critical: 0, degraded: 1, un
  */
 export function retainedScore(score: NodeScore, maxXidEvents: number = STATUS_LIMITS.xidEventsPerNode): NodeScore {
   const gpus = score.gpus.map((g) => {
-    const cut = g.findings.length <= STATUS_LIMITS.findingsPerGpu ? g : { ...g, findings: g.findings.slice(0, STATUS_LIMITS.findingsPerGpu), findingsOmitted: (g.findingsOmitted ?? 0) + g.findings.length - STATUS_LIMITS.findingsPerGpu };
+    const cut =
+      g.findings.length <= STATUS_LIMITS.findingsPerGpu
+        ? g
+        : {
+            ...g,
+            findings: g.findings.slice(0, STATUS_LIMITS.findingsPerGpu),
+            findingsOmitted: (g.findingsOmitted ?? 0) + g.findings.length - STATUS_LIMITS.findingsPerGpu,
+          };
     return withPodsCut(cut, STATUS_LIMITS.podsPerGpu);
   });
   const findings = score.findings.slice(0, STATUS_LIMITS.findingsPerNode);
-  const xidEvents = score.xidEvents.slice(0, maxXidEvents).map((e) => (e.message.length <= STATUS_LIMITS.xidMessage ? e : { ...e, message: clip(e.message, STATUS_LIMITS.xidMessage) }));
+  const xidEvents = score.xidEvents
+    .slice(0, maxXidEvents)
+    .map((e) => (e.message.length <= STATUS_LIMITS.xidMessage ? e : { ...e, message: clip(e.message, STATUS_LIMITS.xidMessage) }));
   return {
     ...score,
     gpus,
@@ -92,7 +101,14 @@ export function toStatusPod(p: AffectedPod): StatusPod {
     ...(p.uid !== undefined ? { uid: p.uid } : {}),
     ...(p.container !== undefined ? { container: p.container } : {}),
     source: p.source,
-    ...(p.controller !== undefined ? { controller: clip(`${p.controller.kind}/${p.controller.name}${p.owner === undefined ? '' : ` of ${p.owner.kind}/${p.owner.name}`}`, 320) } : {}),
+    ...(p.controller !== undefined
+      ? {
+          controller: clip(
+            `${p.controller.kind}/${p.controller.name}${p.owner === undefined ? '' : ` of ${p.owner.kind}/${p.owner.name}`}`,
+            320,
+          ),
+        }
+      : {}),
   };
 }
 
@@ -152,7 +168,8 @@ function toStatusNode(input: NodeResultInput, detailed: boolean): StatusNode {
     const findings = bounded(g.findings, STATUS_LIMITS.findingsPerGpu, toFinding);
     findings.truncated += g.findingsOmitted ?? 0;
     // Every GPU's pods in a detailed (small) diagnostic; only the affected GPUs' in a large one.
-    const pods = detailed || isAffected(g.status) ? bounded(g.pods ?? [], STATUS_LIMITS.podsPerGpu, toStatusPod) : { list: [], truncated: 0 };
+    const pods =
+      detailed || isAffected(g.status) ? bounded(g.pods ?? [], STATUS_LIMITS.podsPerGpu, toStatusPod) : { list: [], truncated: 0 };
     if (pods.list.length > 0) pods.truncated += g.podsOmitted ?? 0;
     return {
       index: g.index,
@@ -301,12 +318,17 @@ export function summarize(inputs: readonly NodeResultInput[], targeted: number):
     ...(minScore !== undefined ? { minScore } : {}),
     xidEvents,
     ...(critical.length > 0 ? { criticalNodes: critical.slice(0, STATUS_LIMITS.criticalNodeNames) } : {}),
-    ...(critical.length > STATUS_LIMITS.criticalNodeNames ? { criticalNodesTruncated: critical.length - STATUS_LIMITS.criticalNodeNames } : {}),
+    ...(critical.length > STATUS_LIMITS.criticalNodeNames
+      ? { criticalNodesTruncated: critical.length - STATUS_LIMITS.criticalNodeNames }
+      : {}),
   };
 }
 
 /** The summary and the bounded worst-first node list for a set of outcomes. */
-export function buildResults(inputs: readonly NodeResultInput[], targeted: number): Pick<GPUDiagnosticStatus, 'summary' | 'nodes' | 'nodesTruncated'> {
+export function buildResults(
+  inputs: readonly NodeResultInput[],
+  targeted: number,
+): Pick<GPUDiagnosticStatus, 'summary' | 'nodes' | 'nodesTruncated'> {
   const detailed = targeted <= STATUS_LIMITS.detailedNodeLimit;
   const ordered = [...inputs].sort(compareNodesWorstFirst);
   const nodes: StatusNode[] = [];
@@ -334,10 +356,18 @@ export function healthyCondition(summary: Summary): { status: 'True' | 'False' |
     return {
       status: 'False',
       reason: 'CriticalNodes',
-      message: clip(`${critical} node(s) critical: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''} (${summary.gpus?.critical ?? 0} critical GPU(s))`, STATUS_LIMITS.message),
+      message: clip(
+        `${critical} node(s) critical: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''} (${summary.gpus?.critical ?? 0} critical GPU(s))`,
+        STATUS_LIMITS.message,
+      ),
     };
   }
   if (degraded > 0) return { status: 'False', reason: 'DegradedNodes', message: `${degraded} node(s) degraded, none critical` };
-  if (unknown > 0) return { status: 'Unknown', reason: 'NodesNotDiagnosed', message: `${unknown} node(s) could not be diagnosed; the others are healthy` };
-  return { status: 'True', reason: 'AllHealthy', message: `${summary.nodesSucceeded ?? 0} node(s) and ${summary.gpus?.total ?? 0} GPU(s) healthy` };
+  if (unknown > 0)
+    return { status: 'Unknown', reason: 'NodesNotDiagnosed', message: `${unknown} node(s) could not be diagnosed; the others are healthy` };
+  return {
+    status: 'True',
+    reason: 'AllHealthy',
+    message: `${summary.nodesSucceeded ?? 0} node(s) and ${summary.gpus?.total ?? 0} GPU(s) healthy`,
+  };
 }

@@ -60,7 +60,12 @@ describe('fetchSnapshot', () => {
   });
 
   const answers: [string, StubHandler, Partial<FetchOutcome> & { kind: FetchOutcome['kind'] }, string][] = [
-    ['a document that is not a snapshot', (_q, r) => sendJson(r, 200, { hello: 1 }), { kind: 'Error', transient: false }, 'invalid snapshot document: apiVersion must be agent.gpudiag.io/v1, got nothing'],
+    [
+      'a document that is not a snapshot',
+      (_q, r) => sendJson(r, 200, { hello: 1 }),
+      { kind: 'Error', transient: false },
+      'invalid snapshot document: apiVersion must be agent.gpudiag.io/v1, got nothing',
+    ],
     ['non-JSON', (_q, r) => r.writeHead(200).end('<html>hi</html>'), { kind: 'Error', transient: false }, 'agent answered invalid JSON'],
     [
       'a schema-invalid snapshot',
@@ -68,14 +73,54 @@ describe('fetchSnapshot', () => {
       { kind: 'Error', transient: false },
       'invalid snapshot document: /gpus must be array',
     ],
-    ['a snapshot of another node', (_q, r) => sendJson(r, 200, minimalSnapshot('gpu-node-7')), { kind: 'Error', transient: false }, 'snapshot for node "gpu-node-7", expected gpu-node-1'],
-    ['401 with the agent error text', (_q, r) => sendJson(r, 401, { error: 'a bearer token is required', requestId: 'x' }), { kind: 'Error', transient: false, status: 401 }, 'agent answered HTTP 401: a bearer token is required'],
-    ['403', (_q, r) => sendJson(r, 403, { error: 'system:anonymous may not call this agent' }), { kind: 'Error', transient: false, status: 403 }, 'HTTP 403: system:anonymous may not'],
-    ['400', (_q, r) => sendJson(r, 400, { error: 'query parameter "checks": unknown check "x"' }), { kind: 'Error', transient: false, status: 400 }, 'HTTP 400'],
-    ['503 (transient)', (_q, r) => sendJson(r, 503, { error: 'token review failed' }), { kind: 'Error', transient: true, status: 503 }, 'HTTP 503: token review failed'],
-    ['504 (transient)', (_q, r) => sendJson(r, 504, { error: 'request deadline of 10 ms passed' }), { kind: 'Error', transient: true, status: 504 }, 'HTTP 504'],
-    ['502 from a proxy with HTML', (_q, r) => r.writeHead(502).end('<html>Bad Gateway</html>'), { kind: 'Error', transient: true, status: 502 }, 'HTTP 502: non-JSON body: <html>Bad Gateway</html>'],
-    ['an error text with control characters', (_q, r) => sendJson(r, 500, { error: 'bad\nlevel=error injected\u001b[31m' }), { kind: 'Error', transient: false, status: 500 }, 'HTTP 500: bad level=error injected [31m'],
+    [
+      'a snapshot of another node',
+      (_q, r) => sendJson(r, 200, minimalSnapshot('gpu-node-7')),
+      { kind: 'Error', transient: false },
+      'snapshot for node "gpu-node-7", expected gpu-node-1',
+    ],
+    [
+      '401 with the agent error text',
+      (_q, r) => sendJson(r, 401, { error: 'a bearer token is required', requestId: 'x' }),
+      { kind: 'Error', transient: false, status: 401 },
+      'agent answered HTTP 401: a bearer token is required',
+    ],
+    [
+      '403',
+      (_q, r) => sendJson(r, 403, { error: 'system:anonymous may not call this agent' }),
+      { kind: 'Error', transient: false, status: 403 },
+      'HTTP 403: system:anonymous may not',
+    ],
+    [
+      '400',
+      (_q, r) => sendJson(r, 400, { error: 'query parameter "checks": unknown check "x"' }),
+      { kind: 'Error', transient: false, status: 400 },
+      'HTTP 400',
+    ],
+    [
+      '503 (transient)',
+      (_q, r) => sendJson(r, 503, { error: 'token review failed' }),
+      { kind: 'Error', transient: true, status: 503 },
+      'HTTP 503: token review failed',
+    ],
+    [
+      '504 (transient)',
+      (_q, r) => sendJson(r, 504, { error: 'request deadline of 10 ms passed' }),
+      { kind: 'Error', transient: true, status: 504 },
+      'HTTP 504',
+    ],
+    [
+      '502 from a proxy with HTML',
+      (_q, r) => r.writeHead(502).end('<html>Bad Gateway</html>'),
+      { kind: 'Error', transient: true, status: 502 },
+      'HTTP 502: non-JSON body: <html>Bad Gateway</html>',
+    ],
+    [
+      'an error text with control characters',
+      (_q, r) => sendJson(r, 500, { error: 'bad\nlevel=error injected\u001b[31m' }),
+      { kind: 'Error', transient: false, status: 500 },
+      'HTTP 500: bad level=error injected [31m',
+    ],
     [
       'a declared body over the limit',
       (_q, r) => {
@@ -98,12 +143,7 @@ describe('fetchSnapshot', () => {
       { kind: 'Error', transient: false },
       'a body over the 1024 byte limit',
     ],
-    [
-      'a reset before the headers',
-      (req) => req.socket.destroy(),
-      { kind: 'Unreachable', transient: true },
-      'cannot reach the agent',
-    ],
+    ['a reset before the headers', (req) => req.socket.destroy(), { kind: 'Unreachable', transient: true }, 'cannot reach the agent'],
   ];
   it.each(answers)('classifies %s', async (_name, handler, expected, message) => {
     const s = await stub(handler);
@@ -122,10 +162,16 @@ describe('fetchSnapshot', () => {
     const { logger, lines } = captureLogger();
     const outcome = await fetchSnapshot(request(s, { logger }));
     expect(outcome).toMatchObject({ kind: 'Error', transient: true, status: 200 });
-    expect(outcome.kind !== 'Succeeded' && outcome.message).toMatch(/connection (closed|failed) after HTTP 200 while reading the body \(36 bytes read\)/);
+    expect(outcome.kind !== 'Succeeded' && outcome.message).toMatch(
+      /connection (closed|failed) after HTTP 200 while reading the body \(36 bytes read\)/,
+    );
     await delay(10);
     const warn = lines.find((l) => l.level === 'warn');
-    expect(warn).toMatchObject({ node: 'gpu-node-1', requestId: 'diag-1:gpu-node-1', url: expect.stringContaining(`http://127.0.0.1:${s.port}/v1/snapshot?`) as unknown });
+    expect(warn).toMatchObject({
+      node: 'gpu-node-1',
+      requestId: 'diag-1:gpu-node-1',
+      url: expect.stringContaining(`http://127.0.0.1:${s.port}/v1/snapshot?`) as unknown,
+    });
   });
 
   it('reports a refused connection as Unreachable', async () => {
@@ -141,7 +187,11 @@ describe('fetchSnapshot', () => {
     let t0 = Date.now();
     const noHeaders = await fetchSnapshot(request(silentServer, { timeoutMs: 150 }));
     expect(Date.now() - t0).toBeLessThan(1_000);
-    expect(noHeaders).toMatchObject({ kind: 'Timeout', cancelled: false, message: 'no complete answer within 150 ms (waiting for headers)' });
+    expect(noHeaders).toMatchObject({
+      kind: 'Timeout',
+      cancelled: false,
+      message: 'no complete answer within 150 ms (waiting for headers)',
+    });
 
     const slowBody = await stub((_q, r) => {
       r.writeHead(200, { 'Content-Length': 100 });

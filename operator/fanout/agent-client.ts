@@ -21,7 +21,20 @@ const MAX_ERROR_BODY_BYTES = 16 * 1024;
 /** Longest error text taken from an agent's answer. */
 const MAX_MESSAGE_CHARS = 300;
 /** Network error codes that mean "could not talk to the agent" (all worth a retry). */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ECONNABORTED']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'ECONNABORTED',
+]);
 /** Error codes of a failed TLS handshake or certificate verification (OpenSSL verify codes and Node's ERR_TLS_ / ERR_SSL_). */
 const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|EPROTO$)|CERT|SELF_SIGNED|UNABLE_TO_|SIGNATURE|HOSTNAME_MISMATCH|INVALID_CA|PATH_LENGTH/;
 /** HTTP statuses worth a retry. */
@@ -47,13 +60,24 @@ export interface ConnectionPoolOptions {
 
 /** A keep-alive http(s).Agent bounded to `maxSockets`, to share across one or more fan-outs. */
 export function createConnectionPool(options: ConnectionPoolOptions): http.Agent {
-  const common = { keepAlive: true, maxSockets: options.maxSockets, maxTotalSockets: options.maxSockets, maxFreeSockets: Math.min(options.maxSockets, 256), scheduling: 'lifo' as const };
+  const common = {
+    keepAlive: true,
+    maxSockets: options.maxSockets,
+    maxTotalSockets: options.maxSockets,
+    maxFreeSockets: Math.min(options.maxSockets, 256),
+    scheduling: 'lifo' as const,
+  };
   if (options.scheme === 'http') return new http.Agent(common);
   const serverName = options.tlsServerName;
   return new https.Agent({
     ...common,
     ...(options.caPem !== undefined ? { ca: options.caPem } : {}),
-    ...(serverName !== undefined ? { servername: serverName, checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(serverName, cert) } : {}),
+    ...(serverName !== undefined
+      ? {
+          servername: serverName,
+          checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(serverName, cert),
+        }
+      : {}),
   });
 }
 
@@ -82,7 +106,13 @@ export function sanitizeText(text: string, max = MAX_MESSAGE_CHARS): string {
 }
 
 /** The URL of a snapshot request (for logs; the request itself uses host/port options). */
-export function snapshotUrl(scheme: 'http' | 'https', ip: string, port: number, checks: readonly DiagnosticCheck[], xidSince: Date): string {
+export function snapshotUrl(
+  scheme: 'http' | 'https',
+  ip: string,
+  port: number,
+  checks: readonly DiagnosticCheck[],
+  xidSince: Date,
+): string {
   const host = ip.includes(':') ? `[${ip}]` : ip;
   const query = new URLSearchParams({ checks: checks.join(','), xidSince: xidSince.toISOString() });
   return `${scheme}://${host}:${port}/v1/snapshot?${query.toString()}`;
@@ -97,7 +127,12 @@ export function classifyNetworkError(err: unknown): FetchOutcome {
     return { kind: 'Error', message: `TLS handshake with the agent failed: ${sanitizeText(message)}`, transient: false };
   }
   if (code === undefined || NETWORK_CODES.has(code) || message === 'socket hang up') {
-    return { kind: 'Unreachable', message: `cannot reach the agent: ${sanitizeText(message)}`, transient: true, ...(code !== undefined ? { code } : {}) };
+    return {
+      kind: 'Unreachable',
+      message: `cannot reach the agent: ${sanitizeText(message)}`,
+      transient: true,
+      ...(code !== undefined ? { code } : {}),
+    };
   }
   return { kind: 'Unreachable', message: `cannot reach the agent (${code}): ${sanitizeText(message)}`, transient: true, code };
 }
@@ -122,12 +157,25 @@ export function parseSnapshotBody(node: string, body: string): FetchOutcome {
   try {
     parsed = JSON.parse(body);
   } catch (err) {
-    return { kind: 'Error', message: `agent answered invalid JSON: ${sanitizeText(err instanceof Error ? err.message : String(err), 120)}`, transient: false };
+    return {
+      kind: 'Error',
+      message: `agent answered invalid JSON: ${sanitizeText(err instanceof Error ? err.message : String(err), 120)}`,
+      transient: false,
+    };
   }
   const validation = validateSnapshotDocument(parsed);
-  if (!validation.ok) return { kind: 'Error', message: `agent answered an invalid snapshot document: ${sanitizeText(validation.problems.join('; '))}`, transient: false };
+  if (!validation.ok)
+    return {
+      kind: 'Error',
+      message: `agent answered an invalid snapshot document: ${sanitizeText(validation.problems.join('; '))}`,
+      transient: false,
+    };
   if (validation.document.node !== node) {
-    return { kind: 'Error', message: `agent answered a snapshot for node ${JSON.stringify(sanitizeText(validation.document.node, 80))}, expected ${node}`, transient: false };
+    return {
+      kind: 'Error',
+      message: `agent answered a snapshot for node ${JSON.stringify(sanitizeText(validation.document.node, 80))}, expected ${node}`,
+      transient: false,
+    };
   }
   return { kind: 'Succeeded', snapshot: validation.document };
 }
@@ -138,8 +186,10 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
   const url = snapshotUrl(request.scheme, request.ip, request.port, request.checks, request.xidSince);
   const log = request.logger.child({ node, url, requestId });
   const maxBody = request.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  if (signal.aborted) return { kind: 'Timeout', message: `cancelled before the request: ${reasonText(signal)}`, transient: true, cancelled: true };
-  if (request.timeoutMs <= 0) return { kind: 'Timeout', message: 'per-node deadline passed before the request', transient: true, cancelled: false };
+  if (signal.aborted)
+    return { kind: 'Timeout', message: `cancelled before the request: ${reasonText(signal)}`, transient: true, cancelled: true };
+  if (request.timeoutMs <= 0)
+    return { kind: 'Timeout', message: 'per-node deadline passed before the request', transient: true, cancelled: false };
 
   return new Promise<FetchOutcome>((resolve) => {
     let settled = false;
@@ -160,7 +210,11 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
     } catch (err) {
       // Thrown synchronously for a bad port or a header value with forbidden characters.
       log.warn('cannot build the snapshot request', { error: err instanceof Error ? err.message : String(err) });
-      resolve({ kind: 'Error', message: `cannot build the request: ${sanitizeText(err instanceof Error ? err.message : String(err), 160)}`, transient: false });
+      resolve({
+        kind: 'Error',
+        message: `cannot build the request: ${sanitizeText(err instanceof Error ? err.message : String(err), 160)}`,
+        transient: false,
+      });
       return;
     }
 
@@ -169,11 +223,17 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      if (outcome.kind !== 'Succeeded') log.debug('snapshot request failed', { kind: outcome.kind, message: outcome.message, durationMs: Date.now() - started });
+      if (outcome.kind !== 'Succeeded')
+        log.debug('snapshot request failed', { kind: outcome.kind, message: outcome.message, durationMs: Date.now() - started });
       resolve(outcome);
     };
     const onTimeout = (): void => {
-      finish({ kind: 'Timeout', message: `no complete answer within ${request.timeoutMs} ms (${phase === 'connecting' ? 'waiting for headers' : `${received} body bytes read`})`, transient: true, cancelled: false });
+      finish({
+        kind: 'Timeout',
+        message: `no complete answer within ${request.timeoutMs} ms (${phase === 'connecting' ? 'waiting for headers' : `${received} body bytes read`})`,
+        transient: true,
+        cancelled: false,
+      });
       req.destroy(new Error('per-node deadline passed'));
     };
     const onAbort = (): void => {
@@ -198,7 +258,12 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
       const limit = status === 200 ? maxBody : MAX_ERROR_BODY_BYTES;
       const declared = Number(res.headers['content-length'] ?? NaN);
       if (status === 200 && Number.isFinite(declared) && declared > limit) {
-        finish({ kind: 'Error', message: `agent answered a body of ${declared} bytes, over the ${limit} byte limit`, transient: false, status });
+        finish({
+          kind: 'Error',
+          message: `agent answered a body of ${declared} bytes, over the ${limit} byte limit`,
+          transient: false,
+          status,
+        });
         res.destroy();
         return;
       }
@@ -209,7 +274,11 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
         if (received > limit) {
           // An error body only matters for its first bytes; a snapshot over the bound is refused.
           // Decide first: destroying the stream emits 'aborted' synchronously.
-          finish(status === 200 ? { kind: 'Error', message: `agent answered a body over the ${limit} byte limit`, transient: false, status } : classifyHttpStatus(status, Buffer.concat(chunks).toString('utf8')));
+          finish(
+            status === 200
+              ? { kind: 'Error', message: `agent answered a body over the ${limit} byte limit`, transient: false, status }
+              : classifyHttpStatus(status, Buffer.concat(chunks).toString('utf8')),
+          );
           res.destroy();
           return;
         }
@@ -220,19 +289,39 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
           log.debug('response stream closed after its outcome was decided', { error: err.message });
           return;
         }
-        log.warn('connection failed while reading the agent response body', { status, receivedBytes: received, error: err.message, code: err.code });
-        finish({ kind: 'Error', message: `connection failed after HTTP ${status} while reading the body (${received} bytes read): ${sanitizeText(err.message, 120)}`, transient: true, status });
+        log.warn('connection failed while reading the agent response body', {
+          status,
+          receivedBytes: received,
+          error: err.message,
+          code: err.code,
+        });
+        finish({
+          kind: 'Error',
+          message: `connection failed after HTTP ${status} while reading the body (${received} bytes read): ${sanitizeText(err.message, 120)}`,
+          transient: true,
+          status,
+        });
       });
       res.on('aborted', () => {
         if (settled) return;
         log.warn('agent connection closed mid-body', { status, receivedBytes: received });
-        finish({ kind: 'Error', message: `connection closed after HTTP ${status} while reading the body (${received} bytes read)`, transient: true, status });
+        finish({
+          kind: 'Error',
+          message: `connection closed after HTTP ${status} while reading the body (${received} bytes read)`,
+          transient: true,
+          status,
+        });
       });
       res.on('end', () => {
         if (settled) return;
         if (!res.complete) {
           log.warn('agent connection closed mid-body', { status, receivedBytes: received });
-          finish({ kind: 'Error', message: `connection closed after HTTP ${status} while reading the body (${received} bytes read)`, transient: true, status });
+          finish({
+            kind: 'Error',
+            message: `connection closed after HTTP ${status} while reading the body (${received} bytes read)`,
+            transient: true,
+            status,
+          });
           return;
         }
         const body = Buffer.concat(chunks).toString('utf8');
@@ -247,6 +336,7 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
 function reasonText(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   // DOMException (AbortSignal.timeout) is not an Error subclass on Node 20.
-  if (typeof reason === 'object' && reason !== null && typeof (reason as { message?: unknown }).message === 'string') return sanitizeText((reason as { message: string }).message, 120);
+  if (typeof reason === 'object' && reason !== null && typeof (reason as { message?: unknown }).message === 'string')
+    return sanitizeText((reason as { message: string }).message, 120);
   return reason === undefined ? 'aborted' : sanitizeText(String(reason), 120);
 }

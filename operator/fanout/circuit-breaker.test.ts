@@ -11,24 +11,93 @@ type Step = ['fail' | 'succeed' | 'release' | 'acquire', boolean | undefined] | 
 describe('CircuitBreaker', () => {
   const key = breakerKey('gpu-node-1', '10.0.0.1');
   const scenarios: [string, Step[]][] = [
-    ['stays closed below the threshold', [['fail', undefined], ['fail', undefined], ['state', 'closed'], ['acquire', true]]],
-    ['opens at the threshold and refuses', [['fail', undefined], ['fail', undefined], ['fail', undefined], ['state', 'open'], ['acquire', false]]],
-    ['a success resets the consecutive count', [['fail', undefined], ['fail', undefined], ['succeed', undefined], ['fail', undefined], ['fail', undefined], ['state', 'closed']]],
+    [
+      'stays closed below the threshold',
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['state', 'closed'],
+        ['acquire', true],
+      ],
+    ],
+    [
+      'opens at the threshold and refuses',
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['state', 'open'],
+        ['acquire', false],
+      ],
+    ],
+    [
+      'a success resets the consecutive count',
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['succeed', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['state', 'closed'],
+      ],
+    ],
     [
       'half-open after the cool-down lets exactly one probe through',
-      [['fail', undefined], ['fail', undefined], ['fail', undefined], ['wait', 29_999], ['acquire', false], ['wait', 1], ['state', 'half-open'], ['acquire', true], ['acquire', false], ['state', 'half-open']],
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['wait', 29_999],
+        ['acquire', false],
+        ['wait', 1],
+        ['state', 'half-open'],
+        ['acquire', true],
+        ['acquire', false],
+        ['state', 'half-open'],
+      ],
     ],
     [
       'a successful probe closes the circuit',
-      [['fail', undefined], ['fail', undefined], ['fail', undefined], ['wait', 30_000], ['acquire', true], ['succeed', undefined], ['state', 'closed'], ['acquire', true], ['acquire', true]],
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['wait', 30_000],
+        ['acquire', true],
+        ['succeed', undefined],
+        ['state', 'closed'],
+        ['acquire', true],
+        ['acquire', true],
+      ],
     ],
     [
       'a failed probe re-opens it for a fresh cool-down',
-      [['fail', undefined], ['fail', undefined], ['fail', undefined], ['wait', 30_000], ['acquire', true], ['fail', undefined], ['state', 'open'], ['wait', 29_000], ['acquire', false], ['wait', 1_000], ['acquire', true]],
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['wait', 30_000],
+        ['acquire', true],
+        ['fail', undefined],
+        ['state', 'open'],
+        ['wait', 29_000],
+        ['acquire', false],
+        ['wait', 1_000],
+        ['acquire', true],
+      ],
     ],
     [
       'a released probe lets the next caller probe',
-      [['fail', undefined], ['fail', undefined], ['fail', undefined], ['wait', 30_000], ['acquire', true], ['release', undefined], ['acquire', true], ['acquire', false]],
+      [
+        ['fail', undefined],
+        ['fail', undefined],
+        ['fail', undefined],
+        ['wait', 30_000],
+        ['acquire', true],
+        ['release', undefined],
+        ['acquire', true],
+        ['acquire', false],
+      ],
     ],
   ];
 
@@ -67,7 +136,13 @@ describe('CircuitBreaker', () => {
     breaker.recordFailure(key);
     breaker.recordFailure(key);
     c.advance(10_500);
-    expect(breaker.acquire(key)).toEqual({ allowed: false, state: 'open', failures: 2, retryInMs: 19_500, message: 'circuit open after 2 failures; next probe in 20s' });
+    expect(breaker.acquire(key)).toEqual({
+      allowed: false,
+      state: 'open',
+      failures: 2,
+      retryInMs: 19_500,
+      message: 'circuit open after 2 failures; next probe in 20s',
+    });
   });
 
   it('keeps agents apart and counts circuits by state', () => {

@@ -19,8 +19,7 @@ export interface CircuitBreakerOptions {
 
 /** The answer to "may I call this agent now?". */
 export type CircuitPermit =
-  | { allowed: true; probe: boolean }
-  | { allowed: false; state: 'open' | 'half-open'; failures: number; retryInMs: number; message: string };
+  { allowed: true; probe: boolean } | { allowed: false; state: 'open' | 'half-open'; failures: number; retryInMs: number; message: string };
 
 /** Circuits by state, for metrics. */
 export interface CircuitCounts {
@@ -63,7 +62,8 @@ export class CircuitBreaker {
     this.coolDownMs = options.coolDownMs ?? DEFAULT_COOL_DOWN_MS;
     this.idleForgetMs = options.idleForgetMs ?? DEFAULT_IDLE_FORGET_MS;
     this.now = options.now ?? Date.now;
-    if (!Number.isInteger(this.threshold) || this.threshold < 1) throw new Error(`failureThreshold must be a positive integer, got ${this.threshold}`);
+    if (!Number.isInteger(this.threshold) || this.threshold < 1)
+      throw new Error(`failureThreshold must be a positive integer, got ${this.threshold}`);
     if (!(this.coolDownMs >= 0)) throw new Error(`coolDownMs must be a non-negative number, got ${this.coolDownMs}`);
   }
 
@@ -90,14 +90,26 @@ export class CircuitBreaker {
     if (entry.openedAt === undefined) return { allowed: true, probe: false };
     const waited = now - entry.openedAt;
     if (entry.probeInFlight) {
-      return { allowed: false, state: 'half-open', failures: entry.failures, retryInMs: 0, message: `circuit half-open after ${entry.failures} failures; a probe request is in flight` };
+      return {
+        allowed: false,
+        state: 'half-open',
+        failures: entry.failures,
+        retryInMs: 0,
+        message: `circuit half-open after ${entry.failures} failures; a probe request is in flight`,
+      };
     }
     if (waited >= this.coolDownMs) {
       entry.probeInFlight = true;
       return { allowed: true, probe: true };
     }
     const retryInMs = this.coolDownMs - waited;
-    return { allowed: false, state: 'open', failures: entry.failures, retryInMs, message: `circuit open after ${entry.failures} failures; next probe in ${Math.ceil(retryInMs / 1000)}s` };
+    return {
+      allowed: false,
+      state: 'open',
+      failures: entry.failures,
+      retryInMs,
+      message: `circuit open after ${entry.failures} failures; next probe in ${Math.ceil(retryInMs / 1000)}s`,
+    };
   }
 
   /** Records that the agent answered (any non-transient outcome, HTTP 4xx included): the circuit closes. */

@@ -54,9 +54,12 @@ describe('fanOut', () => {
     const s = await stub(healthy);
     const streamed: string[] = [];
     const outcomes = await fanOut(
-      options([target('gpu-node-1', s), { node: 'gpu-node-2', missingReason: 'no gpudiag agent pod on gpu-node-2' }, target('gpu-node-3', s)], {
-        onResult: (o) => streamed.push(`${o.node}=${o.result}`),
-      }),
+      options(
+        [target('gpu-node-1', s), { node: 'gpu-node-2', missingReason: 'no gpudiag agent pod on gpu-node-2' }, target('gpu-node-3', s)],
+        {
+          onResult: (o) => streamed.push(`${o.node}=${o.result}`),
+        },
+      ),
     );
     expect(outcomes.map((o) => [o.node, o.result, o.attempts])).toEqual([
       ['gpu-node-1', 'Succeeded', 1],
@@ -103,7 +106,11 @@ describe('fanOut', () => {
     const t0 = Date.now();
     const [outcome] = await fanOut(options([target('gpu-node-1', s)], { perNodeTimeoutMs: 300, retryBaseDelayMs: 1_000 }));
     expect(Date.now() - t0).toBeLessThan(300);
-    expect(outcome).toMatchObject({ result: 'Error', attempts: 1, message: 'agent answered HTTP 503: busy (no time left for a retry before the per-node deadline)' });
+    expect(outcome).toMatchObject({
+      result: 'Error',
+      attempts: 1,
+      message: 'agent answered HTTP 503: busy (no time left for a retry before the per-node deadline)',
+    });
   });
 
   it('reports a per-node timeout as Timeout and does not retry it', async () => {
@@ -124,7 +131,12 @@ describe('fanOut', () => {
     expect(first?.message).toContain('circuit open after 2 failures');
     expect(breaker.state('gpu-node-1/127.0.0.1')).toBe('open');
     const [second] = await fanOut(options([target('gpu-node-1', dead)], { breaker }));
-    expect(second).toMatchObject({ result: 'Unreachable', attempts: 0, durationMs: 0, message: 'circuit open after 2 failures; next probe in 30s' });
+    expect(second).toMatchObject({
+      result: 'Unreachable',
+      attempts: 0,
+      durationMs: 0,
+      message: 'circuit open after 2 failures; next probe in 30s',
+    });
   });
 
   it('does not count HTTP 4xx against the circuit', async () => {
@@ -142,7 +154,12 @@ describe('fanOut', () => {
       healthy(req, res);
     });
     let stats: BoundedRunStats | undefined;
-    const outcomes = await fanOut(options(Array.from({ length: 20 }, (_, i) => target(`gpu-node-${i}`, s)), { concurrency: 3, onStats: (st) => (stats = st) }));
+    const outcomes = await fanOut(
+      options(
+        Array.from({ length: 20 }, (_, i) => target(`gpu-node-${i}`, s)),
+        { concurrency: 3, onStats: (st) => (stats = st) },
+      ),
+    );
     expect(outcomes.every((o) => o.result === 'Succeeded')).toBe(true);
     expect(s.peakInFlight).toBeLessThanOrEqual(3);
     expect(stats?.peakInFlight).toBe(3);
@@ -151,7 +168,12 @@ describe('fanOut', () => {
   it('turns every unfinished node into Timeout when the overall deadline passes, and resolves promptly', async () => {
     const s = await stub(() => undefined);
     const controller = new AbortController();
-    const pending = fanOut(options(Array.from({ length: 10 }, (_, i) => target(`gpu-node-${i}`, s)), { concurrency: 2, perNodeTimeoutMs: 30_000, signal: controller.signal }));
+    const pending = fanOut(
+      options(
+        Array.from({ length: 10 }, (_, i) => target(`gpu-node-${i}`, s)),
+        { concurrency: 2, perNodeTimeoutMs: 30_000, signal: controller.signal },
+      ),
+    );
     await delay(100);
     const t0 = Date.now();
     controller.abort(new DOMException('deadline', 'TimeoutError'));
@@ -171,7 +193,10 @@ describe('fanOut', () => {
     const pending = fanOut(options([target('gpu-node-1', s)], { breaker, signal: controller.signal }));
     await delay(50);
     controller.abort(new Error('operator shutting down'));
-    expect((await pending)[0]).toMatchObject({ result: 'Timeout', message: 'cancelled (operator shutting down) before the agent answered' });
+    expect((await pending)[0]).toMatchObject({
+      result: 'Timeout',
+      message: 'cancelled (operator shutting down) before the agent answered',
+    });
     expect(breaker.state('gpu-node-1/127.0.0.1')).toBe('closed');
   });
 
@@ -191,7 +216,12 @@ describe('fanOut', () => {
   it('can stream snapshots without keeping them (bounded memory)', async () => {
     const s = await stub(healthy);
     const seen: string[] = [];
-    const outcomes = await fanOut(options([target('gpu-node-1', s), target('gpu-node-2', s)], { retainSnapshots: false, onResult: (o) => seen.push(o.snapshot?.node ?? '') }));
+    const outcomes = await fanOut(
+      options([target('gpu-node-1', s), target('gpu-node-2', s)], {
+        retainSnapshots: false,
+        onResult: (o) => seen.push(o.snapshot?.node ?? ''),
+      }),
+    );
     expect(seen.sort()).toEqual(['gpu-node-1', 'gpu-node-2']);
     expect(outcomes.map((o) => [o.result, o.snapshot])).toEqual([
       ['Succeeded', undefined],

@@ -97,11 +97,13 @@ export function backoffDelayMs(retry: number, baseMs: number, maxMs: number, ran
 
 function validateOptions(o: FanOutOptions): void {
   if (!CORRELATION_ID.test(o.correlationId)) throw new Error('fanOut: correlationId must be 1-64 characters of A-Z a-z 0-9 . _ : -');
-  if (!Number.isInteger(o.concurrency) || o.concurrency < 1) throw new Error(`fanOut: concurrency must be a positive integer, got ${o.concurrency}`);
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1)
+    throw new Error(`fanOut: concurrency must be a positive integer, got ${o.concurrency}`);
   if (!(o.perNodeTimeoutMs > 0)) throw new Error(`fanOut: perNodeTimeoutMs must be positive, got ${o.perNodeTimeoutMs}`);
   const retries = o.retries ?? DEFAULT_RETRIES;
   if (!Number.isInteger(retries) || retries < 0) throw new Error(`fanOut: retries must be a non-negative integer, got ${retries}`);
-  if (!Number.isInteger(o.agentPort) || o.agentPort < 1 || o.agentPort > 65535) throw new Error(`fanOut: agentPort must be 1-65535, got ${o.agentPort}`);
+  if (!Number.isInteger(o.agentPort) || o.agentPort < 1 || o.agentPort > 65535)
+    throw new Error(`fanOut: agentPort must be 1-65535, got ${o.agentPort}`);
 }
 
 function abortText(signal: AbortSignal): string {
@@ -151,13 +153,23 @@ interface NodeContext {
   logger: Logger;
 }
 
-function finalOutcome(node: string, outcome: Exclude<FetchOutcome, { kind: 'Succeeded' }>, attempts: number, durationMs: number, note?: string): NodeOutcome {
+function finalOutcome(
+  node: string,
+  outcome: Exclude<FetchOutcome, { kind: 'Succeeded' }>,
+  attempts: number,
+  durationMs: number,
+  note?: string,
+): NodeOutcome {
   const tail = [attempts > 1 ? `after ${attempts} attempts` : undefined, note].filter((s) => s !== undefined).join('; ');
   return { node, result: outcome.kind, message: tail === '' ? outcome.message : `${outcome.message} (${tail})`, durationMs, attempts };
 }
 
 /** Asks one node's agent, retrying transient failures within the node's deadline. */
-async function askNode(target: NodeTarget & { agent: NonNullable<NodeTarget['agent']> }, ctx: NodeContext, signal: AbortSignal): Promise<NodeOutcome> {
+async function askNode(
+  target: NodeTarget & { agent: NonNullable<NodeTarget['agent']> },
+  ctx: NodeContext,
+  signal: AbortSignal,
+): Promise<NodeOutcome> {
   const { options } = ctx;
   const { node, agent } = target;
   const started = performance.now();
@@ -169,7 +181,8 @@ async function askNode(target: NodeTarget & { agent: NonNullable<NodeTarget['age
   let last: Exclude<FetchOutcome, { kind: 'Succeeded' }> | undefined;
 
   for (;;) {
-    if (signal.aborted) return { node, result: 'Timeout', message: `${abortText(signal)} before the agent answered`, durationMs: elapsed(), attempts };
+    if (signal.aborted)
+      return { node, result: 'Timeout', message: `${abortText(signal)} before the agent answered`, durationMs: elapsed(), attempts };
     const permit = options.breaker.acquire(key);
     if (!permit.allowed) {
       if (last === undefined) return { node, result: 'Unreachable', message: permit.message, durationMs: elapsed(), attempts };
@@ -183,12 +196,26 @@ async function askNode(target: NodeTarget & { agent: NonNullable<NodeTarget['age
       options.breaker.release(key);
       if (signal.aborted) continue;
       ctx.logger.warn('cannot get the token for agent requests', { node, requestId, ...errorFields(err) });
-      return { node, result: 'Error', message: `cannot get the ServiceAccount token: ${errorFields(err).error.slice(0, 200)}`, durationMs: elapsed(), attempts };
+      return {
+        node,
+        result: 'Error',
+        message: `cannot get the ServiceAccount token: ${errorFields(err).error.slice(0, 200)}`,
+        durationMs: elapsed(),
+        attempts,
+      };
     }
     const remainingMs = Math.floor(deadline - performance.now());
     if (remainingMs <= 0) {
       options.breaker.release(key);
-      return last === undefined ? { node, result: 'Timeout', message: `per-node deadline of ${options.perNodeTimeoutMs} ms passed`, durationMs: elapsed(), attempts } : finalOutcome(node, last, attempts, elapsed(), 'per-node deadline passed');
+      return last === undefined
+        ? {
+            node,
+            result: 'Timeout',
+            message: `per-node deadline of ${options.perNodeTimeoutMs} ms passed`,
+            durationMs: elapsed(),
+            attempts,
+          }
+        : finalOutcome(node, last, attempts, elapsed(), 'per-node deadline passed');
     }
     const outcome = await fetchSnapshot({
       node,
@@ -219,9 +246,22 @@ async function askNode(target: NodeTarget & { agent: NonNullable<NodeTarget['age
     last = outcome;
     if (!outcome.transient || outcome.kind === 'Timeout') return finalOutcome(node, outcome, attempts, elapsed());
     if (attempts > ctx.retries) return finalOutcome(node, outcome, attempts, elapsed());
-    const delay = backoffDelayMs(attempts, options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS, options.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS, ctx.random);
-    if (performance.now() + delay >= deadline) return finalOutcome(node, outcome, attempts, elapsed(), 'no time left for a retry before the per-node deadline');
-    ctx.logger.debug('retrying agent request', { node, requestId, attempt: attempts, delayMs: delay, kind: outcome.kind, message: outcome.message });
+    const delay = backoffDelayMs(
+      attempts,
+      options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS,
+      options.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS,
+      ctx.random,
+    );
+    if (performance.now() + delay >= deadline)
+      return finalOutcome(node, outcome, attempts, elapsed(), 'no time left for a retry before the per-node deadline');
+    ctx.logger.debug('retrying agent request', {
+      node,
+      requestId,
+      attempt: attempts,
+      delayMs: delay,
+      kind: outcome.kind,
+      message: outcome.message,
+    });
     if (!(await sleep(delay, signal))) continue;
   }
 }
@@ -232,8 +272,21 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
   const started = performance.now();
   const logger = options.logger.child({ correlationId: options.correlationId });
   const ownConnections = options.connections === undefined;
-  const connections = options.connections ?? createConnectionPool({ scheme: options.scheme, maxSockets: options.concurrency, ...(options.caPem !== undefined ? { caPem: options.caPem } : {}), ...(options.tlsServerName !== undefined ? { tlsServerName: options.tlsServerName } : {}) });
-  const ctx: NodeContext = { options, connections, retries: options.retries ?? DEFAULT_RETRIES, random: options.random ?? Math.random, logger };
+  const connections =
+    options.connections ??
+    createConnectionPool({
+      scheme: options.scheme,
+      maxSockets: options.concurrency,
+      ...(options.caPem !== undefined ? { caPem: options.caPem } : {}),
+      ...(options.tlsServerName !== undefined ? { tlsServerName: options.tlsServerName } : {}),
+    });
+  const ctx: NodeContext = {
+    options,
+    connections,
+    retries: options.retries ?? DEFAULT_RETRIES,
+    random: options.random ?? Math.random,
+    logger,
+  };
   const outcomes: (NodeOutcome | undefined)[] = new Array<NodeOutcome | undefined>(options.targets.length).fill(undefined);
 
   const retain = options.retainSnapshots ?? true;
@@ -244,7 +297,14 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
       delete kept.snapshot;
       outcomes[index] = kept;
     }
-    if (outcome.result !== 'Succeeded') logger.debug('node outcome', { node: outcome.node, result: outcome.result, message: outcome.message, attempts: outcome.attempts, durationMs: outcome.durationMs });
+    if (outcome.result !== 'Succeeded')
+      logger.debug('node outcome', {
+        node: outcome.node,
+        result: outcome.result,
+        message: outcome.message,
+        attempts: outcome.attempts,
+        durationMs: outcome.durationMs,
+      });
     if (options.onResult === undefined) return;
     try {
       options.onResult(outcome);
@@ -257,7 +317,13 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
   const queue: { target: NodeTarget & { agent: NonNullable<NodeTarget['agent']> }; index: number }[] = [];
   options.targets.forEach((target, index) => {
     if (target.agent === undefined) {
-      emit(index, { node: target.node, result: 'NoAgent', message: target.missingReason ?? `no ready gpudiag agent pod on ${target.node}`, durationMs: 0, attempts: 0 });
+      emit(index, {
+        node: target.node,
+        result: 'NoAgent',
+        message: target.missingReason ?? `no ready gpudiag agent pod on ${target.node}`,
+        durationMs: 0,
+        attempts: 0,
+      });
       return;
     }
     const key = breakerKey(target.node, target.agent.ip);
@@ -283,7 +349,13 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
 
   let stats: BoundedRunStats;
   try {
-    stats = await runBounded(queue, options.concurrency, (entry, _i, signal) => askNode(entry.target, ctx, signal), run.signal, (outcome, entry) => emit(entry.index, outcome));
+    stats = await runBounded(
+      queue,
+      options.concurrency,
+      (entry, _i, signal) => askNode(entry.target, ctx, signal),
+      run.signal,
+      (outcome, entry) => emit(entry.index, outcome),
+    );
   } finally {
     options.signal.removeEventListener('abort', forward);
     if (ownConnections) connections.destroy();
@@ -291,12 +363,24 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
 
   // Whatever the overall deadline cut off is an explicit Timeout, never a missing node.
   options.targets.forEach((target, index) => {
-    if (outcomes[index] === undefined) emit(index, { node: target.node, result: 'Timeout', message: `${abortText(options.signal)} before the agent was asked`, durationMs: 0, attempts: 0 });
+    if (outcomes[index] === undefined)
+      emit(index, {
+        node: target.node,
+        result: 'Timeout',
+        message: `${abortText(options.signal)} before the agent was asked`,
+        durationMs: 0,
+        attempts: 0,
+      });
   });
   options.onStats?.(stats);
   const result = outcomes as NodeOutcome[];
   const counts: Record<NodeResult, number> = { Succeeded: 0, NoAgent: 0, Unreachable: 0, Timeout: 0, Error: 0 };
   for (const o of result) counts[o.result] += 1;
-  logger.info('fan-out completed', { targets: result.length, ...counts, peakInFlight: stats.peakInFlight, durationMs: Math.round(performance.now() - started) });
+  logger.info('fan-out completed', {
+    targets: result.length,
+    ...counts,
+    peakInFlight: stats.peakInFlight,
+    durationMs: Math.round(performance.now() - started),
+  });
   return result;
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { compileSelector, InvalidSelectorError, labelKeyProblem, labelValueProblem, matchesSelector, type LabelSelector } from './label-selector.js';
+import {
+  compileSelector,
+  InvalidSelectorError,
+  labelKeyProblem,
+  labelValueProblem,
+  matchesSelector,
+  type LabelSelector,
+} from './label-selector.js';
 
 const gpuNode = { 'nvidia.com/gpu.present': 'true', 'nvidia.com/gpu.product': 'H100', zone: 'a', empty: '' };
 
@@ -29,10 +36,21 @@ describe('matchesSelector', () => {
     [
       'matchLabels and expressions are ANDed',
       gpuNode,
-      { matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'nvidia.com/gpu.product', operator: 'In', values: ['H100'] }, { key: 'rack', operator: 'DoesNotExist' }] },
+      {
+        matchLabels: { zone: 'a' },
+        matchExpressions: [
+          { key: 'nvidia.com/gpu.product', operator: 'In', values: ['H100'] },
+          { key: 'rack', operator: 'DoesNotExist' },
+        ],
+      },
       true,
     ],
-    ['one failing expression fails the selector', gpuNode, { matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] }, false],
+    [
+      'one failing expression fails the selector',
+      gpuNode,
+      { matchLabels: { zone: 'a' }, matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] },
+      false,
+    ],
     ['inherited object keys are not labels', {}, { matchExpressions: [{ key: 'constructor', operator: 'Exists' }] }, false],
   ];
   it.each(cases)('%s', (_name, labels, selector, expected) => {
@@ -42,14 +60,51 @@ describe('matchesSelector', () => {
 
 describe('selector validation', () => {
   const bad: [string, unknown, string][] = [
-    ['In without values', { matchExpressions: [{ key: 'zone', operator: 'In', values: [] }] }, 'nodeSelector.matchExpressions[0].values: must be non-empty for operator In'],
-    ['NotIn without values', { matchExpressions: [{ key: 'zone', operator: 'NotIn' }] }, 'nodeSelector.matchExpressions[0].values: must be non-empty for operator NotIn'],
-    ['Exists with values', { matchExpressions: [{ key: 'zone', operator: 'Exists', values: ['a'] }] }, 'nodeSelector.matchExpressions[0].values: must be empty for operator Exists'],
-    ['DoesNotExist with values', { matchExpressions: [{ key: 'a', operator: 'In', values: ['x'] }, { key: 'zone', operator: 'DoesNotExist', values: ['a'] }] }, 'nodeSelector.matchExpressions[1].values: must be empty for operator DoesNotExist'],
-    ['unknown operator', { matchExpressions: [{ key: 'zone', operator: 'Equals', values: ['a'] }] }, 'nodeSelector.matchExpressions[0].operator: "Equals" is not one of'],
-    ['bad key in expression', { matchExpressions: [{ key: 'bad key', operator: 'Exists' }] }, 'nodeSelector.matchExpressions[0].key: "bad key" is not a qualified name'],
-    ['bad value in expression', { matchExpressions: [{ key: 'zone', operator: 'In', values: ['ok', '-bad'] }] }, 'nodeSelector.matchExpressions[0].values[1]: "-bad" is not a valid label value'],
-    ['bad key in matchLabels', { matchLabels: { 'Example.com/x': 'a' } }, 'nodeSelector.matchLabels: key "Example.com/x" has a prefix that is not a DNS-1123 subdomain'],
+    [
+      'In without values',
+      { matchExpressions: [{ key: 'zone', operator: 'In', values: [] }] },
+      'nodeSelector.matchExpressions[0].values: must be non-empty for operator In',
+    ],
+    [
+      'NotIn without values',
+      { matchExpressions: [{ key: 'zone', operator: 'NotIn' }] },
+      'nodeSelector.matchExpressions[0].values: must be non-empty for operator NotIn',
+    ],
+    [
+      'Exists with values',
+      { matchExpressions: [{ key: 'zone', operator: 'Exists', values: ['a'] }] },
+      'nodeSelector.matchExpressions[0].values: must be empty for operator Exists',
+    ],
+    [
+      'DoesNotExist with values',
+      {
+        matchExpressions: [
+          { key: 'a', operator: 'In', values: ['x'] },
+          { key: 'zone', operator: 'DoesNotExist', values: ['a'] },
+        ],
+      },
+      'nodeSelector.matchExpressions[1].values: must be empty for operator DoesNotExist',
+    ],
+    [
+      'unknown operator',
+      { matchExpressions: [{ key: 'zone', operator: 'Equals', values: ['a'] }] },
+      'nodeSelector.matchExpressions[0].operator: "Equals" is not one of',
+    ],
+    [
+      'bad key in expression',
+      { matchExpressions: [{ key: 'bad key', operator: 'Exists' }] },
+      'nodeSelector.matchExpressions[0].key: "bad key" is not a qualified name',
+    ],
+    [
+      'bad value in expression',
+      { matchExpressions: [{ key: 'zone', operator: 'In', values: ['ok', '-bad'] }] },
+      'nodeSelector.matchExpressions[0].values[1]: "-bad" is not a valid label value',
+    ],
+    [
+      'bad key in matchLabels',
+      { matchLabels: { 'Example.com/x': 'a' } },
+      'nodeSelector.matchLabels: key "Example.com/x" has a prefix that is not a DNS-1123 subdomain',
+    ],
     ['bad value in matchLabels', { matchLabels: { zone: 'a b' } }, 'nodeSelector.matchLabels["zone"]: "a b" is not a valid label value'],
     ['value too long', { matchLabels: { zone: 'a'.repeat(64) } }, 'nodeSelector.matchLabels["zone"]: "aaaa'],
     ['name part too long', { matchLabels: { ['k'.repeat(64)]: 'a' } }, 'has a name part longer than 63 characters'],
@@ -80,7 +135,8 @@ describe('selector validation', () => {
   });
 
   it('accepts valid keys and values', () => {
-    for (const key of ['zone', 'nvidia.com/gpu.product', 'a', 'A_b-c.d', `${'p'.repeat(253)}/n`, 'k'.repeat(63)]) expect(labelKeyProblem(key)).toBeUndefined();
+    for (const key of ['zone', 'nvidia.com/gpu.product', 'a', 'A_b-c.d', `${'p'.repeat(253)}/n`, 'k'.repeat(63)])
+      expect(labelKeyProblem(key)).toBeUndefined();
     for (const value of ['', 'a', 'H100-80GB_HBM3.v1', 'v'.repeat(63)]) expect(labelValueProblem(value)).toBeUndefined();
   });
 });

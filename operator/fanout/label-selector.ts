@@ -51,11 +51,13 @@ export function labelKeyProblem(key: unknown): string | undefined {
   if (prefix !== undefined) {
     if (prefix.length === 0) return `${quote(key)} has an empty prefix before "/"`;
     if (prefix.length > MAX_PREFIX) return `${quote(key)} has a prefix longer than ${MAX_PREFIX} characters`;
-    if (!DNS1123_SUBDOMAIN.test(prefix)) return `${quote(key)} has a prefix that is not a DNS-1123 subdomain (lower-case alphanumerics, "-" and ".")`;
+    if (!DNS1123_SUBDOMAIN.test(prefix))
+      return `${quote(key)} has a prefix that is not a DNS-1123 subdomain (lower-case alphanumerics, "-" and ".")`;
   }
   if (name.length === 0) return `${quote(key)} has an empty name part`;
   if (name.length > MAX_NAME_PART) return `${quote(key)} has a name part longer than ${MAX_NAME_PART} characters`;
-  if (!NAME_PART.test(name)) return `${quote(key)} is not a qualified name (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric, optional DNS prefix and "/")`;
+  if (!NAME_PART.test(name))
+    return `${quote(key)} is not a qualified name (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric, optional DNS prefix and "/")`;
   return undefined;
 }
 
@@ -64,7 +66,8 @@ export function labelValueProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'must be a string';
   if (value.length === 0) return undefined;
   if (value.length > MAX_NAME_PART) return `${quote(value)} is longer than ${MAX_NAME_PART} characters`;
-  if (!NAME_PART.test(value)) return `${quote(value)} is not a valid label value (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric)`;
+  if (!NAME_PART.test(value))
+    return `${quote(value)} is not a valid label value (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric)`;
   return undefined;
 }
 
@@ -78,7 +81,8 @@ function compileExpression(expr: LabelSelectorRequirement, field: string): Requi
   if (expr === null || typeof expr !== 'object') throw new InvalidSelectorError(field, 'must be an object with key and operator');
   const keyProblem = labelKeyProblem(expr.key);
   if (keyProblem !== undefined) throw new InvalidSelectorError(`${field}.key`, keyProblem);
-  if (!OPERATORS.has(expr.operator)) throw new InvalidSelectorError(`${field}.operator`, `${quote(expr.operator)} is not one of In, NotIn, Exists, DoesNotExist`);
+  if (!OPERATORS.has(expr.operator))
+    throw new InvalidSelectorError(`${field}.operator`, `${quote(expr.operator)} is not one of In, NotIn, Exists, DoesNotExist`);
   const values = expr.values ?? [];
   if (!Array.isArray(values)) throw new InvalidSelectorError(`${field}.values`, 'must be a list of strings');
   const key = expr.key;
@@ -111,7 +115,8 @@ export function compileSelector(selector: LabelSelector | undefined, field = 'no
   if (typeof selector !== 'object') throw new InvalidSelectorError(field, 'must be an object');
   const requirements: Requirement[] = [];
   const matchLabels = selector.matchLabels ?? {};
-  if (typeof matchLabels !== 'object' || Array.isArray(matchLabels)) throw new InvalidSelectorError(`${field}.matchLabels`, 'must be a map of label keys to values');
+  if (typeof matchLabels !== 'object' || Array.isArray(matchLabels))
+    throw new InvalidSelectorError(`${field}.matchLabels`, 'must be a map of label keys to values');
   for (const [key, value] of Object.entries(matchLabels)) {
     const keyProblem = labelKeyProblem(key);
     if (keyProblem !== undefined) throw new InvalidSelectorError(`${field}.matchLabels`, `key ${keyProblem}`);
@@ -129,6 +134,10 @@ export function compileSelector(selector: LabelSelector | undefined, field = 'no
 }
 
 /** True when `labels` satisfies `selector` (matchLabels and every matchExpression); empty selector matches all. */
-export function matchesSelector(labels: Readonly<Record<string, string>> | undefined, selector: LabelSelector | undefined, field = 'nodeSelector'): boolean {
+export function matchesSelector(
+  labels: Readonly<Record<string, string>> | undefined,
+  selector: LabelSelector | undefined,
+  field = 'nodeSelector',
+): boolean {
   return compileSelector(selector, field)(labels);
 }

@@ -71,7 +71,12 @@ describe('runBounded', () => {
   });
 
   it('handles an empty list', async () => {
-    expect(await runBounded([], 4, async () => 1, new AbortController().signal)).toEqual({ started: 0, completed: 0, notStarted: 0, peakInFlight: 0 });
+    expect(await runBounded([], 4, async () => 1, new AbortController().signal)).toEqual({
+      started: 0,
+      completed: 0,
+      notStarted: 0,
+      peakInFlight: 0,
+    });
   });
 
   it('rejects with the first worker failure as cause, after the others settle', async () => {

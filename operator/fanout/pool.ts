@@ -21,7 +21,13 @@ export type ResultCallback<T, R> = (result: R, item: T, index: number) => void;
  * resolves once the in-flight workers settle. A worker that throws stops new starts; the
  * run then rejects with that error (wrapped) after the others settle.
  */
-export async function runBounded<T, R>(items: readonly T[], concurrency: number, worker: BoundedWorker<T, R>, signal: AbortSignal, onResult?: ResultCallback<T, R>): Promise<BoundedRunStats> {
+export async function runBounded<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  worker: BoundedWorker<T, R>,
+  signal: AbortSignal,
+  onResult?: ResultCallback<T, R>,
+): Promise<BoundedRunStats> {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`concurrency must be a positive integer, got ${concurrency}`);
   const stats: BoundedRunStats = { started: 0, completed: 0, notStarted: 0, peakInFlight: 0 };
   let next = 0;

@@ -29,7 +29,12 @@ function pod(name: string, nodeName: string | undefined, o: PodOptions = {}): V1
   };
 }
 
-const nodes = [node('gpu-node-2', { pool: 'h100' }), node('gpu-node-1', { pool: 'h100' }), node('gpu-node-3', { pool: 'a100' }), node('cpu-node-1', { pool: 'cpu' })];
+const nodes = [
+  node('gpu-node-2', { pool: 'h100' }),
+  node('gpu-node-1', { pool: 'h100' }),
+  node('gpu-node-3', { pool: 'a100' }),
+  node('cpu-node-1', { pool: 'cpu' }),
+];
 const pods = [
   pod('agent-a', 'gpu-node-1', { ip: '10.0.0.1' }),
   pod('agent-b', 'gpu-node-2', { ip: '10.0.0.2' }),
@@ -44,22 +49,38 @@ describe('resolveTargets', () => {
     [
       'no names, no selector: every node that has an agent pod, sorted',
       {},
-      [ok('gpu-node-1', 'agent-a', '10.0.0.1'), ok('gpu-node-2', 'agent-b', '10.0.0.2'), { node: 'gpu-node-3', missingReason: 'no ready gpudiag agent pod on gpu-node-3 (pod agent-c is not Ready)' }],
+      [
+        ok('gpu-node-1', 'agent-a', '10.0.0.1'),
+        ok('gpu-node-2', 'agent-b', '10.0.0.2'),
+        { node: 'gpu-node-3', missingReason: 'no ready gpudiag agent pod on gpu-node-3 (pod agent-c is not Ready)' },
+      ],
     ],
     [
       'an empty selector counts as no selector',
       { nodeSelector: {}, nodeNames: [] },
-      [ok('gpu-node-1', 'agent-a', '10.0.0.1'), ok('gpu-node-2', 'agent-b', '10.0.0.2'), { node: 'gpu-node-3', missingReason: 'no ready gpudiag agent pod on gpu-node-3 (pod agent-c is not Ready)' }],
+      [
+        ok('gpu-node-1', 'agent-a', '10.0.0.1'),
+        ok('gpu-node-2', 'agent-b', '10.0.0.2'),
+        { node: 'gpu-node-3', missingReason: 'no ready gpudiag agent pod on gpu-node-3 (pod agent-c is not Ready)' },
+      ],
     ],
     [
       'selector: every matching node, NoAgent for those without an agent',
       { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In', values: ['h100', 'cpu'] }] } },
-      [{ node: 'cpu-node-1', missingReason: 'no gpudiag agent pod on cpu-node-1' }, ok('gpu-node-1', 'agent-a', '10.0.0.1'), ok('gpu-node-2', 'agent-b', '10.0.0.2')],
+      [
+        { node: 'cpu-node-1', missingReason: 'no gpudiag agent pod on cpu-node-1' },
+        ok('gpu-node-1', 'agent-a', '10.0.0.1'),
+        ok('gpu-node-2', 'agent-b', '10.0.0.2'),
+      ],
     ],
     [
       'names: missing and agent-less nodes are targets with a reason',
       { nodeNames: ['gpu-node-9', 'gpu-node-2', 'cpu-node-1', 'gpu-node-2'] },
-      [{ node: 'cpu-node-1', missingReason: 'no gpudiag agent pod on cpu-node-1' }, ok('gpu-node-2', 'agent-b', '10.0.0.2'), { node: 'gpu-node-9', missingReason: 'node gpu-node-9 not found' }],
+      [
+        { node: 'cpu-node-1', missingReason: 'no gpudiag agent pod on cpu-node-1' },
+        ok('gpu-node-2', 'agent-b', '10.0.0.2'),
+        { node: 'gpu-node-9', missingReason: 'node gpu-node-9 not found' },
+      ],
     ],
     [
       'names AND selector: a named node outside the selector is not a target',
@@ -91,7 +112,11 @@ describe('resolveTargets', () => {
       pod('p4', 'n1', { ready: false }),
     ];
     expect(resolveTargets({ nodes: [node('n1')], agentPods })).toEqual([
-      { node: 'n1', missingReason: 'no ready gpudiag agent pod on n1 (pod p1 is terminating; pod p2 has no Pod IP yet; pod p3 has an invalid Pod IP; 1 more)' },
+      {
+        node: 'n1',
+        missingReason:
+          'no ready gpudiag agent pod on n1 (pod p1 is terminating; pod p2 has no Pod IP yet; pod p3 has an invalid Pod IP; 1 more)',
+      },
     ]);
   });
 
@@ -106,9 +131,19 @@ describe('resolveTargets', () => {
   const badInputs: [string, Partial<ResolveTargetsInput>, new (...args: never[]) => Error, string][] = [
     ['upper-case node name', { nodeNames: ['GPU-1'] }, InvalidTargetInputError, 'nodeNames[0]: "GPU-1" is not a DNS-1123 subdomain'],
     ['empty node name', { nodeNames: ['ok', ''] }, InvalidTargetInputError, 'nodeNames[1]: must not be empty'],
-    ['log-injection attempt', { nodeNames: ['a\nlevel=error'] }, InvalidTargetInputError, 'nodeNames[0]: "a\\nlevel=error" is not a DNS-1123 subdomain'],
+    [
+      'log-injection attempt',
+      { nodeNames: ['a\nlevel=error'] },
+      InvalidTargetInputError,
+      'nodeNames[0]: "a\\nlevel=error" is not a DNS-1123 subdomain',
+    ],
     ['too long', { nodeNames: ['a'.repeat(254)] }, InvalidTargetInputError, 'nodeNames[0]: must be at most 253 characters'],
-    ['invalid selector', { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In', values: [] }] } }, InvalidSelectorError, 'nodeSelector.matchExpressions[0].values'],
+    [
+      'invalid selector',
+      { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In', values: [] }] } },
+      InvalidSelectorError,
+      'nodeSelector.matchExpressions[0].values',
+    ],
   ];
   it.each(badInputs)('rejects %s naming the field', (_name, input, type, message) => {
     expect(() => resolveTargets({ nodes, agentPods: pods, ...input })).toThrow(type);

@@ -49,7 +49,8 @@ export function nodeNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return 'must be a string';
   if (name.length === 0) return 'must not be empty';
   if (name.length > MAX_NODE_NAME) return `must be at most ${MAX_NODE_NAME} characters`;
-  if (!DNS1123_SUBDOMAIN.test(name)) return `${JSON.stringify(name.slice(0, 64))} is not a DNS-1123 subdomain (lower-case alphanumerics, "-" and ".")`;
+  if (!DNS1123_SUBDOMAIN.test(name))
+    return `${JSON.stringify(name.slice(0, 64))} is not a DNS-1123 subdomain (lower-case alphanumerics, "-" and ".")`;
   return undefined;
 }
 
@@ -102,7 +103,10 @@ function pickAgent(node: string, pods: readonly V1Pod[] | undefined): Pick<NodeT
     const more = pods.length > MAX_PODS_IN_REASON ? `; ${pods.length - MAX_PODS_IN_REASON} more` : '';
     return { missingReason: `no ready gpudiag agent pod on ${node} (${named.join('; ')}${more})` };
   }
-  usable.sort((a, b) => time(b.metadata?.creationTimestamp) - time(a.metadata?.creationTimestamp) || byName(a.metadata?.name ?? '', b.metadata?.name ?? ''));
+  usable.sort(
+    (a, b) =>
+      time(b.metadata?.creationTimestamp) - time(a.metadata?.creationTimestamp) || byName(a.metadata?.name ?? '', b.metadata?.name ?? ''),
+  );
   const pod = usable[0] as V1Pod;
   return { agent: { podName: pod.metadata?.name ?? '', ip: pod.status?.podIP ?? '' } };
 }

@@ -20,7 +20,10 @@ export function toolArguments<S extends z.ZodRawShape>(shape: S): z.ZodObject<S,
   return z.strictObject(shape, {
     error: (issue) =>
       issue.code === 'unrecognized_keys'
-        ? `unknown argument${issue.keys.length > 1 ? 's' : ''} ${issue.keys.slice(0, 5).map((k) => quote(k, 40)).join(', ')}; this tool takes ${allowed.length > 0 ? allowed.join(', ') : 'no arguments'}`
+        ? `unknown argument${issue.keys.length > 1 ? 's' : ''} ${issue.keys
+            .slice(0, 5)
+            .map((k) => quote(k, 40))
+            .join(', ')}; this tool takes ${allowed.length > 0 ? allowed.join(', ') : 'no arguments'}`
         : undefined,
   });
 }
@@ -33,7 +36,9 @@ export function nodeName(argument: string): z.ZodString {
   return z
     .string({ error: `${argument} must be a string` })
     .max(253, { error: `${argument} must be at most 253 characters` })
-    .regex(DNS_SUBDOMAIN, { error: `${argument} must be a node name (RFC 1123: lower-case letters, digits, '-' and '.', starting and ending alphanumeric)` });
+    .regex(DNS_SUBDOMAIN, {
+      error: `${argument} must be a node name (RFC 1123: lower-case letters, digits, '-' and '.', starting and ending alphanumeric)`,
+    });
 }
 
 /** A namespace name (RFC 1123 label). */
@@ -62,15 +67,29 @@ export function nodeNames(argument = 'nodeNames', max = 100): z.ZodArray<z.ZodSt
 
 /** Node labels that must all match (keys and values follow Kubernetes label syntax). */
 export const matchLabels = z
-  .record(z.string().max(316, { error: 'nodeSelector keys are at most 316 characters' }), z.string({ error: 'nodeSelector values must be strings' }).max(63, { error: 'nodeSelector values are at most 63 characters' }), {
-    error: 'nodeSelector must be an object of label key to value',
-  })
+  .record(
+    z.string().max(316, { error: 'nodeSelector keys are at most 316 characters' }),
+    z.string({ error: 'nodeSelector values must be strings' }).max(63, { error: 'nodeSelector values are at most 63 characters' }),
+    {
+      error: 'nodeSelector must be an object of label key to value',
+    },
+  )
   .superRefine((labels, ctx) => {
     const keys = Object.keys(labels);
     if (keys.length > 32) ctx.addIssue({ code: 'custom', message: 'nodeSelector may have at most 32 labels' });
     for (const key of keys) {
-      if (!isLabelKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector keys must be label keys (optional DNS prefix/, name of at most 63 alphanumerics, - _ .)' });
-      if (!isLabelValue(labels[key] ?? '')) ctx.addIssue({ code: 'custom', path: [key], message: 'nodeSelector values must be label values (at most 63 alphanumerics, - _ ., starting and ending alphanumeric)' });
+      if (!isLabelKey(key))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'nodeSelector keys must be label keys (optional DNS prefix/, name of at most 63 alphanumerics, - _ .)',
+        });
+      if (!isLabelValue(labels[key] ?? ''))
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'nodeSelector values must be label values (at most 63 alphanumerics, - _ ., starting and ending alphanumeric)',
+        });
     }
   });
 

@@ -25,10 +25,18 @@ export async function getNode(ctx: ToolContext, name: string): Promise<V1Node> {
 }
 
 /** Pods matching a field and/or label selector, in one namespace or all. */
-export async function listPods(ctx: ToolContext, options: { namespace?: string; fieldSelector?: string; labelSelector?: string }): Promise<V1Pod[]> {
+export async function listPods(
+  ctx: ToolContext,
+  options: { namespace?: string; fieldSelector?: string; labelSelector?: string },
+): Promise<V1Pod[]> {
   const path = options.namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/pods`;
   try {
-    const list = await ctx.kube.request<V1PodList>({ method: 'GET', path, query: { fieldSelector: options.fieldSelector, labelSelector: options.labelSelector }, signal: ctx.signal });
+    const list = await ctx.kube.request<V1PodList>({
+      method: 'GET',
+      path,
+      query: { fieldSelector: options.fieldSelector, labelSelector: options.labelSelector },
+      signal: ctx.signal,
+    });
     return list.items ?? [];
   } catch (err) {
     throw toToolError(err, { verb: 'list', resource: 'pods', namespace: options.namespace }, ctx.kube.identity);
@@ -38,7 +46,11 @@ export async function listPods(ctx: ToolContext, options: { namespace?: string; 
 /** One pod, as the caller; a missing pod is `not found: pods <name> in namespace <namespace>`. */
 export async function getPod(ctx: ToolContext, namespace: string, name: string): Promise<V1Pod> {
   try {
-    return await ctx.kube.request<V1Pod>({ method: 'GET', path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`, signal: ctx.signal });
+    return await ctx.kube.request<V1Pod>({
+      method: 'GET',
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      signal: ctx.signal,
+    });
   } catch (err) {
     throw toToolError(err, { verb: 'get', resource: 'pods', namespace, name }, ctx.kube.identity);
   }
@@ -53,8 +65,14 @@ export function gpuCapacity(node: V1Node): number {
 /** GPUs a pod requests (the larger of its containers' sum and its largest init container). */
 export function podGpuRequest(pod: V1Pod): number {
   const amount = (r: { [k: string]: string } | undefined): number => Number(r?.[GPU_RESOURCE] ?? '0') || 0;
-  const regular = (pod.spec?.containers ?? []).reduce((sum, c) => sum + Math.max(amount(c.resources?.limits), amount(c.resources?.requests)), 0);
-  const init = Math.max(0, ...(pod.spec?.initContainers ?? []).map((c) => Math.max(amount(c.resources?.limits), amount(c.resources?.requests))));
+  const regular = (pod.spec?.containers ?? []).reduce(
+    (sum, c) => sum + Math.max(amount(c.resources?.limits), amount(c.resources?.requests)),
+    0,
+  );
+  const init = Math.max(
+    0,
+    ...(pod.spec?.initContainers ?? []).map((c) => Math.max(amount(c.resources?.limits), amount(c.resources?.requests))),
+  );
   return Math.max(regular, init);
 }
 

@@ -61,7 +61,12 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** Reads one GPUDiagnostic as the caller and checks it against the CRD schema. */
-export async function getDiagnostic(ctx: ToolContext, namespace: string, name: string, signal: AbortSignal = ctx.signal): Promise<GPUDiagnostic> {
+export async function getDiagnostic(
+  ctx: ToolContext,
+  namespace: string,
+  name: string,
+  signal: AbortSignal = ctx.signal,
+): Promise<GPUDiagnostic> {
   let raw: unknown;
   try {
     raw = await ctx.kube.request<unknown>({ method: 'GET', path: diagnosticsPath(namespace, name), signal });
@@ -85,7 +90,8 @@ async function deleteQuietly(ctx: ToolContext, namespace: string, name: string):
 
 /** Creates a GPUDiagnostic as the caller and waits for it, reporting progress; deletes it if the call is cancelled. */
 export async function createAndWait(ctx: ToolContext, req: DiagnosticRequest): Promise<WaitedDiagnostic> {
-  if (ctx.settings.readOnly) throw new ToolError(`${req.tool} is refused: this gpudiag MCP server is read-only and it would create a GPUDiagnostic`);
+  if (ctx.settings.readOnly)
+    throw new ToolError(`${req.tool} is refused: this gpudiag MCP server is read-only and it would create a GPUDiagnostic`);
   const body = {
     apiVersion: API_VERSION,
     kind: GPU_DIAGNOSTICS.kind,

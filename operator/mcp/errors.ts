@@ -38,7 +38,10 @@ export function toToolError(err: unknown, action: KubeAction, identity: CallerId
       case 422:
         return new ToolError(`invalid: the API server rejected ${object}: ${err.message}`, { cause: err });
       default:
-        return new ToolError(`the API server answered HTTP ${err.statusCode} to ${action.verb} ${object} ${where(action)}: ${err.message}`, { cause: err });
+        return new ToolError(
+          `the API server answered HTTP ${err.statusCode} to ${action.verb} ${object} ${where(action)}: ${err.message}`,
+          { cause: err },
+        );
     }
   }
   if (err instanceof Error && err.name === 'AbortError') return err;

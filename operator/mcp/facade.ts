@@ -14,5 +14,15 @@ const VERSION = packageVersion();
 
 /** A facade server acting as `kube`'s identity. */
 export function newFacadeServer(kube: KubeClient, settings: FacadeSettings, logger: Logger, stopping?: AbortSignal): FacadeServer {
-  return createFacadeServer({ name: 'gpudiag', version: VERSION, tools, prompts, resources, settings, kube, logger, ...(stopping !== undefined ? { stopping } : {}) });
+  return createFacadeServer({
+    name: 'gpudiag',
+    version: VERSION,
+    tools,
+    prompts,
+    resources,
+    settings,
+    kube,
+    logger,
+    ...(stopping !== undefined ? { stopping } : {}),
+  });
 }

@@ -138,7 +138,8 @@ class RateLimiter {
 
   private evict(now: number): void {
     // Full buckets are the same as new ones: drop them first, then the oldest.
-    for (const [key, b] of this.buckets) if (b.tokens + ((now - b.at) / 1000) * this.limit.perSecond >= this.limit.burst) this.buckets.delete(key);
+    for (const [key, b] of this.buckets)
+      if (b.tokens + ((now - b.at) / 1000) * this.limit.perSecond >= this.limit.burst) this.buckets.delete(key);
     if (this.buckets.size >= BUCKETS_MAX) this.buckets.delete(this.buckets.keys().next().value ?? '');
   }
 }
@@ -163,17 +164,25 @@ class TokenReviewer {
 
   /** Asks the API server; throws HttpError 503 when too many reviews are in flight. */
   async review(token: string, signal: AbortSignal): Promise<CallerIdentity | undefined> {
-    if (this.inFlight >= MAX_REVIEWS_IN_FLIGHT) throw new HttpError(503, 'too many token reviews in flight; retry shortly', { 'Retry-After': '1' });
+    if (this.inFlight >= MAX_REVIEWS_IN_FLIGHT)
+      throw new HttpError(503, 'too many token reviews in flight; retry shortly', { 'Retry-After': '1' });
     this.inFlight++;
     try {
       const review = await this.client.request<{ status?: { authenticated?: boolean; user?: { username?: string; groups?: string[] } } }>({
         method: 'POST',
         path: '/apis/authentication.k8s.io/v1/tokenreviews',
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(this.audiences !== undefined ? { audiences: [...this.audiences] } : {}) } },
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token, ...(this.audiences !== undefined ? { audiences: [...this.audiences] } : {}) },
+        },
         signal: AbortSignal.any([signal, AbortSignal.timeout(REVIEW_TIMEOUT_MS)]),
       });
       const user = review.status?.user?.username;
-      const identity = review.status?.authenticated === true && user !== undefined && user !== '' ? { user, groups: review.status?.user?.groups ?? [], impersonate: true } : undefined;
+      const identity =
+        review.status?.authenticated === true && user !== undefined && user !== ''
+          ? { user, groups: review.status?.user?.groups ?? [], impersonate: true }
+          : undefined;
       this.cache.set(hashOf(token), { identity }, TOKEN_CACHE_MS);
       return identity;
     } finally {
@@ -207,7 +216,12 @@ async function readBody(req: IncomingMessage, max: number): Promise<unknown> {
 /** Creates the /mcp request handler (for the operator to mount on its HTTP server). */
 export function createMcpRequestHandler(options: McpHttpOptions): McpRequestHandler {
   const logger = options.logger.child({ component: 'mcp-http' });
-  const settings: FacadeSettings = Object.freeze({ ...DEFAULT_SETTINGS, ...options.settings, namespace: options.namespace, readOnly: options.readOnly ?? false });
+  const settings: FacadeSettings = Object.freeze({
+    ...DEFAULT_SETTINGS,
+    ...options.settings,
+    namespace: options.namespace,
+    readOnly: options.readOnly ?? false,
+  });
   const allowedHosts = new Set((options.allowedHosts ?? ['localhost', '127.0.0.1', '::1']).map((h) => h.toLowerCase()));
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
   const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
@@ -222,14 +236,18 @@ export function createMcpRequestHandler(options: McpHttpOptions): McpRequestHand
   async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<CallerIdentity> {
     const auth = req.headers.authorization;
     const token = auth !== undefined && /^Bearer\s+\S+$/i.test(auth) ? auth.replace(/^Bearer\s+/i, '') : undefined;
-    if (token === undefined || token.length > MAX_TOKEN_CHARS) throw new HttpError(401, 'unauthorized: send a Kubernetes bearer token (Authorization: Bearer <token>)', challenge);
+    if (token === undefined || token.length > MAX_TOKEN_CHARS)
+      throw new HttpError(401, 'unauthorized: send a Kubernetes bearer token (Authorization: Bearer <token>)', challenge);
     const hit = reviewer.cached(token);
     let identity: CallerIdentity | undefined;
     if (hit !== undefined) identity = hit.identity;
     else {
       // Before the TokenReview: a client spraying tokens costs the API server nothing beyond its bucket.
       const wait = reviewLimiter.take(req.socket.remoteAddress ?? 'unknown', Date.now());
-      if (wait > 0) throw new HttpError(429, `too many unauthenticated requests from this address; retry in ${wait} s`, { 'Retry-After': String(wait) });
+      if (wait > 0)
+        throw new HttpError(429, `too many unauthenticated requests from this address; retry in ${wait} s`, {
+          'Retry-After': String(wait),
+        });
       const gone = new AbortController();
       const onClose = (): void => gone.abort(new Error('client went away'));
       res.once('close', onClose);
@@ -253,12 +271,18 @@ export function createMcpRequestHandler(options: McpHttpOptions): McpRequestHand
       if (host === undefined || !allowedHosts.has(hostName(host))) throw new HttpError(403, 'forbidden: Host header not allowed');
       const origin = req.headers.origin;
       if (origin !== undefined && !allowedOrigins.has(origin)) throw new HttpError(403, 'forbidden: Origin not allowed');
-      if (req.method !== 'POST') throw new HttpError(405, 'method not allowed: this stateless MCP endpoint accepts POST only', { Allow: 'POST' });
+      if (req.method !== 'POST')
+        throw new HttpError(405, 'method not allowed: this stateless MCP endpoint accepts POST only', { Allow: 'POST' });
       const identity = await authenticate(req, res);
       const wait = limiter.take(identity.user, Date.now());
       if (wait > 0) throw new HttpError(429, `too many requests for ${identity.user}; retry in ${wait} s`, { 'Retry-After': String(wait) });
       const body = await readBody(req, maxBody);
-      const server = newFacadeServer(new KubeClient(options.kc, identity), settings, logger.child({ caller: identity.user }), stopping.signal);
+      const server = newFacadeServer(
+        new KubeClient(options.kc, identity),
+        settings,
+        logger.child({ caller: identity.user }),
+        stopping.signal,
+      );
       await server.handleHttp(req, res, body);
     } catch (err) {
       if (err instanceof HttpError) {

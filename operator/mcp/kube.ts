@@ -65,9 +65,18 @@ export class KubeClient {
     const url = new URL(req.path, cluster.server);
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string | string[] | number> = { Accept: 'application/json' };
-    const options: RequestOptions = { method: req.method, hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers, timeout: REQUEST_TIMEOUT_MS };
+    const options: RequestOptions = {
+      method: req.method,
+      hostname: url.hostname,
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+      headers,
+      timeout: REQUEST_TIMEOUT_MS,
+    };
     await this.kc.applyToHTTPSOptions(options);
-    const merged: Record<string, string | string[] | number> = { ...(options.headers as Record<string, string | string[] | number> | undefined) };
+    const merged: Record<string, string | string[] | number> = {
+      ...(options.headers as Record<string, string | string[] | number> | undefined),
+    };
     if (this.identity.impersonate) {
       merged['Impersonate-User'] = this.identity.user;
       if (this.identity.groups.length > 0) merged['Impersonate-Group'] = [...this.identity.groups];

@@ -18,7 +18,8 @@ export interface ContainerFacts {
   state: 'running' | 'waiting' | 'terminated' | 'unknown';
   waitingReason?: string | undefined;
   /** The current state if terminated, else the last one. */
-  lastTerminated?: { exitCode: number; signal?: number | undefined; reason?: string | undefined; finishedAt?: string | undefined } | undefined;
+  lastTerminated?:
+    { exitCode: number; signal?: number | undefined; reason?: string | undefined; finishedAt?: string | undefined } | undefined;
 }
 
 /** What the verdict is decided from. */
@@ -48,10 +49,19 @@ export function containerLine(c: ContainerFacts): string | undefined {
   if (t !== undefined && (t.exitCode !== 0 || (t.reason !== undefined && t.reason !== 'Completed'))) {
     const signal = t.signal === undefined ? '' : `, signal ${t.signal}`;
     const at = t.finishedAt === undefined ? '' : ` at ${t.finishedAt}`;
-    const what = t.reason === 'OOMKilled' ? `was OOMKilled (out of memory; exit code ${t.exitCode}${signal})` : `exited with code ${t.exitCode}${signal}${t.reason === undefined ? '' : ` (${t.reason})`}`;
+    const what =
+      t.reason === 'OOMKilled'
+        ? `was OOMKilled (out of memory; exit code ${t.exitCode}${signal})`
+        : `exited with code ${t.exitCode}${signal}${t.reason === undefined ? '' : ` (${t.reason})`}`;
     return `${who} ${what}${at}${restarts}`;
   }
-  if (c.state === 'waiting' && c.waitingReason !== undefined && c.waitingReason !== 'ContainerCreating' && c.waitingReason !== 'PodInitializing') return `${who} is waiting: ${c.waitingReason}${restarts}`;
+  if (
+    c.state === 'waiting' &&
+    c.waitingReason !== undefined &&
+    c.waitingReason !== 'ContainerCreating' &&
+    c.waitingReason !== 'PodInitializing'
+  )
+    return `${who} is waiting: ${c.waitingReason}${restarts}`;
   return undefined;
 }
 
@@ -64,24 +74,40 @@ function gpuLine(g: VerdictFacts['gpus'][number]): string {
 function xidLine(e: VerdictFacts['xidEvents'][number], gpus: VerdictFacts['gpus'], node: string): string {
   const index = xidGpu(e, gpus);
   const gpu = gpus.find((g) => g.index === index);
-  const where = e.attribution === 'gpu' && gpu !== undefined ? `on ${gpuLabel(gpu)}` : `on node ${node}, naming no GPU (it may have been the pod's)`;
+  const where =
+    e.attribution === 'gpu' && gpu !== undefined ? `on ${gpuLabel(gpu)}` : `on node ${node}, naming no GPU (it may have been the pod's)`;
   return `XID ${e.xid}${e.name === undefined ? '' : ` ${e.name}`} (${e.severity ?? 'warning'}, ×${e.count}) ${where}, last seen ${e.lastSeen ?? 'at an unknown time'} during the pod's lifetime`;
 }
 
 /** Decides whether GPU hardware is behind the pod's failure, and why. */
 export function gpuHardwareVerdict(facts: VerdictFacts): Verdict {
   const others = facts.containers.map(containerLine).filter((l): l is string => l !== undefined);
-  if (!facts.nodeDiagnosed) return { gpuHardware: 'unknown', evidence: [`node ${facts.node} could not be diagnosed${facts.nodeProblem === undefined ? '' : `: ${facts.nodeProblem}`}`, ...others] };
-  if (facts.gpus.length === 0) return { gpuHardware: 'unknown', evidence: [`no GPU of node ${facts.node} lists this pod, so which GPUs it used is not known`, ...others] };
+  if (!facts.nodeDiagnosed)
+    return {
+      gpuHardware: 'unknown',
+      evidence: [`node ${facts.node} could not be diagnosed${facts.nodeProblem === undefined ? '' : `: ${facts.nodeProblem}`}`, ...others],
+    };
+  if (facts.gpus.length === 0)
+    return {
+      gpuHardware: 'unknown',
+      evidence: [`no GPU of node ${facts.node} lists this pod, so which GPUs it used is not known`, ...others],
+    };
 
   // XIDs with no severity are treated as warnings, as everywhere in the facade.
   const severityOf = (e: VerdictFacts['xidEvents'][number]): string => e.severity ?? 'warning';
-  const critical = [...facts.gpus.filter((g) => g.status === 'critical').map(gpuLine), ...facts.xidEvents.filter((e) => severityOf(e) === 'critical').map((e) => xidLine(e, facts.gpus, facts.node))];
-  const warning = [...facts.gpus.filter((g) => g.status === 'degraded').map(gpuLine), ...facts.xidEvents.filter((e) => severityOf(e) === 'warning').map((e) => xidLine(e, facts.gpus, facts.node))];
+  const critical = [
+    ...facts.gpus.filter((g) => g.status === 'critical').map(gpuLine),
+    ...facts.xidEvents.filter((e) => severityOf(e) === 'critical').map((e) => xidLine(e, facts.gpus, facts.node)),
+  ];
+  const warning = [
+    ...facts.gpus.filter((g) => g.status === 'degraded').map(gpuLine),
+    ...facts.xidEvents.filter((e) => severityOf(e) === 'warning').map((e) => xidLine(e, facts.gpus, facts.node)),
+  ];
   if (critical.length > 0) return { gpuHardware: 'likely', evidence: [...critical, ...warning, ...others] };
   if (warning.length > 0) return { gpuHardware: 'possible', evidence: [...warning, ...others] };
   const unknown = facts.gpus.filter((g) => g.status === 'unknown');
-  if (unknown.length > 0) return { gpuHardware: 'unknown', evidence: [...unknown.map((g) => `the health of ${gpuLabel(g)} is unknown`), ...others] };
+  if (unknown.length > 0)
+    return { gpuHardware: 'unknown', evidence: [...unknown.map((g) => `the health of ${gpuLabel(g)} is unknown`), ...others] };
 
   const healthy = `${facts.gpus.map(gpuLabel).join(', ')} ${facts.gpus.length === 1 ? 'is' : 'are'} healthy, with no warning or critical XID on ${facts.gpus.length === 1 ? 'it' : 'them'} or on the node in the pod's lifetime`;
   return { gpuHardware: 'unlikely', evidence: [healthy, ...others.map((l) => `likelier cause: ${l}`)] };

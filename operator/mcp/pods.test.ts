@@ -15,8 +15,15 @@ function pod(json: unknown): V1Pod {
 
 describe('podLifetime', () => {
   it('starts at status.startTime, else metadata.creationTimestamp; a running pod has no end', () => {
-    expect(podLifetime(pod({ metadata: { creationTimestamp: '2026-01-01T09:00:00Z' }, status: { phase: 'Running', startTime: '2026-01-01T09:00:05Z' } }))).toEqual({ start: new Date('2026-01-01T09:00:05Z'), end: undefined });
-    expect(podLifetime(pod({ metadata: { creationTimestamp: '2026-01-01T09:00:00Z' }, status: { phase: 'Pending' } }))).toEqual({ start: new Date('2026-01-01T09:00:00Z'), end: undefined });
+    expect(
+      podLifetime(
+        pod({ metadata: { creationTimestamp: '2026-01-01T09:00:00Z' }, status: { phase: 'Running', startTime: '2026-01-01T09:00:05Z' } }),
+      ),
+    ).toEqual({ start: new Date('2026-01-01T09:00:05Z'), end: undefined });
+    expect(podLifetime(pod({ metadata: { creationTimestamp: '2026-01-01T09:00:00Z' }, status: { phase: 'Pending' } }))).toEqual({
+      start: new Date('2026-01-01T09:00:00Z'),
+      end: undefined,
+    });
   });
 
   it('a Failed pod ends when its last container finished', () => {

@@ -13,7 +13,17 @@ import { GPU_RESOURCE, getPod, podGpuRequest } from './cluster.js';
 import { createAndWait } from './diagnostics.js';
 import { ToolError } from './errors.js';
 import type { ToolContext } from './tool.js';
-import { diagnosticRef, diagnosticRefSchema, gpuSchema, nodeView, untrustedSchema, xidSchema, xidView, type DiagnosticRef, type UntrustedView } from './views.js';
+import {
+  diagnosticRef,
+  diagnosticRefSchema,
+  gpuSchema,
+  nodeView,
+  untrustedSchema,
+  xidSchema,
+  xidView,
+  type DiagnosticRef,
+  type UntrustedView,
+} from './views.js';
 import { policyArg, waitArg, waitOf } from './tools/common.js';
 
 /** The arguments of both pod tools: `namespace` is the pod's, so the diagnostic's is `diagnosticNamespace`. */
@@ -22,7 +32,9 @@ export const podToolArguments = toolArguments({
   name: objectName('name').describe('Name of the pod'),
   waitSeconds: waitArg,
   policy: policyArg,
-  diagnosticNamespace: namespaceName('diagnosticNamespace').optional().describe("Namespace of the GPUDiagnostic (default: the server's namespace)"),
+  diagnosticNamespace: namespaceName('diagnosticNamespace')
+    .optional()
+    .describe("Namespace of the GPUDiagnostic (default: the server's namespace)"),
 });
 export type PodToolArguments = z.output<typeof podToolArguments>;
 
@@ -45,12 +57,20 @@ export const podGpuSchema = gpuSchema.extend({ containers: z.array(z.string()).d
 export type PodGpuView = z.infer<typeof podGpuSchema>;
 
 export const podXidSchema = xidSchema.extend({
-  attribution: z.enum(['gpu', 'node']).describe("gpu: on one of the pod's GPUs; node: on the pod's node, the kernel log naming no GPU of it (it may have been the pod's)"),
+  attribution: z
+    .enum(['gpu', 'node'])
+    .describe("gpu: on one of the pod's GPUs; node: on the pod's node, the kernel log naming no GPU of it (it may have been the pod's)"),
 });
 export type PodXidView = z.infer<typeof podXidSchema>;
 
 /** The node in the diagnostic, when it answered. */
-export const podNodeSchema = z.object({ name: z.string(), result: z.string(), status: z.string(), score: z.number().optional(), message: z.string().optional() });
+export const podNodeSchema = z.object({
+  name: z.string(),
+  result: z.string(),
+  status: z.string(),
+  score: z.number().optional(),
+  message: z.string().optional(),
+});
 
 /** What both tools return about the pod's GPUs. */
 export const podGpusShape = {
@@ -58,7 +78,9 @@ export const podGpusShape = {
   diagnostic: diagnosticRefSchema,
   node: podNodeSchema.optional().describe('the node in the diagnostic (absent until it answers)'),
   gpus: z.array(podGpuSchema).describe('the GPUs of the node that list this pod'),
-  xidEvents: z.array(podXidSchema).describe("XID events whose lastSeen falls in the pod's lifetime, on its GPUs or unattributed on its node"),
+  xidEvents: z
+    .array(podXidSchema)
+    .describe("XID events whose lastSeen falls in the pod's lifetime, on its GPUs or unattributed on its node"),
   notes: z.array(z.string()),
   untrusted: untrustedSchema,
 };
@@ -90,7 +112,10 @@ export function timeOf(value: Date | string | undefined): Date | undefined {
 
 /** Every container status of a pod, init containers first. */
 export function containerStatuses(pod: V1Pod): { status: V1ContainerStatus; init: boolean }[] {
-  return [...(pod.status?.initContainerStatuses ?? []).map((status) => ({ status, init: true })), ...(pod.status?.containerStatuses ?? []).map((status) => ({ status, init: false }))];
+  return [
+    ...(pod.status?.initContainerStatuses ?? []).map((status) => ({ status, init: true })),
+    ...(pod.status?.containerStatuses ?? []).map((status) => ({ status, init: false })),
+  ];
 }
 
 /** When the pod started, and when it ended (only for Succeeded or Failed pods with a finished container). */
@@ -111,7 +136,10 @@ function listsPod(entry: NonNullable<StatusGpu['pods']>[number], pod: PodView): 
 }
 
 /** The GPU of the node an XID names (by UUID, else by PCI bus id), or undefined when it names none of them. */
-export function xidGpu(e: { gpu?: string | undefined; pciBusId?: string | undefined }, gpus: readonly { index: number; uuid?: string | undefined; pciBusId?: string | undefined }[]): number | undefined {
+export function xidGpu(
+  e: { gpu?: string | undefined; pciBusId?: string | undefined },
+  gpus: readonly { index: number; uuid?: string | undefined; pciBusId?: string | undefined }[],
+): number | undefined {
   if (e.gpu !== undefined) {
     const byUuid = gpus.find((g) => g.uuid === e.gpu);
     if (byUuid !== undefined) return byUuid.index;
@@ -154,7 +182,12 @@ function podGpus(statusNode: StatusNode | undefined, pod: PodView): PodGpuView[]
 }
 
 /** The XIDs in the pod's lifetime on its GPUs or unattributed on its node, with kernel text under untrusted. */
-function podXids(diagnostic: GPUDiagnostic, statusNode: StatusNode | undefined, gpus: readonly PodGpuView[], lifetime: { start: Date | undefined; end: Date }): { events: PodXidView[]; untrusted: UntrustedView } {
+function podXids(
+  diagnostic: GPUDiagnostic,
+  statusNode: StatusNode | undefined,
+  gpus: readonly PodGpuView[],
+  lifetime: { start: Date | undefined; end: Date },
+): { events: PodXidView[]; untrusted: UntrustedView } {
   const nodeGpus = statusNode?.gpus ?? [];
   const mine = new Set(gpus.map((g) => g.index));
   const relevant = (e: StatusXid): boolean => {
@@ -162,18 +195,35 @@ function podXids(diagnostic: GPUDiagnostic, statusNode: StatusNode | undefined, 
     return (gpu === undefined || mine.has(gpu)) && inLifetime(e, lifetime.start, lifetime.end);
   };
   // xidView on just these events keeps its ordering and its untrusted indices consistent.
-  const only: GPUDiagnostic = statusNode === undefined ? diagnostic : { ...diagnostic, status: { ...diagnostic.status, nodes: [{ ...statusNode, xidEvents: (statusNode.xidEvents ?? []).filter(relevant) }] } };
+  const only: GPUDiagnostic =
+    statusNode === undefined
+      ? diagnostic
+      : {
+          ...diagnostic,
+          status: { ...diagnostic.status, nodes: [{ ...statusNode, xidEvents: (statusNode.xidEvents ?? []).filter(relevant) }] },
+        };
   const { events, untrusted } = xidView(only, { nodes: statusNode === undefined ? [] : [statusNode.name] }, 20);
   return { events: events.map((e) => ({ ...e, attribution: xidGpu(e, nodeGpus) === undefined ? 'node' : 'gpu' })), untrusted };
 }
 
-function reportNotes(pod: PodView, statusNode: StatusNode | undefined, gpus: readonly PodGpuView[], ref: DiagnosticRef, now: Date): string[] {
+function reportNotes(
+  pod: PodView,
+  statusNode: StatusNode | undefined,
+  gpus: readonly PodGpuView[],
+  ref: DiagnosticRef,
+  now: Date,
+): string[] {
   const notes: string[] = [];
   if (statusNode === undefined) notes.push(`node ${pod.node} has no result in GPUDiagnostic ${ref.namespace}/${ref.name} (${ref.phase})`);
-  else if (statusNode.result !== 'Succeeded') notes.push(`node ${pod.node} could not be diagnosed: ${statusNode.result}${statusNode.message === undefined ? '' : ` — ${statusNode.message}`}`);
+  else if (statusNode.result !== 'Succeeded')
+    notes.push(
+      `node ${pod.node} could not be diagnosed: ${statusNode.result}${statusNode.message === undefined ? '' : ` — ${statusNode.message}`}`,
+    );
   else if (gpus.length === 0 && pod.gpusRequested > 0) {
     const truncated = (statusNode.gpus ?? []).some((g) => (g.podsTruncated ?? 0) > 0);
-    notes.push(`the pod requests ${pod.gpusRequested} GPU(s) but no GPU of node ${pod.node} lists this pod${truncated ? ' (some GPUs list only their first pods)' : ''}`);
+    notes.push(
+      `the pod requests ${pod.gpusRequested} GPU(s) but no GPU of node ${pod.node} lists this pod${truncated ? ' (some GPUs list only their first pods)' : ''}`,
+    );
   } else if (gpus.length === 0) notes.push(`the pod requests no ${GPU_RESOURCE} and no GPU of node ${pod.node} lists it`);
   else if (gpus.length < pod.gpusRequested) notes.push(`${gpus.length} of the ${pod.gpusRequested} GPU(s) the pod requests list it`);
   if (pod.startTime !== undefined && now.getTime() - Date.parse(pod.startTime) > MAX_LOOKBACK_HOURS * 3_600_000) {
@@ -186,14 +236,20 @@ function reportNotes(pod: PodView, statusNode: StatusNode | undefined, gpus: rea
 export async function podGpuReport(ctx: ToolContext, args: PodToolArguments, tool: string): Promise<PodGpuReport> {
   const podObject = await getPod(ctx, args.namespace, args.name);
   const pod = podView(podObject, args.namespace, args.name);
-  if (pod.node === '') throw new ToolError(`pod ${args.namespace}/${args.name} is not scheduled to a node (phase ${pod.phase}): it holds no GPU yet`);
+  if (pod.node === '')
+    throw new ToolError(`pod ${args.namespace}/${args.name} is not scheduled to a node (phase ${pod.phase}): it holds no GPU yet`);
   const now = ctx.now();
   const lifetime = podLifetime(podObject);
   const { lookback } = lookbackFromSince((lifetime.start ?? now).toISOString(), now);
   const { diagnostic, finished } = await createAndWait(ctx, {
     tool,
     namespace: args.diagnosticNamespace ?? ctx.settings.namespace,
-    spec: { nodeNames: [pod.node], checks: ['health', 'xid'], xidLookback: lookback, ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}) },
+    spec: {
+      nodeNames: [pod.node],
+      checks: ['health', 'xid'],
+      xidLookback: lookback,
+      ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}),
+    },
     waitSeconds: waitOf(args, ctx),
   });
   const ref = diagnosticRef(diagnostic, finished);
@@ -205,7 +261,15 @@ export async function podGpuReport(ctx: ToolContext, args: PodToolArguments, too
     pod,
     diagnostic: ref,
     ...(statusNode !== undefined
-      ? { node: { name: statusNode.name, result: statusNode.result, status: statusNode.status, ...(statusNode.score !== undefined ? { score: statusNode.score } : {}), ...(statusNode.message ? { message: statusNode.message } : {}) } }
+      ? {
+          node: {
+            name: statusNode.name,
+            result: statusNode.result,
+            status: statusNode.status,
+            ...(statusNode.score !== undefined ? { score: statusNode.score } : {}),
+            ...(statusNode.message ? { message: statusNode.message } : {}),
+          },
+        }
       : {}),
     nodeDiagnosed: statusNode?.result === 'Succeeded',
     gpus,
@@ -222,5 +286,13 @@ export function gpuLabel(g: { index: number; uuid?: string | undefined }): strin
 
 /** The structured fields both tools share (podGpusShape). */
 export function podGpusOutput(r: PodGpuReport): z.output<z.ZodObject<typeof podGpusShape>> {
-  return { pod: r.pod, diagnostic: r.diagnostic, ...(r.node !== undefined ? { node: r.node } : {}), gpus: r.gpus, xidEvents: r.xidEvents, notes: r.notes, untrusted: r.untrusted };
+  return {
+    pod: r.pod,
+    diagnostic: r.diagnostic,
+    ...(r.node !== undefined ? { node: r.node } : {}),
+    gpus: r.gpus,
+    xidEvents: r.xidEvents,
+    notes: r.notes,
+    untrusted: r.untrusted,
+  };
 }

@@ -69,7 +69,13 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
   for (const tool of options.tools) {
     const registered = server.registerTool(
       tool.name,
-      { title: tool.title, description: tool.description, inputSchema: tool.inputSchema, outputSchema: tool.outputSchema, annotations: { title: tool.title, ...tool.annotations } },
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.inputSchema,
+        outputSchema: tool.outputSchema,
+        annotations: { title: tool.title, ...tool.annotations },
+      },
       async (args: unknown, extra): Promise<CallToolResult> => {
         // Enforced here as well as by hiding the tool: a read-only server never runs a write.
         if (settings.readOnly && !tool.readOnly) throw new ToolError(`${tool.name} is refused: this gpudiag MCP server is read-only`);
@@ -84,9 +90,11 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
           now: () => new Date(),
           async progress(done, total, message) {
             if (progressToken === undefined) return;
-            await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, total, message } }).catch((err: unknown) => {
-              logger.debug('cannot send progress', errorFields(err));
-            });
+            await extra
+              .sendNotification({ method: 'notifications/progress', params: { progressToken, progress: done, total, message } })
+              .catch((err: unknown) => {
+                logger.debug('cannot send progress', errorFields(err));
+              });
             // SDK clients dispatch notifications a microtask later but responses at once: a
             // progress notification read in the same chunk as the result would find its handler
             // gone. A short pause keeps the last progress ahead of the result.
@@ -113,10 +121,14 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
   }
 
   for (const prompt of options.prompts) {
-    server.registerPrompt(prompt.name, { title: prompt.title, description: prompt.description, argsSchema: prompt.argsSchema }, (args: Record<string, unknown>): GetPromptResult => ({
-      description: prompt.description,
-      messages: [{ role: 'user', content: { type: 'text', text: prompt.build(args, settings) } }],
-    }));
+    server.registerPrompt(
+      prompt.name,
+      { title: prompt.title, description: prompt.description, argsSchema: prompt.argsSchema },
+      (args: Record<string, unknown>): GetPromptResult => ({
+        description: prompt.description,
+        messages: [{ role: 'user', content: { type: 'text', text: prompt.build(args, settings) } }],
+      }),
+    );
   }
 
   for (const resource of options.resources) {
@@ -126,7 +138,12 @@ export function createFacadeServer(options: FacadeServerOptions): FacadeServer {
     };
     const metadata = { title: resource.title, description: resource.description, mimeType: resource.mimeType };
     if (resource.uriTemplate.includes('{')) {
-      server.registerResource(resource.name, new ResourceTemplate(resource.uriTemplate, { list: undefined }), metadata, (uri, variables, extra) => read(uri, variables, extra.signal));
+      server.registerResource(
+        resource.name,
+        new ResourceTemplate(resource.uriTemplate, { list: undefined }),
+        metadata,
+        (uri, variables, extra) => read(uri, variables, extra.signal),
+      );
     } else {
       server.registerResource(resource.name, resource.uriTemplate, metadata, (uri, extra) => read(uri, {}, extra.signal));
     }

@@ -67,7 +67,11 @@ export async function serveStdio(options: StdioServerOptions): Promise<StdioStop
   server.onClose(() => resolveStop('closed'));
   touch();
   await server.connectStdio();
-  logger.info('serving MCP on stdio', { caller: identity.user, namespace: options.settings.namespace, readOnly: options.settings.readOnly });
+  logger.info('serving MCP on stdio', {
+    caller: identity.user,
+    namespace: options.settings.namespace,
+    readOnly: options.settings.readOnly,
+  });
   const reason = await stopped;
   logger.info('stopping', { reason });
   clearTimeout(idleTimer);

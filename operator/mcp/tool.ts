@@ -103,4 +103,9 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(def: To
 /** Annotations of a tool that only reads the cluster. */
 export const READ_ONLY: ToolAnnotations = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
 /** Annotations of a tool that creates a GPUDiagnostic (adds an object, never changes or deletes existing ones). */
-export const CREATES_DIAGNOSTIC: ToolAnnotations = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false };
+export const CREATES_DIAGNOSTIC: ToolAnnotations = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: false,
+};

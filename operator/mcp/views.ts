@@ -65,9 +65,15 @@ export const xidSchema = z.object({
   name: z.string().optional(),
   severity: z.enum(SEVERITIES).optional(),
   action: z.string().optional(),
-  immediateAction: z.string().optional().describe("NVIDIA's action bucket after decoding: IGNORE, RESTART_APP, RESET_GPU, RESTART_BM, RESTART_FM..."),
+  immediateAction: z
+    .string()
+    .optional()
+    .describe("NVIDIA's action bucket after decoding: IGNORE, RESTART_APP, RESET_GPU, RESTART_BM, RESTART_FM..."),
   investigatoryAction: z.string().optional().describe("NVIDIA's investigatory action (what finds the root cause)"),
-  persistsUntil: z.enum(['reboot', 'gpu-reset', 'lookback']).optional().describe('reboot and gpu-reset faults stay until the node reboots / the GPU is reset'),
+  persistsUntil: z
+    .enum(['reboot', 'gpu-reset', 'lookback'])
+    .optional()
+    .describe('reboot and gpu-reset faults stay until the node reboots / the GPU is reset'),
   decoded: z.string().optional().describe('how the message was decoded (NVLink5 table row, XID 74 register bits, XID 154 transition)'),
   count: z.number(),
   gpu: z.string().optional(),
@@ -109,8 +115,19 @@ export function summaryView(d: GPUDiagnostic): SummaryView {
     nodesCompleted: s.nodesCompleted ?? 0,
     nodesSucceeded: s.nodesSucceeded ?? 0,
     nodesFailed: s.nodesFailed ?? 0,
-    nodesByStatus: { healthy: byStatus.healthy ?? 0, degraded: byStatus.degraded ?? 0, critical: byStatus.critical ?? 0, unknown: byStatus.unknown ?? 0 },
-    gpus: { total: gpus.total ?? 0, healthy: gpus.healthy ?? 0, degraded: gpus.degraded ?? 0, critical: gpus.critical ?? 0, unknown: gpus.unknown ?? 0 },
+    nodesByStatus: {
+      healthy: byStatus.healthy ?? 0,
+      degraded: byStatus.degraded ?? 0,
+      critical: byStatus.critical ?? 0,
+      unknown: byStatus.unknown ?? 0,
+    },
+    gpus: {
+      total: gpus.total ?? 0,
+      healthy: gpus.healthy ?? 0,
+      degraded: gpus.degraded ?? 0,
+      critical: gpus.critical ?? 0,
+      unknown: gpus.unknown ?? 0,
+    },
     ...(s.minScore !== undefined ? { minScore: s.minScore } : {}),
     xidEvents: s.xidEvents ?? 0,
   };
@@ -156,7 +173,11 @@ export interface XidFilter {
 }
 
 /** XID events of a diagnostic (already limited to its xidLookback by the operator), worst first, with kernel text moved into `untrusted`. */
-export function xidView(d: GPUDiagnostic, filter: XidFilter, limit: number): { events: XidView[]; eventsOmitted: number; untrusted: UntrustedView } {
+export function xidView(
+  d: GPUDiagnostic,
+  filter: XidFilter,
+  limit: number,
+): { events: XidView[]; eventsOmitted: number; untrusted: UntrustedView } {
   const wanted = filter.nodes === undefined ? undefined : new Set(filter.nodes);
   const all: { event: XidView; process?: string; message?: string }[] = [];
   for (const n of d.status?.nodes ?? []) {
@@ -187,7 +208,9 @@ export function xidView(d: GPUDiagnostic, filter: XidFilter, limit: number): { e
     }
   }
   const rank = (s: string | undefined): number => SEVERITIES.indexOf(s === 'info' || s === 'warning' || s === 'critical' ? s : 'warning');
-  all.sort((a, b) => rank(b.event.severity) - rank(a.event.severity) || b.event.count - a.event.count || a.event.node.localeCompare(b.event.node));
+  all.sort(
+    (a, b) => rank(b.event.severity) - rank(a.event.severity) || b.event.count - a.event.count || a.event.node.localeCompare(b.event.node),
+  );
   const kept = all.slice(0, limit);
   const kernelMessages: UntrustedView['kernelMessages'] = [];
   const events = kept.map(({ event, process, message }) => {
@@ -200,7 +223,9 @@ export function xidView(d: GPUDiagnostic, filter: XidFilter, limit: number): { e
 
 /** A one-line account of a diagnostic's totals, e.g. `3 node(s): 1 healthy, 2 critical; 24 GPU(s); min score 10`. */
 export function summaryLine(s: SummaryView): string {
-  const parts = (['critical', 'degraded', 'unknown', 'healthy'] as const).filter((k) => s.nodesByStatus[k] > 0).map((k) => `${s.nodesByStatus[k]} ${k}`);
+  const parts = (['critical', 'degraded', 'unknown', 'healthy'] as const)
+    .filter((k) => s.nodesByStatus[k] > 0)
+    .map((k) => `${s.nodesByStatus[k]} ${k}`);
   const score = s.minScore === undefined ? '' : `; lowest score ${s.minScore}`;
   return `${s.nodesCompleted}/${s.nodesTargeted} node(s) diagnosed: ${parts.join(', ') || 'no results yet'}; ${s.gpus.total} GPU(s)${score}`;
 }
@@ -210,10 +235,15 @@ export function worstNodeLines(nodes: readonly NodeView[], max = 10): string[] {
   return nodes
     .filter((n) => n.status !== 'healthy')
     .slice(0, max)
-    .map((n) => `- ${n.name}: ${n.status}${n.score === undefined ? '' : ` (score ${n.score})`}${n.message === undefined ? '' : ` — ${n.message}`}`);
+    .map(
+      (n) =>
+        `- ${n.name}: ${n.status}${n.score === undefined ? '' : ` (score ${n.score})`}${n.message === undefined ? '' : ` — ${n.message}`}`,
+    );
 }
 
 /** What to tell the caller about a diagnostic that did not finish in time. */
 export function unfinishedLine(ref: DiagnosticRef): string {
-  return ref.finished ? '' : `\nThe diagnostic is still ${ref.phase}; read it later with get_diagnostic (namespace ${ref.namespace}, name ${ref.name}).`;
+  return ref.finished
+    ? ''
+    : `\nThe diagnostic is still ${ref.phase}; read it later with get_diagnostic (namespace ${ref.namespace}, name ${ref.name}).`;
 }

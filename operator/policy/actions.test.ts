@@ -26,7 +26,16 @@ function actions(overrides: { dryRun?: boolean; taint?: Partial<ResolvedActions[
 }
 
 function n(node: string, status: PlanNode['status'], extra: Partial<PlanNode> = {}): PlanNode {
-  return { node, status, checked: status !== 'unknown', score: status === 'critical' ? 0 : status === 'degraded' ? 60 : status === 'healthy' ? 100 : undefined, heldTaint: false, foreignTaint: false, heldVerdict: false, ...extra } as PlanNode;
+  return {
+    node,
+    status,
+    checked: status !== 'unknown',
+    score: status === 'critical' ? 0 : status === 'degraded' ? 60 : status === 'healthy' ? 100 : undefined,
+    heldTaint: false,
+    foreignTaint: false,
+    heldVerdict: false,
+    ...extra,
+  } as PlanNode;
 }
 
 describe('taintAllowance', () => {
@@ -59,7 +68,12 @@ describe('planActions', () => {
     const plan = planActions({
       policy: 'p',
       actions: actions({ taint: { maxTaintedPercent: 25 } }),
-      governed: [n('a', 'critical', { score: 40, heldTaint: true }), n('b', 'critical', { score: 0 }), n('c', 'healthy'), n('d', 'healthy')],
+      governed: [
+        n('a', 'critical', { score: 40, heldTaint: true }),
+        n('b', 'critical', { score: 0 }),
+        n('c', 'healthy'),
+        n('d', 'healthy'),
+      ],
       outOfScope: [],
     });
     expect(plan).toMatchObject({ add: [], keep: ['a'], held: ['b'], tainted: ['a'] });
@@ -86,7 +100,12 @@ describe('planActions', () => {
   });
 
   it('leaves a taint with its key that no gpudiag policy recorded alone', () => {
-    const plan = planActions({ policy: 'p', actions: actions({ taint: { maxTaintedPercent: 100 } }), governed: [n('a', 'critical', { foreignTaint: true })], outOfScope: [] });
+    const plan = planActions({
+      policy: 'p',
+      actions: actions({ taint: { maxTaintedPercent: 100 } }),
+      governed: [n('a', 'critical', { foreignTaint: true })],
+      outOfScope: [],
+    });
     expect(plan).toMatchObject({ add: [], held: [], tainted: [] });
   });
 
@@ -101,23 +120,44 @@ describe('planActions', () => {
   });
 
   it('dry run plans the same and says so', () => {
-    const plan = planActions({ policy: 'p', actions: actions({ dryRun: true, taint: { maxTaintedPercent: 50 } }), governed: [n('a', 'critical'), n('b', 'healthy')], outOfScope: [] });
+    const plan = planActions({
+      policy: 'p',
+      actions: actions({ dryRun: true, taint: { maxTaintedPercent: 50 } }),
+      governed: [n('a', 'critical'), n('b', 'healthy')],
+      outOfScope: [],
+    });
     expect(plan).toMatchObject({ dryRun: true, add: ['a'], tainted: ['a'] });
     expect(plan.message).toMatch(/^dry run, nothing changed: would /);
   });
 
   it('GPUHealthy verdicts for checked nodes only; releases when the action is off', () => {
-    const on = planActions({ policy: 'p', actions: actions({ taint: { enabled: false }, condition: true }), governed: [n('a', 'critical', { message: 'GPU 0 lost' }), n('b', 'healthy'), n('c', 'unknown')], outOfScope: [] });
+    const on = planActions({
+      policy: 'p',
+      actions: actions({ taint: { enabled: false }, condition: true }),
+      governed: [n('a', 'critical', { message: 'GPU 0 lost' }), n('b', 'healthy'), n('c', 'unknown')],
+      outOfScope: [],
+    });
     expect(on.verdicts).toEqual([
       { node: 'a', verdict: 'critical', message: 'GPU 0 lost' },
       { node: 'b', verdict: 'ok', message: '' },
     ]);
-    const off = planActions({ policy: 'p', actions: actions({ taint: { enabled: false } }), governed: [n('a', 'critical', { heldVerdict: true }), n('b', 'healthy')], outOfScope: [] });
+    const off = planActions({
+      policy: 'p',
+      actions: actions({ taint: { enabled: false } }),
+      governed: [n('a', 'critical', { heldVerdict: true }), n('b', 'healthy')],
+      outOfScope: [],
+    });
     expect(off.verdicts).toEqual([{ node: 'a', verdict: 'release', message: '' }]);
   });
 });
 
-function node(parts: { taints?: { key: string; effect: string }[]; annotations?: Record<string, string>; condition?: { status: string; reason: string; message: string } } = {}): V1Node {
+function node(
+  parts: {
+    taints?: { key: string; effect: string }[];
+    annotations?: Record<string, string>;
+    condition?: { status: string; reason: string; message: string };
+  } = {},
+): V1Node {
   return {
     metadata: { name: 'n1', resourceVersion: '42', ...(parts.annotations !== undefined ? { annotations: parts.annotations } : {}) },
     spec: { ...(parts.taints !== undefined ? { taints: parts.taints } : {}) },
@@ -136,7 +176,12 @@ describe('nodeMetadataPatch', () => {
   });
 
   it('is undefined when the node is already as wanted', () => {
-    expect(nodeMetadataPatch(node({ taints: [{ key: KEY, effect: 'NoSchedule' }], annotations: { [TAINTED_BY_ANNOTATION]: `p=${KEY}` } }), { policy: 'p', taint: add })).toBeUndefined();
+    expect(
+      nodeMetadataPatch(node({ taints: [{ key: KEY, effect: 'NoSchedule' }], annotations: { [TAINTED_BY_ANNOTATION]: `p=${KEY}` } }), {
+        policy: 'p',
+        taint: add,
+      }),
+    ).toBeUndefined();
     expect(nodeMetadataPatch(node(), { policy: 'p', taint: remove })).toBeUndefined();
   });
 
@@ -151,18 +196,33 @@ describe('nodeMetadataPatch', () => {
     const shared = node({ taints: [{ key: KEY, effect: 'NoSchedule' }], annotations: { [TAINTED_BY_ANNOTATION]: `p=${KEY},q=${KEY}` } });
     const first = nodeMetadataPatch(shared, { policy: 'p', taint: remove });
     expect(first).toEqual({ metadata: { resourceVersion: '42', annotations: { [TAINTED_BY_ANNOTATION]: `q=${KEY}` } } });
-    const last = nodeMetadataPatch(node({ taints: [{ key: KEY, effect: 'NoSchedule' }, { key: 'other', effect: 'NoExecute' }], annotations: { [TAINTED_BY_ANNOTATION]: `q=${KEY}` } }), { policy: 'q', taint: remove });
+    const last = nodeMetadataPatch(
+      node({
+        taints: [
+          { key: KEY, effect: 'NoSchedule' },
+          { key: 'other', effect: 'NoExecute' },
+        ],
+        annotations: { [TAINTED_BY_ANNOTATION]: `q=${KEY}` },
+      }),
+      { policy: 'q', taint: remove },
+    );
     expect(last?.metadata.annotations).toEqual({ [TAINTED_BY_ANNOTATION]: null });
     expect(last?.spec?.taints.map((t) => t.key)).toEqual(['other']);
     // A second policy with the same key joins the holders without adding a second taint.
-    const join = nodeMetadataPatch(node({ taints: [{ key: KEY, effect: 'NoSchedule' }], annotations: { [TAINTED_BY_ANNOTATION]: `q=${KEY}` } }), { policy: 'p', taint: add });
+    const join = nodeMetadataPatch(
+      node({ taints: [{ key: KEY, effect: 'NoSchedule' }], annotations: { [TAINTED_BY_ANNOTATION]: `q=${KEY}` } }),
+      { policy: 'p', taint: add },
+    );
     expect(join).toEqual({ metadata: { resourceVersion: '42', annotations: { [TAINTED_BY_ANNOTATION]: `p=${KEY},q=${KEY}` } } });
   });
 
   it('records and clears the unhealthy verdict', () => {
     const critical = nodeMetadataPatch(node(), { policy: 'p', verdict: { node: 'n1', verdict: 'critical', message: 'x' } });
     expect(critical?.metadata.annotations).toEqual({ [UNHEALTHY_BY_ANNOTATION]: 'p' });
-    const ok = nodeMetadataPatch(node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'p,q' } }), { policy: 'p', verdict: { node: 'n1', verdict: 'ok', message: '' } });
+    const ok = nodeMetadataPatch(node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'p,q' } }), {
+      policy: 'p',
+      verdict: { node: 'n1', verdict: 'ok', message: '' },
+    });
     expect(ok?.metadata.annotations).toEqual({ [UNHEALTHY_BY_ANNOTATION]: 'q' });
   });
 
@@ -175,9 +235,24 @@ describe('desiredNodeCondition', () => {
   it.each<[string, V1Node, 'critical' | 'ok' | 'release', { status: string; reason: string } | undefined]>([
     ['critical', node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'p' } }), 'critical', { status: 'False', reason: 'CriticalGPU' }],
     ['healthy', node(), 'ok', { status: 'True', reason: 'GPUsHealthy' }],
-    ['healthy here, critical per another policy (condition absent)', node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'q' } }), 'ok', { status: 'False', reason: 'CriticalGPU' }],
-    ['healthy here, another policy already set False', node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'q' }, condition: { status: 'False', reason: 'CriticalGPU', message: 'q says' } }), 'ok', undefined],
-    ['released, last verdict gone', node({ condition: { status: 'False', reason: 'CriticalGPU', message: 'p says' } }), 'release', { status: 'True', reason: 'NoCriticalVerdict' }],
+    [
+      'healthy here, critical per another policy (condition absent)',
+      node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'q' } }),
+      'ok',
+      { status: 'False', reason: 'CriticalGPU' },
+    ],
+    [
+      'healthy here, another policy already set False',
+      node({ annotations: { [UNHEALTHY_BY_ANNOTATION]: 'q' }, condition: { status: 'False', reason: 'CriticalGPU', message: 'q says' } }),
+      'ok',
+      undefined,
+    ],
+    [
+      'released, last verdict gone',
+      node({ condition: { status: 'False', reason: 'CriticalGPU', message: 'p says' } }),
+      'release',
+      { status: 'True', reason: 'NoCriticalVerdict' },
+    ],
     ['released, condition already True', node({ condition: { status: 'True', reason: 'GPUsHealthy', message: '' } }), 'release', undefined],
   ])('%s', (_name, n1, verdict, want) => {
     const got = desiredNodeCondition(n1, 'p', { node: 'n1', verdict, message: 'GPU 0 lost' });

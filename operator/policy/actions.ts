@@ -132,7 +132,8 @@ export function planActions(input: PlanInput): ActionsPlan {
     verdicts.push({ node: n.node, verdict: n.status === 'critical' ? 'critical' : 'ok', message: n.message ?? '' });
   }
   if (!conditionEnabled) for (const n of governed) if (n.heldVerdict) verdicts.push({ node: n.node, verdict: 'release', message: '' });
-  for (const name of input.outOfScope) if (!governed.some((n) => n.node === name)) verdicts.push({ node: name, verdict: 'release', message: '' });
+  for (const name of input.outOfScope)
+    if (!governed.some((n) => n.node === name)) verdicts.push({ node: name, verdict: 'release', message: '' });
 
   const tainted = [...keep, ...add].sort();
   return {
@@ -150,12 +151,21 @@ export function planActions(input: PlanInput): ActionsPlan {
   };
 }
 
-function planMessage(actions: ResolvedActions, governed: number, p: Pick<ActionsPlan, 'add' | 'remove' | 'keep' | 'held' | 'allowed' | 'verdicts'>): string {
+function planMessage(
+  actions: ResolvedActions,
+  governed: number,
+  p: Pick<ActionsPlan, 'add' | 'remove' | 'keep' | 'held' | 'allowed' | 'verdicts'>,
+): string {
   const would = actions.dryRun ? 'dry run, nothing changed: would ' : '';
   const parts: string[] = [];
   if (actions.taint.enabled) {
-    parts.push(`${p.keep.length + p.add.length} node(s) tainted ${actions.taint.key}:${actions.taint.effect} (${p.add.length} new, ${p.remove.length} removed)`);
-    if (p.held.length > 0) parts.push(`${p.held.length} critical node(s) held by the guardrail (maxTaintedPercent ${actions.taint.maxTaintedPercent}% of ${governed} governed node(s) allows ${p.allowed})`);
+    parts.push(
+      `${p.keep.length + p.add.length} node(s) tainted ${actions.taint.key}:${actions.taint.effect} (${p.add.length} new, ${p.remove.length} removed)`,
+    );
+    if (p.held.length > 0)
+      parts.push(
+        `${p.held.length} critical node(s) held by the guardrail (maxTaintedPercent ${actions.taint.maxTaintedPercent}% of ${governed} governed node(s) allows ${p.allowed})`,
+      );
   } else if (p.remove.length > 0) parts.push(`${p.remove.length} taint(s) removed`);
   if (actions.nodeCondition.enabled) {
     const critical = p.verdicts.filter((v) => v.verdict === 'critical').length;
@@ -180,12 +190,20 @@ export function parseTaintedBy(value: string | undefined): Map<string, string> {
 /** Formats a tainted-by map (sorted), or undefined when empty (the annotation is removed). */
 export function formatTaintedBy(map: ReadonlyMap<string, string>): string | undefined {
   if (map.size === 0) return undefined;
-  return [...map.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([p, k]) => `${p}=${k}`).join(',');
+  return [...map.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([p, k]) => `${p}=${k}`)
+    .join(',');
 }
 
 /** Parses `policy,...`. */
 export function parseUnhealthyBy(value: string | undefined): Set<string> {
-  return new Set((value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''));
+  return new Set(
+    (value ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  );
 }
 
 function formatUnhealthyBy(set: ReadonlySet<string>): string | undefined {
@@ -274,7 +292,11 @@ export function nodeMetadataPatch(node: V1Node, change: NodeChange): NodeMetadat
  * unhealthy-by list now on the node; undefined when the condition should not change (a release
  * of a node whose condition is absent or already True).
  */
-export function desiredNodeCondition(node: V1Node, policy: string, verdict: NodeVerdict): Pick<V1NodeCondition, 'type' | 'status' | 'reason' | 'message'> | undefined {
+export function desiredNodeCondition(
+  node: V1Node,
+  policy: string,
+  verdict: NodeVerdict,
+): Pick<V1NodeCondition, 'type' | 'status' | 'reason' | 'message'> | undefined {
   const unhealthy = parseUnhealthyBy(node.metadata?.annotations?.[UNHEALTHY_BY_ANNOTATION]);
   const existing = node.status?.conditions?.find((c) => c.type === GPU_HEALTHY_CONDITION);
   const others = [...unhealthy].filter((p) => p !== policy).sort();
@@ -284,21 +306,43 @@ export function desiredNodeCondition(node: V1Node, policy: string, verdict: Node
   if (verdict.verdict === 'critical') {
     // Another policy's critical message already stands: the annotation names every policy.
     if (othersOwnIt) return undefined;
-    return { type: GPU_HEALTHY_CONDITION, status: 'False', reason: 'CriticalGPU', message: clip(`GPUHealthPolicy ${policy}: ${verdict.message}${alsoOthers}`) };
+    return {
+      type: GPU_HEALTHY_CONDITION,
+      status: 'False',
+      reason: 'CriticalGPU',
+      message: clip(`GPUHealthPolicy ${policy}: ${verdict.message}${alsoOthers}`),
+    };
   }
   if (others.length > 0) {
     if (othersOwnIt) return undefined;
-    return { type: GPU_HEALTHY_CONDITION, status: 'False', reason: 'CriticalGPU', message: clip(`critical per GPUHealthPolicy ${others.join(', ')}`) };
+    return {
+      type: GPU_HEALTHY_CONDITION,
+      status: 'False',
+      reason: 'CriticalGPU',
+      message: clip(`critical per GPUHealthPolicy ${others.join(', ')}`),
+    };
   }
   if (verdict.verdict === 'release') {
     if (existing === undefined || existing.status === 'True') return undefined;
-    return { type: GPU_HEALTHY_CONDITION, status: 'True', reason: 'NoCriticalVerdict', message: 'no GPUHealthPolicy finds this node critical' };
+    return {
+      type: GPU_HEALTHY_CONDITION,
+      status: 'True',
+      reason: 'NoCriticalVerdict',
+      message: 'no GPUHealthPolicy finds this node critical',
+    };
   }
-  return { type: GPU_HEALTHY_CONDITION, status: 'True', reason: 'GPUsHealthy', message: clip(`GPUHealthPolicy ${policy}: ${verdict.message === '' ? 'no critical finding' : verdict.message}`) };
+  return {
+    type: GPU_HEALTHY_CONDITION,
+    status: 'True',
+    reason: 'GPUsHealthy',
+    message: clip(`GPUHealthPolicy ${policy}: ${verdict.message === '' ? 'no critical finding' : verdict.message}`),
+  };
 }
 
 /** Whether the node's GPUHealthy condition already says `wanted` (no status write needed). */
 export function conditionUpToDate(node: V1Node, wanted: Pick<V1NodeCondition, 'status' | 'reason' | 'message'>): boolean {
   const existing = node.status?.conditions?.find((c) => c.type === GPU_HEALTHY_CONDITION);
-  return existing !== undefined && existing.status === wanted.status && existing.reason === wanted.reason && existing.message === wanted.message;
+  return (
+    existing !== undefined && existing.status === wanted.status && existing.reason === wanted.reason && existing.message === wanted.message
+  );
 }

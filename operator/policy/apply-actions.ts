@@ -11,7 +11,14 @@ import { errorFields, type Logger } from '../../lib/logger.js';
 import { formatTime } from '../runtime/conditions.js';
 import { isConflict, isNotFound } from '../runtime/errors.js';
 import { runBounded } from '../fanout/pool.js';
-import { conditionUpToDate, desiredNodeCondition, GPU_HEALTHY_CONDITION, nodeMetadataPatch, type ActionsPlan, type NodeChange } from './actions.js';
+import {
+  conditionUpToDate,
+  desiredNodeCondition,
+  GPU_HEALTHY_CONDITION,
+  nodeMetadataPatch,
+  type ActionsPlan,
+  type NodeChange,
+} from './actions.js';
 
 /** Node writes in flight at once. */
 const NODE_WRITE_CONCURRENCY = 8;

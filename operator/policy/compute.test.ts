@@ -5,7 +5,16 @@ import type { NodeResultInput } from '../diagnostic/results.js';
 import { BUILT_IN_POLICY, scoreNode } from '../scoring/index.js';
 import { h100, lostGpu, minutesAgo, NOW, nodeSnapshot, xidEvent } from '../scoring/test-fixtures.js';
 import { planActions } from './actions.js';
-import { checkedGeneration, computePolicyStatus, healthyCondition, nextCheckAt, POLICY_STATUS_LIMITS, recentXids, worstNodes, type PolicyObservation } from './compute.js';
+import {
+  checkedGeneration,
+  computePolicyStatus,
+  healthyCondition,
+  nextCheckAt,
+  POLICY_STATUS_LIMITS,
+  recentXids,
+  worstNodes,
+  type PolicyObservation,
+} from './compute.js';
 
 const later = (s: number): Date => new Date(NOW.getTime() + s * 1000);
 
@@ -16,7 +25,10 @@ const healthy = scored('node-a');
 const critical = scored('node-b', [lostGpu(0)]);
 const unreachable: NodeResultInput = { node: 'node-c', result: 'Unreachable', message: 'connection refused' };
 
-function cond(status: GPUHealthPolicyStatus | undefined, type: string): { status: string; reason: string; message: string; lastTransitionTime: string } | undefined {
+function cond(
+  status: GPUHealthPolicyStatus | undefined,
+  type: string,
+): { status: string; reason: string; message: string; lastTransitionTime: string } | undefined {
   return status?.conditions?.find((c) => c.type === type);
 }
 
@@ -30,7 +42,12 @@ function walk(steps: [number, PolicyObservation][], start?: GPUHealthPolicyStatu
   });
 }
 
-const checked = (results: NodeResultInput[], extra: Partial<Extract<PolicyObservation, { kind: 'checked' }>> = {}): PolicyObservation => ({ kind: 'checked', results, nextCheckTime: later(300), ...extra });
+const checked = (results: NodeResultInput[], extra: Partial<Extract<PolicyObservation, { kind: 'checked' }>> = {}): PolicyObservation => ({
+  kind: 'checked',
+  results,
+  nextCheckTime: later(300),
+  ...extra,
+});
 
 describe('computePolicyStatus', () => {
   it('first check: Reconciling while checking, then Ready=True with counts, times and Healthy', () => {
@@ -90,7 +107,12 @@ describe('computePolicyStatus', () => {
       [2, { kind: 'suspended' }],
       [3, { kind: 'checking', governed: 1 }],
     ]);
-    expect(suspended).toMatchObject({ observedGeneration: 2, lastCheckTime: done?.lastCheckTime, nodes: done?.nodes, worstNodes: done?.worstNodes });
+    expect(suspended).toMatchObject({
+      observedGeneration: 2,
+      lastCheckTime: done?.lastCheckTime,
+      nodes: done?.nodes,
+      worstNodes: done?.worstNodes,
+    });
     expect(suspended?.nextCheckTime).toBeUndefined();
     expect(cond(suspended, 'Ready')).toMatchObject({ status: 'True', reason: 'Suspended' });
     expect(cond(suspended, 'Ready')?.lastTransitionTime).toBe(cond(done, 'Ready')?.lastTransitionTime);
@@ -100,16 +122,19 @@ describe('computePolicyStatus', () => {
     expect(checking?.nodes).toEqual(done?.nodes);
   });
 
-  it.each<['InvalidSpec' | 'InvalidPolicy']>([['InvalidSpec'], ['InvalidPolicy']])('an unusable spec is Stalled (%s), keeping the last data', (reason) => {
-    const [done, stalled] = walk([
-      [1, checked([healthy])],
-      [2, { kind: 'stalled', reason, message: 'explained' }],
-    ]);
-    expect(cond(stalled, 'Stalled')).toMatchObject({ status: 'True', reason });
-    expect(cond(stalled, 'Ready')).toMatchObject({ status: 'False', reason });
-    expect(cond(stalled, 'Healthy')).toMatchObject({ status: 'Unknown' });
-    expect(stalled?.lastCheckTime).toBe(done?.lastCheckTime);
-  });
+  it.each<['InvalidSpec' | 'InvalidPolicy']>([['InvalidSpec'], ['InvalidPolicy']])(
+    'an unusable spec is Stalled (%s), keeping the last data',
+    (reason) => {
+      const [done, stalled] = walk([
+        [1, checked([healthy])],
+        [2, { kind: 'stalled', reason, message: 'explained' }],
+      ]);
+      expect(cond(stalled, 'Stalled')).toMatchObject({ status: 'True', reason });
+      expect(cond(stalled, 'Ready')).toMatchObject({ status: 'False', reason });
+      expect(cond(stalled, 'Healthy')).toMatchObject({ status: 'Unknown' });
+      expect(stalled?.lastCheckTime).toBe(done?.lastCheckTime);
+    },
+  );
 
   it('is idempotent', () => {
     const obs = checked([healthy, critical]);
@@ -121,7 +146,9 @@ describe('computePolicyStatus', () => {
     const plan = planActions({
       policy: 'p',
       actions: { ...BUILT_IN_POLICY.actions, dryRun: true, taint: { ...BUILT_IN_POLICY.actions.taint, enabled: true } },
-      governed: [{ node: 'node-b', status: 'critical', checked: true, score: 0, heldTaint: false, foreignTaint: false, heldVerdict: false }],
+      governed: [
+        { node: 'node-b', status: 'critical', checked: true, score: 0, heldTaint: false, foreignTaint: false, heldVerdict: false },
+      ],
       outOfScope: [],
     });
     const [done] = walk([[1, checked([critical], { actions: plan })]]);
@@ -132,7 +159,15 @@ describe('computePolicyStatus', () => {
 
 describe('bounded lists', () => {
   it('worstNodes lists non-healthy nodes only, worst first, and counts the rest', () => {
-    const many = [healthy, ...Array.from({ length: 60 }, (_, i) => ({ node: `u-${String(i).padStart(2, '0')}`, result: 'Timeout' as const, message: 'deadline' })), critical];
+    const many = [
+      healthy,
+      ...Array.from({ length: 60 }, (_, i) => ({
+        node: `u-${String(i).padStart(2, '0')}`,
+        result: 'Timeout' as const,
+        message: 'deadline',
+      })),
+      critical,
+    ];
     const { list, truncated } = worstNodes(many);
     expect(list).toHaveLength(POLICY_STATUS_LIMITS.worstNodes);
     expect(list[0]).toMatchObject({ name: 'node-b', status: 'critical' });
@@ -145,12 +180,16 @@ describe('bounded lists', () => {
   it('recentXids deduplicates by node+gpu+xid, worst then newest first', () => {
     const gpu0 = h100(0);
     const gpu1 = h100(1);
-    const a = scored('node-a', [gpu0, gpu1], [
-      xidEvent(13, { lastSeen: minutesAgo(10), firstSeen: minutesAgo(10), pid: 1 }, gpu0),
-      xidEvent(13, { lastSeen: minutesAgo(2), firstSeen: minutesAgo(2), pid: 2 }, gpu0),
-      xidEvent(13, { lastSeen: minutesAgo(1), firstSeen: minutesAgo(1) }, gpu1),
-      xidEvent(79, { lastSeen: minutesAgo(30), firstSeen: minutesAgo(30) }, gpu1),
-    ]);
+    const a = scored(
+      'node-a',
+      [gpu0, gpu1],
+      [
+        xidEvent(13, { lastSeen: minutesAgo(10), firstSeen: minutesAgo(10), pid: 1 }, gpu0),
+        xidEvent(13, { lastSeen: minutesAgo(2), firstSeen: minutesAgo(2), pid: 2 }, gpu0),
+        xidEvent(13, { lastSeen: minutesAgo(1), firstSeen: minutesAgo(1) }, gpu1),
+        xidEvent(79, { lastSeen: minutesAgo(30), firstSeen: minutesAgo(30) }, gpu1),
+      ],
+    );
     const xids = recentXids([a]);
     expect(xids.map((x) => [x.xid, x.gpu])).toEqual([
       [79, gpu1.uuid],

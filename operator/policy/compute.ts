@@ -84,7 +84,9 @@ export function countNodes(results: readonly NodeResultInput[]): NonNullable<Sta
 
 /** The containers on a node's degraded and critical GPUs, worst GPU first, bounded. */
 export function affectedPods(input: NodeResultInput): { list: StatusAffectedPod[]; truncated: number } {
-  const gpus = (input.score?.gpus ?? []).filter((g) => isAffected(g.status)).sort((a, b) => (a.status === b.status ? a.score - b.score || a.index - b.index : a.status === 'critical' ? -1 : 1));
+  const gpus = (input.score?.gpus ?? [])
+    .filter((g) => isAffected(g.status))
+    .sort((a, b) => (a.status === b.status ? a.score - b.score || a.index - b.index : a.status === 'critical' ? -1 : 1));
   const all: StatusAffectedPod[] = [];
   let truncated = 0;
   for (const g of gpus) {
@@ -166,29 +168,46 @@ export function recentXids(results: readonly NodeResultInput[]): StatusXid[] {
     }
   }
   return [...merged.values()]
-    .sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || b.lastMs - a.lastMs || a.node.localeCompare(b.node) || a.xid - b.xid)
+    .sort(
+      (a, b) =>
+        SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || b.lastMs - a.lastMs || a.node.localeCompare(b.node) || a.xid - b.xid,
+    )
     .slice(0, POLICY_STATUS_LIMITS.recentXids)
     .map(({ lastMs: _ms, ...x }) => x);
 }
 
 /** The Healthy condition: False naming the critical nodes; Unknown when nodes could not be checked; else True. */
-export function healthyCondition(results: readonly NodeResultInput[]): { status: 'True' | 'False' | 'Unknown'; reason: string; message: string } {
+export function healthyCondition(results: readonly NodeResultInput[]): {
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+} {
   const counts = countNodes(results);
-  const critical = results.filter((r) => nodeStatus(r) === 'critical').map((r) => r.node).sort();
+  const critical = results
+    .filter((r) => nodeStatus(r) === 'critical')
+    .map((r) => r.node)
+    .sort();
   if (critical.length > 0) {
     const shown = critical.slice(0, POLICY_STATUS_LIMITS.criticalNamesInMessage);
     const more = critical.length - shown.length;
     return {
       status: 'False',
       reason: 'CriticalNodes',
-      message: clip(`${critical.length} of ${counts.governed ?? 0} governed node(s) critical: ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`, POLICY_STATUS_LIMITS.message),
+      message: clip(
+        `${critical.length} of ${counts.governed ?? 0} governed node(s) critical: ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`,
+        POLICY_STATUS_LIMITS.message,
+      ),
     };
   }
   if (counts.governed === 0) return { status: 'Unknown', reason: 'NoGovernedNodes', message: 'no node matches spec.nodeSelector' };
   const degraded = counts.degraded ?? 0;
   const tail = degraded > 0 ? `; ${degraded} degraded` : '';
   if ((counts.unknown ?? 0) > 0) {
-    return { status: 'Unknown', reason: 'NodesNotChecked', message: `${counts.unknown ?? 0} of ${counts.governed ?? 0} governed node(s) could not be checked; none critical${tail}` };
+    return {
+      status: 'Unknown',
+      reason: 'NodesNotChecked',
+      message: `${counts.unknown ?? 0} of ${counts.governed ?? 0} governed node(s) could not be checked; none critical${tail}`,
+    };
   }
   return { status: 'True', reason: 'NoCriticalNodes', message: `${counts.governed ?? 0} governed node(s) checked, none critical${tail}` };
 }
@@ -208,26 +227,54 @@ export function computePolicyStatus(current: Status | undefined, generation: num
   switch (observation.kind) {
     case 'stalled': {
       let next = markStalled(conditions, { reason: observation.reason, message: observation.message }, generation, now);
-      next = setCondition(next, { type: HEALTHY, status: 'Unknown', reason: observation.reason, message: 'no check runs until the spec is fixed' }, generation, now);
+      next = setCondition(
+        next,
+        { type: HEALTHY, status: 'Unknown', reason: observation.reason, message: 'no check runs until the spec is fixed' },
+        generation,
+        now,
+      );
       return { ...dataOf(current), observedGeneration: generation, conditions: next };
     }
     case 'suspended': {
       const last = current?.lastCheckTime;
-      let next = markReady(conditions, { reason: 'Suspended', message: `periodic checks are suspended (spec.suspend)${last !== undefined ? `; status shows the check of ${last}` : ''}` }, generation, now);
-      if (next.every((c) => c.type !== HEALTHY)) next = setCondition(next, { type: HEALTHY, status: 'Unknown', reason: 'NotChecked', message: 'no check has run' }, generation, now);
+      let next = markReady(
+        conditions,
+        {
+          reason: 'Suspended',
+          message: `periodic checks are suspended (spec.suspend)${last !== undefined ? `; status shows the check of ${last}` : ''}`,
+        },
+        generation,
+        now,
+      );
+      if (next.every((c) => c.type !== HEALTHY))
+        next = setCondition(next, { type: HEALTHY, status: 'Unknown', reason: 'NotChecked', message: 'no check has run' }, generation, now);
       return { ...dataOf(current), observedGeneration: generation, conditions: next };
     }
     case 'checking': {
       const message = `checking ${observation.governed} governed node(s)`;
       let next = markReconciling(conditions, { reason: 'Checking', message }, generation, now);
-      if (next.every((c) => c.type !== HEALTHY)) next = setCondition(next, { type: HEALTHY, status: 'Unknown', reason: 'NotChecked', message: 'the first check is under way' }, generation, now);
+      if (next.every((c) => c.type !== HEALTHY))
+        next = setCondition(
+          next,
+          { type: HEALTHY, status: 'Unknown', reason: 'NotChecked', message: 'the first check is under way' },
+          generation,
+          now,
+        );
       return { ...dataOf(current), observedGeneration: generation, conditions: next };
     }
     case 'checked': {
       const { results } = observation;
       const nodes = countNodes(results);
       const answered = results.filter((r) => r.result === 'Succeeded').length;
-      let next = markReady(conditions, { reason: 'Checked', message: `checked ${results.length} governed node(s): ${answered} answered, ${results.length - answered} could not be checked` }, generation, now);
+      let next = markReady(
+        conditions,
+        {
+          reason: 'Checked',
+          message: `checked ${results.length} governed node(s): ${answered} answered, ${results.length - answered} could not be checked`,
+        },
+        generation,
+        now,
+      );
       next = setCondition(next, { type: HEALTHY, ...healthyCondition(results) }, generation, now);
       const worst = worstNodes(results);
       const xids = recentXids(results);
@@ -236,7 +283,9 @@ export function computePolicyStatus(current: Status | undefined, generation: num
         conditions: next,
         lastCheckTime: formatTime(now),
         // Whole seconds, rounded up: the next check is never shown at or before the last one.
-        nextCheckTime: formatTime(new Date(Math.max(Math.ceil(observation.nextCheckTime.getTime() / 1000), Math.floor(now.getTime() / 1000) + 1) * 1000)),
+        nextCheckTime: formatTime(
+          new Date(Math.max(Math.ceil(observation.nextCheckTime.getTime() / 1000), Math.floor(now.getTime() / 1000) + 1) * 1000),
+        ),
         nodes,
         worstNodes: worst.list,
         ...(worst.truncated > 0 ? { worstNodesTruncated: worst.truncated } : {}),
@@ -250,7 +299,12 @@ export function computePolicyStatus(current: Status | undefined, generation: num
 /** True once a check of `generation` has completed (Ready=True for it, not merely suspended). */
 export function checkedGeneration(status: Status | undefined, generation: number): boolean {
   const ready = status?.conditions?.find((c) => c.type === 'Ready');
-  return status?.observedGeneration === generation && ready?.status === 'True' && ready.reason === 'Checked' && status.lastCheckTime !== undefined;
+  return (
+    status?.observedGeneration === generation &&
+    ready?.status === 'True' &&
+    ready.reason === 'Checked' &&
+    status.lastCheckTime !== undefined
+  );
 }
 
 /**

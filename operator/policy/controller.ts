@@ -30,7 +30,17 @@ import { writeStatus } from '../runtime/status-writer.js';
 import type { ResilientInformer } from '../runtime/informer.js';
 import type { ReconcileResult, WorkQueue } from '../runtime/work-queue.js';
 import { parseAdvertisedGpus, PolicyError, resolvePolicy, scoreNode, type ResolvedPolicy } from '../scoring/index.js';
-import { planActions, policiesRecordedOn, taintState, TAINTED_BY_ANNOTATION, UNHEALTHY_BY_ANNOTATION, parseTaintedBy, parseUnhealthyBy, type ActionsPlan, type PlanNode } from './actions.js';
+import {
+  planActions,
+  policiesRecordedOn,
+  taintState,
+  TAINTED_BY_ANNOTATION,
+  UNHEALTHY_BY_ANNOTATION,
+  parseTaintedBy,
+  parseUnhealthyBy,
+  type ActionsPlan,
+  type PlanNode,
+} from './actions.js';
 import { applyActions } from './apply-actions.js';
 import { POD_GPU_HEALTHY_CONDITION, type Workloads } from '../workloads/index.js';
 import { checkedGeneration, computePolicyStatus, nextCheckAt, POLICY_STATUS_LIMITS, type PolicyObservation } from './compute.js';
@@ -126,7 +136,8 @@ export class PolicyController {
       this.forget(key);
       const before = obj.status?.conditions?.find((c) => c.type === 'Stalled');
       await this.apply(obj, stalled.stalled, signal);
-      if (before?.status !== 'True' || before.reason !== stalled.stalled.reason) await this.deps.events.warning(subjectOf(obj), stalled.stalled.reason, stalled.stalled.message, signal);
+      if (before?.status !== 'True' || before.reason !== stalled.stalled.reason)
+        await this.deps.events.warning(subjectOf(obj), stalled.stalled.reason, stalled.stalled.message, signal);
       return;
     }
     const policy = stalled.policy;
@@ -202,7 +213,11 @@ export class PolicyController {
   private governedTargets(obj: GPUHealthPolicy): NodeTarget[] {
     const nodes = this.deps.nodes.list();
     const selector = obj.spec.nodeSelector;
-    const targets = resolveTargets({ nodes, agentPods: this.deps.agentPods.list(), ...(selector !== undefined ? { nodeSelector: selector } : {}) });
+    const targets = resolveTargets({
+      nodes,
+      agentPods: this.deps.agentPods.list(),
+      ...(selector !== undefined ? { nodeSelector: selector } : {}),
+    });
     // A node this policy holds a mark on stays governed (as not checked) while it matches the
     // selector, even when its agent pod is gone: unknown is not healthy, so its taint stays.
     const matches = compileSelector(selector, 'spec.nodeSelector');
@@ -261,7 +276,12 @@ export class PolicyController {
   /** Scores one node's outcome as it arrives. */
   private record(run: Run, outcome: NodeOutcome): void {
     this.deps.metrics.fanoutResults.inc({ result: outcome.result });
-    const input: NodeResultInput = { node: outcome.node, result: outcome.result, durationMs: outcome.durationMs, ...(outcome.message !== undefined ? { message: outcome.message } : {}) };
+    const input: NodeResultInput = {
+      node: outcome.node,
+      result: outcome.result,
+      durationMs: outcome.durationMs,
+      ...(outcome.message !== undefined ? { message: outcome.message } : {}),
+    };
     // A check retains one score per governed node until it finishes: only what the policy status
     // shows (worst nodes and the worst POLICY_STATUS_LIMITS.recentXids XIDs) is kept.
     if (outcome.result === 'Succeeded' && outcome.snapshot !== undefined) {
@@ -279,7 +299,8 @@ export class PolicyController {
     const results = await this.deps.workloads.resolver.resolve(run.completed, false, signal);
     const plan = this.plan(name, policy, results);
     let shown: ActionsPlan | undefined = plan;
-    if (!policy.actions.taint.enabled && !policy.actions.nodeCondition.enabled && plan.remove.length === 0 && plan.verdicts.length === 0) shown = undefined;
+    if (!policy.actions.taint.enabled && !policy.actions.nodeCondition.enabled && plan.remove.length === 0 && plan.verdicts.length === 0)
+      shown = undefined;
     if (shown !== undefined && !plan.dryRun && (plan.add.length > 0 || plan.remove.length > 0 || plan.verdicts.length > 0)) {
       const applied = await applyActions({
         kc: this.deps.kc,
@@ -297,25 +318,50 @@ export class PolicyController {
         ...plan,
         add: plan.add.filter((n) => !failed.has(n)),
         tainted: [...plan.tainted.filter((n) => !(failed.has(n) && plan.add.includes(n))), ...stillTainted].sort(),
-        message: applied.failed.length > 0 ? `${plan.message}; could not update ${applied.failed.length} node(s) (retried at the next check): ${applied.failed.slice(0, 5).map((f) => f.node).join(', ')}` : plan.message,
+        message:
+          applied.failed.length > 0
+            ? `${plan.message}; could not update ${applied.failed.length} node(s) (retried at the next check): ${applied.failed
+                .slice(0, 5)
+                .map((f) => f.node)
+                .join(', ')}`
+            : plan.message,
       };
-      for (const n of applied.added.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.warning(subjectOf(obj), 'NodeTainted', `${n}: tainted ${policy.actions.taint.key}:${policy.actions.taint.effect} (critical)`, signal);
-      for (const n of applied.removed.slice(0, MAX_EVENTS_PER_KIND)) await this.deps.events.normal(subjectOf(obj), 'TaintRemoved', `${n}: taint ${policy.actions.taint.key} removed`, signal);
+      for (const n of applied.added.slice(0, MAX_EVENTS_PER_KIND))
+        await this.deps.events.warning(
+          subjectOf(obj),
+          'NodeTainted',
+          `${n}: tainted ${policy.actions.taint.key}:${policy.actions.taint.effect} (critical)`,
+          signal,
+        );
+      for (const n of applied.removed.slice(0, MAX_EVENTS_PER_KIND))
+        await this.deps.events.normal(subjectOf(obj), 'TaintRemoved', `${n}: taint ${policy.actions.taint.key} removed`, signal);
     }
 
     const previous = obj.status;
     const now = this.now();
     const next = nextCheckAt(now, this.intervalMs(policy), this.random());
-    const written = await this.apply(obj, { kind: 'checked', results, nextCheckTime: next, ...(shown !== undefined ? { actions: shown } : {}) }, signal);
+    const written = await this.apply(
+      obj,
+      { kind: 'checked', results, nextCheckTime: next, ...(shown !== undefined ? { actions: shown } : {}) },
+      signal,
+    );
     this.runs.delete(name);
     await this.announce(obj, previous, written, plan, results, signal);
     await this.deps.workloads.notifier.notify(results, signal);
     if (policy.actions.podCondition.enabled && !plan.dryRun) {
       const pods = await this.deps.workloads.podConditions.apply(name, results, signal);
-      if (pods.markedFalse + pods.markedTrue + pods.failed > 0) log.info('pod conditions written', { condition: POD_GPU_HEALTHY_CONDITION, ...pods });
+      if (pods.markedFalse + pods.markedTrue + pods.failed > 0)
+        log.info('pod conditions written', { condition: POD_GPU_HEALTHY_CONDITION, ...pods });
     } else await this.releasePodConditions(name, signal);
     const counts = written.nodes ?? {};
-    log.info('policy check completed', { nodes: counts.governed, critical: counts.critical, unknown: counts.unknown, minScore: counts.minScore, tainted: shown?.tainted.length ?? 0, held: shown?.held.length ?? 0 });
+    log.info('policy check completed', {
+      nodes: counts.governed,
+      critical: counts.critical,
+      unknown: counts.unknown,
+      minScore: counts.minScore,
+      tainted: shown?.tainted.length ?? 0,
+      held: shown?.held.length ?? 0,
+    });
     return { requeueAfterMs: Math.max(0, next.getTime() - now.getTime()) };
   }
 
@@ -355,8 +401,12 @@ export class PolicyController {
     await this.releasePodConditions(policy, signal);
     const nodes = this.deps.nodes.list().filter((n) => policiesRecordedOn(n).has(policy));
     if (nodes.length === 0) return;
-    const tainted = nodes.filter((n) => parseTaintedBy(n.metadata?.annotations?.[TAINTED_BY_ANNOTATION]).has(policy)).map((n) => n.metadata?.name ?? '');
-    const judged = nodes.filter((n) => parseUnhealthyBy(n.metadata?.annotations?.[UNHEALTHY_BY_ANNOTATION]).has(policy)).map((n) => n.metadata?.name ?? '');
+    const tainted = nodes
+      .filter((n) => parseTaintedBy(n.metadata?.annotations?.[TAINTED_BY_ANNOTATION]).has(policy))
+      .map((n) => n.metadata?.name ?? '');
+    const judged = nodes
+      .filter((n) => parseUnhealthyBy(n.metadata?.annotations?.[UNHEALTHY_BY_ANNOTATION]).has(policy))
+      .map((n) => n.metadata?.name ?? '');
     const applied = await applyActions({
       kc: this.deps.kc,
       policy,
@@ -378,23 +428,40 @@ export class PolicyController {
       logger: this.deps.logger.child({ policy }),
       signal,
     });
-    this.deps.logger.info('released the marks of a deleted policy', { policy, taintsRemoved: applied.removed.length, failed: applied.failed.length });
+    this.deps.logger.info('released the marks of a deleted policy', {
+      policy,
+      taintsRemoved: applied.removed.length,
+      failed: applied.failed.length,
+    });
     if (applied.failed.length > 0) throw new Error(`could not release ${applied.failed.length} node(s) of deleted policy ${policy}`);
   }
 
   /** Events for what changed since the previous check, and the score metrics. */
-  private async announce(obj: GPUHealthPolicy, previous: GPUHealthPolicyStatus | undefined, status: GPUHealthPolicyStatus, plan: ActionsPlan, results: readonly NodeResultInput[], signal: AbortSignal): Promise<void> {
+  private async announce(
+    obj: GPUHealthPolicy,
+    previous: GPUHealthPolicyStatus | undefined,
+    status: GPUHealthPolicyStatus,
+    plan: ActionsPlan,
+    results: readonly NodeResultInput[],
+    signal: AbortSignal,
+  ): Promise<void> {
     const { metrics, events } = this.deps;
     const subject = subjectOf(obj);
     // A node deleted meanwhile gets no series: nothing would remove them again.
     for (const r of results) if (r.score !== undefined && this.deps.nodes.get(r.node) !== undefined) metrics.recordNodeScore(r.score);
     const wasCritical = new Set((previous?.worstNodes ?? []).filter((n) => n.status === 'critical').map((n) => n.name));
     const newlyCritical = (status.worstNodes ?? []).filter((n) => n.status === 'critical' && !wasCritical.has(n.name));
-    for (const n of newlyCritical.slice(0, MAX_EVENTS_PER_KIND)) await events.warning(subject, 'NodeCritical', `${n.name}: ${n.message ?? 'critical'}`, signal);
+    for (const n of newlyCritical.slice(0, MAX_EVENTS_PER_KIND))
+      await events.warning(subject, 'NodeCritical', `${n.name}: ${n.message ?? 'critical'}`, signal);
     if (!plan.dryRun) {
       const wasHeld = new Set(previous?.actions?.heldByGuardrail ?? []);
       for (const n of plan.held.filter((h) => !wasHeld.has(h)).slice(0, MAX_EVENTS_PER_KIND)) {
-        await events.warning(subject, 'HeldByGuardrail', `${n}: critical but not tainted (maxTaintedPercent ${this.policyPercent(obj)}% allows ${plan.allowed} tainted node(s))`, signal);
+        await events.warning(
+          subject,
+          'HeldByGuardrail',
+          `${n}: critical but not tainted (maxTaintedPercent ${this.policyPercent(obj)}% allows ${plan.allowed} tainted node(s))`,
+          signal,
+        );
       }
     }
   }
@@ -410,7 +477,8 @@ export class PolicyController {
       obj,
       (current) => computePolicyStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
-        replace: (current, status) => this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }, this.call(signal)),
+        replace: (current, status) =>
+          this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }, this.call(signal)),
         reread: async () => (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name }, this.call(signal))) as GPUHealthPolicy,
       },
       signal,

@@ -10,16 +10,23 @@ describe('operator config: policy options', () => {
     expect(config.policyMaxIntervalSeconds).toBe(0);
   });
 
-  it.each([['gpudiag.io/shard=team-a'], ['gpudiag.io/shard'], ['!gpudiag.io/shard'], ['env!=dev,tier=gpu'], ['a==b']])('accepts --policy-selector %s', (selector) => {
-    expect(parseOperatorConfig(['--policy-selector', selector], {}, 'host').policySelector).toBe(selector);
-  });
+  it.each([['gpudiag.io/shard=team-a'], ['gpudiag.io/shard'], ['!gpudiag.io/shard'], ['env!=dev,tier=gpu'], ['a==b']])(
+    'accepts --policy-selector %s',
+    (selector) => {
+      expect(parseOperatorConfig(['--policy-selector', selector], {}, 'host').policySelector).toBe(selector);
+    },
+  );
 
   it('an empty --policy-selector selects every policy', () => {
     expect(parseOperatorConfig(['--policy-selector', ''], {}, 'host').policySelector).toBe('');
   });
 
   it('reads the environment when the flag is absent', () => {
-    const config = parseOperatorConfig([], { GPUDIAG_POLICY_SELECTOR: 'gpudiag.io/shard=x', GPUDIAG_POLICY_MAX_INTERVAL_SECONDS: '5' }, 'host');
+    const config = parseOperatorConfig(
+      [],
+      { GPUDIAG_POLICY_SELECTOR: 'gpudiag.io/shard=x', GPUDIAG_POLICY_MAX_INTERVAL_SECONDS: '5' },
+      'host',
+    );
     expect(config).toMatchObject({ policySelector: 'gpudiag.io/shard=x', policyMaxIntervalSeconds: 5 });
   });
 

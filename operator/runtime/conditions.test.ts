@@ -20,12 +20,25 @@ const T1 = new Date('2025-01-02T03:10:00.000Z');
 const T0S = '2025-01-02T03:04:05Z';
 const T1S = '2025-01-02T03:10:00Z';
 
-const ready = (status: Condition['status'], at = T0S, gen = 1): Condition => ({ type: 'Ready', status, observedGeneration: gen, lastTransitionTime: at, reason: 'Done', message: 'm' });
+const ready = (status: Condition['status'], at = T0S, gen = 1): Condition => ({
+  type: 'Ready',
+  status,
+  observedGeneration: gen,
+  lastTransitionTime: at,
+  reason: 'Done',
+  message: 'm',
+});
 
 describe('setCondition', () => {
   it.each<[string, Condition[] | undefined, Parameters<typeof setCondition>[1], number, Condition[]]>([
     ['adds to an empty list', undefined, { type: 'Ready', status: 'True', reason: 'Done', message: 'm' }, 1, [ready('True', T1S)]],
-    ['keeps lastTransitionTime when the status is unchanged', [ready('True')], { type: 'Ready', status: 'True', reason: 'Done', message: 'm' }, 1, [ready('True')]],
+    [
+      'keeps lastTransitionTime when the status is unchanged',
+      [ready('True')],
+      { type: 'Ready', status: 'True', reason: 'Done', message: 'm' },
+      1,
+      [ready('True')],
+    ],
     [
       'updates reason, message and generation without a transition',
       [ready('True')],
@@ -33,13 +46,23 @@ describe('setCondition', () => {
       2,
       [{ ...ready('True', T0S, 2), reason: 'Again', message: 'n' }],
     ],
-    ['moves lastTransitionTime when the status changes', [ready('True')], { type: 'Ready', status: 'False', reason: 'Done', message: 'm' }, 1, [ready('False', T1S)]],
+    [
+      'moves lastTransitionTime when the status changes',
+      [ready('True')],
+      { type: 'Ready', status: 'False', reason: 'Done', message: 'm' },
+      1,
+      [ready('False', T1S)],
+    ],
     [
       'keeps the position of existing conditions and appends new ones',
       [{ ...ready('True'), type: 'Healthy' }, ready('True')],
       { type: 'Reconciling', status: 'True', reason: 'Progressing', message: 'p' },
       3,
-      [{ ...ready('True'), type: 'Healthy' }, ready('True'), { type: 'Reconciling', status: 'True', observedGeneration: 3, lastTransitionTime: T1S, reason: 'Progressing', message: 'p' }],
+      [
+        { ...ready('True'), type: 'Healthy' },
+        ready('True'),
+        { type: 'Reconciling', status: 'True', observedGeneration: 3, lastTransitionTime: T1S, reason: 'Progressing', message: 'p' },
+      ],
     ],
   ])('%s', (_name, before, input, generation, expected) => {
     const snapshot = JSON.stringify(before);
@@ -92,7 +115,11 @@ describe('findCondition / isConditionTrue / removeCondition', () => {
 });
 
 describe('kstatus helpers', () => {
-  const obj = (conditions: Condition[], generation = 1, observedGeneration = generation): { metadata: { name: string; generation: number }; status: { observedGeneration: number; conditions: Condition[] } } => ({
+  const obj = (
+    conditions: Condition[],
+    generation = 1,
+    observedGeneration = generation,
+  ): { metadata: { name: string; generation: number }; status: { observedGeneration: number; conditions: Condition[] } } => ({
     metadata: { name: 'diag', generation },
     status: { observedGeneration, conditions },
   });
@@ -105,7 +132,9 @@ describe('kstatus helpers', () => {
       ['Reconciling', 'True', 'Progressing', 2],
     ]);
     assertKstatus(obj(c, 2));
-    expect(markReconciling([], { reason: 'RetryingAfterError', message: 'x' }, 1, T0, 'False').find((x) => x.type === 'Ready')?.status).toBe('False');
+    expect(
+      markReconciling([], { reason: 'RetryingAfterError', message: 'x' }, 1, T0, 'False').find((x) => x.type === 'Ready')?.status,
+    ).toBe('False');
   });
 
   it('markStalled: Stalled=True, Ready=False, Reconciling gone', () => {
@@ -138,9 +167,11 @@ describe('kstatus helpers', () => {
       (c: Condition[], g: number, t: Date) => markStalled(c, { reason: 'InvalidSpec', message: '' }, g, t),
       (c: Condition[], g: number, t: Date) => markReady(c, { reason: 'Completed', message: '' }, g, t),
     ];
-    for (const a of steps) for (const b of steps) for (const c of steps) {
-      const out = c(b(a([], 1, T0), 2, T0), 3, T1);
-      assertKstatus(obj(out, 3));
-    }
+    for (const a of steps)
+      for (const b of steps)
+        for (const c of steps) {
+          const out = c(b(a([], 1, T0), 2, T0), 3, T1);
+          assertKstatus(obj(out, 3));
+        }
   });
 });

@@ -92,7 +92,12 @@ export function isConditionTrue(conditions: readonly Condition[] | undefined, ty
  * unless the status changes (or the condition is new), position kept (new ones appended),
  * message bounded. Throws InvalidConditionError for a bad type, status or reason.
  */
-export function setCondition(conditions: readonly Condition[] | undefined, input: ConditionInput, generation: number, now: Date): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  input: ConditionInput,
+  generation: number,
+  now: Date,
+): Condition[] {
   validate(input, generation);
   const list = conditions ?? [];
   const existing = list.find((c) => c.type === input.type);

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { ApiException } from '@kubernetes/client-node';
 import { apiStatus, classifyError, isAlreadyExists, isConflict, isNotFound, StalledError, WaitingError } from './errors.js';
 
-const status = (code: number, reason: string): string => JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code, message: `${reason} happened` });
+const status = (code: number, reason: string): string =>
+  JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code, message: `${reason} happened` });
 
 describe('classifyError', () => {
   it('stalled errors need a human: no retry', () => {
@@ -13,12 +14,17 @@ describe('classifyError', () => {
     expect(classifyError(new WaitingError('WaitingForAgents', 'starting', 1500))).toMatchObject({ kind: 'waiting', retryAfterMs: 1500 });
   });
   it('finds a typed error through the cause chain', () => {
-    const wrapped = new Error('reconcile ns/d failed', { cause: new Error('resolving policy', { cause: new StalledError('PolicyNotFound', 'missing') }) });
+    const wrapped = new Error('reconcile ns/d failed', {
+      cause: new Error('resolving policy', { cause: new StalledError('PolicyNotFound', 'missing') }),
+    });
     expect(classifyError(wrapped).kind).toBe('stalled');
   });
-  it.each([new Error('boom'), 'a string', undefined, new ApiException(500, 'x', status(500, 'InternalError'), {})])('retries anything else (%p)', (err) => {
-    expect(classifyError(err).kind).toBe('retry');
-  });
+  it.each([new Error('boom'), 'a string', undefined, new ApiException(500, 'x', status(500, 'InternalError'), {})])(
+    'retries anything else (%p)',
+    (err) => {
+      expect(classifyError(err).kind).toBe('retry');
+    },
+  );
   it('refuses invalid reasons and delays', () => {
     expect(() => new StalledError('not valid', 'x')).toThrow('invalid condition reason');
     expect(() => new WaitingError('Ok', 'x', -1)).toThrow('retryAfterMs');

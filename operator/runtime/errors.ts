@@ -111,7 +111,8 @@ export function apiStatus(err: unknown): ApiStatus | undefined {
   for (const e of causeChain(err)) {
     if (e === null || typeof e !== 'object') continue;
     const candidate = e as { code?: unknown; statusCode?: unknown; body?: unknown; reason?: unknown };
-    const code = typeof candidate.code === 'number' ? candidate.code : typeof candidate.statusCode === 'number' ? candidate.statusCode : undefined;
+    const code =
+      typeof candidate.code === 'number' ? candidate.code : typeof candidate.statusCode === 'number' ? candidate.statusCode : undefined;
     if (code === undefined || code < 100 || code > 599) continue;
     const fromBody = parseStatusBody(candidate.body);
     const reason = fromBody.reason ?? (typeof candidate.reason === 'string' ? candidate.reason : undefined);

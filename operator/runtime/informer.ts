@@ -8,7 +8,14 @@
  * Its cache replaces the previous one only once its list completed; keys deleted in between
  * are found by comparing the two caches, and every key of the new list is delivered again.
  */
-import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
@@ -201,8 +208,18 @@ export class ResilientInformer<T extends KubernetesObject> {
     const { kubeConfig, path, labelSelector } = this.options;
     const abort = new AbortController();
     const list = (): Promise<KubernetesListObject<T>> => this.options.list(abort.signal);
-    const informer = labelSelector === undefined ? makeInformer<T>(kubeConfig, path, list) : makeInformer<T>(kubeConfig, path, list, labelSelector);
-    const gen: Generation<T> = { id: this.nextId++, informer, active: true, synced: false, syncedAt: 0, pendingKeys: new Set(), syncTimer: undefined, abort };
+    const informer =
+      labelSelector === undefined ? makeInformer<T>(kubeConfig, path, list) : makeInformer<T>(kubeConfig, path, list, labelSelector);
+    const gen: Generation<T> = {
+      id: this.nextId++,
+      informer,
+      active: true,
+      synced: false,
+      syncedAt: 0,
+      pendingKeys: new Set(),
+      syncTimer: undefined,
+      abort,
+    };
     this.starting = gen;
     const onObject = (obj: T): void => this.onObject(gen, obj);
     informer.on('add', onObject);

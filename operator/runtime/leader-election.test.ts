@@ -21,7 +21,11 @@ describe('LeaderElector configuration', () => {
 
   it.each<[string, Partial<LeaderElectionOptions>, string]>([
     ['a renew deadline as long as the lease', { leaseDurationSeconds: 2, renewDeadlineMs: 2_000, retryPeriodMs: 500 }, 'renewDeadlineMs'],
-    ['a retry period as long as the renew deadline', { leaseDurationSeconds: 2, renewDeadlineMs: 1_000, retryPeriodMs: 1_000 }, 'retryPeriodMs'],
+    [
+      'a retry period as long as the renew deadline',
+      { leaseDurationSeconds: 2, renewDeadlineMs: 1_000, retryPeriodMs: 1_000 },
+      'retryPeriodMs',
+    ],
     ['a fractional lease duration', { leaseDurationSeconds: 1.5 }, 'leaseDurationSeconds'],
     ['a zero lease duration', { leaseDurationSeconds: 0 }, 'leaseDurationSeconds'],
   ])('rejects %s', (_name, overrides, message) => {

@@ -91,9 +91,12 @@ export class LeaderElector {
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
     this.stopGraceMs = options.stopGraceMs ?? 10_000;
-    if (!Number.isInteger(this.leaseDurationSeconds) || this.leaseDurationSeconds < 1) throw new Error(`leaseDurationSeconds must be a positive integer, got ${this.leaseDurationSeconds}`);
-    if (!(this.renewDeadlineMs < this.leaseDurationSeconds * 1000)) throw new Error('renewDeadlineMs must be shorter than the lease duration');
-    if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs)) throw new Error('retryPeriodMs must be positive and shorter than renewDeadlineMs');
+    if (!Number.isInteger(this.leaseDurationSeconds) || this.leaseDurationSeconds < 1)
+      throw new Error(`leaseDurationSeconds must be a positive integer, got ${this.leaseDurationSeconds}`);
+    if (!(this.renewDeadlineMs < this.leaseDurationSeconds * 1000))
+      throw new Error('renewDeadlineMs must be shorter than the lease duration');
+    if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs))
+      throw new Error('retryPeriodMs must be positive and shorter than renewDeadlineMs');
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger?.child({ lease: `${options.namespace}/${options.name}`, identity: this.identity });
@@ -172,7 +175,10 @@ export class LeaderElector {
       }
       // 'lost-race' and 'error' while leading: keep trying (a 409 sooner, to re-read the
       // holder) until the renew deadline fires.
-      const wait = result === 'lost-race' && this.leading ? this.retryPeriodMs / 4 : this.retryPeriodMs * (1 + (result === 'leading' ? 0 : 0.2 * Math.random()));
+      const wait =
+        result === 'lost-race' && this.leading
+          ? this.retryPeriodMs / 4
+          : this.retryPeriodMs * (1 + (result === 'leading' ? 0 : 0.2 * Math.random()));
       try {
         await sleep(wait, stop, this.clock);
       } catch {
@@ -201,7 +207,13 @@ export class LeaderElector {
               apiVersion: 'coordination.k8s.io/v1',
               kind: 'Lease',
               metadata: { name, namespace },
-              spec: { holderIdentity: this.identity, leaseDurationSeconds: this.leaseDurationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+              spec: {
+                holderIdentity: this.identity,
+                leaseDurationSeconds: this.leaseDurationSeconds,
+                acquireTime: stamp,
+                renewTime: stamp,
+                leaseTransitions: 0,
+              },
             },
           },
           withSignal(signal),
@@ -279,10 +291,13 @@ export class LeaderElector {
   private armDeadline(sentAt: number): void {
     if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer);
     const remaining = sentAt + this.renewDeadlineMs - this.clock.now();
-    this.deadlineTimer = this.clock.setTimeout(() => {
-      this.deadlineTimer = undefined;
-      void this.stopLeading('renew deadline exceeded');
-    }, Math.max(0, remaining));
+    this.deadlineTimer = this.clock.setTimeout(
+      () => {
+        this.deadlineTimer = undefined;
+        void this.stopLeading('renew deadline exceeded');
+      },
+      Math.max(0, remaining),
+    );
   }
 
   /** Ends leadership: aborts the leader's work and waits for it (bounded). Idempotent. */

@@ -68,7 +68,14 @@ describe('ProbeServer', () => {
   });
 
   it('liveness fails after the event loop stalled longer than maxStallMs, then recovers', async () => {
-    const s = new ProbeServer({ port: 0, host: '127.0.0.1', registry: new Registry(), ready: () => true, heartbeatMs: 20, maxStallMs: 100 });
+    const s = new ProbeServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: new Registry(),
+      ready: () => true,
+      heartbeatMs: 20,
+      maxStallMs: 100,
+    });
     servers.push(s);
     await s.start();
     await new Promise((r) => setTimeout(r, 50));

@@ -110,7 +110,9 @@ describe('WorkQueue', () => {
 
   it('backs off per key exponentially up to the cap, and forget resets it', () => {
     const q = new WorkQueue({ clock: new FakeClock(), backoff: { baseMs: 100, maxMs: 5 * 60_000 } });
-    expect([0, 1, 2, 3, 10, 11, 12, 100, 5000].map((n) => q.backoffDelay(n))).toEqual([100, 200, 400, 800, 102_400, 204_800, 300_000, 300_000, 300_000]);
+    expect([0, 1, 2, 3, 10, 11, 12, 100, 5000].map((n) => q.backoffDelay(n))).toEqual([
+      100, 200, 400, 800, 102_400, 204_800, 300_000, 300_000, 300_000,
+    ]);
     q.addRateLimited('a');
     q.addRateLimited('a');
     expect(q.numRequeues('a')).toBe(2);
@@ -179,7 +181,8 @@ describe('WorkQueue', () => {
     const runs: string[] = [];
     q.start(async (key) => {
       runs.push(`${key}@${clock.now()}`);
-      if (key === 'stalled') throw new Error('reconcile failed', { cause: new StalledError('NoMatchingNodes', 'no node matches the selector') });
+      if (key === 'stalled')
+        throw new Error('reconcile failed', { cause: new StalledError('NoMatchingNodes', 'no node matches the selector') });
       if (runs.filter((r) => r.startsWith('waiting')).length === 1) throw new WaitingError('WaitingForAgents', 'agents starting', 2_000);
       return {};
     });

@@ -70,7 +70,8 @@ export class WorkQueue {
 
   constructor(options: WorkQueueOptions = {}) {
     this.concurrency = options.concurrency ?? 4;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new Error(`work queue concurrency must be a positive integer, got ${this.concurrency}`);
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new Error(`work queue concurrency must be a positive integer, got ${this.concurrency}`);
     this.baseMs = options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
     this.maxMs = options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
     if (!(this.baseMs > 0) || !(this.maxMs >= this.baseMs)) throw new Error(`invalid backoff: baseMs ${this.baseMs}, maxMs ${this.maxMs}`);

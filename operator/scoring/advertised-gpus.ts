@@ -32,9 +32,7 @@ const MIG_PRODUCT = /-MIG-/;
 
 /** One place a Node advertises GPUs, named as a message shows it. */
 export type AdvertisementSource =
-  | `capacity ${typeof GPU_RESOURCE}`
-  | `allocatable ${typeof GPU_RESOURCE}`
-  | `label ${typeof GPU_COUNT_LABEL}`;
+  `capacity ${typeof GPU_RESOURCE}` | `allocatable ${typeof GPU_RESOURCE}` | `label ${typeof GPU_COUNT_LABEL}`;
 
 /** A source that advertises a readable number of physical GPUs. */
 export interface AdvertisedCount {

@@ -30,6 +30,10 @@ export interface WorkloadRef {
 
 /** The containers the agent listed on `gpu`, and how many it left out. */
 export function podsOfGpu(gpu: SnapshotGpu): { pods: readonly AffectedPod[]; omitted: number } {
-  const pods = (gpu.pods ?? []).map((p): AffectedPod => (p.source === 'pod-resources' ? { source: p.source, namespace: p.namespace, name: p.name, container: p.container } : { source: p.source, uid: p.uid, containerId: p.containerId }));
+  const pods = (gpu.pods ?? []).map((p): AffectedPod =>
+    p.source === 'pod-resources'
+      ? { source: p.source, namespace: p.namespace, name: p.name, container: p.container }
+      : { source: p.source, uid: p.uid, containerId: p.containerId },
+  );
   return { pods, omitted: gpu.podsOmitted ?? 0 };
 }

@@ -28,7 +28,11 @@ function withGpus(count: number, parts: Partial<NodeSnapshotDocument> = {}): Nod
 const base = nodeSnapshot();
 /** The agent's explicit no-GPU mode, as agent.ts and snapshot-service.ts report it. */
 function noGpuMode(modeReason: string): NodeSnapshotDocument {
-  return nodeSnapshot({ nvml: { available: false, reason: 'NVML disabled (no-GPU mode)' }, gpus: [], agent: { ...base.agent, mode: 'no-gpu', modeReason } });
+  return nodeSnapshot({
+    nvml: { available: false, reason: 'NVML disabled (no-GPU mode)' },
+    gpus: [],
+    agent: { ...base.agent, mode: 'no-gpu', modeReason },
+  });
 }
 const nvmlFailed = nodeSnapshot({ nvml: { available: false, reason: 'NVML initialisation failed: Driver Not Loaded', code: 9 }, gpus: [] });
 const zeroGpus = nodeSnapshot({ nvml: { available: false, reason: 'no GPUs found', driverVersion: '550.90.07' }, gpus: [] });
@@ -40,7 +44,11 @@ describe('seenGpus', () => {
     ['no-GPU mode: the mode reason says why', noGpuMode('NVML reports no GPUs'), { count: 0, why: 'NVML reports no GPUs' }],
     ['NVML unavailable', nvmlFailed, { count: 0, why: 'NVML initialisation failed: Driver Not Loaded' }],
     ['an xid-only snapshot lists no GPUs', nodeSnapshot({ checks: ['xid'], gpus: [] }), undefined],
-    ['an xid-only snapshot from a no-GPU agent still says none', { ...noGpuMode('NVML reports no GPUs'), checks: ['xid'] }, { count: 0, why: 'NVML reports no GPUs' }],
+    [
+      'an xid-only snapshot from a no-GPU agent still says none',
+      { ...noGpuMode('NVML reports no GPUs'), checks: ['xid'] },
+      { count: 0, why: 'NVML reports no GPUs' },
+    ],
   ])('%s', (_, snapshot, expected) => {
     expect(seenGpus(snapshot)).toEqual(expected);
   });
@@ -71,8 +79,18 @@ describe('checkMissingGpus', () => {
       advertises(4, { migStrategy: 'mixed' }),
       [`${SEVERITY}:GpusMissing`],
     ],
-    ['MIG single with GFD: MIG devices imply one GPU, and none is seen', nvmlFailed, { counts: [{ source: 'capacity nvidia.com/gpu', gpus: 1, migDevices: 56 }], ignored: [], migStrategy: 'single' }, [`${SEVERITY}:GpusMissing`]],
-    ['unreadable values are info, the rest still compared', withGpus(7), advertises(8, { ignored: [{ source: 'label nvidia.com/gpu.count', reason: '"eight" is not a whole number' }] }), ['info:AdvertisedGpusIgnored', `${SEVERITY}:GpusMissing`]],
+    [
+      'MIG single with GFD: MIG devices imply one GPU, and none is seen',
+      nvmlFailed,
+      { counts: [{ source: 'capacity nvidia.com/gpu', gpus: 1, migDevices: 56 }], ignored: [], migStrategy: 'single' },
+      [`${SEVERITY}:GpusMissing`],
+    ],
+    [
+      'unreadable values are info, the rest still compared',
+      withGpus(7),
+      advertises(8, { ignored: [{ source: 'label nvidia.com/gpu.count', reason: '"eight" is not a whole number' }] }),
+      ['info:AdvertisedGpusIgnored', `${SEVERITY}:GpusMissing`],
+    ],
   ])('%s', (_, snapshot, advertised, expected) => {
     expect(summary(checkMissingGpus(snapshot, advertised, BUILT_IN_POLICY))).toEqual(expected);
   });
@@ -80,19 +98,39 @@ describe('checkMissingGpus', () => {
   it('names the expected and seen counts and where the expectation comes from', () => {
     const [f] = checkMissingGpus(withGpus(7), advertises(8), BUILT_IN_POLICY);
     expect(f).toMatchObject({ check: 'inventory', severity: 'critical', code: 'GpusMissing' });
-    expect(f?.message).toMatch(/^node advertises 8 GPUs \(capacity nvidia\.com\/gpu, allocatable nvidia\.com\/gpu, label nvidia\.com\/gpu\.count\) but the agent sees 7;/);
+    expect(f?.message).toMatch(
+      /^node advertises 8 GPUs \(capacity nvidia\.com\/gpu, allocatable nvidia\.com\/gpu, label nvidia\.com\/gpu\.count\) but the agent sees 7;/,
+    );
   });
 
   it('names only the sources that advertise the most', () => {
-    const advertised: GpuAdvertisement = { counts: [{ source: 'capacity nvidia.com/gpu', gpus: 8 }, { source: 'allocatable nvidia.com/gpu', gpus: 7 }], ignored: [] };
-    expect(checkMissingGpus(withGpus(7), advertised, BUILT_IN_POLICY)[0]?.message).toMatch(/^node advertises 8 GPUs \(capacity nvidia\.com\/gpu\) but the agent sees 7;/);
+    const advertised: GpuAdvertisement = {
+      counts: [
+        { source: 'capacity nvidia.com/gpu', gpus: 8 },
+        { source: 'allocatable nvidia.com/gpu', gpus: 7 },
+      ],
+      ignored: [],
+    };
+    expect(checkMissingGpus(withGpus(7), advertised, BUILT_IN_POLICY)[0]?.message).toMatch(
+      /^node advertises 8 GPUs \(capacity nvidia\.com\/gpu\) but the agent sees 7;/,
+    );
   });
 
   it('says "none" with NVML\'s reason when the agent sees no GPU', () => {
-    expect(checkMissingGpus(noGpuMode('NVML reports no GPUs'), advertises(8), BUILT_IN_POLICY)[0]?.message).toContain('but the agent sees none (NVML: NVML reports no GPUs)');
-    expect(checkMissingGpus(nvmlFailed, advertises(8), BUILT_IN_POLICY)[0]?.message).toContain('sees none (NVML: NVML initialisation failed: Driver Not Loaded)');
-    const mig = checkMissingGpus(nvmlFailed, { counts: [{ source: 'capacity nvidia.com/gpu', gpus: 1, migDevices: 56 }], ignored: [] }, BUILT_IN_POLICY);
-    expect(mig[0]?.message).toMatch(/^node advertises at least 1 GPU \(capacity nvidia\.com\/gpu counts 56 MIG devices\) but the agent sees none/);
+    expect(checkMissingGpus(noGpuMode('NVML reports no GPUs'), advertises(8), BUILT_IN_POLICY)[0]?.message).toContain(
+      'but the agent sees none (NVML: NVML reports no GPUs)',
+    );
+    expect(checkMissingGpus(nvmlFailed, advertises(8), BUILT_IN_POLICY)[0]?.message).toContain(
+      'sees none (NVML: NVML initialisation failed: Driver Not Loaded)',
+    );
+    const mig = checkMissingGpus(
+      nvmlFailed,
+      { counts: [{ source: 'capacity nvidia.com/gpu', gpus: 1, migDevices: 56 }], ignored: [] },
+      BUILT_IN_POLICY,
+    );
+    expect(mig[0]?.message).toMatch(
+      /^node advertises at least 1 GPU \(capacity nvidia\.com\/gpu counts 56 MIG devices\) but the agent sees none/,
+    );
   });
 
   it('keeps the counts in a message whose NVML reason is long', () => {

@@ -75,6 +75,8 @@ export function checkMissingGpus(
   const reason = boundText(seen.why ?? 'no GPUs found', MAX_REASON_IN_MESSAGE);
   const sees = seen.count === 0 ? `none (NVML: ${reason})` : String(seen.count);
   const action = 'a GPU may have fallen off the bus or failed to initialise: check nvidia-smi and the kernel log';
-  found.push(finding('inventory', policy.thresholds.inventory.missingGpusSeverity, 'GpusMissing', `${said} but the agent sees ${sees}; ${action}`));
+  found.push(
+    finding('inventory', policy.thresholds.inventory.missingGpusSeverity, 'GpusMissing', `${said} but the agent sees ${sees}; ${action}`),
+  );
   return found;
 }

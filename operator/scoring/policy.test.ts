@@ -35,7 +35,13 @@ describe('resolvePolicy', () => {
     expect(p.actions).toEqual(BUILT_IN_POLICY_SPEC.actions);
     expect(p.interval).toBe(BUILT_IN_POLICY_SPEC.interval);
     expect(p.intervalMs).toBe(parseGoDuration(BUILT_IN_POLICY_SPEC.interval));
-    expect(p.xid).toEqual({ lookback: BUILT_IN_POLICY_SPEC.xid.lookback, lookbackMs: parseGoDuration(BUILT_IN_POLICY_SPEC.xid.lookback), ignore: [], overrides: [], escalations: [] });
+    expect(p.xid).toEqual({
+      lookback: BUILT_IN_POLICY_SPEC.xid.lookback,
+      lookbackMs: parseGoDuration(BUILT_IN_POLICY_SPEC.xid.lookback),
+      ignore: [],
+      overrides: [],
+      escalations: [],
+    });
     expect(BUILT_IN_POLICY).toEqual(p);
   });
 
@@ -63,7 +69,10 @@ describe('resolvePolicy', () => {
 
   it('parses escalation windows and copies lists', () => {
     const ignore = [13, 43];
-    const p = resolvePolicy({ checks: ['xid'], xid: { ignore, escalations: [{ xid: 31, count: 3, window: '1h30m', severity: 'critical' }] } });
+    const p = resolvePolicy({
+      checks: ['xid'],
+      xid: { ignore, escalations: [{ xid: 31, count: 3, window: '1h30m', severity: 'critical' }] },
+    });
     ignore.push(45);
     expect(p.checks).toEqual(['xid']);
     expect(p.xid.ignore).toEqual([13, 43]);
@@ -74,8 +83,16 @@ describe('resolvePolicy', () => {
     ['a bad lookback', { xid: { lookback: '1 hour' } }, 'xid.lookback'],
     ['a zero lookback', { xid: { lookback: '0s' } }, 'xid.lookback'],
     ['a bad interval', { interval: '5 minutes' }, 'interval'],
-    ['a bad escalation window', { xid: { escalations: [{ xid: 13, count: 2, window: 'soon', severity: 'critical' as const }] } }, 'xid.escalations[0].window'],
-    ['a zero escalation count', { xid: { escalations: [{ xid: 13, count: 0, window: '10m', severity: 'critical' as const }] } }, 'xid.escalations[0].count'],
+    [
+      'a bad escalation window',
+      { xid: { escalations: [{ xid: 13, count: 2, window: 'soon', severity: 'critical' as const }] } },
+      'xid.escalations[0].window',
+    ],
+    [
+      'a zero escalation count',
+      { xid: { escalations: [{ xid: 13, count: 0, window: '10m', severity: 'critical' as const }] } },
+      'xid.escalations[0].count',
+    ],
     ['an invalid override code', { xid: { overrides: [{ xid: -1, severity: 'info' as const }] } }, 'overrides[0]'],
     ['an invalid ignore code', { xid: { ignore: [0] } }, 'ignore[0]'],
     ['healthyMinScore not above degradedMinScore', { scoring: { healthyMinScore: 40, degradedMinScore: 40 } }, 'healthyMinScore'],

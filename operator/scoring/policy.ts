@@ -167,7 +167,9 @@ const GO_DURATION_PART = /(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g;
 export function parseGoDuration(text: string): number {
   if (text === '0') return 0;
   if (!GO_DURATION.test(text)) {
-    throw new GoDurationError(`invalid Go duration ${JSON.stringify(text)}: expected numbers with units ns, us, ms, s, m or h (e.g. 1h30m, 10m, 45s, 500ms)`);
+    throw new GoDurationError(
+      `invalid Go duration ${JSON.stringify(text)}: expected numbers with units ns, us, ms, s, m or h (e.g. 1h30m, 10m, 45s, 500ms)`,
+    );
   }
   let total = 0;
   for (const [, value = '', unit = ''] of text.matchAll(GO_DURATION_PART)) {
@@ -210,8 +212,15 @@ export function resolvePolicy(spec: GPUHealthPolicySpec = {}): ResolvedPolicy {
     throw new PolicyError(`policy field xid: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const escalations = (spec.xid?.escalations ?? []).map((e, i): ResolvedXidEscalation => {
-    if (!Number.isInteger(e.count) || e.count < 1) throw new PolicyError(`policy field xid.escalations[${i}].count: must be an integer of at least 1, got ${e.count}`);
-    return { xid: e.xid, count: e.count, window: e.window, windowMs: positiveDuration(e.window, `xid.escalations[${i}].window`), severity: e.severity };
+    if (!Number.isInteger(e.count) || e.count < 1)
+      throw new PolicyError(`policy field xid.escalations[${i}].count: must be an integer of at least 1, got ${e.count}`);
+    return {
+      xid: e.xid,
+      count: e.count,
+      window: e.window,
+      windowMs: positiveDuration(e.window, `xid.escalations[${i}].window`),
+      severity: e.severity,
+    };
   });
   const scoring: ResolvedScoring = { ...d.scoring, ...spec.scoring };
   if (scoring.healthyMinScore <= scoring.degradedMinScore) {

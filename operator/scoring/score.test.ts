@@ -39,9 +39,22 @@ describe('scoreNode on real GPU states', () => {
     ['GpuIdle clock reason', h100(2, { clockEventReasons: { mask: 0x1, names: ['GpuIdle'] } })],
     ['historical aggregate ECC counts', h100(2, { ecc: { ...ecc, aggregateCorrected: 15_234, aggregateUncorrected: 2 } })],
     ['lower PCIe generation at idle', h100(2, { pcie: { currentGen: 1, currentWidth: 16, maxGen: 5, maxWidth: 16, replayCounter: 0 } })],
-    ['MIG enabled (no utilization, NVLink idle)', h100(2, { migMode: { enabled: true, pendingEnabled: true }, nvlinks: healthyNvLinks().map((l) => ({ ...l, active: false })), unsupported: ['fanSpeedPercent', 'retiredPages', 'utilization'] })],
-    ['a remap applied after reset (pending false)', h100(2, { remappedRows: { corrected: 3, uncorrected: 1, pending: false, failure: false } })],
-    ['fields unsupported on this model', h100(2, { unsupported: ['fanSpeedPercent', 'retiredPages', 'temperature.memoryMaxCelsius', 'nvlinks'], nvlinks: [] })],
+    [
+      'MIG enabled (no utilization, NVLink idle)',
+      h100(2, {
+        migMode: { enabled: true, pendingEnabled: true },
+        nvlinks: healthyNvLinks().map((l) => ({ ...l, active: false })),
+        unsupported: ['fanSpeedPercent', 'retiredPages', 'utilization'],
+      }),
+    ],
+    [
+      'a remap applied after reset (pending false)',
+      h100(2, { remappedRows: { corrected: 3, uncorrected: 1, pending: false, failure: false } }),
+    ],
+    [
+      'fields unsupported on this model',
+      h100(2, { unsupported: ['fanSpeedPercent', 'retiredPages', 'temperature.memoryMaxCelsius', 'nvlinks'], nvlinks: [] }),
+    ],
   ])('no alarm: %s', (_, gpu) => {
     const result = scoreNode(nodeWithGpu2(gpu), BUILT_IN_POLICY, NOW);
     expect(result.status).toBe('healthy');
@@ -52,10 +65,26 @@ describe('scoreNode on real GPU states', () => {
   it.each<[string, NodeSnapshotDocument, string]>([
     ['a lost GPU', nodeWithGpu2(lostGpu(2)), 'GpuLost'],
     ['volatile double-bit ECC', nodeWithGpu2(h100(2, { ecc: { ...ecc, volatileUncorrected: 1 } })), 'VolatileDoubleBitEcc'],
-    ['row-remap failure', nodeWithGpu2(h100(2, { remappedRows: { corrected: 0, uncorrected: 5, pending: false, failure: true } })), 'RowRemapFailure'],
-    ['an NVLink down', nodeWithGpu2(h100(2, { nvlinks: healthyNvLinks().map((l) => (l.link === 11 ? { ...l, active: false } : l)) })), 'NvLinkDown'],
-    ['every NVLink of one GPU down', nodeWithGpu2(h100(2, { nvlinks: healthyNvLinks().map((l) => ({ ...l, active: false })) })), 'NvLinkDown'],
-    ['HW thermal slowdown', nodeWithGpu2(h100(2, { clockEventReasons: { mask: 0x40, names: ['HwThermalSlowdown'] } })), 'HwThermalSlowdown'],
+    [
+      'row-remap failure',
+      nodeWithGpu2(h100(2, { remappedRows: { corrected: 0, uncorrected: 5, pending: false, failure: true } })),
+      'RowRemapFailure',
+    ],
+    [
+      'an NVLink down',
+      nodeWithGpu2(h100(2, { nvlinks: healthyNvLinks().map((l) => (l.link === 11 ? { ...l, active: false } : l)) })),
+      'NvLinkDown',
+    ],
+    [
+      'every NVLink of one GPU down',
+      nodeWithGpu2(h100(2, { nvlinks: healthyNvLinks().map((l) => ({ ...l, active: false })) })),
+      'NvLinkDown',
+    ],
+    [
+      'HW thermal slowdown',
+      nodeWithGpu2(h100(2, { clockEventReasons: { mask: 0x40, names: ['HwThermalSlowdown'] } })),
+      'HwThermalSlowdown',
+    ],
     ['XID 79 (fallen off the bus)', nodeSnapshot({ events: [xidEvent(79, {}, h100(2))] }), 'XidCritical'],
     ['XID 48 (double-bit ECC)', nodeSnapshot({ events: [xidEvent(48, {}, h100(2))] }), 'XidCritical'],
     ['XID 95 (uncontained memory error)', nodeSnapshot({ events: [xidEvent(95, {}, h100(2))] }), 'XidCritical'],
@@ -85,7 +114,13 @@ describe('scoring arithmetic and status', () => {
   it.each([1, 2, 3, 7])('%i warning(s) subtract warningPenalty each, floored at 0', (n) => {
     const hot = h100(2, {
       temperature: { gpuCelsius: 80, slowdownCelsius: 87 },
-      pcie: { currentGen: 5, currentWidth: 8, maxGen: 5, maxWidth: 16, replayCounter: BUILT_IN_POLICY_SPEC.thresholds.pcie.replayCounterWarning },
+      pcie: {
+        currentGen: 5,
+        currentWidth: 8,
+        maxGen: 5,
+        maxWidth: 16,
+        replayCounter: BUILT_IN_POLICY_SPEC.thresholds.pcie.replayCounterWarning,
+      },
       remappedRows: { corrected: 0, uncorrected: 1, pending: true, failure: false },
       clockEventReasons: { mask: 0x20 | 0x8 | 0x80, names: [] },
     });
@@ -93,14 +128,20 @@ describe('scoring arithmetic and status', () => {
     expect(all.length).toBeGreaterThanOrEqual(7);
     expect(all.every((x) => x.severity === 'warning')).toBe(true);
     const score = Math.max(0, MAX_SCORE - n * S.warningPenalty);
-    expect(statusFor(all.slice(0, n), score, BUILT_IN_POLICY.scoring)).toBe(score >= S.healthyMinScore ? 'healthy' : score >= S.degradedMinScore ? 'degraded' : 'critical');
+    expect(statusFor(all.slice(0, n), score, BUILT_IN_POLICY.scoring)).toBe(
+      score >= S.healthyMinScore ? 'healthy' : score >= S.degradedMinScore ? 'degraded' : 'critical',
+    );
     const policy = resolvePolicy({ scoring: { warningPenalty: 10 } });
     expect(scoreNode(nodeWithGpu2(hot), policy, NOW).gpus[2]?.score).toBe(Math.max(0, MAX_SCORE - all.length * 10));
   });
 
   it('the node takes the lowest GPU score and the worst status', () => {
     const snapshot = nodeSnapshot({
-      gpus: [h100(0), h100(1, { pcie: { currentGen: 5, currentWidth: 8, maxGen: 5, maxWidth: 16 } }), h100(2, { ecc: { volatileUncorrected: 2 } })],
+      gpus: [
+        h100(0),
+        h100(1, { pcie: { currentGen: 5, currentWidth: 8, maxGen: 5, maxWidth: 16 } }),
+        h100(2, { ecc: { volatileUncorrected: 2 } }),
+      ],
     });
     const result = scoreNode(snapshot, BUILT_IN_POLICY, NOW);
     expect(result.gpus.map((g) => g.score)).toEqual([MAX_SCORE, MAX_SCORE - S.warningPenalty, CRITICAL_SCORE]);
@@ -115,15 +156,26 @@ describe('scoring arithmetic and status', () => {
   });
 
   it('lists findings worst first', () => {
-    const gpu = h100(2, { pcie: { currentGen: 5, currentWidth: 8, maxGen: 5, maxWidth: 16 }, ecc: { volatileUncorrected: 1, aggregateCorrected: 5 } });
-    expect(scoreNode(nodeWithGpu2(gpu), BUILT_IN_POLICY, NOW).gpus[2]?.findings.map((x) => x.severity)).toEqual(['critical', 'warning', 'info']);
+    const gpu = h100(2, {
+      pcie: { currentGen: 5, currentWidth: 8, maxGen: 5, maxWidth: 16 },
+      ecc: { volatileUncorrected: 1, aggregateCorrected: 5 },
+    });
+    expect(scoreNode(nodeWithGpu2(gpu), BUILT_IN_POLICY, NOW).gpus[2]?.findings.map((x) => x.severity)).toEqual([
+      'critical',
+      'warning',
+      'info',
+    ]);
   });
 });
 
 describe('health clears itself when the fault is gone', () => {
   it.each<[string, GpuSnapshot, GpuSnapshot]>([
     ['GPU lost, then back after a reset', lostGpu(2), h100(2)],
-    ['remap pending, then applied', h100(2, { remappedRows: { corrected: 0, uncorrected: 1, pending: true, failure: false } }), h100(2, { remappedRows: { corrected: 0, uncorrected: 1, pending: false, failure: false } })],
+    [
+      'remap pending, then applied',
+      h100(2, { remappedRows: { corrected: 0, uncorrected: 1, pending: true, failure: false } }),
+      h100(2, { remappedRows: { corrected: 0, uncorrected: 1, pending: false, failure: false } }),
+    ],
     ['HW thermal slowdown, then cooled', h100(2, { clockEventReasons: { mask: 0x40, names: ['HwThermalSlowdown'] } }), h100(2)],
   ])('%s', (_, before, after) => {
     expect(scoreNode(nodeWithGpu2(before), BUILT_IN_POLICY, NOW).gpus[2]?.findings).not.toEqual([]);
@@ -182,7 +234,13 @@ describe('XIDs on the node', () => {
 describe('nodes without observed GPUs', () => {
   it('zero GPUs (NVML says so) is healthy with 0 GPUs', () => {
     const snapshot = nodeSnapshot({ nvml: { available: false, reason: 'no GPUs found', driverVersion: '550.90.07' }, gpus: [] });
-    expect(scoreNode(snapshot, BUILT_IN_POLICY, NOW)).toMatchObject({ status: 'healthy', score: MAX_SCORE, gpus: [], findings: [], worstMessage: '0 GPU(s), no problems found' });
+    expect(scoreNode(snapshot, BUILT_IN_POLICY, NOW)).toMatchObject({
+      status: 'healthy',
+      score: MAX_SCORE,
+      gpus: [],
+      findings: [],
+      worstMessage: '0 GPU(s), no problems found',
+    });
   });
 
   it('zero GPUs after XID 79 is critical', () => {
@@ -212,7 +270,10 @@ describe('nodes without observed GPUs', () => {
 
   it('XID sources down is a node-level warning', () => {
     const base = nodeSnapshot();
-    const agent = { ...base.agent, xidSources: { kmsg: { running: false, path: '/dev/kmsg', records: 0, lost: 0, error: 'EPERM' }, nvmlEvents: { running: false } } };
+    const agent = {
+      ...base.agent,
+      xidSources: { kmsg: { running: false, path: '/dev/kmsg', records: 0, lost: 0, error: 'EPERM' }, nvmlEvents: { running: false } },
+    };
     const result = scoreNode({ ...base, agent }, BUILT_IN_POLICY, NOW);
     expect(result.findings.map((x) => `${x.severity}:${x.code}`)).toEqual([`${FIXED_SEVERITIES.xidSourcesDown}:XidSourcesDown`]);
     expect(result.score).toBe(MAX_SCORE - S.warningPenalty);
@@ -221,14 +282,29 @@ describe('nodes without observed GPUs', () => {
 });
 
 describe('GPUs the node advertises but the agent does not see', () => {
-  const eight = parseAdvertisedGpus({ metadata: { labels: { 'nvidia.com/gpu.count': '8' } }, status: { capacity: { 'nvidia.com/gpu': '8' }, allocatable: { 'nvidia.com/gpu': '8' } } });
+  const eight = parseAdvertisedGpus({
+    metadata: { labels: { 'nvidia.com/gpu.count': '8' } },
+    status: { capacity: { 'nvidia.com/gpu': '8' }, allocatable: { 'nvidia.com/gpu': '8' } },
+  });
   const none = parseAdvertisedGpus({ metadata: { name: 'cpu-node' }, status: { capacity: { cpu: '64' } } });
   const zeroGpus = nodeSnapshot({ nvml: { available: false, reason: 'no GPUs found', driverVersion: '550.90.07' }, gpus: [] });
 
   it.each<[string, NodeSnapshotDocument, RegExp]>([
-    ['one GPU gone from the bus, the other seven healthy', nodeSnapshot({ gpus: Array.from({ length: 7 }, (_, i) => h100(i)) }), /^node advertises 8 GPUs .* but the agent sees 7;/],
-    ['all gone while NVML works (healthy before this check)', zeroGpus, /^node advertises 8 GPUs .* but the agent sees none \(NVML: no GPUs found\)/],
-    ['NVML cannot load', nodeSnapshot({ nvml: { available: false, reason: 'Failed to load shared library libnvidia-ml.so.1' }, gpus: [] }), /sees none \(NVML: Failed to load shared library/],
+    [
+      'one GPU gone from the bus, the other seven healthy',
+      nodeSnapshot({ gpus: Array.from({ length: 7 }, (_, i) => h100(i)) }),
+      /^node advertises 8 GPUs .* but the agent sees 7;/,
+    ],
+    [
+      'all gone while NVML works (healthy before this check)',
+      zeroGpus,
+      /^node advertises 8 GPUs .* but the agent sees none \(NVML: no GPUs found\)/,
+    ],
+    [
+      'NVML cannot load',
+      nodeSnapshot({ nvml: { available: false, reason: 'Failed to load shared library libnvidia-ml.so.1' }, gpus: [] }),
+      /sees none \(NVML: Failed to load shared library/,
+    ],
   ])('critical: %s', (_, snapshot, message) => {
     const result = scoreNode(snapshot, BUILT_IN_POLICY, NOW, { advertised: eight });
     expect(result.status).toBe('critical');
@@ -240,12 +316,20 @@ describe('GPUs the node advertises but the agent does not see', () => {
 
   it('a node that advertises as many as it has, or none and has none, stays as before', () => {
     expect(scoreNode(nodeSnapshot(), BUILT_IN_POLICY, NOW, { advertised: eight })).toEqual(scoreNode(nodeSnapshot(), BUILT_IN_POLICY, NOW));
-    expect(scoreNode(zeroGpus, BUILT_IN_POLICY, NOW, { advertised: none })).toMatchObject({ status: 'healthy', score: MAX_SCORE, findings: [] });
+    expect(scoreNode(zeroGpus, BUILT_IN_POLICY, NOW, { advertised: none })).toMatchObject({
+      status: 'healthy',
+      score: MAX_SCORE,
+      findings: [],
+    });
   });
 });
 
 it('is pure: leaves its input alone and gives the same answer twice', () => {
-  const snapshot = deepFreeze(nodeWithGpu2(h100(2, { ecc: { volatileUncorrected: 1 } }), { xid: { since: minutesAgo(60), events: [xidEvent(13), xidEvent(79, {}, h100(2))], truncated: 0 } }));
+  const snapshot = deepFreeze(
+    nodeWithGpu2(h100(2, { ecc: { volatileUncorrected: 1 } }), {
+      xid: { since: minutesAgo(60), events: [xidEvent(13), xidEvent(79, {}, h100(2))], truncated: 0 },
+    }),
+  );
   const a = scoreNode(snapshot, BUILT_IN_POLICY, NOW);
   expect(scoreNode(snapshot, BUILT_IN_POLICY, NOW)).toEqual(a);
 });
@@ -254,7 +338,13 @@ describe('kernel signals besides XIDs', () => {
   it('a bus loss without an XID makes that GPU critical', () => {
     const gpu = h100(3);
     const snapshot = nodeSnapshot({ events: [] });
-    const withLoss = { ...snapshot, xid: { ...snapshot.xid, busLoss: [{ pciBusId: gpu.pciBusId ?? '', count: 1, firstSeen: minutesAgo(600), lastSeen: minutesAgo(600) }] } };
+    const withLoss = {
+      ...snapshot,
+      xid: {
+        ...snapshot.xid,
+        busLoss: [{ pciBusId: gpu.pciBusId ?? '', count: 1, firstSeen: minutesAgo(600), lastSeen: minutesAgo(600) }],
+      },
+    };
     const result = scoreNode(withLoss, BUILT_IN_POLICY, NOW);
     expect(result.gpus[3]?.findings.map((f) => `${f.code}:${f.severity}`)).toEqual(['GpuFellOffBus:critical']);
     expect(result.status).toBe('critical');
@@ -262,8 +352,21 @@ describe('kernel signals besides XIDs', () => {
 
   it('NVSwitch SXids are node-level findings, fatal ones critical', () => {
     const snapshot = nodeSnapshot({ events: [] });
-    const sxid = (fatal: boolean, link: number) => ({ sxid: fatal ? 20034 : 22013, switchPciBusId: '0000:06:00', fatal, link, count: 2, firstSeen: minutesAgo(3), lastSeen: minutesAgo(1), message: 'Link LTSSM Fault Up' });
-    const result = scoreNode({ ...snapshot, xid: { ...snapshot.xid, switchEvents: [sxid(true, 48), sxid(true, 49), sxid(false, 60)] } }, BUILT_IN_POLICY, NOW);
+    const sxid = (fatal: boolean, link: number) => ({
+      sxid: fatal ? 20034 : 22013,
+      switchPciBusId: '0000:06:00',
+      fatal,
+      link,
+      count: 2,
+      firstSeen: minutesAgo(3),
+      lastSeen: minutesAgo(1),
+      message: 'Link LTSSM Fault Up',
+    });
+    const result = scoreNode(
+      { ...snapshot, xid: { ...snapshot.xid, switchEvents: [sxid(true, 48), sxid(true, 49), sxid(false, 60)] } },
+      BUILT_IN_POLICY,
+      NOW,
+    );
     expect(result.findings.map((f) => `${f.code}:${f.severity}`)).toEqual(['NvSwitchFatalSxid:critical', 'NvSwitchNonFatalSxid:warning']);
     expect(result.findings[0]?.message).toContain('SXid 20034 (fatal) on NVSwitch 0000:06:00 on links 48, 49, 4 time(s)');
   });

@@ -30,7 +30,15 @@ import { boundText, finding, sortWorstFirst, type Finding, type HealthStatus, ty
 import { podsOfGpu, type AffectedPod } from './gpu-pods.js';
 import { checkMissingGpus } from './missing-gpus.js';
 import { FIXED_SEVERITIES, type ResolvedPolicy, type ResolvedScoring } from './policy.js';
-import { busLossFinding, busLossKey, evaluateXidEvents, kernelBusIdKey, NODE_LEVEL_KEY, switchFindings, type EvaluatedXidEvent } from './xid.js';
+import {
+  busLossFinding,
+  busLossKey,
+  evaluateXidEvents,
+  kernelBusIdKey,
+  NODE_LEVEL_KEY,
+  switchFindings,
+  type EvaluatedXidEvent,
+} from './xid.js';
 
 /** The best possible score. */
 export const MAX_SCORE = 100;
@@ -162,18 +170,46 @@ function nodeFindings(snapshot: NodeSnapshotDocument): { findings: Finding[]; un
   if (!nvml.available && !ZERO_GPUS_REASON.test(nvml.reason)) {
     unobserved = true;
     const code = nvml.code === undefined ? '' : ` (NVML return code ${nvml.code})`;
-    findings.push(finding('health', FIXED_SEVERITIES.nvmlUnavailable, 'NvmlUnavailable', `NVML is unavailable${code}: ${nvml.reason}; GPU health cannot be observed`));
+    findings.push(
+      finding(
+        'health',
+        FIXED_SEVERITIES.nvmlUnavailable,
+        'NvmlUnavailable',
+        `NVML is unavailable${code}: ${nvml.reason}; GPU health cannot be observed`,
+      ),
+    );
   }
   if (snapshot.errors.length > 0) {
     const fields = [...new Set(snapshot.errors.map((e) => e.field))].join(', ');
-    findings.push(finding('inventory', FIXED_SEVERITIES.systemCollectionError, 'SystemCollectionError', `NVML could not read system field(s): ${fields}`));
+    findings.push(
+      finding(
+        'inventory',
+        FIXED_SEVERITIES.systemCollectionError,
+        'SystemCollectionError',
+        `NVML could not read system field(s): ${fields}`,
+      ),
+    );
   }
   const sources = snapshot.agent.xidSources;
   if (snapshot.checks.includes('xid') && !sources.kmsg.running && !sources.nvmlEvents.running) {
-    findings.push(finding('xid', FIXED_SEVERITIES.xidSourcesDown, 'XidSourcesDown', 'Neither the kernel log nor NVML events are watched on this node, so XID errors go unseen'));
+    findings.push(
+      finding(
+        'xid',
+        FIXED_SEVERITIES.xidSourcesDown,
+        'XidSourcesDown',
+        'Neither the kernel log nor NVML events are watched on this node, so XID errors go unseen',
+      ),
+    );
   }
   if (snapshot.xid.truncated > 0) {
-    findings.push(finding('xid', FIXED_SEVERITIES.xidEventsTruncated, 'XidEventsTruncated', `The agent left ${snapshot.xid.truncated} XID event(s) out of its answer to bound it`));
+    findings.push(
+      finding(
+        'xid',
+        FIXED_SEVERITIES.xidEventsTruncated,
+        'XidEventsTruncated',
+        `The agent left ${snapshot.xid.truncated} XID event(s) out of its answer to bound it`,
+      ),
+    );
   }
   return { findings, unobserved };
 }
@@ -181,7 +217,9 @@ function nodeFindings(snapshot: NodeSnapshotDocument): { findings: Finding[]; un
 function worstMessage(gpus: readonly GpuScore[], nodeLevel: readonly Finding[]): string {
   const candidates: { severity: Severity; text: string }[] = [
     ...nodeLevel.map((f) => ({ severity: f.severity, text: f.message })),
-    ...gpus.flatMap((g) => g.findings.map((f) => ({ severity: f.severity, text: `GPU ${g.index}${g.uuid === undefined ? '' : ` (${g.uuid})`}: ${f.message}` }))),
+    ...gpus.flatMap((g) =>
+      g.findings.map((f) => ({ severity: f.severity, text: `GPU ${g.index}${g.uuid === undefined ? '' : ` (${g.uuid})`}: ${f.message}` })),
+    ),
   ].filter((c) => c.severity !== 'info');
   const worst = candidates.find((c) => c.severity === 'critical') ?? candidates[0];
   if (worst !== undefined) return boundText(worst.text, MAX_NODE_MESSAGE_LENGTH);

@@ -35,7 +35,14 @@ export function h100(index = 0, overrides: Partial<GpuSnapshot> = {}): GpuSnapsh
     utilization: { gpuPercent: 0, memoryPercent: 0 },
     clocks: { graphicsMHz: 345, smMHz: 345, memoryMHz: 2619, maxGraphicsMHz: 1980, maxSmMHz: 1980, maxMemoryMHz: 2619 },
     clockEventReasons: { mask: 0x1, names: ['GpuIdle'] },
-    ecc: { enabled: true, pendingEnabled: true, volatileCorrected: 0, volatileUncorrected: 0, aggregateCorrected: 0, aggregateUncorrected: 0 },
+    ecc: {
+      enabled: true,
+      pendingEnabled: true,
+      volatileCorrected: 0,
+      volatileUncorrected: 0,
+      aggregateCorrected: 0,
+      aggregateUncorrected: 0,
+    },
     remappedRows: { corrected: 0, uncorrected: 0, pending: false, failure: false },
     pcie: { currentGen: 5, currentWidth: 16, maxGen: 5, maxWidth: 16, replayCounter: 0 },
     nvlinks: healthyNvLinks(),
@@ -67,7 +74,17 @@ export function h100UnderLoad(index = 0): GpuSnapshot {
 /** A GPU that fell off the bus: identity only, as the collector reports it. */
 export function lostGpu(index = 0): GpuSnapshot {
   const { uuid, name, serial, pciBusId, pciBusIdKernel } = h100(index);
-  return { index, lost: true, ...(uuid === undefined ? {} : { uuid }), ...(name === undefined ? {} : { name }), ...(serial === undefined ? {} : { serial }), ...(pciBusId === undefined ? {} : { pciBusId }), ...(pciBusIdKernel === undefined ? {} : { pciBusIdKernel }), unsupported: [], errors: [] };
+  return {
+    index,
+    lost: true,
+    ...(uuid === undefined ? {} : { uuid }),
+    ...(name === undefined ? {} : { name }),
+    ...(serial === undefined ? {} : { serial }),
+    ...(pciBusId === undefined ? {} : { pciBusId }),
+    ...(pciBusIdKernel === undefined ? {} : { pciBusIdKernel }),
+    unsupported: [],
+    errors: [],
+  };
 }
 
 /** One deduplicated XID event report for GPU `gpu` (mapped by UUID unless overridden). */

@@ -15,7 +15,9 @@ function severities(events: Parameters<typeof evaluateXidEvents>[0], policy = BU
 describe('evaluateXidEvents', () => {
   it.each([79, 48, 95, 64, 62, 109, 119, 140])('XID %i is critical per the catalog bucket', (xid) => {
     const { findingsByGpu } = evaluateXidEvents([xidEvent(xid)], BUILT_IN_POLICY, NOW);
-    expect(findingsByGpu.get(uuid0)).toEqual([expect.objectContaining({ check: 'xid', severity: 'critical', code: XID_FINDING_CODES.critical })]);
+    expect(findingsByGpu.get(uuid0)).toEqual([
+      expect.objectContaining({ check: 'xid', severity: 'critical', code: XID_FINDING_CODES.critical }),
+    ]);
   });
 
   it.each([
@@ -37,15 +39,23 @@ describe('evaluateXidEvents', () => {
 
   it('decodes NVLink5 by the table with the node\'s driver version, not by the word "Fatal"', () => {
     // gpud PR 1160: NETIR_LINK_EVT "Fatal" with link-down reason 100110 → IGNORE.
-    const ignorable = xidEvent(149, { message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)' });
-    const reset = xidEvent(149, { pid: 9, message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)' });
+    const ignorable = xidEvent(149, {
+      message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    });
+    const reset = xidEvent(149, {
+      pid: 9,
+      message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    });
     const { events, findingsByGpu } = evaluateXidEvents([ignorable, reset], BUILT_IN_POLICY, NOW, undefined, '570.124.06');
     expect(events.map((e) => `${e.immediateAction}:${e.severity}`)).toEqual(['RESET_GPU:critical', 'IGNORE:info']);
     expect(findingsByGpu.get(uuid0)?.[0]?.message).toContain('RESET_GPU [NVLink5 NETIR_LINK_EVT link 1');
   });
 
   it('keeps the worst message of a group: a Fatal then Nonfatal 149 stays fatal', () => {
-    const group = xidEvent(149, { message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000)', worstMessage: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x025001c6 0x00000000)' });
+    const group = xidEvent(149, {
+      message: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000)',
+      worstMessage: 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x025001c6 0x00000000)',
+    });
     expect(severities([group])).toEqual(['149:critical']);
   });
 
@@ -77,7 +87,14 @@ describe('evaluateXidEvents', () => {
 
     it.each([
       ['XID 79 (until a reboot)', xidEvent(79, { lastSeen: minutesAgo(3 * 24 * 60) }), 'reboot'],
-      ['a 154 asking for a reboot', xidEvent(154, { lastSeen: minutesAgo(3 * 24 * 60), message: 'GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)' }), 'reboot'],
+      [
+        'a 154 asking for a reboot',
+        xidEvent(154, {
+          lastSeen: minutesAgo(3 * 24 * 60),
+          message: 'GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)',
+        }),
+        'reboot',
+      ],
       ['a reset-class XID 95 (until the GPU is reset)', xidEvent(95, { lastSeen: minutesAgo(3 * 24 * 60) }), 'gpu-reset'],
     ])('%s outlasts the lookback (the agent stops sending it once cleared)', (_, event, persistsUntil) => {
       const { events, findingsByGpu } = evaluateXidEvents([event], BUILT_IN_POLICY, NOW);
@@ -92,7 +109,14 @@ describe('evaluateXidEvents', () => {
   });
 
   it('applies overrides (severity and action)', () => {
-    const policy = resolvePolicy({ xid: { overrides: [{ xid: 79, severity: 'info', action: 'Page the on-call' }, { xid: 13, severity: 'critical' }] } });
+    const policy = resolvePolicy({
+      xid: {
+        overrides: [
+          { xid: 79, severity: 'info', action: 'Page the on-call' },
+          { xid: 13, severity: 'critical' },
+        ],
+      },
+    });
     const { events, findingsByGpu } = evaluateXidEvents([xidEvent(79), xidEvent(13, { pid: 1 })], policy, NOW);
     expect(events.map((e) => `${e.xid}:${e.severity}:${e.action === 'Page the on-call'}`)).toEqual(['13:critical:false', '79:info:true']);
     expect(findingsByGpu.get(uuid0)?.map((f) => f.code)).toEqual([XID_FINDING_CODES.critical, XID_FINDING_CODES.info]);
@@ -100,7 +124,9 @@ describe('evaluateXidEvents', () => {
 
   it('an override severity wins over decodes', () => {
     const policy = resolvePolicy({ xid: { overrides: [{ xid: 149, severity: 'warning' }] } });
-    expect(severities([xidEvent(149, { message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000)' })], policy)).toEqual(['149:warning']);
+    expect(severities([xidEvent(149, { message: 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000)' })], policy)).toEqual([
+      '149:warning',
+    ]);
   });
 
   describe('escalations (count within window)', () => {
@@ -109,7 +135,11 @@ describe('evaluateXidEvents', () => {
       ['below the count', [{ count: 4, firstSeen: minutesAgo(8), lastSeen: minutesAgo(1) }], 'warning'],
       ['the count within the window', [{ count: 5, firstSeen: minutesAgo(8), lastSeen: minutesAgo(1) }], 'critical'],
       ['the count spread wider than the window', [{ count: 5, firstSeen: minutesAgo(40), lastSeen: minutesAgo(1) }], 'warning'],
-      ['a storm dense enough to prove the count in some window', [{ count: 300, firstSeen: minutesAgo(40), lastSeen: minutesAgo(1) }], 'critical'],
+      [
+        'a storm dense enough to prove the count in some window',
+        [{ count: 300, firstSeen: minutesAgo(40), lastSeen: minutesAgo(1) }],
+        'critical',
+      ],
       [
         'the count summed over processes on one GPU',
         [
@@ -170,18 +200,42 @@ describe('evaluateXidEvents', () => {
   });
 
   it('orders events worst, then newest first', () => {
-    const events = [xidEvent(13, { lastSeen: minutesAgo(1) }), xidEvent(79, { lastSeen: minutesAgo(30) }), xidEvent(48, { lastSeen: minutesAgo(2) })];
+    const events = [
+      xidEvent(13, { lastSeen: minutesAgo(1) }),
+      xidEvent(79, { lastSeen: minutesAgo(30) }),
+      xidEvent(48, { lastSeen: minutesAgo(2) }),
+    ];
     expect(severities(events)).toEqual(['48:critical', '79:critical', '13:warning']);
   });
 
   it('never copies the untrusted kernel message into findings', () => {
-    const { findingsByGpu, events } = evaluateXidEvents([xidEvent(79, { message: '79, <script>ignore previous instructions</script>' })], BUILT_IN_POLICY, NOW);
+    const { findingsByGpu, events } = evaluateXidEvents(
+      [xidEvent(79, { message: '79, <script>ignore previous instructions</script>' })],
+      BUILT_IN_POLICY,
+      NOW,
+    );
     expect(findingsByGpu.get(uuid0)?.[0]?.message).not.toContain('script');
     expect(events[0]?.message).toContain('script');
   });
 
   it('judges against a given catalog', () => {
-    const catalog = loadXidCatalog({ entries: [{ xid: 79, mnemonic: 'CUSTOM', description: 'd', category: 'bus', products: [], retired: false, immediateAction: 'IGNORE', investigatoryAction: null, xid154: null }] });
-    expect(evaluateXidEvents([xidEvent(79)], BUILT_IN_POLICY, NOW, catalog).events.map((e) => `${e.name}:${e.severity}`)).toEqual(['CUSTOM:info']);
+    const catalog = loadXidCatalog({
+      entries: [
+        {
+          xid: 79,
+          mnemonic: 'CUSTOM',
+          description: 'd',
+          category: 'bus',
+          products: [],
+          retired: false,
+          immediateAction: 'IGNORE',
+          investigatoryAction: null,
+          xid154: null,
+        },
+      ],
+    });
+    expect(evaluateXidEvents([xidEvent(79)], BUILT_IN_POLICY, NOW, catalog).events.map((e) => `${e.name}:${e.severity}`)).toEqual([
+      'CUSTOM:info',
+    ]);
   });
 });

@@ -121,10 +121,16 @@ function xidFinding(events: readonly EvaluatedXidEvent[]): Finding {
   const count = events.reduce((n, e) => n + e.count, 0);
   const lastSeen = events.map((e) => e.lastSeen).reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a));
   const escalation = events.find((e) => e.escalatedBy !== undefined)?.escalatedBy;
-  const escalated = escalation === undefined ? '' : `; escalated to ${escalation.severity} (${escalation.count}+ within ${escalation.window})`;
+  const escalated =
+    escalation === undefined ? '' : `; escalated to ${escalation.severity} (${escalation.count}+ within ${escalation.window})`;
   const worst = events.find((e) => e.severity === severity) ?? first;
   const decoded = worst.decoded === undefined ? '' : ` [${worst.decoded}]`;
-  const lasts = worst.persistsUntil === 'reboot' ? ' Lasts until the node reboots.' : worst.persistsUntil === 'gpu-reset' ? ' Lasts until the GPU is reset.' : '';
+  const lasts =
+    worst.persistsUntil === 'reboot'
+      ? ' Lasts until the node reboots.'
+      : worst.persistsUntil === 'gpu-reset'
+        ? ' Lasts until the GPU is reset.'
+        : '';
   return finding(
     'xid',
     severity,
@@ -166,7 +172,9 @@ export function evaluateXidEvents(
     view,
   );
   // An unparsable lastSeen cannot be proved old, so it is kept; so is a fault that outlasts the look-back.
-  const kept = candidates.map((e, i) => ({ e, c: judged[i] as XidClassification })).filter(({ e, c }) => c.persistence !== 'lookback' || !(Date.parse(e.lastSeen) < cutoff));
+  const kept = candidates
+    .map((e, i) => ({ e, c: judged[i] as XidClassification }))
+    .filter(({ e, c }) => c.persistence !== 'lookback' || !(Date.parse(e.lastSeen) < cutoff));
   const recent = kept.map(({ e }) => e);
   const classificationOf = new Map(kept.map(({ e, c }) => [e, c]));
 
@@ -242,14 +250,26 @@ export function switchFindings(events: readonly SwitchEventReport[]): Finding[] 
     const links = [...new Set(list.flatMap((e) => (e.link === undefined ? [] : [e.link])))].sort((a, b) => a - b);
     const where = first.switchPciBusId === undefined ? 'an NVSwitch' : `NVSwitch ${first.switchPciBusId}`;
     const onLinks = links.length === 0 ? '' : ` on link${links.length === 1 ? '' : 's'} ${links.join(', ')}`;
-    const advice = fatal ? 'The fabric is impaired: drain NVLink work on this node, collect nvidia-bug-report.sh output and follow NVIDIA\'s NVSwitch guidance (usually a node reboot).' : 'Non-fatal: watch for repeats; report them to NVIDIA support.';
-    return finding('nvlink', fatal ? 'critical' : 'warning', fatal ? 'NvSwitchFatalSxid' : 'NvSwitchNonFatalSxid', `SXid ${first.sxid} (${fatal ? 'fatal' : 'non-fatal'}) on ${where}${onLinks}, ${count} time(s), last at ${first.lastSeen}. ${advice}`);
+    const advice = fatal
+      ? "The fabric is impaired: drain NVLink work on this node, collect nvidia-bug-report.sh output and follow NVIDIA's NVSwitch guidance (usually a node reboot)."
+      : 'Non-fatal: watch for repeats; report them to NVIDIA support.';
+    return finding(
+      'nvlink',
+      fatal ? 'critical' : 'warning',
+      fatal ? 'NvSwitchFatalSxid' : 'NvSwitchNonFatalSxid',
+      `SXid ${first.sxid} (${fatal ? 'fatal' : 'non-fatal'}) on ${where}${onLinks}, ${count} time(s), last at ${first.lastSeen}. ${advice}`,
+    );
   });
 }
 
 /** A GPU that fell off the bus without an XID: critical until the node reboots. */
 export function busLossFinding(loss: BusLossReport): Finding {
-  return finding('xid', 'critical', 'GpuFellOffBus', `The kernel reports the GPU at ${loss.pciBusId} fell off the bus (${loss.count} time(s), last at ${loss.lastSeen}) without an XID code: RESTART_BM. Drain the node and reboot it; the GPU is unusable until then.`);
+  return finding(
+    'xid',
+    'critical',
+    'GpuFellOffBus',
+    `The kernel reports the GPU at ${loss.pciBusId} fell off the bus (${loss.count} time(s), last at ${loss.lastSeen}) without an XID code: RESTART_BM. Drain the node and reboot it; the GPU is unusable until then.`,
+  );
 }
 
 /** Key of a bus-loss report in findingsByGpu terms. */

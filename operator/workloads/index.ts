@@ -8,7 +8,16 @@ import { WorkloadNotifier } from './notifier.js';
 import { PodConditionMarker } from './pod-condition.js';
 import { AffectedPodResolver } from './resolve.js';
 
-export { apiNodePodLookup, apiOwnerLookup, indexNodePods, type NodePod, type NodePodLookup, type NodePods, type OwnerLookup, type OwnerRef } from './node-pods.js';
+export {
+  apiNodePodLookup,
+  apiOwnerLookup,
+  indexNodePods,
+  type NodePod,
+  type NodePodLookup,
+  type NodePods,
+  type OwnerLookup,
+  type OwnerRef,
+} from './node-pods.js';
 export { MAX_WORKLOAD_EVENTS_PER_RUN, WorkloadNotifier, workloadNote } from './notifier.js';
 export { POD_GPU_HEALTHY_CONDITION, PodConditionMarker, type PodConditionOutcome } from './pod-condition.js';
 export { AffectedPodResolver, MAX_NODE_LOOKUPS, resolvePod, resolveScorePods } from './resolve.js';
@@ -21,7 +30,13 @@ export interface Workloads {
 }
 
 /** Workloads through the API server. */
-export function apiWorkloads(kc: KubeConfig, events: EventRecorder, metrics: OperatorMetrics, logger: Logger, apiTimeoutMs?: number): Workloads {
+export function apiWorkloads(
+  kc: KubeConfig,
+  events: EventRecorder,
+  metrics: OperatorMetrics,
+  logger: Logger,
+  apiTimeoutMs?: number,
+): Workloads {
   return {
     resolver: new AffectedPodResolver(apiNodePodLookup(kc, apiTimeoutMs), logger, apiOwnerLookup(kc, apiTimeoutMs)),
     notifier: new WorkloadNotifier(events, metrics),

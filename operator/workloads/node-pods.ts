@@ -16,7 +16,10 @@ export type OwnerRef = WorkloadRef;
 export type OwnerLookup = (controller: OwnerRef, namespace: string, signal: AbortSignal) => Promise<OwnerRef | undefined>;
 
 /** The controllers whose own controller is looked up, by apiVersion and kind → URL path segment. */
-const WALKED_CONTROLLERS: Readonly<Record<string, string>> = { 'apps/v1/ReplicaSet': 'apis/apps/v1/namespaces/{ns}/replicasets', 'batch/v1/Job': 'apis/batch/v1/namespaces/{ns}/jobs' };
+const WALKED_CONTROLLERS: Readonly<Record<string, string>> = {
+  'apps/v1/ReplicaSet': 'apis/apps/v1/namespaces/{ns}/replicasets',
+  'batch/v1/Job': 'apis/batch/v1/namespaces/{ns}/jobs',
+};
 
 /** What the operator needs of a pod on a node. */
 export interface NodePod {
@@ -52,7 +55,11 @@ function toNodePod(pod: V1Pod): NodePod | undefined {
   if (namespace === undefined || name === undefined || uid === undefined) return undefined;
   const owner = pod.metadata?.ownerReferences?.find((o) => o.controller === true);
   const containersById = new Map<string, string>();
-  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? []), ...(pod.status?.ephemeralContainerStatuses ?? [])];
+  const statuses = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+    ...(pod.status?.ephemeralContainerStatuses ?? []),
+  ];
   for (const c of statuses) {
     const id = CONTAINER_ID.exec(c.containerID ?? '')?.[1];
     if (id !== undefined) containersById.set(id, c.name);
@@ -94,7 +101,10 @@ export function apiNodePodLookup(kc: KubeConfig, timeoutMs?: number): NodePodLoo
   return async (node, signal) => {
     // Node names are DNS subdomains; anything else would change what the selector selects.
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error(`not a node name: ${JSON.stringify(node.slice(0, 64))}`);
-    const list = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}`, limit: MAX_PODS_PER_NODE_LOOKUP }, apiCall(signal, timeoutMs));
+    const list = await core.listPodForAllNamespaces(
+      { fieldSelector: `spec.nodeName=${node}`, limit: MAX_PODS_PER_NODE_LOOKUP },
+      apiCall(signal, timeoutMs),
+    );
     return indexNodePods(list.items);
   };
 }
@@ -109,7 +119,12 @@ export function apiOwnerLookup(kc: KubeTarget, timeoutMs?: number): OwnerLookup 
     const collection = WALKED_CONTROLLERS[`${controller.apiVersion}/${controller.kind}`];
     if (collection === undefined) return undefined;
     const path = `/${collection.replace('{ns}', encodeURIComponent(namespace))}/${encodeURIComponent(controller.name)}`;
-    const object = await kubeRequest<{ metadata?: { uid?: string; ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[] } }>(kc, {
+    const object = await kubeRequest<{
+      metadata?: {
+        uid?: string;
+        ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+      };
+    }>(kc, {
       method: 'GET',
       path,
       signal,

@@ -37,8 +37,12 @@ function gpuLabel(gpu: GpuScore): string {
 /** The Event text: which GPU, on which node, what failed, what it means for the container, what happens next. */
 export function workloadNote(node: string, gpu: GpuScore, containers: string): string {
   const fault = gpu.findings.find((f) => f.severity === 'critical') ?? gpu.findings[0];
-  const what = fault === undefined ? 'scored critical.' : `is critical: ${/[.!?]$/.test(fault.message) ? fault.message : `${fault.message}.`}`;
-  const meaning = fault !== undefined && GPU_GONE.has(fault.code) ? "Your container's GPU is gone; its work on it has failed." : 'Work on this GPU may fail or give wrong results; restart it on a healthy GPU.';
+  const what =
+    fault === undefined ? 'scored critical.' : `is critical: ${/[.!?]$/.test(fault.message) ? fault.message : `${fault.message}.`}`;
+  const meaning =
+    fault !== undefined && GPU_GONE.has(fault.code)
+      ? "Your container's GPU is gone; its work on it has failed."
+      : 'Work on this GPU may fail or give wrong results; restart it on a healthy GPU.';
   return `${gpuLabel(gpu)} on node ${node}, used by ${containers}, ${what} ${meaning}`;
 }
 
@@ -50,7 +54,12 @@ function targetsOf(results: readonly NodeResultInput[]): Target[] {
       for (const pod of gpu.pods ?? []) {
         // A pod the operator could not find (gone, or its lookup failed) is not told.
         if (pod.namespace === undefined || pod.name === undefined || pod.uid === undefined) continue;
-        targets.push({ node: r.node, gpu, pod: { ...pod, namespace: pod.namespace, name: pod.name, uid: pod.uid }, fault: faultClassOf(gpu) });
+        targets.push({
+          node: r.node,
+          gpu,
+          pod: { ...pod, namespace: pod.namespace, name: pod.name, uid: pod.uid },
+          fault: faultClassOf(gpu),
+        });
       }
     }
   }
@@ -75,7 +84,10 @@ export class WorkloadNotifier {
       const podKey = `${t.pod.uid}|${faultKey}`;
       if (this.told.get(podKey) === true) continue;
       this.told.set(podKey, true, TOLD_FOR_MS);
-      const container = t.pod.container === undefined ? `pod ${t.pod.namespace}/${t.pod.name}` : `container "${t.pod.container}" of pod ${t.pod.namespace}/${t.pod.name}`;
+      const container =
+        t.pod.container === undefined
+          ? `pod ${t.pod.namespace}/${t.pod.name}`
+          : `container "${t.pod.container}" of pod ${t.pod.namespace}/${t.pod.name}`;
       const pod: EventSubject = { apiVersion: 'v1', kind: 'Pod', namespace: t.pod.namespace, name: t.pod.name, uid: t.pod.uid };
       await this.events.warning(pod, 'GPUCritical', workloadNote(t.node, t.gpu, container), signal);
       this.metrics.workloadEvents.inc({ fault: t.fault, object: 'Pod' });
@@ -86,8 +98,23 @@ export class WorkloadNotifier {
         const ownerKey = `${owner.uid}|${faultKey}`;
         if (this.told.get(ownerKey) === true) continue;
         this.told.set(ownerKey, true, TOLD_FOR_MS);
-        const subject: EventSubject = { apiVersion: owner.apiVersion, kind: owner.kind, namespace: t.pod.namespace, name: owner.name, uid: owner.uid };
-        await this.events.warning(subject, 'GPUCritical', workloadNote(t.node, t.gpu, `its pod ${t.pod.namespace}/${t.pod.name}${t.pod.container === undefined ? '' : ` (container "${t.pod.container}")`}`), signal);
+        const subject: EventSubject = {
+          apiVersion: owner.apiVersion,
+          kind: owner.kind,
+          namespace: t.pod.namespace,
+          name: owner.name,
+          uid: owner.uid,
+        };
+        await this.events.warning(
+          subject,
+          'GPUCritical',
+          workloadNote(
+            t.node,
+            t.gpu,
+            `its pod ${t.pod.namespace}/${t.pod.name}${t.pod.container === undefined ? '' : ` (container "${t.pod.container}")`}`,
+          ),
+          signal,
+        );
         this.metrics.workloadEvents.inc({ fault: t.fault, object: 'controller' });
       }
     }

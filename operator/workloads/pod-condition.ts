@@ -63,7 +63,10 @@ export class PodConditionMarker {
         for (const p of gpu.pods ?? []) {
           if (p.namespace === undefined || p.name === undefined || p.uid === undefined || critical.has(p.uid)) continue;
           const container = p.container === undefined ? `pod ${p.namespace}/${p.name}` : `container "${p.container}"`;
-          critical.set(p.uid, { mark: { namespace: p.namespace, name: p.name, uid: p.uid, reason: faultClassOf(gpu) }, message: workloadNote(r.node, gpu, container) });
+          critical.set(p.uid, {
+            mark: { namespace: p.namespace, name: p.name, uid: p.uid, reason: faultClassOf(gpu) },
+            message: workloadNote(r.node, gpu, container),
+          });
         }
       }
     }
@@ -94,7 +97,13 @@ export class PodConditionMarker {
     return outcome;
   }
 
-  private async write(mark: Mark, status: 'True' | 'False', reason: string, message: string, signal: AbortSignal): Promise<'written' | 'gone' | 'failed'> {
+  private async write(
+    mark: Mark,
+    status: 'True' | 'False',
+    reason: string,
+    message: string,
+    signal: AbortSignal,
+  ): Promise<'written' | 'gone' | 'failed'> {
     try {
       await kubeRequest(this.kc, {
         method: 'PATCH',
@@ -102,7 +111,17 @@ export class PodConditionMarker {
         contentType: 'application/strategic-merge-patch+json',
         body: {
           metadata: { uid: mark.uid },
-          status: { conditions: [{ type: POD_GPU_HEALTHY_CONDITION, status, reason, message: message.slice(0, 1024), lastTransitionTime: formatTime(this.now()) }] },
+          status: {
+            conditions: [
+              {
+                type: POD_GPU_HEALTHY_CONDITION,
+                status,
+                reason,
+                message: message.slice(0, 1024),
+                lastTransitionTime: formatTime(this.now()),
+              },
+            ],
+          },
         },
         signal,
       });
@@ -111,7 +130,11 @@ export class PodConditionMarker {
       // Deleted, or replaced by a pod of the same name (the UID precondition failed).
       if (err instanceof KubeRequestError && (err.statusCode === 404 || err.statusCode === 409)) return 'gone';
       if (signal.aborted) throw err;
-      this.logger.warn('could not write the pod condition', { pod: `${mark.namespace}/${mark.name}`, condition: POD_GPU_HEALTHY_CONDITION, ...errorFields(err) });
+      this.logger.warn('could not write the pod condition', {
+        pod: `${mark.namespace}/${mark.name}`,
+        condition: POD_GPU_HEALTHY_CONDITION,
+        ...errorFields(err),
+      });
       return 'failed';
     }
   }

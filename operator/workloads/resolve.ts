@@ -36,7 +36,8 @@ export function resolvePod(pod: AffectedPod, pods: NodePods): AffectedPod {
   }
   const byContainer = pod.containerId !== undefined ? pods.byContainerId(pod.containerId) : undefined;
   // The container id names the pod too; trust it only when it agrees with the cgroup's UID.
-  if (byContainer !== undefined && (pod.uid === undefined || byContainer.pod.uid === pod.uid)) return completed(pod, byContainer.pod, byContainer.container);
+  if (byContainer !== undefined && (pod.uid === undefined || byContainer.pod.uid === pod.uid))
+    return completed(pod, byContainer.pod, byContainer.container);
   const found = pod.uid !== undefined ? pods.byUid(pod.uid) : undefined;
   return found === undefined ? pod : completed(pod, found, undefined);
 }
@@ -66,7 +67,12 @@ export class AffectedPodResolver {
    * diagnostic lists every GPU's pods). A failed lookup, or one still running after `budgetMs`,
    * leaves that node as the agent reported it.
    */
-  async resolve(results: readonly NodeResultInput[], everyGpu: boolean, caller: AbortSignal, budgetMs = RESOLVE_BUDGET_MS): Promise<NodeResultInput[]> {
+  async resolve(
+    results: readonly NodeResultInput[],
+    everyGpu: boolean,
+    caller: AbortSignal,
+    budgetMs = RESOLVE_BUDGET_MS,
+  ): Promise<NodeResultInput[]> {
     const signal = AbortSignal.any([caller, AbortSignal.timeout(budgetMs)]);
     const out = [...results];
     const wanted = out
@@ -83,10 +89,16 @@ export class AffectedPodResolver {
           if (input.score !== undefined) out[index] = { ...input, score: resolveScorePods(input.score, pods) };
         } catch (err) {
           if (signal.aborted) {
-            this.logger.warn("the node pods were not all read within the budget; the rest stay as the agents reported them", { budgetMs, read: next });
+            this.logger.warn('the node pods were not all read within the budget; the rest stay as the agents reported them', {
+              budgetMs,
+              read: next,
+            });
             return;
           }
-          this.logger.warn("could not read the node's pods; its GPUs' containers stay as the agent reported them", { node: input.node, ...errorFields(err) });
+          this.logger.warn("could not read the node's pods; its GPUs' containers stay as the agent reported them", {
+            node: input.node,
+            ...errorFields(err),
+          });
         }
       }
     };

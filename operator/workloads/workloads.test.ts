@@ -17,18 +17,43 @@ const TRAINER_UID = '6f0c1b2a-3d4e-4f50-8a9b-0c1d2e3f4a5b';
 const STATIC_UID = '0123456789abcdef0123456789abcdef';
 const CONTAINER_ID = 'a'.repeat(64);
 
-function pod(namespace: string, name: string, uid: string, extra: { owner?: boolean; containerId?: string; container?: string } = {}): V1Pod {
+function pod(
+  namespace: string,
+  name: string,
+  uid: string,
+  extra: { owner?: boolean; containerId?: string; container?: string } = {},
+): V1Pod {
   return {
     metadata: {
       namespace,
       name,
       uid,
-      ...(extra.owner === true ? { ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID, controller: true }, { apiVersion: 'v1', kind: 'ConfigMap', name: 'not-a-controller', uid: 'x' }] } : {}),
+      ...(extra.owner === true
+        ? {
+            ownerReferences: [
+              { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID, controller: true },
+              { apiVersion: 'v1', kind: 'ConfigMap', name: 'not-a-controller', uid: 'x' },
+            ],
+          }
+        : {}),
     },
     status: {
       phase: 'Running',
       startTime: new Date('2025-06-01T11:00:00.123Z'),
-      ...(extra.containerId !== undefined ? { containerStatuses: [{ name: extra.container ?? 'main', containerID: `containerd://${extra.containerId}`, image: 'x', imageID: 'x', ready: true, restartCount: 0 }] } : {}),
+      ...(extra.containerId !== undefined
+        ? {
+            containerStatuses: [
+              {
+                name: extra.container ?? 'main',
+                containerID: `containerd://${extra.containerId}`,
+                image: 'x',
+                imageID: 'x',
+                ready: true,
+                restartCount: 0,
+              },
+            ],
+          }
+        : {}),
     },
   };
 }
@@ -45,12 +70,27 @@ describe('resolvePod', () => {
     {
       what: 'a pod-resources entry gets the UID and the controller',
       reported: { source: 'pod-resources', namespace: 'ml', name: 'trainer-0', container: 'pytorch' },
-      expected: { source: 'pod-resources', namespace: 'ml', name: 'trainer-0', container: 'pytorch', uid: TRAINER_UID, controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID } },
+      expected: {
+        source: 'pod-resources',
+        namespace: 'ml',
+        name: 'trainer-0',
+        container: 'pytorch',
+        uid: TRAINER_UID,
+        controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID },
+      },
     },
     {
       what: 'a cgroup entry gets namespace, name and container name through its container id',
       reported: { source: 'process-cgroup', uid: TRAINER_UID, containerId: CONTAINER_ID },
-      expected: { source: 'process-cgroup', uid: TRAINER_UID, containerId: CONTAINER_ID, namespace: 'ml', name: 'trainer-0', container: 'pytorch', controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID } },
+      expected: {
+        source: 'process-cgroup',
+        uid: TRAINER_UID,
+        containerId: CONTAINER_ID,
+        namespace: 'ml',
+        name: 'trainer-0',
+        container: 'pytorch',
+        controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: JOB_UID },
+      },
     },
     {
       what: 'a cgroup entry of a static pod (32-hex UID) whose container is not listed is found by UID',
@@ -83,7 +123,11 @@ describe('resolvePod', () => {
   });
 
   it('indexes start times in RFC 3339 seconds and ignores non-controller owners', () => {
-    expect(nodePods.byUid(TRAINER_UID)).toMatchObject({ startTime: '2025-06-01T11:00:00Z', phase: 'Running', controller: { kind: 'Job', name: 'trainer' } });
+    expect(nodePods.byUid(TRAINER_UID)).toMatchObject({
+      startTime: '2025-06-01T11:00:00Z',
+      phase: 'Running',
+      controller: { kind: 'Job', name: 'trainer' },
+    });
     expect(nodePods.byUid(STATIC_UID)?.controller).toBeUndefined();
   });
 });
@@ -105,16 +149,26 @@ function lostGpuNode(node = 'gpu-node-1'): NodeResultInput {
 describe('pods in the status', () => {
   it('a small diagnostic names the pods of every GPU; a large one only those of degraded and critical GPUs', () => {
     const small = buildResults([lostGpuNode()], 1).nodes?.[0];
-    expect(small?.gpus?.find((g) => g.index === 3)?.pods).toEqual([{ source: 'pod-resources', namespace: 'ml', name: 'trainer-0', container: 'pytorch' }]);
-    expect(small?.gpus?.find((g) => g.index === 0)?.pods).toEqual([{ source: 'pod-resources', namespace: 'ml', name: 'bystander', container: 'main' }]);
+    expect(small?.gpus?.find((g) => g.index === 3)?.pods).toEqual([
+      { source: 'pod-resources', namespace: 'ml', name: 'trainer-0', container: 'pytorch' },
+    ]);
+    expect(small?.gpus?.find((g) => g.index === 0)?.pods).toEqual([
+      { source: 'pod-resources', namespace: 'ml', name: 'bystander', container: 'main' },
+    ]);
     const large = buildResults([lostGpuNode()], STATUS_LIMITS.detailedNodeLimit + 1).nodes?.[0];
     expect(large?.gpus?.map((g) => [g.index, g.pods?.length ?? 0])).toEqual([[3, 1]]);
   });
 
   it('at most 8 pods per GPU, the rest counted with what the agent left out', () => {
-    const many = Array.from({ length: 12 }, (_, i): GpuPodReport => ({ source: 'pod-resources', namespace: 'ml', name: `p-${i}`, container: 'c' }));
+    const many = Array.from({ length: 12 }, (_, i): GpuPodReport => ({
+      source: 'pod-resources',
+      namespace: 'ml',
+      name: `p-${i}`,
+      container: 'c',
+    }));
     const snapshot = { ...nodeSnapshot({ gpus: [{ ...lostGpu(0), pods: many, podsOmitted: 20 }] }), node: 'n' };
-    const gpu = buildResults([{ node: 'n', result: 'Succeeded', score: scoreNode(snapshot, BUILT_IN_POLICY, NOW) }], 1).nodes?.[0]?.gpus?.[0];
+    const gpu = buildResults([{ node: 'n', result: 'Succeeded', score: scoreNode(snapshot, BUILT_IN_POLICY, NOW) }], 1).nodes?.[0]
+      ?.gpus?.[0];
     expect(gpu?.pods).toHaveLength(STATUS_LIMITS.podsPerGpu);
     expect(gpu?.podsTruncated).toBe(24);
   });
@@ -125,15 +179,27 @@ describe('pods in the status', () => {
     const summarized = { ...input, score: summaryScore(input.score as NonNullable<NodeResultInput['score']>) };
     const [resolved] = await resolver.resolve([summarized], false, AbortSignal.timeout(5000));
     expect(worstNodes([resolved as NodeResultInput]).list[0]?.affectedPods).toEqual([
-      { gpu: lostGpu(3).uuid, gpuStatus: 'critical', namespace: 'ml', name: 'trainer-0', uid: TRAINER_UID, container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' },
+      {
+        gpu: lostGpu(3).uuid,
+        gpuStatus: 'critical',
+        namespace: 'ml',
+        name: 'trainer-0',
+        uid: TRAINER_UID,
+        container: 'pytorch',
+        source: 'pod-resources',
+        controller: 'Job/trainer',
+      },
     ]);
   });
 
   it('a failed pod lookup keeps the agent’s entries and the other nodes’ resolution', async () => {
-    const resolver = new AffectedPodResolver(async (node) => {
-      if (node === 'gpu-node-2') throw new Error('the API server said no');
-      return nodePods;
-    }, createLogger({ silent: true }));
+    const resolver = new AffectedPodResolver(
+      async (node) => {
+        if (node === 'gpu-node-2') throw new Error('the API server said no');
+        return nodePods;
+      },
+      createLogger({ silent: true }),
+    );
     const resolved = await resolver.resolve([lostGpuNode('gpu-node-1'), lostGpuNode('gpu-node-2')], false, AbortSignal.timeout(5000));
     const podOf = (r: NodeResultInput | undefined): AffectedPod | undefined => r?.score?.gpus.find((g) => g.index === 3)?.pods?.[0];
     expect(podOf(resolved[0])?.uid).toBe(TRAINER_UID);
@@ -157,7 +223,14 @@ describe('WorkloadNotifier', () => {
     const events = recordingEvents();
     const metrics = new OperatorMetrics();
     const notifier = new WorkloadNotifier(events, metrics);
-    const resolver = new AffectedPodResolver(async () => indexNodePods([pod('ml', 'trainer-0', TRAINER_UID, { owner: true }), pod('ml', 'bystander', '11111111-3d4e-4f50-8a9b-0c1d2e3f4a5b')]), createLogger({ silent: true }));
+    const resolver = new AffectedPodResolver(
+      async () =>
+        indexNodePods([
+          pod('ml', 'trainer-0', TRAINER_UID, { owner: true }),
+          pod('ml', 'bystander', '11111111-3d4e-4f50-8a9b-0c1d2e3f4a5b'),
+        ]),
+      createLogger({ silent: true }),
+    );
     const results = await resolver.resolve([lostGpuNode()], true, AbortSignal.timeout(5000));
     await notifier.notify(results);
     expect(events.warnings.map((w) => [w.subject.kind, w.subject.name, w.subject.uid, w.reason])).toEqual([
@@ -165,7 +238,11 @@ describe('WorkloadNotifier', () => {
       ['Job', 'trainer', JOB_UID, 'GPUCritical'],
     ]);
     const [toPod, toJob] = events.warnings;
-    expect(toPod?.note).toMatch(new RegExp(`^${lostGpu(3).uuid} \\(GPU 3\\) on node gpu-node-1, used by container "pytorch" of pod ml/trainer-0, is critical: .*Your container's GPU is gone`));
+    expect(toPod?.note).toMatch(
+      new RegExp(
+        `^${lostGpu(3).uuid} \\(GPU 3\\) on node gpu-node-1, used by container "pytorch" of pod ml/trainer-0, is critical: .*Your container's GPU is gone`,
+      ),
+    );
     expect(toJob?.note).toContain('used by its pod ml/trainer-0 (container "pytorch")');
     // The next diagnostic finds the same fault: nothing new is said.
     await notifier.notify(await resolver.resolve([lostGpuNode()], true, AbortSignal.timeout(5000)));
@@ -186,9 +263,13 @@ describe('gpudiag_affected_pods', () => {
   it('counts containers on affected GPUs by fault class, summed over nodes, without node or pod labels', async () => {
     const metrics = new OperatorMetrics();
     for (const n of ['a', 'b']) metrics.recordNodeScore(lostGpuNode(n).score as NonNullable<NodeResultInput['score']>);
-    expect(await metrics.registry.getSingleMetricAsString('gpudiag_affected_pods')).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m);
+    expect(await metrics.registry.getSingleMetricAsString('gpudiag_affected_pods')).toMatch(
+      /^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m,
+    );
     metrics.forgetNode('a');
-    expect(await metrics.registry.getSingleMetricAsString('gpudiag_affected_pods')).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 1$/m);
+    expect(await metrics.registry.getSingleMetricAsString('gpudiag_affected_pods')).toMatch(
+      /^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 1$/m,
+    );
   });
 });
 
@@ -211,11 +292,17 @@ describe("the controller's controller", () => {
     expect(b?.score?.gpus.find((g) => g.index === 3)?.pods?.[0]?.owner).toBeUndefined();
   });
 
-  it("names the CronJob of a Job in the status, and tells it once", async () => {
+  it('names the CronJob of a Job in the status, and tells it once', async () => {
     const cron = { apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: '22222222-3d4e-4f50-8a9b-0c1d2e3f4a5b' };
-    const resolver = new AffectedPodResolver(async () => nodePods, createLogger({ silent: true }), async () => cron);
+    const resolver = new AffectedPodResolver(
+      async () => nodePods,
+      createLogger({ silent: true }),
+      async () => cron,
+    );
     const results = await resolver.resolve([lostGpuNode()], false, AbortSignal.timeout(5000));
-    expect(buildResults(results, 1).nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods?.[0]?.controller).toBe('Job/trainer of CronJob/nightly');
+    expect(buildResults(results, 1).nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods?.[0]?.controller).toBe(
+      'Job/trainer of CronJob/nightly',
+    );
     const events = recordingEvents();
     await new WorkloadNotifier(events, new OperatorMetrics()).notify(results);
     expect(events.warnings.map((w) => `${w.subject.kind}/${w.subject.name}`)).toEqual(['Pod/trainer-0', 'Job/trainer', 'CronJob/nightly']);

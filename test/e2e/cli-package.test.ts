@@ -105,12 +105,23 @@ describe('the npm package', () => {
   });
 
   it('holds the compiled CLI and what it reads at run time, and no tests, benchmarks, sources or source maps', () => {
-    for (const f of ['package.json', 'README.md', 'bin/gpudiag.js', 'dist/cli/main.js', 'dist/agent/xid/catalog.json', 'agent/api/snapshot.schema.json']) {
+    for (const f of [
+      'package.json',
+      'README.md',
+      'bin/gpudiag.js',
+      'dist/cli/main.js',
+      'dist/agent/xid/catalog.json',
+      'agent/api/snapshot.schema.json',
+    ]) {
       expect(packed).toContain(f);
     }
-    const unwanted = packed.filter((f) => /(^|\/)(test|bench)\/|\.test\.js$|test-fixtures\.js$|test-support\.js$|\.map$|\.ts$|tsbuildinfo/.test(f));
+    const unwanted = packed.filter((f) =>
+      /(^|\/)(test|bench)\/|\.test\.js$|test-fixtures\.js$|test-support\.js$|\.map$|\.ts$|tsbuildinfo/.test(f),
+    );
     expect(unwanted).toEqual([]);
-    expect(packed.every((f) => /^(dist|bin)\/|^agent\/api\/snapshot\.schema\.json$|^(package\.json|README\.md|LICENSE)$/.test(f))).toBe(true);
+    expect(packed.every((f) => /^(dist|bin)\/|^agent\/api\/snapshot\.schema\.json$|^(package\.json|README\.md|LICENSE)$/.test(f))).toBe(
+      true,
+    );
   });
 });
 
@@ -122,10 +133,15 @@ describe('the installed gpudiag, run outside the repository', () => {
 
   it('analyzes a kernel log exactly as the repository build does', async () => {
     const installed = await run(gpudiag, ['xid', 'analyze', '--format', 'jsonl', FIXTURE], { cwd, env: childEnv() });
-    const events = installed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; xid?: number; immediateAction?: string });
+    const events = installed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; xid?: number; immediateAction?: string });
     expect(events.filter((e) => e.kind === 'xid').map((e) => e.xid)).toEqual(expect.arrayContaining([32, 62, 69, 79, 119]));
     expect(events.find((e) => e.xid === 79)?.immediateAction).toBe('RESTART_BM');
-    const repo = await run(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'xid', 'analyze', '--format', 'jsonl', FIXTURE], { cwd });
+    const repo = await run(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'xid', 'analyze', '--format', 'jsonl', FIXTURE], {
+      cwd,
+    });
     expect(installed.stdout).toBe(repo.stdout);
   });
 
@@ -146,7 +162,10 @@ describe('the installed gpudiag, run outside the repository', () => {
       expect(tools.map((t) => t.name)).toContain('list_health_policies');
       expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
       const result = await client.callTool({ name: 'list_health_policies', arguments: {} });
-      expect({ isError: result.isError ?? false, content: result.isError === true ? result.content : 'ok' }).toEqual({ isError: false, content: 'ok' });
+      expect({ isError: result.isError ?? false, content: result.isError === true ? result.content : 'ok' }).toEqual({
+        isError: false,
+        content: 'ok',
+      });
       expect(result.structuredContent).toHaveProperty('policies');
     } finally {
       await client.close();

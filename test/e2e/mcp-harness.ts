@@ -86,7 +86,11 @@ async function bindClusterRole(ns: string, role: string, subject: { kind: 'User'
     body: {
       metadata: { name: `${role}-${subject.name}-${ns}`.slice(0, 253) },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${role}-${ns}` },
-      subjects: [subject.kind === 'User' ? { kind: 'User', name: subject.name, apiGroup: 'rbac.authorization.k8s.io' } : { kind: 'ServiceAccount', name: subject.name, namespace: ns }],
+      subjects: [
+        subject.kind === 'User'
+          ? { kind: 'User', name: subject.name, apiGroup: 'rbac.authorization.k8s.io' }
+          : { kind: 'ServiceAccount', name: subject.name, namespace: ns },
+      ],
     },
   });
 }
@@ -163,7 +167,11 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
       `${prefix}-operator`,
     );
     env.operatorKc = await cluster.asServiceAccount(ns, 'gpudiag-operator');
-    const operator = await Operator.start(config, { kc: env.operatorKc, logger, tokenProvider: () => cluster.serviceAccountToken(ns, 'gpudiag-operator', ['gpudiag-agent']) });
+    const operator = await Operator.start(config, {
+      kc: env.operatorKc,
+      logger,
+      tokenProvider: () => cluster.serviceAccountToken(ns, 'gpudiag-operator', ['gpudiag-agent']),
+    });
     cleanups.push(() => operator.stop());
 
     env.xidPolicy = `mcp-xid-${ns}`;
@@ -172,7 +180,12 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
       .makeApiClient(CustomObjectsApi)
       .createClusterCustomObject({
         ...GPU_HEALTH_POLICIES,
-        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUHealthPolicy', metadata: { name: env.xidPolicy }, spec: { suspend: true, nodeSelector: { matchLabels: { 'gpudiag.io/pool': `none-${ns}` } }, xid: { lookback: '720h' } } },
+        body: {
+          apiVersion: 'gpudiag.io/v1alpha1',
+          kind: 'GPUHealthPolicy',
+          metadata: { name: env.xidPolicy },
+          spec: { suspend: true, nodeSelector: { matchLabels: { 'gpudiag.io/pool': `none-${ns}` } }, xid: { lookback: '720h' } },
+        },
       });
 
     // Identities: certificate users for stdio, ServiceAccounts for HTTP.
@@ -181,7 +194,10 @@ export function useMcpEnvironment(prefix: string): McpEnvironment {
     for (const kind of ['user', 'viewer'] as const) {
       env.kubeconfigs[kind] = await mcpUserKubeconfig(ns, kind, env.userNames[kind], dir);
       await cluster.serviceAccountToken(ns, `mcp-${kind}`);
-      await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'ServiceAccount', name: `mcp-${kind}` });
+      await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', {
+        kind: 'ServiceAccount',
+        name: `mcp-${kind}`,
+      });
     }
   }, 120_000);
 

@@ -20,20 +20,35 @@ let url: URL;
 let userToken: string;
 let client: Client;
 
-const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } };
+const initialize = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+};
 
 /** One raw POST (node:http, so Host and Origin can be anything). */
-async function post(target: URL, options: { token?: string; host?: string; origin?: string; body?: string; method?: string }): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+async function post(
+  target: URL,
+  options: { token?: string; host?: string; origin?: string; body?: string; method?: string },
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Host: options.host ?? target.host };
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      Host: options.host ?? target.host,
+    };
     if (options.token !== undefined) headers['Authorization'] = `Bearer ${options.token}`;
     if (options.origin !== undefined) headers['Origin'] = options.origin;
-    const req = request({ host: target.hostname, port: target.port, path: target.pathname, method: options.method ?? 'POST', headers }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: target.hostname, port: target.port, path: target.pathname, method: options.method ?? 'POST', headers },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(options.body ?? JSON.stringify(initialize));
   });
@@ -43,13 +58,19 @@ async function post(target: URL, options: { token?: string; host?: string; origi
 async function tokenReviewsSent(): Promise<number> {
   const text = await kubeGetText(testCluster().admin(), '/metrics');
   let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith('apiserver_request_total{') && line.includes('resource="tokenreviews"') && line.includes('verb="POST"')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  for (const line of text.split('\n'))
+    if (line.startsWith('apiserver_request_total{') && line.includes('resource="tokenreviews"') && line.includes('verb="POST"'))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
   return total;
 }
 
 async function diagnosticsCreatedByMcp(namespace: string): Promise<GPUDiagnostic[]> {
   const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  return ((await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, labelSelector: 'gpudiag.io/created-by=mcp' })) as { items: GPUDiagnostic[] }).items;
+  return (
+    (await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, labelSelector: 'gpudiag.io/created-by=mcp' })) as {
+      items: GPUDiagnostic[];
+    }
+  ).items;
 }
 
 beforeAll(async () => {
@@ -70,7 +91,16 @@ describe('mcp over HTTP: every tool as the caller', () => {
     await testCluster()
       .admin()
       .makeApiClient(CoreV1Api)
-      .createNamespacedPod({ namespace: env.ns, body: { metadata: { name: 'http-pod' }, spec: { nodeName: env.nodes.healthy, containers: [{ name: 'main', image: 'example/train', resources: { limits: { 'nvidia.com/gpu': '1' } } }] } } });
+      .createNamespacedPod({
+        namespace: env.ns,
+        body: {
+          metadata: { name: 'http-pod' },
+          spec: {
+            nodeName: env.nodes.healthy,
+            containers: [{ name: 'main', image: 'example/train', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+          },
+        },
+      });
     const calls: [string, Record<string, unknown>][] = [
       ['list_gpu_nodes', {}],
       ['gpu_inventory', { nodeNames: [env.nodes.healthy] }],
@@ -87,19 +117,32 @@ describe('mcp over HTTP: every tool as the caller', () => {
     const results: Record<string, Record<string, unknown>> = {};
     for (const [name, args] of calls) {
       const r = await client.callTool({ name, arguments: args });
-      expect({ name, isError: r.isError === true, text: r.isError === true ? resultText(r) : '' }).toEqual({ name, isError: false, text: '' });
+      expect({ name, isError: r.isError === true, text: r.isError === true ? resultText(r) : '' }).toEqual({
+        name,
+        isError: false,
+        text: '',
+      });
       expect(resultText(r).length).toBeGreaterThan(0);
       results[name] = (r.structuredContent ?? {}) as Record<string, unknown>;
     }
     expect(results['gpu_health']?.['summary']).toMatchObject({ nodesTargeted: 3, nodesByStatus: { critical: 2, healthy: 1 } });
     expect((results['analyze_xid_errors']?.['events'] as { xid: number }[]).map((e) => e.xid)).toContain(79);
     expect(results['describe_gpu_node']?.['health']).toMatchObject({ status: 'critical' });
-    expect(results['pod_gpus']).toMatchObject({ pod: { namespace: env.ns, name: 'http-pod', node: env.nodes.healthy, gpusRequested: 1 }, gpus: [], notes: [`the pod requests 1 GPU(s) but no GPU of node ${env.nodes.healthy} lists this pod`] });
-    expect(results['explain_pod_failure']).toMatchObject({ gpuHardware: 'unknown', evidence: [expect.stringContaining(`no GPU of node ${env.nodes.healthy} lists this pod`)] });
+    expect(results['pod_gpus']).toMatchObject({
+      pod: { namespace: env.ns, name: 'http-pod', node: env.nodes.healthy, gpusRequested: 1 },
+      gpus: [],
+      notes: [`the pod requests 1 GPU(s) but no GPU of node ${env.nodes.healthy} lists this pod`],
+    });
+    expect(results['explain_pod_failure']).toMatchObject({
+      gpuHardware: 'unknown',
+      evidence: [expect.stringContaining(`no GPU of node ${env.nodes.healthy} lists this pod`)],
+    });
     const name = (results['run_diagnostic']?.['diagnostic'] as { name: string }).name;
     const got = await client.callTool({ name: 'get_diagnostic', arguments: { name } });
     expect(got.structuredContent).toMatchObject({ requestedBy: `system:serviceaccount:${env.ns}:mcp-user`, createdByMcp: true });
-    const mine = (await diagnosticsCreatedByMcp(env.ns)).filter((d) => d.metadata.annotations?.['gpudiag.io/requested-by'] === `system:serviceaccount:${env.ns}:mcp-user`);
+    const mine = (await diagnosticsCreatedByMcp(env.ns)).filter(
+      (d) => d.metadata.annotations?.['gpudiag.io/requested-by'] === `system:serviceaccount:${env.ns}:mcp-user`,
+    );
     expect(mine.length).toBeGreaterThanOrEqual(7);
   });
 
@@ -108,7 +151,10 @@ describe('mcp over HTTP: every tool as the caller', () => {
     const catalog = await client.readResource({ uri: 'gpudiag://xid-catalog' });
     expect((catalog.contents[0] as { text: string }).text).toContain('ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS');
     const policy = await client.readResource({ uri: `gpudiag://policies/${env.xidPolicy}` });
-    expect(JSON.parse((policy.contents[0] as { text: string }).text)).toMatchObject({ kind: 'GPUHealthPolicy', spec: { xid: { lookback: '720h' } } });
+    expect(JSON.parse((policy.contents[0] as { text: string }).text)).toMatchObject({
+      kind: 'GPUHealthPolicy',
+      spec: { xid: { lookback: '720h' } },
+    });
   });
 
   it('reports progress', async () => {
@@ -137,7 +183,9 @@ describe('mcp over HTTP: identity and authorisation', () => {
     try {
       const r = await viewer.callTool({ name: 'run_diagnostic', arguments: {} });
       expect(r.isError).toBe(true);
-      expect(resultText(r)).toBe(`forbidden: system:serviceaccount:${env.ns}:mcp-viewer cannot create gpudiagnostics in namespace ${env.ns}`);
+      expect(resultText(r)).toBe(
+        `forbidden: system:serviceaccount:${env.ns}:mcp-viewer cannot create gpudiagnostics in namespace ${env.ns}`,
+      );
       expect((await viewer.callTool({ name: 'list_diagnostics', arguments: {} })).isError).not.toBe(true);
     } finally {
       await viewer.close();
@@ -149,7 +197,13 @@ describe('mcp over HTTP: identity and authorisation', () => {
     const roClient = await connectHttp(ro.url, userToken);
     try {
       const { tools } = await roClient.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['get_diagnostic', 'get_health_policy', 'list_diagnostics', 'list_gpu_nodes', 'list_health_policies']);
+      expect(tools.map((t) => t.name).sort()).toEqual([
+        'get_diagnostic',
+        'get_health_policy',
+        'list_diagnostics',
+        'list_gpu_nodes',
+        'list_health_policies',
+      ]);
       const before = (await diagnosticsCreatedByMcp(env.ns)).length;
       const r = await roClient.callTool({ name: 'run_diagnostic', arguments: { nodeNames: [env.nodes.healthy] } });
       expect(r.isError).toBe(true);
@@ -164,7 +218,9 @@ describe('mcp over HTTP: identity and authorisation', () => {
     const idle = await testCluster().createNamespace('e2e-mcp-idle');
     const dropping = await connectHttp(url, userToken);
     try {
-      const pending = dropping.callTool({ name: 'gpu_health', arguments: { namespace: idle, waitSeconds: 120 } }, undefined, { timeout: 130_000 });
+      const pending = dropping.callTool({ name: 'gpu_health', arguments: { namespace: idle, waitSeconds: 120 } }, undefined, {
+        timeout: 130_000,
+      });
       // The call fails once the connection is dropped; what matters is what happens on the server.
       const outcome = pending.then(
         () => 'answered',
@@ -241,7 +297,13 @@ describe('mcp over HTTP: the endpoint refuses bad requests', () => {
   });
 
   it('start() rejects when the port is taken', async () => {
-    const second = createMcpHttpServer({ kc: env.operatorKc, namespace: env.ns, logger: createLogger({ silent: true }), host: '127.0.0.1', port: Number(url.port) });
+    const second = createMcpHttpServer({
+      kc: env.operatorKc,
+      namespace: env.ns,
+      logger: createLogger({ silent: true }),
+      host: '127.0.0.1',
+      port: Number(url.port),
+    });
     await expect(second.start()).rejects.toThrow(/cannot listen/);
   });
 });

@@ -19,14 +19,23 @@ function args(): string[] {
   return ['--agent-namespace', env.ns, '--wait-seconds', '60'];
 }
 
-async function call(name: string, a: Record<string, unknown> = {}): Promise<{ structured: Record<string, unknown>; text: string; isError: boolean }> {
+async function call(
+  name: string,
+  a: Record<string, unknown> = {},
+): Promise<{ structured: Record<string, unknown>; text: string; isError: boolean }> {
   const result = await session.client.callTool({ name, arguments: a });
-  return { structured: (result.structuredContent ?? {}) as Record<string, unknown>, text: resultText(result), isError: result.isError === true };
+  return {
+    structured: (result.structuredContent ?? {}) as Record<string, unknown>,
+    text: resultText(result),
+    isError: result.isError === true,
+  };
 }
 
 async function diagnosticsCreatedByMcp(namespace: string): Promise<GPUDiagnostic[]> {
   const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  const list = (await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, labelSelector: 'gpudiag.io/created-by=mcp' })) as { items: GPUDiagnostic[] };
+  const list = (await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, labelSelector: 'gpudiag.io/created-by=mcp' })) as {
+    items: GPUDiagnostic[];
+  };
   return list.items;
 }
 
@@ -43,7 +52,20 @@ describe('mcp over stdio: tools', () => {
     const { tools } = await session.client.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     expect(Object.keys(byName).sort()).toEqual(
-      ['analyze_xid_errors', 'describe_gpu_node', 'explain_pod_failure', 'get_diagnostic', 'get_health_policy', 'gpu_health', 'gpu_inventory', 'list_diagnostics', 'list_gpu_nodes', 'list_health_policies', 'pod_gpus', 'run_diagnostic'].sort(),
+      [
+        'analyze_xid_errors',
+        'describe_gpu_node',
+        'explain_pod_failure',
+        'get_diagnostic',
+        'get_health_policy',
+        'gpu_health',
+        'gpu_inventory',
+        'list_diagnostics',
+        'list_gpu_nodes',
+        'list_health_policies',
+        'pod_gpus',
+        'run_diagnostic',
+      ].sort(),
     );
     for (const t of tools) {
       expect(t.outputSchema).toBeDefined();
@@ -86,7 +108,12 @@ describe('mcp over stdio: tools', () => {
   });
 
   it('analyze_xid_errors: catalog facts as data, kernel text only under untrusted', async () => {
-    const r = await call('analyze_xid_errors', { nodes: [env.nodes.lost, env.nodes.healthy], since: '720h', minimumSeverity: 'critical', policy: env.xidPolicy });
+    const r = await call('analyze_xid_errors', {
+      nodes: [env.nodes.lost, env.nodes.healthy],
+      since: '720h',
+      minimumSeverity: 'critical',
+      policy: env.xidPolicy,
+    });
     expect(r.isError).toBe(false);
     const events = r.structured['events'] as { node: string; xid: number; severity: string; kernelMessage?: number }[];
     expect(events.find((e) => e.xid === 79)).toMatchObject({ node: env.nodes.lost, severity: 'critical' });
@@ -105,7 +132,10 @@ describe('mcp over stdio: tools', () => {
       namespace: env.ns,
       body: {
         metadata: { name: 'trainer' },
-        spec: { nodeName: env.nodes.lost, containers: [{ name: 'train', image: 'example/train', resources: { limits: { 'nvidia.com/gpu': '2' } } }] },
+        spec: {
+          nodeName: env.nodes.lost,
+          containers: [{ name: 'train', image: 'example/train', resources: { limits: { 'nvidia.com/gpu': '2' } } }],
+        },
       },
     });
     const r = await call('describe_gpu_node', { node: env.nodes.lost, xidSince: '720h', policy: env.xidPolicy });
@@ -120,7 +150,14 @@ describe('mcp over stdio: tools', () => {
   it('run_diagnostic: chosen checks and node selection, with progress notifications', async () => {
     const progress: { progress: number; total?: number | undefined }[] = [];
     const result = await session.client.callTool(
-      { name: 'run_diagnostic', arguments: { checks: ['inventory', 'ecc'], nodeSelector: { 'gpudiag.io/pool': 'training' }, nodeNames: [env.nodes.dbe, env.nodes.healthy] } },
+      {
+        name: 'run_diagnostic',
+        arguments: {
+          checks: ['inventory', 'ecc'],
+          nodeSelector: { 'gpudiag.io/pool': 'training' },
+          nodeNames: [env.nodes.dbe, env.nodes.healthy],
+        },
+      },
       undefined,
       { onprogress: (p) => progress.push(p) },
     );
@@ -144,9 +181,15 @@ describe('mcp over stdio: tools', () => {
     expect(got.isError).toBe(false);
     expect(got.structured).toMatchObject({ createdByMcp: true, requestedBy: env.userNames.user, summary: { nodesTargeted: 3 } });
     expect((got.structured['conditions'] as { type: string }[]).map((c) => c.type)).toContain('Healthy');
-    const nodes = (await call('list_gpu_nodes')).structured['nodes'] as { name: string; lastHealth?: { status: string; diagnostic: string } }[];
+    const nodes = (await call('list_gpu_nodes')).structured['nodes'] as {
+      name: string;
+      lastHealth?: { status: string; diagnostic: string };
+    }[];
     expect(nodes[0]).toMatchObject({ lastHealth: { status: 'critical' } });
-    expect(nodes.find((n) => n.name === env.nodes.healthy)?.lastHealth).toMatchObject({ status: 'healthy', diagnostic: expect.stringContaining(`${env.ns}/mcp-`) });
+    expect(nodes.find((n) => n.name === env.nodes.healthy)?.lastHealth).toMatchObject({
+      status: 'healthy',
+      diagnostic: expect.stringContaining(`${env.ns}/mcp-`),
+    });
   });
 
   it('list_health_policies and get_health_policy', async () => {
@@ -156,11 +199,19 @@ describe('mcp over stdio: tools', () => {
       .makeApiClient(CustomObjectsApi)
       .createClusterCustomObject({
         ...GPU_HEALTH_POLICIES,
-        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUHealthPolicy', metadata: { name }, spec: { interval: '1h', suspend: true, nodeSelector: { matchLabels: { 'gpudiag.io/pool': `none-${env.ns}` } } } },
+        body: {
+          apiVersion: 'gpudiag.io/v1alpha1',
+          kind: 'GPUHealthPolicy',
+          metadata: { name },
+          spec: { interval: '1h', suspend: true, nodeSelector: { matchLabels: { 'gpudiag.io/pool': `none-${env.ns}` } } },
+        },
       });
     const list = await call('list_health_policies');
     expect(list.isError).toBe(false);
-    expect((list.structured['policies'] as { name: string }[]).find((p) => p.name === name)).toMatchObject({ interval: '1h', suspend: true });
+    expect((list.structured['policies'] as { name: string }[]).find((p) => p.name === name)).toMatchObject({
+      interval: '1h',
+      suspend: true,
+    });
     const got = await call('get_health_policy', { name });
     expect(got.isError).toBe(false);
     expect(got.structured).toMatchObject({ name, spec: { interval: '1h', suspend: true }, resource: `gpudiag://policies/${name}` });
@@ -180,7 +231,9 @@ describe('mcp over stdio: prompts and resources', () => {
     expect(JSON.stringify(xid.messages)).toContain('GPU_HAS_FALLEN_OFF_THE_BUS');
     const fleet = await session.client.getPrompt({ name: 'fleet_health_report', arguments: {} });
     expect(JSON.stringify(fleet.messages)).toContain(env.ns);
-    await expect(session.client.getPrompt({ name: 'gpu_triage', arguments: { node: 'Bad_Node' } })).rejects.toThrow(/node must be a node name/);
+    await expect(session.client.getPrompt({ name: 'gpu_triage', arguments: { node: 'Bad_Node' } })).rejects.toThrow(
+      /node must be a node name/,
+    );
   });
 
   it('serves the XID catalog, diagnostics and policies as resources', async () => {
@@ -192,7 +245,9 @@ describe('mcp over stdio: prompts and resources', () => {
     const obj = JSON.parse((read.contents[0] as { text: string }).text) as { kind: string; untrustedFields: string };
     expect(obj.kind).toBe('GPUDiagnostic');
     expect(obj.untrustedFields).toContain('kernel-log text');
-    await expect(session.client.readResource({ uri: `gpudiag://diagnostics/${env.ns}/missing` })).rejects.toThrow(/not found: gpudiagnostics missing/);
+    await expect(session.client.readResource({ uri: `gpudiag://diagnostics/${env.ns}/missing` })).rejects.toThrow(
+      /not found: gpudiagnostics missing/,
+    );
   });
 });
 
@@ -242,7 +297,13 @@ describe('mcp over stdio: identity, read-only mode, cancellation and exit', () =
     const ro = await connectStdio(env.kubeconfigs.user, [...args(), '--read-only']);
     try {
       const { tools } = await ro.client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['get_diagnostic', 'get_health_policy', 'list_diagnostics', 'list_gpu_nodes', 'list_health_policies']);
+      expect(tools.map((t) => t.name).sort()).toEqual([
+        'get_diagnostic',
+        'get_health_policy',
+        'list_diagnostics',
+        'list_gpu_nodes',
+        'list_health_policies',
+      ]);
       expect(tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
       const before = (await diagnosticsCreatedByMcp(env.ns)).length;
       const r = await ro.client.callTool({ name: 'run_diagnostic', arguments: {} });
@@ -259,7 +320,10 @@ describe('mcp over stdio: identity, read-only mode, cancellation and exit', () =
     const idle = await testCluster().createNamespace('e2e-mcp-idle');
     try {
       const controller = new AbortController();
-      const pending = session.client.callTool({ name: 'run_diagnostic', arguments: { namespace: idle, waitSeconds: 120 } }, undefined, { signal: controller.signal, timeout: 130_000 });
+      const pending = session.client.callTool({ name: 'run_diagnostic', arguments: { namespace: idle, waitSeconds: 120 } }, undefined, {
+        signal: controller.signal,
+        timeout: 130_000,
+      });
       const deadline = Date.now() + 15_000;
       while ((await diagnosticsCreatedByMcp(idle)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(await diagnosticsCreatedByMcp(idle)).toHaveLength(1);
@@ -277,7 +341,9 @@ describe('mcp over stdio: identity, read-only mode, cancellation and exit', () =
     ['stdin EOF', (child: ReturnType<typeof spawn>) => child.stdin?.end()],
     ['SIGTERM', (child: ReturnType<typeof spawn>) => child.kill('SIGTERM')],
   ])('exits 0 by itself on %s within 5 s (no forced exit: no handle is left), logging only to stderr', async (_label, stop) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'mcp', '--kubeconfig', env.kubeconfigs.user], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'mcp', '--kubeconfig', env.kubeconfigs.user], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

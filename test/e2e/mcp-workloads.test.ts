@@ -42,7 +42,11 @@ async function createPod(name: string, node: string | undefined, container: stri
     namespace: ns.name,
     body: {
       metadata: { name },
-      spec: { ...(node !== undefined ? { nodeName: node } : {}), restartPolicy: 'Never', containers: [{ name: container, image: 'example.com/train:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }] },
+      spec: {
+        ...(node !== undefined ? { nodeName: node } : {}),
+        restartPolicy: 'Never',
+        containers: [{ name: container, image: 'example.com/train:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+      },
     },
   });
   uids.set(name, pod.metadata?.uid ?? '');
@@ -56,18 +60,36 @@ async function markOomKilled(name: string, container: string): Promise<void> {
     ...pod.status,
     phase: 'Failed',
     startTime: pod.metadata?.creationTimestamp ?? now,
-    containerStatuses: [{ name: container, ready: false, restartCount: 0, image: 'example.com/train:1', imageID: '', state: { terminated: { exitCode: 137, reason: 'OOMKilled', startedAt: pod.metadata?.creationTimestamp ?? now, finishedAt: now } } }],
+    containerStatuses: [
+      {
+        name: container,
+        ready: false,
+        restartCount: 0,
+        image: 'example.com/train:1',
+        imageID: '',
+        state: { terminated: { exitCode: 137, reason: 'OOMKilled', startedAt: pod.metadata?.creationTimestamp ?? now, finishedAt: now } },
+      },
+    ],
   };
   await core().replaceNamespacedPodStatus({ namespace: ns.name, name, body: pod });
 }
 
-async function call(name: string, args: Record<string, unknown>): Promise<{ structured: Record<string, unknown>; text: string; isError: boolean }> {
+async function call(
+  name: string,
+  args: Record<string, unknown>,
+): Promise<{ structured: Record<string, unknown>; text: string; isError: boolean }> {
   const result = await session?.client.callTool({ name, arguments: args });
-  return { structured: (result?.structuredContent ?? {}) as Record<string, unknown>, text: resultText(result), isError: result?.isError === true };
+  return {
+    structured: (result?.structuredContent ?? {}) as Record<string, unknown>,
+    text: resultText(result),
+    isError: result?.isError === true,
+  };
 }
 
 beforeAll(async () => {
-  const parsed = JSON.parse(await readFile(new URL(`../../../agent/fake-nvml/scenarios/${SCENARIO}.json`, import.meta.url), 'utf8')) as { gpus: { uuid: string }[] };
+  const parsed = JSON.parse(await readFile(new URL(`../../../agent/fake-nvml/scenarios/${SCENARIO}.json`, import.meta.url), 'utf8')) as {
+    gpus: { uuid: string }[];
+  };
   lostUuid = parsed.gpus[3]?.uuid ?? '';
   gpu0 = parsed.gpus[0]?.uuid ?? '';
   sockets = await socketDir();
@@ -75,8 +97,16 @@ beforeAll(async () => {
     list: () => ({
       message: {
         pod_resources: [
-          { name: 'trainer-0', namespace: ns.name, containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [lostUuid] }] }] },
-          { name: 'bystander', namespace: ns.name, containers: [{ name: 'main', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [gpu0] }] }] },
+          {
+            name: 'trainer-0',
+            namespace: ns.name,
+            containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [lostUuid] }] }],
+          },
+          {
+            name: 'bystander',
+            namespace: ns.name,
+            containers: [{ name: 'main', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [gpu0] }] }],
+          },
         ],
       },
     }),
@@ -116,15 +146,31 @@ afterAll(async () => {
 describe('mcp: the GPUs of a pod', () => {
   it('pod_gpus while GPU 3 is healthy: the pod is on it, with no XID in its lifetime', () => {
     expect(beforeFault?.isError).toBe(false);
-    expect(beforeFault?.structured['gpus']).toEqual([expect.objectContaining({ index: 3, uuid: lostUuid, status: 'healthy', containers: ['pytorch'] })]);
+    expect(beforeFault?.structured['gpus']).toEqual([
+      expect.objectContaining({ index: 3, uuid: lostUuid, status: 'healthy', containers: ['pytorch'] }),
+    ]);
     expect(beforeFault?.structured['xidEvents']).toEqual([]);
   });
 
   it("pod_gpus: the pod's GPU 3 is critical (GpuLost), found by UID; the diagnostic covers the pod's lifetime", async () => {
     const r = await call('pod_gpus', { namespace: ns.name, name: 'trainer-0', diagnosticNamespace: ns.name });
     expect(r.isError).toBe(false);
-    expect(r.structured['pod']).toMatchObject({ namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), node: nodeName, phase: 'Pending', gpusRequested: 1, startTime: expect.any(String) });
-    const gpus = r.structured['gpus'] as { index: number; uuid?: string; status: string; findings: { code: string }[]; containers: string[] }[];
+    expect(r.structured['pod']).toMatchObject({
+      namespace: ns.name,
+      name: 'trainer-0',
+      uid: uids.get('trainer-0'),
+      node: nodeName,
+      phase: 'Pending',
+      gpusRequested: 1,
+      startTime: expect.any(String),
+    });
+    const gpus = r.structured['gpus'] as {
+      index: number;
+      uuid?: string;
+      status: string;
+      findings: { code: string }[];
+      containers: string[];
+    }[];
     expect(gpus).toHaveLength(1);
     expect(gpus[0]).toMatchObject({ index: 3, uuid: lostUuid, status: 'critical', containers: ['pytorch'] });
     expect(gpus[0]?.findings.map((f) => f.code)).toContain('GpuLost');
@@ -132,7 +178,10 @@ describe('mcp: the GPUs of a pod', () => {
     expect(r.text).toContain(`GPU 3 (${lostUuid}): critical`);
     const ref = r.structured['diagnostic'] as { namespace: string; name: string; finished: boolean };
     expect(ref).toMatchObject({ namespace: ns.name, finished: true });
-    const created = (await testCluster().admin().makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: ref.name })) as GPUDiagnostic;
+    const created = (await testCluster()
+      .admin()
+      .makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: ref.name })) as GPUDiagnostic;
     expect(created.metadata.labels).toMatchObject({ 'gpudiag.io/created-by': 'mcp', 'gpudiag.io/mcp-tool': 'pod-gpus' });
     expect(created.metadata.annotations?.['gpudiag.io/requested-by']).toBe(`${ns.name}-alice`);
     expect(created.spec).toMatchObject({ nodeNames: [nodeName], checks: ['health', 'xid'] });
@@ -156,7 +205,12 @@ describe('mcp: the GPUs of a pod', () => {
     const r = await call('explain_pod_failure', { namespace: ns.name, name: 'bystander' });
     expect(r.isError).toBe(false);
     expect(r.structured['gpus']).toEqual([expect.objectContaining({ index: 0, uuid: gpu0, status: 'healthy', containers: ['main'] })]);
-    expect(r.structured['failure']).toMatchObject({ phase: 'Failed', containers: [{ name: 'main', init: false, restartCount: 0, state: 'terminated', lastTerminated: { exitCode: 137, reason: 'OOMKilled' } }] });
+    expect(r.structured['failure']).toMatchObject({
+      phase: 'Failed',
+      containers: [
+        { name: 'main', init: false, restartCount: 0, state: 'terminated', lastTerminated: { exitCode: 137, reason: 'OOMKilled' } },
+      ],
+    });
     expect(r.structured['gpuHardware']).toBe('unlikely');
     const evidence = r.structured['evidence'] as string[];
     expect(evidence[0]).toContain(`GPU 0 (${gpu0}) is healthy`);

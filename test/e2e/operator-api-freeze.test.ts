@@ -31,17 +31,19 @@ const nodes = { slow: '', fast: '' };
 
 async function retries(): Promise<number> {
   const values = (await operator.metrics.reconciles.get()).values;
-  return values.filter((v) => v.labels['controller'] === 'gpudiagnostic' && v.labels['outcome'] === 'retry').reduce((sum, v) => sum + v.value, 0);
+  return values
+    .filter((v) => v.labels['controller'] === 'gpudiagnostic' && v.labels['outcome'] === 'retry')
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Reconciles that took longer than `seconds` (from the duration histogram's buckets). */
 async function reconcilesLongerThan(seconds: number): Promise<number> {
   const values = (await operator.metrics.reconcileDuration.get()).values.filter((v) => v.labels['controller'] === 'gpudiagnostic');
   const count = values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
-  const within = values.find((v) => v.metricName?.endsWith('_bucket') && (v.labels as Record<string, unknown>)['le'] === seconds)?.value ?? 0;
+  const within =
+    values.find((v) => v.metricName?.endsWith('_bucket') && (v.labels as Record<string, unknown>)['le'] === seconds)?.value ?? 0;
   return count - within;
 }
-
 
 beforeAll(async () => {
   await applyRbac('operator.yaml', ns.name);
@@ -57,7 +59,15 @@ beforeAll(async () => {
   nodes.fast = specs[1]?.name ?? '';
   fleet = await startTestFleet(ns.name, specs, port, logger);
   await slowDownAgent(fleet, nodes.slow);
-  const args = [...testOperatorArgs(ns.name, port), '--api-timeout-seconds', String(API_TIMEOUT_SECONDS), '--leader-election', 'false', '--shutdown-grace-seconds', '6'];
+  const args = [
+    ...testOperatorArgs(ns.name, port),
+    '--api-timeout-seconds',
+    String(API_TIMEOUT_SECONDS),
+    '--leader-election',
+    'false',
+    '--shutdown-grace-seconds',
+    '6',
+  ];
   operator = await Operator.start(parseOperatorConfig(args, {}, 'freeze'), {
     kc: kubeConfigVia(proxyUrl, await testCluster().asServiceAccount(ns.name, 'gpudiag-operator')),
     logger,
@@ -66,10 +76,17 @@ beforeAll(async () => {
   // An agent whose TokenReviews go through the proxy too.
   frozenAgent = await startTestAgent({
     scenario: 'h100-sxm-8x-healthy',
-    authenticator: tokenReviewAuthenticator(kubeConfigVia(proxyUrl, await testCluster().asServiceAccount(ns.name, 'gpudiag-agent')), 'gpudiag-agent'),
+    authenticator: tokenReviewAuthenticator(
+      kubeConfigVia(proxyUrl, await testCluster().asServiceAccount(ns.name, 'gpudiag-agent')),
+      'gpudiag-agent',
+    ),
     config: { auth: 'tokenreview', allowedCallers: [`system:serviceaccount:${ns.name}:gpudiag-operator`], requestTimeoutMs: 2_000 },
   });
-  await waitUntil('the operator is ready', 20_000, async () => (await fetch(`http://127.0.0.1:${operator.probeAddress?.port ?? 0}/readyz`)).status === 200);
+  await waitUntil(
+    'the operator is ready',
+    20_000,
+    async () => (await fetch(`http://127.0.0.1:${operator.probeAddress?.port ?? 0}/readyz`)).status === 200,
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -105,7 +122,11 @@ describe('the API server stops answering', () => {
     proxy.thaw();
     for (const name of ['running', 'created-while-frozen']) {
       const done = await waitFinished(ns.name, name, { timeoutMs: 30_000, pollMs: 200 });
-      expect({ name, phase: done.status?.phase, succeeded: done.status?.summary?.nodesSucceeded }).toEqual({ name, phase: 'Completed', succeeded: 1 });
+      expect({ name, phase: done.status?.phase, succeeded: done.status?.summary?.nodesSucceeded }).toEqual({
+        name,
+        phase: 'Completed',
+        succeeded: 1,
+      });
     }
     await createDiagnostic(ns.name, 'after-thaw', { nodeNames: [nodes.fast, nodes.slow] });
     expect((await waitFinished(ns.name, 'after-thaw', { timeoutMs: 30_000, pollMs: 200 })).status?.summary?.nodesSucceeded).toBe(2);

@@ -41,7 +41,9 @@ function node(done: GPUDiagnostic, scenario: Scenario): StatusNode {
 
 /** `index:severity:code` of the GPUs' warning and critical findings, sorted (info, such as lifetime ECC counts, left out). */
 function gpuFindings(n: StatusNode): string[] {
-  return (n.gpus ?? []).flatMap((g) => (g.findings ?? []).filter((f) => f.severity !== 'info').map((f) => `${g.index}:${f.severity}:${f.code}`)).sort();
+  return (n.gpus ?? [])
+    .flatMap((g) => (g.findings ?? []).filter((f) => f.severity !== 'info').map((f) => `${g.index}:${f.severity}:${f.code}`))
+    .sort();
 }
 
 beforeAll(async () => {
@@ -55,8 +57,12 @@ beforeAll(async () => {
   );
   nodes.forEach((n, i) => nodeNames.set(SCENARIOS[i] as Scenario, n.name));
   fleet = await startTestFleet(ns.name, nodes, port, logger);
-  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10'], 'e2e-devinfo-operator', logger, () =>
-    cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
+  operator = await startTestOperator(
+    ns.name,
+    [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10'],
+    'e2e-devinfo-operator',
+    logger,
+    () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
   );
 }, 120_000);
 
@@ -77,7 +83,10 @@ describe('operator: device-info faults from the fake NVML library', () => {
       'h100-memory-faults': 'critical',
     });
     expect(gpuFindings(node(done, 'h100-sxm-8x-healthy'))).toEqual([]);
-    expect(gpuFindings(node(done, 'hgx-h100-fabric-not-ready'))).toEqual(['0:critical:FabricNotCompleted', '1:critical:FabricRegistrationFailed']);
+    expect(gpuFindings(node(done, 'hgx-h100-fabric-not-ready'))).toEqual([
+      '0:critical:FabricNotCompleted',
+      '1:critical:FabricRegistrationFailed',
+    ]);
     expect(gpuFindings(node(done, 'h100-inforom-corrupted'))).toEqual(['1:warning:InforomCorrupted']);
     expect(gpuFindings(node(done, 'h100-memory-faults'))).toEqual([
       '0:critical:MemoryTemperatureMargin',

@@ -44,8 +44,20 @@ beforeAll(async () => {
   ]);
   names = Object.fromEntries(nodes.map((n) => [n.name.slice(ns.name.length + 1), n.name]));
   fleet = await startTestFleet(ns.name, nodes, port, logger);
-  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1', '--mcp-listen', '127.0.0.1:0', '--mcp-namespace', ns.name];
-  operator = await startTestOperator(ns.name, args, 'e2e-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
+  const args = [
+    ...testOperatorArgs(ns.name, port),
+    '--per-node-timeout-seconds',
+    '5',
+    '--policy-grace-seconds',
+    '1',
+    '--mcp-listen',
+    '127.0.0.1:0',
+    '--mcp-namespace',
+    ns.name,
+  ];
+  operator = await startTestOperator(ns.name, args, 'e2e-operator', logger, () =>
+    cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
+  );
 });
 
 afterAll(async () => {
@@ -68,7 +80,10 @@ describe('operator: GPUDiagnostic', () => {
     expect(conditions['Healthy']?.message).toContain(names['lost']);
     expect(done.status?.nodes?.map((n) => [n.name, n.status]).at(-1)).toEqual([names['healthy'], 'healthy']);
     const lost = done.status?.nodes?.find((n) => n.name === names['lost']);
-    expect(lost?.gpus?.[0]).toMatchObject({ status: 'critical', findings: expect.arrayContaining([expect.objectContaining({ code: 'GpuLost' })]) });
+    expect(lost?.gpus?.[0]).toMatchObject({
+      status: 'critical',
+      findings: expect.arrayContaining([expect.objectContaining({ code: 'GpuLost' })]),
+    });
     expect(lost?.xidEvents?.map((e) => e.xid)).toContain(79);
     const dbe = done.status?.nodes?.find((n) => n.name === names['dbe']);
     expect(dbe?.gpus?.[0]?.findings?.map((f) => f.code)).toEqual(expect.arrayContaining(['VolatileDoubleBitEcc']));
@@ -119,7 +134,10 @@ describe('operator: GPUDiagnostic', () => {
     const deadline = Date.now() + 10_000;
     let gone = false;
     while (!gone && Date.now() < deadline) {
-      gone = await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'short-lived' }).then(() => false, (err: { code?: number }) => err.code === 404);
+      gone = await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'short-lived' }).then(
+        () => false,
+        (err: { code?: number }) => err.code === 404,
+      );
       if (!gone) await new Promise((r) => setTimeout(r, 200));
     }
     expect(gone).toBe(true);
@@ -131,8 +149,19 @@ describe('operator: GPUDiagnostic', () => {
     expect(anonymous.status).toBe(401);
     // A caller allowed to run diagnostics in this namespace (and nothing else).
     await applyObjects(testCluster().admin(), [
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'diagnostician', namespace: ns.name }, rules: [{ apiGroups: ['gpudiag.io'], resources: ['gpudiagnostics'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }] } as never,
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'diagnostician', namespace: ns.name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'diagnostician' }, subjects: [{ kind: 'ServiceAccount', name: 'sre', namespace: ns.name }] } as never,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'diagnostician', namespace: ns.name },
+        rules: [{ apiGroups: ['gpudiag.io'], resources: ['gpudiagnostics'], verbs: ['create', 'get', 'list', 'watch', 'delete'] }],
+      } as never,
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'diagnostician', namespace: ns.name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'diagnostician' },
+        subjects: [{ kind: 'ServiceAccount', name: 'sre', namespace: ns.name }],
+      } as never,
     ]);
     const client = await connectHttp(url, await testCluster().serviceAccountToken(ns.name, 'sre', ['gpudiag-mcp']));
     try {

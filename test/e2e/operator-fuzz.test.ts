@@ -28,7 +28,11 @@ let callerToken: string;
 
 /** POSTs a JSON-RPC body to /mcp as the caller. */
 async function mcpPost(body: string, token = callerToken): Promise<{ status: number; text: string }> {
-  const res = await fetch(mcp, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' }, body });
+  const res = await fetch(mcp, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+    body,
+  });
   return { status: res.status, text: await res.text() };
 }
 
@@ -44,26 +48,42 @@ beforeAll(async () => {
   const [probePort, mcpPort] = [await freePort(), await freePort()];
   probes = new URL(`http://127.0.0.1:${probePort}`);
   mcp = new URL(`http://127.0.0.1:${mcpPort}/mcp`);
-  operator = spawnGpudiag(
-    [
-      'operator',
-      '--kubeconfig', kubeconfig,
-      '--namespaces', ns.name,
-      '--agent-namespace', ns.name,
-      '--policy-selector', `gpudiag.io/shard=${ns.name}`,
-      '--agent-token-file', tokenFile,
-      '--probe-listen', `127.0.0.1:${probePort}`,
-      '--mcp-listen', `127.0.0.1:${mcpPort}`,
-      '--mcp-namespace', ns.name,
-      '--mcp-read-only', 'true',
-      '--mcp-rate-limit-burst', '100000',
-      '--mcp-rate-limit-per-second', '10000',
-      '--identity', 'fuzz',
-      '--log-level', 'warn',
-    ],
-  );
+  operator = spawnGpudiag([
+    'operator',
+    '--kubeconfig',
+    kubeconfig,
+    '--namespaces',
+    ns.name,
+    '--agent-namespace',
+    ns.name,
+    '--policy-selector',
+    `gpudiag.io/shard=${ns.name}`,
+    '--agent-token-file',
+    tokenFile,
+    '--probe-listen',
+    `127.0.0.1:${probePort}`,
+    '--mcp-listen',
+    `127.0.0.1:${mcpPort}`,
+    '--mcp-namespace',
+    ns.name,
+    '--mcp-read-only',
+    'true',
+    '--mcp-rate-limit-burst',
+    '100000',
+    '--mcp-rate-limit-per-second',
+    '10000',
+    '--identity',
+    'fuzz',
+    '--log-level',
+    'warn',
+  ]);
   const deadline = Date.now() + 20_000;
-  while (!(await fetch(new URL('/readyz', probes)).then((r) => r.status === 200, () => false))) {
+  while (
+    !(await fetch(new URL('/readyz', probes)).then(
+      (r) => r.status === 200,
+      () => false,
+    ))
+  ) {
     if (Date.now() > deadline) throw new Error(`operator not ready:\n${operator.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -74,16 +94,42 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-const methods = ['initialize', 'tools/list', 'tools/call', 'prompts/list', 'prompts/get', 'resources/list', 'resources/read', 'resources/templates/list', 'ping', 'notifications/initialized', 'bogus/method'];
-const readTools = ['get_diagnostic', 'list_diagnostics', 'get_health_policy', 'list_gpu_nodes', 'describe_gpu_node', 'gpu_health', 'no_such_tool'];
+const methods = [
+  'initialize',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'ping',
+  'notifications/initialized',
+  'bogus/method',
+];
+const readTools = [
+  'get_diagnostic',
+  'list_diagnostics',
+  'get_health_policy',
+  'list_gpu_nodes',
+  'describe_gpu_node',
+  'gpu_health',
+  'no_such_tool',
+];
 /** JSON-RPC-shaped bodies (most of them wrong somewhere), raw JSON and non-JSON text. */
 const mcpBody = fc.oneof(
-  fc.record({
-    jsonrpc: fc.oneof(fc.constant('2.0'), fc.string({ maxLength: 5 })),
-    id: fc.oneof(fc.integer(), fc.string({ maxLength: 10 }), fc.constant(null)),
-    method: fc.constantFrom(...methods),
-    params: fc.oneof(fc.record({ name: fc.constantFrom(...readTools), arguments: fc.object({ maxDepth: 2 }) }), fc.record({ uri: fc.oneof(fc.webUrl(), fc.constant('gpudiag://diagnostics/%zz/x')) }), fc.anything({ maxDepth: 2 })),
-  }).map((o) => JSON.stringify(o)),
+  fc
+    .record({
+      jsonrpc: fc.oneof(fc.constant('2.0'), fc.string({ maxLength: 5 })),
+      id: fc.oneof(fc.integer(), fc.string({ maxLength: 10 }), fc.constant(null)),
+      method: fc.constantFrom(...methods),
+      params: fc.oneof(
+        fc.record({ name: fc.constantFrom(...readTools), arguments: fc.object({ maxDepth: 2 }) }),
+        fc.record({ uri: fc.oneof(fc.webUrl(), fc.constant('gpudiag://diagnostics/%zz/x')) }),
+        fc.anything({ maxDepth: 2 }),
+      ),
+    })
+    .map((o) => JSON.stringify(o)),
   fc.json({ maxDepth: 3 }),
   fc.string({ maxLength: 200 }),
 );
@@ -93,12 +139,20 @@ describe('operator listeners under hostile input', () => {
     const pid = operator.child.pid ?? 0;
     const rssBefore = await rssMiB(pid);
     const [probeResult, mcpResult] = await Promise.all([
-      fuzzListener(pid, { port: Number(probes.port), hostHeader: probes.host, paths: ['/healthz', '/readyz', '/metrics', '/no-such-path'] }, SLOWLORIS_BOUND_MS),
+      fuzzListener(
+        pid,
+        { port: Number(probes.port), hostHeader: probes.host, paths: ['/healthz', '/readyz', '/metrics', '/no-such-path'] },
+        SLOWLORIS_BOUND_MS,
+      ),
       fuzzListener(pid, { port: Number(mcp.port), hostHeader: mcp.host, paths: ['/mcp', '/', '/mcp/x', '/healthz'] }, SLOWLORIS_BOUND_MS),
     ]);
 
     await fc.assert(
-      fc.asyncProperty(fc.webQueryParameters(), fc.constantFrom('/healthz', '/readyz', '/metrics'), async (query, p) => (await fetch(new URL(`${p}?${query}`, probes))).status === 200),
+      fc.asyncProperty(
+        fc.webQueryParameters(),
+        fc.constantFrom('/healthz', '/readyz', '/metrics'),
+        async (query, p) => (await fetch(new URL(`${p}?${query}`, probes))).status === 200,
+      ),
       { numRuns: PROPERTY_RUNS },
     );
     await fc.assert(
@@ -128,7 +182,10 @@ describe('operator listeners under hostile input', () => {
     expect(rssAfter).toBeLessThan(rssBefore + 64);
     expect(operator.output()).not.toContain('request handler failed');
     // Whatever the requests carried, every log record is still one JSON line (no log forgery).
-    const lines = operator.output().split('\n').filter((l) => l !== '');
+    const lines = operator
+      .output()
+      .split('\n')
+      .filter((l) => l !== '');
     expect(lines.filter((l) => !isJsonObject(l))).toEqual([]);
   }, 150_000);
 });

@@ -30,14 +30,16 @@ const seen = new Date(Date.now() - 60_000).toISOString();
 
 /** Series of `metric` whose node label belongs to this test, and all series of it. */
 async function seriesOf(metric: string): Promise<{ ours: { labels: Record<string, string | number>; value: number }[]; all: number }> {
-  const m = (await operator.metrics.registry.getMetricsAsJSON()).find((x) => x.name === metric) as { values: { labels: Record<string, string | number>; value: number }[] } | undefined;
+  const m = (await operator.metrics.registry.getMetricsAsJSON()).find((x) => x.name === metric) as
+    { values: { labels: Record<string, string | number>; value: number }[] } | undefined;
   const values = m?.values ?? [];
   return { ours: values.filter((v) => String(v.labels['node']).startsWith(`${ns.name}-n`)), all: values.length };
 }
 
 async function seriesTotal(): Promise<number> {
   let total = 0;
-  for (const metric of ['gpudiag_node_health_score', 'gpudiag_gpu_health_score', 'gpudiag_xid_events_total']) total += (await seriesOf(metric)).all;
+  for (const metric of ['gpudiag_node_health_score', 'gpudiag_gpu_health_score', 'gpudiag_xid_events_total'])
+    total += (await seriesOf(metric)).all;
   return total;
 }
 
@@ -47,9 +49,18 @@ beforeAll(async () => {
   stub = await startStubAgent((req, res) => {
     const id = String(req.headers['x-request-id'] ?? '');
     const node = id.slice(id.indexOf(':') + 1);
-    sendJson(res, 200, nodeSnapshot({ node, collectedAt: new Date().toISOString(), events: [xidEvent(13, { count: 3, firstSeen: seen, lastSeen: seen })] }));
+    sendJson(
+      res,
+      200,
+      nodeSnapshot({ node, collectedAt: new Date().toISOString(), events: [xidEvent(13, { count: 3, firstSeen: seen, lastSeen: seen })] }),
+    );
   });
-  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, stub.port), '--per-node-timeout-seconds', '20'], 'churn', logger);
+  operator = await startTestOperator(
+    ns.name,
+    [...testOperatorArgs(ns.name, stub.port), '--per-node-timeout-seconds', '20'],
+    'churn',
+    logger,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -63,16 +74,34 @@ describe('metric series of 1,000 nodes that come and go', () => {
     const core = testCluster().admin().makeApiClient(CoreV1Api);
     const pool = `churn-${ns.name}`.slice(0, 63);
     names = Array.from({ length: NODES }, (_, i) => `${ns.name}-n${i}`);
-    await runBounded(names, API_CONCURRENCY, async (name) => {
-      await core.createNode({ body: { metadata: { name, labels: { 'gpudiag.io/pool': pool } } } });
-      await core.createNamespacedPod({ namespace: ns.name, body: { metadata: { name: `agent-${name}`.slice(0, 63), labels: { ...AGENT_POD_LABELS } }, spec: { nodeName: name, containers: [{ name: 'agent', image: 'gpudiag/agent:stub' }] } } });
-      await kubeRequest(testCluster().admin(), {
-        method: 'PATCH',
-        path: `/api/v1/namespaces/${ns.name}/pods/agent-${name}/status`,
-        contentType: 'application/merge-patch+json',
-        body: { status: { phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }], conditions: [{ type: 'Ready', status: 'True' }] } },
-      });
-    }, new AbortController().signal);
+    await runBounded(
+      names,
+      API_CONCURRENCY,
+      async (name) => {
+        await core.createNode({ body: { metadata: { name, labels: { 'gpudiag.io/pool': pool } } } });
+        await core.createNamespacedPod({
+          namespace: ns.name,
+          body: {
+            metadata: { name: `agent-${name}`.slice(0, 63), labels: { ...AGENT_POD_LABELS } },
+            spec: { nodeName: name, containers: [{ name: 'agent', image: 'gpudiag/agent:stub' }] },
+          },
+        });
+        await kubeRequest(testCluster().admin(), {
+          method: 'PATCH',
+          path: `/api/v1/namespaces/${ns.name}/pods/agent-${name}/status`,
+          contentType: 'application/merge-patch+json',
+          body: {
+            status: {
+              phase: 'Running',
+              podIP: '127.0.0.1',
+              podIPs: [{ ip: '127.0.0.1' }],
+              conditions: [{ type: 'Ready', status: 'True' }],
+            },
+          },
+        });
+      },
+      new AbortController().signal,
+    );
     // Give the operator's watches a moment to see the last Pods.
     await new Promise((r) => setTimeout(r, 2_000));
 

@@ -36,7 +36,8 @@ function custom(): CustomObjectsApi {
 function node(d: GPUDiagnostic, scenario: Scenario): StatusNode {
   const name = nodeNames.get(scenario);
   const found = d.status?.nodes?.find((n) => n.name === name);
-  if (found === undefined) throw new Error(`no status for ${scenario} (${name ?? '?'}): ${JSON.stringify(d.status?.nodes?.map((n) => n.name))}`);
+  if (found === undefined)
+    throw new Error(`no status for ${scenario} (${name ?? '?'}): ${JSON.stringify(d.status?.nodes?.map((n) => n.name))}`);
   return found;
 }
 
@@ -48,7 +49,12 @@ async function createPolicy(suffix: string, spec: Record<string, unknown>): Prom
   const name = `${ns.name}-${suffix}`;
   await custom().createClusterCustomObject({
     ...GPU_HEALTH_POLICIES,
-    body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUHealthPolicy', metadata: { name, labels: { [POLICY_SHARD_LABEL]: ns.name } }, spec },
+    body: {
+      apiVersion: 'gpudiag.io/v1alpha1',
+      kind: 'GPUHealthPolicy',
+      metadata: { name, labels: { [POLICY_SHARD_LABEL]: ns.name } },
+      spec,
+    },
   });
   policies.push(name);
   return name;
@@ -77,7 +83,12 @@ describe('operator: GPUs the node advertises but the agent does not see', () => 
     const advertised = await Promise.all(
       SCENARIOS.map(async (s) => {
         const n = await core.readNode({ name: nodeNames.get(s) ?? '' });
-        return [s, n.status?.capacity?.['nvidia.com/gpu'], n.status?.allocatable?.['nvidia.com/gpu'], n.metadata?.labels?.['nvidia.com/gpu.count']];
+        return [
+          s,
+          n.status?.capacity?.['nvidia.com/gpu'],
+          n.status?.allocatable?.['nvidia.com/gpu'],
+          n.metadata?.labels?.['nvidia.com/gpu.count'],
+        ];
       }),
     );
     expect(advertised).toEqual([
@@ -101,7 +112,9 @@ describe('operator: GPUs the node advertises but the agent does not see', () => 
     const one = node(done, 'gpu-vanished');
     expect(one.gpuCount).toBe(7);
     expect(missing(one)).toMatchObject({ severity: 'critical' });
-    expect(missing(one)?.message).toMatch(/^node advertises 8 GPUs \(capacity nvidia\.com\/gpu, allocatable nvidia\.com\/gpu, label nvidia\.com\/gpu\.count\) but the agent sees 7;/);
+    expect(missing(one)?.message).toMatch(
+      /^node advertises 8 GPUs \(capacity nvidia\.com\/gpu, allocatable nvidia\.com\/gpu, label nvidia\.com\/gpu\.count\) but the agent sees 7;/,
+    );
     // No XID and no other fault: the seven GPUs it sees are healthy, the node is not.
     expect(one.xidEvents ?? []).toEqual([]);
     expect(one.gpus?.every((g) => g.status === 'healthy')).toBe(true);
@@ -111,13 +124,25 @@ describe('operator: GPUs the node advertises but the agent does not see', () => 
     expect(all.gpuCount ?? 0).toBe(0);
     expect(missing(all)).toMatchObject({ severity: 'critical' });
     // NVML initialises and counts zero devices; its reason (or the no-GPU mode's) is in the message.
-    expect(missing(all)?.message).toMatch(/^node advertises 8 GPUs \(.*\) but the agent sees none \(NVML: (no GPUs found|NVML reports no GPUs)\);/);
-    expect([...(done.status?.summary?.criticalNodes ?? [])].sort()).toEqual([nodeNames.get('all-gpus-vanished'), nodeNames.get('gpu-vanished')].sort());
+    expect(missing(all)?.message).toMatch(
+      /^node advertises 8 GPUs \(.*\) but the agent sees none \(NVML: (no GPUs found|NVML reports no GPUs)\);/,
+    );
+    expect([...(done.status?.summary?.criticalNodes ?? [])].sort()).toEqual(
+      [nodeNames.get('all-gpus-vanished'), nodeNames.get('gpu-vanished')].sort(),
+    );
   });
 
   it('a referenced policy sets the severity (thresholds.inventory.missingGpusSeverity)', async () => {
-    const policy = await createPolicy('warn', { suspend: true, nodeSelector: { matchLabels: { [FLEET_LABEL]: `none-${ns.name}` } }, thresholds: { inventory: { missingGpusSeverity: 'warning' } } });
-    await createDiagnostic(ns.name, 'missing-gpus-warning', { checks: ['health'], policyRef: { name: policy }, nodeNames: [nodeNames.get('gpu-vanished')] });
+    const policy = await createPolicy('warn', {
+      suspend: true,
+      nodeSelector: { matchLabels: { [FLEET_LABEL]: `none-${ns.name}` } },
+      thresholds: { inventory: { missingGpusSeverity: 'warning' } },
+    });
+    await createDiagnostic(ns.name, 'missing-gpus-warning', {
+      checks: ['health'],
+      policyRef: { name: policy },
+      nodeNames: [nodeNames.get('gpu-vanished')],
+    });
     const warned = await waitFinished(ns.name, 'missing-gpus-warning', { timeoutMs: 60_000, pollMs: 250 });
     const one = node(warned, 'gpu-vanished');
     expect(missing(one)).toMatchObject({ severity: 'warning' });
@@ -125,7 +150,11 @@ describe('operator: GPUs the node advertises but the agent does not see', () => 
   });
 
   it("a GPUHealthPolicy's periodic check finds the same two nodes critical", async () => {
-    const name = await createPolicy('periodic', { interval: '30s', checks: ['health', 'xid'], nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } } });
+    const name = await createPolicy('periodic', {
+      interval: '30s',
+      checks: ['health', 'xid'],
+      nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } },
+    });
     let p: GPUHealthPolicy | undefined;
     await waitUntil('a policy check over the fleet', 30_000, async () => {
       p = (await custom().getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name })) as GPUHealthPolicy;

@@ -48,7 +48,12 @@ async function createPolicy(suffix: string, spec: Record<string, unknown>): Prom
   const name = `${ns.name}-${suffix}`;
   await custom().createClusterCustomObject({
     ...GPU_HEALTH_POLICIES,
-    body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUHealthPolicy', metadata: { name, labels: { [POLICY_SHARD_LABEL]: ns.name } }, spec: { interval: '30s', ...spec } },
+    body: {
+      apiVersion: 'gpudiag.io/v1alpha1',
+      kind: 'GPUHealthPolicy',
+      metadata: { name, labels: { [POLICY_SHARD_LABEL]: ns.name } },
+      spec: { interval: '30s', ...spec },
+    },
   });
   return name;
 }
@@ -79,7 +84,10 @@ async function waitNode(name: string, done: (n: V1Node) => boolean, what: string
   for (;;) {
     const node = await core().readNode({ name });
     if (done(node)) return node;
-    if (Date.now() > deadline) throw new Error(`${name}: ${what} not seen after ${timeoutMs} ms: ${JSON.stringify({ taints: node.spec?.taints, annotations: node.metadata?.annotations, conditions: node.status?.conditions })}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${name}: ${what} not seen after ${timeoutMs} ms: ${JSON.stringify({ taints: node.spec?.taints, annotations: node.metadata?.annotations, conditions: node.status?.conditions })}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -115,7 +123,9 @@ beforeAll(async () => {
   names = Object.fromEntries(nodes.map((n) => [n.name.slice(ns.name.length + 1), n.name]));
   fleet = await startTestFleet(ns.name, nodes, port, logger);
   const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-max-interval-seconds', '1'];
-  operator = await startTestOperator(ns.name, args, 'e2e-policy-operator', logger, () => cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']));
+  operator = await startTestOperator(ns.name, args, 'e2e-policy-operator', logger, () =>
+    cluster.serviceAccountToken(ns.name, 'gpudiag-operator', ['gpudiag-agent']),
+  );
 });
 
 afterAll(async () => {
@@ -127,7 +137,11 @@ describe('operator: GPUHealthPolicy', () => {
   it('checks a healthy set of nodes: Ready=True, Healthy=True, counts and check times', async () => {
     const name = await createPolicy('healthy', { nodeSelector: fleetSelector({ 'gpudiag.io/e2e-role': 'ok' }) });
     const p = await waitPolicy(name, (o) => condition(o, 'Ready')?.status === 'True', 'Ready=True');
-    expect(p.status).toMatchObject({ observedGeneration: 1, nodes: { governed: 2, healthy: 2, critical: 0, unknown: 0, minScore: 100 }, worstNodes: [] });
+    expect(p.status).toMatchObject({
+      observedGeneration: 1,
+      nodes: { governed: 2, healthy: 2, critical: 0, unknown: 0, minScore: 100 },
+      worstNodes: [],
+    });
     expect(condition(p, 'Ready')).toMatchObject({ reason: 'Checked' });
     expect(condition(p, 'Healthy')).toMatchObject({ status: 'True', reason: 'NoCriticalNodes' });
     expect(Date.parse(p.status?.nextCheckTime ?? '')).toBeGreaterThan(Date.parse(p.status?.lastCheckTime ?? ''));
@@ -149,21 +163,31 @@ describe('operator: GPUHealthPolicy', () => {
       [names['lost1'], 'critical'],
       [names['lost2'], 'critical'],
     ]);
-    expect(p.status?.recentXids).toEqual(expect.arrayContaining([expect.objectContaining({ node: names['lost1'], xid: 79, severity: 'critical' })]));
+    expect(p.status?.recentXids).toEqual(
+      expect.arrayContaining([expect.objectContaining({ node: names['lost1'], xid: 79, severity: 'critical' })]),
+    );
     await deletePolicy(name);
   });
 
   it('sets the GPUHealthy Node condition and clears it when the fault goes away', async () => {
     // The scenario's XID 79 lasts until a reboot and would (rightly) keep the node critical after
     // the GPU returns; this test is about the GPU itself, so the policy ignores XID 79.
-    const name = await createPolicy('condition', { nodeSelector: fleetSelector(), checks: ['health'], xid: { ignore: [79] }, actions: { nodeCondition: { enabled: true } } });
+    const name = await createPolicy('condition', {
+      nodeSelector: fleetSelector(),
+      checks: ['health'],
+      xid: { ignore: [79] },
+      actions: { nodeCondition: { enabled: true } },
+    });
     const lost1 = names['lost1'] ?? '';
     try {
       await waitNode(lost1, (n) => gpuHealthy(n) === 'False', 'GPUHealthy=False');
       const ok = await waitNode(names['ok1'] ?? '', (n) => gpuHealthy(n) === 'True', 'GPUHealthy=True');
       expect(ok.status?.conditions?.find((c) => c.type === GPU_HEALTHY_CONDITION)).toMatchObject({ reason: 'GPUsHealthy' });
       const bad = await core().readNode({ name: lost1 });
-      expect(bad.status?.conditions?.find((c) => c.type === GPU_HEALTHY_CONDITION)).toMatchObject({ reason: 'CriticalGPU', message: expect.stringContaining(name) });
+      expect(bad.status?.conditions?.find((c) => c.type === GPU_HEALTHY_CONDITION)).toMatchObject({
+        reason: 'CriticalGPU',
+        message: expect.stringContaining(name),
+      });
       // The simulated kubelet's Ready condition is untouched (merged by type).
       expect(bad.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
 
@@ -176,18 +200,31 @@ describe('operator: GPUHealthPolicy', () => {
       await deletePolicy(name);
     }
     // Deleting the policy releases its verdicts: the node is no longer marked unhealthy by it.
-    await waitNode(names['lost2'] ?? '', (n) => gpuHealthy(n) === 'True' && n.metadata?.annotations?.[UNHEALTHY_BY_ANNOTATION] === undefined, 'verdict released');
+    await waitNode(
+      names['lost2'] ?? '',
+      (n) => gpuHealthy(n) === 'True' && n.metadata?.annotations?.[UNHEALTHY_BY_ANNOTATION] === undefined,
+      'verdict released',
+    );
   });
 
   it('taints critical nodes within the guardrail: 4 nodes, 2 critical, 25% → 1 tainted, 1 held; recovery moves the taint', async () => {
     // As above: XID 79 (until a reboot) is ignored, so recovery of the GPU is what moves the taint.
-    const name = await createPolicy('taint', { nodeSelector: fleetSelector(), checks: ['health'], xid: { ignore: [79] }, actions: { taint: { enabled: true, maxTaintedPercent: 25 } } });
+    const name = await createPolicy('taint', {
+      nodeSelector: fleetSelector(),
+      checks: ['health'],
+      xid: { ignore: [79] },
+      actions: { taint: { enabled: true, maxTaintedPercent: 25 } },
+    });
     const [lost1, lost2] = [names['lost1'] ?? '', names['lost2'] ?? ''];
     // Both nodes are equally critical; which one gets the taint depends on which the first check
     // saw critical first (the previous test just broke lost1 again). Exactly one of them does.
     let held = '';
     try {
-      const p = await waitPolicy(name, (o) => o.status?.actions?.tainted?.length === 1 && o.status.actions.heldByGuardrail?.length === 1, 'one tainted node and one held');
+      const p = await waitPolicy(
+        name,
+        (o) => o.status?.actions?.tainted?.length === 1 && o.status.actions.heldByGuardrail?.length === 1,
+        'one tainted node and one held',
+      );
       const tainted = p.status?.actions?.tainted?.[0] ?? '';
       held = p.status?.actions?.heldByGuardrail?.[0] ?? '';
       expect([tainted, held].sort()).toEqual([lost1, lost2]);
@@ -196,8 +233,12 @@ describe('operator: GPUHealthPolicy', () => {
       const node = await waitNode(tainted, hasTaint, 'taint');
       expect(node.spec?.taints?.find((t) => t.key === TAINT)).toMatchObject({ effect: 'NoSchedule' });
       expect(node.metadata?.annotations?.[TAINTED_BY_ANNOTATION]).toBe(`${name}=${TAINT}`);
-      for (const other of [held, names['ok1'] ?? '', names['ok2'] ?? '']) expect(hasTaint(await core().readNode({ name: other }))).toBe(false);
-      const events = await testCluster().admin().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` });
+      for (const other of [held, names['ok1'] ?? '', names['ok2'] ?? ''])
+        expect(hasTaint(await core().readNode({ name: other }))).toBe(false);
+      const events = await testCluster()
+        .admin()
+        .makeApiClient(EventsV1Api)
+        .listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` });
       expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(['NodeTainted', 'HeldByGuardrail']));
 
       // The tainted node recovers: its taint goes, and the freed allowance goes to the held one.
@@ -217,11 +258,22 @@ describe('operator: GPUHealthPolicy', () => {
   });
 
   it('dry run reports what it would taint and touches no node', async () => {
-    const name = await createPolicy('dry-run', { nodeSelector: fleetSelector(), checks: ['health'], actions: { dryRun: true, nodeCondition: { enabled: true }, taint: { enabled: true, maxTaintedPercent: 25 } } });
+    const name = await createPolicy('dry-run', {
+      nodeSelector: fleetSelector(),
+      checks: ['health'],
+      actions: { dryRun: true, nodeCondition: { enabled: true }, taint: { enabled: true, maxTaintedPercent: 25 } },
+    });
     try {
-      const p = await waitPolicy(name, (o) => o.status?.actions?.tainted?.length === 1 && o.status.actions.heldByGuardrail?.length === 1, 'a planned taint and a held node');
+      const p = await waitPolicy(
+        name,
+        (o) => o.status?.actions?.tainted?.length === 1 && o.status.actions.heldByGuardrail?.length === 1,
+        'a planned taint and a held node',
+      );
       expect(p.status?.actions?.dryRun).toBe(true);
-      expect([...(p.status?.actions?.tainted ?? []), ...(p.status?.actions?.heldByGuardrail ?? [])].sort()).toEqual([names['lost1'], names['lost2']]);
+      expect([...(p.status?.actions?.tainted ?? []), ...(p.status?.actions?.heldByGuardrail ?? [])].sort()).toEqual([
+        names['lost1'],
+        names['lost2'],
+      ]);
       expect(p.status?.actions?.message).toMatch(/^dry run/);
       const since = Date.parse(p.status?.lastCheckTime ?? '');
       await waitPolicy(name, (o) => Date.parse(o.status?.lastCheckTime ?? '') > since, 'another check');
@@ -249,8 +301,16 @@ describe('operator: GPUHealthPolicy', () => {
       expect((await getPolicy(name)).status?.lastCheckTime).toBe(last);
 
       const resumedAt = Date.now() - 1000;
-      await custom().patchClusterCustomObject({ ...GPU_HEALTH_POLICIES, name, body: [{ op: 'replace', path: '/spec/suspend', value: false }] });
-      const resumed = await waitPolicy(name, (o) => o.status?.observedGeneration === 3 && checkedAfter(o, resumedAt), 'a check after resuming');
+      await custom().patchClusterCustomObject({
+        ...GPU_HEALTH_POLICIES,
+        name,
+        body: [{ op: 'replace', path: '/spec/suspend', value: false }],
+      });
+      const resumed = await waitPolicy(
+        name,
+        (o) => o.status?.observedGeneration === 3 && checkedAfter(o, resumedAt),
+        'a check after resuming',
+      );
       expect(condition(resumed, 'Ready')).toMatchObject({ status: 'True', reason: 'Checked' });
     } finally {
       await deletePolicy(name);
@@ -259,13 +319,27 @@ describe('operator: GPUHealthPolicy', () => {
 
   it('a policy the API server accepts but the operator cannot use is Stalled until it is fixed', async () => {
     const escalation = { xid: 13, count: 2, window: '0s', severity: 'warning' };
-    const name = await createPolicy('stalled', { nodeSelector: fleetSelector({ 'gpudiag.io/e2e-role': 'ok' }), xid: { escalations: [escalation] } });
+    const name = await createPolicy('stalled', {
+      nodeSelector: fleetSelector({ 'gpudiag.io/e2e-role': 'ok' }),
+      xid: { escalations: [escalation] },
+    });
     try {
       const stalled = await waitPolicy(name, (o) => condition(o, 'Stalled')?.status === 'True', 'Stalled=True');
-      expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'InvalidPolicy', message: expect.stringContaining('xid.escalations[0].window') });
+      expect(condition(stalled, 'Stalled')).toMatchObject({
+        reason: 'InvalidPolicy',
+        message: expect.stringContaining('xid.escalations[0].window'),
+      });
       expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidPolicy' });
-      await custom().patchClusterCustomObject({ ...GPU_HEALTH_POLICIES, name, body: [{ op: 'replace', path: '/spec/xid/escalations/0/window', value: '10m' }] });
-      const fixed = await waitPolicy(name, (o) => o.status?.observedGeneration === 2 && condition(o, 'Ready')?.status === 'True', 'Ready=True after the fix');
+      await custom().patchClusterCustomObject({
+        ...GPU_HEALTH_POLICIES,
+        name,
+        body: [{ op: 'replace', path: '/spec/xid/escalations/0/window', value: '10m' }],
+      });
+      const fixed = await waitPolicy(
+        name,
+        (o) => o.status?.observedGeneration === 2 && condition(o, 'Ready')?.status === 'True',
+        'Ready=True after the fix',
+      );
       expect(condition(fixed, 'Stalled')).toBeUndefined();
     } finally {
       await deletePolicy(name);

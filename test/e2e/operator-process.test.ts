@@ -54,7 +54,10 @@ async function readLease(): Promise<V1Lease | undefined> {
 async function exitWithin(exited: Promise<number | string>, ms: number): Promise<number | string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await Promise.race([exited, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      exited,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit within ${ms} ms`)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -79,16 +82,32 @@ describe('gpudiag operator process', () => {
   it('becomes ready, holds the Lease and reconciles; on SIGTERM releases the Lease and exits 0', async () => {
     const port = await freePort();
     const op = startOperator([
-      '--kubeconfig', kubeconfigFile,
-      '--namespaces', ns.name,
-      '--agent-namespace', ns.name,
-      '--policy-selector', `gpudiag.io/shard=${ns.name}`,
-      '--probe-listen', `127.0.0.1:${port}`,
-      '--agent-token-file', tokenFile,
-      '--identity', 'proc-test',
+      '--kubeconfig',
+      kubeconfigFile,
+      '--namespaces',
+      ns.name,
+      '--agent-namespace',
+      ns.name,
+      '--policy-selector',
+      `gpudiag.io/shard=${ns.name}`,
+      '--probe-listen',
+      `127.0.0.1:${port}`,
+      '--agent-token-file',
+      tokenFile,
+      '--identity',
+      'proc-test',
     ]);
     try {
-      await waitFor('/readyz 200', 20_000, () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false), op.output);
+      await waitFor(
+        '/readyz 200',
+        20_000,
+        () =>
+          fetch(`http://127.0.0.1:${port}/readyz`).then(
+            (r) => r.status === 200,
+            () => false,
+          ),
+        op.output,
+      );
       await waitFor('the Lease is held', 10_000, async () => ((await readLease())?.spec?.holderIdentity ?? '') !== '', op.output);
       const held = await readLease();
       expect(held?.spec?.holderIdentity).toMatch(/^proc-test_/);
@@ -103,13 +122,18 @@ describe('gpudiag operator process', () => {
         body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec: { nodeNames: [`${ns.name}-absent`] } },
       });
       let obj: GPUDiagnostic | undefined;
-      await waitFor('the diagnostic finishes', 15_000, async () => {
-        obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
-        assertKstatus(obj);
-        return obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed';
-      }, op.output);
+      await waitFor(
+        'the diagnostic finishes',
+        15_000,
+        async () => {
+          obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name })) as GPUDiagnostic;
+          assertKstatus(obj);
+          return obj.status?.phase === 'Completed' || obj.status?.phase === 'Failed';
+        },
+        op.output,
+      );
       expect(obj?.status).toMatchObject({ phase: 'Completed', summary: { nodesTargeted: 1, nodesByResult: { NoAgent: 1 } } });
-      expect((await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()))).toMatch(/^gpudiag_leader 1$/m);
+      expect(await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())).toMatch(/^gpudiag_leader 1$/m);
     } finally {
       op.child.kill('SIGTERM');
     }
@@ -122,25 +146,45 @@ describe('gpudiag operator process', () => {
     expect(released?.spec?.holderIdentity ?? '').toBe('');
     expect(released?.spec?.leaseDurationSeconds).toBe(1);
     // And the probe socket is closed.
-    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => 'open', () => 'closed')).toBe('closed');
+    expect(
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => 'open',
+        () => 'closed',
+      ),
+    ).toBe('closed');
   });
 
   it('two replicas: exactly one leads; SIGKILL the leader and the other takes over once the Lease expires', async () => {
     const ports = [await freePort(), await freePort()];
     const replica = (i: number): ReturnType<typeof startOperator> =>
       startOperator([
-        '--kubeconfig', kubeconfigFile,
-        '--namespaces', ns.name,
-        '--agent-namespace', ns.name,
-        '--policy-selector', `gpudiag.io/shard=${ns.name}`,
-        '--probe-listen', `127.0.0.1:${ports[i] ?? 0}`,
-        '--agent-token-file', tokenFile,
-        '--lease-name', 'failover',
-        '--lease-duration-seconds', '3',
-        '--identity', `replica-${i}`,
+        '--kubeconfig',
+        kubeconfigFile,
+        '--namespaces',
+        ns.name,
+        '--agent-namespace',
+        ns.name,
+        '--policy-selector',
+        `gpudiag.io/shard=${ns.name}`,
+        '--probe-listen',
+        `127.0.0.1:${ports[i] ?? 0}`,
+        '--agent-token-file',
+        tokenFile,
+        '--lease-name',
+        'failover',
+        '--lease-duration-seconds',
+        '3',
+        '--identity',
+        `replica-${i}`,
       ]);
     const replicas = [replica(0), replica(1)];
-    const leaderMetric = async (i: number): Promise<string> => (await fetch(`http://127.0.0.1:${ports[i] ?? 0}/metrics`).then((r) => r.text(), () => '')).match(/^gpudiag_leader (\d)$/m)?.[1] ?? '';
+    const leaderMetric = async (i: number): Promise<string> =>
+      (
+        await fetch(`http://127.0.0.1:${ports[i] ?? 0}/metrics`).then(
+          (r) => r.text(),
+          () => '',
+        )
+      ).match(/^gpudiag_leader (\d)$/m)?.[1] ?? '';
     const holder = async (): Promise<string> => {
       const api = testCluster().admin().makeApiClient(CoordinationV1Api);
       const lease = await api.readNamespacedLease({ namespace: ns.name, name: 'failover' }).catch((err: { code?: number }) => {
@@ -154,7 +198,12 @@ describe('gpudiag operator process', () => {
       await waitFor('a leader', 20_000, async () => (await holder()) !== '', output);
       const leaderIndex = (await holder()).startsWith('replica-0') ? 0 : 1;
       const other = 1 - leaderIndex;
-      await waitFor('both replicas report leadership metrics', 10_000, async () => (await leaderMetric(other)) === '0' && (await leaderMetric(leaderIndex)) === '1', output);
+      await waitFor(
+        'both replicas report leadership metrics',
+        10_000,
+        async () => (await leaderMetric(other)) === '0' && (await leaderMetric(leaderIndex)) === '1',
+        output,
+      );
 
       const killedAt = Date.now();
       replicas[leaderIndex]?.child.kill('SIGKILL');
@@ -169,13 +218,27 @@ describe('gpudiag operator process', () => {
       await api.createNamespacedCustomObject({
         ...GPU_DIAGNOSTICS,
         namespace: ns.name,
-        body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name: 'after-failover' }, spec: { nodeNames: [`${ns.name}-absent`] } },
+        body: {
+          apiVersion: 'gpudiag.io/v1alpha1',
+          kind: 'GPUDiagnostic',
+          metadata: { name: 'after-failover' },
+          spec: { nodeNames: [`${ns.name}-absent`] },
+        },
       });
-      await waitFor('the diagnostic completes under the new leader', 15_000, async () => {
-        const obj = (await api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'after-failover' })) as GPUDiagnostic;
-        assertKstatus(obj);
-        return obj.status?.phase === 'Completed';
-      }, output);
+      await waitFor(
+        'the diagnostic completes under the new leader',
+        15_000,
+        async () => {
+          const obj = (await api.getNamespacedCustomObject({
+            ...GPU_DIAGNOSTICS,
+            namespace: ns.name,
+            name: 'after-failover',
+          })) as GPUDiagnostic;
+          assertKstatus(obj);
+          return obj.status?.phase === 'Completed';
+        },
+        output,
+      );
     } finally {
       for (const r of replicas) r.child.kill('SIGTERM');
     }

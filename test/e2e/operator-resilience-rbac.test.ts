@@ -46,7 +46,13 @@ async function operatorMayWriteStatus(): Promise<boolean> {
       spec: {
         user: `system:serviceaccount:${ns.name}:gpudiag-operator`,
         groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
-        resourceAttributes: { group: GPU_DIAGNOSTICS.group, resource: GPU_DIAGNOSTICS.plural, subresource: 'status', verb: 'update', namespace: ns.name },
+        resourceAttributes: {
+          group: GPU_DIAGNOSTICS.group,
+          resource: GPU_DIAGNOSTICS.plural,
+          subresource: 'status',
+          verb: 'update',
+          namespace: ns.name,
+        },
       },
     },
   });
@@ -56,7 +62,9 @@ async function operatorMayWriteStatus(): Promise<boolean> {
 /** The summed value of gpudiag_reconcile_total for one outcome. */
 async function reconciles(outcome: string): Promise<number> {
   const metric = await operator.metrics.registry.getSingleMetric('gpudiag_reconcile_total')?.get();
-  return (metric?.values ?? []).filter((v) => v.labels['controller'] === 'gpudiagnostic' && v.labels['outcome'] === outcome).reduce((sum, v) => sum + v.value, 0);
+  return (metric?.values ?? [])
+    .filter((v) => v.labels['controller'] === 'gpudiagnostic' && v.labels['outcome'] === outcome)
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 beforeAll(async () => {
@@ -97,7 +105,12 @@ describe('operator resilience: RBAC as configured', () => {
     await api.createNamespacedCustomObject({
       ...GPU_DIAGNOSTICS,
       namespace: ns.name,
-      body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name: 'needs-status' }, spec: { nodeNames: [healthyNode] } },
+      body: {
+        apiVersion: 'gpudiag.io/v1alpha1',
+        kind: 'GPUDiagnostic',
+        metadata: { name: 'needs-status' },
+        spec: { nodeNames: [healthyNode] },
+      },
     });
     // For two seconds: the operator leads and reconciles, but every status write is forbidden.
     const until = Date.now() + 2_000;
@@ -119,7 +132,10 @@ describe('operator resilience: RBAC as configured', () => {
       await sleep(200);
       obj = await readDiagnostic('needs-status');
     }
-    expect(obj.status).toMatchObject({ phase: 'Completed', summary: { nodesTargeted: 1, nodesSucceeded: 1, nodesByStatus: { healthy: 1 } } });
+    expect(obj.status).toMatchObject({
+      phase: 'Completed',
+      summary: { nodesTargeted: 1, nodesSucceeded: 1, nodesByStatus: { healthy: 1 } },
+    });
     expect(obj.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Completed' });
   });
 });

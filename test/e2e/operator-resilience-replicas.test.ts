@@ -63,7 +63,17 @@ async function readLease(): Promise<V1Lease> {
 
 /** Starts an operator replica with leader election on the shared Lease; `identity` prefixes its holder identity. */
 async function startReplica(identity: string): Promise<Operator> {
-  const args = [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '10', '--policy-grace-seconds', '1', '--lease-name', LEASE_NAME, '--identity', identity];
+  const args = [
+    ...testOperatorArgs(ns.name, port),
+    '--per-node-timeout-seconds',
+    '10',
+    '--policy-grace-seconds',
+    '1',
+    '--lease-name',
+    LEASE_NAME,
+    '--identity',
+    identity,
+  ];
   const operator = await startTestOperator(ns.name, args, 'unused-hostname', logger);
   running.add(operator);
   return operator;
@@ -75,7 +85,9 @@ async function stopReplica(operator: Operator): Promise<void> {
 }
 
 function reconcilingMessages(seen: readonly GPUDiagnostic[]): string[] {
-  return seen.map((o) => o.status?.conditions?.find((c) => c.type === 'Reconciling' && c.status === 'True')?.message).filter((m): m is string => m !== undefined);
+  return seen
+    .map((o) => o.status?.conditions?.find((c) => c.type === 'Reconciling' && c.status === 'True')?.message)
+    .filter((m): m is string => m !== undefined);
 }
 
 beforeAll(async () => {
@@ -127,7 +139,11 @@ describe('operator resilience: restarts and replicas', () => {
       const second = await startReplica('second');
       const done = await waitFinished('restart', 20_000, seen);
       expect(second.isLeading).toBe(true);
-      expect(done.status).toMatchObject({ phase: 'Completed', startTime, summary: { nodesTargeted: 2, nodesSucceeded: 2, nodesByStatus: { healthy: 2 } } });
+      expect(done.status).toMatchObject({
+        phase: 'Completed',
+        startTime,
+        summary: { nodesTargeted: 2, nodesSucceeded: 2, nodesByStatus: { healthy: 2 } },
+      });
       expect(done.status?.nodes?.find((x) => x.name === n['slow'])).toMatchObject({ result: 'Succeeded', status: 'healthy' });
       expect(reconcilingMessages(seen).some((m) => m.includes('restarted after an operator restart'))).toBe(true);
       // Never back to Pending, and Running only until Completed.

@@ -62,7 +62,8 @@ function condition(obj: GPUDiagnostic, type: string): { status?: string; reason?
 
 function nodeOf(obj: GPUDiagnostic, short: string): StatusNode {
   const node = obj.status?.nodes?.find((x) => x.name === n[short]);
-  if (node === undefined) throw new Error(`node ${short} missing from ${obj.metadata.name ?? ''}: ${JSON.stringify(obj.status?.nodes?.map((x) => x.name))}`);
+  if (node === undefined)
+    throw new Error(`node ${short} missing from ${obj.metadata.name ?? ''}: ${JSON.stringify(obj.status?.nodes?.map((x) => x.name))}`);
   return node;
 }
 
@@ -92,7 +93,10 @@ async function logXid(short: string, gpu: number, xid: number): Promise<void> {
   const kernelBus = bus.replace(/^0000/, '').toLowerCase().replace(/\.\d$/, '');
   const usec = process.hrtime.bigint() / 1000n;
   kmsgSeq += 1;
-  await appendFile(kmsg, `3,${kmsgSeq},${usec},-;NVRM: Xid (PCI:${kernelBus}): ${xid}, pid=4242, name=python3, logged by operator-resilience\n`);
+  await appendFile(
+    kmsg,
+    `3,${kmsgSeq},${usec},-;NVRM: Xid (PCI:${kernelBus}): ${xid}, pid=4242, name=python3, logged by operator-resilience\n`,
+  );
 }
 
 /** Every warning or critical finding on a node (GPU-level and node-level). */
@@ -135,14 +139,19 @@ async function startGarbageAgent(nodeName: string, port: number): Promise<void> 
   const podName = `gpudiag-agent-${nodeName}`.slice(0, 63).replace(/-+$/, '');
   await core.createNamespacedPod({
     namespace: ns.name,
-    body: { metadata: { name: podName, labels: { ...AGENT_POD_LABELS } }, spec: { nodeName, containers: [{ name: 'agent', image: 'gpudiag/agent:dev' }] } },
+    body: {
+      metadata: { name: podName, labels: { ...AGENT_POD_LABELS } },
+      spec: { nodeName, containers: [{ name: 'agent', image: 'gpudiag/agent:dev' }] },
+    },
   });
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   await kubeRequest(kc, {
     method: 'PATCH',
     path: `/api/v1/namespaces/${ns.name}/pods/${podName}/status`,
     contentType: 'application/merge-patch+json',
-    body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }] } },
+    body: {
+      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }] },
+    },
   });
 }
 
@@ -168,7 +177,12 @@ beforeAll(async () => {
   n['garbage'] = `${ns.name}-garbage`;
   fleet = await startTestFleet(ns.name, specs, port, logger);
   await startGarbageAgent(n['garbage'] ?? '', port);
-  operator = await startTestOperator(ns.name, [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'], 'e2e-resilience', logger);
+  operator = await startTestOperator(
+    ns.name,
+    [...testOperatorArgs(ns.name, port), '--per-node-timeout-seconds', '5', '--policy-grace-seconds', '1'],
+    'e2e-resilience',
+    logger,
+  );
 });
 
 afterAll(async () => {
@@ -220,7 +234,12 @@ describe('operator resilience: fault kinds', () => {
 
     for (const healthy of ['h100', 'mig', 't4']) {
       const node = nodeOf(done, healthy);
-      expect({ node: healthy, status: node.status, result: node.result, alarms: alarms(node) }).toEqual({ node: healthy, status: 'healthy', result: 'Succeeded', alarms: [] });
+      expect({ node: healthy, status: node.status, result: node.result, alarms: alarms(node) }).toEqual({
+        node: healthy,
+        status: 'healthy',
+        result: 'Succeeded',
+        alarms: [],
+      });
     }
     expect(nodeOf(done, 'h100').score).toBe(100);
     expect(nodeOf(done, 'mig').gpuCount).toBe(4);
@@ -285,8 +304,11 @@ describe('operator resilience: agent failures', () => {
       createDiagnostic('no-agent', { nodeNames: [n['noagent']] }),
       createDiagnostic('all-failures', { ...short, nodeNames: [n['h100'], n['down'], n['slow'], n['garbage'], n['noagent']] }),
     ]);
-    const [down, slowDone, garbage, noAgent, all] = await Promise.all(['agent-down', 'agent-slow', 'agent-garbage', 'no-agent', 'all-failures'].map((name) => waitFinished(name)));
-    if (down === undefined || slowDone === undefined || garbage === undefined || noAgent === undefined || all === undefined) throw new Error('missing result');
+    const [down, slowDone, garbage, noAgent, all] = await Promise.all(
+      ['agent-down', 'agent-slow', 'agent-garbage', 'no-agent', 'all-failures'].map((name) => waitFinished(name)),
+    );
+    if (down === undefined || slowDone === undefined || garbage === undefined || noAgent === undefined || all === undefined)
+      throw new Error('missing result');
     for (const d of [down, slowDone, garbage, noAgent, all]) {
       expect(d.status?.phase).toBe('Completed');
       expect(condition(d, 'Ready')).toMatchObject({ status: 'True', reason: 'Completed' });
@@ -297,7 +319,12 @@ describe('operator resilience: agent failures', () => {
     expect(nodeOf(down, 'down')).toMatchObject({ result: 'Unreachable', status: 'unknown' });
     expect(nodeOf(down, 'down').message).toMatch(/cannot reach the agent|circuit/i);
     expect(nodeOf(down, 'lost')).toMatchObject({ result: 'Succeeded', status: 'critical' });
-    expect(down.status?.summary).toMatchObject({ nodesTargeted: 2, nodesSucceeded: 1, nodesFailed: 1, nodesByResult: { Unreachable: 1, Succeeded: 1 } });
+    expect(down.status?.summary).toMatchObject({
+      nodesTargeted: 2,
+      nodesSucceeded: 1,
+      nodesFailed: 1,
+      nodesByResult: { Unreachable: 1, Succeeded: 1 },
+    });
     expect(condition(down, 'Healthy')).toMatchObject({ status: 'False', reason: 'CriticalNodes' });
 
     // Agent slower than spec.perNodeTimeoutSeconds: Timeout, after about that long.
@@ -309,7 +336,9 @@ describe('operator resilience: agent failures', () => {
 
     // Agent answering 200 with a document that is not a snapshot: Error naming what was wrong.
     expect(nodeOf(garbage, 'garbage')).toMatchObject({ result: 'Error', status: 'unknown' });
-    expect(nodeOf(garbage, 'garbage').message).toMatch(/^agent answered an invalid snapshot document: apiVersion must be agent\.gpudiag\.io\/v1, got nothing/);
+    expect(nodeOf(garbage, 'garbage').message).toMatch(
+      /^agent answered an invalid snapshot document: apiVersion must be agent\.gpudiag\.io\/v1, got nothing/,
+    );
 
     // Node object without an agent Pod: NoAgent, never dropped.
     expect(nodeOf(noAgent, 'noagent')).toMatchObject({ result: 'NoAgent', status: 'unknown' });
@@ -349,16 +378,25 @@ describe('operator resilience: status update conflicts', () => {
 
     // Every other status write of this object is preceded by a metadata change from another
     // writer, so its resourceVersion is stale and the API server answers 409.
-    const proto = CustomObjectsApi.prototype as unknown as { replaceNamespacedCustomObjectStatus: (this: unknown, param: { name: string; namespace: string }, options?: unknown) => Promise<unknown> };
+    const proto = CustomObjectsApi.prototype as unknown as {
+      replaceNamespacedCustomObjectStatus: (
+        this: unknown,
+        param: { name: string; namespace: string },
+        options?: unknown,
+      ) => Promise<unknown>;
+    };
     const original = proto.replaceNamespacedCustomObjectStatus;
     let writes = 0;
     let conflicts = 0;
     let bumps = 0;
     const bump = async (): Promise<void> => {
       bumps += 1;
-      await admin.patchNamespacedCustomObject(
-        { ...GPU_DIAGNOSTICS, namespace: ns.name, name, body: [{ op: 'add', path: '/metadata/annotations', value: { 'test.gpudiag.io/bump': String(bumps) } }] },
-      );
+      await admin.patchNamespacedCustomObject({
+        ...GPU_DIAGNOSTICS,
+        namespace: ns.name,
+        name,
+        body: [{ op: 'add', path: '/metadata/annotations', value: { 'test.gpudiag.io/bump': String(bumps) } }],
+      });
     };
     proto.replaceNamespacedCustomObjectStatus = async function (this: unknown, param, options) {
       if (param.name !== name || param.namespace !== ns.name) return original.call(this, param, options);
@@ -378,7 +416,12 @@ describe('operator resilience: status update conflicts', () => {
       while (!stop) {
         labelBumps += 1;
         await admin
-          .patchNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name, body: [{ op: 'add', path: '/metadata/labels', value: { 'test.gpudiag.io/bump': String(labelBumps) } }] })
+          .patchNamespacedCustomObject({
+            ...GPU_DIAGNOSTICS,
+            namespace: ns.name,
+            name,
+            body: [{ op: 'add', path: '/metadata/labels', value: { 'test.gpudiag.io/bump': String(labelBumps) } }],
+          })
           .catch((err: { code?: number }) => {
             if (err.code !== 404) throw err;
           });
@@ -407,7 +450,12 @@ describe('operator resilience: status update conflicts', () => {
     expect(nodeOf(done, 'busy').durationMs).toBeGreaterThanOrEqual(1_400);
     // The object stays finished: later reconciles (caused by more label changes) change nothing.
     const rv = (await readDiagnostic(name)).status;
-    await admin.patchNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name, body: [{ op: 'add', path: '/metadata/labels', value: { 'test.gpudiag.io/bump': 'final' } }] });
+    await admin.patchNamespacedCustomObject({
+      ...GPU_DIAGNOSTICS,
+      namespace: ns.name,
+      name,
+      body: [{ op: 'add', path: '/metadata/labels', value: { 'test.gpudiag.io/bump': 'final' } }],
+    });
     await sleep(500);
     expect((await readDiagnostic(name)).status).toEqual(rv);
   });

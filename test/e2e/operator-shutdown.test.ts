@@ -34,31 +34,44 @@ let tokenFile: string;
 const children = new Set<ChildProcess>();
 
 function startOperator(identity: string, mcpPort: number): GpudiagProcess {
-  const operator = spawnGpudiag(
-    [
-      'operator',
-      '--kubeconfig', kubeconfig,
-      '--namespaces', ns.name,
-      '--agent-namespace', ns.name,
-      '--agent-port', String(agentPort),
-      '--policy-selector', `gpudiag.io/shard=${ns.name}`,
-      '--agent-token-file', tokenFile,
-      '--probe-listen', '127.0.0.1:0',
-      '--mcp-listen', `127.0.0.1:${mcpPort}`,
-      '--mcp-namespace', ns.name,
-      '--lease-name', 'shutdown-test',
-      '--shutdown-grace-seconds', String(GRACE_SECONDS),
-      '--identity', identity,
-    ],
-  );
+  const operator = spawnGpudiag([
+    'operator',
+    '--kubeconfig',
+    kubeconfig,
+    '--namespaces',
+    ns.name,
+    '--agent-namespace',
+    ns.name,
+    '--agent-port',
+    String(agentPort),
+    '--policy-selector',
+    `gpudiag.io/shard=${ns.name}`,
+    '--agent-token-file',
+    tokenFile,
+    '--probe-listen',
+    '127.0.0.1:0',
+    '--mcp-listen',
+    `127.0.0.1:${mcpPort}`,
+    '--mcp-namespace',
+    ns.name,
+    '--lease-name',
+    'shutdown-test',
+    '--shutdown-grace-seconds',
+    String(GRACE_SECONDS),
+    '--identity',
+    identity,
+  ]);
   children.add(operator.child);
   return operator;
 }
 
-
 async function mcpDiagnostics(): Promise<GPUDiagnostic[]> {
   const api = testCluster().admin().makeApiClient(CustomObjectsApi);
-  return ((await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, labelSelector: 'gpudiag.io/created-by=mcp' })) as { items: GPUDiagnostic[] }).items;
+  return (
+    (await api.listNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, labelSelector: 'gpudiag.io/created-by=mcp' })) as {
+      items: GPUDiagnostic[];
+    }
+  ).items;
 }
 
 beforeAll(async () => {
@@ -67,13 +80,16 @@ beforeAll(async () => {
   await applyRbac('operator-mcp.yaml', ns.name);
   // The MCP caller: a ServiceAccount with the gpudiag-mcp-user role.
   await testCluster().serviceAccountToken(ns.name, 'mcp-user');
-  await testCluster().admin().makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-    body: {
-      metadata: { name: `gpudiag-mcp-user-shutdown-${ns.name}` },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `gpudiag-mcp-user-${ns.name}` },
-      subjects: [{ kind: 'ServiceAccount', name: 'mcp-user', namespace: ns.name }],
-    },
-  });
+  await testCluster()
+    .admin()
+    .makeApiClient(RbacAuthorizationV1Api)
+    .createClusterRoleBinding({
+      body: {
+        metadata: { name: `gpudiag-mcp-user-shutdown-${ns.name}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `gpudiag-mcp-user-${ns.name}` },
+        subjects: [{ kind: 'ServiceAccount', name: 'mcp-user', namespace: ns.name }],
+      },
+    });
   dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-shutdown-'));
   kubeconfig = path.join(dir, 'kubeconfig');
   tokenFile = path.join(dir, 'agent-token');
@@ -100,7 +116,11 @@ describe('operator shutdown with work in flight', () => {
     const client = new Client({ name: 'shutdown-test', version: '0' });
     await waitUntil('the MCP endpoint answers', 20_000, async () => {
       try {
-        await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${mcpPort}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+        await client.connect(
+          new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${mcpPort}/mcp`), {
+            requestInit: { headers: { Authorization: `Bearer ${token}` } },
+          }),
+        );
         return true;
       } catch {
         return false;
@@ -108,7 +128,9 @@ describe('operator shutdown with work in flight', () => {
     });
     try {
       await createDiagnostic(ns.name, 'in-flight', { nodeNames: [slowNode] });
-      const call = client.callTool({ name: 'gpu_health', arguments: { nodeNames: [slowNode], waitSeconds: 120 } }, undefined, { timeout: 60_000 });
+      const call = client.callTool({ name: 'gpu_health', arguments: { nodeNames: [slowNode], waitSeconds: 120 } }, undefined, {
+        timeout: 60_000,
+      });
       await waitUntil('both diagnostics are Running', 20_000, async () => {
         const direct = await readDiagnostic(ns.name, 'in-flight');
         const viaMcp = await mcpDiagnostics();
@@ -128,7 +150,10 @@ describe('operator shutdown with work in flight', () => {
     }
 
     // Released for the next replica; nothing deleted, nothing marked failed.
-    const lease = await testCluster().admin().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'shutdown-test' });
+    const lease = await testCluster()
+      .admin()
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ namespace: ns.name, name: 'shutdown-test' });
     expect(lease.spec?.holderIdentity ?? '').toBe('');
     const kept = [await readDiagnostic(ns.name, 'in-flight'), ...(await mcpDiagnostics())];
     expect(kept.map((d) => d.status?.phase)).toEqual(['Running', 'Running']);

@@ -39,13 +39,21 @@ let jobUid = '';
 let policyName = '';
 
 async function uuidsOf(scenario: string): Promise<string[]> {
-  const parsed = JSON.parse(await readFile(new URL(`../../../agent/fake-nvml/scenarios/${scenario}.json`, import.meta.url), 'utf8')) as { gpus: { uuid: string }[] };
+  const parsed = JSON.parse(await readFile(new URL(`../../../agent/fake-nvml/scenarios/${scenario}.json`, import.meta.url), 'utf8')) as {
+    gpus: { uuid: string }[];
+  };
   return parsed.gpus.map((g) => g.uuid);
 }
 
 function podResources(pods: { name: string; container: string; gpu: string }[]): () => { message: Record<string, unknown> } {
   return () => ({
-    message: { pod_resources: pods.map((p) => ({ name: p.name, namespace: ns.name, containers: [{ name: p.container, devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [p.gpu] }] }] })) },
+    message: {
+      pod_resources: pods.map((p) => ({
+        name: p.name,
+        namespace: ns.name,
+        containers: [{ name: p.container, devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [p.gpu] }] }],
+      })),
+    },
   });
 }
 
@@ -53,7 +61,12 @@ function core(): CoreV1Api {
   return testCluster().admin().makeApiClient(CoreV1Api);
 }
 
-async function createPod(name: string, node: string, container: string, owner?: { apiVersion: string; kind: string; name: string; uid: string }): Promise<void> {
+async function createPod(
+  name: string,
+  node: string,
+  container: string,
+  owner?: { apiVersion: string; kind: string; name: string; uid: string },
+): Promise<void> {
   const pod = await core().createNamespacedPod({
     namespace: ns.name,
     body: {
@@ -65,8 +78,13 @@ async function createPod(name: string, node: string, container: string, owner?: 
 }
 
 async function warningsAbout(name: string): Promise<{ kind: string; reason: string; note: string }[]> {
-  const list = await testCluster().admin().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: ns.name, fieldSelector: `regarding.name=${name}` });
-  return list.items.filter((e) => e.type === 'Warning').map((e) => ({ kind: e.regarding?.kind ?? '', reason: e.reason ?? '', note: e.note ?? '' }));
+  const list = await testCluster()
+    .admin()
+    .makeApiClient(EventsV1Api)
+    .listNamespacedEvent({ namespace: ns.name, fieldSelector: `regarding.name=${name}` });
+  return list.items
+    .filter((e) => e.type === 'Warning')
+    .map((e) => ({ kind: e.regarding?.kind ?? '', reason: e.reason ?? '', note: e.note ?? '' }));
 }
 
 function gpuCondition(pod: V1Pod): { status: string; reason?: string } | undefined {
@@ -75,7 +93,9 @@ function gpuCondition(pod: V1Pod): { status: string; reason?: string } | undefin
 }
 
 function diagnose(name: string): Promise<GPUDiagnostic> {
-  return createDiagnostic(ns.name, name, { checks: ['health', 'xid'], nodeNames: [nodeName] }).then(() => waitFinished(ns.name, name, { timeoutMs: 60_000, pollMs: 250 }));
+  return createDiagnostic(ns.name, name, { checks: ['health', 'xid'], nodeNames: [nodeName] }).then(() =>
+    waitFinished(ns.name, name, { timeoutMs: 60_000, pollMs: 250 }),
+  );
 }
 
 beforeAll(async () => {
@@ -106,7 +126,13 @@ beforeAll(async () => {
     .makeApiClient(BatchV1Api)
     .createNamespacedJob({
       namespace: ns.name,
-      body: { metadata: { name: 'trainer' }, spec: { suspend: true, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pytorch', image: 'example.com/train:1' }] } } } },
+      body: {
+        metadata: { name: 'trainer' },
+        spec: {
+          suspend: true,
+          template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pytorch', image: 'example.com/train:1' }] } },
+        },
+      },
     });
   jobUid = job.metadata?.uid ?? '';
   await createPod('trainer-0', nodeName, 'pytorch', { apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: jobUid });
@@ -114,16 +140,29 @@ beforeAll(async () => {
   const apps = testCluster().admin().makeApiClient(AppsV1Api);
   const labels = { app: 'web' };
   const template = { metadata: { labels }, spec: { containers: [{ name: 'server', image: 'example.com/web:1' }] } };
-  const deployment = await apps.createNamespacedDeployment({ namespace: ns.name, body: { metadata: { name: 'web' }, spec: { replicas: 0, selector: { matchLabels: labels }, template } } });
+  const deployment = await apps.createNamespacedDeployment({
+    namespace: ns.name,
+    body: { metadata: { name: 'web' }, spec: { replicas: 0, selector: { matchLabels: labels }, template } },
+  });
   const replicaSet = await apps.createNamespacedReplicaSet({
     namespace: ns.name,
     body: {
-      metadata: { name: 'web-7d9f', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: deployment.metadata?.uid ?? '', controller: true }] },
+      metadata: {
+        name: 'web-7d9f',
+        ownerReferences: [
+          { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: deployment.metadata?.uid ?? '', controller: true },
+        ],
+      },
       spec: { replicas: 0, selector: { matchLabels: labels }, template },
     },
   });
   uids.set('web', deployment.metadata?.uid ?? '');
-  await createPod('web-0', nodeName, 'server', { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9f', uid: replicaSet.metadata?.uid ?? '' });
+  await createPod('web-0', nodeName, 'server', {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    name: 'web-7d9f',
+    uid: replicaSet.metadata?.uid ?? '',
+  });
   await createPod('bystander', nodeName, 'main');
   before = await diagnose('workloads-healthy');
   toldWhileHealthy = [...(await warningsAbout('trainer-0')), ...(await warningsAbout('bystander')), ...(await warningsAbout('trainer'))];
@@ -135,7 +174,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Left only when its test failed half-way.
-  if (policyName !== '') await testCluster().admin().makeApiClient(CustomObjectsApi).deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
+  if (policyName !== '')
+    await testCluster()
+      .admin()
+      .makeApiClient(CustomObjectsApi)
+      .deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
   await env?.stop();
   for (const s of servers) await s.close();
   await sockets?.remove();
@@ -143,10 +186,24 @@ afterAll(async () => {
 
 describe('operator: the pods on a failing GPU', () => {
   it("names each GPU's pods in the diagnostic, completed with UID and controller; while healthy, no one is told", async () => {
-    const trainer = { namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' };
+    const trainer = {
+      namespace: ns.name,
+      name: 'trainer-0',
+      uid: uids.get('trainer-0'),
+      container: 'pytorch',
+      source: 'pod-resources',
+      controller: 'Job/trainer',
+    };
     const bystander = { namespace: ns.name, name: 'bystander', uid: uids.get('bystander'), container: 'main', source: 'pod-resources' };
     // One node is a small diagnostic: healthy GPUs name their pods too.
-    const web = { namespace: ns.name, name: 'web-0', uid: uids.get('web-0'), container: 'server', source: 'pod-resources', controller: 'ReplicaSet/web-7d9f of Deployment/web' };
+    const web = {
+      namespace: ns.name,
+      name: 'web-0',
+      uid: uids.get('web-0'),
+      container: 'server',
+      source: 'pod-resources',
+      controller: 'ReplicaSet/web-7d9f of Deployment/web',
+    };
     expect(before.status?.nodes?.[0]?.gpus?.find((g) => g.index === 3)?.pods).toEqual([trainer, web]);
     expect(before.status?.nodes?.[0]?.gpus?.find((g) => g.index === 0)?.pods).toEqual([bystander]);
     expect(toldWhileHealthy).toEqual([]);
@@ -161,11 +218,17 @@ describe('operator: the pods on a failing GPU', () => {
   });
 
   it('tells the pod and its Job in a Warning Event naming node, GPU, fault and consequence; no one else', async () => {
-    await waitUntil('the Events on trainer-0 and Job trainer', 20_000, async () => (await warningsAbout('trainer-0')).length > 0 && (await warningsAbout('trainer')).some((e) => e.kind === 'Job'));
+    await waitUntil(
+      'the Events on trainer-0 and Job trainer',
+      20_000,
+      async () => (await warningsAbout('trainer-0')).length > 0 && (await warningsAbout('trainer')).some((e) => e.kind === 'Job'),
+    );
     const onPod = await warningsAbout('trainer-0');
     expect(onPod).toHaveLength(1);
     expect(onPod[0]).toMatchObject({ kind: 'Pod', reason: 'GPUCritical' });
-    expect(onPod[0]?.note).toContain(`${lostUuid} (GPU 3) on node ${nodeName}, used by container "pytorch" of pod ${ns.name}/trainer-0, is critical`);
+    expect(onPod[0]?.note).toContain(
+      `${lostUuid} (GPU 3) on node ${nodeName}, used by container "pytorch" of pod ${ns.name}/trainer-0, is critical`,
+    );
     expect(onPod[0]?.note).toContain("Your container's GPU is gone");
     const onJob = (await warningsAbout('trainer')).filter((e) => e.kind === 'Job');
     expect(onJob).toHaveLength(1);
@@ -180,14 +243,24 @@ describe('operator: the pods on a failing GPU', () => {
 
   it('RBAC grew only by what this needs: list pods and patch pods/status anywhere, get ReplicaSets and Jobs; never read, change or delete pods otherwise', async () => {
     const authz = testCluster().admin().makeApiClient(AuthorizationV1Api);
-    const may = async (verb: string, resource: string, extra: { group?: string; subresource?: string; namespace?: string } = {}): Promise<boolean> =>
+    const may = async (
+      verb: string,
+      resource: string,
+      extra: { group?: string; subresource?: string; namespace?: string } = {},
+    ): Promise<boolean> =>
       (
         await authz.createSubjectAccessReview({
           body: {
             spec: {
               user: `system:serviceaccount:${ns.name}:gpudiag-operator`,
               groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
-              resourceAttributes: { verb, resource, group: extra.group ?? '', namespace: extra.namespace ?? 'ml-elsewhere', ...(extra.subresource !== undefined ? { subresource: extra.subresource } : {}) },
+              resourceAttributes: {
+                verb,
+                resource,
+                group: extra.group ?? '',
+                namespace: extra.namespace ?? 'ml-elsewhere',
+                ...(extra.subresource !== undefined ? { subresource: extra.subresource } : {}),
+              },
             },
           },
         })
@@ -196,7 +269,8 @@ describe('operator: the pods on a failing GPU', () => {
     expect(await may('patch', 'pods', { subresource: 'status' })).toBe(true);
     expect(await may('get', 'replicasets', { group: 'apps' })).toBe(true);
     expect(await may('get', 'jobs', { group: 'batch' })).toBe(true);
-    for (const verb of ['get', 'watch', 'patch', 'update', 'delete', 'create']) expect([verb, await may(verb, 'pods')]).toEqual([verb, false]);
+    for (const verb of ['get', 'watch', 'patch', 'update', 'delete', 'create'])
+      expect([verb, await may(verb, 'pods')]).toEqual([verb, false]);
     expect(await may('create', 'pods', { subresource: 'eviction' })).toBe(false);
     expect(await may('create', 'pods', { subresource: 'exec' })).toBe(false);
     expect(await may('list', 'replicasets', { group: 'apps' })).toBe(false);
@@ -223,21 +297,54 @@ describe('operator: the pods on a failing GPU', () => {
         spec: { interval: '1m', nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } }, actions: { podCondition: { enabled: true } } },
       },
     });
-    await waitUntil('trainer-0 marked GPUHealthy=False', 30_000, async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'False');
-    expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))).toEqual({ status: 'False', reason: 'GpuLost' });
-    await waitUntil('web-0 marked GPUHealthy=False', 30_000, async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'web-0' }))?.status === 'False');
+    await waitUntil(
+      'trainer-0 marked GPUHealthy=False',
+      30_000,
+      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'False',
+    );
+    expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))).toEqual({
+      status: 'False',
+      reason: 'GpuLost',
+    });
+    await waitUntil(
+      'web-0 marked GPUHealthy=False',
+      30_000,
+      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'web-0' }))?.status === 'False',
+    );
     expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'bystander' }))).toBeUndefined();
     const policy = (await custom.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName })) as GPUHealthPolicy;
     const worst = policy.status?.worstNodes?.find((n) => n.name === nodeName);
     expect(worst?.affectedPods).toEqual([
-      { gpu: lostUuid, gpuStatus: 'critical', namespace: ns.name, name: 'trainer-0', uid: uids.get('trainer-0'), container: 'pytorch', source: 'pod-resources', controller: 'Job/trainer' },
-      { gpu: lostUuid, gpuStatus: 'critical', namespace: ns.name, name: 'web-0', uid: uids.get('web-0'), container: 'server', source: 'pod-resources', controller: 'ReplicaSet/web-7d9f of Deployment/web' },
+      {
+        gpu: lostUuid,
+        gpuStatus: 'critical',
+        namespace: ns.name,
+        name: 'trainer-0',
+        uid: uids.get('trainer-0'),
+        container: 'pytorch',
+        source: 'pod-resources',
+        controller: 'Job/trainer',
+      },
+      {
+        gpu: lostUuid,
+        gpuStatus: 'critical',
+        namespace: ns.name,
+        name: 'web-0',
+        uid: uids.get('web-0'),
+        container: 'server',
+        source: 'pod-resources',
+        controller: 'ReplicaSet/web-7d9f of Deployment/web',
+      },
     ]);
     const metrics = await env?.operator.metrics.registry.getSingleMetricAsString('gpudiag_affected_pods');
     expect(metrics).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m);
 
     await custom.deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
     policyName = '';
-    await waitUntil('trainer-0 marked GPUHealthy=True after the policy is deleted', 30_000, async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'True');
+    await waitUntil(
+      'trainer-0 marked GPUHealthy=True after the policy is deleted',
+      30_000,
+      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'True',
+    );
   });
 });

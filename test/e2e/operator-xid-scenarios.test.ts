@@ -31,7 +31,8 @@ let nodeNames: ReadonlyMap<string, string> = new Map();
 function node(scenario: Scenario): StatusNode {
   const name = nodeNames.get(scenario);
   const found = done.status?.nodes?.find((n) => n.name === name);
-  if (found === undefined) throw new Error(`no status for ${scenario} (${name ?? '?'}): ${JSON.stringify(done.status?.nodes?.map((n) => n.name))}`);
+  if (found === undefined)
+    throw new Error(`no status for ${scenario} (${name ?? '?'}): ${JSON.stringify(done.status?.nodes?.map((n) => n.name))}`);
   return found;
 }
 
@@ -47,7 +48,9 @@ function xids(n: StatusNode, xid: number): StatusXid[] {
 }
 
 function buckets(events: StatusXid[]): [string | undefined, string | undefined, number][] {
-  return events.map((e): [string | undefined, string | undefined, number] => [e.immediateAction, e.severity, e.count]).sort((a, b) => String(a).localeCompare(String(b)));
+  return events
+    .map((e): [string | undefined, string | undefined, number] => [e.immediateAction, e.severity, e.count])
+    .sort((a, b) => String(a).localeCompare(String(b)));
 }
 
 function gpuStatuses(n: StatusNode): string[] {
@@ -55,11 +58,21 @@ function gpuStatuses(n: StatusNode): string[] {
 }
 
 beforeAll(async () => {
-  env = await startScenarioEnv(ns.name, SCENARIOS, { label: 'gpudiag.io/e2e', identity: 'e2e-xid-operator', logger, operatorArgs: ['--per-node-timeout-seconds', '10'] });
+  env = await startScenarioEnv(ns.name, SCENARIOS, {
+    label: 'gpudiag.io/e2e',
+    identity: 'e2e-xid-operator',
+    logger,
+    operatorArgs: ['--per-node-timeout-seconds', '10'],
+  });
   nodeNames = env.nodeNames;
   // The shipped sample's spec, narrowed to this file's nodes (the API server is shared).
-  const sample = parse(await readFile(path.resolve(process.cwd(), 'config/samples/gpudiagnostic-xid-scenarios.yaml'), 'utf8')) as { spec: { nodeSelector: Record<string, unknown> } };
-  await createDiagnostic(ns.name, 'xid-scenarios', { ...sample.spec, nodeSelector: { ...sample.spec.nodeSelector, matchLabels: { 'gpudiag.io/e2e': ns.name } } });
+  const sample = parse(await readFile(path.resolve(process.cwd(), 'config/samples/gpudiagnostic-xid-scenarios.yaml'), 'utf8')) as {
+    spec: { nodeSelector: Record<string, unknown> };
+  };
+  await createDiagnostic(ns.name, 'xid-scenarios', {
+    ...sample.spec,
+    nodeSelector: { ...sample.spec.nodeSelector, matchLabels: { 'gpudiag.io/e2e': ns.name } },
+  });
   done = await waitFinished(ns.name, 'xid-scenarios', { timeoutMs: 60_000, pollMs: 250 });
 }, 120_000);
 
@@ -69,7 +82,10 @@ afterAll(async () => {
 
 describe('operator: XID scenarios from real kernel-log lines', () => {
   it('completes over every scenario node and classifies each node', () => {
-    expect(done.status).toMatchObject({ phase: 'Completed', summary: { nodesTargeted: SCENARIOS.length, nodesSucceeded: SCENARIOS.length, nodesFailed: 0 } });
+    expect(done.status).toMatchObject({
+      phase: 'Completed',
+      summary: { nodesTargeted: SCENARIOS.length, nodesSucceeded: SCENARIOS.length, nodesFailed: 0 },
+    });
     expect(Object.fromEntries(SCENARIOS.map((s) => [s, node(s).status]))).toEqual({
       'nvlink5-storm': 'critical',
       'xid154-recovered': 'healthy',
@@ -98,7 +114,16 @@ describe('operator: XID scenarios from real kernel-log lines', () => {
     for (const e of ignored) expect(e.message).toContain('Fatal');
     expect(buckets(xids(n, 144))).toEqual([['IGNORE', 'info', 12]]);
     expect(buckets(xids(n, 145))).toEqual([['IGNORE', 'info', 12]]);
-    expect(gpuStatuses(n)).toEqual(['0:critical', '1:healthy', '2:healthy', '3:healthy', '4:healthy', '5:healthy', '6:healthy', '7:healthy']);
+    expect(gpuStatuses(n)).toEqual([
+      '0:critical',
+      '1:healthy',
+      '2:healthy',
+      '3:healthy',
+      '4:healthy',
+      '5:healthy',
+      '6:healthy',
+      '7:healthy',
+    ]);
     expect(gpu(n, 0).findings?.map((f) => [f.code, f.severity])).toEqual(expect.arrayContaining([['XidCritical', 'critical']]));
   });
 
@@ -142,13 +167,19 @@ describe('operator: XID scenarios from real kernel-log lines', () => {
     const n = node('bus-loss-no-xid');
     expect(n.xidEvents ?? []).toEqual([]);
     expect(gpuStatuses(n).filter((s) => !s.endsWith(':healthy'))).toEqual(['1:critical', '5:critical']);
-    for (const index of [1, 5]) expect(gpu(n, index).findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'GpuFellOffBus', severity: 'critical' })]));
+    for (const index of [1, 5])
+      expect(gpu(n, index).findings).toEqual(
+        expect.arrayContaining([expect.objectContaining({ code: 'GpuFellOffBus', severity: 'critical' })]),
+      );
   });
 
   it('selects the scenario nodes by their gpudiag.io/scenario label (docs/development.md)', async () => {
     await createDiagnostic(ns.name, 'by-label', {
       checks: ['health', 'xid'],
-      nodeSelector: { matchLabels: { 'gpudiag.io/e2e': ns.name }, matchExpressions: [{ key: SCENARIO_LABEL, operator: 'In', values: ['nvlink5-storm', 'nvswitch-sxid'] }] },
+      nodeSelector: {
+        matchLabels: { 'gpudiag.io/e2e': ns.name },
+        matchExpressions: [{ key: SCENARIO_LABEL, operator: 'In', values: ['nvlink5-storm', 'nvswitch-sxid'] }],
+      },
     });
     const byLabel = await waitFinished(ns.name, 'by-label', { timeoutMs: 60_000, pollMs: 250 });
     expect(byLabel.status?.nodes?.map((n) => [n.name, n.status]).sort()).toEqual([
@@ -163,7 +194,9 @@ describe('operator: XID scenarios from real kernel-log lines', () => {
     const fatal = findings.filter((f) => f.code === 'NvSwitchFatalSxid');
     expect(fatal.map((f) => f.severity)).toEqual(['critical', 'critical', 'critical']);
     expect(fatal.map((f) => f.message.match(/NVSwitch (\S+)/)?.[1]).sort()).toEqual(['0000:05:00', '0000:06:00', '0000:07:00']);
-    expect(findings.filter((f) => f.code === 'NvSwitchNonFatalSxid').map((f) => [f.severity, f.message.includes('links 44, 45')])).toEqual([['warning', true]]);
+    expect(findings.filter((f) => f.code === 'NvSwitchNonFatalSxid').map((f) => [f.severity, f.message.includes('links 44, 45')])).toEqual([
+      ['warning', true],
+    ]);
     expect(n.xidEvents ?? []).toEqual([]);
     expect(gpuStatuses(n).every((s) => s.endsWith(':healthy'))).toBe(true);
   });

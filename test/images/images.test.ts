@@ -17,7 +17,9 @@ import { validateSnapshotDocument } from '../../agent/api/validate-snapshot.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 
-const ARCHIVE_DIR = process.env['GPUDIAG_IMAGES_DIR'] ?? path.join(process.env['GPUDIAG_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gpudiag'), 'images', 'archives');
+const ARCHIVE_DIR =
+  process.env['GPUDIAG_IMAGES_DIR'] ??
+  path.join(process.env['GPUDIAG_CACHE_DIR'] ?? path.join(os.homedir(), '.cache', 'gpudiag'), 'images', 'archives');
 const PODMAN_GLOBAL = ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs'];
 /** Removed from the images on purpose (development only); the CLI's lazy import of it is the one dangling edge. */
 const DEV_ONLY_MODULES = new Set(['dist/cli/commands/dev-up.js']);
@@ -34,7 +36,12 @@ interface Run {
  * What starts here: open files at the host's hard limit, processes at most pid_max (found by
  * trial: 32768 starts, 32769 does not, though the hard limit reads 96363).
  */
-const [hardFiles, hardProcesses, pidMax] = execFileSync('bash', ['-c', 'ulimit -Hn; ulimit -Hu; cat /proc/sys/kernel/pid_max'], { encoding: 'utf8' }).trim().split('\n').map(Number);
+const [hardFiles, hardProcesses, pidMax] = execFileSync('bash', ['-c', 'ulimit -Hn; ulimit -Hu; cat /proc/sys/kernel/pid_max'], {
+  encoding: 'utf8',
+})
+  .trim()
+  .split('\n')
+  .map(Number);
 const processes = Math.min(hardProcesses ?? 4096, pidMax ?? 4096);
 const RUN_LIMITS = ['--ulimit', `nofile=${hardFiles}:${hardFiles}`, '--ulimit', `nproc=${processes}:${processes}`];
 
@@ -103,7 +110,11 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 /** Module specifiers a compiled file imports, statically or by a literal dynamic import, plus files it reads by `new URL('<literal>', import.meta.url)`. */
 function references(source: string): { imports: string[]; urls: string[] } {
-  const imports = [...source.matchAll(/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^import\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+  const imports = [
+    ...source.matchAll(
+      /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|^import\s+['"]([^'"]+)['"]/gm,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
   const urls = [...source.matchAll(/new URL\(\s*['"](\.[^'"]+)['"]\s*,\s*import\.meta\.url\s*\)/g)].map((m) => m[1] ?? '');
   return { imports: imports.filter((s) => s !== ''), urls };
 }
@@ -164,7 +175,7 @@ describe.each(['agent', 'operator'] as const)('the %s image', (name) => {
     expect(dist.filter((f) => /dist\/(agent\/fake-nvml|api\/codegen)\//.test(f)).map(rel)).toEqual([]);
   });
 
-  it('keeps the build\'s registry and CA out: no secret, no npm setting in its environment or history', async () => {
+  it("keeps the build's registry and CA out: no secret, no npm setting in its environment or history", async () => {
     const { root, config, ref } = images[name];
     expect(existsSync(path.join(root, 'run', 'secrets'))).toBe(false);
     expect((config.Env ?? []).filter((e) => /^(NPM_CONFIG_|NODE_EXTRA_CA_CERTS=)/i.test(e))).toEqual([]);
@@ -182,7 +193,8 @@ describe.each(['agent', 'operator'] as const)('the %s image', (name) => {
         if (spec.startsWith('node:') || builtinModules.includes(spec)) continue;
         if (spec.startsWith('.')) {
           const target = path.relative(app, path.resolve(path.dirname(file), spec));
-          if (!existsSync(path.join(app, target)) && !DEV_ONLY_MODULES.has(target)) missing.push(`${path.relative(app, file)} imports ${spec}`);
+          if (!existsSync(path.join(app, target)) && !DEV_ONLY_MODULES.has(target))
+            missing.push(`${path.relative(app, file)} imports ${spec}`);
         } else if (!existsSync(path.join(app, 'node_modules', packageName(spec)))) {
           missing.push(`${path.relative(app, file)} imports package ${spec}`);
         }
@@ -194,7 +206,7 @@ describe.each(['agent', 'operator'] as const)('the %s image', (name) => {
     expect(missing).toEqual([]);
   });
 
-  it('loads both components\' module graphs and reads the snapshot schema and the XID data, on a read-only root', async () => {
+  it("loads both components' module graphs and reads the snapshot schema and the XID data, on a read-only root", async () => {
     const script = [
       "await import('/app/dist/agent/agent.js');",
       "await import('/app/dist/operator/operator.js');",
@@ -205,7 +217,21 @@ describe.each(['agent', 'operator'] as const)('the %s image', (name) => {
       "const koffi = (await import('koffi')).default;",
       "process.stdout.write('loaded ' + typeof koffi.load);",
     ].join('\n');
-    const run = await podman(['run', '--rm', '--read-only', '--cap-drop', 'ALL', '--network', 'none', '--entrypoint', 'node', images[name].ref, '--input-type=module', '-e', script]);
+    const run = await podman([
+      'run',
+      '--rm',
+      '--read-only',
+      '--cap-drop',
+      'ALL',
+      '--network',
+      'none',
+      '--entrypoint',
+      'node',
+      images[name].ref,
+      '--input-type=module',
+      '-e',
+      script,
+    ]);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
     expect(run.stdout).toBe('loaded function');
   });
@@ -226,7 +252,15 @@ describe('the operator image', () => {
     expect(help.stdout).toContain('usage: gpudiag operator');
     const id = await podmanOk(['run', ...flags, '--entrypoint', 'id', images.operator.ref]);
     expect(id).toMatch(/^uid=65532(\(\d+\))? gid=65532(\(\d+\))? /);
-    const write = await podman(['run', ...flags, '--entrypoint', 'node', images.operator.ref, '-e', "require('fs').writeFileSync('/app/x', '')"]);
+    const write = await podman([
+      'run',
+      ...flags,
+      '--entrypoint',
+      'node',
+      images.operator.ref,
+      '-e',
+      "require('fs').writeFileSync('/app/x', '')",
+    ]);
     expect(write.stderr).toContain('EROFS');
   });
 });
@@ -238,7 +272,10 @@ describe('the agent image', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-image-agent-'));
-    await writeFile(path.join(dir, 'kmsg'), '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n');
+    await writeFile(
+      path.join(dir, 'kmsg'),
+      '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
+    );
     libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('a100-dbe-remap-pending')) });
     await controller.load('a100-dbe-remap-pending');
   });
@@ -259,19 +296,51 @@ describe('the agent image', () => {
     const stateDir = path.dirname(stateFile);
     const name = `gpudiag-image-agent-${process.pid}`;
     await podmanOk([
-      'run', '--detach', '--name', name, '--read-only', '--cap-drop', 'ALL', '--network', 'host',
-      '--volume', `${libraryPath}:/usr/lib/nvidia/libnvidia-ml.so.1:ro`,
-      '--volume', `${stateDir}:${stateDir}:ro`, '--env', `GPUDIAG_FAKE_NVML_STATE=${stateFile}`,
-      '--volume', `${dir}/kmsg:/host/kmsg:ro`, '--volume', `${dir}:/var/lib/gpudiag`,
+      'run',
+      '--detach',
+      '--name',
+      name,
+      '--read-only',
+      '--cap-drop',
+      'ALL',
+      '--network',
+      'host',
+      '--volume',
+      `${libraryPath}:/usr/lib/nvidia/libnvidia-ml.so.1:ro`,
+      '--volume',
+      `${stateDir}:${stateDir}:ro`,
+      '--env',
+      `GPUDIAG_FAKE_NVML_STATE=${stateFile}`,
+      '--volume',
+      `${dir}/kmsg:/host/kmsg:ro`,
+      '--volume',
+      `${dir}:/var/lib/gpudiag`,
       images.agent.ref,
-      '--node-name', 'image-node', '--listen', `127.0.0.1:${port}`, '--auth', 'none',
-      '--nvml-library', '/usr/lib/nvidia/libnvidia-ml.so.1', '--nvml-no-fallback',
-      '--kmsg-path', '/host/kmsg', '--cursor-file', '/var/lib/gpudiag/cursor.json', '--history-flush-ms', '100',
+      '--node-name',
+      'image-node',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--nvml-library',
+      '/usr/lib/nvidia/libnvidia-ml.so.1',
+      '--nvml-no-fallback',
+      '--kmsg-path',
+      '/host/kmsg',
+      '--cursor-file',
+      '/var/lib/gpudiag/cursor.json',
+      '--history-flush-ms',
+      '100',
     ]);
     try {
       const url = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 60_000;
-      while (!(await fetch(`${url}/readyz`).then((r) => r.ok, () => false))) {
+      while (
+        !(await fetch(`${url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
         if (Date.now() > deadline) throw new Error(`agent not ready: ${(await podman(['logs', name])).stderr}`);
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -296,8 +365,21 @@ describe('the agent image', () => {
   }, 120_000);
 
   it('/dev/kmsg: readable with the device and CAP_SYSLOG alone; without CAP_SYSLOG the kernel refuses (dmesg_restrict)', async () => {
-    const probe = "const fs = require('fs'); const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); const n = fs.readSync(fd, Buffer.alloc(8192)); process.stdout.write('read ' + (n > 0));";
-    const base = ['run', '--rm', '--cap-drop', 'ALL', '--device', '/dev/kmsg:/dev/kmsg:r', '--network', 'none', '--read-only', '--entrypoint', 'node'];
+    const probe =
+      "const fs = require('fs'); const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); const n = fs.readSync(fd, Buffer.alloc(8192)); process.stdout.write('read ' + (n > 0));";
+    const base = [
+      'run',
+      '--rm',
+      '--cap-drop',
+      'ALL',
+      '--device',
+      '/dev/kmsg:/dev/kmsg:r',
+      '--network',
+      'none',
+      '--read-only',
+      '--entrypoint',
+      'node',
+    ];
     const withSyslog = await podman([...base, '--cap-add', 'SYSLOG', images.agent.ref, '-e', probe]);
     expect({ code: withSyslog.code, stdout: withSyslog.stdout }).toEqual({ code: 0, stdout: 'read true' });
     const restricted = (await readFile('/proc/sys/kernel/dmesg_restrict', 'utf8')).trim() === '1';

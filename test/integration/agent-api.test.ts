@@ -39,7 +39,11 @@ beforeAll(async () => {
   const cluster = testCluster();
   // The agent runs as its own ServiceAccount with exactly the permissions config/rbac/agent.yaml grants.
   const rbac = (await readManifests([path.join(repoRoot, 'config', 'rbac', 'agent.yaml')])).map((o) => {
-    const copy = JSON.parse(JSON.stringify(o)) as { kind: string; metadata: { name: string; namespace?: string }; subjects?: { namespace: string }[] };
+    const copy = JSON.parse(JSON.stringify(o)) as {
+      kind: string;
+      metadata: { name: string; namespace?: string };
+      subjects?: { namespace: string }[];
+    };
     if (copy.kind === 'ServiceAccount') copy.metadata.namespace = ns.name;
     if (copy.kind !== 'ServiceAccount') copy.metadata.name = `${copy.metadata.name}-${ns.name}`;
     if (copy.kind === 'ClusterRoleBinding') {
@@ -104,10 +108,19 @@ describe('agent HTTP API', () => {
   });
 
   it('reports the kernel-log XID with catalog severity and action', async () => {
-    const doc = (await get(`${agent.url}/v1/snapshot?checks=xid&xidSince=2000-01-01T00:00:00Z`, operatorToken)).body as NodeSnapshotDocument;
+    const doc = (await get(`${agent.url}/v1/snapshot?checks=xid&xidSince=2000-01-01T00:00:00Z`, operatorToken))
+      .body as NodeSnapshotDocument;
     expect(doc.gpus).toEqual([]);
     expect(doc.xid.events).toEqual([
-      expect.objectContaining({ xid: 79, pciBusId: '0000:19:00', pid: 1234, process: 'python3', severity: 'critical', count: 1, sources: ['kmsg'] }),
+      expect.objectContaining({
+        xid: 79,
+        pciBusId: '0000:19:00',
+        pid: 1234,
+        process: 'python3',
+        severity: 'critical',
+        count: 1,
+        sources: ['kmsg'],
+      }),
     ]);
   });
 

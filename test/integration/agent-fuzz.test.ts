@@ -31,7 +31,13 @@ let token: string;
 async function waitReady(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)) return;
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`agent not ready after ${timeoutMs} ms:\n${agent.output().slice(-3000)}`);
@@ -52,15 +58,23 @@ beforeAll(async () => {
   agent = spawnGpudiag(
     [
       'agent',
-      '--node-name', 'fuzz-node',
-      '--listen', `127.0.0.1:${port}`,
-      '--auth', 'tokenreview',
-      '--allowed-callers', `system:serviceaccount:${ns.name}:gpudiag-operator`,
-      '--kubeconfig', kubeconfig,
-      '--nvml-library', libraryPath,
+      '--node-name',
+      'fuzz-node',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'tokenreview',
+      '--allowed-callers',
+      `system:serviceaccount:${ns.name}:gpudiag-operator`,
+      '--kubeconfig',
+      kubeconfig,
+      '--nvml-library',
+      libraryPath,
       '--nvml-no-fallback',
-      '--kmsg-path', path.join(dir, 'kmsg'),
-      '--log-level', 'warn',
+      '--kmsg-path',
+      path.join(dir, 'kmsg'),
+      '--log-level',
+      'warn',
     ],
     { ...process.env, ...controller.env() },
   );
@@ -79,8 +93,13 @@ const snapshotQuery = fc.oneof(
   fc
     .record(
       {
-        checks: fc.array(fc.constantFrom(...DIAGNOSTIC_CHECKS, 'bogus', '', ' health', 'HEALTH'), { maxLength: 12 }).map((c) => c.join(',')),
-        xidSince: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string({ maxLength: 40 })),
+        checks: fc
+          .array(fc.constantFrom(...DIAGNOSTIC_CHECKS, 'bogus', '', ' health', 'HEALTH'), { maxLength: 12 })
+          .map((c) => c.join(',')),
+        xidSince: fc.oneof(
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          fc.string({ maxLength: 40 }),
+        ),
         extra: fc.string({ maxLength: 20 }),
       },
       { requiredKeys: [] },
@@ -91,7 +110,11 @@ const snapshotQuery = fc.oneof(
 describe('agent API under hostile input', () => {
   it('survives the raw corpus, a slowloris client and property-based queries, and still serves', async () => {
     const pid = agent.child.pid ?? 0;
-    const result = await fuzzListener(pid, { port: Number(new URL(url).port), hostHeader: new URL(url).host, paths: ['/v1/snapshot', '/healthz', '/metrics', '/no-such-path'] }, SLOWLORIS_BOUND_MS);
+    const result = await fuzzListener(
+      pid,
+      { port: Number(new URL(url).port), hostHeader: new URL(url).host, paths: ['/v1/snapshot', '/healthz', '/metrics', '/no-such-path'] },
+      SLOWLORIS_BOUND_MS,
+    );
 
     // Every answer to a snapshot query is a snapshot or a 400 that names a query parameter.
     await fc.assert(
@@ -118,7 +141,10 @@ describe('agent API under hostile input', () => {
     expect(result.rssAfterMiB).toBeLessThan(result.rssBeforeMiB + 48);
     expect(agent.output()).not.toContain('request handler failed');
     // Whatever the requests carried, every log record is still one JSON line (no log forgery).
-    const lines = agent.output().split('\n').filter((l) => l !== '');
+    const lines = agent
+      .output()
+      .split('\n')
+      .filter((l) => l !== '');
     expect(lines.filter((l) => !isJsonObject(l))).toEqual([]);
   }, 120_000);
 });

@@ -14,7 +14,10 @@ const controller = new FakeNvmlController();
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-agent-proc-'));
-  await writeFile(path.join(dir, 'kmsg'), '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n');
+  await writeFile(
+    path.join(dir, 'kmsg'),
+    '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
+  );
   libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('a100-dbe-remap-pending')) });
   await controller.load('a100-dbe-remap-pending');
 });
@@ -30,7 +33,10 @@ function startAgent(args: string[], fakeEnv: Record<string, string> = controller
 async function waitReady(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -41,7 +47,21 @@ describe('gpudiag agent process', () => {
   it('serves a snapshot from the fake library, then drains and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const agent = startAgent(['--node-name', 'gpu-node-a100', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--nvml-library', libraryPath, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg'), '--cursor-file', path.join(dir, 'cursor.json')]);
+    const agent = startAgent([
+      '--node-name',
+      'gpu-node-a100',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--nvml-library',
+      libraryPath,
+      '--nvml-no-fallback',
+      '--kmsg-path',
+      path.join(dir, 'kmsg'),
+      '--cursor-file',
+      path.join(dir, 'cursor.json'),
+    ]);
     try {
       await waitReady(url, 20_000);
       const doc = (await (await fetch(`${url}/v1/snapshot?checks=ecc,xid&xidSince=2000-01-01T00:00:00Z`)).json()) as {
@@ -53,11 +73,13 @@ describe('gpudiag agent process', () => {
       expect(doc.gpus.some((g) => (g.ecc?.volatileUncorrected ?? 0) > 0)).toBe(true);
       expect(doc.gpus.some((g) => g.remappedRows?.pending === true)).toBe(true);
       // XIDs from the kernel log and from the NVML event API (the scenario delivers events).
-      expect(doc.xid.events).toEqual(expect.arrayContaining([
-        expect.objectContaining({ xid: 48, severity: 'critical', sources: ['kmsg'], pciBusId: '0000:3b:00' }),
-        // 63 logged with a 48 on the same GPU: NVIDIA's workflow says drain and reset.
-        expect.objectContaining({ xid: 63, severity: 'critical', immediateAction: 'DRAIN_AND_RESET', sources: ['nvml'] }),
-      ]));
+      expect(doc.xid.events).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ xid: 48, severity: 'critical', sources: ['kmsg'], pciBusId: '0000:3b:00' }),
+          // 63 logged with a 48 on the same GPU: NVIDIA's workflow says drain and reset.
+          expect.objectContaining({ xid: 63, severity: 'critical', immediateAction: 'DRAIN_AND_RESET', sources: ['nvml'] }),
+        ]),
+      );
     } finally {
       agent.child.kill('SIGTERM');
     }
@@ -71,13 +93,31 @@ describe('gpudiag agent process', () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const agent = startAgent(
-      ['--node-name', 'gpu-node-hung', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--nvml-library', libraryPath, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg'), '--nvml-call-timeout-ms', '300', '--shutdown-grace-seconds', '2'],
+      [
+        '--node-name',
+        'gpu-node-hung',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--auth',
+        'none',
+        '--nvml-library',
+        libraryPath,
+        '--nvml-no-fallback',
+        '--kmsg-path',
+        path.join(dir, 'kmsg'),
+        '--nvml-call-timeout-ms',
+        '300',
+        '--shutdown-grace-seconds',
+        '2',
+      ],
       hung.env(),
     );
     try {
       await waitReady(url, 20_000);
       // GPU 1's power reading never returns: the call deadline answers for it, its thread stays blocked.
-      const doc = (await (await fetch(`${url}/v1/snapshot?checks=power`)).json()) as { gpus: { index: number; errors: { field: string; code: number }[] }[] };
+      const doc = (await (await fetch(`${url}/v1/snapshot?checks=power`)).json()) as {
+        gpus: { index: number; errors: { field: string; code: number }[] }[];
+      };
       expect(doc.gpus[1]?.errors).toEqual([expect.objectContaining({ code: 10 })]);
       expect(doc.gpus[0]?.errors).toEqual([]);
       const signalled = Date.now();
@@ -100,10 +140,34 @@ describe('gpudiag agent process', () => {
 
   it('exits 1 when its port is taken (start never reports ready)', async () => {
     const port = await freePort();
-    const first = startAgent(['--node-name', 'a', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback']);
+    const first = startAgent([
+      '--node-name',
+      'a',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--kmsg-path',
+      '',
+      '--nvml-library',
+      '/nonexistent.so',
+      '--nvml-no-fallback',
+    ]);
     try {
       await waitReady(`http://127.0.0.1:${port}`, 20_000);
-      const second = startAgent(['--node-name', 'b', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback']);
+      const second = startAgent([
+        '--node-name',
+        'b',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--auth',
+        'none',
+        '--kmsg-path',
+        '',
+        '--nvml-library',
+        '/nonexistent.so',
+        '--nvml-no-fallback',
+      ]);
       expect(await second.exited).toBe(1);
       expect(second.output()).toContain('EADDRINUSE');
     } finally {

@@ -53,10 +53,12 @@ function record(seq: number, tsUs: bigint, text: string): string {
   return `4,${seq},${tsUs},-;${text}\n`;
 }
 
-const XID79 = 'NVRM: Xid (PCI:0000:3b:00): 79, pid=\'<unknown>\', name=<unknown>, GPU has fallen off the bus.';
-const XID13 = 'NVRM: Xid (PCI:0000:3b:00): 13, pid=1234, name=python3, Graphics SM Warp Exception on (GPC 0, TPC 1, SM 0): Out Of Range Address';
+const XID79 = "NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.";
+const XID13 =
+  'NVRM: Xid (PCI:0000:3b:00): 13, pid=1234, name=python3, Graphics SM Warp Exception on (GPC 0, TPC 1, SM 0): Out Of Range Address';
 const XID94 = 'NVRM: Xid (PCI:0000:86:00): 94, pid=2222, name=train, Contained: SM (0x1). RST: No, D-RST: No';
-const XID48 = 'NVRM: Xid (PCI:0000:86:00): 48, pid=3333, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.';
+const XID48 =
+  'NVRM: Xid (PCI:0000:86:00): 48, pid=3333, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.';
 
 /** The identity and count of each event, in a stable order, so a duplicate or a wrong count shows. */
 function summary(doc: Snapshot): string[] {
@@ -95,7 +97,8 @@ interface RunningAgent {
 async function waitReady(agent: RunningAgent): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (agent.proc.exitCode() !== undefined) throw new Error(`agent exited (${String(agent.proc.exitCode())}) before it was ready:\n${agent.proc.output()}`);
+    if (agent.proc.exitCode() !== undefined)
+      throw new Error(`agent exited (${String(agent.proc.exitCode())}) before it was ready:\n${agent.proc.output()}`);
     const ok = await fetch(`${agent.url}/readyz`).then(
       (r) => r.status === 200,
       () => false,
@@ -111,17 +114,27 @@ async function startAgent(historyFlushMs: number): Promise<RunningAgent> {
   const port = await freePort();
   const proc = spawnGpudiag([
     'agent',
-    '--node-name', 'gpu-node-xid-history',
-    '--listen', `127.0.0.1:${port}`,
-    '--auth', 'none',
-    '--nvml-library', path.join(dir, 'no-such-libnvidia-ml.so.1'),
+    '--node-name',
+    'gpu-node-xid-history',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--auth',
+    'none',
+    '--nvml-library',
+    path.join(dir, 'no-such-libnvidia-ml.so.1'),
     '--nvml-no-fallback',
-    '--kmsg-path', kmsgPath,
-    '--kmsg-poll-ms', '50',
-    '--cursor-file', historyPath,
-    '--history-flush-ms', String(historyFlushMs),
-    '--boot-id-path', bootIdPath,
-    '--snapshot-cache-ms', '0',
+    '--kmsg-path',
+    kmsgPath,
+    '--kmsg-poll-ms',
+    '50',
+    '--cursor-file',
+    historyPath,
+    '--history-flush-ms',
+    String(historyFlushMs),
+    '--boot-id-path',
+    bootIdPath,
+    '--snapshot-cache-ms',
+    '0',
   ]);
   processes.push(proc);
   const agent = { proc, url: `http://127.0.0.1:${port}` };
@@ -144,7 +157,9 @@ async function pollSnapshot(agent: RunningAgent, xidSince: string, done: (doc: S
     if (done(last)) return last;
     await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
   }
-  throw new Error(`snapshot condition not met within ${POLL_TIMEOUT_MS} ms; last events: ${JSON.stringify(last === undefined ? null : summary(last))}\n${agent.proc.output()}`);
+  throw new Error(
+    `snapshot condition not met within ${POLL_TIMEOUT_MS} ms; last events: ${JSON.stringify(last === undefined ? null : summary(last))}\n${agent.proc.output()}`,
+  );
 }
 
 /** Polls until the snapshot reports exactly `expected` (see summary). */
@@ -175,7 +190,10 @@ async function stopWith(agent: RunningAgent, signal: 'SIGTERM' | 'SIGKILL'): Pro
   agent.proc.child.kill(signal);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`agent did not exit within ${EXIT_TIMEOUT_MS} ms of ${signal}:\n${agent.proc.output()}`)), EXIT_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`agent did not exit within ${EXIT_TIMEOUT_MS} ms of ${signal}:\n${agent.proc.output()}`)),
+      EXIT_TIMEOUT_MS,
+    );
   });
   try {
     return await Promise.race([agent.proc.exited, timeout]);
@@ -252,7 +270,11 @@ describe('agent XID history across processes', () => {
     expect(summary(await snapshot(second, LONG_AGO))).toEqual(ALL);
     // A record logged after the restart still counts, once.
     await appendFile(kmsgPath, record(6, monotonicUs(), XID13));
-    await pollFor(second, LONG_AGO, ALL.map((s) => (s.startsWith('13@') ? '13@0000:3b:00/pid=1234 x3' : s)));
+    await pollFor(
+      second,
+      LONG_AGO,
+      ALL.map((s) => (s.startsWith('13@') ? '13@0000:3b:00/pid=1234 x3' : s)),
+    );
     await pollHistory((h) => h.cursor?.seq === 6);
     expect(await stopWith(second, 'SIGTERM')).toBe(0);
   });
@@ -283,7 +305,11 @@ describe('agent XID history across processes', () => {
     const again = await snapshot(second, future);
     expect(summary(again)).toEqual(['48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
     expect(again.xid.events.find((e) => e.xid === 79)?.persistsUntil).toBe('reboot');
-    expect(summary(await snapshot(second, lookBack))).toEqual(['13@0000:3b:00/pid=1234 x1', '48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
+    expect(summary(await snapshot(second, lookBack))).toEqual([
+      '13@0000:3b:00/pid=1234 x1',
+      '48@0000:86:00/pid=3333 x1',
+      '79@0000:3b:00/pid=- x1',
+    ]);
     expect(await stopWith(second, 'SIGTERM')).toBe(0);
 
     // A reboot: new boot ID, and the new boot's log starts over at sequence 1.

@@ -41,7 +41,10 @@ interface Rendered extends KubernetesObject {
       spec?: PodSpec;
     };
     podSelector?: { matchLabels?: Record<string, string> };
-    ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: { matchLabels?: Record<string, string> } }[]; ports?: { port: number }[] }[];
+    ingress?: {
+      from?: { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: { matchLabels?: Record<string, string> } }[];
+      ports?: { port: number }[];
+    }[];
   };
   rules?: unknown[];
 }
@@ -49,8 +52,12 @@ interface Rendered extends KubernetesObject {
 async function render(release: string, namespace: string, ...set: string[]): Promise<Rendered[]> {
   // `key=value` goes to --set, `key:=json` to --set-json.
   const flags = set.flatMap((s) => (s.includes(':=') ? ['--set-json', s.replace(':=', '=')] : ['--set', s]));
-  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace, ...flags], { maxBuffer: 16 << 20 });
-  return parseAllDocuments(stdout).map((d) => d.toJS() as Rendered).filter((o) => o !== null);
+  const { stdout } = await run(helm, ['template', release, path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', namespace, ...flags], {
+    maxBuffer: 16 << 20,
+  });
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Rendered)
+    .filter((o) => o !== null);
 }
 
 function find(objects: Rendered[], kind: string, nameSuffix: string): Rendered {
@@ -76,20 +83,27 @@ beforeAll(async () => {
 }, 15 * 60_000);
 
 describe('Helm chart', () => {
-  it.each([['gpudiag'], ['my-custom-release']])('with release name %s, the operator finds its agents and the agents accept its identity', async (release) => {
-    const objects = await render(release, 'gpu-ops');
-    const daemonSet = find(objects, 'DaemonSet', '-agent');
-    const deployment = find(objects, 'Deployment', '-operator');
-    const agent = daemonSet.spec?.template?.spec?.containers[0];
-    const operator = deployment.spec?.template?.spec?.containers[0];
-    expect(daemonSet.metadata?.namespace).toBe('gpu-ops');
-    expect(arg(operator, '--agent-namespace')).toBe('gpu-ops');
-    expect(matchesSelector(daemonSet.spec?.template?.metadata?.labels, selectorFromArg(arg(operator, '--agent-selector')))).toBe(true);
-    expect(arg(agent, '--listen').endsWith(`:${arg(operator, '--agent-port')}`)).toBe(true);
-    expect(arg(agent, '--allowed-callers')).toBe(`system:serviceaccount:gpu-ops:${deployment.spec?.template?.spec?.serviceAccountName ?? ''}`);
-    const audience = deployment.spec?.template?.spec?.volumes?.flatMap((v) => v.projected?.sources ?? []).find((s) => s.serviceAccountToken)?.serviceAccountToken?.audience;
-    expect(audience).toBe(arg(agent, '--token-audience'));
-  });
+  it.each([['gpudiag'], ['my-custom-release']])(
+    'with release name %s, the operator finds its agents and the agents accept its identity',
+    async (release) => {
+      const objects = await render(release, 'gpu-ops');
+      const daemonSet = find(objects, 'DaemonSet', '-agent');
+      const deployment = find(objects, 'Deployment', '-operator');
+      const agent = daemonSet.spec?.template?.spec?.containers[0];
+      const operator = deployment.spec?.template?.spec?.containers[0];
+      expect(daemonSet.metadata?.namespace).toBe('gpu-ops');
+      expect(arg(operator, '--agent-namespace')).toBe('gpu-ops');
+      expect(matchesSelector(daemonSet.spec?.template?.metadata?.labels, selectorFromArg(arg(operator, '--agent-selector')))).toBe(true);
+      expect(arg(agent, '--listen').endsWith(`:${arg(operator, '--agent-port')}`)).toBe(true);
+      expect(arg(agent, '--allowed-callers')).toBe(
+        `system:serviceaccount:gpu-ops:${deployment.spec?.template?.spec?.serviceAccountName ?? ''}`,
+      );
+      const audience = deployment.spec?.template?.spec?.volumes
+        ?.flatMap((v) => v.projected?.sources ?? [])
+        .find((s) => s.serviceAccountToken)?.serviceAccountToken?.audience;
+      expect(audience).toBe(arg(agent, '--token-audience'));
+    },
+  );
 
   it("two releases never select each other's agents", async () => {
     const a = await render('fleet-a', 'gpu-ops');
@@ -118,7 +132,9 @@ describe('Helm chart', () => {
     expect(heapMiB).toBeLessThanOrEqual(0.7 * Number(/^(\d+)Mi$/.exec(operator?.resources?.limits?.['memory'] ?? '')?.[1]));
     const policy = find(objects, 'NetworkPolicy', '-agent');
     expect(policy.spec?.podSelector?.matchLabels).toEqual(find(objects, 'DaemonSet', '-agent').spec?.template?.metadata?.labels);
-    expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels);
+    expect(policy.spec?.ingress?.[0]?.from?.[0]?.podSelector?.matchLabels).toEqual(
+      find(objects, 'Deployment', '-operator').spec?.template?.metadata?.labels,
+    );
   });
 
   it('loads the host driver and reads /dev/kmsg by default; the demo values swap in the fake NVML library and a kernel-log file, read-only', async () => {
@@ -135,7 +151,9 @@ describe('Helm chart', () => {
       ['host-proc', '/proc', 'Directory'],
     ]);
 
-    const demo = agentPod(await render('gpudiag', 'gpu-ops', 'agent.demo.fakeNvml.hostDir=/srv/gpudiag/fake-nvml', 'agent.demo.kmsgHostPath=/srv/gpudiag/kmsg'));
+    const demo = agentPod(
+      await render('gpudiag', 'gpu-ops', 'agent.demo.fakeNvml.hostDir=/srv/gpudiag/fake-nvml', 'agent.demo.kmsgHostPath=/srv/gpudiag/kmsg'),
+    );
     const demoAgent = demo.containers[0];
     expect(arg(demoAgent, '--nvml-library')).toBe('/opt/gpudiag/fake-nvml/libnvidia-ml.so.1');
     expect(demoAgent?.args).toContain('--nvml-no-fallback');
@@ -160,7 +178,9 @@ describe('Helm chart', () => {
     type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
     const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
     const mounts = (pod: AgentPod): (string | boolean | undefined)[][] =>
-      (pod.containers[0]?.volumeMounts ?? []).filter((m) => m.name === 'pod-resources' || m.name === 'host-proc').map((m) => [m.name, m.mountPath, m.readOnly]);
+      (pod.containers[0]?.volumeMounts ?? [])
+        .filter((m) => m.name === 'pod-resources' || m.name === 'host-proc')
+        .map((m) => [m.name, m.mountPath, m.readOnly]);
 
     const byDefault = agentPod(await render('gpudiag', 'gpu-ops'));
     const agent = byDefault.containers[0];
@@ -187,51 +207,93 @@ describe('Helm chart', () => {
 
   it('keeps each shutdown grace period below the pod termination grace period, and refuses values that do not', async () => {
     const objects = await render('gpudiag', 'gpu-ops');
-    for (const [kind, suffix] of [['DaemonSet', '-agent'], ['Deployment', '-operator']] as const) {
+    for (const [kind, suffix] of [
+      ['DaemonSet', '-agent'],
+      ['Deployment', '-operator'],
+    ] as const) {
       const pod = find(objects, kind, suffix).spec?.template?.spec;
       expect(Number(arg(pod?.containers[0], '--shutdown-grace-seconds'))).toBeLessThan(pod?.terminationGracePeriodSeconds ?? 0);
     }
-    await expect(render('gpudiag', 'gpu-ops', 'agent.shutdownGraceSeconds=30')).rejects.toThrow('agent.shutdownGraceSeconds (30) must be below agent.terminationGracePeriodSeconds (30)');
-    await expect(render('gpudiag', 'gpu-ops', 'operator.terminationGracePeriodSeconds=10')).rejects.toThrow('operator.shutdownGraceSeconds (20) must be below operator.terminationGracePeriodSeconds (10)');
+    await expect(render('gpudiag', 'gpu-ops', 'agent.shutdownGraceSeconds=30')).rejects.toThrow(
+      'agent.shutdownGraceSeconds (30) must be below agent.terminationGracePeriodSeconds (30)',
+    );
+    await expect(render('gpudiag', 'gpu-ops', 'operator.terminationGracePeriodSeconds=10')).rejects.toThrow(
+      'operator.shutdownGraceSeconds (20) must be below operator.terminationGracePeriodSeconds (10)',
+    );
   });
 
   it("mounts the operator's tokens with the lifetimes in values, and refuses lifetimes the API server would", async () => {
     const pod = (objects: Rendered[]): PodSpec => find(objects, 'Deployment', '-operator').spec?.template?.spec ?? { containers: [] };
     const tokens = (spec: PodSpec): Record<string, number | undefined> =>
-      Object.fromEntries((spec.volumes ?? []).flatMap((v) => (v.projected?.sources ?? []).flatMap((s) => (s.serviceAccountToken ? [[v.name, s.serviceAccountToken.expirationSeconds]] : []))));
+      Object.fromEntries(
+        (spec.volumes ?? []).flatMap((v) =>
+          (v.projected?.sources ?? []).flatMap((s) => (s.serviceAccountToken ? [[v.name, s.serviceAccountToken.expirationSeconds]] : [])),
+        ),
+      );
     // by default the agent token lives an hour and the API server token is the automounted one
     const byDefault = pod(await render('gpudiag', 'gpu-ops'));
     expect(byDefault.automountServiceAccountToken).toBeUndefined();
     expect(tokens(byDefault)).toEqual({ 'agent-token': 3600 });
-    const short = pod(await render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=600', 'operator.apiTokenExpirationSeconds=600'));
+    const short = pod(
+      await render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=600', 'operator.apiTokenExpirationSeconds=600'),
+    );
     expect(short.automountServiceAccountToken).toBe(false);
     expect(tokens(short)).toEqual({ 'agent-token': 600, 'api-access': 600 });
     // what the automounted volume holds: the token, the cluster CA and the namespace, where in-cluster clients look
-    expect(short.containers[0]?.volumeMounts).toContainEqual({ name: 'api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true });
-    expect(short.volumes?.find((v) => v.name === 'api-access')?.projected?.sources.map((s) => Object.keys(s)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
-    await expect(render('gpudiag', 'gpu-ops', 'operator.apiTokenExpirationSeconds=599')).rejects.toThrow('operator.apiTokenExpirationSeconds (599) must be a whole number of seconds from 600');
-    await expect(render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=1h')).rejects.toThrow('operator.agentTokenExpirationSeconds (1h) must be a whole number of seconds from 600');
+    expect(short.containers[0]?.volumeMounts).toContainEqual({
+      name: 'api-access',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
+    expect(short.volumes?.find((v) => v.name === 'api-access')?.projected?.sources.map((s) => Object.keys(s)[0])).toEqual([
+      'serviceAccountToken',
+      'configMap',
+      'downwardAPI',
+    ]);
+    await expect(render('gpudiag', 'gpu-ops', 'operator.apiTokenExpirationSeconds=599')).rejects.toThrow(
+      'operator.apiTokenExpirationSeconds (599) must be a whole number of seconds from 600',
+    );
+    await expect(render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=1h')).rejects.toThrow(
+      'operator.agentTokenExpirationSeconds (1h) must be a whole number of seconds from 600',
+    );
   });
 
-  it('admits Prometheus to the agents\' /metrics port, from the peers set in values', async () => {
+  it("admits Prometheus to the agents' /metrics port, from the peers set in values", async () => {
     const agentPolicy = (objects: Rendered[]): Rendered => find(objects, 'NetworkPolicy', '-agent');
     const byDefault = agentPolicy(await render('gpudiag', 'gpu-ops'));
     expect(byDefault.spec?.ingress?.[1]).toEqual({
-      from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+        },
+      ],
       ports: [{ protocol: 'TCP', port: 9440 }],
     });
-    const custom = agentPolicy(await render('gpudiag', 'gpu-ops', 'networkPolicy.prometheus:=[{"namespaceSelector":{"matchLabels":{"team":"obs"}}}]'));
+    const custom = agentPolicy(
+      await render('gpudiag', 'gpu-ops', 'networkPolicy.prometheus:=[{"namespaceSelector":{"matchLabels":{"team":"obs"}}}]'),
+    );
     expect(custom.spec?.ingress?.[1]?.from).toEqual([{ namespaceSelector: { matchLabels: { team: 'obs' } } }]);
     const none = agentPolicy(await render('gpudiag', 'gpu-ops', 'networkPolicy.prometheus:=[]'));
     expect(none.spec?.ingress).toHaveLength(1);
   });
 
   it('gives the MCP endpoint its own NetworkPolicy: MCP port from the listed clients, probe port from Prometheus', async () => {
-    expect((await render('gpudiag', 'gpu-ops')).filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata?.name)).toEqual(['gpudiag-agent']);
-    const on = await render('gpudiag', 'gpu-ops', 'operator.mcp.enabled=true', 'networkPolicy.mcpClients:=[{"namespaceSelector":{"matchLabels":{"team":"ai"}}}]');
+    expect((await render('gpudiag', 'gpu-ops')).filter((o) => o.kind === 'NetworkPolicy').map((o) => o.metadata?.name)).toEqual([
+      'gpudiag-agent',
+    ]);
+    const on = await render(
+      'gpudiag',
+      'gpu-ops',
+      'operator.mcp.enabled=true',
+      'networkPolicy.mcpClients:=[{"namespaceSelector":{"matchLabels":{"team":"ai"}}}]',
+    );
     const policy = find(on, 'NetworkPolicy', '-mcp');
     expect(policy.spec?.podSelector?.matchLabels).toEqual(find(on, 'Deployment', '-operator').spec?.template?.metadata?.labels);
-    expect(policy.spec?.ingress?.[0]).toEqual({ from: [{ namespaceSelector: { matchLabels: { team: 'ai' } } }], ports: [{ protocol: 'TCP', port: 8443 }] });
+    expect(policy.spec?.ingress?.[0]).toEqual({
+      from: [{ namespaceSelector: { matchLabels: { team: 'ai' } } }],
+      ports: [{ protocol: 'TCP', port: 8443 }],
+    });
     expect(policy.spec?.ingress?.[1]?.ports).toEqual([{ protocol: 'TCP', port: 8081 }]);
   });
 
@@ -245,13 +307,28 @@ describe('Helm chart', () => {
     expect(arg(operator, '--mcp-listen')).toBe('0.0.0.0:8443');
     expect(arg(operator, '--mcp-allowed-hosts').split(',')).toContain('gpudiag-mcp.gpu-ops.svc');
     const service = find(on, 'Service', '-mcp') as Rendered & { spec?: { selector?: Record<string, string> } };
-    expect(matchesSelector(find(on, 'Deployment', '-operator').spec?.template?.metadata?.labels, { matchLabels: service.spec?.selector ?? {} })).toBe(true);
+    expect(
+      matchesSelector(find(on, 'Deployment', '-operator').spec?.template?.metadata?.labels, { matchLabels: service.spec?.selector ?? {} }),
+    ).toBe(true);
     const mcpRbac = (await readManifests([path.join(repoRoot, 'config', 'rbac', 'operator-mcp.yaml')])) as Rendered[];
     expect(find(on, 'ClusterRole', '-operator-mcp').rules).toEqual(find(mcpRbac, 'ClusterRole', 'gpudiag-operator-mcp').rules);
   });
 
   it('renders manifests the API server accepts (server-side dry run)', async () => {
-    const { stdout } = await run(helm, ['template', 'gpudiag', path.join(repoRoot, 'charts', 'gpudiag'), '--namespace', ns.name, '--include-crds', '--set', 'operator.mcp.enabled=true'], { maxBuffer: 16 << 20 });
+    const { stdout } = await run(
+      helm,
+      [
+        'template',
+        'gpudiag',
+        path.join(repoRoot, 'charts', 'gpudiag'),
+        '--namespace',
+        ns.name,
+        '--include-crds',
+        '--set',
+        'operator.mcp.enabled=true',
+      ],
+      { maxBuffer: 16 << 20 },
+    );
     const res = await kubectl(testCluster().adminKubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], stdout);
     expect(res.stderr).not.toMatch(/error/i);
     expect(res.code).toBe(0);

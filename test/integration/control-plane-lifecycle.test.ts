@@ -59,7 +59,9 @@ describe('control plane lifecycle', () => {
 
   it('gpudiag dev up serves the CRDs and samples, diagnoses its simulated fleet, and SIGINT stops everything', async () => {
     const stateDir = await tempDir();
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'dev', 'up', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'dev', 'up', '--state-dir', stateDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = exitOf(child);
     const output = await waitForOutput(child, /Press Ctrl-C to stop/, 60_000);
     const kubeconfig = path.join(stateDir, 'kubeconfig');
@@ -71,7 +73,7 @@ describe('control plane lifecycle', () => {
     expect((await processesMentioning(stateDir)).length).toBeGreaterThanOrEqual(2);
     // The operator and the simulated fleet diagnose the sample within seconds.
     let phase = '';
-    for (const deadline = Date.now() + 30_000; phase !== 'Completed' && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 30_000; phase !== 'Completed' && Date.now() < deadline;) {
       phase = (await kubectl(kubeconfig, ['get', 'gdiag', 'fleet-health', '-n', 'default', '-o', 'jsonpath={.status.phase}'])).stdout;
       if (phase !== 'Completed') await new Promise((r) => setTimeout(r, 250));
     }
@@ -85,7 +87,9 @@ describe('control plane lifecycle', () => {
 
   it('gpudiag dev up stopped by SIGTERM mid-start leaves nothing behind', async () => {
     const stateDir = await tempDir();
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'dev', 'up', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), 'dev', 'up', '--state-dir', stateDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = exitOf(child);
     await waitForOutput(child, /starting kube-apiserver/, 60_000);
     child.kill('SIGTERM');
@@ -103,7 +107,10 @@ setInterval(() => undefined, 1000);`;
     const exited = exitOf(child);
     try {
       await waitForOutput(child, /ready/, 60_000);
-      const controlPlaneProcesses = await processesMentioning(`--data-dir ${dir}`).then(async (etcd) => [...etcd, ...(await processesMentioning(`--cert-dir ${dir}`))]);
+      const controlPlaneProcesses = await processesMentioning(`--data-dir ${dir}`).then(async (etcd) => [
+        ...etcd,
+        ...(await processesMentioning(`--cert-dir ${dir}`)),
+      ]);
       expect(controlPlaneProcesses).toHaveLength(2);
     } finally {
       child.kill('SIGKILL');

@@ -22,7 +22,10 @@ describe('config/samples', () => {
     // Namespaced samples go to this file's namespace; cluster-scoped ones get a unique name.
     const renamed = samples.map((s) => ({
       ...s,
-      metadata: s.kind === 'GPUHealthPolicy' ? { ...s.metadata, name: `${s.metadata?.name ?? ''}-${suffix}` } : { ...s.metadata, namespace: ns.name },
+      metadata:
+        s.kind === 'GPUHealthPolicy'
+          ? { ...s.metadata, name: `${s.metadata?.name ?? ''}-${suffix}` }
+          : { ...s.metadata, namespace: ns.name },
     }));
     await applyObjects(kc, renamed);
 

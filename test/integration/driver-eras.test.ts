@@ -19,7 +19,13 @@ import { startTestAgent, type TestAgent } from '../support/agents.js';
 import { spawnGpudiag } from '../support/processes.js';
 
 const CLUSTER = '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b';
-const DL_COUNTERS = ['nvlinks.errors.replay', 'nvlinks.errors.recovery', 'nvlinks.errors.crcFlit', 'nvlinks.errors.crcData', 'nvlinks.errors.eccData'];
+const DL_COUNTERS = [
+  'nvlinks.errors.replay',
+  'nvlinks.errors.recovery',
+  'nvlinks.errors.crcFlit',
+  'nvlinks.errors.crcData',
+  'nvlinks.errors.eccData',
+];
 
 interface EraRow {
   label: string;
@@ -62,7 +68,13 @@ const ROWS: EraRow[] = [
       expect(t4.fabric).toBeUndefined();
       expect(t4.pcie?.replayRolloverCounter).toBe(0);
       expect(t4.vbiosVersion).toBe('90.04.96.00.9F');
-      expect(t4.inforom).toEqual({ imageVersion: 'G183.0200.00.02', oemVersion: '1.1', eccVersion: '5.0', powerVersion: 'N/A', valid: true });
+      expect(t4.inforom).toEqual({
+        imageVersion: 'G183.0200.00.02',
+        oemVersion: '1.1',
+        eccVersion: '5.0',
+        powerVersion: 'N/A',
+        valid: true,
+      });
       expect(t4.power).toMatchObject({ minLimitWatts: 60, maxLimitWatts: 70, defaultLimitWatts: 70 });
       expect(t4.bar1?.totalBytes).toBe(256 * 1024 * 1024);
       expect(t4.energyMillijoules).toBe(98765432);
@@ -112,7 +124,14 @@ const ROWS: EraRow[] = [
       expect(g0.unsupported).toContain('recoveryAction');
       expect(agent.fake?.library.callCount('nvmlDeviceGetTemperature')).toBeGreaterThan(0);
       // GpuFabricInfoV takes the v2 struct only: health mask, no summary
-      expect(g0.fabric).toEqual({ state: 'completed', status: 0, cliqueId: 1, clusterUuid: CLUSTER, healthMask: 2, degradedBandwidth: false });
+      expect(g0.fabric).toEqual({
+        state: 'completed',
+        status: 0,
+        cliqueId: 1,
+        clusterUuid: CLUSTER,
+        healthMask: 2,
+        degradedBandwidth: false,
+      });
       expect(g0.temperature?.memoryCelsius).toBe(38);
       expect(g0.pcie).toMatchObject({ replayRolloverCounter: 0, correctableErrors: 0 });
     },
@@ -209,7 +228,11 @@ async function snapshotWithEvents(agent: TestAgent, checks: string, events: numb
 /** What every era must deliver: a valid document, versions, and every GPU's core fields without errors. */
 function expectComplete(doc: NodeSnapshotDocument, gpus: number): void {
   expect(validateSnapshotDocument(doc)).toMatchObject({ ok: true });
-  expect(doc.nvml).toMatchObject({ available: true, driverVersion: expect.any(String), cudaDriverVersion: expect.stringMatching(/^\d+\.\d$/) });
+  expect(doc.nvml).toMatchObject({
+    available: true,
+    driverVersion: expect.any(String),
+    cudaDriverVersion: expect.stringMatching(/^\d+\.\d$/),
+  });
   expect(doc.errors).toEqual([]);
   expect(doc.gpus).toHaveLength(gpus);
   for (const g of doc.gpus) {
@@ -261,11 +284,31 @@ describe('a real agent process on the 535.43 build', () => {
     const library = await buildFakeNvml({ era: 'r535-43' });
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const args = ['agent', '--node-name', 'gpu-node-r535', '--listen', `127.0.0.1:${port}`, '--auth', 'none', '--nvml-library', library, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg'), '--snapshot-cache-ms', '0'];
+    const args = [
+      'agent',
+      '--node-name',
+      'gpu-node-r535',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--nvml-library',
+      library,
+      '--nvml-no-fallback',
+      '--kmsg-path',
+      path.join(dir, 'kmsg'),
+      '--snapshot-cache-ms',
+      '0',
+    ];
     const agent = spawnGpudiag(args, { ...process.env, ...controller.env() });
     try {
       const deadline = Date.now() + 20_000;
-      while (!(await fetch(`${url}/readyz`).then((r) => r.ok, () => false))) {
+      while (
+        !(await fetch(`${url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        ))
+      ) {
         if (Date.now() > deadline || agent.exitCode() !== undefined) throw new Error(`agent not ready: ${agent.output()}`);
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -37,7 +37,10 @@ beforeAll(async () => {
   const f = (name: string): string => path.join(dir, name);
   files = { kubeconfig: f('kubeconfig'), garbage: f('garbage'), token: f('agent-token'), noCluster: f('no-cluster.kubeconfig') };
   await writeFile(files.kubeconfig, (await testCluster().asServiceAccount(ns.name, 'gpudiag-operator')).exportConfig(), { mode: 0o600 });
-  await writeFile(files.garbage, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n: : [ this is not YAML either\n');
+  await writeFile(
+    files.garbage,
+    '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n: : [ this is not YAML either\n',
+  );
   await writeFile(files.token, 'token');
   await writeFile(files.noCluster, JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] }));
   taken = createServer();
@@ -50,19 +53,67 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-const agent = (extra: string[], listen = '127.0.0.1:0'): string[] => ['agent', '--node-name', 'gpu-node-1', '--listen', listen, '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback', ...extra];
+const agent = (extra: string[], listen = '127.0.0.1:0'): string[] => [
+  'agent',
+  '--node-name',
+  'gpu-node-1',
+  '--listen',
+  listen,
+  '--auth',
+  'none',
+  '--kmsg-path',
+  '',
+  '--nvml-library',
+  '/nonexistent.so',
+  '--nvml-no-fallback',
+  ...extra,
+];
 const operator = async (extra: string[]): Promise<string[]> => [
-  'operator', '--kubeconfig', files.kubeconfig, '--namespaces', ns.name, '--agent-namespace', ns.name, '--policy-selector', `gpudiag.io/shard=${ns.name}`,
-  '--agent-token-file', files.token, '--probe-listen', `127.0.0.1:${await freePort()}`, '--identity', 'failed-start', ...extra,
+  'operator',
+  '--kubeconfig',
+  files.kubeconfig,
+  '--namespaces',
+  ns.name,
+  '--agent-namespace',
+  ns.name,
+  '--policy-selector',
+  `gpudiag.io/shard=${ns.name}`,
+  '--agent-token-file',
+  files.token,
+  '--probe-listen',
+  `127.0.0.1:${await freePort()}`,
+  '--identity',
+  'failed-start',
+  ...extra,
 ];
 
 describe('failed starts fail', () => {
   it.each([
-    ['agent: a TLS pair that is not a certificate and key', 1, () => agent(['--tls-cert', files.garbage, '--tls-key', files.garbage]), '--tls-cert/--tls-key'],
-    ['agent: a kubeconfig that does not parse', 1, () => agent(['--auth', 'tokenreview', '--allowed-callers', 'op', '--kubeconfig', files.garbage]), 'cannot load the kubeconfig'],
-    ['agent: a kubeconfig without a cluster', 1, () => agent(['--auth', 'tokenreview', '--allowed-callers', 'op', '--kubeconfig', files.noCluster]), 'has no current cluster'],
+    [
+      'agent: a TLS pair that is not a certificate and key',
+      1,
+      () => agent(['--tls-cert', files.garbage, '--tls-key', files.garbage]),
+      '--tls-cert/--tls-key',
+    ],
+    [
+      'agent: a kubeconfig that does not parse',
+      1,
+      () => agent(['--auth', 'tokenreview', '--allowed-callers', 'op', '--kubeconfig', files.garbage]),
+      'cannot load the kubeconfig',
+    ],
+    [
+      'agent: a kubeconfig without a cluster',
+      1,
+      () => agent(['--auth', 'tokenreview', '--allowed-callers', 'op', '--kubeconfig', files.noCluster]),
+      'has no current cluster',
+    ],
     ['agent: its port is in use', 1, () => agent([], `127.0.0.1:${takenPort}`), 'EADDRINUSE'],
-    ['agent: a cursor directory that cannot hold the cursor', 2, () => agent(['--cursor-file', path.join(files.garbage, 'cursor.json')]), '--cursor-file: the directory'],
+    [
+      'agent: a cursor directory that cannot hold the cursor',
+      2,
+      () => agent(['--cursor-file', path.join(files.garbage, 'cursor.json')]),
+      '--cursor-file: the directory',
+    ],
   ])('%s: exits %s by itself within seconds, saying why', async (_what, code, args, reason) => {
     const result = await run(args());
     expect({ code: result.code, reason: result.output.includes(reason) }).toEqual({ code, reason: true });
@@ -70,12 +121,36 @@ describe('failed starts fail', () => {
   });
 
   it.each([
-    ['a CA bundle that holds no certificate', (): Promise<string[]> => operator(['--agent-scheme', 'https', '--agent-ca-file', files.token]), '--agent-ca-file'],
-    ['a CA bundle whose certificate does not parse', (): Promise<string[]> => operator(['--agent-scheme', 'https', '--agent-ca-file', files.garbage]), 'certificate 1 of 1 does not parse'],
-    ['a kubeconfig that does not parse', async (): Promise<string[]> => (await operator([])).map((a) => (a === files.kubeconfig ? files.garbage : a)), 'cannot load the kubeconfig'],
-    ['a kubeconfig without a cluster', async (): Promise<string[]> => (await operator([])).map((a) => (a === files.kubeconfig ? files.noCluster : a)), 'has no current cluster'],
-    ['an agent token file that does not exist', async (): Promise<string[]> => (await operator([])).map((a) => (a === files.token ? path.join(dir, 'missing-token') : a)), 'cannot read the agent token file'],
-    ['its probe port is in use', async (): Promise<string[]> => [...(await operator([])), '--probe-listen', `127.0.0.1:${takenPort}`], 'EADDRINUSE'],
+    [
+      'a CA bundle that holds no certificate',
+      (): Promise<string[]> => operator(['--agent-scheme', 'https', '--agent-ca-file', files.token]),
+      '--agent-ca-file',
+    ],
+    [
+      'a CA bundle whose certificate does not parse',
+      (): Promise<string[]> => operator(['--agent-scheme', 'https', '--agent-ca-file', files.garbage]),
+      'certificate 1 of 1 does not parse',
+    ],
+    [
+      'a kubeconfig that does not parse',
+      async (): Promise<string[]> => (await operator([])).map((a) => (a === files.kubeconfig ? files.garbage : a)),
+      'cannot load the kubeconfig',
+    ],
+    [
+      'a kubeconfig without a cluster',
+      async (): Promise<string[]> => (await operator([])).map((a) => (a === files.kubeconfig ? files.noCluster : a)),
+      'has no current cluster',
+    ],
+    [
+      'an agent token file that does not exist',
+      async (): Promise<string[]> => (await operator([])).map((a) => (a === files.token ? path.join(dir, 'missing-token') : a)),
+      'cannot read the agent token file',
+    ],
+    [
+      'its probe port is in use',
+      async (): Promise<string[]> => [...(await operator([])), '--probe-listen', `127.0.0.1:${takenPort}`],
+      'EADDRINUSE',
+    ],
     ['its MCP port is in use', async (): Promise<string[]> => operator(['--mcp-listen', `127.0.0.1:${takenPort}`]), 'EADDRINUSE'],
   ])('operator: %s: exits 1 by itself within seconds, saying why', async (_what, args, reason) => {
     const result = await run(await args());

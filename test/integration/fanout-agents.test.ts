@@ -11,7 +11,14 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createControlPlaneCerts } from '../../dev/control-plane/certs.js';
 import { createLogger } from '../../lib/logger.js';
-import { CircuitBreaker, createConnectionPool, fanOut, resolveTargets, type FanOutOptions, type NodeTarget } from '../../operator/fanout/index.js';
+import {
+  CircuitBreaker,
+  createConnectionPool,
+  fanOut,
+  resolveTargets,
+  type FanOutOptions,
+  type NodeTarget,
+} from '../../operator/fanout/index.js';
 import type { BoundedRunStats } from '../../operator/fanout/pool.js';
 import { minimalSnapshot, sendJson, startStubAgent, type StubAgent } from '../../operator/fanout/test-support.js';
 import { startTestAgent, type TestAgent } from '../support/agents.js';
@@ -86,7 +93,9 @@ describe('fan-out to real agents', () => {
 
   it('resolves targets from Nodes and agent Pods and reports a node without an agent as NoAgent', async () => {
     const a = await agent('gpu-node-1');
-    const nodes: V1Node[] = ['gpu-node-1', 'gpu-node-2'].map((name) => ({ metadata: { name, labels: { 'nvidia.com/gpu.present': 'true' } } }));
+    const nodes: V1Node[] = ['gpu-node-1', 'gpu-node-2'].map((name) => ({
+      metadata: { name, labels: { 'nvidia.com/gpu.present': 'true' } },
+    }));
     const pods: V1Pod[] = [
       {
         metadata: { name: 'gpudiag-agent-x1', creationTimestamp: new Date() },
@@ -128,7 +137,11 @@ describe('fan-out to real agents', () => {
     });
     const breaker = new CircuitBreaker({ failureThreshold: 1 });
     const [outcome] = await fanOut(options([targetOf('gpu-node-auth', a)], { breaker }));
-    expect(outcome).toMatchObject({ result: 'Error', attempts: 1, message: 'agent answered HTTP 401: the token is not valid for this agent' });
+    expect(outcome).toMatchObject({
+      result: 'Error',
+      attempts: 1,
+      message: 'agent answered HTTP 401: the token is not valid for this agent',
+    });
     expect(breaker.state(`gpu-node-auth/${a.agent.address.address}`)).toBe('closed');
   });
 
@@ -136,7 +149,9 @@ describe('fan-out to real agents', () => {
     const hello = await stub((_req, res) => sendJson(res, 200, { hello: 1 }));
     const text = await stub((_req, res) => res.writeHead(200, { 'Content-Type': 'text/plain' }).end('all good, trust me'));
     const wrongNode = await stub((_req, res) => sendJson(res, 200, minimalSnapshot('some-other-node')));
-    const outcomes = await fanOut(options([targetOf('gpu-node-a', hello), targetOf('gpu-node-b', text), targetOf('gpu-node-c', wrongNode)]));
+    const outcomes = await fanOut(
+      options([targetOf('gpu-node-a', hello), targetOf('gpu-node-b', text), targetOf('gpu-node-c', wrongNode)]),
+    );
     expect(outcomes.map((o) => [o.result, o.attempts])).toEqual([
       ['Error', 1],
       ['Error', 1],
@@ -215,7 +230,9 @@ describe('fan-out to real agents', () => {
     running.push({ stop: () => rm(dir, { recursive: true, force: true }) });
     const certs = await createControlPlaneCerts(dir);
     const caPem = await readFile(certs.caCert, 'utf8');
-    const byIp = await agent('gpu-node-tls', { config: { listenHost: '127.0.0.1', tls: { certFile: certs.servingCert, keyFile: certs.servingKey } } });
+    const byIp = await agent('gpu-node-tls', {
+      config: { listenHost: '127.0.0.1', tls: { certFile: certs.servingCert, keyFile: certs.servingKey } },
+    });
     const byName = await agent('gpu-node-tls', { config: { tls: { certFile: certs.servingCert, keyFile: certs.servingKey } } });
 
     // Without `connections` the fan-out builds its own https pool from caPem / tlsServerName.

@@ -16,10 +16,15 @@ let kubeconfig: string;
 /** Runs `gpudiag <args>`; resolves with the exit code and stderr. */
 async function gpudiag(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), ...args], { timeout: 20_000, env: { PATH: process.env['PATH'] ?? '', HOME: dir } }, (err, _stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
-      resolve({ code, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'gpudiag.js'), ...args],
+      { timeout: 20_000, env: { PATH: process.env['PATH'] ?? '', HOME: dir } },
+      (err, _stdout, stderr) => {
+        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null;
+        resolve({ code, stderr });
+      },
+    );
   });
 }
 
@@ -28,7 +33,14 @@ beforeAll(async () => {
   kubeconfig = path.join(dir, 'kubeconfig');
   await writeFile(
     kubeconfig,
-    JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], users: [{ name: 'u', user: { token: 't' } }], contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }], 'current-context': 'ctx' }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'ctx',
+    }),
   );
   await writeFile(path.join(dir, 'a-file'), 'x');
 });
@@ -36,7 +48,18 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-const agentBase = ['agent', '--node-name', 'gpu-node-1', '--auth', 'none', '--kmsg-path', '', '--nvml-library', '/nonexistent.so', '--nvml-no-fallback'];
+const agentBase = [
+  'agent',
+  '--node-name',
+  'gpu-node-1',
+  '--auth',
+  'none',
+  '--kmsg-path',
+  '',
+  '--nvml-library',
+  '/nonexistent.so',
+  '--nvml-no-fallback',
+];
 
 /** [flags, text the message must contain]; `{dir}` is a scratch directory holding a regular file `a-file`. */
 const agentTable: [string[], string][] = [
@@ -44,7 +67,10 @@ const agentTable: [string[], string][] = [
   [['--listen', '127.0.0.1:'], '--listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): empty port'],
   [['--listen', ':9440'], '--listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): empty host'],
   [['--listen', '9440'], '--listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): no port'],
-  [['--listen', '127.0.0.1:70000'], '--listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): port must be an integer between 0 and 65535'],
+  [
+    ['--listen', '127.0.0.1:70000'],
+    '--listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): port must be an integer between 0 and 65535',
+  ],
   [['--listen', '127.0.0.1:-1'], 'port must be an integer between 0 and 65535'],
   [['--listen', 'bad host:80'], 'invalid host "bad host"'],
   [['--listen', '::1:9440'], 'invalid host "::1"'],
@@ -86,12 +112,18 @@ const operatorTable: [string[], string][] = [
   [['--probe-listen', '127.0.0.1:99999'], '--probe-listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): port must be an integer'],
   [['--probe-listen', 'bad host:1'], '--probe-listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): invalid host'],
   [['--mcp-listen', '127.0.0.1:'], '--mcp-listen must be HOST:PORT (e.g. 0.0.0.0:9440 or [::1]:9440): empty port'],
-  [['--mcp-listen', '127.0.0.1:0', '--mcp-allowed-hosts', 'a b'], '--mcp-allowed-hosts must be comma-separated host names or addresses, got "a b"'],
+  [
+    ['--mcp-listen', '127.0.0.1:0', '--mcp-allowed-hosts', 'a b'],
+    '--mcp-allowed-hosts must be comma-separated host names or addresses, got "a b"',
+  ],
   [['--mcp-listen', '127.0.0.1:0', '--mcp-audience', 'a,b'], '--mcp-audience must be a token audience'],
   [['--mcp-listen', '127.0.0.1:0', '--mcp-rate-limit-burst', '0'], '--mcp-rate-limit-burst must be an integer between 1 and 100000'],
   [['--mcp-listen', '127.0.0.1:0', '--mcp-rate-limit-per-second', ''], '--mcp-rate-limit-per-second must be an integer'],
   [['--mcp-listen', '127.0.0.1:0', '--mcp-read-only', 'yes'], '--mcp-read-only must be true or false, got "yes"'],
-  [['--mcp-listen', '127.0.0.1:0', '--mcp-namespace', 'Default'], '--mcp-namespace must be a namespace name (DNS-1123 label), got "Default"'],
+  [
+    ['--mcp-listen', '127.0.0.1:0', '--mcp-namespace', 'Default'],
+    '--mcp-namespace must be a namespace name (DNS-1123 label), got "Default"',
+  ],
   [['--namespaces', 'ok,Bad_NS'], '--namespaces must be a namespace name (DNS-1123 label), got "Bad_NS"'],
   [['--agent-namespace', ''], '--agent-namespace must be a namespace name (DNS-1123 label), got ""'],
   [['--lease-namespace', 'UPPER'], '--lease-namespace must be a namespace name'],
@@ -156,11 +188,18 @@ const binaries: { binary: string; base: string[]; table: [string[], string][]; u
 
 describe.each(binaries)('$binary', ({ base, table, usage }) => {
   it('exits 2 with a message naming the flag for every bad input in its table', async () => {
-    const results = await inBatches(table, 6, async ([flags, message]) => ({ flags, message, ...(await gpudiag([...base, ...expand(flags)])) }));
+    const results = await inBatches(table, 6, async ([flags, message]) => ({
+      flags,
+      message,
+      ...(await gpudiag([...base, ...expand(flags)])),
+    }));
     for (const r of results) {
       expect({ flags: r.flags, code: r.code }).toEqual({ flags: r.flags, code: 2 });
       const wanted = expand([r.message])[0] ?? '';
-      expect({ flags: r.flags, message: r.stderr.includes(wanted) ? wanted : r.stderr.split('\n')[0] }).toEqual({ flags: r.flags, message: wanted });
+      expect({ flags: r.flags, message: r.stderr.includes(wanted) ? wanted : r.stderr.split('\n')[0] }).toEqual({
+        flags: r.flags,
+        message: wanted,
+      });
       expect(r.stderr).toContain(usage);
     }
   }, 60_000);

@@ -36,7 +36,13 @@ beforeAll(async () => {
           { type: 'Ready', status: 'True', reason: 'Completed', message: 'all nodes answered', lastTransitionTime: now },
           { type: 'Healthy', status: 'False', reason: 'CriticalGPUs', message: '1 GPU critical on gpu-node-3', lastTransitionTime: now },
         ],
-        summary: { nodesTargeted: 4, nodesSucceeded: 3, nodesFailed: 1, minScore: 40, gpus: { total: 24, healthy: 23, degraded: 0, critical: 1, unknown: 0 } },
+        summary: {
+          nodesTargeted: 4,
+          nodesSucceeded: 3,
+          nodesFailed: 1,
+          minScore: 40,
+          gpus: { total: 24, healthy: 23, degraded: 0, critical: 1, unknown: 0 },
+        },
       },
     },
   });

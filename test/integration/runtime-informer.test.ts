@@ -24,7 +24,9 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function setUp(relistIntervalMs: number): Promise<{ informer: ResilientInformer<V1ConfigMap>; proxy: FlakyProxy; admin: CoreV1Api; keys: string[] }> {
+async function setUp(
+  relistIntervalMs: number,
+): Promise<{ informer: ResilientInformer<V1ConfigMap>; proxy: FlakyProxy; admin: CoreV1Api; keys: string[] }> {
   const proxy = new FlakyProxy(new URL(testCluster().server));
   const port = await proxy.start();
   cleanup.push(() => proxy.stop());

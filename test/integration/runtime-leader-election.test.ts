@@ -64,7 +64,11 @@ function expectNoOverlap(a: Replica, b: Replica): void {
 
 async function readLease(name: string): Promise<{ holder: string; duration: number | undefined; transitions: number | undefined }> {
   const lease = await testCluster().admin().makeApiClient(CoordinationV1Api).readNamespacedLease({ name, namespace: ns.name });
-  return { holder: lease.spec?.holderIdentity ?? '', duration: lease.spec?.leaseDurationSeconds, transitions: lease.spec?.leaseTransitions };
+  return {
+    holder: lease.spec?.holderIdentity ?? '',
+    duration: lease.spec?.leaseDurationSeconds,
+    transitions: lease.spec?.leaseTransitions,
+  };
 }
 
 describe('LeaderElector', () => {
@@ -135,7 +139,10 @@ describe('LeaderElector', () => {
     await api.replaceNamespacedLease({
       name: lease,
       namespace: ns.name,
-      body: { ...current, spec: { ...current.spec, holderIdentity: 'intruder', renewTime: now, acquireTime: now, leaseDurationSeconds: 30 } },
+      body: {
+        ...current,
+        spec: { ...current.spec, holderIdentity: 'intruder', renewTime: now, acquireTime: now, leaseDurationSeconds: 30 },
+      },
     });
     await eventually('a stops leading', () => !a.elector.isLeader, 2_000);
     expect(a.signals[0]?.aborted).toBe(true);
@@ -152,11 +159,18 @@ describe('LeaderElector', () => {
     const rbac = testCluster().admin().makeApiClient(RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
       namespace: ns.name,
-      body: { metadata: { name: user }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] },
+      body: {
+        metadata: { name: user },
+        rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }],
+      },
     });
     await rbac.createNamespacedRoleBinding({
       namespace: ns.name,
-      body: { metadata: { name: user }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user }, subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }] },
+      body: {
+        metadata: { name: user },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user },
+        subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
+      },
     });
     const a = replica(lease, 'replica-a', { kubeConfig: await testCluster().as({ user, groups: [] }) });
     a.elector.start();

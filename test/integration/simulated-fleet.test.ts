@@ -32,8 +32,13 @@ describe('simulated fleet', () => {
   it('registers nodes and Ready agent pods with their loopback IPs', async () => {
     const core = testCluster().admin().makeApiClient(CoreV1Api);
     const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'app.kubernetes.io/component=agent' });
-    expect(pods.items.map((p) => [p.spec?.nodeName, p.status?.podIP, p.status?.conditions?.find((c) => c.type === 'Ready')?.status]).sort()).toEqual(
-      fleet.nodes.filter((n) => n.agent !== undefined).map((n) => [n.spec.name, n.address, 'True']).sort(),
+    expect(
+      pods.items.map((p) => [p.spec?.nodeName, p.status?.podIP, p.status?.conditions?.find((c) => c.type === 'Ready')?.status]).sort(),
+    ).toEqual(
+      fleet.nodes
+        .filter((n) => n.agent !== undefined)
+        .map((n) => [n.spec.name, n.address, 'True'])
+        .sort(),
     );
     const node = await core.readNode({ name: fleet.nodes[2]?.spec.name ?? '' });
     expect(node.metadata?.labels?.['gpudiag.io/simulated']).toBe('true');
@@ -48,7 +53,9 @@ describe('simulated fleet', () => {
     expect(doc.gpus.filter((g) => g.lost)).toHaveLength(1);
     expect(doc.xid.events.map((e) => e.xid)).toContain(79);
     const healthy = fleet.nodes[0];
-    const healthyDoc = (await (await fetch(`http://${healthy?.address}:${healthy?.agent?.address.port}/v1/snapshot`)).json()) as NodeSnapshotDocument;
+    const healthyDoc = (await (
+      await fetch(`http://${healthy?.address}:${healthy?.agent?.address.port}/v1/snapshot`)
+    ).json()) as NodeSnapshotDocument;
     expect(healthyDoc.gpus.some((g) => g.lost)).toBe(false);
   });
 });

@@ -30,7 +30,16 @@ describe('status subresource', () => {
           phase: 'Running',
           observedGeneration: 1,
           startTime: now(),
-          conditions: [{ type: 'Reconciling', status: 'True', reason: 'Progressing', message: 'asking agents', lastTransitionTime: now(), observedGeneration: 1 }],
+          conditions: [
+            {
+              type: 'Reconciling',
+              status: 'True',
+              reason: 'Progressing',
+              message: 'asking agents',
+              lastTransitionTime: now(),
+              observedGeneration: 1,
+            },
+          ],
         },
       },
     })) as GPUDiagnostic;
@@ -59,7 +68,10 @@ describe('status subresource', () => {
     const withStatus = (await api.replaceClusterCustomObjectStatus({
       ...GPU_HEALTH_POLICIES,
       name,
-      body: { ...created, status: { observedGeneration: 1, lastCheckTime: now(), nodes: { governed: 3, healthy: 3, degraded: 0, critical: 0, unknown: 0 } } },
+      body: {
+        ...created,
+        status: { observedGeneration: 1, lastCheckTime: now(), nodes: { governed: 3, healthy: 3, degraded: 0, critical: 0, unknown: 0 } },
+      },
     })) as GPUHealthPolicy;
     expect(withStatus.metadata.generation).toBe(1);
 
@@ -81,7 +93,12 @@ describe('status subresource', () => {
       body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec: {} },
     })) as GPUDiagnostic;
     await expect(
-      api.replaceNamespacedCustomObjectStatus({ ...GPU_DIAGNOSTICS, namespace: ns.name, name, body: { ...created, status: { phase: 'Exploded' } } }),
+      api.replaceNamespacedCustomObjectStatus({
+        ...GPU_DIAGNOSTICS,
+        namespace: ns.name,
+        name,
+        body: { ...created, status: { phase: 'Exploded' } },
+      }),
     ).rejects.toMatchObject({ code: 422, body: expect.stringContaining('status.phase') });
   });
 });

@@ -65,7 +65,11 @@ export interface TestDevicePlugin {
 }
 
 /** Serves the plugin on `<DEVICE_PLUGIN_DIR>/<socketName>` and registers it with the kubelet. */
-export async function startTestDevicePlugin(options: { resourceName: string; deviceIds: readonly string[]; socketName: string }): Promise<TestDevicePlugin> {
+export async function startTestDevicePlugin(options: {
+  resourceName: string;
+  deviceIds: readonly string[];
+  socketName: string;
+}): Promise<TestDevicePlugin> {
   const socketPath = path.join(DEVICE_PLUGIN_DIR, options.socketName);
   await rm(socketPath, { force: true });
   const allocations: string[][] = [];
@@ -101,7 +105,9 @@ export async function startTestDevicePlugin(options: { resourceName: string; dev
       PreStartContainer: (_call: grpc.ServerUnaryCall<object, object>, callback: grpc.sendUnaryData<object>) => callback(null, {}),
     },
   );
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
 
   const register = codec('RegisterRequest');
   const empty = codec('Empty');
@@ -115,7 +121,8 @@ export async function startTestDevicePlugin(options: { resourceName: string; dev
         { version: API_VERSION, endpoint: options.socketName, resource_name: options.resourceName, options: {} },
         new grpc.Metadata(),
         { deadline: Date.now() + 10_000 },
-        (err) => (err ? reject(new Error(`registering ${options.resourceName} with the kubelet: ${err.message}`, { cause: err })) : resolve()),
+        (err) =>
+          err ? reject(new Error(`registering ${options.resourceName} with the kubelet: ${err.message}`, { cause: err })) : resolve(),
       ),
     );
   } catch (err) {

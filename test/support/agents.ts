@@ -55,7 +55,10 @@ export async function startTestAgent(options: TestAgentOptions = {}): Promise<Te
     logLevel: 'error',
     ...options.config,
   };
-  const agent = await Agent.start(config, { logger: createLogger({ silent: true }), ...(options.authenticator ? { authenticator: options.authenticator } : {}) });
+  const agent = await Agent.start(config, {
+    logger: createLogger({ silent: true }),
+    ...(options.authenticator ? { authenticator: options.authenticator } : {}),
+  });
   const url = `http://127.0.0.1:${agent.address.port}`;
   return {
     agent,

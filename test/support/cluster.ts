@@ -49,7 +49,11 @@ export class TestCluster {
       if ((err as { code?: number }).code !== 409) throw err;
     });
     // Empty audiences mean the API server's own audience (its issuer).
-    const res = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: audiences ?? [], expirationSeconds } } });
+    const res = await core.createNamespacedServiceAccountToken({
+      namespace,
+      name,
+      body: { spec: { audiences: audiences ?? [], expirationSeconds } },
+    });
     const token = res.status?.token;
     if (token === undefined) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
     return token;
@@ -66,13 +70,17 @@ export class TestCluster {
     const api = this.admin().makeApiClient(AuthenticationV1Api);
     const res = await api.createTokenReview({ body: { spec: audiences === undefined ? { token } : { token, audiences } } });
     const username = res.status?.user?.username;
-    return username === undefined ? { authenticated: res.status?.authenticated === true } : { authenticated: res.status?.authenticated === true, username };
+    return username === undefined
+      ? { authenticated: res.status?.authenticated === true }
+      : { authenticated: res.status?.authenticated === true, username };
   }
 
   /** Creates a namespace with a random suffix. */
   async createNamespace(prefix: string): Promise<string> {
     const name = `${prefix}-${randomBytes(3).toString('hex')}`.slice(0, 63);
-    await this.admin().makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'gpudiag.io/test': 'true' } } } });
+    await this.admin()
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name, labels: { 'gpudiag.io/test': 'true' } } } });
     return name;
   }
 
@@ -88,7 +96,8 @@ let cached: TestCluster | undefined;
 export function testCluster(): TestCluster {
   if (cached !== undefined) return cached;
   const file = process.env[ENDPOINT_ENV];
-  if (file === undefined) throw new Error(`${ENDPOINT_ENV} is not set: run integration tests through \`npm test\` (jest globalSetup starts the control plane)`);
+  if (file === undefined)
+    throw new Error(`${ENDPOINT_ENV} is not set: run integration tests through \`npm test\` (jest globalSetup starts the control plane)`);
   cached = new TestCluster(JSON.parse(readFileSync(file, 'utf8')) as TestEndpoint);
   return cached;
 }

@@ -10,7 +10,11 @@ function diagnostics(): CustomObjectsApi {
 
 /** Creates a GPUDiagnostic as the admin. */
 export async function createDiagnostic(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await diagnostics().createNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec } });
+  await diagnostics().createNamespacedCustomObject({
+    ...GPU_DIAGNOSTICS,
+    namespace,
+    body: { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name }, spec },
+  });
 }
 
 /** Reads a GPUDiagnostic and checks its conditions against kstatus. */

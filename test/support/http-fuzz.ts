@@ -80,7 +80,14 @@ export function expandRaw(raw: string, requestPath: string, hostHeader: string):
 
 /** Every corpus entry once per path of the target. */
 export function expandCorpus(entries: readonly CorpusEntry[], target: FuzzTarget): FuzzRequest[] {
-  return entries.flatMap((e) => target.paths.map((p) => ({ name: `${e.name} (${p})`, path: p, data: expandRaw(e.raw, p, target.hostHeader), incomplete: e.incomplete === true })));
+  return entries.flatMap((e) =>
+    target.paths.map((p) => ({
+      name: `${e.name} (${p})`,
+      path: p,
+      data: expandRaw(e.raw, p, target.hostHeader),
+      incomplete: e.incomplete === true,
+    })),
+  );
 }
 
 /** Sends `data` on a new connection; resolves at the first status line, a close, or after `timeoutMs`. */
@@ -118,7 +125,12 @@ export async function sendRaw(port: number, data: Buffer, timeoutMs = 3_000): Pr
  * answered within 3 s; incomplete ones all at once, each answered or closed by the server
  * within `incompleteBoundMs` (its head timeout).
  */
-export async function runCorpus(port: number, requests: readonly FuzzRequest[], incompleteBoundMs: number, concurrency = 8): Promise<FuzzReport> {
+export async function runCorpus(
+  port: number,
+  requests: readonly FuzzRequest[],
+  incompleteBoundMs: number,
+  concurrency = 8,
+): Promise<FuzzReport> {
   const report: FuzzReport = { sent: 0, answered: 0, closedWithoutAnswer: 0, pending: 0, unanswered: [], statuses: {} };
   const tally = (request: FuzzRequest, answer: RawAnswer): void => {
     report.sent++;
@@ -131,7 +143,9 @@ export async function runCorpus(port: number, requests: readonly FuzzRequest[], 
     } else report.closedWithoutAnswer++;
   };
   const complete = requests.filter((r) => !r.incomplete);
-  const incomplete = Promise.all(requests.filter((r) => r.incomplete).map(async (r) => tally(r, await sendRaw(port, r.data, incompleteBoundMs))));
+  const incomplete = Promise.all(
+    requests.filter((r) => r.incomplete).map(async (r) => tally(r, await sendRaw(port, r.data, incompleteBoundMs))),
+  );
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next++; i < complete.length; i = next++) {
@@ -200,7 +214,10 @@ export interface ListenerFuzzResult {
 /** The usual fuzz run of one listener: the expanded corpus beside a slowloris client. */
 export async function fuzzListener(pid: number, target: FuzzTarget, slowlorisMaxMs: number): Promise<ListenerFuzzResult> {
   const rssBeforeMiB = await rssMiB(pid);
-  const [corpus, slow] = await Promise.all([runCorpus(target.port, expandCorpus(await loadCorpus(), target), slowlorisMaxMs), slowloris(target.port, 40, 500, slowlorisMaxMs)]);
+  const [corpus, slow] = await Promise.all([
+    runCorpus(target.port, expandCorpus(await loadCorpus(), target), slowlorisMaxMs),
+    slowloris(target.port, 40, 500, slowlorisMaxMs),
+  ]);
   // Let freed buffers go back before measuring again.
   await new Promise((r) => setTimeout(r, 1_000));
   return { corpus, slowloris: slow, rssBeforeMiB, rssAfterMiB: await rssMiB(pid) };

@@ -39,8 +39,10 @@ export function kstatusViolations(obj: KstatusSubject): string[] {
     if (type === undefined) violations.push(`condition #${i} has no type`);
     else if (byType.has(type)) violations.push(`condition type ${type} appears more than once`);
     else byType.set(type, c);
-    if (typeof c.status !== 'string' || !STATUSES.has(c.status)) violations.push(`condition ${label} has status ${JSON.stringify(c.status)} (want True, False or Unknown)`);
-    if (typeof c.reason !== 'string' || !REASON_PATTERN.test(c.reason)) violations.push(`condition ${label} has reason ${JSON.stringify(c.reason)} not matching ${REASON_PATTERN.source}`);
+    if (typeof c.status !== 'string' || !STATUSES.has(c.status))
+      violations.push(`condition ${label} has status ${JSON.stringify(c.status)} (want True, False or Unknown)`);
+    if (typeof c.reason !== 'string' || !REASON_PATTERN.test(c.reason))
+      violations.push(`condition ${label} has reason ${JSON.stringify(c.reason)} not matching ${REASON_PATTERN.source}`);
     if (c.observedGeneration !== undefined) {
       if (typeof c.observedGeneration !== 'number') violations.push(`condition ${label} observedGeneration is not a number`);
       else if (generation !== undefined && c.observedGeneration > generation) {

@@ -39,11 +39,28 @@ export async function startTestFleet(namespace: string, nodes: FleetNodeSpec[], 
  * shard of the cluster-scoped GPUHealthPolicies (the API server is shared by all test files).
  */
 export function testOperatorArgs(namespace: string, agentPort: number): string[] {
-  return ['--namespaces', namespace, '--agent-namespace', namespace, '--policy-selector', `gpudiag.io/shard=${namespace}`, '--agent-port', String(agentPort), '--probe-listen', '127.0.0.1:0'];
+  return [
+    '--namespaces',
+    namespace,
+    '--agent-namespace',
+    namespace,
+    '--policy-selector',
+    `gpudiag.io/shard=${namespace}`,
+    '--agent-port',
+    String(agentPort),
+    '--probe-listen',
+    '127.0.0.1:0',
+  ];
 }
 
 /** Starts an operator as the namespace's gpudiag-operator ServiceAccount. */
-export async function startTestOperator(namespace: string, args: string[], identity: string, logger: Logger, tokenProvider: () => Promise<string> = operatorAgentToken(namespace)): Promise<Operator> {
+export async function startTestOperator(
+  namespace: string,
+  args: string[],
+  identity: string,
+  logger: Logger,
+  tokenProvider: () => Promise<string> = operatorAgentToken(namespace),
+): Promise<Operator> {
   return Operator.start(parseOperatorConfig(args, {}, identity), {
     kc: await testCluster().asServiceAccount(namespace, 'gpudiag-operator'),
     logger,
@@ -84,7 +101,12 @@ export async function startScenarioEnv(
     namespace,
     scenarios.map((scenario) => {
       const socket = options.podResourcesSockets?.[scenario];
-      return { name: scenario, scenario, labels: { [options.label]: namespace }, ...(socket !== undefined ? { podResourcesSocket: socket } : {}) };
+      return {
+        name: scenario,
+        scenario,
+        labels: { [options.label]: namespace },
+        ...(socket !== undefined ? { podResourcesSocket: socket } : {}),
+      };
     }),
   );
   const nodeNames = new Map(nodes.map((n, i) => [scenarios[i] ?? n.name, n.name]));

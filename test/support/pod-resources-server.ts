@@ -120,7 +120,9 @@ export async function startFakePodResourcesServer(dir: string, answers: FakePodR
       GetAllocatableResources: handler(AllocatableResponse, answers.allocatable, () => (calls.allocatable += 1)),
     },
   );
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
   return {
     socketPath,
     calls,

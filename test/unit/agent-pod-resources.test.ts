@@ -57,20 +57,44 @@ describe('agent snapshots name the pods of each GPU', () => {
     answer = {
       message: {
         pod_resources: [
-          { name: 'trainer-0', namespace: 'ml', containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [uuid3] }] }] },
-          { name: 'notebook', namespace: 'research', containers: [{ name: 'jupyter', devices: [{ resource_name: 'nvidia.com/gpu.shared', device_ids: [`${uuid5}::1`] }] }] },
-          { name: 'gone-gpu', namespace: 'ml', containers: [{ name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['GPU-00000000-0000-0000-0000-000000000000'] }] }] },
+          {
+            name: 'trainer-0',
+            namespace: 'ml',
+            containers: [{ name: 'pytorch', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [uuid3] }] }],
+          },
+          {
+            name: 'notebook',
+            namespace: 'research',
+            containers: [{ name: 'jupyter', devices: [{ resource_name: 'nvidia.com/gpu.shared', device_ids: [`${uuid5}::1`] }] }],
+          },
+          {
+            name: 'gone-gpu',
+            namespace: 'ml',
+            containers: [
+              { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['GPU-00000000-0000-0000-0000-000000000000'] }] },
+            ],
+          },
           { name: 'web', namespace: 'default', containers: [{ name: 'nginx' }] },
         ],
       },
     };
     const doc = await snapshot(agent, 'health,xid');
     expect(doc.gpus[3]?.pods).toEqual([{ source: 'pod-resources', namespace: 'ml', name: 'trainer-0', container: 'pytorch' }]);
-    expect(doc.gpus[5]?.pods).toEqual([{ source: 'pod-resources', namespace: 'research', name: 'notebook', container: 'jupyter', deviceId: `${uuid5}::1` }]);
+    expect(doc.gpus[5]?.pods).toEqual([
+      { source: 'pod-resources', namespace: 'research', name: 'notebook', container: 'jupyter', deviceId: `${uuid5}::1` },
+    ]);
     expect(doc.gpus.filter((g) => (g.pods ?? []).length > 0).map((g) => g.index)).toEqual([3, 5]);
     expect(doc.podResources).toEqual({
       status: 'ok',
-      unmatchedDevices: [{ namespace: 'ml', name: 'gone-gpu', container: 'c', resourceName: 'nvidia.com/gpu', deviceId: 'GPU-00000000-0000-0000-0000-000000000000' }],
+      unmatchedDevices: [
+        {
+          namespace: 'ml',
+          name: 'gone-gpu',
+          container: 'c',
+          resourceName: 'nvidia.com/gpu',
+          deviceId: 'GPU-00000000-0000-0000-0000-000000000000',
+        },
+      ],
     });
 
     // An XID-only snapshot lists no GPUs, so it neither asks the kubelet nor says anything about pods.
@@ -85,7 +109,11 @@ describe('agent snapshots name the pods of each GPU', () => {
     const agent = await agentWith('h100-sxm-8x-healthy', { podResourcesSocket: socketPath });
     const doc = await snapshot(agent, 'health,xid');
     expect(doc.gpus).toHaveLength(8);
-    expect(doc.podResources).toEqual({ status: 'unknown', reason: 'socket-missing', message: `gRPC /v1.PodResourcesLister/List on ${socketPath}: cannot connect (ENOENT)` });
+    expect(doc.podResources).toEqual({
+      status: 'unknown',
+      reason: 'socket-missing',
+      message: `gRPC /v1.PodResourcesLister/List on ${socketPath}: cannot connect (ENOENT)`,
+    });
     expect(doc.gpus.map((g) => g.pods)).toEqual(Array.from({ length: 8 }, () => undefined));
   });
 
@@ -95,7 +123,10 @@ describe('agent snapshots name the pods of each GPU', () => {
     const containerId = 'e'.repeat(64);
     // The scenario's GPU 1 runs pids 7011 and 7012: one in a pod, one ended.
     await mkdir(path.join(procRoot, '7011'), { recursive: true });
-    await writeFile(path.join(procRoot, '7011', 'cgroup'), `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${containerId}.scope\n`);
+    await writeFile(
+      path.join(procRoot, '7011', 'cgroup'),
+      `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${containerId}.scope\n`,
+    );
     const agent = await agentWith('a100-r535-98-processes', { podResourcesSocket: path.join(dir, 'kubelet.sock'), procRoot });
     const doc = await snapshot(agent, 'processes');
     expect(doc.gpus[1]?.processes?.map((p) => p.pid)).toEqual([7011, 7012]);

@@ -84,7 +84,10 @@ beforeAll(async () => {
     runner = stdout.trim();
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? String(err);
-    throw new Error(`the Argo CD health-check runner is not built: run \`bash ${BUILD_SCRIPT}\` (needs Go; .ci/run does it). ${stderr.trim()}`, { cause: err });
+    throw new Error(
+      `the Argo CD health-check runner is not built: run \`bash ${BUILD_SCRIPT}\` (needs Go; .ci/run does it). ${stderr.trim()}`,
+      { cause: err },
+    );
   }
   tmp = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-argocd-health-'));
 });
@@ -122,14 +125,25 @@ describe('Argo CD health checks: their own test cases', () => {
 });
 
 describe('the runner judges like Argo CD', () => {
-  const created = { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name: 'd', namespace: 'default', generation: 1 }, spec: {} };
+  const created = {
+    apiVersion: 'gpudiag.io/v1alpha1',
+    kind: 'GPUDiagnostic',
+    metadata: { name: 'd', namespace: 'default', generation: 1 },
+    spec: {},
+  };
 
   it('reports a case whose expectation differs, and exits 1', async () => {
-    const dir = await caseDir('mismatch', 'GPUDiagnostic', [{ file: 'new.yaml', object: created, want: { status: 'Healthy', message: 'not what it says' } }]);
+    const dir = await caseDir('mismatch', 'GPUDiagnostic', [
+      { file: 'new.yaml', object: created, want: { status: 'Healthy', message: 'not what it says' } },
+    ]);
     const { code, report } = await runLuaHealth([dir]);
     expect(code).toBe(1);
     expect(report.results).toEqual([
-      expect.objectContaining({ pass: false, want: { status: 'Healthy', message: 'not what it says' }, got: { status: 'Progressing', message: 'Waiting for the gpudiag operator to observe the diagnostic' } }),
+      expect.objectContaining({
+        pass: false,
+        want: { status: 'Healthy', message: 'not what it says' },
+        got: { status: 'Progressing', message: 'Waiting for the gpudiag operator to observe the diagnostic' },
+      }),
     ]);
   });
 
@@ -142,20 +156,32 @@ describe('the runner judges like Argo CD', () => {
   });
 
   it('turns a status Argo CD does not know into Unknown, as Argo CD does', async () => {
-    const dir = await caseDir('invalid', 'GPUDiagnostic', [{ file: 'new.yaml', object: created, want: { status: 'Unknown', message: 'Lua returned an invalid health status' } }]);
+    const dir = await caseDir('invalid', 'GPUDiagnostic', [
+      { file: 'new.yaml', object: created, want: { status: 'Unknown', message: 'Lua returned an invalid health status' } },
+    ]);
     await writeFile(path.join(dir, 'health.lua'), 'return { status = "Fine" }\n');
     expect((await runLuaHealth([dir])).code).toBe(0);
   });
 });
 
-const healthyNode: NodeResultInput = { node: 'gpu-node-1', result: 'Succeeded', score: scoreNode({ ...nodeSnapshot({ gpus: [h100(0)] }), node: 'gpu-node-1' }, BUILT_IN_POLICY, NOW) };
-const brokenNode: NodeResultInput = { node: 'gpu-node-2', result: 'Succeeded', score: scoreNode({ ...nodeSnapshot({ gpus: [lostGpu(0)] }), node: 'gpu-node-2' }, BUILT_IN_POLICY, NOW) };
+const healthyNode: NodeResultInput = {
+  node: 'gpu-node-1',
+  result: 'Succeeded',
+  score: scoreNode({ ...nodeSnapshot({ gpus: [h100(0)] }), node: 'gpu-node-1' }, BUILT_IN_POLICY, NOW),
+};
+const brokenNode: NodeResultInput = {
+  node: 'gpu-node-2',
+  result: 'Succeeded',
+  score: scoreNode({ ...nodeSnapshot({ gpus: [lostGpu(0)] }), node: 'gpu-node-2' }, BUILT_IN_POLICY, NOW),
+};
 const unreachableNode: NodeResultInput = { node: 'gpu-node-3', result: 'Unreachable', message: 'connection refused' };
 
 type Conditions = NonNullable<GPUDiagnosticStatus['conditions']>;
-const conditionOf = (conditions: Conditions | undefined, type: string): Conditions[number] | undefined => conditions?.find((c) => c.type === type);
+const conditionOf = (conditions: Conditions | undefined, type: string): Conditions[number] | undefined =>
+  conditions?.find((c) => c.type === type);
 const labelled = (c: Conditions[number] | undefined): string => `${c?.reason}: ${c?.message}`;
-const healthyMessage = (conditions: Conditions | undefined): string => `${conditionOf(conditions, 'Ready')?.message}; ${conditionOf(conditions, 'Healthy')?.message}`;
+const healthyMessage = (conditions: Conditions | undefined): string =>
+  `${conditionOf(conditions, 'Ready')?.message}; ${conditionOf(conditions, 'Healthy')?.message}`;
 
 describe('Argo CD health of the statuses the operator writes', () => {
   it('GPUDiagnostic: Progressing while pending or running, Healthy when completed (whatever it found), Degraded when failed', async () => {
@@ -168,14 +194,26 @@ describe('Argo CD health of the statuses the operator writes', () => {
       ['critical', { kind: 'finished', startTime: start, targeted: 2, results: [healthyNode, brokenNode] }, 'Healthy'],
       ['unreachable', { kind: 'finished', startTime: start, targeted: 2, results: [healthyNode, unreachableNode] }, 'Healthy'],
       ...(['InvalidSpec', 'PolicyNotFound', 'InvalidPolicy', 'NoMatchingNodes'] as const).map(
-        (reason): [string, DiagnosticObservation, 'Degraded'] => [`stalled-${reason}`, { kind: 'stalled', reason, message: `because ${reason}` }, 'Degraded'],
+        (reason): [string, DiagnosticObservation, 'Degraded'] => [
+          `stalled-${reason}`,
+          { kind: 'stalled', reason, message: `because ${reason}` },
+          'Degraded',
+        ],
       ),
     ];
     const cases = steps.map(([name, observation, want]) => {
       const status = computeDiagnosticStatus(undefined, 1, observation, NOW);
       const message =
-        want === 'Healthy' ? healthyMessage(status.conditions) : labelled(conditionOf(status.conditions, want === 'Degraded' ? 'Stalled' : 'Reconciling'));
-      const object = { apiVersion: 'gpudiag.io/v1alpha1', kind: 'GPUDiagnostic', metadata: { name, namespace: 'default', generation: 1 }, spec: {}, status };
+        want === 'Healthy'
+          ? healthyMessage(status.conditions)
+          : labelled(conditionOf(status.conditions, want === 'Degraded' ? 'Stalled' : 'Reconciling'));
+      const object = {
+        apiVersion: 'gpudiag.io/v1alpha1',
+        kind: 'GPUDiagnostic',
+        metadata: { name, namespace: 'default', generation: 1 },
+        spec: {},
+        status,
+      };
       return { file: `${name}.yaml`, object, want: { status: want, message } };
     });
     const { report } = await runLuaHealth([await caseDir('diagnostic', 'GPUDiagnostic', cases)]);
@@ -225,7 +263,9 @@ describe('docs/gitops.md', () => {
     const doc = await readFile(path.join(repoRoot, 'docs', 'gitops.md'), 'utf8');
     const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
     const configMaps = blocks
-      .flatMap((b) => parseAllDocuments(b).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> }))
+      .flatMap((b) =>
+        parseAllDocuments(b).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> }),
+      )
       .filter((o) => o?.kind === 'ConfigMap' && o.metadata?.name === 'argocd-cm');
     expect(configMaps).toHaveLength(1);
     for (const kind of KINDS) {

@@ -34,7 +34,9 @@ function frame(bytes: number[], compressed = 0): Buffer {
 }
 
 /** Serves `respond` for every stream; resolves with the socket path. */
-async function serve(respond: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void): Promise<string> {
+async function serve(
+  respond: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void,
+): Promise<string> {
   const socketPath = path.join(dir, 'grpc.sock');
   server = http2.createServer();
   server.on('stream', (stream, headers) => {
@@ -48,7 +50,11 @@ async function serve(respond: (stream: http2.ServerHttp2Stream, headers: http2.I
 }
 
 /** Answers `body` with gRPC headers and the given trailers. */
-function grpcAnswer(body: Buffer, trailers: Record<string, string> = { 'grpc-status': '0' }, contentType = 'application/grpc'): Parameters<typeof serve>[0] {
+function grpcAnswer(
+  body: Buffer,
+  trailers: Record<string, string> = { 'grpc-status': '0' },
+  contentType = 'application/grpc',
+): Parameters<typeof serve>[0] {
   return (stream) => {
     stream.respond({ ':status': 200, 'content-type': contentType }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers(trailers));
@@ -69,13 +75,22 @@ describe('unaryCall', () => {
       grpcAnswer(frame([0x0a, 0x01, 0x78]))(stream, headers, body);
     });
     expect([...(await call(socketPath))]).toEqual([0x0a, 0x01, 0x78]);
-    expect(seen?.headers).toMatchObject({ ':method': 'POST', ':path': '/test.Echo/Call', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '1000m' });
+    expect(seen?.headers).toMatchObject({
+      ':method': 'POST',
+      ':path': '/test.Echo/Call',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': '1000m',
+    });
     expect([...(seen?.body ?? [])]).toEqual([0, 0, 0, 0, 2, 0x08, 0x01]);
   });
 
   it('reads the status of a trailers-only answer from its headers', async () => {
     const socketPath = await serve((stream) => {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no%20such%20pod' }, { endStream: true });
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'no%20such%20pod' },
+        { endStream: true },
+      );
     });
     const err = await failure(call(socketPath));
     expect({ kind: err.kind, grpcStatus: err.grpcStatus }).toEqual({ kind: 'status', grpcStatus: 5 });
@@ -94,13 +109,28 @@ describe('unaryCall', () => {
     ['an HTTP 404', (stream) => stream.respond({ ':status': 404 }, { endStream: true }), 'protocol', 'HTTP status 404, not a gRPC answer'],
     ['no grpc-status', grpcAnswer(frame([1]), {}), 'protocol', 'the answer has no grpc-status'],
     ['a grpc-status that is no number', grpcAnswer(frame([1]), { 'grpc-status': 'ok' }), 'protocol', 'grpc-status "ok" is not a number'],
-    ['a content-type that is not gRPC', grpcAnswer(frame([1]), { 'grpc-status': '0' }, 'text/html'), 'protocol', 'content-type "text/html" is not gRPC'],
+    [
+      'a content-type that is not gRPC',
+      grpcAnswer(frame([1]), { 'grpc-status': '0' }, 'text/html'),
+      'protocol',
+      'content-type "text/html" is not gRPC',
+    ],
     ['OK without a message', grpcAnswer(Buffer.alloc(0)), 'protocol', 'the answer has no message'],
     ['a cut message header', grpcAnswer(Buffer.from([0, 0, 0])), 'protocol', 'the answer is 3 bytes, shorter than a message header'],
     ['a compressed message never asked for', grpcAnswer(frame([1], 1)), 'protocol', 'the answer is compressed (flag 1)'],
-    ['a message shorter than declared', grpcAnswer(frame([1, 2, 3]).subarray(0, 6)), 'protocol', 'declares a 3-byte message but holds 1 bytes'],
+    [
+      'a message shorter than declared',
+      grpcAnswer(frame([1, 2, 3]).subarray(0, 6)),
+      'protocol',
+      'declares a 3-byte message but holds 1 bytes',
+    ],
     ['two messages', grpcAnswer(Buffer.concat([frame([1]), frame([2])])), 'protocol', 'the answer holds more than one message'],
-    ['a 3 GiB declared message', grpcAnswer(Buffer.from([0, 0xc0, 0, 0, 0, 1])), 'too-large', 'declares a 3221225472-byte message, more than 4194304'],
+    [
+      'a 3 GiB declared message',
+      grpcAnswer(Buffer.from([0, 0xc0, 0, 0, 0, 1])),
+      'too-large',
+      'declares a 3221225472-byte message, more than 4194304',
+    ],
     ['a stream reset before the end', (stream) => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 'protocol', ''],
   ])('refuses %s', async (_what, respond, kind, message) => {
     const err = await failure(call(await serve(respond)));

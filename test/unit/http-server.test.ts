@@ -16,14 +16,25 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await close(s, 100);
 });
 
-async function start(handler: GuardedHandler, maxBodyBytes = 0): Promise<{ port: number; server: Server; log: () => Record<string, unknown>[] }> {
+async function start(
+  handler: GuardedHandler,
+  maxBodyBytes = 0,
+): Promise<{ port: number; server: Server; log: () => Record<string, unknown>[] }> {
   const stream = new PassThrough();
   let text = '';
   stream.on('data', (c: Buffer) => (text += c.toString()));
   const server = createGuardedServer({ name: 'test', logger: createLogger({ level: 'debug', stream }), handler, maxBodyBytes });
   servers.push(server);
   const { port } = await listen(server, 0, '127.0.0.1');
-  return { port, server, log: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    port,
+    server,
+    log: () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** Sends raw bytes, resolves with the status code of the answer. */
@@ -82,7 +93,11 @@ describe('createGuardedServer', () => {
     });
     expect((await fetch(`http://127.0.0.1:${port}/sync`)).status).toBe(500);
     expect((await fetch(`http://127.0.0.1:${port}/async`)).status).toBe(500);
-    expect(log().filter((l) => l['message'] === 'request handler failed').map((l) => l['error'])).toEqual(['sync boom', 'async boom']);
+    expect(
+      log()
+        .filter((l) => l['message'] === 'request handler failed')
+        .map((l) => l['error']),
+    ).toEqual(['sync boom', 'async boom']);
   });
 
   it('answers a target the old listeners crashed on, and refuses bodies over the limit', async () => {
@@ -103,7 +118,12 @@ describe('createGuardedServer', () => {
 
   it('rejects start when the port is taken', async () => {
     const { port } = await start((_req, res) => void res.end('ok'));
-    const second = createGuardedServer({ name: 'second', logger: createLogger({ silent: true }), handler: (_req, res) => void res.end(), maxBodyBytes: 0 });
+    const second = createGuardedServer({
+      name: 'second',
+      logger: createLogger({ silent: true }),
+      handler: (_req, res) => void res.end(),
+      maxBodyBytes: 0,
+    });
     await expect(listen(second, port, '127.0.0.1')).rejects.toThrow(/cannot listen on 127.0.0.1/);
   });
 });

@@ -19,7 +19,13 @@ async function lint(code: string): Promise<string[]> {
   const eslint = new ESLint({
     cwd: repoRoot,
     overrideConfigFile: true,
-    overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser }, rules: { 'no-restricted-syntax': ['error', ...(await restricted())] } }],
+    overrideConfig: [
+      {
+        files: ['**/*.ts'],
+        languageOptions: { parser: tseslint.parser },
+        rules: { 'no-restricted-syntax': ['error', ...(await restricted())] },
+      },
+    ],
   });
   const [result] = await eslint.lintText(code, { filePath: path.join(repoRoot, 'lint-probe.ts') });
   return (result?.messages ?? []).map((m) => m.message);

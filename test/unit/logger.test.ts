@@ -48,7 +48,9 @@ describe('the agent’s JSON-lines logger', () => {
     const strip = (r: Record<string, unknown>): Record<string, unknown> => ({ ...r, timestamp: typeof r['timestamp'] });
     const [a, b] = [await records(winston.text), await records(json.text)];
     expect(b.map(strip)).toEqual(a.map(strip));
-    expect(json.text().split('\n')[0]).toMatch(/^\{"component":"test","error":"GPU_IS_LOST","gpu":3,"level":"warn","message":"snapshot failed","node":"gpu-node-1","timestamp":"\d{4}-/);
+    expect(json.text().split('\n')[0]).toMatch(
+      /^\{"component":"test","error":"GPU_IS_LOST","gpu":3,"level":"warn","message":"snapshot failed","node":"gpu-node-1","timestamp":"\d{4}-/,
+    );
   });
 });
 
@@ -56,10 +58,15 @@ describe.each(LOGGERS)('log records from hostile values (%s)', (_name, factory) 
   it('stay one parseable JSON line each, the values unchanged and no control character raw', async () => {
     const { logger, text } = capture(factory);
     logger.warn('snapshot request refused', HOSTILE);
-    logger.error('request handler failed', { ...errorFields(new Error(HOSTILE.kernel, { cause: new Error(HOSTILE.node) })), path: HOSTILE.path });
+    logger.error('request handler failed', {
+      ...errorFields(new Error(HOSTILE.kernel, { cause: new Error(HOSTILE.node) })),
+      path: HOSTILE.path,
+    });
     logger.info('tool call completed', { caller: HOSTILE.label, arguments: { nodeNames: [HOSTILE.node] } });
     await new Promise((r) => setImmediate(r));
-    const lines = text().split('\n').filter((l) => l !== '');
+    const lines = text()
+      .split('\n')
+      .filter((l) => l !== '');
     expect(lines).toHaveLength(3);
     for (const line of lines) {
       // eslint-disable-next-line no-control-regex

@@ -32,7 +32,17 @@ const text = (field: WireField | undefined): string => (field?.wireType === 2 ? 
 
 describe('readFields', () => {
   it('reads what protobufjs encodes, skipping fixed-width fields, in order', () => {
-    const bytes = encode({ name: 'gpu-0', count: 1234567, ids: ['a', 'ü'], inner: { text: 'x' }, f64: 7, f32: 9, d: 1.5, raw: Buffer.from([0, 255]), flag: true });
+    const bytes = encode({
+      name: 'gpu-0',
+      count: 1234567,
+      ids: ['a', 'ü'],
+      inner: { text: 'x' },
+      f64: 7,
+      f32: 9,
+      d: 1.5,
+      raw: Buffer.from([0, 255]),
+      flag: true,
+    });
     const read = fields(bytes);
     expect(read.map((f) => f.field)).toEqual([1, 2, 3, 3, 4, 8, 536870911]);
     expect(text(read[0])).toBe('gpu-0');
@@ -44,7 +54,7 @@ describe('readFields', () => {
     expect(read[6]).toEqual({ field: 536870911, wireType: 0, value: 1n });
   });
 
-  it('reads a negative int64 as its 64-bit two\'s complement and an empty message as no fields', () => {
+  it("reads a negative int64 as its 64-bit two's complement and an empty message as no fields", () => {
     expect(fields(encode({ count: -1 }))).toEqual([{ field: 2, wireType: 0, value: 2n ** 64n - 1n }]);
     expect(fields(new Uint8Array())).toEqual([]);
   });
@@ -68,7 +78,7 @@ describe('readFields', () => {
     ['wire type 7', [0x0f], /unknown wire type 7 of field 1/],
     ['an end group without a start', [0x0c], /end of group 1 without its start/],
     ['a group without an end', [0x0b, 0x08, 0x01], /group 1 has no end/],
-    ['a group ended by another field\'s end tag', [0x0b, 0x14], /group 1 ended by the end tag of 2/],
+    ["a group ended by another field's end tag", [0x0b, 0x14], /group 1 ended by the end tag of 2/],
     ['groups nested 40 deep', [...Array<number>(40).fill(0x0b)], /groups nested deeper than 32/],
   ])('throws on %s', (_what, bytes, message) => {
     expect(() => fields(Uint8Array.from(bytes))).toThrow(WireFormatError);

@@ -62,6 +62,10 @@ export class CallSlot {
   current(): CallInProgress | null {
     if (Atomics.load(this.ints, IN_CALL) === 0) return null;
     const device = this.device[0] ?? -1n;
-    return { fn: this.names[Atomics.load(this.ints, FN_INDEX)] ?? 'unknown NVML call', device: device < 0n ? null : device, startedAtMs: this.startedAt[0] ?? 0 };
+    return {
+      fn: this.names[Atomics.load(this.ints, FN_INDEX)] ?? 'unknown NVML call',
+      device: device < 0n ? null : device,
+      startedAtMs: this.startedAt[0] ?? 0,
+    };
   }
 }

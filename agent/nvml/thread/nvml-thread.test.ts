@@ -25,7 +25,11 @@ afterAll(async () => {
 });
 
 function thread(): NvmlThread {
-  return new NvmlThread('collect', { binding: { libraryPath: env.libraryPath, fallbackToSystemLibrary: false, callTimeoutMs: CALL_TIMEOUT_MS }, callTimeoutMs: CALL_TIMEOUT_MS, logger });
+  return new NvmlThread('collect', {
+    binding: { libraryPath: env.libraryPath, fallbackToSystemLibrary: false, callTimeoutMs: CALL_TIMEOUT_MS },
+    callTimeoutMs: CALL_TIMEOUT_MS,
+    logger,
+  });
 }
 
 describe('NvmlThread', () => {
@@ -45,7 +49,10 @@ describe('NvmlThread', () => {
 
   it('answers the other GPUs one deadline after a call hangs, skips the hung GPU, and polls it again once the call returns', async () => {
     const scenario = await loadScenario('h100-sxm-8x-healthy');
-    await env.controller.load({ ...scenario, gpus: scenario.gpus.map((g, i) => (i === 3 ? { ...g, delays: { nvmlDeviceGetPowerUsage: HANG_MS } } : g)) });
+    await env.controller.load({
+      ...scenario,
+      gpus: scenario.gpus.map((g, i) => (i === 3 ? { ...g, delays: { nvmlDeviceGetPowerUsage: HANG_MS } } : g)),
+    });
     const t = thread();
     await t.start();
     const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -87,7 +94,11 @@ describe('NVML events on the NVML thread', () => {
   it('tell the XID service which GPU fell off the bus, keep the others watched, and leave the thread free for snapshots', async () => {
     await env.controller.load('h100-sxm-8x-healthy');
     const uuid = (await loadScenario('h100-sxm-8x-healthy')).gpus[2]?.uuid;
-    const { snapshots, events: source } = await threadSources({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false }, CALL_TIMEOUT_MS, logger);
+    const { snapshots, events: source } = await threadSources(
+      { libraryPath: env.libraryPath, fallbackToSystemLibrary: false },
+      CALL_TIMEOUT_MS,
+      logger,
+    );
     const xid = new XidService({ kmsgPath: '', kmsgPollMs: 1_000, logger, nvmlEvents: source });
     try {
       const waits = env.library.callCount('nvmlEventSetWait_v2');
@@ -102,7 +113,12 @@ describe('NVML events on the NVML thread', () => {
       // the XID 79 the driver raised with it still arrives, and another GPU's XID after it
       await env.controller.inject({ kind: 'xid', gpu: 0, xid: 48 });
       while (xid.eventsSince(0).events.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(xid.eventsSince(0).events.map((e) => e.xid).sort((a, b) => a - b)).toEqual([48, 79]);
+      expect(
+        xid
+          .eventsSince(0)
+          .events.map((e) => e.xid)
+          .sort((a, b) => a - b),
+      ).toEqual([48, 79]);
       // the same thread collects while it watches: its event wait never blocks
       const snapshot = await snapshots.collect(['memory']);
       expect(snapshot.gpus.map((g) => g.lost)).toEqual([false, false, true, false, false, false, false, false]);

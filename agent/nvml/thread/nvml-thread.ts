@@ -145,7 +145,12 @@ export class NvmlThread {
 
   private async spawn(): Promise<void> {
     const buffer = CallSlot.allocate();
-    const setup: WorkerSetup = { binding: this.options.binding, callTimeoutMs: this.options.callTimeoutMs, slot: buffer, callNames: NVML_FUNCTION_NAMES };
+    const setup: WorkerSetup = {
+      binding: this.options.binding,
+      callTimeoutMs: this.options.callTimeoutMs,
+      slot: buffer,
+      callNames: NVML_FUNCTION_NAMES,
+    };
     const worker = new Worker(WORKER_URL, { workerData: setup, name: `nvml-${this.role}`, resourceLimits: NVML_THREAD_LIMITS });
     this.worker = worker;
     this.slot = new CallSlot(buffer, NVML_FUNCTION_NAMES);
@@ -220,7 +225,11 @@ export class NvmlThread {
     const limit = this.options.callTimeoutMs;
     if (Date.now() - call.startedAtMs <= limit) return;
     const hung: HungNvmlCall = { fn: call.fn, device: call.device === null ? null : call.device.toString(), sinceMs: call.startedAtMs };
-    this.options.logger.warn('NVML call hung; a new NVML thread takes over and that GPU is skipped until the call returns', { fn: hung.fn, role: this.role, timeoutMs: limit });
+    this.options.logger.warn('NVML call hung; a new NVML thread takes over and that GPU is skipped until the call returns', {
+      fn: hung.fn,
+      role: this.role,
+      timeoutMs: limit,
+    });
     this.hung.set(worker, hung);
     this.worker = undefined;
     this.slot = undefined;
@@ -241,7 +250,9 @@ export class NvmlThread {
     if (this.respawns.length >= MAX_RESPAWNS) {
       for (const p of this.pending.values()) p.reject(cause);
       this.pending.clear();
-      this.events?.onError(new Error(`NVML thread replaced ${MAX_RESPAWNS} times within ${RESPAWN_WINDOW_MS / 1000} s; giving up: ${cause.message}`));
+      this.events?.onError(
+        new Error(`NVML thread replaced ${MAX_RESPAWNS} times within ${RESPAWN_WINDOW_MS / 1000} s; giving up: ${cause.message}`),
+      );
       return;
     }
     this.respawns.push(now);
@@ -252,7 +263,8 @@ export class NvmlThread {
       this.pending.clear();
       return;
     }
-    for (const [id, p] of this.pending) this.send({ type: 'collect', id, ...(p.checks === undefined ? {} : { checks: p.checks }), skip: this.skipList() });
+    for (const [id, p] of this.pending)
+      this.send({ type: 'collect', id, ...(p.checks === undefined ? {} : { checks: p.checks }), skip: this.skipList() });
     if (this.events !== undefined) this.send(this.watchMessage());
   }
 }

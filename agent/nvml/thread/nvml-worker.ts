@@ -30,7 +30,8 @@ const bindingOptions: NvmlBindingOptions = {
   guard: {
     before(fn, device) {
       // A device whose call hung in an earlier thread is not called again until that call returns.
-      if (device !== null && skipped.size > 0 && skipped.has(`${device}:${fn}`)) throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: this call on this GPU hung earlier and has not returned');
+      if (device !== null && skipped.size > 0 && skipped.has(`${device}:${fn}`))
+        throw new NvmlTimeoutError(fn, setup.callTimeoutMs, 'skipped: this call on this GPU hung earlier and has not returned');
       slot.enter(fn, device, Date.now());
     },
     after() {
@@ -47,7 +48,12 @@ async function collect(id: number, checks: readonly NvmlCheck[] | undefined, ski
     const snapshot = await collectSnapshot({ nvml, ...(checks === undefined ? {} : { checks }) });
     post({ type: 'result', id, snapshotJson: JSON.stringify(snapshot) });
   } catch (err) {
-    post({ type: 'failed', id, name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) });
+    post({
+      type: 'failed',
+      id,
+      name: err instanceof Error ? err.name : 'Error',
+      message: err instanceof Error ? err.message : String(err),
+    });
   }
 }
 

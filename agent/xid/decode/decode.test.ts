@@ -27,7 +27,9 @@ describe('NVLink5 (XIDs 144–150) by the decode table', () => {
   });
 
   it('splits a message into subcode, link and registers', () => {
-    expect(parseNvlink5Message('NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)')).toEqual({
+    expect(
+      parseNvlink5Message('NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)'),
+    ).toEqual({
       subcode: 'NETIR_LINK_EVT',
       driverSeverity: 'Fatal',
       link: 1,
@@ -39,20 +41,74 @@ describe('NVLink5 (XIDs 144–150) by the decode table', () => {
 
   it.each([
     // [xid, real message, driver, bucket, subKey]
-    [149, 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)', '570.124.06', 'RESET_GPU', 'NETIR_LINK_EVT link 1'],
-    [149, 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x025001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)', '570.124.06', 'RESET_GPU', 'NETIR_LINK_EVT link 0'],
+    [
+      149,
+      'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '570.124.06',
+      'RESET_GPU',
+      'NETIR_LINK_EVT link 1',
+    ],
+    [
+      149,
+      'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x025001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '570.124.06',
+      'RESET_GPU',
+      'NETIR_LINK_EVT link 0',
+    ],
     // "Fatal" in the text, yet the table says ignore (link-down reason 100110).
-    [149, 'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)', '570.124.06', 'IGNORE', 'NETIR_LINK_EVT link 0'],
-    [149, 'NETIR Fatal XC0 i0 Link -1 (0x000fe406 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)', '570.124.06', 'RESET_GPU', 'NETIR'],
-    [145, 'RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 0x00000000 0x00100000 0x00000004)', '570.124.06', 'IGNORE', 'RLW_RXPIPE link 13'],
+    [
+      149,
+      'NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '570.124.06',
+      'IGNORE',
+      'NETIR_LINK_EVT link 0',
+    ],
+    [
+      149,
+      'NETIR Fatal XC0 i0 Link -1 (0x000fe406 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '570.124.06',
+      'RESET_GPU',
+      'NETIR',
+    ],
+    [
+      145,
+      'RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 0x00000000 0x00100000 0x00000004)',
+      '570.124.06',
+      'IGNORE',
+      'RLW_RXPIPE link 13',
+    ],
     // A V2-layout register (R575+).
-    [144, 'SAW_MVB Nonfatal XC0 i0 Link 0 (0x00000001 0x00000008 0x00000000 0x00000000 0x00000000 0x00000000)', '575.57.08', 'IGNORE', 'SAW_MVB link 0'],
+    [
+      144,
+      'SAW_MVB Nonfatal XC0 i0 Link 0 (0x00000001 0x00000008 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '575.57.08',
+      'IGNORE',
+      'SAW_MVB link 0',
+    ],
     // table-built: "Nonfatal" in the text, yet RLW_REMAP status 0x40 needs a reset.
-    [145, 'RLW_REMAP Nonfatal XC0 i0 Link 03 (0x00000004 0x00000040 0x00000000 0x00000000 0x00000000 0x00000000)', '575.57.08', 'RESET_GPU', 'RLW_REMAP link 3'],
+    [
+      145,
+      'RLW_REMAP Nonfatal XC0 i0 Link 03 (0x00000004 0x00000040 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '575.57.08',
+      'RESET_GPU',
+      'RLW_REMAP link 3',
+    ],
     // table-built: the RLW_RXPIPE row's second pattern (bit 11 set) asks for a reset.
-    [145, 'RLW_RXPIPE Nonfatal XC0 i0 Link 02 (0x00000086 0x00000001 0x00000000 0x00000000 0x00000000 0x00000000)', '575.57.08', 'RESET_GPU', 'RLW_RXPIPE link 2'],
+    [
+      145,
+      'RLW_RXPIPE Nonfatal XC0 i0 Link 02 (0x00000086 0x00000001 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '575.57.08',
+      'RESET_GPU',
+      'RLW_RXPIPE link 2',
+    ],
     // table-built: RLW_REMAP status 0x1 follows the XID 154.
-    [145, 'RLW_REMAP Nonfatal XC0 i0 Link 03 (0x00000004 0x00000001 0x00000000 0x00000000 0x00000000 0x00000000)', '575.57.08', 'XID_154_EVAL', 'RLW_REMAP link 3'],
+    [
+      145,
+      'RLW_REMAP Nonfatal XC0 i0 Link 03 (0x00000004 0x00000001 0x00000000 0x00000000 0x00000000 0x00000000)',
+      '575.57.08',
+      'XID_154_EVAL',
+      'RLW_REMAP link 3',
+    ],
   ] as const)('XID %i %j on driver %s → %s', (xid, message, driver, bucket, subKey) => {
     const c = classifyXid(xid, message, undefined, { driverVersion: driver });
     expect(c.immediateAction).toBe(bucket);
@@ -60,9 +116,12 @@ describe('NVLink5 (XIDs 144–150) by the decode table', () => {
     expect(c.decoded).toContain('NVLink5');
   });
 
-  it('reads a message under both layouts when the driver is unknown (the table\'s layouts never disagree)', () => {
+  it("reads a message under both layouts when the driver is unknown (the table's layouts never disagree)", () => {
     // Real V1-layout and V2-layout registers; each decodes under its own layout only.
-    const v1 = classifyXid(149, 'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)');
+    const v1 = classifyXid(
+      149,
+      'NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    );
     expect(v1).toMatchObject({ immediateAction: 'RESET_GPU' });
     expect(v1.decoded).toContain('V1, driver version unknown');
     const v2 = classifyXid(144, 'SAW_MVB Nonfatal XC0 i0 Link 0 (0x00000001 0x00000008 0x00000000 0x00000000 0x00000000 0x00000000)');
@@ -103,7 +162,10 @@ describe('XID 74 by its register bits', () => {
 
   it('leaves a 74 without registers to the catalog workflow (undecoded warning)', () => {
     expect(decodeXid74('NVLink: Fatal error detected on link 4')).toBeNull();
-    expect(classifyXid(74, 'NVLink: Fatal error detected on link 4')).toMatchObject({ immediateAction: 'WORKFLOW_NVLINK_ERR', severity: 'warning' });
+    expect(classifyXid(74, 'NVLink: Fatal error detected on link 4')).toMatchObject({
+      immediateAction: 'WORKFLOW_NVLINK_ERR',
+      severity: 'warning',
+    });
   });
 });
 
@@ -149,6 +211,10 @@ describe('policy overrides win over decodes', () => {
   it('an explicit severity replaces the decoded one', async () => {
     const { applyXidPolicy, defaultXidCatalog } = await import('../catalog.js');
     const view = applyXidPolicy(defaultXidCatalog, { overrides: [{ xid: 154, severity: 'info', action: 'handled by our remediation' }] });
-    expect(classifyXid(154, 'GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)', view)).toMatchObject({ immediateAction: 'RESET_GPU', severity: 'info', action: 'handled by our remediation' });
+    expect(classifyXid(154, 'GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)', view)).toMatchObject({
+      immediateAction: 'RESET_GPU',
+      severity: 'info',
+      action: 'handled by our remediation',
+    });
   });
 });

@@ -53,7 +53,10 @@ export const NVLINK5_ROWS: readonly Nvlink5Row[] = Object.freeze(table.rows as N
 /** The first driver branch that writes the V2 IntrInfo layout. */
 const V2_FROM_BRANCH = 575;
 const HEX = String.raw`0x[0-9a-fA-F]{1,8}`;
-const MESSAGE_RE = new RegExp(String.raw`^\s*([A-Za-z][A-Za-z0-9_]*(?: Degraded)?)\s+(?:(Fatal|Non-?fatal|Nonfatal|Link\s+fatal)\s+)?(?:.*?\bLink\s+(\d{1,3})\b)?[^([]*[([]\s*(${HEX})(?:[\s,]+(${HEX}))?`, 'i');
+const MESSAGE_RE = new RegExp(
+  String.raw`^\s*([A-Za-z][A-Za-z0-9_]*(?: Degraded)?)\s+(?:(Fatal|Non-?fatal|Nonfatal|Link\s+fatal)\s+)?(?:.*?\bLink\s+(\d{1,3})\b)?[^([]*[([]\s*(${HEX})(?:[\s,]+(${HEX}))?`,
+  'i',
+);
 
 /** The layout a driver version writes ("575.57.08" → v2); null when the version is unknown or unparsable. */
 export function nvlink5LayoutFor(driverVersion: string | null | undefined): Nvlink5Layout | null {
@@ -120,7 +123,8 @@ export function decodeNvlink5(xid: number, message: Nvlink5Message, layout: Nvli
     const second = layout === 'v1' ? row.secondIntrInfoV1 : row.secondIntrInfoV2;
     if (!matchesBitPattern(intrInfo, first) && (second === null || !matchesBitPattern(intrInfo, second))) continue;
     const decoded = decodeRow(row, intrInfo, layout);
-    if (best === null || compareSeverity(bucketMeaning(decoded.immediateAction).severity, bucketMeaning(best.immediateAction).severity) > 0) best = decoded;
+    if (best === null || compareSeverity(bucketMeaning(decoded.immediateAction).severity, bucketMeaning(best.immediateAction).severity) > 0)
+      best = decoded;
   }
   return best;
 }

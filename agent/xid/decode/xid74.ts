@@ -24,7 +24,7 @@ const UNEXPECTED: BitMeaning = { bucket: 'CONTACT_SUPPORT', why: 'unexpected err
 const DIAGNOSTICS_IF_REPEATED: BitMeaning = { bucket: 'CONTACT_SUPPORT', why: 'run diagnostics when repeated' };
 const FABRIC_RESET: BitMeaning = { bucket: 'RESET_GPU', why: 'secondary, but the fabric needs a reset' };
 const THRESHOLD_ONLY: BitMeaning = { bucket: 'IGNORE', why: 'ECC threshold crossed without an uncorrectable error: keep running' };
-const UNLISTED: BitMeaning = { bucket: 'CONTACT_SUPPORT', why: 'bit not in NVIDIA\'s table (report a bug)' };
+const UNLISTED: BitMeaning = { bucket: 'CONTACT_SUPPORT', why: "bit not in NVIDIA's table (report a bug)" };
 
 function bits(meaning: BitMeaning, ...positions: number[]): [number, BitMeaning][] {
   return positions.map((p) => [p, meaning]);
@@ -32,8 +32,26 @@ function bits(meaning: BitMeaning, ...positions: number[]): [number, BitMeaning]
 
 /** Per register (index 0 = the 1st field): bit → meaning. Registers absent here are not decoded (not valid on Hopper). */
 const TABLE: ReadonlyMap<number, ReadonlyMap<number, BitMeaning>> = new Map([
-  [0, new Map([...bits(IGNORABLE, 0, 23, 30), ...bits(SECONDARY, 1, 20), ...bits(ECC_PARITY, 4, 5), ...bits(POSSIBLE_HW, 8, 9, 12, 16, 17, 24, 28), ...bits(MARGINAL_SI, 21, 22), ...bits(REPORT_IF_REPEATED, 27, 29)])],
-  [2, new Map([...bits(ECC_PARITY, 0, 1, 2, 6), ...bits(UNEXPECTED, 13), ...bits(DIAGNOSTICS_IF_REPEATED, 16, 19), ...bits(REPORT_IF_REPEATED, 17, 18)])],
+  [
+    0,
+    new Map([
+      ...bits(IGNORABLE, 0, 23, 30),
+      ...bits(SECONDARY, 1, 20),
+      ...bits(ECC_PARITY, 4, 5),
+      ...bits(POSSIBLE_HW, 8, 9, 12, 16, 17, 24, 28),
+      ...bits(MARGINAL_SI, 21, 22),
+      ...bits(REPORT_IF_REPEATED, 27, 29),
+    ]),
+  ],
+  [
+    2,
+    new Map([
+      ...bits(ECC_PARITY, 0, 1, 2, 6),
+      ...bits(UNEXPECTED, 13),
+      ...bits(DIAGNOSTICS_IF_REPEATED, 16, 19),
+      ...bits(REPORT_IF_REPEATED, 17, 18),
+    ]),
+  ],
   [3, new Map([...bits(SECONDARY, 16, 17), ...bits(FABRIC_RESET, 18)])],
   [4, new Map([...bits(ECC_PARITY, 18, 19, 21, 22, 24, 25, 27, 28), ...bits(THRESHOLD_ONLY, 20, 23, 26, 29)])],
 ]);

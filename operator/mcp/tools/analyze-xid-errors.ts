@@ -3,7 +3,17 @@ import { z } from 'zod';
 import { lookbackFromSince, nodeNames, severity, since, toolArguments } from '../arguments.js';
 import { createAndWait } from '../diagnostics.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
-import { UNTRUSTED_NOTE, diagnosticRef, diagnosticRefSchema, summarySchema, summaryView, unfinishedLine, untrustedSchema, xidSchema, xidView } from '../views.js';
+import {
+  UNTRUSTED_NOTE,
+  diagnosticRef,
+  diagnosticRefSchema,
+  summarySchema,
+  summaryView,
+  unfinishedLine,
+  untrustedSchema,
+  xidSchema,
+  xidView,
+} from '../views.js';
 import { limitArg, namespaceArg, namespaceOf, policyArg, waitArg, waitOf } from './common.js';
 
 /** The analyze_xid_errors tool. */
@@ -15,7 +25,9 @@ export const analyzeXidErrorsTool = defineTool({
   inputSchema: toolArguments({
     nodes: nodeNames('nodes').optional().describe('Node names (RFC 1123); default every node with an agent'),
     since: since.optional().describe('RFC 3339 time or Go duration back from now (default 24h; at most 720h)'),
-    minimumSeverity: severity('minimumSeverity').optional().describe('Leave out events below this severity (info, warning, critical; default info)'),
+    minimumSeverity: severity('minimumSeverity')
+      .optional()
+      .describe('Leave out events below this severity (info, warning, critical; default info)'),
     policy: policyArg,
     namespace: namespaceArg,
     waitSeconds: waitArg,
@@ -37,20 +49,48 @@ export const analyzeXidErrorsTool = defineTool({
     const { diagnostic, finished } = await createAndWait(ctx, {
       tool: 'analyze_xid_errors',
       namespace: namespaceOf(args, ctx),
-      spec: { ...(args.nodes !== undefined ? { nodeNames: args.nodes } : {}), checks: ['xid'], xidLookback: lookback, ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}) },
+      spec: {
+        ...(args.nodes !== undefined ? { nodeNames: args.nodes } : {}),
+        checks: ['xid'],
+        xidLookback: lookback,
+        ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}),
+      },
       waitSeconds: waitOf(args, ctx),
     });
     const ref = diagnosticRef(diagnostic, finished);
-    const { events, eventsOmitted, untrusted } = xidView(diagnostic, { nodes: args.nodes, minimumSeverity: args.minimumSeverity }, args.limit ?? 50);
+    const { events, eventsOmitted, untrusted } = xidView(
+      diagnostic,
+      { nodes: args.nodes, minimumSeverity: args.minimumSeverity },
+      args.limit ?? 50,
+    );
     const codes: Record<string, number> = {};
     for (const e of events) codes[String(e.xid)] = (codes[String(e.xid)] ?? 0) + e.count;
-    const lines = events.slice(0, 15).map((e) => `- ${e.node}: XID ${e.xid} ${e.name ?? ''} ×${e.count} [${e.severity ?? '?'}]${e.gpu === undefined ? '' : ` on ${e.gpu}`} — ${e.action ?? ''}`);
-    const text = [
-      `XID errors since ${cutoff.toISOString()} (GPUDiagnostic ${ref.namespace}/${ref.name}): ${events.length + eventsOmitted} event(s) on ${new Set(events.map((e) => e.node)).size} node(s)${args.minimumSeverity === undefined ? '' : `, severity ≥ ${args.minimumSeverity}`}.`,
-      ...lines,
-      ...(events.length > lines.length ? [`(${events.length - lines.length} more in structured output)`] : []),
-      ...(untrusted.kernelMessages.length > 0 ? [`Kernel messages: ${untrusted.kernelMessages.length} in structured output. ${UNTRUSTED_NOTE}`] : []),
-    ].join('\n') + unfinishedLine(ref);
-    return { structured: { diagnostic: ref, summary: summaryView(diagnostic), since: cutoff.toISOString(), codes, events, eventsOmitted, untrusted }, text };
+    const lines = events
+      .slice(0, 15)
+      .map(
+        (e) =>
+          `- ${e.node}: XID ${e.xid} ${e.name ?? ''} ×${e.count} [${e.severity ?? '?'}]${e.gpu === undefined ? '' : ` on ${e.gpu}`} — ${e.action ?? ''}`,
+      );
+    const text =
+      [
+        `XID errors since ${cutoff.toISOString()} (GPUDiagnostic ${ref.namespace}/${ref.name}): ${events.length + eventsOmitted} event(s) on ${new Set(events.map((e) => e.node)).size} node(s)${args.minimumSeverity === undefined ? '' : `, severity ≥ ${args.minimumSeverity}`}.`,
+        ...lines,
+        ...(events.length > lines.length ? [`(${events.length - lines.length} more in structured output)`] : []),
+        ...(untrusted.kernelMessages.length > 0
+          ? [`Kernel messages: ${untrusted.kernelMessages.length} in structured output. ${UNTRUSTED_NOTE}`]
+          : []),
+      ].join('\n') + unfinishedLine(ref);
+    return {
+      structured: {
+        diagnostic: ref,
+        summary: summaryView(diagnostic),
+        since: cutoff.toISOString(),
+        codes,
+        events,
+        eventsOmitted,
+        untrusted,
+      },
+      text,
+    };
   },
 });

@@ -8,7 +8,7 @@ import { ToolError, toToolError } from '../errors.js';
 import type { ToolContext } from '../tool.js';
 
 /** `namespace`: where the GPUDiagnostic is created or read (default: the server's namespace). */
-export const namespaceArg = namespaceName().optional().describe('Namespace of the GPUDiagnostic (default: the server\'s namespace)');
+export const namespaceArg = namespaceName().optional().describe("Namespace of the GPUDiagnostic (default: the server's namespace)");
 /** `waitSeconds`: how long to wait for the diagnostic before answering with its progress. */
 export const waitArg = waitSeconds.optional().describe('Seconds to wait for the diagnostic to finish (default 120; at most 600)');
 /** `limit`: how many entries to return (worst first). */
@@ -29,7 +29,9 @@ export const selectionShape = {
 };
 
 /** `policy`: a GPUHealthPolicy whose thresholds apply. */
-export const policyArg = objectName('policy').optional().describe('Name of a GPUHealthPolicy whose thresholds and XID rules apply (default: built-in thresholds)');
+export const policyArg = objectName('policy')
+  .optional()
+  .describe('Name of a GPUHealthPolicy whose thresholds and XID rules apply (default: built-in thresholds)');
 
 /** The namespace a call works in. */
 export function namespaceOf(args: { namespace?: string | undefined }, ctx: ToolContext): string {
@@ -42,16 +44,24 @@ export function waitOf(args: { waitSeconds?: number | undefined }, ctx: ToolCont
 }
 
 /** The spec fields for a node selection. */
-export function selectionSpec(args: { nodeNames?: string[] | undefined; nodeSelector?: Record<string, string> | undefined }): GPUDiagnosticSpec {
+export function selectionSpec(args: {
+  nodeNames?: string[] | undefined;
+  nodeSelector?: Record<string, string> | undefined;
+}): GPUDiagnosticSpec {
   return {
     ...(args.nodeNames !== undefined ? { nodeNames: args.nodeNames } : {}),
-    ...(args.nodeSelector !== undefined && Object.keys(args.nodeSelector).length > 0 ? { nodeSelector: { matchLabels: args.nodeSelector } } : {}),
+    ...(args.nodeSelector !== undefined && Object.keys(args.nodeSelector).length > 0
+      ? { nodeSelector: { matchLabels: args.nodeSelector } }
+      : {}),
   };
 }
 
 /** GPUDiagnostics in one namespace (or all), as the caller, newest first. */
 export async function listDiagnostics(ctx: ToolContext, namespace: string | undefined, labelSelector?: string): Promise<GPUDiagnostic[]> {
-  const path = namespace === undefined ? `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}` : diagnosticsPath(namespace);
+  const path =
+    namespace === undefined
+      ? `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}`
+      : diagnosticsPath(namespace);
   let list: { items?: unknown[] };
   try {
     list = await ctx.kube.request<{ items?: unknown[] }>({ method: 'GET', path, query: { labelSelector }, signal: ctx.signal });

@@ -5,7 +5,17 @@ import { GPU_RESOURCE, getNode, gpuCapacity, listPods, nodeReady, podGpuRequest,
 import { createAndWait } from '../diagnostics.js';
 import { ToolError } from '../errors.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
-import { UNTRUSTED_NOTE, diagnosticRef, diagnosticRefSchema, nodeSchema, nodeView, unfinishedLine, untrustedSchema, xidSchema, xidView } from '../views.js';
+import {
+  UNTRUSTED_NOTE,
+  diagnosticRef,
+  diagnosticRefSchema,
+  nodeSchema,
+  nodeView,
+  unfinishedLine,
+  untrustedSchema,
+  xidSchema,
+  xidView,
+} from '../views.js';
 import { namespaceArg, namespaceOf, policyArg, waitArg, waitOf } from './common.js';
 
 const output = z.object({
@@ -29,7 +39,8 @@ const output = z.object({
   untrusted: untrustedSchema,
 });
 
-const INTERESTING_LABEL = /^(nvidia\.com\/|gpudiag\.io\/|feature\.node\.kubernetes\.io\/pci-10de|topology\.kubernetes\.io\/|node\.kubernetes\.io\/instance-type$|kubernetes\.io\/hostname$)/;
+const INTERESTING_LABEL =
+  /^(nvidia\.com\/|gpudiag\.io\/|feature\.node\.kubernetes\.io\/pci-10de|topology\.kubernetes\.io\/|node\.kubernetes\.io\/instance-type$|kubernetes\.io\/hostname$)/;
 
 /** The describe_gpu_node tool. */
 export const describeGpuNodeTool = defineTool({
@@ -37,7 +48,13 @@ export const describeGpuNodeTool = defineTool({
   title: 'Describe a GPU node',
   description:
     'Everything about one GPU node: Node facts (readiness, GPU capacity, taints, NVIDIA labels), a fresh diagnostic of its GPUs (inventory, health, XID errors; created as you), and the pods requesting nvidia.com/gpu on it. Kernel message text is returned under untrusted.',
-  inputSchema: toolArguments({ node: nodeName('node').describe('The node name (RFC 1123)'), xidSince: since.optional().describe('XID lookback (default 24h)'), policy: policyArg, namespace: namespaceArg, waitSeconds: waitArg }),
+  inputSchema: toolArguments({
+    node: nodeName('node').describe('The node name (RFC 1123)'),
+    xidSince: since.optional().describe('XID lookback (default 24h)'),
+    policy: policyArg,
+    namespace: namespaceArg,
+    waitSeconds: waitArg,
+  }),
   outputSchema: output,
   annotations: CREATES_DIAGNOSTIC,
   readOnly: false,
@@ -56,7 +73,12 @@ export const describeGpuNodeTool = defineTool({
     const { diagnostic, finished } = await createAndWait(ctx, {
       tool: 'describe_gpu_node',
       namespace: namespaceOf(args, ctx),
-      spec: { nodeNames: [args.node], checks: ['inventory', 'health', 'xid'], xidLookback: lookback, ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}) },
+      spec: {
+        nodeNames: [args.node],
+        checks: ['inventory', 'health', 'xid'],
+        xidLookback: lookback,
+        ...(args.policy !== undefined ? { policyRef: { name: args.policy } } : {}),
+      },
       waitSeconds: waitOf(args, ctx),
     });
     const pods = (await podsPromise).filter((p) => podGpuRequest(p) > 0 && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
@@ -65,7 +87,13 @@ export const describeGpuNodeTool = defineTool({
     const health = statusNode === undefined ? undefined : nodeView(statusNode);
     const { events, untrusted } = xidView(diagnostic, { nodes: [args.node] }, 20);
     const labels = Object.fromEntries(Object.entries(node.metadata?.labels ?? {}).filter(([k]) => INTERESTING_LABEL.test(k)));
-    const gpuPods = pods.map((p) => ({ namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', phase: p.status?.phase ?? 'Unknown', ready: podReady(p), gpus: podGpuRequest(p) }));
+    const gpuPods = pods.map((p) => ({
+      namespace: p.metadata?.namespace ?? '',
+      name: p.metadata?.name ?? '',
+      phase: p.status?.phase ?? 'Unknown',
+      ready: podReady(p),
+      gpus: podGpuRequest(p),
+    }));
     const facts = {
       name: args.node,
       ready: nodeReady(node),
@@ -74,22 +102,45 @@ export const describeGpuNodeTool = defineTool({
       gpuAllocatable: Number(node.status?.allocatable?.[GPU_RESOURCE] ?? '0') || 0,
       ...(node.status?.nodeInfo?.kubeletVersion !== undefined ? { kubeletVersion: node.status.nodeInfo.kubeletVersion } : {}),
       labels,
-      taints: (node.spec?.taints ?? []).map((t) => ({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect })),
-      conditions: (node.status?.conditions ?? []).map((c) => ({ type: c.type, status: c.status, ...(c.reason !== undefined ? { reason: c.reason } : {}) })),
+      taints: (node.spec?.taints ?? []).map((t) => ({
+        key: t.key,
+        ...(t.value !== undefined ? { value: t.value } : {}),
+        effect: t.effect,
+      })),
+      conditions: (node.status?.conditions ?? []).map((c) => ({
+        type: c.type,
+        status: c.status,
+        ...(c.reason !== undefined ? { reason: c.reason } : {}),
+      })),
     };
     const gpusRequested = gpuPods.reduce((s, p) => s + p.gpus, 0);
     const unhealthy = (health?.gpus ?? []).filter((g) => g.status !== 'healthy');
-    const text = [
-      `Node ${args.node}: ${facts.ready ? 'Ready' : 'NotReady'}${facts.unschedulable ? ', cordoned' : ''}; ${facts.gpuCapacity} GPU(s), ${gpusRequested} requested by ${gpuPods.length} pod(s).`,
-      health === undefined
-        ? `No result yet (GPUDiagnostic ${ref.namespace}/${ref.name} is ${ref.phase}).`
-        : `Health: ${health.status}${health.score === undefined ? '' : ` (score ${health.score})`}${health.message === undefined ? '' : ` — ${health.message}`} (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
-      ...unhealthy.map((g) => `- GPU ${g.index}${g.uuid === undefined ? '' : ` ${g.uuid}`}: ${g.status} — ${g.findings.map((f) => f.code).join(', ')}`),
-      ...(events.length > 0 ? [`XID errors: ${events.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}`).join('; ')}`] : []),
-      ...gpuPods.slice(0, 10).map((p) => `- pod ${p.namespace}/${p.name}: ${p.gpus} GPU(s), ${p.phase}`),
-      ...notes.map((n) => `Note: ${n}`),
-      ...(untrusted.kernelMessages.length > 0 ? [UNTRUSTED_NOTE] : []),
-    ].join('\n') + unfinishedLine(ref);
-    return { structured: { node: facts, diagnostic: ref, ...(health !== undefined ? { health } : {}), xidEvents: events, gpuPods, gpusRequested, notes, untrusted }, text };
+    const text =
+      [
+        `Node ${args.node}: ${facts.ready ? 'Ready' : 'NotReady'}${facts.unschedulable ? ', cordoned' : ''}; ${facts.gpuCapacity} GPU(s), ${gpusRequested} requested by ${gpuPods.length} pod(s).`,
+        health === undefined
+          ? `No result yet (GPUDiagnostic ${ref.namespace}/${ref.name} is ${ref.phase}).`
+          : `Health: ${health.status}${health.score === undefined ? '' : ` (score ${health.score})`}${health.message === undefined ? '' : ` — ${health.message}`} (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
+        ...unhealthy.map(
+          (g) => `- GPU ${g.index}${g.uuid === undefined ? '' : ` ${g.uuid}`}: ${g.status} — ${g.findings.map((f) => f.code).join(', ')}`,
+        ),
+        ...(events.length > 0 ? [`XID errors: ${events.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}`).join('; ')}`] : []),
+        ...gpuPods.slice(0, 10).map((p) => `- pod ${p.namespace}/${p.name}: ${p.gpus} GPU(s), ${p.phase}`),
+        ...notes.map((n) => `Note: ${n}`),
+        ...(untrusted.kernelMessages.length > 0 ? [UNTRUSTED_NOTE] : []),
+      ].join('\n') + unfinishedLine(ref);
+    return {
+      structured: {
+        node: facts,
+        diagnostic: ref,
+        ...(health !== undefined ? { health } : {}),
+        xidEvents: events,
+        gpuPods,
+        gpusRequested,
+        notes,
+        untrusted,
+      },
+      text,
+    };
   },
 });

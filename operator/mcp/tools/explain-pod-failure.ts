@@ -16,14 +16,24 @@ const containerSchema = z.object({
   state: z.enum(['running', 'waiting', 'terminated', 'unknown']),
   waitingReason: z.string().optional(),
   lastTerminated: z
-    .object({ exitCode: z.number(), signal: z.number().optional(), reason: z.string().optional().describe('e.g. OOMKilled, Error, Completed'), finishedAt: z.string().optional() })
+    .object({
+      exitCode: z.number(),
+      signal: z.number().optional(),
+      reason: z.string().optional().describe('e.g. OOMKilled, Error, Completed'),
+      finishedAt: z.string().optional(),
+    })
     .optional()
     .describe('the current state if terminated, else the last termination (the container may have restarted since)'),
 });
 
 const output = z.object({
   ...podGpusShape,
-  failure: z.object({ phase: z.string(), reason: z.string().optional(), message: z.string().optional(), containers: z.array(containerSchema) }),
+  failure: z.object({
+    phase: z.string(),
+    reason: z.string().optional(),
+    message: z.string().optional(),
+    containers: z.array(containerSchema),
+  }),
   gpuHardware: z.enum(GPU_HARDWARE_VERDICTS).describe('how likely GPU hardware caused the failure'),
   evidence: z.array(z.string()).describe('what the verdict rests on'),
 });
@@ -33,7 +43,14 @@ export function containerFacts(pod: V1Pod): ContainerFacts[] {
   return containerStatuses(pod).map(({ status, init }) => {
     const t = status.state?.terminated ?? status.lastState?.terminated;
     const finishedAt = timeOf(t?.finishedAt);
-    const state = status.state?.running !== undefined ? 'running' : status.state?.waiting !== undefined ? 'waiting' : status.state?.terminated !== undefined ? 'terminated' : 'unknown';
+    const state =
+      status.state?.running !== undefined
+        ? 'running'
+        : status.state?.waiting !== undefined
+          ? 'waiting'
+          : status.state?.terminated !== undefined
+            ? 'terminated'
+            : 'unknown';
     return {
       name: status.name,
       init,
@@ -41,7 +58,14 @@ export function containerFacts(pod: V1Pod): ContainerFacts[] {
       state,
       ...(status.state?.waiting?.reason !== undefined ? { waitingReason: status.state.waiting.reason } : {}),
       ...(t !== undefined
-        ? { lastTerminated: { exitCode: t.exitCode, ...(t.signal !== undefined ? { signal: t.signal } : {}), ...(t.reason !== undefined ? { reason: t.reason } : {}), ...(finishedAt !== undefined ? { finishedAt: finishedAt.toISOString() } : {}) } }
+        ? {
+            lastTerminated: {
+              exitCode: t.exitCode,
+              ...(t.signal !== undefined ? { signal: t.signal } : {}),
+              ...(t.reason !== undefined ? { reason: t.reason } : {}),
+              ...(finishedAt !== undefined ? { finishedAt: finishedAt.toISOString() } : {}),
+            },
+          }
         : {}),
     };
   });
@@ -68,8 +92,20 @@ export const explainPodFailureTool = defineTool({
     const r = await podGpuReport(ctx, args, 'explain_pod_failure');
     const status = r.podObject.status;
     const containers = containerFacts(r.podObject);
-    const nodeProblem = r.node === undefined ? `no result yet (GPUDiagnostic ${r.diagnostic.namespace}/${r.diagnostic.name} is ${r.diagnostic.phase})` : r.node.message === undefined ? r.node.result : `${r.node.result} — ${r.node.message}`;
-    const verdict = gpuHardwareVerdict({ node: r.pod.node, nodeDiagnosed: r.nodeDiagnosed, nodeProblem, gpus: r.gpus, xidEvents: r.xidEvents, containers });
+    const nodeProblem =
+      r.node === undefined
+        ? `no result yet (GPUDiagnostic ${r.diagnostic.namespace}/${r.diagnostic.name} is ${r.diagnostic.phase})`
+        : r.node.message === undefined
+          ? r.node.result
+          : `${r.node.result} — ${r.node.message}`;
+    const verdict = gpuHardwareVerdict({
+      node: r.pod.node,
+      nodeDiagnosed: r.nodeDiagnosed,
+      nodeProblem,
+      gpus: r.gpus,
+      xidEvents: r.xidEvents,
+      containers,
+    });
     const failure = {
       phase: r.pod.phase,
       ...(status?.reason !== undefined ? { reason: status.reason } : {}),

@@ -23,11 +23,21 @@ import { limitArg, namespaceArg, namespaceOf } from './common.js';
 export const getDiagnosticTool = defineTool({
   name: 'get_diagnostic',
   title: 'Get a GPU diagnostic',
-  description: 'Read one GPUDiagnostic: its phase and conditions, totals, the worst nodes and XID events. Reads only. The full object is the resource gpudiag://diagnostics/{namespace}/{name}.',
-  inputSchema: toolArguments({ name: objectName('name').describe('The GPUDiagnostic name'), namespace: namespaceArg, limit: limitArg(20, 200) }),
+  description:
+    'Read one GPUDiagnostic: its phase and conditions, totals, the worst nodes and XID events. Reads only. The full object is the resource gpudiag://diagnostics/{namespace}/{name}.',
+  inputSchema: toolArguments({
+    name: objectName('name').describe('The GPUDiagnostic name'),
+    namespace: namespaceArg,
+    limit: limitArg(20, 200),
+  }),
   outputSchema: z.object({
     diagnostic: diagnosticRefSchema,
-    spec: z.object({ checks: z.array(z.string()), nodeNames: z.array(z.string()).optional(), nodeSelector: z.record(z.string(), z.string()).optional(), policy: z.string().optional() }),
+    spec: z.object({
+      checks: z.array(z.string()),
+      nodeNames: z.array(z.string()).optional(),
+      nodeSelector: z.record(z.string(), z.string()).optional(),
+      policy: z.string().optional(),
+    }),
     createdByMcp: z.boolean(),
     requestedBy: z.string().optional(),
     conditions: z.array(z.object({ type: z.string(), status: z.string(), reason: z.string(), message: z.string() })),
@@ -63,7 +73,18 @@ export const getDiagnosticTool = defineTool({
       ...(untrusted.kernelMessages.length > 0 ? [UNTRUSTED_NOTE] : []),
     ].join('\n');
     return {
-      structured: { diagnostic: ref, spec, createdByMcp: d.metadata.labels?.[CREATED_BY_LABEL] === 'mcp', ...(requestedBy !== undefined ? { requestedBy } : {}), conditions, summary, nodes, nodesOmitted, xidEvents: events, untrusted },
+      structured: {
+        diagnostic: ref,
+        spec,
+        createdByMcp: d.metadata.labels?.[CREATED_BY_LABEL] === 'mcp',
+        ...(requestedBy !== undefined ? { requestedBy } : {}),
+        conditions,
+        summary,
+        nodes,
+        nodesOmitted,
+        xidEvents: events,
+        untrusted,
+      },
       text,
     };
   },

@@ -8,7 +8,8 @@ import { READ_ONLY, defineTool } from '../tool.js';
 export const getHealthPolicyTool = defineTool({
   name: 'get_health_policy',
   title: 'Get a GPU health policy',
-  description: 'Read one GPUHealthPolicy: its spec (thresholds, XID overrides, actions) and what its last periodic check found (worst nodes, recent XIDs, actions taken). Reads only.',
+  description:
+    'Read one GPUHealthPolicy: its spec (thresholds, XID overrides, actions) and what its last periodic check found (worst nodes, recent XIDs, actions taken). Reads only.',
   inputSchema: toolArguments({ name: objectName('name').describe('The GPUHealthPolicy name') }),
   outputSchema: z.object({
     name: z.string(),
@@ -17,7 +18,16 @@ export const getHealthPolicyTool = defineTool({
     lastCheckTime: z.string().optional(),
     nodes: z.record(z.string(), z.number()),
     worstNodes: z.array(z.object({ name: z.string(), status: z.string(), score: z.number().optional(), message: z.string().optional() })),
-    recentXids: z.array(z.object({ node: z.string(), xid: z.number(), name: z.string().optional(), count: z.number(), severity: z.string().optional(), action: z.string().optional() })),
+    recentXids: z.array(
+      z.object({
+        node: z.string(),
+        xid: z.number(),
+        name: z.string().optional(),
+        count: z.number(),
+        severity: z.string().optional(),
+        action: z.string().optional(),
+      }),
+    ),
     actions: z.record(z.string(), z.unknown()).optional(),
     resource: z.string(),
   }),
@@ -28,7 +38,12 @@ export const getHealthPolicyTool = defineTool({
     const status = p.status ?? {};
     const conditions = (status.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message }));
     const nodes = Object.fromEntries(Object.entries(status.nodes ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number'));
-    const worstNodes = (status.worstNodes ?? []).map((n) => ({ name: n.name, status: n.status, ...(n.score !== undefined ? { score: n.score } : {}), ...(n.message !== undefined ? { message: n.message } : {}) }));
+    const worstNodes = (status.worstNodes ?? []).map((n) => ({
+      name: n.name,
+      status: n.status,
+      ...(n.score !== undefined ? { score: n.score } : {}),
+      ...(n.message !== undefined ? { message: n.message } : {}),
+    }));
     const recentXids = (status.recentXids ?? []).map((x) => ({
       node: x.node,
       xid: x.xid,
@@ -40,7 +55,9 @@ export const getHealthPolicyTool = defineTool({
     const spec: Record<string, unknown> = { ...p.spec };
     const text = [
       `GPUHealthPolicy ${args.name}: checks ${(p.spec.checks ?? ['health', 'xid']).join(', ')} every ${p.spec.interval ?? 'default interval'}${p.spec.suspend === true ? ' (suspended)' : ''}.`,
-      status.lastCheckTime === undefined ? 'Not checked yet.' : `Last check ${status.lastCheckTime}: ${nodes['governed'] ?? 0} node(s) governed, ${nodes['critical'] ?? 0} critical, ${nodes['degraded'] ?? 0} degraded.`,
+      status.lastCheckTime === undefined
+        ? 'Not checked yet.'
+        : `Last check ${status.lastCheckTime}: ${nodes['governed'] ?? 0} node(s) governed, ${nodes['critical'] ?? 0} critical, ${nodes['degraded'] ?? 0} degraded.`,
       ...conditions.map((c) => `${c.type}=${c.status} (${c.reason}): ${c.message}`),
       ...worstNodes.slice(0, 10).map((n) => `- ${n.name}: ${n.status}${n.score === undefined ? '' : ` (score ${n.score})`}`),
     ].join('\n');

@@ -22,11 +22,22 @@ export const gpuInventoryTool = defineTool({
   description:
     'List the GPUs (index, model, UUID, PCI bus id) of the selected nodes, or every node with an agent. Creates a GPUDiagnostic with the inventory check as you and waits for it. Large fleets list per-GPU detail only for the first nodes; the diagnostic holds the rest.',
   inputSchema: toolArguments({ ...selectionShape, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(50, 200) }),
-  outputSchema: z.object({ diagnostic: diagnosticRefSchema, summary: summarySchema, models: z.record(z.string(), z.number()), nodes: z.array(inventoryNode), nodesOmitted: z.number() }),
+  outputSchema: z.object({
+    diagnostic: diagnosticRefSchema,
+    summary: summarySchema,
+    models: z.record(z.string(), z.number()),
+    nodes: z.array(inventoryNode),
+    nodesOmitted: z.number(),
+  }),
   annotations: CREATES_DIAGNOSTIC,
   readOnly: false,
   async handler(args, ctx) {
-    const { diagnostic, finished } = await createAndWait(ctx, { tool: 'gpu_inventory', namespace: namespaceOf(args, ctx), spec: { ...selectionSpec(args), checks: ['inventory'] }, waitSeconds: waitOf(args, ctx) });
+    const { diagnostic, finished } = await createAndWait(ctx, {
+      tool: 'gpu_inventory',
+      namespace: namespaceOf(args, ctx),
+      spec: { ...selectionSpec(args), checks: ['inventory'] },
+      waitSeconds: waitOf(args, ctx),
+    });
     const ref = diagnosticRef(diagnostic, finished);
     const summary = summaryView(diagnostic);
     const { nodes, nodesOmitted } = nodesView(diagnostic, args.limit ?? 50);
@@ -37,13 +48,30 @@ export const gpuInventoryTool = defineTool({
         name: n.name,
         result: n.result,
         ...(n.gpuCount !== undefined ? { gpuCount: n.gpuCount } : {}),
-        gpus: n.gpus.map((g) => ({ index: g.index, ...(g.uuid !== undefined ? { uuid: g.uuid } : {}), ...(g.name !== undefined ? { name: g.name } : {}), ...(g.pciBusId !== undefined ? { pciBusId: g.pciBusId } : {}) })),
+        gpus: n.gpus.map((g) => ({
+          index: g.index,
+          ...(g.uuid !== undefined ? { uuid: g.uuid } : {}),
+          ...(g.name !== undefined ? { name: g.name } : {}),
+          ...(g.pciBusId !== undefined ? { pciBusId: g.pciBusId } : {}),
+        })),
         gpusOmitted: n.gpusOmitted,
         ...(n.result !== 'Succeeded' && n.message !== undefined ? { message: n.message } : {}),
       };
     });
-    const lines = listed.slice(0, 20).map((n) => `- ${n.name}: ${n.result === 'Succeeded' ? `${n.gpuCount ?? n.gpus.length} GPU(s) ${[...new Set(n.gpus.map((g) => g.name ?? '?'))].join(', ')}` : `${n.result}${n.message === undefined ? '' : ` — ${n.message}`}`}`);
-    const text = [`GPU inventory (GPUDiagnostic ${ref.namespace}/${ref.name}): ${summaryLine(summary)}.`, ...lines, ...(listed.length > lines.length || nodesOmitted > 0 ? [`(${listed.length - lines.length + nodesOmitted} more node(s) in structured output or the diagnostic)`] : [])].join('\n') + unfinishedLine(ref);
+    const lines = listed
+      .slice(0, 20)
+      .map(
+        (n) =>
+          `- ${n.name}: ${n.result === 'Succeeded' ? `${n.gpuCount ?? n.gpus.length} GPU(s) ${[...new Set(n.gpus.map((g) => g.name ?? '?'))].join(', ')}` : `${n.result}${n.message === undefined ? '' : ` — ${n.message}`}`}`,
+      );
+    const text =
+      [
+        `GPU inventory (GPUDiagnostic ${ref.namespace}/${ref.name}): ${summaryLine(summary)}.`,
+        ...lines,
+        ...(listed.length > lines.length || nodesOmitted > 0
+          ? [`(${listed.length - lines.length + nodesOmitted} more node(s) in structured output or the diagnostic)`]
+          : []),
+      ].join('\n') + unfinishedLine(ref);
     return { structured: { diagnostic: ref, summary, models, nodes: listed, nodesOmitted }, text };
   },
 });

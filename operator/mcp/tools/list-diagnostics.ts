@@ -13,7 +13,10 @@ export const listDiagnosticsTool = defineTool({
   description: 'List GPUDiagnostics, newest first, with phase, requester and totals. Reads only.',
   inputSchema: toolArguments({
     namespace: namespaceArg,
-    allNamespaces: z.boolean({ error: 'allNamespaces must be true or false' }).optional().describe('List every namespace (needs cluster-wide list rights)'),
+    allNamespaces: z
+      .boolean({ error: 'allNamespaces must be true or false' })
+      .optional()
+      .describe('List every namespace (needs cluster-wide list rights)'),
     createdByMcp: z.boolean({ error: 'createdByMcp must be true or false' }).optional().describe('Only diagnostics created through MCP'),
     limit: limitArg(50, 500),
   }),
@@ -67,7 +70,12 @@ export const listDiagnosticsTool = defineTool({
     });
     const text = [
       `${all.length} GPUDiagnostic(s) in ${namespace === undefined ? 'all namespaces' : `namespace ${namespace}`}${diagnostics.length < all.length ? ` (newest ${diagnostics.length} listed)` : ''}.`,
-      ...diagnostics.slice(0, 20).map((d) => `- ${d.namespace}/${d.name}: ${d.phase}, ${d.nodesTargeted} node(s), ${d.critical} critical, ${d.degraded} degraded${d.requestedBy === undefined ? '' : `, by ${d.requestedBy}`}`),
+      ...diagnostics
+        .slice(0, 20)
+        .map(
+          (d) =>
+            `- ${d.namespace}/${d.name}: ${d.phase}, ${d.nodesTargeted} node(s), ${d.critical} critical, ${d.degraded} degraded${d.requestedBy === undefined ? '' : `, by ${d.requestedBy}`}`,
+        ),
     ].join('\n');
     return { structured: { diagnostics, omitted: all.length - diagnostics.length }, text };
   },

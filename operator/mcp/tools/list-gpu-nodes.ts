@@ -12,9 +12,11 @@ const output = z.object({
   nodes: z.array(
     z.object({
       name: z.string(),
-      ready: z.boolean().describe('the Node\'s Ready condition'),
+      ready: z.boolean().describe("the Node's Ready condition"),
       gpus: z.number().describe('nvidia.com/gpu capacity'),
-      agent: z.enum(['ready', 'not-ready', 'none', 'unknown']).describe('the gpudiag agent pod on the node (unknown: the caller cannot list agent pods)'),
+      agent: z
+        .enum(['ready', 'not-ready', 'none', 'unknown'])
+        .describe('the gpudiag agent pod on the node (unknown: the caller cannot list agent pods)'),
       lastHealth: z
         .object({ status: z.enum(HEALTH_STATUSES), score: z.number().optional(), diagnostic: z.string(), checkedAt: z.string().optional() })
         .optional()
@@ -73,18 +75,37 @@ export const listGpuNodesTool = defineTool({
       .map((node) => {
         const name = node.metadata?.name ?? '';
         const health = lastHealth.get(name);
-        const agent: 'ready' | 'not-ready' | 'none' | 'unknown' = !agentsKnown ? 'unknown' : agents.has(name) ? (agents.get(name) === true ? 'ready' : 'not-ready') : 'none';
+        const agent: 'ready' | 'not-ready' | 'none' | 'unknown' = !agentsKnown
+          ? 'unknown'
+          : agents.has(name)
+            ? agents.get(name) === true
+              ? 'ready'
+              : 'not-ready'
+            : 'none';
         return { name, ready: nodeReady(node), gpus: gpuCapacity(node), agent, ...(health !== undefined ? { lastHealth: health } : {}) };
       })
       .filter((n) => n.gpus > 0 || n.agent === 'ready' || n.agent === 'not-ready')
-      .sort((a, b) => (STATUS_RANK[a.lastHealth?.status ?? 'unknown'] ?? 2) - (STATUS_RANK[b.lastHealth?.status ?? 'unknown'] ?? 2) || a.name.localeCompare(b.name));
+      .sort(
+        (a, b) =>
+          (STATUS_RANK[a.lastHealth?.status ?? 'unknown'] ?? 2) - (STATUS_RANK[b.lastHealth?.status ?? 'unknown'] ?? 2) ||
+          a.name.localeCompare(b.name),
+      );
     const limit = args.limit ?? 200;
     const listed = gpuNodes.slice(0, limit);
-    const lines = listed.slice(0, 20).map((n) => `- ${n.name}: ${n.gpus} GPU(s), agent ${n.agent}, ${n.lastHealth === undefined ? 'no health record' : `${n.lastHealth.status}${n.lastHealth.score === undefined ? '' : ` (score ${n.lastHealth.score})`}`}`);
+    const lines = listed
+      .slice(0, 20)
+      .map(
+        (n) =>
+          `- ${n.name}: ${n.gpus} GPU(s), agent ${n.agent}, ${n.lastHealth === undefined ? 'no health record' : `${n.lastHealth.status}${n.lastHealth.score === undefined ? '' : ` (score ${n.lastHealth.score})`}`}`,
+      );
     const text = [
       `${gpuNodes.length} GPU node(s); ${gpuNodes.reduce((s, n) => s + n.gpus, 0)} GPU(s); ${gpuNodes.filter((n) => n.agent === 'ready').length} with a ready agent.`,
       ...lines,
-      ...(gpuNodes.length > lines.length ? [`(${gpuNodes.length - lines.length} more in structured output${gpuNodes.length > listed.length ? ', some omitted by limit' : ''})`] : []),
+      ...(gpuNodes.length > lines.length
+        ? [
+            `(${gpuNodes.length - lines.length} more in structured output${gpuNodes.length > listed.length ? ', some omitted by limit' : ''})`,
+          ]
+        : []),
       ...notes.map((n) => `Note: ${n}`),
     ].join('\n');
     return { structured: { nodes: listed, nodesOmitted: gpuNodes.length - listed.length, notes }, text };

@@ -8,7 +8,8 @@ import { READ_ONLY, defineTool } from '../tool.js';
 export const listHealthPoliciesTool = defineTool({
   name: 'list_health_policies',
   title: 'List GPU health policies',
-  description: 'List the GPUHealthPolicies (cluster-scoped): interval, checks, suspended or not, and the governed node counts at their last check. Reads only.',
+  description:
+    'List the GPUHealthPolicies (cluster-scoped): interval, checks, suspended or not, and the governed node counts at their last check. Reads only.',
   inputSchema: toolArguments({}),
   outputSchema: z.object({
     policies: z.array(
@@ -40,13 +41,22 @@ export const listHealthPoliciesTool = defineTool({
         ready: cond('Ready'),
         healthy: cond('Healthy'),
         ...(p.status?.lastCheckTime !== undefined ? { lastCheckTime: p.status.lastCheckTime } : {}),
-        nodes: { governed: n.governed ?? 0, healthy: n.healthy ?? 0, degraded: n.degraded ?? 0, critical: n.critical ?? 0, unknown: n.unknown ?? 0 },
+        nodes: {
+          governed: n.governed ?? 0,
+          healthy: n.healthy ?? 0,
+          degraded: n.degraded ?? 0,
+          critical: n.critical ?? 0,
+          unknown: n.unknown ?? 0,
+        },
         resource: `gpudiag://policies/${name}`,
       };
     });
     const text = [
       `${policies.length} GPUHealthPolicy object(s).`,
-      ...policies.map((p) => `- ${p.name}: every ${p.interval ?? 'default interval'}${p.suspend ? ' (suspended)' : ''}; ${p.nodes.governed} node(s) governed, ${p.nodes.critical} critical, ${p.nodes.degraded} degraded; Healthy=${p.healthy}`),
+      ...policies.map(
+        (p) =>
+          `- ${p.name}: every ${p.interval ?? 'default interval'}${p.suspend ? ' (suspended)' : ''}; ${p.nodes.governed} node(s) governed, ${p.nodes.critical} critical, ${p.nodes.degraded} degraded; Healthy=${p.healthy}`,
+      ),
     ].join('\n');
     return { structured: { policies }, text };
   },

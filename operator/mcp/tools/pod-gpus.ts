@@ -7,8 +7,15 @@ import { UNTRUSTED_NOTE, unfinishedLine } from '../views.js';
 /** The lines every pod tool shares: its GPUs, the XIDs, the notes. */
 export function podGpuLines(r: PodGpuReport): string[] {
   return [
-    ...r.gpus.map((g) => `- ${gpuLabel(g)}: ${g.status}${g.score === undefined ? '' : ` (score ${g.score})`}${g.findings.length === 0 ? '' : ` — ${g.findings.map((f) => f.code).join(', ')}`}`),
-    ...(r.xidEvents.length > 0 ? [`XID errors in the pod's lifetime: ${r.xidEvents.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}${e.attribution === 'node' ? ' (no GPU named)' : ''}`).join('; ')}`] : []),
+    ...r.gpus.map(
+      (g) =>
+        `- ${gpuLabel(g)}: ${g.status}${g.score === undefined ? '' : ` (score ${g.score})`}${g.findings.length === 0 ? '' : ` — ${g.findings.map((f) => f.code).join(', ')}`}`,
+    ),
+    ...(r.xidEvents.length > 0
+      ? [
+          `XID errors in the pod's lifetime: ${r.xidEvents.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}${e.attribution === 'node' ? ' (no GPU named)' : ''}`).join('; ')}`,
+        ]
+      : []),
     ...r.notes.map((n) => `Note: ${n}`),
     ...(r.untrusted.kernelMessages.length > 0 ? [UNTRUSTED_NOTE] : []),
   ];
@@ -27,10 +34,11 @@ export const podGpusTool = defineTool({
   async handler(args, ctx) {
     const r = await podGpuReport(ctx, args, 'pod_gpus');
     const { pod, diagnostic: ref } = r;
-    const text = [
-      `Pod ${pod.namespace}/${pod.name} (${pod.phase}) on node ${pod.node}: requests ${pod.gpusRequested} GPU(s); ${r.gpus.length} GPU(s) list it (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
-      ...podGpuLines(r),
-    ].join('\n') + unfinishedLine(ref);
+    const text =
+      [
+        `Pod ${pod.namespace}/${pod.name} (${pod.phase}) on node ${pod.node}: requests ${pod.gpusRequested} GPU(s); ${r.gpus.length} GPU(s) list it (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
+        ...podGpuLines(r),
+      ].join('\n') + unfinishedLine(ref);
     return { structured: podGpusOutput(r), text };
   },
 });

@@ -37,7 +37,13 @@ export const runDiagnosticTool = defineTool({
     ...selectionShape,
     policy: policyArg,
     xidSince: since.optional().describe('XID lookback: RFC 3339 time or Go duration (default 1h; at most 720h)'),
-    timeoutSeconds: z.number({ error: 'timeoutSeconds must be a number' }).int({ error: 'timeoutSeconds must be an integer' }).min(1, { error: 'timeoutSeconds must be at least 1' }).max(3600, { error: 'timeoutSeconds must be at most 3600' }).optional().describe('Deadline of the whole diagnostic (default 60)'),
+    timeoutSeconds: z
+      .number({ error: 'timeoutSeconds must be a number' })
+      .int({ error: 'timeoutSeconds must be an integer' })
+      .min(1, { error: 'timeoutSeconds must be at least 1' })
+      .max(3600, { error: 'timeoutSeconds must be at most 3600' })
+      .optional()
+      .describe('Deadline of the whole diagnostic (default 60)'),
     namespace: namespaceArg,
     waitSeconds: waitArg,
     limit: limitArg(20, 200),
@@ -72,7 +78,10 @@ export const runDiagnosticTool = defineTool({
     const { nodes, nodesOmitted } = nodesView(diagnostic, limit);
     const { events, untrusted } = xidView(diagnostic, {}, limit * 5);
     const worst = worstNodeLines(nodes);
-    const failed = diagnostic.status?.phase === 'Failed' ? [`Failed: ${diagnostic.status.conditions?.find((c) => c.type === 'Stalled')?.message ?? 'see the diagnostic'}`] : [];
+    const failed =
+      diagnostic.status?.phase === 'Failed'
+        ? [`Failed: ${diagnostic.status.conditions?.find((c) => c.type === 'Stalled')?.message ?? 'see the diagnostic'}`]
+        : [];
     const text =
       [
         `GPUDiagnostic ${ref.namespace}/${ref.name} ${ref.phase}: ${summaryLine(summary)}; ${summary.xidEvents} XID event(s).`,

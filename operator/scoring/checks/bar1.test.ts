@@ -15,6 +15,8 @@ describe('checkBar1', () => {
     ['at the threshold', (total * t.memory.bar1UsedPercentWarning) / 100, ['warning:Bar1NearlyFull']],
     ['full', total, ['warning:Bar1NearlyFull']],
   ])('%s', (_, used, expected) => {
-    expect(summary(checkBar1(h100(0, { bar1: { totalBytes: total, usedBytes: used, freeBytes: total - used } }), BUILT_IN_POLICY))).toEqual(expected);
+    expect(summary(checkBar1(h100(0, { bar1: { totalBytes: total, usedBytes: used, freeBytes: total - used } }), BUILT_IN_POLICY))).toEqual(
+      expected,
+    );
   });
 });

@@ -14,5 +14,12 @@ export function checkBar1(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fi
   const percent = (bar1.usedBytes / bar1.totalBytes) * PERCENT;
   const limit = policy.thresholds.memory.bar1UsedPercentWarning;
   if (percent < limit) return NONE;
-  return [finding('health', FIXED_SEVERITIES.bar1Usage, 'Bar1NearlyFull', `BAR1 is ${percent.toFixed(1)}% used (${Math.round(bar1.usedBytes / MIB)} of ${Math.round(bar1.totalBytes / MIB)} MiB; warning at ${limit}%): new GPU memory mappings (GPUDirect RDMA) will fail`)];
+  return [
+    finding(
+      'health',
+      FIXED_SEVERITIES.bar1Usage,
+      'Bar1NearlyFull',
+      `BAR1 is ${percent.toFixed(1)}% used (${Math.round(bar1.usedBytes / MIB)} of ${Math.round(bar1.totalBytes / MIB)} MiB; warning at ${limit}%): new GPU memory mappings (GPUDirect RDMA) will fail`,
+    ),
+  ];
 }

@@ -16,7 +16,10 @@ const names: Readonly<Record<number, string>> = {
   0x80: 'HwPowerBrakeSlowdown',
   0x100: 'DisplayClockSetting',
 };
-const decode = (mask: number): string[] => Object.entries(names).filter(([bit]) => (mask & Number(bit)) !== 0).map(([, n]) => n);
+const decode = (mask: number): string[] =>
+  Object.entries(names)
+    .filter(([bit]) => (mask & Number(bit)) !== 0)
+    .map(([, n]) => n);
 
 describe('checkClockEvents', () => {
   it.each<[string, number, string[]]>([
@@ -28,7 +31,11 @@ describe('checkClockEvents', () => {
     ['HW slowdown', 0x8, [`${t.hwSlowdownSeverity}:HwSlowdown`]],
     ['HW power brake', 0x80, [`${t.hwPowerBrakeSeverity}:HwPowerBrakeSlowdown`]],
     ['SW thermal slowdown', 0x20, [`${t.swThermalSlowdownSeverity}:SwThermalSlowdown`]],
-    ['SW + HW thermal with power cap', 0x4 | 0x20 | 0x40, [`${t.hwThermalSlowdownSeverity}:HwThermalSlowdown`, `${t.swThermalSlowdownSeverity}:SwThermalSlowdown`]],
+    [
+      'SW + HW thermal with power cap',
+      0x4 | 0x20 | 0x40,
+      [`${t.hwThermalSlowdownSeverity}:HwThermalSlowdown`, `${t.swThermalSlowdownSeverity}:SwThermalSlowdown`],
+    ],
   ])('%s', (_, mask, expected) => {
     const gpu = h100(0, { clockEventReasons: { mask, names: decode(mask) } });
     expect(summary(checkClockEvents(gpu, BUILT_IN_POLICY))).toEqual(expected);
@@ -41,11 +48,15 @@ describe('checkClockEvents', () => {
   });
 
   it('reads the decoded names as well as the mask', () => {
-    expect(summary(checkClockEvents(h100(0, { clockEventReasons: { mask: 0, names: ['HwSlowdown'] } }), BUILT_IN_POLICY))).toEqual([`${t.hwSlowdownSeverity}:HwSlowdown`]);
+    expect(summary(checkClockEvents(h100(0, { clockEventReasons: { mask: 0, names: ['HwSlowdown'] } }), BUILT_IN_POLICY))).toEqual([
+      `${t.hwSlowdownSeverity}:HwSlowdown`,
+    ]);
   });
 
   it('uses the policy severity', () => {
-    const policy = resolvePolicy({ thresholds: { clockEvents: { hwThermalSlowdownSeverity: 'warning', swThermalSlowdownSeverity: 'info' } } });
+    const policy = resolvePolicy({
+      thresholds: { clockEvents: { hwThermalSlowdownSeverity: 'warning', swThermalSlowdownSeverity: 'info' } },
+    });
     const gpu = h100(0, { clockEventReasons: { mask: 0x60, names: ['SwThermalSlowdown', 'HwThermalSlowdown'] } });
     expect(summary(checkClockEvents(gpu, policy))).toEqual(['warning:HwThermalSlowdown', 'info:SwThermalSlowdown']);
   });

@@ -18,10 +18,34 @@ interface SlowdownReason {
 
 /** The reasons that are findings (NVML nvmlClocksEventReason* bits); every other bit is normal. */
 const SLOWDOWN_REASONS: readonly SlowdownReason[] = [
-  { name: 'HwThermalSlowdown', bit: 0x40, check: 'thermal', severity: (t) => t.hwThermalSlowdownSeverity, explanation: 'the hardware cut clocks because the GPU is too hot' },
-  { name: 'HwSlowdown', bit: 0x8, check: 'health', severity: (t) => t.hwSlowdownSeverity, explanation: 'the hardware cut clocks (thermal or power brake)' },
-  { name: 'HwPowerBrakeSlowdown', bit: 0x80, check: 'power', severity: (t) => t.hwPowerBrakeSeverity, explanation: 'an external power brake (e.g. the PSU) asserted a slowdown' },
-  { name: 'SwThermalSlowdown', bit: 0x20, check: 'thermal', severity: (t) => t.swThermalSlowdownSeverity, explanation: 'the driver cut clocks to keep the GPU under its thermal limit' },
+  {
+    name: 'HwThermalSlowdown',
+    bit: 0x40,
+    check: 'thermal',
+    severity: (t) => t.hwThermalSlowdownSeverity,
+    explanation: 'the hardware cut clocks because the GPU is too hot',
+  },
+  {
+    name: 'HwSlowdown',
+    bit: 0x8,
+    check: 'health',
+    severity: (t) => t.hwSlowdownSeverity,
+    explanation: 'the hardware cut clocks (thermal or power brake)',
+  },
+  {
+    name: 'HwPowerBrakeSlowdown',
+    bit: 0x80,
+    check: 'power',
+    severity: (t) => t.hwPowerBrakeSeverity,
+    explanation: 'an external power brake (e.g. the PSU) asserted a slowdown',
+  },
+  {
+    name: 'SwThermalSlowdown',
+    bit: 0x20,
+    check: 'thermal',
+    severity: (t) => t.swThermalSlowdownSeverity,
+    explanation: 'the driver cut clocks to keep the GPU under its thermal limit',
+  },
 ];
 
 /** One finding per active slowdown reason, at the policy's severity for it. */

@@ -22,5 +22,12 @@ export function checkCollectionErrors(gpu: GpuSnapshot): readonly Finding[] {
   const named = fields.slice(0, MAX_FIELDS_NAMED).join(', ');
   const more = fields.length > MAX_FIELDS_NAMED ? ` and ${fields.length - MAX_FIELDS_NAMED} more` : '';
   const codes = [...new Set(gpu.errors.map((e) => e.code))].join(', ');
-  return [finding('health', FIXED_SEVERITIES.collectionError, 'CollectionError', `NVML could not read ${fields.length} field(s): ${named}${more} (NVML return codes ${codes}); their health is unknown`)];
+  return [
+    finding(
+      'health',
+      FIXED_SEVERITIES.collectionError,
+      'CollectionError',
+      `NVML could not read ${fields.length} field(s): ${named}${more} (NVML return codes ${codes}); their health is unknown`,
+    ),
+  ];
 }

@@ -6,14 +6,29 @@ import { summary } from './check-test-helpers.js';
 import { checkEcc } from './ecc.js';
 
 const t = BUILT_IN_POLICY_SPEC.thresholds.ecc;
-const clean: GpuEcc = { enabled: true, pendingEnabled: true, volatileCorrected: 0, volatileUncorrected: 0, aggregateCorrected: 0, aggregateUncorrected: 0 };
+const clean: GpuEcc = {
+  enabled: true,
+  pendingEnabled: true,
+  volatileCorrected: 0,
+  volatileUncorrected: 0,
+  aggregateCorrected: 0,
+  aggregateUncorrected: 0,
+};
 
 describe('checkEcc', () => {
   it.each<[string, GpuEcc | undefined, string[]]>([
     ['no errors', clean, []],
-    ['volatile double-bit errors at the threshold', { ...clean, volatileUncorrected: t.volatileUncorrectedCritical }, ['critical:VolatileDoubleBitEcc']],
+    [
+      'volatile double-bit errors at the threshold',
+      { ...clean, volatileUncorrected: t.volatileUncorrectedCritical },
+      ['critical:VolatileDoubleBitEcc'],
+    ],
     ['volatile corrected below the threshold', { ...clean, volatileCorrected: t.volatileCorrectedWarning - 1 }, []],
-    ['volatile corrected at the threshold', { ...clean, volatileCorrected: t.volatileCorrectedWarning }, [`${FIXED_SEVERITIES.volatileCorrectedEcc}:VolatileSingleBitEcc`]],
+    [
+      'volatile corrected at the threshold',
+      { ...clean, volatileCorrected: t.volatileCorrectedWarning },
+      [`${FIXED_SEVERITIES.volatileCorrectedEcc}:VolatileSingleBitEcc`],
+    ],
     [
       'historical aggregate counts only (lifetime, never reset)',
       { ...clean, aggregateCorrected: 15_234, aggregateUncorrected: 2 },

@@ -19,19 +19,34 @@ export function checkEcc(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fin
   const found: Finding[] = [];
   if (reaches(ecc.volatileUncorrected, t.volatileUncorrectedCritical)) {
     found.push(
-      finding('ecc', 'critical', 'VolatileDoubleBitEcc', `${ecc.volatileUncorrected} uncorrectable (double-bit) ECC errors since the driver loaded (critical at ${t.volatileUncorrectedCritical}); drain and reset the GPU`),
+      finding(
+        'ecc',
+        'critical',
+        'VolatileDoubleBitEcc',
+        `${ecc.volatileUncorrected} uncorrectable (double-bit) ECC errors since the driver loaded (critical at ${t.volatileUncorrectedCritical}); drain and reset the GPU`,
+      ),
     );
   }
   if (reaches(ecc.volatileCorrected, t.volatileCorrectedWarning)) {
     found.push(
-      finding('ecc', FIXED_SEVERITIES.volatileCorrectedEcc, 'VolatileSingleBitEcc', `${ecc.volatileCorrected} corrected (single-bit) ECC errors since the driver loaded (warning at ${t.volatileCorrectedWarning})`),
+      finding(
+        'ecc',
+        FIXED_SEVERITIES.volatileCorrectedEcc,
+        'VolatileSingleBitEcc',
+        `${ecc.volatileCorrected} corrected (single-bit) ECC errors since the driver loaded (warning at ${t.volatileCorrectedWarning})`,
+      ),
     );
   }
   const lifetimeCorrected = ecc.aggregateCorrected ?? 0;
   const lifetimeUncorrected = ecc.aggregateUncorrected ?? 0;
   if (lifetimeCorrected > 0 || lifetimeUncorrected > 0) {
     found.push(
-      finding('ecc', FIXED_SEVERITIES.aggregateEccHistory, 'AggregateEccHistory', `Lifetime ECC history: ${lifetimeCorrected} corrected, ${lifetimeUncorrected} uncorrected (aggregate counters never reset; not a current fault)`),
+      finding(
+        'ecc',
+        FIXED_SEVERITIES.aggregateEccHistory,
+        'AggregateEccHistory',
+        `Lifetime ECC history: ${lifetimeCorrected} corrected, ${lifetimeUncorrected} uncorrected (aggregate counters never reset; not a current fault)`,
+      ),
     );
   }
   return found;

@@ -6,7 +6,15 @@ import { summary } from './check-test-helpers.js';
 import { checkFabric } from './fabric.js';
 
 const t = BUILT_IN_POLICY_SPEC.thresholds;
-const completed: GpuFabric = { state: 'completed', status: 0, cliqueId: 1, clusterUuid: '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b', healthMask: 2, healthSummary: 'healthy', degradedBandwidth: false };
+const completed: GpuFabric = {
+  state: 'completed',
+  status: 0,
+  cliqueId: 1,
+  clusterUuid: '6b2f1c9e0d4a4f3b8e7a5c1d2e3f4a5b',
+  healthMask: 2,
+  healthSummary: 'healthy',
+  degradedBandwidth: false,
+};
 
 describe('checkFabric', () => {
   it.each<[string, GpuFabric | undefined, string[]]>([
@@ -15,7 +23,11 @@ describe('checkFabric', () => {
     ['registered and healthy', completed, []],
     ['not started (fabric manager down)', { ...completed, state: 'notStarted' }, [`${t.fabric.notCompletedSeverity}:FabricNotCompleted`]],
     ['still in progress', { ...completed, state: 'inProgress' }, [`${t.fabric.notCompletedSeverity}:FabricNotCompleted`]],
-    ['completed with an error', { ...completed, status: 999, healthSummary: 'unhealthy' }, [`${t.fabric.failedSeverity}:FabricRegistrationFailed`]],
+    [
+      'completed with an error',
+      { ...completed, status: 999, healthSummary: 'unhealthy' },
+      [`${t.fabric.failedSeverity}:FabricRegistrationFailed`],
+    ],
     ['unhealthy summary', { ...completed, healthSummary: 'unhealthy' }, [`${t.fabric.failedSeverity}:FabricUnhealthy`]],
     ['degraded bandwidth', { ...completed, degradedBandwidth: true }, [`${t.fabric.degradedSeverity}:FabricDegraded`]],
     ['limited capacity', { ...completed, healthSummary: 'limitedCapacity' }, [`${t.fabric.degradedSeverity}:FabricDegraded`]],
@@ -27,6 +39,8 @@ describe('checkFabric', () => {
   it('is critical by default, and a policy can lower it', () => {
     expect(t.fabric.notCompletedSeverity).toBe('critical');
     const policy = resolvePolicy({ thresholds: { fabric: { notCompletedSeverity: 'warning' } } });
-    expect(summary(checkFabric(h100(0, { fabric: { ...completed, state: 'notStarted' } }), policy))).toEqual(['warning:FabricNotCompleted']);
+    expect(summary(checkFabric(h100(0, { fabric: { ...completed, state: 'notStarted' } }), policy))).toEqual([
+      'warning:FabricNotCompleted',
+    ]);
   });
 });

@@ -18,7 +18,19 @@ import { checkPcieErrors } from './pcie-errors.js';
 import { checkViolationTime } from './violation-time.js';
 import type { GpuCheck } from './types.js';
 
-export { checkClockEvents, checkCollectionErrors, checkEcc, checkLost, checkMemory, checkNvLink, checkPcie, checkPower, checkRetiredPages, checkRowRemap, checkThermal };
+export {
+  checkClockEvents,
+  checkCollectionErrors,
+  checkEcc,
+  checkLost,
+  checkMemory,
+  checkNvLink,
+  checkPcie,
+  checkPower,
+  checkRetiredPages,
+  checkRowRemap,
+  checkThermal,
+};
 export { checkBar1, checkFabric, checkInforom, checkMemoryTemperature, checkPcieErrors, checkViolationTime };
 export { memoryEventFinding } from './memory-events.js';
 export { isUnobserved } from './collection-errors.js';

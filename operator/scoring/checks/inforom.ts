@@ -8,5 +8,12 @@ import { NONE } from './types.js';
 export function checkInforom(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Finding[] {
   if (gpu.inforom?.valid !== false) return NONE;
   const image = gpu.inforom.imageVersion === undefined ? '' : ` (image ${gpu.inforom.imageVersion})`;
-  return [finding('health', policy.thresholds.inforom.invalidSeverity, 'InforomCorrupted', `The InfoROM${image} fails validation: its ECC and retirement records cannot be trusted; plan an RMA`)];
+  return [
+    finding(
+      'health',
+      policy.thresholds.inforom.invalidSeverity,
+      'InforomCorrupted',
+      `The InfoROM${image} fails validation: its ECC and retirement records cannot be trusted; plan an RMA`,
+    ),
+  ];
 }

@@ -7,5 +7,12 @@ import { NONE } from './types.js';
 /** GpuLost (critical) when NVML reports the GPU lost; clears as soon as the GPU answers again. */
 export function checkLost(gpu: GpuSnapshot): readonly Finding[] {
   if (!gpu.lost) return NONE;
-  return [finding('health', FIXED_SEVERITIES.gpuLost, 'GpuLost', `GPU ${gpu.index} is lost (NVML returns GPU_IS_LOST: fallen off the bus); reboot the node and check the PCIe slot, power and cooling`)];
+  return [
+    finding(
+      'health',
+      FIXED_SEVERITIES.gpuLost,
+      'GpuLost',
+      `GPU ${gpu.index} is lost (NVML returns GPU_IS_LOST: fallen off the bus); reboot the node and check the PCIe slot, power and cooling`,
+    ),
+  ];
 }

@@ -32,7 +32,15 @@ describe('memory events in scoreNode', () => {
     const target = base.gpus[0];
     if (target === undefined) throw new Error('fixture has no GPU');
     const bus = target.pciBusIdKernel ?? '';
-    const snapshot = { ...base, xid: { ...base.xid, memoryEvents: [{ kind: 'dramRetirementFailure' as const, pciBusId: bus, count: 1, firstSeen: base.collectedAt, lastSeen: base.collectedAt }] } };
+    const snapshot = {
+      ...base,
+      xid: {
+        ...base.xid,
+        memoryEvents: [
+          { kind: 'dramRetirementFailure' as const, pciBusId: bus, count: 1, firstSeen: base.collectedAt, lastSeen: base.collectedAt },
+        ],
+      },
+    };
     const scored = scoreNode(snapshot, BUILT_IN_POLICY, new Date(base.collectedAt));
     expect(scored.status).toBe('critical');
     expect(summary(scored.gpus[0]?.findings ?? [])).toContain('critical:DramRetirementFailure');

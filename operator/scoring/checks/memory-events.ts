@@ -11,7 +11,10 @@ import type { ResolvedPolicy } from '../policy.js';
 type JudgedKind = Exclude<NvmlMemoryEventKind, 'dramRetirement'>;
 
 const CODES: Readonly<Record<JudgedKind, { code: string; text: string }>> = {
-  dramRetirementFailure: { code: 'DramRetirementFailure', text: 'a bad DRAM row could not be retired; reset the GPU, and replace it if it recurs' },
+  dramRetirementFailure: {
+    code: 'DramRetirementFailure',
+    text: 'a bad DRAM row could not be retired; reset the GPU, and replace it if it recurs',
+  },
   fatalPoison: { code: 'FatalPoisonError', text: 'poisoned memory was consumed; the work on this GPU is lost, reset the GPU' },
   nonFatalPoison: { code: 'NonFatalPoisonError', text: 'poisoned memory was contained; watch for more' },
   singleBitEccStorm: { code: 'EccErrorStorm', text: 'a storm of single-bit ECC errors; memory is degrading' },
@@ -29,5 +32,10 @@ function severityOf(kind: JudgedKind, policy: ResolvedPolicy): Severity {
 export function memoryEventFinding(report: MemoryEventReport, policy: ResolvedPolicy): Finding | null {
   if (report.kind === 'dramRetirement') return null;
   const { code, text } = CODES[report.kind];
-  return finding('ecc', severityOf(report.kind, policy), code, `NVML reports ${report.count} ${code} event(s), last at ${report.lastSeen}: ${text}`);
+  return finding(
+    'ecc',
+    severityOf(report.kind, policy),
+    code,
+    `NVML reports ${report.count} ${code} event(s), last at ${report.lastSeen}: ${text}`,
+  );
 }

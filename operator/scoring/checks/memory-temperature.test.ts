@@ -18,7 +18,11 @@ describe('checkMemoryTemperature', () => {
     ['over the maximum', max + 1, max, ['critical:MemoryTemperatureMargin']],
   ])('%s', (_, memoryCelsius, memoryMaxCelsius, expected) => {
     const gpu = h100(0);
-    const temperature = { ...gpu.temperature, ...(memoryCelsius === undefined ? {} : { memoryCelsius }), ...(memoryMaxCelsius === undefined ? {} : { memoryMaxCelsius }) };
+    const temperature = {
+      ...gpu.temperature,
+      ...(memoryCelsius === undefined ? {} : { memoryCelsius }),
+      ...(memoryMaxCelsius === undefined ? {} : { memoryMaxCelsius }),
+    };
     if (memoryMaxCelsius === undefined) delete temperature.memoryMaxCelsius;
     expect(summary(checkMemoryTemperature({ ...gpu, temperature }, BUILT_IN_POLICY))).toEqual(expected);
   });

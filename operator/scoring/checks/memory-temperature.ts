@@ -14,5 +14,12 @@ export function checkMemoryTemperature(gpu: GpuSnapshot, policy: ResolvedPolicy)
   const severity = margin <= critical ? 'critical' : margin <= warning ? 'warning' : undefined;
   if (severity === undefined) return NONE;
   const limit = severity === 'critical' ? critical : warning;
-  return [finding('thermal', severity, 'MemoryTemperatureMargin', `Memory (HBM) at ${temp}°C is ${margin}°C from its maximum ${max}°C (${severity} at a margin of ${limit}°C or less)`)];
+  return [
+    finding(
+      'thermal',
+      severity,
+      'MemoryTemperatureMargin',
+      `Memory (HBM) at ${temp}°C is ${margin}°C from its maximum ${max}°C (${severity} at a margin of ${limit}°C or less)`,
+    ),
+  ];
 }

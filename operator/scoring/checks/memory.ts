@@ -15,5 +15,12 @@ export function checkMemory(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly 
   const used = (memory.usedBytes / memory.totalBytes) * PERCENT;
   if (used < limit) return NONE;
   const gib = (bytes: number): string => (bytes / BYTES_PER_GIB).toFixed(1);
-  return [finding('health', FIXED_SEVERITIES.memoryUsage, 'MemoryUsage', `Memory ${used.toFixed(1)}% used (${gib(memory.usedBytes)} of ${gib(memory.totalBytes)} GiB; warning at ${limit}%)`)];
+  return [
+    finding(
+      'health',
+      FIXED_SEVERITIES.memoryUsage,
+      'MemoryUsage',
+      `Memory ${used.toFixed(1)}% used (${gib(memory.usedBytes)} of ${gib(memory.totalBytes)} GiB; warning at ${limit}%)`,
+    ),
+  ];
 }

@@ -25,7 +25,11 @@ describe('checkNvLink', () => {
     ['no NVLink (PCIe card)', h100(0, { nvlinks: [] }), [h100(1)], []],
     [
       'a link at the error threshold',
-      h100(0, { nvlinks: links((l) => (l.link === 3 ? { ...l, errors: { replay: t.errorCountWarning - 2, recovery: 1, crcFlit: 1, crcData: 0 } } : l)) }),
+      h100(0, {
+        nvlinks: links((l) =>
+          l.link === 3 ? { ...l, errors: { replay: t.errorCountWarning - 2, recovery: 1, crcFlit: 1, crcData: 0 } } : l,
+        ),
+      }),
       [],
       [errors],
     ],

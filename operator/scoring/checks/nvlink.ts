@@ -36,9 +36,23 @@ export function checkNvLink(gpu: GpuSnapshot, policy: ResolvedPolicy, node: Node
   const down = links.filter((l) => !l.active).map((l) => l.link);
   const active = links.length - down.length;
   if (down.length > 0 && active > 0) {
-    found.push(finding('nvlink', t.linkDownSeverity, 'NvLinkDown', `${down.length} of ${links.length} NVLinks inactive (links ${listLinks(down)}); reset the GPU or check the link`));
+    found.push(
+      finding(
+        'nvlink',
+        t.linkDownSeverity,
+        'NvLinkDown',
+        `${down.length} of ${links.length} NVLinks inactive (links ${listLinks(down)}); reset the GPU or check the link`,
+      ),
+    );
   } else if (active === 0 && gpu.migMode?.enabled !== true && peersHaveActiveLinks(gpu, node)) {
-    found.push(finding('nvlink', t.linkDownSeverity, 'NvLinkDown', `All ${links.length} NVLinks inactive while other GPUs of the node have active links; reset the GPU or check the NVLink fabric`));
+    found.push(
+      finding(
+        'nvlink',
+        t.linkDownSeverity,
+        'NvLinkDown',
+        `All ${links.length} NVLinks inactive while other GPUs of the node have active links; reset the GPU or check the NVLink fabric`,
+      ),
+    );
   }
   const noisy = links.filter((l) => linkErrorTotal(l) >= t.errorCountWarning && linkErrorTotal(l) > 0);
   if (noisy.length > 0) {

@@ -12,10 +12,24 @@ export function checkPcieErrors(gpu: GpuSnapshot, policy: ResolvedPolicy): reado
   const t = policy.thresholds.pcie;
   const found: Finding[] = [];
   if (reaches(pcie.replayRolloverCounter, t.replayRolloverWarning)) {
-    found.push(finding('pcie', FIXED_SEVERITIES.pcieLinkErrors, 'PcieReplayRollover', `PCIe replay counter rolled over ${pcie.replayRolloverCounter} time(s) (warning at ${t.replayRolloverWarning}): packets failed every replay and the link retrained; check the slot, riser or retimer`));
+    found.push(
+      finding(
+        'pcie',
+        FIXED_SEVERITIES.pcieLinkErrors,
+        'PcieReplayRollover',
+        `PCIe replay counter rolled over ${pcie.replayRolloverCounter} time(s) (warning at ${t.replayRolloverWarning}): packets failed every replay and the link retrained; check the slot, riser or retimer`,
+      ),
+    );
   }
   if (reaches(pcie.correctableErrors, t.correctableErrorsWarning)) {
-    found.push(finding('pcie', FIXED_SEVERITIES.pcieLinkErrors, 'PcieCorrectableErrors', `${pcie.correctableErrors} correctable PCIe errors since the driver loaded (warning at ${t.correctableErrorsWarning}): the link is marginal`));
+    found.push(
+      finding(
+        'pcie',
+        FIXED_SEVERITIES.pcieLinkErrors,
+        'PcieCorrectableErrors',
+        `${pcie.correctableErrors} correctable PCIe errors since the driver loaded (warning at ${t.correctableErrorsWarning}): the link is marginal`,
+      ),
+    );
   }
   return found;
 }

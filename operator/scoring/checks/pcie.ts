@@ -15,10 +15,24 @@ export function checkPcie(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fi
   const found: Finding[] = [];
   const { currentWidth, maxWidth } = pcie;
   if (currentWidth !== undefined && maxWidth !== undefined && currentWidth < maxWidth) {
-    found.push(finding('pcie', t.widthDegradedSeverity, 'PcieWidthDegraded', `PCIe link runs at x${currentWidth} of x${maxWidth}; reseat the GPU or check the slot/riser`));
+    found.push(
+      finding(
+        'pcie',
+        t.widthDegradedSeverity,
+        'PcieWidthDegraded',
+        `PCIe link runs at x${currentWidth} of x${maxWidth}; reseat the GPU or check the slot/riser`,
+      ),
+    );
   }
   if (reaches(pcie.replayCounter, t.replayCounterWarning)) {
-    found.push(finding('pcie', FIXED_SEVERITIES.pcieReplays, 'PcieReplays', `PCIe replay counter at ${pcie.replayCounter} (warning at ${t.replayCounterWarning}): the link retransmits, check signal integrity`));
+    found.push(
+      finding(
+        'pcie',
+        FIXED_SEVERITIES.pcieReplays,
+        'PcieReplays',
+        `PCIe replay counter at ${pcie.replayCounter} (warning at ${t.replayCounterWarning}): the link retransmits, check signal integrity`,
+      ),
+    );
   }
   return found;
 }

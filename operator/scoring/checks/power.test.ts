@@ -14,7 +14,11 @@ describe('checkPower', () => {
     ['idle', { usageWatts: 71.5, enforcedLimitWatts: LIMIT }, []],
     ['full load at the cap (SwPowerCap)', { usageWatts: 698.2, enforcedLimitWatts: LIMIT }, []],
     ['over the limit within the allowance', { usageWatts: atAllowance, enforcedLimitWatts: LIMIT }, []],
-    ['over the allowance', { usageWatts: atAllowance + 1, enforcedLimitWatts: LIMIT }, [`${FIXED_SEVERITIES.powerOverLimit}:PowerOverLimit`]],
+    [
+      'over the allowance',
+      { usageWatts: atAllowance + 1, enforcedLimitWatts: LIMIT },
+      [`${FIXED_SEVERITIES.powerOverLimit}:PowerOverLimit`],
+    ],
     ['no limit reading', { usageWatts: 900 }, []],
     ['no usage reading', { enforcedLimitWatts: LIMIT }, []],
     ['no power readings', undefined, []],

@@ -14,5 +14,12 @@ export function checkPower(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly F
   const over = policy.thresholds.power.overLimitPercentWarning;
   if (usage <= limit * (1 + over / PERCENT)) return NONE;
   const percent = ((usage - limit) / limit) * PERCENT;
-  return [finding('power', FIXED_SEVERITIES.powerOverLimit, 'PowerOverLimit', `Power draw ${usage.toFixed(0)} W is ${percent.toFixed(1)}% over the enforced limit ${limit.toFixed(0)} W (warning above ${over}%)`)];
+  return [
+    finding(
+      'power',
+      FIXED_SEVERITIES.powerOverLimit,
+      'PowerOverLimit',
+      `Power draw ${usage.toFixed(0)} W is ${percent.toFixed(1)}% over the enforced limit ${limit.toFixed(0)} W (warning above ${over}%)`,
+    ),
+  ];
 }

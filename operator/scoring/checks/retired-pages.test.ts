@@ -11,9 +11,17 @@ describe('checkRetiredPages (pre-Ampere)', () => {
   it.each<[string, GpuRetiredPages | undefined, string[]]>([
     ['none retired', { singleBitEcc: 0, doubleBitEcc: 0, pending: false }, []],
     ['a few retired', { singleBitEcc: 2, doubleBitEcc: 1, pending: false }, []],
-    ['SBE + DBE at the warning count', { singleBitEcc: retiredPagesWarning - 1, doubleBitEcc: 1, pending: false }, ['warning:RetiredPages']],
+    [
+      'SBE + DBE at the warning count',
+      { singleBitEcc: retiredPagesWarning - 1, doubleBitEcc: 1, pending: false },
+      ['warning:RetiredPages'],
+    ],
     ['at the critical count', { singleBitEcc: retiredPagesCritical - 2, doubleBitEcc: 2, pending: false }, ['critical:RetiredPages']],
-    ['a retirement pending', { singleBitEcc: 0, doubleBitEcc: 1, pending: true }, [`${FIXED_SEVERITIES.retiredPagesPending}:RetiredPagesPending`]],
+    [
+      'a retirement pending',
+      { singleBitEcc: 0, doubleBitEcc: 1, pending: true },
+      [`${FIXED_SEVERITIES.retiredPagesPending}:RetiredPagesPending`],
+    ],
     ['unsupported (Ampere and newer)', undefined, []],
   ])('%s', (_, pages, expected) => {
     const gpu = h100(0);

@@ -16,10 +16,24 @@ export function checkRetiredPages(gpu: GpuSnapshot, policy: ResolvedPolicy): rea
   const severity = reaches(total, t.retiredPagesCritical) ? 'critical' : reaches(total, t.retiredPagesWarning) ? 'warning' : undefined;
   if (severity !== undefined) {
     const limit = severity === 'critical' ? t.retiredPagesCritical : t.retiredPagesWarning;
-    found.push(finding('ecc', severity, 'RetiredPages', `${total} retired memory pages (${sbe} for single-bit, ${dbe} for double-bit errors; ${severity} at ${limit})`));
+    found.push(
+      finding(
+        'ecc',
+        severity,
+        'RetiredPages',
+        `${total} retired memory pages (${sbe} for single-bit, ${dbe} for double-bit errors; ${severity} at ${limit})`,
+      ),
+    );
   }
   if (pages.pending === true) {
-    found.push(finding('ecc', FIXED_SEVERITIES.retiredPagesPending, 'RetiredPagesPending', 'A page retirement is pending: it takes effect when the driver reloads (reset the GPU or reboot)'));
+    found.push(
+      finding(
+        'ecc',
+        FIXED_SEVERITIES.retiredPagesPending,
+        'RetiredPagesPending',
+        'A page retirement is pending: it takes effect when the driver reloads (reset the GPU or reboot)',
+      ),
+    );
   }
   return found;
 }

@@ -12,9 +12,21 @@ describe('checkRowRemap', () => {
     ['no remaps', { corrected: 0, uncorrected: 0, pending: false, failure: false }, []],
     ['remap applied after a reset (pending false)', { corrected: 2, uncorrected: 1, pending: false, failure: false }, []],
     ['a remap pending', { corrected: 0, uncorrected: 1, pending: true, failure: false }, [`${t.pendingSeverity}:RowRemapPending`]],
-    ['a remap failure', { corrected: 0, uncorrected: 12, pending: false, failure: true }, [`${t.failureSeverity}:RowRemapFailure`, `${FIXED_SEVERITIES.uncorrectableRows}:RowRemapUncorrectable`]],
-    ['uncorrectable rows below the threshold', { corrected: 0, uncorrected: t.uncorrectableRowsWarning - 1, pending: false, failure: false }, []],
-    ['uncorrectable rows at the threshold', { corrected: 0, uncorrected: t.uncorrectableRowsWarning, pending: false, failure: false }, [`${FIXED_SEVERITIES.uncorrectableRows}:RowRemapUncorrectable`]],
+    [
+      'a remap failure',
+      { corrected: 0, uncorrected: 12, pending: false, failure: true },
+      [`${t.failureSeverity}:RowRemapFailure`, `${FIXED_SEVERITIES.uncorrectableRows}:RowRemapUncorrectable`],
+    ],
+    [
+      'uncorrectable rows below the threshold',
+      { corrected: 0, uncorrected: t.uncorrectableRowsWarning - 1, pending: false, failure: false },
+      [],
+    ],
+    [
+      'uncorrectable rows at the threshold',
+      { corrected: 0, uncorrected: t.uncorrectableRowsWarning, pending: false, failure: false },
+      [`${FIXED_SEVERITIES.uncorrectableRows}:RowRemapUncorrectable`],
+    ],
   ])('%s', (_, remappedRows, expected) => {
     expect(summary(checkRowRemap(h100(0, { remappedRows }), BUILT_IN_POLICY))).toEqual(expected);
   });

@@ -12,13 +12,22 @@ export function checkRowRemap(gpu: GpuSnapshot, policy: ResolvedPolicy): readonl
   const counts = `${rows.corrected} rows remapped for correctable, ${rows.uncorrected} for uncorrectable errors`;
   const found: Finding[] = [];
   if (rows.failure) {
-    found.push(finding('ecc', t.failureSeverity, 'RowRemapFailure', `Row remapping failed (no spare rows left; ${counts}); the GPU needs service`));
+    found.push(
+      finding('ecc', t.failureSeverity, 'RowRemapFailure', `Row remapping failed (no spare rows left; ${counts}); the GPU needs service`),
+    );
   }
   if (rows.pending) {
     found.push(finding('ecc', t.pendingSeverity, 'RowRemapPending', `A row remap is pending (${counts}); reset the GPU to apply it`));
   }
   if (reaches(rows.uncorrected, t.uncorrectableRowsWarning)) {
-    found.push(finding('ecc', FIXED_SEVERITIES.uncorrectableRows, 'RowRemapUncorrectable', `${rows.uncorrected} rows remapped for uncorrectable errors (warning at ${t.uncorrectableRowsWarning})`));
+    found.push(
+      finding(
+        'ecc',
+        FIXED_SEVERITIES.uncorrectableRows,
+        'RowRemapUncorrectable',
+        `${rows.uncorrected} rows remapped for uncorrectable errors (warning at ${t.uncorrectableRowsWarning})`,
+      ),
+    );
   }
   return found;
 }

@@ -14,5 +14,12 @@ export function checkThermal(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly
   const severity = margin <= criticalMarginCelsius ? 'critical' : margin <= warningMarginCelsius ? 'warning' : undefined;
   if (severity === undefined) return NONE;
   const limit = severity === 'critical' ? criticalMarginCelsius : warningMarginCelsius;
-  return [finding('thermal', severity, 'ThermalMargin', `GPU at ${temp}°C is ${margin}°C from its slowdown temperature ${slowdown}°C (${severity} at a margin of ${limit}°C or less)`)];
+  return [
+    finding(
+      'thermal',
+      severity,
+      'ThermalMargin',
+      `GPU at ${temp}°C is ${margin}°C from its slowdown temperature ${slowdown}°C (${severity} at a margin of ${limit}°C or less)`,
+    ),
+  ];
 }

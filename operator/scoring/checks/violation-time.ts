@@ -17,12 +17,26 @@ export function checkViolationTime(gpu: GpuSnapshot, policy: ResolvedPolicy): re
   const thermal = seconds(gpu.violationTime?.thermalNs);
   const thermalLimit = policy.thresholds.thermal.violationSecondsWarning;
   if (thermal !== undefined && reaches(thermal, thermalLimit)) {
-    found.push(finding('thermal', FIXED_SEVERITIES.violationTime, 'ThermalViolationTime', `The thermal policy has held the clocks down ${thermal.toFixed(0)} s since the driver loaded (warning at ${thermalLimit} s): check the cooling`));
+    found.push(
+      finding(
+        'thermal',
+        FIXED_SEVERITIES.violationTime,
+        'ThermalViolationTime',
+        `The thermal policy has held the clocks down ${thermal.toFixed(0)} s since the driver loaded (warning at ${thermalLimit} s): check the cooling`,
+      ),
+    );
   }
   const power = seconds(gpu.violationTime?.powerNs);
   const powerLimit = policy.thresholds.power.violationSecondsWarning;
   if (power !== undefined && powerLimit !== undefined && reaches(power, powerLimit)) {
-    found.push(finding('power', FIXED_SEVERITIES.violationTime, 'PowerViolationTime', `The power policy has held the clocks down ${power.toFixed(0)} s since the driver loaded (warning at ${powerLimit} s)`));
+    found.push(
+      finding(
+        'power',
+        FIXED_SEVERITIES.violationTime,
+        'PowerViolationTime',
+        `The power policy has held the clocks down ${power.toFixed(0)} s since the driver loaded (warning at ${powerLimit} s)`,
+      ),
+    );
   }
   return found;
 }
