@@ -83,13 +83,11 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
     if (options.nodes > 0) {
       const port = await freePort();
       const serviceAccountKc = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
-        const res = await kc
-          .makeApiClient(CoreV1Api)
-          .createNamespacedServiceAccountToken({
-            namespace: DEV_NAMESPACE,
-            name,
-            body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
-          });
+        const res = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+          namespace: DEV_NAMESPACE,
+          name,
+          body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
+        });
         const token = res.status?.token ?? '';
         const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
         return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
