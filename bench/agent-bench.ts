@@ -423,9 +423,12 @@ async function main(): Promise<void> {
   lines.push(
     '',
     `snapshot body: ${ip['cache0ms']?.sequential.bodyBytes ?? '?'} bytes`,
-    `agent process RSS (cache 0 ms): idle ${sp.rssIdleMiB} MiB, under load max ${sp.rssLoadMaxMiB} MiB, ${AFTER_SETTLE_MS / 1000} s after ${sp.rssAfterMiB} MiB`,
-    `agent process RSS (cache ${DEFAULT_CACHE_MS} ms): idle ${spc.rssIdleMiB} MiB, under load max ${spc.rssLoadMaxMiB} MiB, ${AFTER_SETTLE_MS / 1000} s after ${spc.rssAfterMiB} MiB`,
-    `agent process: spawn→ready ${sp.startToReadyMs} ms, SIGTERM→exit ${sp.sigtermToExitMs} ms (exit code ${String(sp.sigtermExitCode)})`,
+    `agent process RSS (cache 0 ms): idle ${sp.rssIdleMiB} MiB, under load max ${sp.rssLoadMaxMiB} MiB, ` +
+      `${AFTER_SETTLE_MS / 1000} s after ${sp.rssAfterMiB} MiB`,
+    `agent process RSS (cache ${DEFAULT_CACHE_MS} ms): idle ${spc.rssIdleMiB} MiB, under load max ${spc.rssLoadMaxMiB} MiB, ` +
+      `${AFTER_SETTLE_MS / 1000} s after ${spc.rssAfterMiB} MiB`,
+    `agent process: spawn→ready ${sp.startToReadyMs} ms, SIGTERM→exit ${sp.sigtermToExitMs} ms (exit code ` +
+      `${String(sp.sigtermExitCode)})`,
     `written: ${path.relative(process.cwd(), path.join(resultsDir, 'agent.json'))}`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);

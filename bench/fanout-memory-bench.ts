@@ -107,7 +107,8 @@ async function main(): Promise<void> {
       };
     }, 10);
     progress(
-      `fan-out to ${nodes} nodes, concurrency ${concurrency}, answers of ${round(bodyBytes / MiB, 2)} MiB held ${values['hold-ms']} ms before their last KiB`,
+      `fan-out to ${nodes} nodes, concurrency ${concurrency}, answers of ${round(bodyBytes / MiB, 2)} MiB held ` +
+        `${values['hold-ms']} ms before their last KiB`,
     );
     const started = performance.now();
     let peakInFlight = 0;

@@ -149,7 +149,8 @@ async function runSeries(
   const result: Series = { name, description, stats: stats(samples, failures), samplesMs: samples.map((s) => round(s, 2)), notes };
   if (before !== undefined && after !== undefined) result.apiRequestsPerCall = apiPerCall(before, after, count);
   progress(
-    `  ${name}: p50 ${result.stats.p50Ms} ms, p90 ${result.stats.p90Ms} ms, p99 ${result.stats.p99Ms} ms (${result.stats.n} calls, ${failures} failed)`,
+    `  ${name}: p50 ${result.stats.p50Ms} ms, p90 ${result.stats.p90Ms} ms, p99 ${result.stats.p99Ms} ms (${result.stats.n} ` +
+      `calls, ${failures} failed)`,
   );
   return result;
 }
@@ -261,7 +262,8 @@ async function main(): Promise<void> {
     operator: 'in this process (Operator.start), as its ServiceAccount (config/rbac/operator.yaml + operator-mcp.yaml)',
     mcpServer: 'createMcpHttpServer on 127.0.0.1, in this process, stateless Streamable HTTP, audiences [gpudiag-mcp]',
     mcpClient:
-      '@modelcontextprotocol/sdk Client + StreamableHTTPClientTransport, one connection, bearer token of a ServiceAccount (Role: gpudiagnostics create/get/list/watch/delete)',
+      '@modelcontextprotocol/sdk Client + StreamableHTTPClientTransport, one connection, bearer token of a ServiceAccount ' +
+      '(Role: gpudiagnostics create/get/list/watch/delete)',
     pollIntervalsMs: pollIntervals,
     agentSnapshotCacheMs: agentCacheMs,
     agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
@@ -397,7 +399,8 @@ async function main(): Promise<void> {
     // --- series
     const series: Series[] = [];
     const directUrl = (): string =>
-      `http://${node1.address}:${agentPort}/v1/snapshot?${new URLSearchParams({ checks: CHECKS.join(','), xidSince: new Date(Date.now() - XID_LOOKBACK_MS).toISOString() }).toString()}`;
+      `http://${node1.address}:${agentPort}/v1/snapshot?` +
+      `${new URLSearchParams({ checks: CHECKS.join(','), xidSince: new Date(Date.now() - XID_LOOKBACK_MS).toISOString() }).toString()}`;
     let directBytes = 0;
     progress(`direct agent snapshot of gpu-node-1 (${node1.address}:${agentPort}) × ${directCalls}`);
     series.push(
@@ -530,7 +533,8 @@ async function main(): Promise<void> {
     const row = (cells: (string | number)[]): string =>
       cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0))).join('  ');
     const lines = [
-      `gpudiag MCP benchmark — gpu_health over Streamable HTTP, ${nodeCount} simulated nodes × 8 GPUs, poll ${pollIntervals.join(' and ')} ms, agent cache ${agentCacheMs} ms, ${String(out['cpus'])} CPUs, node ${process.version}`,
+      `gpudiag MCP benchmark — gpu_health over Streamable HTTP, ${nodeCount} simulated nodes × 8 GPUs, poll ` +
+        `${pollIntervals.join(' and ')} ms, agent cache ${agentCacheMs} ms, ${String(out['cpus'])} CPUs, node ${process.version}`,
       '',
       row(['series', 'n', 'min', 'p50', 'p90', 'p99', 'max']),
       ...series.map((s) =>
@@ -545,8 +549,10 @@ async function main(): Promise<void> {
         ]),
       ),
       '',
-      `ratio of p50s (poll ${pollIntervals[0] ?? '?'} ms): MCP 1 node / direct = ${ratios.mcp1OverDirectP50}×; MCP ${nodeCount} nodes / direct = ${String(ratios[`mcp${nodeCount}OverDirectP50`])}×`,
-      `                             MCP 1 node / watch 1 node = ${ratios.mcp1OverWatch1P50}×; MCP ${nodeCount} / watch ${nodeCount} = ${String(ratios[`mcp${nodeCount}OverWatch${nodeCount}P50`])}×`,
+      `ratio of p50s (poll ${pollIntervals[0] ?? '?'} ms): MCP 1 node / direct = ${ratios.mcp1OverDirectP50}×; MCP ${nodeCount} ` +
+        `nodes / direct = ${String(ratios[`mcp${nodeCount}OverDirectP50`])}×`,
+      `                             MCP 1 node / watch 1 node = ${ratios.mcp1OverWatch1P50}×; MCP ${nodeCount} / watch ` +
+        `${nodeCount} = ${String(ratios[`mcp${nodeCount}OverWatch${nodeCount}P50`])}×`,
       '',
       'API requests per call (GPUDiagnostics, TokenReviews, Events):',
       ...series
@@ -557,7 +563,8 @@ async function main(): Promise<void> {
               .map(([k, n]) => `${n} ${k}`)
               .join(', ')}`,
         ),
-      `failures: ${series.map((s) => `${s.name} ${s.stats.failures}`).join(', ')}; load average ${String(out['loadAverage1mAtStart'])} → ${String(out['loadAverage1mAtEnd'])}`,
+      `failures: ${series.map((s) => `${s.name} ${s.stats.failures}`).join(', ')}; load average ` +
+        `${String(out['loadAverage1mAtStart'])} → ${String(out['loadAverage1mAtEnd'])}`,
       `answers: direct ${directBytes} B; mcp-1 ${JSON.stringify(oneNotes)}; mcp-${nodeCount} ${JSON.stringify(allNotes)}`,
       `written: ${path.relative(process.cwd(), path.join(resultsDir, outName))}`,
     ];

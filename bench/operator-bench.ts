@@ -313,7 +313,8 @@ async function runDiagnostic(
 ): Promise<DiagnosticRun> {
   const nodes = env.fleet.nodes.length;
   const custom = env.admin.makeApiClient(CustomObjectsApi);
-  const watchPath = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${DIAGNOSTIC_NAMESPACE}/${GPU_DIAGNOSTICS.plural}`;
+  const watchPath =
+    `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}` + `/namespaces/${DIAGNOSTIC_NAMESPACE}/${GPU_DIAGNOSTICS.plural}`;
   let t0 = 0;
   let running: number | null = null;
   let writes = 0;
@@ -463,7 +464,8 @@ async function benchSize(
   try {
     const env = await startEnvironment(benchFleet(count, options.faultyEvery), options.sharedLibrary, logger, stops);
     progress(
-      `${count} node(s) running in ${round(env.fleetStartMs / 1000, 1)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ${round(env.fleetIdleCpuPercent, 1)}% CPU idle for the fleet`,
+      `${count} node(s) running in ${round(env.fleetStartMs / 1000, 1)} s; ${round(env.fleetRssMiBPerAgent, 2)} MiB and ` +
+        `${round(env.fleetIdleCpuPercent, 1)}% CPU idle for the fleet`,
     );
     const runs: DiagnosticRun[] = [];
 
@@ -545,7 +547,8 @@ async function benchSize(
       sigtermMs = performance.now() - stopStarted;
       sigtermExit = await child.exited;
       progress(
-        `operator process: ready and leading ${Math.round(readyMs)} ms after spawn; SIGTERM → exit ${Math.round(sigtermMs)} ms (${sigtermExit})`,
+        `operator process: ready and leading ${Math.round(readyMs)} ms after spawn; SIGTERM → exit ${Math.round(sigtermMs)} ms ` +
+          `(${sigtermExit})`,
       );
     } finally {
       await child.stop(5_000);
@@ -662,7 +665,10 @@ async function main(): Promise<void> {
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
     agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
     fanoutConcurrency: FANOUT_CONCURRENCY,
-    fleet: `fresh environment per size; ${HEALTHY_SCENARIO}, every ${faultyEvery}th node faulty (${FAULTY_SCENARIOS.join(', ')}); ${values['private-libraries'] ? 'a private' : 'one shared'} fake NVML library ${values['private-libraries'] ? 'per node' : 'per scenario'}`,
+    fleet:
+      `fresh environment per size; ${HEALTHY_SCENARIO}, every ${faultyEvery}th node faulty (${FAULTY_SCENARIOS.join(', ')}); ` +
+      `${values['private-libraries'] ? 'a private' : 'one shared'} fake NVML library ` +
+      `${values['private-libraries'] ? 'per node' : 'per scenario'}`,
     diagnosticSpec: DIAGNOSTIC_SPEC,
     agentSnapshotCacheMs: AGENT_SNAPSHOT_CACHE_MS,
   };
@@ -720,18 +726,25 @@ async function main(): Promise<void> {
   for (const size of results)
     for (const r of size['runs'] as DiagnosticRun[])
       lines.push(
-        `  ${r.operator}/${r.agents} N=${r.nodes}: ${verbSummary(r.apiRequests)}; background leases ${r.apiRequests.leases}, other ${r.apiRequests.other}`,
+        `  ${r.operator}/${r.agents} N=${r.nodes}: ${verbSummary(r.apiRequests)}; background leases ${r.apiRequests.leases}, ` +
+          `other ${r.apiRequests.other}`,
       );
   lines.push('', 'outcomes:');
   for (const size of results) {
     for (const r of size['runs'] as DiagnosticRun[]) {
       lines.push(
-        `  ${r.operator}/${r.agents} N=${r.nodes}: ${r.phase}, ${r.nodesSucceeded}/${r.nodes} succeeded (fan-out ${JSON.stringify(r.fanoutResults)}), by status ${JSON.stringify(r.nodesByStatus)}, Healthy=${r.healthy?.status ?? '?'} (${r.healthy?.reason ?? '?'}), nodes[] ${r.nodesListed} listed + ${r.nodesTruncated} truncated, ${r.statusWritesSeen} status writes, events ${JSON.stringify(r.events)}`,
+        `  ${r.operator}/${r.agents} N=${r.nodes}: ${r.phase}, ${r.nodesSucceeded}/${r.nodes} succeeded (fan-out ` +
+          `${JSON.stringify(r.fanoutResults)}), by status ${JSON.stringify(r.nodesByStatus)}, Healthy=${r.healthy?.status ?? '?'} ` +
+          `(${r.healthy?.reason ?? '?'}), nodes[] ${r.nodesListed} listed + ${r.nodesTruncated} truncated, ${r.statusWritesSeen} ` +
+          `status writes, events ${JSON.stringify(r.events)}`,
       );
     }
     const pw = size['prewarm'] as { seconds: number; gpus: number; gpusWithErrors: number } | undefined;
     lines.push(
-      `  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s (${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`,
+      `  fleet N=${String(size['nodes'])}: pre-collected ${pw?.gpus ?? '?'} GPUs in ${pw?.seconds ?? '?'} s ` +
+        `(${pw?.gpusWithErrors ?? '?'} with NVML errors); started in ${String(size['fleetStartS'])} s, ` +
+        `${String(size['fleetRssMiBPerAgent'])} MiB per agent, ${String(size['fleetIdleCpuPercent'])}% CPU idle; operator ` +
+        `SIGTERM→exit ${String(size['operatorSigtermToExitMs'])} ms (${String(size['operatorExit'])})`,
     );
   }
   lines.push(`written: ${path.relative(process.cwd(), outFile)}`);

@@ -64,7 +64,8 @@ const ORDINARY = [
   'device veth# entered promiscuous mode',
   'overlayfs: upperdir is in-use as upperdir/workdir of another mount, accessing files from both mounts will result in undefined behavior.',
   'xfs filesystem being remounted at /var/lib/kubelet/pods/#/volume-subpaths supports timestamps until 2038 (0x7fffffff)',
-  'Memory cgroup out of memory: Killed process # (python3) total-vm:#kB, anon-rss:#kB, file-rss:#kB, shmem-rss:0kB, UID:0 pgtables:#kB oom_score_adj:#',
+  'Memory cgroup out of memory: Killed process # (python3) total-vm:#kB, anon-rss:#kB, file-rss:#kB, shmem-rss:0kB, UID:0 ' +
+    'pgtables:#kB oom_score_adj:#',
   'python3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=#',
   'systemd[1]: Started Session # of user ubuntu.',
   'nfs: server 10.0.#.# not responding, still trying',
@@ -153,7 +154,9 @@ async function generate(file: string, lines: number): Promise<Record<string, num
     let line: string;
     if (style < 0.4) line = `${raw} ${message}`;
     else if (style < 0.6)
-      line = `[${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${d.getUTCFullYear()}] ${message}`;
+      line =
+        `[${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${d.getUTCFullYear()}] ` +
+        `${message}`;
     else if (style < 0.9)
       line = `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2)} ${hms} ${host} kernel: ${raw} ${message}`;
     else line = `${d.toISOString().slice(0, 19)}+0000 ${host} kernel: ${message}`;
@@ -319,11 +322,16 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `gpudiag parser benchmark — ${out.cpus} CPUs, node ${process.version}`,
-        `input: ${lines} lines, ${round(bytes / 1024 / 1024, 1)} MiB; ${generated.xid} Xid lines, ${generated.gpuUuid} "GPU at PCI" lines, ${generated.otherNvrm} other NVRM lines`,
-        `parseKernelLine (in-process): median ${parser.medianLinesPerS.toLocaleString('en-US')} lines/s (${parser.medianNsPerLine} ns/line) over ${runs} runs; found ${JSON.stringify(parser.found)}`,
-        `parseKernelLine, NVRM lines only (${parser.nvrmOnly.lines}): median ${parser.nvrmOnly.medianLinesPerS.toLocaleString('en-US')} lines/s (${parser.nvrmOnly.medianNsPerLine} ns/line)`,
-        `xid analyze --format jsonl: median ${j.medianWallS} s wall, ${j.linesPerS.toLocaleString('en-US')} lines/s, peak RSS ${mib(j.maxRssMiB)}, ${j.outputLines} events written`,
-        `xid analyze --format table: median ${t.medianWallS} s wall, ${t.linesPerS.toLocaleString('en-US')} lines/s, peak RSS ${mib(t.maxRssMiB)}`,
+        `input: ${lines} lines, ${round(bytes / 1024 / 1024, 1)} MiB; ${generated.xid} Xid lines, ` +
+          `${generated.gpuUuid} "GPU at PCI" lines, ${generated.otherNvrm} other NVRM lines`,
+        `parseKernelLine (in-process): median ${parser.medianLinesPerS.toLocaleString('en-US')} lines/s ` +
+          `(${parser.medianNsPerLine} ns/line) over ${runs} runs; found ${JSON.stringify(parser.found)}`,
+        `parseKernelLine, NVRM lines only (${parser.nvrmOnly.lines}): median ` +
+          `${parser.nvrmOnly.medianLinesPerS.toLocaleString('en-US')} lines/s (${parser.nvrmOnly.medianNsPerLine} ns/line)`,
+        `xid analyze --format jsonl: median ${j.medianWallS} s wall, ${j.linesPerS.toLocaleString('en-US')} lines/s, peak RSS ` +
+          `${mib(j.maxRssMiB)}, ${j.outputLines} events written`,
+        `xid analyze --format table: median ${t.medianWallS} s wall, ${t.linesPerS.toLocaleString('en-US')} lines/s, peak RSS ` +
+          `${mib(t.maxRssMiB)}`,
         `written: ${path.relative(process.cwd(), path.join(resultsDir, 'parser.json'))}`,
         '',
       ].join('\n'),

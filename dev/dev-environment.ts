@@ -176,7 +176,8 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
     const kubeconfigPath = path.join(stateDir, 'kubeconfig');
     await copyFile(cluster.controlPlane.endpoint.adminKubeconfigPath, kubeconfigPath);
     onProgress(
-      `the real node's GPUs: the fake NVML library with scenario ${REAL_NODE_SCENARIO}, and a kernel-log file (the chart's agent.demo values)`,
+      `the real node's GPUs: the fake NVML library with scenario ${REAL_NODE_SCENARIO}, and a kernel-log file (the chart's ` +
+        `agent.demo values)`,
     );
     const demo = await prepareDemoGpu(cluster.node.hostPathFor('demo-gpu'), REAL_NODE_SCENARIO);
     onProgress(`helm install ${DEV_RELEASE} charts/gpudiag --values dev/real-node/values.yaml (waits for its pods to be Ready)`);

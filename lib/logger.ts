@@ -32,7 +32,10 @@ const allLevels = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']
 
 /** The serialized line of a log record (triple-beam's MESSAGE symbol, which winston's formats write). */
 const MESSAGE = Symbol.for('message');
-/** Characters JSON leaves raw that terminals or line-splitting readers still act on: DEL, C1 controls (0x9b is CSI), line and paragraph separators, bidi overrides. */
+/**
+ * Characters JSON leaves raw that terminals or line-splitting readers still act on: DEL, C1 controls (0x9b is CSI), line and
+ * paragraph separators, bidi overrides.
+ */
 const RAW_AFTER_JSON = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**

@@ -26,7 +26,8 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   {
     era: 'r470',
     summary:
-      'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2, no GPU fabric info, no PCIe error-count fields, no link-scoped NVLink counter and state fields',
+      'no _v3 process call (v2 and v1 only), no ClocksEventReasons (ThrottleReasons only), no MemoryInfo_v2, no GPU fabric ' +
+      'info, no PCIe error-count fields, no link-scoped NVLink counter and state fields',
     from: '470',
     until: '510',
     defines: [
@@ -58,7 +59,8 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   {
     era: 'r550',
     summary:
-      'every call the agent reads except TemperatureV, the recovery-action field, the NVLink5 field values and the memory event types; GpuFabricInfoV takes only the v2 struct',
+      'every call the agent reads except TemperatureV, the recovery-action field, the NVLink5 field values and the memory event ' +
+      'types; GpuFabricInfoV takes only the v2 struct',
     from: '535.104.05',
     until: '565',
     // nvmlDeviceGetGpuFabricInfoV is in the R550 change log ("Changes between v545 and v550")
@@ -67,7 +69,8 @@ export const FAKE_NVML_ERAS: readonly FakeNvmlEraSpec[] = [
   {
     era: 'r570',
     summary:
-      'TemperatureV, the GpuRecoveryAction event and field, NVLink5 counters as field values (Blackwell), the ECC-storm / DRAM-retirement / poison events, GpuFabricInfoV with the v3 struct',
+      'TemperatureV, the GpuRecoveryAction event and field, NVLink5 counters as field values (Blackwell), the ECC-storm / ' +
+      'DRAM-retirement / poison events, GpuFabricInfoV with the v3 struct',
     from: '570',
     defines: [
       'GPUDIAG_FAKE_TEMPERATURE_V',

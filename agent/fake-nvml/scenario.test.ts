@@ -139,9 +139,11 @@ describe('scenario kernel log', () => {
     ...minimal,
     gpus: [...minimal.gpus, { pciBusId: '00000000:2A:00.0' }],
     kmsg: [
-      "NVRM: Xid (PCI:0000:2a:00): 74, pid='<unknown>', name=<unknown>, NVLink: fatal error detected on link 3(0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)",
+      "NVRM: Xid (PCI:0000:2a:00): 74, pid='<unknown>', name=<unknown>, NVLink: fatal error detected on link 3(0x1, 0x0, 0x0, " +
+        '0x0, 0x0, 0x0, 0x0)',
       'nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 20034, Fatal, Link 62 LTSSM Fault Up',
-      'NVRM: The NVIDIA GPU 0000:2a:00.0\nNVRM: (PCI ID: 10de:2330) installed in this system has\nNVRM: fallen off the bus and is not responding to commands.',
+      'NVRM: The NVIDIA GPU 0000:2a:00.0\nNVRM: (PCI ID: 10de:2330) installed in this system has\nNVRM: fallen off the bus and ' +
+        'is not responding to commands.',
     ],
   };
 

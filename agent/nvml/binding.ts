@@ -503,11 +503,13 @@ const OPTIONAL_PROTOTYPES = {
   nvmlDeviceGetTotalEccErrors:
     'int nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, _Out_ unsigned long long *count)',
   nvmlDeviceGetMemoryErrorCounter:
-    'int nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t device, int errorType, int counterType, int location, _Out_ unsigned long long *count)',
+    'int nvmlDeviceGetMemoryErrorCounter(nvmlDevice_t device, int errorType, int counterType, int location, _Out_ unsigned long ' +
+    'long *count)',
   nvmlDeviceGetRetiredPages: 'int nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, _Inout_ unsigned int *count, void *addresses)',
   nvmlDeviceGetRetiredPagesPendingStatus: 'int nvmlDeviceGetRetiredPagesPendingStatus(nvmlDevice_t device, _Out_ int *pending)',
   nvmlDeviceGetRemappedRows:
-    'int nvmlDeviceGetRemappedRows(nvmlDevice_t device, _Out_ unsigned int *corr, _Out_ unsigned int *unc, _Out_ unsigned int *pending, _Out_ unsigned int *failure)',
+    'int nvmlDeviceGetRemappedRows(nvmlDevice_t device, _Out_ unsigned int *corr, _Out_ unsigned int *unc, _Out_ unsigned int ' +
+    '*pending, _Out_ unsigned int *failure)',
   nvmlDeviceGetNvLinkState: 'int nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, _Out_ int *active)',
   nvmlDeviceGetNvLinkErrorCounter:
     'int nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int link, int counter, _Out_ unsigned long long *value)',

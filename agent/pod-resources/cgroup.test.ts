@@ -39,7 +39,8 @@ describe('containerOfCgroupFile', () => {
     ],
     [
       'v1, systemd',
-      `4:memory:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n1:name=systemd:/init.scope\n`,
+      `4:memory:/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_SYSTEMD}.slice/cri-containerd-${ID}.scope\n` +
+        `1:name=systemd:/init.scope\n`,
       expected,
     ],
     [

@@ -115,44 +115,47 @@ describe('GpuPodsService', () => {
     }
   });
 
-  it("a MIG device's UUID finds the GPU it is part of (nvmlDeviceGetMigDeviceHandleByIndex); an unknown MIG device stays unmatched", async () => {
-    const mig = 'MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b';
-    const other = 'MIG-0e3f1a2b-4c5d-5e6f-8a9b-0c1d2e3f4a5c';
-    const socketPath = await kubelet([
-      {
-        name: 'infer',
-        namespace: 'serving',
-        containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [mig] }] }],
-      },
-      {
-        name: 'elsewhere',
-        namespace: 'serving',
-        containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [other] }] }],
-      },
-    ]);
-    const service = new GpuPodsService({ socketPath, procRoot: '', cacheMs: 60_000, logger });
-    const migGpus: GpuSnapshot[] = [
-      {
-        index: 0,
-        lost: false,
-        uuid: GPU0,
-        unsupported: [],
-        errors: [],
-        migMode: { enabled: true, pendingEnabled: true },
-        migDevices: [{ index: 0, uuid: mig }],
-      },
-    ];
-    const result = await service.annotate(migGpus);
-    expect(result.gpus[0]?.pods).toEqual([
-      { source: 'pod-resources', namespace: 'serving', name: 'infer', container: 'triton', deviceId: mig },
-    ]);
-    expect(result.podResources).toEqual({
-      status: 'ok',
-      unmatchedDevices: [
-        { namespace: 'serving', name: 'elsewhere', container: 'triton', resourceName: 'nvidia.com/mig-1g.10gb', deviceId: other },
-      ],
-    });
-  });
+  it(
+    "a MIG device's UUID finds the GPU it is part of (nvmlDeviceGetMigDeviceHandleByIndex); " + 'an unknown MIG device stays unmatched',
+    async () => {
+      const mig = 'MIG-5c7b6fd8-8b2e-5e26-9a5f-3c1d2e3f4a5b';
+      const other = 'MIG-0e3f1a2b-4c5d-5e6f-8a9b-0c1d2e3f4a5c';
+      const socketPath = await kubelet([
+        {
+          name: 'infer',
+          namespace: 'serving',
+          containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [mig] }] }],
+        },
+        {
+          name: 'elsewhere',
+          namespace: 'serving',
+          containers: [{ name: 'triton', devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [other] }] }],
+        },
+      ]);
+      const service = new GpuPodsService({ socketPath, procRoot: '', cacheMs: 60_000, logger });
+      const migGpus: GpuSnapshot[] = [
+        {
+          index: 0,
+          lost: false,
+          uuid: GPU0,
+          unsupported: [],
+          errors: [],
+          migMode: { enabled: true, pendingEnabled: true },
+          migDevices: [{ index: 0, uuid: mig }],
+        },
+      ];
+      const result = await service.annotate(migGpus);
+      expect(result.gpus[0]?.pods).toEqual([
+        { source: 'pod-resources', namespace: 'serving', name: 'infer', container: 'triton', deviceId: mig },
+      ]);
+      expect(result.podResources).toEqual({
+        status: 'ok',
+        unmatchedDevices: [
+          { namespace: 'serving', name: 'elsewhere', container: 'triton', resourceName: 'nvidia.com/mig-1g.10gb', deviceId: other },
+        ],
+      });
+    },
+  );
 
   it('a burst of snapshots costs one List call, and the same collection gets the same GPU array', async () => {
     const service = new GpuPodsService({ socketPath: await kubelet([]), procRoot, cacheMs: 60_000, logger });

@@ -4,7 +4,8 @@
  *
  *   ListPodResourcesResponse     { repeated PodResources pod_resources = 1; }
  *   PodResources                 { string name = 1; string namespace = 2; repeated ContainerResources containers = 3; }
- *   ContainerResources           { string name = 1; repeated ContainerDevices devices = 2; cpu_ids = 3; memory = 4; dynamic_resources = 5; }
+ *   ContainerResources           { string name = 1; repeated ContainerDevices devices = 2; cpu_ids = 3; memory = 4;
+ *                                  dynamic_resources = 5; }
  *   ContainerDevices             { string resource_name = 1; repeated string device_ids = 2; TopologyInfo topology = 3; }
  *   AllocatableResourcesResponse { repeated ContainerDevices devices = 1; cpu_ids = 2; memory = 3; }
  *

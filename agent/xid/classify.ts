@@ -60,7 +60,8 @@ function nvlink5(entry: XidCatalogEntry, message: string, context: ClassifyConte
   const subKey = `${parsed.subcode.toUpperCase()}${parsed.link === null ? '' : ` link ${parsed.link}`}`;
   const layout = nvlink5LayoutFor(context.driverVersion);
   const describe = (d: Nvlink5Decode, known: boolean): string =>
-    `NVLink5 ${subKey}: ${d.immediateAction} (decode table ${d.layout.toUpperCase()}${known ? '' : ', driver version unknown'}; table severity ${d.tableSeverity}, ${d.hwSw})`;
+    `NVLink5 ${subKey}: ${d.immediateAction} (decode table ${d.layout.toUpperCase()}${known ? '' : ', driver version unknown'}; ` +
+    `table severity ${d.tableSeverity}, ${d.hwSw})`;
   if (layout !== null) {
     const d = decodeNvlink5(entry.xid, parsed, layout);
     if (d === null)
@@ -91,7 +92,9 @@ function nvlink5(entry: XidCatalogEntry, message: string, context: ClassifyConte
   return {
     bucket: chosen.immediateAction,
     investigatory: chosen.investigatoryAction,
-    decoded: `${describe(chosen, false)}; read as ${alternative.layout.toUpperCase()} (${alternative.layout === 'v2' ? 'driver R575 or newer' : 'driver older than R575'}) it is ${alternative.immediateAction}`,
+    decoded:
+      `${describe(chosen, false)}; read as ${alternative.layout.toUpperCase()} ` +
+      `(${alternative.layout === 'v2' ? 'driver R575 or newer' : 'driver older than R575'}) it is ${alternative.immediateAction}`,
     subKey,
     alternatives: [
       {

@@ -43,7 +43,8 @@ describe("rules that depend on the GPU's other XIDs", () => {
 
   it('48 alone → reset; with 63 or 64 → drain and reset', () => {
     const dbe =
-      'An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at physAddr 0x12bac1c3e0 partition 2, subpartition 1.';
+      'An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at physAddr 0x12bac1c3e0 partition ' +
+      '2, subpartition 1.';
     const remap = 'Row Remapper: New row (0x00000012bac1c3e0) marked for remapping, reset gpu to activate.';
     expect(buckets([event(48, dbe, 5)])).toEqual(['48:RESET_GPU']);
     expect(buckets([event(48, dbe, 5), event(63, remap, 5)])).toEqual(['48:DRAIN_AND_RESET', '63:DRAIN_AND_RESET']);
@@ -64,7 +65,8 @@ describe("rules that depend on the GPU's other XIDs", () => {
 
   it('31 on one GPU across runs suggests hardware, counted within a day', () => {
     const mmu =
-      'Ch 00000008, intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_10 faulted @ 0x7fd7_90743000. Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_READ';
+      'Ch 00000008, intr 00000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_10 faulted @ 0x7fd7_90743000. Fault is of type ' +
+      'FAULT_PDE ACCESS_TYPE_VIRT_READ';
     expect(buckets([1, 2, 3].map((pid) => event(31, mmu, pid * 60, { pid }))).every((b) => b === '31:HW_SUSPECTED')).toBe(true);
     expect(buckets([1, 2, 3].map((pid) => event(31, mmu, pid * 25 * 60, { pid }))).every((b) => b === '31:RESTART_APP')).toBe(true);
   });

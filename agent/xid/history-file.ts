@@ -153,7 +153,8 @@ function setAside(filePath: string, reason: string): LoadedXidHistory {
 
 /** Writes the history atomically: a reader (or a restart after SIGKILL) sees the old file or the new one, never a mix. */
 export function saveXidHistory(filePath: string, history: XidHistory): void {
-  const body = `${JSON.stringify({ format: XID_HISTORY_FORMAT, version: XID_HISTORY_VERSION, savedAt: new Date().toISOString(), ...history })}\n`;
+  const body =
+    JSON.stringify({ format: XID_HISTORY_FORMAT, version: XID_HISTORY_VERSION, savedAt: new Date().toISOString(), ...history }) + '\n';
   const dir = path.dirname(filePath);
   const tmp = path.join(dir, `.${path.basename(filePath)}.${process.pid}.tmp`);
   const fd = fs.openSync(tmp, 'w', 0o600);

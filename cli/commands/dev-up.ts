@@ -103,7 +103,9 @@ export async function runDevUp(args: string[]): Promise<number> {
     process.stdout.write(
       [
         '',
-        `gpudiag is running (API server ${env.server}; ${env.realNode !== undefined ? `real node ${env.realNode} with the chart installed, ` : ''}${env.fleetSize} simulated GPU node(s); logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
+        `gpudiag is running (API server ${env.server}; ` +
+          `${env.realNode !== undefined ? `real node ${env.realNode} with the chart installed, ` : ''}${env.fleetSize} simulated ` +
+          `GPU node(s); logs in ${path.relative(process.cwd(), env.logDir) || env.logDir}).`,
         '',
         `  export KUBECONFIG=${relative.startsWith('..') ? env.kubeconfigPath : relative}`,
         '  kubectl get gpudiag -A',

@@ -100,7 +100,9 @@ const CASES: readonly (readonly [string, Case])[] = [
   [
     '/dev/kmsg with \\xNN escapes',
     {
-      line: String.raw`4,1235,3407548790,-;NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=pyth\xc3\xb6n, Graphics Exception at \x5cdev\x5cnvidia0\x0aESR 0x51e730=0x0`,
+      line:
+        String.raw`4,1235,3407548790,-;NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=pyth\xc3\xb6n, Graphics Exception ` +
+        String.raw`at \x5cdev\x5cnvidia0\x0aESR 0x51e730=0x0`,
       text: 'NVRM: Xid (PCI:0000:3b:00): 13, pid=4242, name=pythön, Graphics Exception at \\dev\\nvidia0\nESR 0x51e730=0x0',
       uptimeSeconds: 3407.54879,
     },

@@ -278,8 +278,10 @@ describe('gpudiag xid analyze decodes and weighs neighbours', () => {
   // Real lines: gpud PR 1160 (149 "Fatal" that decodes to IGNORE, and one that needs a reset),
   // open-gpu-kernel-modules#115 (45 caused by 149), gpud kmsg_test.go (154 transitions).
   const log = [
-    '[171167.620236] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
-    '[171167.620300] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 0x00000000 0x00000000 0x00000000)',
+    '[171167.620236] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 ' +
+      '0x00000000 0x00000000 0x00000000)',
+    '[171167.620300] NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT Fatal XC0 i0 Link 00 (0x026001c6 0x00000000 0x00000000 ' +
+      '0x00000000 0x00000000 0x00000000)',
     '[171167.903000] NVRM: Xid (PCI:0009:01:00): 45, pid=4242, name=python3, Ch 00000001 caused by previous Xid 149',
     '[171168.024000] NVRM: Xid (PCI:0009:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)',
     '[171200.000000] NVRM: Xid (PCI:0000:3b:00): 45, pid=77, name=python3, channel 0x0000000a',

@@ -124,7 +124,8 @@ function parseArgs(args: readonly string[]): ParsedArgs {
       i = next;
       if (value === undefined || value.length > 32 || nvlink5LayoutFor(value) === null) {
         throw new UsageError(
-          `--driver-version must be an NVIDIA driver version such as 575.57.08${value === undefined ? '' : `, got "${printable(value.slice(0, 40))}"`}`,
+          `--driver-version must be an NVIDIA driver version such as ` +
+            `575.57.08${value === undefined ? '' : `, got "${printable(value.slice(0, 40))}"`}`,
         );
       }
       driverVersion = value;
@@ -328,7 +329,9 @@ function renderTable(groups: Group[], switches: SwitchGroup[], totals: Totals): 
   });
   const gpus = new Set(groups.map((g) => g.pciBusId ?? '(unknown)')).size;
   const parts = (['critical', 'warning', 'info'] as const).map((s) => `${bySeverity[s]} ${s}`);
-  let summary = `${totals.events} XID event${totals.events === 1 ? '' : 's'} (${groups.length + totals.overflow} distinct) on ${gpus} GPU${gpus === 1 ? '' : 's'}: ${parts.join(', ')}`;
+  let summary =
+    `${totals.events} XID event${totals.events === 1 ? '' : 's'} (${groups.length + totals.overflow} distinct) on ${gpus} ` +
+    `GPU${gpus === 1 ? '' : 's'}: ${parts.join(', ')}`;
   if (byBucket.size > 0)
     summary += `; by bucket: ${[...byBucket]
       .sort((a, b) => b[1] - a[1])
@@ -460,7 +463,14 @@ async function analyze(
         if (format === 'jsonl')
           await write(
             out,
-            `${JSON.stringify({ kind: 'bus-lost', line: lineNo, pciBusId: parsed.pciBusId, severity: 'critical', immediateAction: 'RESTART_BM', persistsUntil: 'reboot' })}\n`,
+            JSON.stringify({
+              kind: 'bus-lost',
+              line: lineNo,
+              pciBusId: parsed.pciBusId,
+              severity: 'critical',
+              immediateAction: 'RESTART_BM',
+              persistsUntil: 'reboot',
+            }) + '\n',
           );
         continue;
       }
@@ -470,7 +480,16 @@ async function analyze(
         if (format === 'jsonl') {
           await write(
             out,
-            `${JSON.stringify({ kind: 'sxid', line: lineNo, sxid: parsed.sxid, switchPciBusId: parsed.switchPciBusId, fatal: parsed.fatal, link: parsed.link, message: parsed.message, severity: parsed.fatal ? 'critical' : 'warning' })}\n`,
+            JSON.stringify({
+              kind: 'sxid',
+              line: lineNo,
+              sxid: parsed.sxid,
+              switchPciBusId: parsed.switchPciBusId,
+              fatal: parsed.fatal,
+              link: parsed.link,
+              message: parsed.message,
+              severity: parsed.fatal ? 'critical' : 'warning',
+            }) + '\n',
           );
           continue;
         }

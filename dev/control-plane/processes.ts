@@ -70,7 +70,9 @@ export async function startProcess(name: string, command: string, args: string[]
  */
 export function startOrphanWatchdog(ownerPid: number, groupPids: readonly number[]): () => void {
   const groups = groupPids.map((p) => `-${p}`).join(' ');
-  const script = `while kill -0 ${ownerPid} 2>/dev/null; do sleep 1; done; kill -TERM ${groups} 2>/dev/null; sleep 5; kill -KILL ${groups} 2>/dev/null; exit 0`;
+  const script =
+    `while kill -0 ${ownerPid} 2>/dev/null; do sleep 1; done; kill -TERM ${groups} 2>/dev/null; ` +
+    `sleep 5; kill -KILL ${groups} 2>/dev/null; exit 0`;
   const watchdog = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
   watchdog.unref();
   return () => {

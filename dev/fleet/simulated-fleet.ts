@@ -95,7 +95,8 @@ function raiseNativeCallCeiling(agents: number, logger: Logger): void {
     const ceiling = koffi.config().max_async_calls ?? 0;
     if (agents * NVML_CALLS_PER_AGENT <= ceiling) return;
     logger.warn(
-      'cannot raise koffi max_async_calls for the simulated fleet: a native library was loaded first; NVML reads may fail with UNKNOWN (999) when many agents collect at once',
+      'cannot raise koffi max_async_calls for the simulated fleet: a native library was loaded first; NVML reads may fail with ' +
+        'UNKNOWN (999) when many agents collect at once',
       {
         agents,
         maxAsyncCalls: ceiling,

@@ -109,7 +109,8 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
 
   it('reads the older element names (DTD v10/v11: power_readings, clocks_throttle_reasons, per-location ECC)', () => {
     // synthetic, with the element names of driver 418-470 outputs
-    const xml = `<nvidia_smi_log><driver_version>470.103.01</driver_version><gpu id="00000000:D8:00.0">
+    const xml =
+      `<nvidia_smi_log><driver_version>470.103.01</driver_version><gpu id="00000000:D8:00.0">
       <product_name>Tesla V100-PCIE-32GB</product_name>
       <clocks_throttle_reasons>
         <clocks_throttle_reason_gpu_idle>Active</clocks_throttle_reason_gpu_idle>
@@ -117,7 +118,8 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
         <clocks_throttle_reason_hw_slowdown>Active</clocks_throttle_reason_hw_slowdown>
       </clocks_throttle_reasons>
       <ecc_errors>
-        <volatile><single_bit><device_memory>1</device_memory><total>3</total></single_bit><double_bit><total>0</total></double_bit></volatile>
+        <volatile><single_bit><device_memory>1</device_memory><total>3</total></single_bit>` +
+      `<double_bit><total>0</total></double_bit></volatile>
         <aggregate><single_bit><total>7</total></single_bit><double_bit><total>1</total></double_bit></aggregate>
       </ecc_errors>
       <retired_pages>
@@ -125,7 +127,8 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
         <double_bit_retirement><retired_count>1</retired_count></double_bit_retirement>
         <pending_retirement>No</pending_retirement>
       </retired_pages>
-      <power_readings><power_draw>37.52 W</power_draw><power_limit>250.00 W</power_limit><enforced_power_limit>250.00 W</enforced_power_limit></power_readings>
+      <power_readings><power_draw>37.52 W</power_draw><power_limit>250.00 W</power_limit>` +
+      `<enforced_power_limit>250.00 W</enforced_power_limit></power_readings>
       <processes>N/A</processes>
     </gpu></nvidia_smi_log>`;
     const r = parseNvidiaSmiLog(xml);
@@ -141,9 +144,11 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
   });
 
   it('sums SRAM parity and SEC-DED uncorrectable counts with DRAM ones', () => {
-    const xml = `<nvidia_smi_log><gpu><ecc_errors><volatile>
+    const xml =
+      `<nvidia_smi_log><gpu><ecc_errors><volatile>
       <sram_correctable>4</sram_correctable><sram_uncorrectable_parity>1</sram_uncorrectable_parity>
-      <sram_uncorrectable_secded>2</sram_uncorrectable_secded><dram_correctable>5</dram_correctable><dram_uncorrectable>3</dram_uncorrectable>
+      <sram_uncorrectable_secded>2</sram_uncorrectable_secded><dram_correctable>5</dram_correctable>` +
+      `<dram_uncorrectable>3</dram_uncorrectable>
     </volatile></ecc_errors></gpu></nvidia_smi_log>`;
     const r = parseNvidiaSmiLog(xml);
     expect(r.ok && r.log.gpus[0]?.ecc).toEqual({ volatileCorrected: 9, volatileUncorrected: 6 });

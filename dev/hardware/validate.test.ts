@@ -189,7 +189,9 @@ function renderGpu(g: GpuSnapshot): string {
 
 function renderLog(doc: NodeSnapshotDocument): string {
   const head = `<?xml version="1.0" ?>\n<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v12.dtd">\n<nvidia_smi_log>`;
-  const system = `<driver_version>${doc.nvml.driverVersion ?? 'N/A'}</driver_version><cuda_version>${doc.nvml.cudaDriverVersion ?? 'N/A'}</cuda_version>`;
+  const system =
+    `<driver_version>${doc.nvml.driverVersion ?? 'N/A'}</driver_version>` +
+    `<cuda_version>${doc.nvml.cudaDriverVersion ?? 'N/A'}</cuda_version>`;
   return `${head}${system}<attached_gpus>${doc.gpus.length}</attached_gpus>\n${doc.gpus.map(renderGpu).join('\n')}\n</nvidia_smi_log>\n`;
 }
 
@@ -223,7 +225,9 @@ describe('validate:hardware against the fake NVML library and a stand-in nvidia-
   beforeAll(async () => {
     fake = await startFakeNvml('h100-sxm-8x-healthy');
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-validate-'));
-    const script = `#!/bin/sh\n# stand-in nvidia-smi for dev/hardware/validate.test.ts\ncase "$1" in\n  -q) cat "${dir}/smi.xml" ;;\n  nvlink) cat "${dir}/nvlink.txt" ;;\n  *) exit 64 ;;\nesac\n`;
+    const script =
+      `#!/bin/sh\n# stand-in nvidia-smi for dev/hardware/validate.test.ts\ncase "$1" in\n  -q) cat "${dir}/smi.xml" ;;\n` +
+      `  nvlink) cat "${dir}/nvlink.txt" ;;\n  *) exit 64 ;;\nesac\n`;
     await writeFile(path.join(dir, 'nvidia-smi'), script);
     await chmod(path.join(dir, 'nvidia-smi'), 0o755);
   });

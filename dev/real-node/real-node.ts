@@ -442,7 +442,10 @@ export class RealNode {
     return path.join(this.dir, 'kubelet', 'root');
   }
 
-  /** Where this node's kubelet serves its pod-resources API (`<root-dir>/pod-resources/kubelet.sock`), for the chart's `agent.podResourcesHostPath`. */
+  /**
+   * Where this node's kubelet serves its pod-resources API (`<root-dir>/pod-resources/kubelet.sock`), for the chart's
+   * `agent.podResourcesHostPath`.
+   */
   get podResourcesDir(): string {
     return path.join(this.kubeletRoot, 'pod-resources');
   }

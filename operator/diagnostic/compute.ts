@@ -63,7 +63,8 @@ export function computeDiagnosticStatus(
     }
     case 'running': {
       const done = observation.completed.length;
-      const message = `${observation.restarted ? 'restarted after an operator restart; ' : ''}${done}/${observation.targeted} node(s) answered`;
+      const message =
+        (observation.restarted ? 'restarted after an operator restart; ' : '') + `${done}/${observation.targeted} node(s) answered`;
       return {
         phase: 'Running',
         observedGeneration: generation,
@@ -75,7 +76,9 @@ export function computeDiagnosticStatus(
     case 'finished': {
       const results = buildResults(observation.results, observation.targeted);
       const summary = results.summary ?? {};
-      const ready = `diagnosed ${summary.nodesTargeted ?? 0} node(s): ${summary.nodesSucceeded ?? 0} answered, ${summary.nodesFailed ?? 0} could not be diagnosed`;
+      const ready =
+        `diagnosed ${summary.nodesTargeted ?? 0} node(s): ${summary.nodesSucceeded ?? 0} answered, ${summary.nodesFailed ?? 0} ` +
+        `could not be diagnosed`;
       let next = markReady(conditions, { reason: 'Completed', message: ready }, generation, now);
       next = setCondition(next, { type: HEALTHY, ...healthyCondition(summary) }, generation, now);
       return {

@@ -357,7 +357,8 @@ export function healthyCondition(summary: Summary): { status: 'True' | 'False' |
       status: 'False',
       reason: 'CriticalNodes',
       message: clip(
-        `${critical} node(s) critical: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''} (${summary.gpus?.critical ?? 0} critical GPU(s))`,
+        `${critical} node(s) critical: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''} ` +
+          `(${summary.gpus?.critical ?? 0} critical GPU(s))`,
         STATUS_LIMITS.message,
       ),
     };

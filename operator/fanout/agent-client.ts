@@ -230,7 +230,9 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
     const onTimeout = (): void => {
       finish({
         kind: 'Timeout',
-        message: `no complete answer within ${request.timeoutMs} ms (${phase === 'connecting' ? 'waiting for headers' : `${received} body bytes read`})`,
+        message:
+          `no complete answer within ${request.timeoutMs} ms ` +
+          `(${phase === 'connecting' ? 'waiting for headers' : `${received} body bytes read`})`,
         transient: true,
         cancelled: false,
       });
@@ -297,7 +299,9 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
         });
         finish({
           kind: 'Error',
-          message: `connection failed after HTTP ${status} while reading the body (${received} bytes read): ${sanitizeText(err.message, 120)}`,
+          message:
+            `connection failed after HTTP ${status} while reading the body (${received} bytes read): ` +
+            `${sanitizeText(err.message, 120)}`,
           transient: true,
           status,
         });

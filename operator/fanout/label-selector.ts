@@ -57,7 +57,10 @@ export function labelKeyProblem(key: unknown): string | undefined {
   if (name.length === 0) return `${quote(key)} has an empty name part`;
   if (name.length > MAX_NAME_PART) return `${quote(key)} has a name part longer than ${MAX_NAME_PART} characters`;
   if (!NAME_PART.test(name))
-    return `${quote(key)} is not a qualified name (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric, optional DNS prefix and "/")`;
+    return (
+      `${quote(key)} is not a qualified name (alphanumerics, "-", "_" and ".", starting and ending with an alphanumeric, optional ` +
+      `DNS prefix and "/")`
+    );
   return undefined;
 }
 

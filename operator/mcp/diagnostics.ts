@@ -19,7 +19,8 @@ export const REQUESTED_BY_ANNOTATION = 'gpudiag.io/requested-by';
 
 /** The API path of GPUDiagnostics in a namespace (or one of them). */
 export function diagnosticsPath(namespace: string, name?: string): string {
-  const base = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${encodeURIComponent(namespace)}/${GPU_DIAGNOSTICS.plural}`;
+  const base =
+    `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}` + `/namespaces/${encodeURIComponent(namespace)}/${GPU_DIAGNOSTICS.plural}`;
   return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
 }
 

@@ -76,7 +76,10 @@ function xidLine(e: VerdictFacts['xidEvents'][number], gpus: VerdictFacts['gpus'
   const gpu = gpus.find((g) => g.index === index);
   const where =
     e.attribution === 'gpu' && gpu !== undefined ? `on ${gpuLabel(gpu)}` : `on node ${node}, naming no GPU (it may have been the pod's)`;
-  return `XID ${e.xid}${e.name === undefined ? '' : ` ${e.name}`} (${e.severity ?? 'warning'}, ×${e.count}) ${where}, last seen ${e.lastSeen ?? 'at an unknown time'} during the pod's lifetime`;
+  return (
+    `XID ${e.xid}${e.name === undefined ? '' : ` ${e.name}`} (${e.severity ?? 'warning'}, ×${e.count}) ${where}, last seen ` +
+    `${e.lastSeen ?? 'at an unknown time'} during the pod's lifetime`
+  );
 }
 
 /** Decides whether GPU hardware is behind the pod's failure, and why. */
@@ -109,6 +112,8 @@ export function gpuHardwareVerdict(facts: VerdictFacts): Verdict {
   if (unknown.length > 0)
     return { gpuHardware: 'unknown', evidence: [...unknown.map((g) => `the health of ${gpuLabel(g)} is unknown`), ...others] };
 
-  const healthy = `${facts.gpus.map(gpuLabel).join(', ')} ${facts.gpus.length === 1 ? 'is' : 'are'} healthy, with no warning or critical XID on ${facts.gpus.length === 1 ? 'it' : 'them'} or on the node in the pod's lifetime`;
+  const healthy =
+    `${facts.gpus.map(gpuLabel).join(', ')} ${facts.gpus.length === 1 ? 'is' : 'are'} healthy, with no warning or critical XID on ` +
+    `${facts.gpus.length === 1 ? 'it' : 'them'} or on the node in the pod's lifetime`;
   return { gpuHardware: 'unlikely', evidence: [healthy, ...others.map((l) => `likelier cause: ${l}`)] };
 }

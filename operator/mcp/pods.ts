@@ -38,7 +38,10 @@ export const podToolArguments = toolArguments({
 });
 export type PodToolArguments = z.output<typeof podToolArguments>;
 
-/** XIDs logged up to this long after the pod ended still count: kernel timestamps and the kubelet's finishedAt come from different clocks. */
+/**
+ * XIDs logged up to this long after the pod ended still count: kernel timestamps and the kubelet's finishedAt come from
+ * different clocks.
+ */
 export const END_GRACE_MS = 60_000;
 
 export const podSchema = z.object({
@@ -217,12 +220,14 @@ function reportNotes(
   if (statusNode === undefined) notes.push(`node ${pod.node} has no result in GPUDiagnostic ${ref.namespace}/${ref.name} (${ref.phase})`);
   else if (statusNode.result !== 'Succeeded')
     notes.push(
-      `node ${pod.node} could not be diagnosed: ${statusNode.result}${statusNode.message === undefined ? '' : ` — ${statusNode.message}`}`,
+      `node ${pod.node} could not be diagnosed: ` +
+        `${statusNode.result}${statusNode.message === undefined ? '' : ` — ${statusNode.message}`}`,
     );
   else if (gpus.length === 0 && pod.gpusRequested > 0) {
     const truncated = (statusNode.gpus ?? []).some((g) => (g.podsTruncated ?? 0) > 0);
     notes.push(
-      `the pod requests ${pod.gpusRequested} GPU(s) but no GPU of node ${pod.node} lists this pod${truncated ? ' (some GPUs list only their first pods)' : ''}`,
+      `the pod requests ${pod.gpusRequested} GPU(s) but no GPU of node ${pod.node} lists this ` +
+        `pod${truncated ? ' (some GPUs list only their first pods)' : ''}`,
     );
   } else if (gpus.length === 0) notes.push(`the pod requests no ${GPU_RESOURCE} and no GPU of node ${pod.node} lists it`);
   else if (gpus.length < pod.gpusRequested) notes.push(`${gpus.length} of the ${pod.gpusRequested} GPU(s) the pod requests list it`);

@@ -35,9 +35,12 @@ export const gpuTriagePrompt: McpPrompt = {
       `Triage the GPUs of Kubernetes node ${node}.`,
       `1. Call describe_gpu_node with node "${node}" (it runs a fresh GPUDiagnostic and lists the pods using nvidia.com/gpu there).`,
       `2. If XID errors appear, call analyze_xid_errors with nodes ["${node}"] and since "24h" for the full picture.`,
-      '3. Summarise: overall status and score, each unhealthy GPU (index, UUID, findings), the XIDs with their recommended actions, and which workloads are affected (the pods listed on each unhealthy GPU).',
-      '   If the user asks why one pod failed, call explain_pod_failure with its namespace and name: it says whether GPU hardware is the likely cause, with the evidence.',
-      '4. Recommend one next step (monitor, drain and reset the GPU, reboot, or RMA) and say why. Name the GPUDiagnostic you used so it can be audited.',
+      '3. Summarise: overall status and score, each unhealthy GPU (index, UUID, findings), the XIDs with their recommended ' +
+        'actions, and which workloads are affected (the pods listed on each unhealthy GPU).',
+      '   If the user asks why one pod failed, call explain_pod_failure with its namespace and name: it says whether GPU ' +
+        'hardware is the likely cause, with the evidence.',
+      '4. Recommend one next step (monitor, drain and reset the GPU, reboot, or RMA) and say why. Name the GPUDiagnostic you ' +
+        'used so it can be audited.',
       UNTRUSTED_NOTE,
     ].join('\n');
   },
@@ -54,11 +57,16 @@ export const explainXidPrompt: McpPrompt = {
     const entry = lookupXid(Number(xid));
     return [
       `Explain NVIDIA XID ${entry.xid} to an SRE who runs GPU nodes on Kubernetes.`,
-      `Catalog entry (gpudiag://xid-catalog, NVIDIA's XID catalog): mnemonic ${entry.mnemonic}; category ${entry.category}; products ${entry.products.join(', ') || 'none listed'};`,
-      `NVIDIA's immediate action ${entry.immediateAction ?? `none (gpudiag assumes ${entry.bucket})`}; investigatory action ${entry.investigatoryAction ?? 'none'}; default severity ${entry.severity};`,
-      `${entry.xid154 === null ? '' : `an XID 154 follows it from ${entry.xid154} and names the recovery action; `}description: ${entry.description}; recommended action: ${entry.action}.`,
-      'Some codes depend on the message (74, 144-150, 154) or on neighbouring XIDs (13, 31, 45, 48): say so, and read the decoded field of the events.',
-      'Cover: what usually causes it (application bug, driver, hardware), whether the GPU needs a reset or replacement, how to tell a one-off from a trend,',
+      `Catalog entry (gpudiag://xid-catalog, NVIDIA's XID catalog): mnemonic ${entry.mnemonic}; category ${entry.category}; ` +
+        `products ${entry.products.join(', ') || 'none listed'};`,
+      `NVIDIA's immediate action ${entry.immediateAction ?? `none (gpudiag assumes ${entry.bucket})`}; investigatory action ` +
+        `${entry.investigatoryAction ?? 'none'}; default severity ${entry.severity};`,
+      `${entry.xid154 === null ? '' : `an XID 154 follows it from ${entry.xid154} and names the recovery action; `}description: ` +
+        `${entry.description}; recommended action: ${entry.action}.`,
+      'Some codes depend on the message (74, 144-150, 154) or on neighbouring XIDs (13, 31, 45, 48): say so, and read the ' +
+        'decoded field of the events.',
+      'Cover: what usually causes it (application bug, driver, hardware), whether the GPU needs a reset or replacement, how to ' +
+        'tell a one-off from a trend,',
       'and how a GPUHealthPolicy can override its severity (spec.xid.overrides) or escalate repeats (spec.xid.escalations).',
       'If the user names a node, call analyze_xid_errors for it to see whether this XID occurred recently.',
     ].join('\n');

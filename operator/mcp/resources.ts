@@ -56,7 +56,9 @@ function parseOrThrow(schema: ReturnType<typeof objectName>, value: string, what
 export const diagnosticResource: McpResource = {
   name: 'gpu-diagnostic',
   title: 'GPUDiagnostic',
-  description: `A GPUDiagnostic object in full (spec and status). ${UNTRUSTED_NOTE.replace('untrusted.*', 'status.nodes[].xidEvents[].message and .process')}`,
+  description:
+    `A GPUDiagnostic object in full (spec and status). ` +
+    `${UNTRUSTED_NOTE.replace('untrusted.*', 'status.nodes[].xidEvents[].message and .process')}`,
   uriTemplate: 'gpudiag://diagnostics/{namespace}/{name}',
   mimeType: 'application/json',
   async read(variables, ctx) {
@@ -89,7 +91,8 @@ export const xidCatalogResource: McpResource = {
   name: 'xid-catalog',
   title: 'XID catalog',
   description:
-    'What each NVIDIA XID code means: name, category, default severity, recommended action (GPUHealthPolicy can override severities and actions).',
+    'What each NVIDIA XID code means: name, category, default severity, recommended action (GPUHealthPolicy can override ' +
+    'severities and actions).',
   uriTemplate: 'gpudiag://xid-catalog',
   mimeType: 'application/json',
   read() {

@@ -160,11 +160,13 @@ function planMessage(
   const parts: string[] = [];
   if (actions.taint.enabled) {
     parts.push(
-      `${p.keep.length + p.add.length} node(s) tainted ${actions.taint.key}:${actions.taint.effect} (${p.add.length} new, ${p.remove.length} removed)`,
+      `${p.keep.length + p.add.length} node(s) tainted ${actions.taint.key}:${actions.taint.effect} (${p.add.length} new, ` +
+        `${p.remove.length} removed)`,
     );
     if (p.held.length > 0)
       parts.push(
-        `${p.held.length} critical node(s) held by the guardrail (maxTaintedPercent ${actions.taint.maxTaintedPercent}% of ${governed} governed node(s) allows ${p.allowed})`,
+        `${p.held.length} critical node(s) held by the guardrail (maxTaintedPercent ${actions.taint.maxTaintedPercent}% of ` +
+          `${governed} governed node(s) allows ${p.allowed})`,
       );
   } else if (p.remove.length > 0) parts.push(`${p.remove.length} taint(s) removed`);
   if (actions.nodeCondition.enabled) {

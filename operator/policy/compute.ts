@@ -194,7 +194,8 @@ export function healthyCondition(results: readonly NodeResultInput[]): {
       status: 'False',
       reason: 'CriticalNodes',
       message: clip(
-        `${critical.length} of ${counts.governed ?? 0} governed node(s) critical: ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`,
+        `${critical.length} of ${counts.governed ?? 0} governed node(s) critical: ` +
+          `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`,
         POLICY_STATUS_LIMITS.message,
       ),
     };

@@ -134,7 +134,8 @@ describe('parseAdvertisedGpus', () => {
       ['label nvidia.com/gpu.count=8'],
       [
         'capacity nvidia.com/gpu: label nvidia.com/gpu.replicas "many" is not a whole number, so the shared count cannot be read as GPUs',
-        'allocatable nvidia.com/gpu: label nvidia.com/gpu.replicas "many" is not a whole number, so the shared count cannot be read as GPUs',
+        'allocatable nvidia.com/gpu: label nvidia.com/gpu.replicas "many" is not a whole number, so the shared count cannot be ' +
+          'read as GPUs',
       ],
     ],
     [

@@ -68,7 +68,8 @@ export function checkMissingGpus(
   const said = claim(advertised, expected);
   const mig = possibleMigDevices(snapshot, advertised);
   if (mig.length > 0) {
-    const why = `the agent sees ${seen.count} with MIG enabled (GPU ${mig.join(', ')}): the count may number MIG devices, so it is not compared`;
+    const why =
+      `the agent sees ${seen.count} with MIG enabled (GPU ${mig.join(', ')}): ` + `the count may number MIG devices, so it is not compared`;
     found.push(finding('inventory', 'info', 'AdvertisedGpusIgnored', `${said} and ${why}`));
     return found;
   }

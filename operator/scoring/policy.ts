@@ -225,7 +225,8 @@ export function resolvePolicy(spec: GPUHealthPolicySpec = {}): ResolvedPolicy {
   const scoring: ResolvedScoring = { ...d.scoring, ...spec.scoring };
   if (scoring.healthyMinScore <= scoring.degradedMinScore) {
     throw new PolicyError(
-      `policy field scoring: healthyMinScore (${scoring.healthyMinScore}) must be greater than degradedMinScore (${scoring.degradedMinScore})`,
+      `policy field scoring: healthyMinScore (${scoring.healthyMinScore}) must be greater than degradedMinScore ` +
+        `(${scoring.degradedMinScore})`,
     );
   }
   const resolved: ResolvedPolicy = {

@@ -135,7 +135,8 @@ function xidFinding(events: readonly EvaluatedXidEvent[]): Finding {
     'xid',
     severity,
     XID_FINDING_CODES[severity],
-    `XID ${first.xid} (${first.name}) logged ${count} time(s), last at ${lastSeen}${escalated}: ${worst.immediateAction}${decoded}. Action: ${worst.action.replace(/\.$/, '')}.${lasts}`,
+    `XID ${first.xid} (${first.name}) logged ${count} time(s), last at ${lastSeen}${escalated}: ` +
+      `${worst.immediateAction}${decoded}. Action: ${worst.action.replace(/\.$/, '')}.${lasts}`,
   );
 }
 
@@ -251,7 +252,8 @@ export function switchFindings(events: readonly SwitchEventReport[]): Finding[] 
     const where = first.switchPciBusId === undefined ? 'an NVSwitch' : `NVSwitch ${first.switchPciBusId}`;
     const onLinks = links.length === 0 ? '' : ` on link${links.length === 1 ? '' : 's'} ${links.join(', ')}`;
     const advice = fatal
-      ? "The fabric is impaired: drain NVLink work on this node, collect nvidia-bug-report.sh output and follow NVIDIA's NVSwitch guidance (usually a node reboot)."
+      ? "The fabric is impaired: drain NVLink work on this node, collect nvidia-bug-report.sh output and follow NVIDIA's NVSwitch " +
+        'guidance (usually a node reboot).'
       : 'Non-fatal: watch for repeats; report them to NVIDIA support.';
     return finding(
       'nvlink',
@@ -268,7 +270,8 @@ export function busLossFinding(loss: BusLossReport): Finding {
     'xid',
     'critical',
     'GpuFellOffBus',
-    `The kernel reports the GPU at ${loss.pciBusId} fell off the bus (${loss.count} time(s), last at ${loss.lastSeen}) without an XID code: RESTART_BM. Drain the node and reboot it; the GPU is unusable until then.`,
+    `The kernel reports the GPU at ${loss.pciBusId} fell off the bus (${loss.count} time(s), last at ${loss.lastSeen}) without ` +
+      `an XID code: RESTART_BM. Drain the node and reboot it; the GPU is unusable until then.`,
   );
 }
 

@@ -240,7 +240,8 @@ describe('WorkloadNotifier', () => {
     const [toPod, toJob] = events.warnings;
     expect(toPod?.note).toMatch(
       new RegExp(
-        `^${lostGpu(3).uuid} \\(GPU 3\\) on node gpu-node-1, used by container "pytorch" of pod ml/trainer-0, is critical: .*Your container's GPU is gone`,
+        `^${lostGpu(3).uuid} \\(GPU 3\\) on node gpu-node-1, used by container "pytorch" of pod ml/trainer-0, is critical: ` +
+          `.*Your container's GPU is gone`,
       ),
     );
     expect(toJob?.note).toContain('used by its pod ml/trainer-0 (container "pytorch")');

@@ -86,7 +86,8 @@ async function waitNode(name: string, done: (n: V1Node) => boolean, what: string
     if (done(node)) return node;
     if (Date.now() > deadline)
       throw new Error(
-        `${name}: ${what} not seen after ${timeoutMs} ms: ${JSON.stringify({ taints: node.spec?.taints, annotations: node.metadata?.annotations, conditions: node.status?.conditions })}`,
+        `${name}: ${what} not seen after ${timeoutMs} ms: ` +
+          `${JSON.stringify({ taints: node.spec?.taints, annotations: node.metadata?.annotations, conditions: node.status?.conditions })}`,
       );
     await new Promise((r) => setTimeout(r, 200));
   }

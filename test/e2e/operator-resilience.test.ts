@@ -248,45 +248,48 @@ describe('operator resilience: fault kinds', () => {
     expect(done.status?.nodes?.slice(-3).every((x) => x.status === 'healthy')).toBe(true);
   });
 
-  it('finds a fault injected at run time in the next diagnostic; a reset clears the reset-class faults, a reboot-class XID 79 stays', async () => {
-    const controller = fleet.node(n['dyn'] ?? '').controller;
-    if (controller === undefined) throw new Error('dyn has no fake NVML controller');
-    const before = await diagnose('dyn-before', { nodeNames: [n['dyn']] });
-    expect(nodeOf(before, 'dyn').status).toBe('healthy');
+  it(
+    'finds a fault injected at run time in the next diagnostic; ' + 'a reset clears the reset-class faults, a reboot-class XID 79 stays',
+    async () => {
+      const controller = fleet.node(n['dyn'] ?? '').controller;
+      if (controller === undefined) throw new Error('dyn has no fake NVML controller');
+      const before = await diagnose('dyn-before', { nodeNames: [n['dyn']] });
+      expect(nodeOf(before, 'dyn').status).toBe('healthy');
 
-    // GPU 0 takes double-bit ECC errors, GPU 6 falls off the bus; the kernel logs both.
-    await controller.inject({ kind: 'double-bit-ecc', gpu: 0, count: 2 });
-    await controller.inject({ kind: 'fall-off-bus', gpu: 6 });
-    await logXid('dyn', 0, 48);
-    await logXid('dyn', 6, 79);
-    const faultAt = Date.now();
-    await sleep(1_100); // past the agent's 1 s snapshot cache and its kernel-log poll
-    const faulty = await diagnose('dyn-fault', { nodeNames: [n['dyn']] });
-    const node = nodeOf(faulty, 'dyn');
-    expect(node.status).toBe('critical');
-    expect(gpuCodes(node, 0)).toEqual(expect.arrayContaining(['VolatileDoubleBitEcc', 'XidCritical']));
-    expect(gpuCodes(node, 6)).toContain('GpuLost');
-    expect(node.xidEvents?.map((e) => e.xid).sort()).toEqual([48, 79]);
-    expect(condition(faulty, 'Healthy')).toMatchObject({ status: 'False', reason: 'CriticalNodes' });
+      // GPU 0 takes double-bit ECC errors, GPU 6 falls off the bus; the kernel logs both.
+      await controller.inject({ kind: 'double-bit-ecc', gpu: 0, count: 2 });
+      await controller.inject({ kind: 'fall-off-bus', gpu: 6 });
+      await logXid('dyn', 0, 48);
+      await logXid('dyn', 6, 79);
+      const faultAt = Date.now();
+      await sleep(1_100); // past the agent's 1 s snapshot cache and its kernel-log poll
+      const faulty = await diagnose('dyn-fault', { nodeNames: [n['dyn']] });
+      const node = nodeOf(faulty, 'dyn');
+      expect(node.status).toBe('critical');
+      expect(gpuCodes(node, 0)).toEqual(expect.arrayContaining(['VolatileDoubleBitEcc', 'XidCritical']));
+      expect(gpuCodes(node, 6)).toContain('GpuLost');
+      expect(node.xidEvents?.map((e) => e.xid).sort()).toEqual([48, 79]);
+      expect(condition(faulty, 'Healthy')).toMatchObject({ status: 'False', reason: 'CriticalNodes' });
 
-    // The GPUs are reset and back on the bus: the same agent process, nothing restarted. The
-    // NVML findings go at once, and so does the reset-class XID 48 (the agent saw the volatile ECC
-    // counters start again from zero). The XID 79 stays: NVIDIA's action is a node reboot.
-    await controller.load(HEALTHY_SCENARIO);
-    await sleep(1_100);
-    const reset = await diagnose('dyn-reset', { nodeNames: [n['dyn']] });
-    const afterReset = nodeOf(reset, 'dyn');
-    expect(nodeCodes(afterReset)).not.toContain('VolatileDoubleBitEcc');
-    expect(nodeCodes(afterReset)).not.toContain('GpuLost');
-    expect(afterReset.xidEvents?.map((e) => [e.xid, e.persistsUntil])).toEqual([[79, 'reboot']]);
+      // The GPUs are reset and back on the bus: the same agent process, nothing restarted. The
+      // NVML findings go at once, and so does the reset-class XID 48 (the agent saw the volatile ECC
+      // counters start again from zero). The XID 79 stays: NVIDIA's action is a node reboot.
+      await controller.load(HEALTHY_SCENARIO);
+      await sleep(1_100);
+      const reset = await diagnose('dyn-reset', { nodeNames: [n['dyn']] });
+      const afterReset = nodeOf(reset, 'dyn');
+      expect(nodeCodes(afterReset)).not.toContain('VolatileDoubleBitEcc');
+      expect(nodeCodes(afterReset)).not.toContain('GpuLost');
+      expect(afterReset.xidEvents?.map((e) => [e.xid, e.persistsUntil])).toEqual([[79, 'reboot']]);
 
-    // Past the lookback the 79 is still there, until the node reboots (its boot ID changes).
-    await sleep(Math.max(0, faultAt + 2_500 - Date.now()));
-    const cleared = await diagnose('dyn-cleared', { nodeNames: [n['dyn']], xidLookback: '2s' });
-    const after = nodeOf(cleared, 'dyn');
-    expect({ status: after.status, xids: after.xidEvents?.map((e) => e.xid) }).toEqual({ status: 'critical', xids: [79] });
-    expect(gpuCodes(after, 0)).not.toContain('XidCritical');
-  });
+      // Past the lookback the 79 is still there, until the node reboots (its boot ID changes).
+      await sleep(Math.max(0, faultAt + 2_500 - Date.now()));
+      const cleared = await diagnose('dyn-cleared', { nodeNames: [n['dyn']], xidLookback: '2s' });
+      const after = nodeOf(cleared, 'dyn');
+      expect({ status: after.status, xids: after.xidEvents?.map((e) => e.xid) }).toEqual({ status: 'critical', xids: [79] });
+      expect(gpuCodes(after, 0)).not.toContain('XidCritical');
+    },
+  );
 });
 
 describe('operator resilience: agent failures', () => {

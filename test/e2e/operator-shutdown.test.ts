@@ -109,65 +109,69 @@ afterAll(async () => {
 });
 
 describe('operator shutdown with work in flight', () => {
-  it('SIGTERM during a running diagnostic and an MCP call: exits 0 within the grace, keeps both, the next leader finishes them', async () => {
-    const mcpPort = await freePort();
-    const first = startOperator('shutdown-first', mcpPort);
-    const token = await testCluster().serviceAccountToken(ns.name, 'mcp-user', ['gpudiag-mcp']);
-    const client = new Client({ name: 'shutdown-test', version: '0' });
-    await waitUntil('the MCP endpoint answers', 20_000, async () => {
+  it(
+    'SIGTERM during a running diagnostic and an MCP call: ' + 'exits 0 within the grace, keeps both, the next leader finishes them',
+    async () => {
+      const mcpPort = await freePort();
+      const first = startOperator('shutdown-first', mcpPort);
+      const token = await testCluster().serviceAccountToken(ns.name, 'mcp-user', ['gpudiag-mcp']);
+      const client = new Client({ name: 'shutdown-test', version: '0' });
+      await waitUntil('the MCP endpoint answers', 20_000, async () => {
+        try {
+          await client.connect(
+            new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${mcpPort}/mcp`), {
+              requestInit: { headers: { Authorization: `Bearer ${token}` } },
+            }),
+          );
+          return true;
+        } catch {
+          return false;
+        }
+      });
       try {
-        await client.connect(
-          new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${mcpPort}/mcp`), {
-            requestInit: { headers: { Authorization: `Bearer ${token}` } },
-          }),
-        );
-        return true;
-      } catch {
-        return false;
+        await createDiagnostic(ns.name, 'in-flight', { nodeNames: [slowNode] });
+        const call = client.callTool({ name: 'gpu_health', arguments: { nodeNames: [slowNode], waitSeconds: 120 } }, undefined, {
+          timeout: 60_000,
+        });
+        await waitUntil('both diagnostics are Running', 20_000, async () => {
+          const direct = await readDiagnostic(ns.name, 'in-flight');
+          const viaMcp = await mcpDiagnostics();
+          return direct.status?.phase === 'Running' && viaMcp[0]?.status?.phase === 'Running';
+        });
+
+        const signalled = Date.now();
+        first.child.kill('SIGTERM');
+        const result = await call;
+        expect(result.isError ?? false).toBe(false);
+        expect((result.content as { text: string }[])[0]?.text).toMatch(/still Running; read it later with get_diagnostic/);
+        expect(await first.exited).toBe(0);
+        expect(Date.now() - signalled).toBeLessThan((GRACE_SECONDS + 4) * 1000);
+        expect(first.output()).toContain('"message":"operator stopped"');
+      } finally {
+        await client.close();
       }
-    });
-    try {
-      await createDiagnostic(ns.name, 'in-flight', { nodeNames: [slowNode] });
-      const call = client.callTool({ name: 'gpu_health', arguments: { nodeNames: [slowNode], waitSeconds: 120 } }, undefined, {
-        timeout: 60_000,
-      });
-      await waitUntil('both diagnostics are Running', 20_000, async () => {
-        const direct = await readDiagnostic(ns.name, 'in-flight');
-        const viaMcp = await mcpDiagnostics();
-        return direct.status?.phase === 'Running' && viaMcp[0]?.status?.phase === 'Running';
-      });
 
-      const signalled = Date.now();
-      first.child.kill('SIGTERM');
-      const result = await call;
-      expect(result.isError ?? false).toBe(false);
-      expect((result.content as { text: string }[])[0]?.text).toMatch(/still Running; read it later with get_diagnostic/);
-      expect(await first.exited).toBe(0);
-      expect(Date.now() - signalled).toBeLessThan((GRACE_SECONDS + 4) * 1000);
-      expect(first.output()).toContain('"message":"operator stopped"');
-    } finally {
-      await client.close();
-    }
+      // Released for the next replica; nothing deleted, nothing marked failed.
+      const lease = await testCluster()
+        .admin()
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ namespace: ns.name, name: 'shutdown-test' });
+      expect(lease.spec?.holderIdentity ?? '').toBe('');
+      const kept = [await readDiagnostic(ns.name, 'in-flight'), ...(await mcpDiagnostics())];
+      expect(kept.map((d) => d.status?.phase)).toEqual(['Running', 'Running']);
 
-    // Released for the next replica; nothing deleted, nothing marked failed.
-    const lease = await testCluster()
-      .admin()
-      .makeApiClient(CoordinationV1Api)
-      .readNamespacedLease({ namespace: ns.name, name: 'shutdown-test' });
-    expect(lease.spec?.holderIdentity ?? '').toBe('');
-    const kept = [await readDiagnostic(ns.name, 'in-flight'), ...(await mcpDiagnostics())];
-    expect(kept.map((d) => d.status?.phase)).toEqual(['Running', 'Running']);
-
-    const next = startOperator('shutdown-next', await freePort());
-    try {
-      for (const d of kept) {
-        const done = await waitFinished(ns.name, d.metadata.name ?? '', { timeoutMs: 40_000, pollMs: 250 });
-        expect(done.status?.phase).toBe('Completed');
-        expect(done.status?.summary?.nodesSucceeded).toBe(1);
+      const next = startOperator('shutdown-next', await freePort());
+      try {
+        for (const d of kept) {
+          const done = await waitFinished(ns.name, d.metadata.name ?? '', { timeoutMs: 40_000, pollMs: 250 });
+          expect(done.status?.phase).toBe('Completed');
+          expect(done.status?.summary?.nodesSucceeded).toBe(1);
+        }
+      } finally {
+        next.child.kill('SIGTERM');
       }
-    } finally {
-      next.child.kill('SIGTERM');
-    }
-    expect(await next.exited).toBe(0);
-  }, 120_000);
+      expect(await next.exited).toBe(0);
+    },
+    120_000,
+  );
 });

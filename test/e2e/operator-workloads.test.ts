@@ -241,42 +241,46 @@ describe('operator: the pods on a failing GPU', () => {
     expect((await warningsAbout('web')).map((e) => e.kind)).toEqual(['Deployment']);
   });
 
-  it('RBAC grew only by what this needs: list pods and patch pods/status anywhere, get ReplicaSets and Jobs; never read, change or delete pods otherwise', async () => {
-    const authz = testCluster().admin().makeApiClient(AuthorizationV1Api);
-    const may = async (
-      verb: string,
-      resource: string,
-      extra: { group?: string; subresource?: string; namespace?: string } = {},
-    ): Promise<boolean> =>
-      (
-        await authz.createSubjectAccessReview({
-          body: {
-            spec: {
-              user: `system:serviceaccount:${ns.name}:gpudiag-operator`,
-              groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
-              resourceAttributes: {
-                verb,
-                resource,
-                group: extra.group ?? '',
-                namespace: extra.namespace ?? 'ml-elsewhere',
-                ...(extra.subresource !== undefined ? { subresource: extra.subresource } : {}),
+  it(
+    'RBAC grew only by what this needs: list pods and patch pods/status anywhere, get ReplicaSets and Jobs; never read, change or ' +
+      'delete pods otherwise',
+    async () => {
+      const authz = testCluster().admin().makeApiClient(AuthorizationV1Api);
+      const may = async (
+        verb: string,
+        resource: string,
+        extra: { group?: string; subresource?: string; namespace?: string } = {},
+      ): Promise<boolean> =>
+        (
+          await authz.createSubjectAccessReview({
+            body: {
+              spec: {
+                user: `system:serviceaccount:${ns.name}:gpudiag-operator`,
+                groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
+                resourceAttributes: {
+                  verb,
+                  resource,
+                  group: extra.group ?? '',
+                  namespace: extra.namespace ?? 'ml-elsewhere',
+                  ...(extra.subresource !== undefined ? { subresource: extra.subresource } : {}),
+                },
               },
             },
-          },
-        })
-      ).status?.allowed === true;
-    expect(await may('list', 'pods')).toBe(true);
-    expect(await may('patch', 'pods', { subresource: 'status' })).toBe(true);
-    expect(await may('get', 'replicasets', { group: 'apps' })).toBe(true);
-    expect(await may('get', 'jobs', { group: 'batch' })).toBe(true);
-    for (const verb of ['get', 'watch', 'patch', 'update', 'delete', 'create'])
-      expect([verb, await may(verb, 'pods')]).toEqual([verb, false]);
-    expect(await may('create', 'pods', { subresource: 'eviction' })).toBe(false);
-    expect(await may('create', 'pods', { subresource: 'exec' })).toBe(false);
-    expect(await may('list', 'replicasets', { group: 'apps' })).toBe(false);
-    expect(await may('get', 'deployments', { group: 'apps' })).toBe(false);
-    expect(await may('get', 'secrets')).toBe(false);
-  });
+          })
+        ).status?.allowed === true;
+      expect(await may('list', 'pods')).toBe(true);
+      expect(await may('patch', 'pods', { subresource: 'status' })).toBe(true);
+      expect(await may('get', 'replicasets', { group: 'apps' })).toBe(true);
+      expect(await may('get', 'jobs', { group: 'batch' })).toBe(true);
+      for (const verb of ['get', 'watch', 'patch', 'update', 'delete', 'create'])
+        expect([verb, await may(verb, 'pods')]).toEqual([verb, false]);
+      expect(await may('create', 'pods', { subresource: 'eviction' })).toBe(false);
+      expect(await may('create', 'pods', { subresource: 'exec' })).toBe(false);
+      expect(await may('list', 'replicasets', { group: 'apps' })).toBe(false);
+      expect(await may('get', 'deployments', { group: 'apps' })).toBe(false);
+      expect(await may('get', 'secrets')).toBe(false);
+    },
+  );
 
   it('a second diagnostic finding the same fault tells no one again', async () => {
     const again = await diagnose('workloads-again');
@@ -285,66 +289,70 @@ describe('operator: the pods on a failing GPU', () => {
     expect((await warningsAbout('trainer')).filter((e) => e.kind === 'Job')).toHaveLength(1);
   });
 
-  it('a policy lists the affected pods and, with podCondition, marks only the pods on the critical GPU; deleting it marks the pod True again', async () => {
-    policyName = `${ns.name}-pods`;
-    const custom = testCluster().admin().makeApiClient(CustomObjectsApi);
-    await custom.createClusterCustomObject({
-      ...GPU_HEALTH_POLICIES,
-      body: {
-        apiVersion: 'gpudiag.io/v1alpha1',
-        kind: 'GPUHealthPolicy',
-        metadata: { name: policyName, labels: { [POLICY_SHARD_LABEL]: ns.name } },
-        spec: { interval: '1m', nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } }, actions: { podCondition: { enabled: true } } },
-      },
-    });
-    await waitUntil(
-      'trainer-0 marked GPUHealthy=False',
-      30_000,
-      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'False',
-    );
-    expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))).toEqual({
-      status: 'False',
-      reason: 'GpuLost',
-    });
-    await waitUntil(
-      'web-0 marked GPUHealthy=False',
-      30_000,
-      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'web-0' }))?.status === 'False',
-    );
-    expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'bystander' }))).toBeUndefined();
-    const policy = (await custom.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName })) as GPUHealthPolicy;
-    const worst = policy.status?.worstNodes?.find((n) => n.name === nodeName);
-    expect(worst?.affectedPods).toEqual([
-      {
-        gpu: lostUuid,
-        gpuStatus: 'critical',
-        namespace: ns.name,
-        name: 'trainer-0',
-        uid: uids.get('trainer-0'),
-        container: 'pytorch',
-        source: 'pod-resources',
-        controller: 'Job/trainer',
-      },
-      {
-        gpu: lostUuid,
-        gpuStatus: 'critical',
-        namespace: ns.name,
-        name: 'web-0',
-        uid: uids.get('web-0'),
-        container: 'server',
-        source: 'pod-resources',
-        controller: 'ReplicaSet/web-7d9f of Deployment/web',
-      },
-    ]);
-    const metrics = await env?.operator.metrics.registry.getSingleMetricAsString('gpudiag_affected_pods');
-    expect(metrics).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m);
+  it(
+    'a policy lists the affected pods and, with podCondition, marks only the pods on the critical GPU; deleting it marks the pod ' +
+      'True again',
+    async () => {
+      policyName = `${ns.name}-pods`;
+      const custom = testCluster().admin().makeApiClient(CustomObjectsApi);
+      await custom.createClusterCustomObject({
+        ...GPU_HEALTH_POLICIES,
+        body: {
+          apiVersion: 'gpudiag.io/v1alpha1',
+          kind: 'GPUHealthPolicy',
+          metadata: { name: policyName, labels: { [POLICY_SHARD_LABEL]: ns.name } },
+          spec: { interval: '1m', nodeSelector: { matchLabels: { [FLEET_LABEL]: ns.name } }, actions: { podCondition: { enabled: true } } },
+        },
+      });
+      await waitUntil(
+        'trainer-0 marked GPUHealthy=False',
+        30_000,
+        async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'False',
+      );
+      expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))).toEqual({
+        status: 'False',
+        reason: 'GpuLost',
+      });
+      await waitUntil(
+        'web-0 marked GPUHealthy=False',
+        30_000,
+        async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'web-0' }))?.status === 'False',
+      );
+      expect(gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'bystander' }))).toBeUndefined();
+      const policy = (await custom.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName })) as GPUHealthPolicy;
+      const worst = policy.status?.worstNodes?.find((n) => n.name === nodeName);
+      expect(worst?.affectedPods).toEqual([
+        {
+          gpu: lostUuid,
+          gpuStatus: 'critical',
+          namespace: ns.name,
+          name: 'trainer-0',
+          uid: uids.get('trainer-0'),
+          container: 'pytorch',
+          source: 'pod-resources',
+          controller: 'Job/trainer',
+        },
+        {
+          gpu: lostUuid,
+          gpuStatus: 'critical',
+          namespace: ns.name,
+          name: 'web-0',
+          uid: uids.get('web-0'),
+          container: 'server',
+          source: 'pod-resources',
+          controller: 'ReplicaSet/web-7d9f of Deployment/web',
+        },
+      ]);
+      const metrics = await env?.operator.metrics.registry.getSingleMetricAsString('gpudiag_affected_pods');
+      expect(metrics).toMatch(/^gpudiag_affected_pods\{fault="GpuLost",gpu_status="critical"\} 2$/m);
 
-    await custom.deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
-    policyName = '';
-    await waitUntil(
-      'trainer-0 marked GPUHealthy=True after the policy is deleted',
-      30_000,
-      async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'True',
-    );
-  });
+      await custom.deleteClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: policyName });
+      policyName = '';
+      await waitUntil(
+        'trainer-0 marked GPUHealthy=True after the policy is deleted',
+        30_000,
+        async () => gpuCondition(await core().readNamespacedPod({ namespace: ns.name, name: 'trainer-0' }))?.status === 'True',
+      );
+    },
+  );
 });

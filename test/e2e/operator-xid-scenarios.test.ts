@@ -96,36 +96,39 @@ describe('operator: XID scenarios from real kernel-log lines', () => {
     });
   });
 
-  it('nvlink5-storm: only the 149 on link 1 asks for a reset; the "Fatal" 149s on links 0 and 14, the 144s and 145s decode to IGNORE', () => {
-    const n = node('nvlink5-storm');
-    const nvlink149 = xids(n, 149);
-    expect(buckets(nvlink149)).toEqual([
-      ['IGNORE', 'info', 12],
-      ['IGNORE', 'info', 12],
-      ['RESET_GPU', 'critical', 3],
-    ]);
-    const reset = nvlink149.find((e) => e.immediateAction === 'RESET_GPU');
-    expect(reset).toMatchObject({ persistsUntil: 'gpu-reset', pciBusId: '0000:1b:00', gpu: 'GPU-4e2c9f31-7a0b-5d18-c3e6-91f0a2b7d845' });
-    expect(reset?.message).toContain('Link 01');
-    expect(reset?.decoded).toContain('NETIR_LINK_EVT link 1: RESET_GPU (decode table V2');
-    // The driver wrote "Fatal" on every 149; the table says IGNORE for links 0 and 14.
-    const ignored = nvlink149.filter((e) => e.immediateAction === 'IGNORE');
-    expect(ignored.map((e) => e.message?.match(/Link \d+/)?.[0]).sort()).toEqual(['Link 00', 'Link 14']);
-    for (const e of ignored) expect(e.message).toContain('Fatal');
-    expect(buckets(xids(n, 144))).toEqual([['IGNORE', 'info', 12]]);
-    expect(buckets(xids(n, 145))).toEqual([['IGNORE', 'info', 12]]);
-    expect(gpuStatuses(n)).toEqual([
-      '0:critical',
-      '1:healthy',
-      '2:healthy',
-      '3:healthy',
-      '4:healthy',
-      '5:healthy',
-      '6:healthy',
-      '7:healthy',
-    ]);
-    expect(gpu(n, 0).findings?.map((f) => [f.code, f.severity])).toEqual(expect.arrayContaining([['XidCritical', 'critical']]));
-  });
+  it(
+    'nvlink5-storm: only the 149 on link 1 asks for a reset; ' + 'the "Fatal" 149s on links 0 and 14, the 144s and 145s decode to IGNORE',
+    () => {
+      const n = node('nvlink5-storm');
+      const nvlink149 = xids(n, 149);
+      expect(buckets(nvlink149)).toEqual([
+        ['IGNORE', 'info', 12],
+        ['IGNORE', 'info', 12],
+        ['RESET_GPU', 'critical', 3],
+      ]);
+      const reset = nvlink149.find((e) => e.immediateAction === 'RESET_GPU');
+      expect(reset).toMatchObject({ persistsUntil: 'gpu-reset', pciBusId: '0000:1b:00', gpu: 'GPU-4e2c9f31-7a0b-5d18-c3e6-91f0a2b7d845' });
+      expect(reset?.message).toContain('Link 01');
+      expect(reset?.decoded).toContain('NETIR_LINK_EVT link 1: RESET_GPU (decode table V2');
+      // The driver wrote "Fatal" on every 149; the table says IGNORE for links 0 and 14.
+      const ignored = nvlink149.filter((e) => e.immediateAction === 'IGNORE');
+      expect(ignored.map((e) => e.message?.match(/Link \d+/)?.[0]).sort()).toEqual(['Link 00', 'Link 14']);
+      for (const e of ignored) expect(e.message).toContain('Fatal');
+      expect(buckets(xids(n, 144))).toEqual([['IGNORE', 'info', 12]]);
+      expect(buckets(xids(n, 145))).toEqual([['IGNORE', 'info', 12]]);
+      expect(gpuStatuses(n)).toEqual([
+        '0:critical',
+        '1:healthy',
+        '2:healthy',
+        '3:healthy',
+        '4:healthy',
+        '5:healthy',
+        '6:healthy',
+        '7:healthy',
+      ]);
+      expect(gpu(n, 0).findings?.map((f) => [f.code, f.severity])).toEqual(expect.arrayContaining([['XidCritical', 'critical']]));
+    },
+  );
 
   it('xid154-recovered: the latest 154 ("to 0x0 (None)") is IGNORE, supersedes the earlier ones and clears the 149s', () => {
     const n = node('xid154-recovered');

@@ -108,7 +108,10 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-/** Module specifiers a compiled file imports, statically or by a literal dynamic import, plus files it reads by `new URL('<literal>', import.meta.url)`. */
+/**
+ * Module specifiers a compiled file imports, statically or by a literal dynamic import, plus files it reads by
+ * `new URL('<literal>', import.meta.url)`.
+ */
 function references(source: string): { imports: string[]; urls: string[] } {
   const imports = [
     ...source.matchAll(
@@ -274,7 +277,8 @@ describe('the agent image', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-image-agent-'));
     await writeFile(
       path.join(dir, 'kmsg'),
-      '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
+      '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been ' +
+        'detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
     );
     libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('a100-dbe-remap-pending')) });
     await controller.load('a100-dbe-remap-pending');
@@ -366,7 +370,8 @@ describe('the agent image', () => {
 
   it('/dev/kmsg: readable with the device and CAP_SYSLOG alone; without CAP_SYSLOG the kernel refuses (dmesg_restrict)', async () => {
     const probe =
-      "const fs = require('fs'); const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); const n = fs.readSync(fd, Buffer.alloc(8192)); process.stdout.write('read ' + (n > 0));";
+      "const fs = require('fs'); const fd = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); " +
+      "const n = fs.readSync(fd, Buffer.alloc(8192)); process.stdout.write('read ' + (n > 0));";
     const base = [
       'run',
       '--rm',

@@ -16,7 +16,8 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-agent-proc-'));
   await writeFile(
     path.join(dir, 'kmsg'),
-    '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
+    '4,7,5000000,-;NVRM: Xid (PCI:0000:3b:00): 48, pid=77, name=train, An uncorrectable double bit error (DBE) has been ' +
+      'detected on GPU in the framebuffer at partition 6, subpartition 0.\n',
   );
   libraryPath = await buildFakeNvml({ era: fakeNvmlEraOf(await loadScenario('a100-dbe-remap-pending')) });
   await controller.load('a100-dbe-remap-pending');

@@ -58,7 +58,8 @@ const XID13 =
   'NVRM: Xid (PCI:0000:3b:00): 13, pid=1234, name=python3, Graphics SM Warp Exception on (GPC 0, TPC 1, SM 0): Out Of Range Address';
 const XID94 = 'NVRM: Xid (PCI:0000:86:00): 94, pid=2222, name=train, Contained: SM (0x1). RST: No, D-RST: No';
 const XID48 =
-  'NVRM: Xid (PCI:0000:86:00): 48, pid=3333, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.';
+  'NVRM: Xid (PCI:0000:86:00): 48, pid=3333, name=train, An uncorrectable double bit error (DBE) has been detected on GPU in ' +
+  'the framebuffer at partition 6, subpartition 0.';
 
 /** The identity and count of each event, in a stable order, so a duplicate or a wrong count shows. */
 function summary(doc: Snapshot): string[] {
@@ -158,7 +159,8 @@ async function pollSnapshot(agent: RunningAgent, xidSince: string, done: (doc: S
     await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
   }
   throw new Error(
-    `snapshot condition not met within ${POLL_TIMEOUT_MS} ms; last events: ${JSON.stringify(last === undefined ? null : summary(last))}\n${agent.proc.output()}`,
+    `snapshot condition not met within ${POLL_TIMEOUT_MS} ms; last events: ` +
+      `${JSON.stringify(last === undefined ? null : summary(last))}\n${agent.proc.output()}`,
   );
 }
 
@@ -279,52 +281,56 @@ describe('agent XID history across processes', () => {
     expect(await stopWith(second, 'SIGTERM')).toBe(0);
   });
 
-  it('a reboot-class XID stays past the look-back across restarts; a boot-ID change ends it and the reset-class one, and keeps lookback-class history', async () => {
-    const now = monotonicUs();
-    // The 79 was logged ten minutes ago (or at boot, on a host up for less); the rest a second ago.
-    const oldTs = now > 600_000_000n ? now - 600_000_000n : 0n;
-    expect(now - oldTs).toBeGreaterThan(20_000_000n); // the host has been up long enough to tell them apart
-    const recentTs = now - 1_000_000n;
-    await writeFile(kmsgPath, record(1, oldTs, XID79) + record(2, recentTs, XID13) + record(3, recentTs + 1000n, XID48));
-    // A look-back that starts well after the 79 and before the rest.
-    const recentWall = Date.now() - 1_000;
-    const lookBack = new Date(recentWall - 10_000).toISOString();
-    // A look-back that starts in the future: only faults that outlast it are reported.
-    const future = new Date(Date.now() + 3_600_000).toISOString();
+  it(
+    'a reboot-class XID stays past the look-back across restarts; a boot-ID change ends it and the reset-class one, and keeps ' +
+      'lookback-class history',
+    async () => {
+      const now = monotonicUs();
+      // The 79 was logged ten minutes ago (or at boot, on a host up for less); the rest a second ago.
+      const oldTs = now > 600_000_000n ? now - 600_000_000n : 0n;
+      expect(now - oldTs).toBeGreaterThan(20_000_000n); // the host has been up long enough to tell them apart
+      const recentTs = now - 1_000_000n;
+      await writeFile(kmsgPath, record(1, oldTs, XID79) + record(2, recentTs, XID13) + record(3, recentTs + 1000n, XID48));
+      // A look-back that starts well after the 79 and before the rest.
+      const recentWall = Date.now() - 1_000;
+      const lookBack = new Date(recentWall - 10_000).toISOString();
+      // A look-back that starts in the future: only faults that outlast it are reported.
+      const future = new Date(Date.now() + 3_600_000).toISOString();
 
-    const first = await startAgent(0);
-    const doc = await pollFor(first, lookBack, ['13@0000:3b:00/pid=1234 x1', '48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
-    const xid79 = doc.xid.events.find((e) => e.xid === 79);
-    expect(xid79?.persistsUntil).toBe('reboot');
-    expect(Date.parse(xid79?.lastSeen ?? '')).toBeLessThan(Date.parse(lookBack));
-    expect(summary(await snapshot(first, future))).toEqual(['48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
-    expect(await stopWith(first, 'SIGTERM')).toBe(0);
+      const first = await startAgent(0);
+      const doc = await pollFor(first, lookBack, ['13@0000:3b:00/pid=1234 x1', '48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
+      const xid79 = doc.xid.events.find((e) => e.xid === 79);
+      expect(xid79?.persistsUntil).toBe('reboot');
+      expect(Date.parse(xid79?.lastSeen ?? '')).toBeLessThan(Date.parse(lookBack));
+      expect(summary(await snapshot(first, future))).toEqual(['48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
+      expect(await stopWith(first, 'SIGTERM')).toBe(0);
 
-    // Same boot: the restarted agent still reports the 79 (restored, not re-read).
-    const second = await startAgent(0);
-    const again = await snapshot(second, future);
-    expect(summary(again)).toEqual(['48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
-    expect(again.xid.events.find((e) => e.xid === 79)?.persistsUntil).toBe('reboot');
-    expect(summary(await snapshot(second, lookBack))).toEqual([
-      '13@0000:3b:00/pid=1234 x1',
-      '48@0000:86:00/pid=3333 x1',
-      '79@0000:3b:00/pid=- x1',
-    ]);
-    expect(await stopWith(second, 'SIGTERM')).toBe(0);
+      // Same boot: the restarted agent still reports the 79 (restored, not re-read).
+      const second = await startAgent(0);
+      const again = await snapshot(second, future);
+      expect(summary(again)).toEqual(['48@0000:86:00/pid=3333 x1', '79@0000:3b:00/pid=- x1']);
+      expect(again.xid.events.find((e) => e.xid === 79)?.persistsUntil).toBe('reboot');
+      expect(summary(await snapshot(second, lookBack))).toEqual([
+        '13@0000:3b:00/pid=1234 x1',
+        '48@0000:86:00/pid=3333 x1',
+        '79@0000:3b:00/pid=- x1',
+      ]);
+      expect(await stopWith(second, 'SIGTERM')).toBe(0);
 
-    // A reboot: new boot ID, and the new boot's log starts over at sequence 1.
-    await writeFile(bootIdPath, 'boot-B\n');
-    await writeFile(kmsgPath, record(1, monotonicUs(), XID94));
-    const third = await startAgent(0);
-    // The new log is read from its start (the old cursor, after record 3 of boot-A, does not apply).
-    const rebooted = await pollFor(third, lookBack, ['13@0000:3b:00/pid=1234 x1', '94@0000:86:00/pid=2222 x1']);
-    expect(rebooted.xid.events.find((e) => e.xid === 13)?.persistsUntil).toBe('lookback');
-    expect(summary(await snapshot(third, future))).toEqual([]);
-    const saved = await pollHistory((h) => h.bootId === 'boot-B' && h.cursor?.seq === 1);
-    expect(saved.cursor).toEqual({ bootId: 'boot-B', seq: 1 });
-    expect(saved.xids.map((x) => x.xid).sort((a, b) => a - b)).toEqual([13, 94]);
-    expect(await stopWith(third, 'SIGTERM')).toBe(0);
-  });
+      // A reboot: new boot ID, and the new boot's log starts over at sequence 1.
+      await writeFile(bootIdPath, 'boot-B\n');
+      await writeFile(kmsgPath, record(1, monotonicUs(), XID94));
+      const third = await startAgent(0);
+      // The new log is read from its start (the old cursor, after record 3 of boot-A, does not apply).
+      const rebooted = await pollFor(third, lookBack, ['13@0000:3b:00/pid=1234 x1', '94@0000:86:00/pid=2222 x1']);
+      expect(rebooted.xid.events.find((e) => e.xid === 13)?.persistsUntil).toBe('lookback');
+      expect(summary(await snapshot(third, future))).toEqual([]);
+      const saved = await pollHistory((h) => h.bootId === 'boot-B' && h.cursor?.seq === 1);
+      expect(saved.cursor).toEqual({ bootId: 'boot-B', seq: 1 });
+      expect(saved.xids.map((x) => x.xid).sort((a, b) => a - b)).toEqual([13, 94]);
+      expect(await stopWith(third, 'SIGTERM')).toBe(0);
+    },
+  );
 
   it('a corrupt history file is moved aside and reported; the agent serves events read from the kernel log', async () => {
     await writeFile(kmsgPath, firstRecords(monotonicUs() - 5_000_000n));

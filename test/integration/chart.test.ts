@@ -137,73 +137,85 @@ describe('Helm chart', () => {
     );
   });
 
-  it('loads the host driver and reads /dev/kmsg by default; the demo values swap in the fake NVML library and a kernel-log file, read-only', async () => {
-    type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
-    const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
-    const production = agentPod(await render('gpudiag', 'gpu-ops'));
-    const prodAgent = production.containers[0];
-    expect(prodAgent?.args?.filter((a) => /^--(nvml-library|nvml-no-fallback|kmsg-path)/.test(a))).toEqual([]);
-    expect(prodAgent?.env?.map((e) => e.name)).not.toContain('GPUDIAG_FAKE_NVML_STATE');
-    expect(production.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
-      ['kmsg', '/dev/kmsg', 'CharDevice'],
-      ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
-      ['pod-resources', '/var/lib/kubelet/pod-resources', 'DirectoryOrCreate'],
-      ['host-proc', '/proc', 'Directory'],
-    ]);
+  it(
+    'loads the host driver and reads /dev/kmsg by default; the demo values swap in the fake NVML library and a kernel-log file, ' +
+      'read-only',
+    async () => {
+      type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
+      const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
+      const production = agentPod(await render('gpudiag', 'gpu-ops'));
+      const prodAgent = production.containers[0];
+      expect(prodAgent?.args?.filter((a) => /^--(nvml-library|nvml-no-fallback|kmsg-path)/.test(a))).toEqual([]);
+      expect(prodAgent?.env?.map((e) => e.name)).not.toContain('GPUDIAG_FAKE_NVML_STATE');
+      expect(production.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
+        ['kmsg', '/dev/kmsg', 'CharDevice'],
+        ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
+        ['pod-resources', '/var/lib/kubelet/pod-resources', 'DirectoryOrCreate'],
+        ['host-proc', '/proc', 'Directory'],
+      ]);
 
-    const demo = agentPod(
-      await render('gpudiag', 'gpu-ops', 'agent.demo.fakeNvml.hostDir=/srv/gpudiag/fake-nvml', 'agent.demo.kmsgHostPath=/srv/gpudiag/kmsg'),
-    );
-    const demoAgent = demo.containers[0];
-    expect(arg(demoAgent, '--nvml-library')).toBe('/opt/gpudiag/fake-nvml/libnvidia-ml.so.1');
-    expect(demoAgent?.args).toContain('--nvml-no-fallback');
-    expect(arg(demoAgent, '--kmsg-path')).toBe('/var/run/gpudiag/kmsg');
-    expect(demoAgent?.env?.find((e) => e.name === 'GPUDIAG_FAKE_NVML_STATE')?.value).toBe('/opt/gpudiag/fake-nvml/state.txt');
-    expect(demoAgent?.volumeMounts?.filter((m) => m.name !== 'state').map((m) => [m.name, m.mountPath, m.readOnly])).toEqual([
-      ['kmsg', '/var/run/gpudiag/kmsg', true],
-      ['pod-resources', '/var/lib/kubelet/pod-resources', true],
-      ['host-proc', '/host/proc', true],
-      ['fake-nvml', '/opt/gpudiag/fake-nvml', true],
-    ]);
-    expect(demo.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
-      ['kmsg', '/srv/gpudiag/kmsg', 'File'],
-      ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
-      ['pod-resources', '/var/lib/kubelet/pod-resources', 'DirectoryOrCreate'],
-      ['host-proc', '/proc', 'Directory'],
-      ['fake-nvml', '/srv/gpudiag/fake-nvml', 'Directory'],
-    ]);
-  });
+      const demo = agentPod(
+        await render(
+          'gpudiag',
+          'gpu-ops',
+          'agent.demo.fakeNvml.hostDir=/srv/gpudiag/fake-nvml',
+          'agent.demo.kmsgHostPath=/srv/gpudiag/kmsg',
+        ),
+      );
+      const demoAgent = demo.containers[0];
+      expect(arg(demoAgent, '--nvml-library')).toBe('/opt/gpudiag/fake-nvml/libnvidia-ml.so.1');
+      expect(demoAgent?.args).toContain('--nvml-no-fallback');
+      expect(arg(demoAgent, '--kmsg-path')).toBe('/var/run/gpudiag/kmsg');
+      expect(demoAgent?.env?.find((e) => e.name === 'GPUDIAG_FAKE_NVML_STATE')?.value).toBe('/opt/gpudiag/fake-nvml/state.txt');
+      expect(demoAgent?.volumeMounts?.filter((m) => m.name !== 'state').map((m) => [m.name, m.mountPath, m.readOnly])).toEqual([
+        ['kmsg', '/var/run/gpudiag/kmsg', true],
+        ['pod-resources', '/var/lib/kubelet/pod-resources', true],
+        ['host-proc', '/host/proc', true],
+        ['fake-nvml', '/opt/gpudiag/fake-nvml', true],
+      ]);
+      expect(demo.volumes?.map((v) => [v.name, v.hostPath?.path, v.hostPath?.type])).toEqual([
+        ['kmsg', '/srv/gpudiag/kmsg', 'File'],
+        ['state', '/var/lib/gpudiag', 'DirectoryOrCreate'],
+        ['pod-resources', '/var/lib/kubelet/pod-resources', 'DirectoryOrCreate'],
+        ['host-proc', '/proc', 'Directory'],
+        ['fake-nvml', '/srv/gpudiag/fake-nvml', 'Directory'],
+      ]);
+    },
+  );
 
-  it("mounts the kubelet's pod-resources directory and the host's /proc read-only where the agent's flags look; \"\" turns each off", async () => {
-    type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
-    const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
-    const mounts = (pod: AgentPod): (string | boolean | undefined)[][] =>
-      (pod.containers[0]?.volumeMounts ?? [])
-        .filter((m) => m.name === 'pod-resources' || m.name === 'host-proc')
-        .map((m) => [m.name, m.mountPath, m.readOnly]);
+  it(
+    "mounts the kubelet's pod-resources directory and the host's /proc read-only " + 'where the agent\'s flags look; "" turns each off',
+    async () => {
+      type AgentPod = { containers: Container[]; volumes?: { name: string; hostPath?: { path: string; type?: string } }[] };
+      const agentPod = (objects: Rendered[]): AgentPod => find(objects, 'DaemonSet', '-agent').spec?.template?.spec as unknown as AgentPod;
+      const mounts = (pod: AgentPod): (string | boolean | undefined)[][] =>
+        (pod.containers[0]?.volumeMounts ?? [])
+          .filter((m) => m.name === 'pod-resources' || m.name === 'host-proc')
+          .map((m) => [m.name, m.mountPath, m.readOnly]);
 
-    const byDefault = agentPod(await render('gpudiag', 'gpu-ops'));
-    const agent = byDefault.containers[0];
-    expect(mounts(byDefault)).toEqual([
-      ['pod-resources', '/var/lib/kubelet/pod-resources', true],
-      ['host-proc', '/host/proc', true],
-    ]);
-    // The socket flag points into the mounted directory, the proc root at the mounted /proc.
-    const socket = arg(agent, '--pod-resources-socket');
-    expect(path.dirname(socket)).toBe(agent?.volumeMounts?.find((m) => m.name === 'pod-resources')?.mountPath);
-    expect(path.basename(socket)).toBe('kubelet.sock');
-    expect(arg(agent, '--proc-root')).toBe('/host/proc');
+      const byDefault = agentPod(await render('gpudiag', 'gpu-ops'));
+      const agent = byDefault.containers[0];
+      expect(mounts(byDefault)).toEqual([
+        ['pod-resources', '/var/lib/kubelet/pod-resources', true],
+        ['host-proc', '/host/proc', true],
+      ]);
+      // The socket flag points into the mounted directory, the proc root at the mounted /proc.
+      const socket = arg(agent, '--pod-resources-socket');
+      expect(path.dirname(socket)).toBe(agent?.volumeMounts?.find((m) => m.name === 'pod-resources')?.mountPath);
+      expect(path.basename(socket)).toBe('kubelet.sock');
+      expect(arg(agent, '--proc-root')).toBe('/host/proc');
 
-    // A kubelet with another --root-dir: the host path moves, the agent's flags stay.
-    const moved = agentPod(await render('gpudiag', 'gpu-ops', 'agent.podResourcesHostPath=/var/lib/k0s/kubelet/pod-resources'));
-    expect(moved.volumes?.find((v) => v.name === 'pod-resources')?.hostPath?.path).toBe('/var/lib/k0s/kubelet/pod-resources');
-    expect(arg(moved.containers[0], '--pod-resources-socket')).toBe(socket);
+      // A kubelet with another --root-dir: the host path moves, the agent's flags stay.
+      const moved = agentPod(await render('gpudiag', 'gpu-ops', 'agent.podResourcesHostPath=/var/lib/k0s/kubelet/pod-resources'));
+      expect(moved.volumes?.find((v) => v.name === 'pod-resources')?.hostPath?.path).toBe('/var/lib/k0s/kubelet/pod-resources');
+      expect(arg(moved.containers[0], '--pod-resources-socket')).toBe(socket);
 
-    const off = agentPod(await render('gpudiag', 'gpu-ops', 'agent.podResourcesHostPath=', 'agent.hostProcPath='));
-    expect(mounts(off)).toEqual([]);
-    expect(off.volumes?.map((v) => v.name)).toEqual(['kmsg', 'state']);
-    expect(off.containers[0]?.args).toEqual(expect.arrayContaining(['--pod-resources-socket=', '--proc-root=']));
-  });
+      const off = agentPod(await render('gpudiag', 'gpu-ops', 'agent.podResourcesHostPath=', 'agent.hostProcPath='));
+      expect(mounts(off)).toEqual([]);
+      expect(off.volumes?.map((v) => v.name)).toEqual(['kmsg', 'state']);
+      expect(off.containers[0]?.args).toEqual(expect.arrayContaining(['--pod-resources-socket=', '--proc-root=']));
+    },
+  );
 
   it('keeps each shutdown grace period below the pod termination grace period, and refuses values that do not', async () => {
     const objects = await render('gpudiag', 'gpu-ops');

@@ -330,7 +330,9 @@ describe('a real node', () => {
   );
 
   it(
-    "a device plugin of the real API advertises the fake GPUs by UUID; the real kubelet allocates one to the pod of a Job and one to a neighbour pod, and the agent reports each pod on exactly its GPU; an XID on the Job's GPU names the pod in the status, tells the pod and its Job in Warning Events and the neighbour nothing, and the MCP tools answer for both pods",
+    'a device plugin of the real API advertises the fake GPUs by UUID; the real kubelet allocates one to the pod of a Job and ' +
+      "one to a neighbour pod, and the agent reports each pod on exactly its GPU; an XID on the Job's GPU names the pod in the " +
+      'status, tells the pod and its Job in Warning Events and the neighbour nothing, and the MCP tools answer for both pods',
     async () => {
       const kc = controlPlane!.adminKubeConfig();
       const core = kc.makeApiClient(CoreV1Api);
@@ -435,7 +437,8 @@ describe('a real node', () => {
         const uptimeUs = Math.round(Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]) * 1e6);
         await appendFile(
           demo!.kmsgPath,
-          `3,1002,${uptimeUs},-;NVRM: Xid (PCI:${pci}): 48, pid=0, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 0, subpartition 0.\n`,
+          `3,1002,${uptimeUs},-;NVRM: Xid (PCI:${pci}): 48, pid=0, An uncorrectable double bit error (DBE) has been detected on ` +
+            `GPU in the framebuffer at partition 0, subpartition 0.\n`,
         );
         const faulted = await waitFor(
           'the XID 48 in a diagnostic',
@@ -473,7 +476,8 @@ describe('a real node', () => {
         expect(onPod).toHaveLength(1);
         expect(onPod[0]).toMatchObject({ kind: 'Pod', uid: trainerPod.metadata?.uid });
         expect(onPod[0]?.note).toContain(
-          `${trainerGpu} (GPU ${gpus.findIndex((g) => g.uuid === trainerGpu)}) on node ${node!.name}, used by container "train" of pod default/${trainer}, is critical: XID 48`,
+          `${trainerGpu} (GPU ${gpus.findIndex((g) => g.uuid === trainerGpu)}) on node ${node!.name}, used by container "train" ` +
+            `of pod default/${trainer}, is critical: XID 48`,
         );
         const onJob = await waitFor(
           'the Warning Event on the Job',
@@ -524,7 +528,8 @@ describe('a real node', () => {
   );
 
   it(
-    "without a device plugin allocation, the agent finds the pod of a GPU process through the process's cgroup (the fake library lists a real container's pid)",
+    "without a device plugin allocation, the agent finds the pod of a GPU process through the process's cgroup (the fake " +
+      "library lists a real container's pid)",
     async () => {
       const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
       const pod = 'cgroup-probe';
@@ -632,7 +637,8 @@ describe('a real node', () => {
   );
 
   it(
-    'a policy with the taint action taints the node while a GPU overheats: the real scheduler keeps a pod that needs the node Pending, and schedules it once the GPU cools and the taint goes',
+    'a policy with the taint action taints the node while a GPU overheats: the real scheduler keeps a pod that needs the node ' +
+      'Pending, and schedules it once the GPU cools and the taint goes',
     async () => {
       const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
       const custom = controlPlane!.adminKubeConfig().makeApiClient(CustomObjectsApi);
@@ -845,7 +851,8 @@ describe('a real node', () => {
           (2 * TOKEN_SECONDS + 180) * 1000,
         );
         progress(
-          `tokens after rotation ${rotated}: ${JSON.stringify(Object.fromEntries(watch.issued()))} (last failed read: ${watch.lastReadError ?? 'none'})`,
+          `tokens after rotation ${rotated}: ${JSON.stringify(Object.fromEntries(watch.issued()))} (last failed read: ` +
+            `${watch.lastReadError ?? 'none'})`,
         );
         const diagnosed = await diagnose(`real-node-rotated-${rotated}-${Date.now()}`);
         expect(diagnosed.gpus).toHaveLength((await loadScenario(REAL_NODE_SCENARIO)).gpus.length);

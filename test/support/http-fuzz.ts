@@ -227,8 +227,10 @@ export async function fuzzListener(pid: number, target: FuzzTarget, slowlorisMax
 export function reportFuzz(listener: string, result: ListenerFuzzResult, propertyRuns: number, crashes: number): void {
   const { corpus, slowloris: slow } = result;
   console.info(
-    `fuzz ${listener}: ${corpus.sent} corpus requests + ${propertyRuns} property-based, crashes ${crashes}; answered ${corpus.answered}, closed ${corpus.closedWithoutAnswer}, ` +
-      `pending ${corpus.pending}; statuses ${JSON.stringify(corpus.statuses)}; slowloris ${slow.closedByServer}/${slow.connections} closed by the server within ${slow.longestOpenMs} ms; ` +
+    `fuzz ${listener}: ${corpus.sent} corpus requests + ${propertyRuns} property-based, crashes ${crashes}; answered ` +
+      `${corpus.answered}, closed ${corpus.closedWithoutAnswer}, ` +
+      `pending ${corpus.pending}; statuses ${JSON.stringify(corpus.statuses)}; slowloris ` +
+      `${slow.closedByServer}/${slow.connections} closed by the server within ${slow.longestOpenMs} ms; ` +
       `RSS ${result.rssBeforeMiB} → ${result.rssAfterMiB} MiB`,
   );
 }

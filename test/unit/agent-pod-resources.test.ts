@@ -125,7 +125,8 @@ describe('agent snapshots name the pods of each GPU', () => {
     await mkdir(path.join(procRoot, '7011'), { recursive: true });
     await writeFile(
       path.join(procRoot, '7011', 'cgroup'),
-      `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${containerId}.scope\n`,
+      `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-` +
+        `${containerId}.scope\n`,
     );
     const agent = await agentWith('a100-r535-98-processes', { podResourcesSocket: path.join(dir, 'kubelet.sock'), procRoot });
     const doc = await snapshot(agent, 'processes');

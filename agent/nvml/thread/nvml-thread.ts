@@ -2,7 +2,8 @@
  * The main thread's handle on an NVML thread (nvml-worker.ts). Requests go by message; a
  * watchdog reads the worker's shared call slot, and a call that outlives the per-call deadline
  * is declared hung: the blocked worker is set aside (never waited for), a replacement takes over
- * at once, and that call on that GPU is skipped — reported as timed out — until it returns. So one hung GPU delays the others by one deadline, and never HTTP, probes or logging.
+ * at once, and that call on that GPU is skipped — reported as timed out — until it returns. So
+ * one hung GPU delays the others by one deadline, and never HTTP, probes or logging.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../lib/logger.js';

@@ -54,7 +54,9 @@ export const NVLINK5_ROWS: readonly Nvlink5Row[] = Object.freeze(table.rows as N
 const V2_FROM_BRANCH = 575;
 const HEX = String.raw`0x[0-9a-fA-F]{1,8}`;
 const MESSAGE_RE = new RegExp(
-  String.raw`^\s*([A-Za-z][A-Za-z0-9_]*(?: Degraded)?)\s+(?:(Fatal|Non-?fatal|Nonfatal|Link\s+fatal)\s+)?(?:.*?\bLink\s+(\d{1,3})\b)?[^([]*[([]\s*(${HEX})(?:[\s,]+(${HEX}))?`,
+  String.raw`^\s*([A-Za-z][A-Za-z0-9_]*(?: ` +
+    String.raw`Degraded)?)\s+(?:(Fatal|Non-?fatal|Nonfatal|Link\s+fatal)\s+)?(?:.*?\bLink\s+(\d{1,3})\b)?[^([]*[([]` +
+    String.raw`\s*(${HEX})(?:[\s,]+(${HEX}))?`,
   'i',
 );
 

@@ -107,6 +107,8 @@ export function decodeXid74(message: string): Xid74Decode | null {
   }
   const linkNumber = link === null ? null : Number(link[1]);
   const parts = decoded.map((b) => `field ${b.field} bit ${b.bit} ${b.why}`);
-  const summary = `${linkNumber === null ? '' : `link ${linkNumber}: `}${parts.length === 0 ? 'no error bit set in the valid fields' : parts.join('; ')}`;
+  const summary =
+    `${linkNumber === null ? '' : `link ${linkNumber}: `}` +
+    `${parts.length === 0 ? 'no error bit set in the valid fields' : parts.join('; ')}`;
   return { link: linkNumber, registers, immediateAction, bits: decoded, summary };
 }

@@ -21,7 +21,9 @@ export const analyzeXidErrorsTool = defineTool({
   name: 'analyze_xid_errors',
   title: 'Analyze XID errors',
   description:
-    'Find NVIDIA XID errors in the kernel logs of the selected nodes (or every node with an agent) since a time, deduplicated, with catalog name, severity and recommended action, worst first. Creates a GPUDiagnostic with the xid check as you and waits for it. Kernel message text is returned under untrusted.',
+    'Find NVIDIA XID errors in the kernel logs of the selected nodes (or every node with an agent) since a time, deduplicated, ' +
+    'with catalog name, severity and recommended action, worst first. Creates a GPUDiagnostic with the xid check as you and ' +
+    'waits for it. Kernel message text is returned under untrusted.',
   inputSchema: toolArguments({
     nodes: nodeNames('nodes').optional().describe('Node names (RFC 1123); default every node with an agent'),
     since: since.optional().describe('RFC 3339 time or Go duration back from now (default 24h; at most 720h)'),
@@ -69,11 +71,14 @@ export const analyzeXidErrorsTool = defineTool({
       .slice(0, 15)
       .map(
         (e) =>
-          `- ${e.node}: XID ${e.xid} ${e.name ?? ''} ×${e.count} [${e.severity ?? '?'}]${e.gpu === undefined ? '' : ` on ${e.gpu}`} — ${e.action ?? ''}`,
+          `- ${e.node}: XID ${e.xid} ${e.name ?? ''} ×${e.count} ` +
+          `[${e.severity ?? '?'}]${e.gpu === undefined ? '' : ` on ${e.gpu}`} — ${e.action ?? ''}`,
       );
     const text =
       [
-        `XID errors since ${cutoff.toISOString()} (GPUDiagnostic ${ref.namespace}/${ref.name}): ${events.length + eventsOmitted} event(s) on ${new Set(events.map((e) => e.node)).size} node(s)${args.minimumSeverity === undefined ? '' : `, severity ≥ ${args.minimumSeverity}`}.`,
+        `XID errors since ${cutoff.toISOString()} (GPUDiagnostic ${ref.namespace}/${ref.name}): ` +
+          `${events.length + eventsOmitted} event(s) on ${new Set(events.map((e) => e.node)).size} ` +
+          `node(s)${args.minimumSeverity === undefined ? '' : `, severity ≥ ${args.minimumSeverity}`}.`,
         ...lines,
         ...(events.length > lines.length ? [`(${events.length - lines.length} more in structured output)`] : []),
         ...(untrusted.kernelMessages.length > 0

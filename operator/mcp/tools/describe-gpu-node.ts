@@ -47,7 +47,9 @@ export const describeGpuNodeTool = defineTool({
   name: 'describe_gpu_node',
   title: 'Describe a GPU node',
   description:
-    'Everything about one GPU node: Node facts (readiness, GPU capacity, taints, NVIDIA labels), a fresh diagnostic of its GPUs (inventory, health, XID errors; created as you), and the pods requesting nvidia.com/gpu on it. Kernel message text is returned under untrusted.',
+    'Everything about one GPU node: Node facts (readiness, GPU capacity, taints, NVIDIA labels), a fresh diagnostic of its GPUs ' +
+    '(inventory, health, XID errors; created as you), and the pods requesting nvidia.com/gpu on it. Kernel message text is ' +
+    'returned under untrusted.',
   inputSchema: toolArguments({
     node: nodeName('node').describe('The node name (RFC 1123)'),
     xidSince: since.optional().describe('XID lookback (default 24h)'),
@@ -117,10 +119,14 @@ export const describeGpuNodeTool = defineTool({
     const unhealthy = (health?.gpus ?? []).filter((g) => g.status !== 'healthy');
     const text =
       [
-        `Node ${args.node}: ${facts.ready ? 'Ready' : 'NotReady'}${facts.unschedulable ? ', cordoned' : ''}; ${facts.gpuCapacity} GPU(s), ${gpusRequested} requested by ${gpuPods.length} pod(s).`,
+        `Node ${args.node}: ${facts.ready ? 'Ready' : 'NotReady'}${facts.unschedulable ? ', cordoned' : ''}; ` +
+          `${facts.gpuCapacity} GPU(s), ${gpusRequested} requested by ${gpuPods.length} pod(s).`,
         health === undefined
           ? `No result yet (GPUDiagnostic ${ref.namespace}/${ref.name} is ${ref.phase}).`
-          : `Health: ${health.status}${health.score === undefined ? '' : ` (score ${health.score})`}${health.message === undefined ? '' : ` — ${health.message}`} (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
+          : `Health: ` +
+            `${health.status}${health.score === undefined ? '' : ` (score ${health.score})`}` +
+            `${health.message === undefined ? '' : ` — ${health.message}`} ` +
+            `(GPUDiagnostic ${ref.namespace}/${ref.name}).`,
         ...unhealthy.map(
           (g) => `- GPU ${g.index}${g.uuid === undefined ? '' : ` ${g.uuid}`}: ${g.status} — ${g.findings.map((f) => f.code).join(', ')}`,
         ),

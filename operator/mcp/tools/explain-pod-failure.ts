@@ -83,7 +83,10 @@ export const explainPodFailureTool = defineTool({
   name: 'explain_pod_failure',
   title: 'Explain a pod failure',
   description:
-    "Why a pod failed or restarts, as far as its GPUs go: the pod's phase, reason and each container's last termination (exit code, signal, OOMKilled, restarts), a fresh health and XID diagnostic of its node covering the pod's lifetime (created as you), and a verdict gpuHardware (likely, possible, unlikely, unknown) with the evidence. Kernel message text is returned under untrusted.",
+    "Why a pod failed or restarts, as far as its GPUs go: the pod's phase, reason and each container's last termination (exit " +
+    "code, signal, OOMKilled, restarts), a fresh health and XID diagnostic of its node covering the pod's lifetime (created as " +
+    'you), and a verdict gpuHardware (likely, possible, unlikely, unknown) with the evidence. Kernel message text is returned ' +
+    'under untrusted.',
   inputSchema: podToolArguments,
   outputSchema: output,
   annotations: CREATES_DIAGNOSTIC,
@@ -115,7 +118,8 @@ export const explainPodFailureTool = defineTool({
     const { pod, diagnostic: ref } = r;
     const on = r.gpus.length === 0 ? '' : `, using ${r.gpus.map(gpuLabel).join(', ')}`;
     const text = [
-      `Pod ${pod.namespace}/${pod.name} is ${pod.phase}${failure.reason === undefined ? '' : ` (${failure.reason})`} on node ${pod.node}${on}.`,
+      `Pod ${pod.namespace}/${pod.name} is ${pod.phase}${failure.reason === undefined ? '' : ` (${failure.reason})`} on node ` +
+        `${pod.node}${on}.`,
       `${VERDICT_SENTENCE[verdict.gpuHardware]} (gpuHardware: ${verdict.gpuHardware}): ${verdict.evidence.join('; ')}.`,
       ...r.notes.map((n) => `Note: ${n}.`),
       `See GPUDiagnostic ${ref.namespace}/${ref.name}.`,

@@ -24,7 +24,8 @@ export const getDiagnosticTool = defineTool({
   name: 'get_diagnostic',
   title: 'Get a GPU diagnostic',
   description:
-    'Read one GPUDiagnostic: its phase and conditions, totals, the worst nodes and XID events. Reads only. The full object is the resource gpudiag://diagnostics/{namespace}/{name}.',
+    'Read one GPUDiagnostic: its phase and conditions, totals, the worst nodes and XID events. Reads only. The full object is ' +
+    'the resource gpudiag://diagnostics/{namespace}/{name}.',
   inputSchema: toolArguments({
     name: objectName('name').describe('The GPUDiagnostic name'),
     namespace: namespaceArg,
@@ -67,7 +68,8 @@ export const getDiagnosticTool = defineTool({
     };
     const worst = worstNodeLines(nodes);
     const text = [
-      `GPUDiagnostic ${ref.namespace}/${ref.name} ${ref.phase} (checks ${spec.checks.join(', ')}${requestedBy === undefined ? '' : `; requested by ${requestedBy}`}): ${summaryLine(summary)}.`,
+      `GPUDiagnostic ${ref.namespace}/${ref.name} ${ref.phase} (checks ` +
+        `${spec.checks.join(', ')}${requestedBy === undefined ? '' : `; requested by ${requestedBy}`}): ${summaryLine(summary)}.`,
       ...conditions.filter((c) => c.type === 'Healthy' || c.type === 'Stalled').map((c) => `${c.type}=${c.status}: ${c.message}`),
       ...(worst.length > 0 ? ['Worst nodes:', ...worst] : []),
       ...(untrusted.kernelMessages.length > 0 ? [UNTRUSTED_NOTE] : []),

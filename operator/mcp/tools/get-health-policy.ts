@@ -9,7 +9,8 @@ export const getHealthPolicyTool = defineTool({
   name: 'get_health_policy',
   title: 'Get a GPU health policy',
   description:
-    'Read one GPUHealthPolicy: its spec (thresholds, XID overrides, actions) and what its last periodic check found (worst nodes, recent XIDs, actions taken). Reads only.',
+    'Read one GPUHealthPolicy: its spec (thresholds, XID overrides, actions) and what its last periodic check found (worst ' +
+    'nodes, recent XIDs, actions taken). Reads only.',
   inputSchema: toolArguments({ name: objectName('name').describe('The GPUHealthPolicy name') }),
   outputSchema: z.object({
     name: z.string(),
@@ -54,10 +55,12 @@ export const getHealthPolicyTool = defineTool({
     }));
     const spec: Record<string, unknown> = { ...p.spec };
     const text = [
-      `GPUHealthPolicy ${args.name}: checks ${(p.spec.checks ?? ['health', 'xid']).join(', ')} every ${p.spec.interval ?? 'default interval'}${p.spec.suspend === true ? ' (suspended)' : ''}.`,
+      `GPUHealthPolicy ${args.name}: checks ${(p.spec.checks ?? ['health', 'xid']).join(', ')} every ` +
+        `${p.spec.interval ?? 'default interval'}${p.spec.suspend === true ? ' (suspended)' : ''}.`,
       status.lastCheckTime === undefined
         ? 'Not checked yet.'
-        : `Last check ${status.lastCheckTime}: ${nodes['governed'] ?? 0} node(s) governed, ${nodes['critical'] ?? 0} critical, ${nodes['degraded'] ?? 0} degraded.`,
+        : `Last check ${status.lastCheckTime}: ${nodes['governed'] ?? 0} node(s) governed, ${nodes['critical'] ?? 0} critical, ` +
+          `${nodes['degraded'] ?? 0} degraded.`,
       ...conditions.map((c) => `${c.type}=${c.status} (${c.reason}): ${c.message}`),
       ...worstNodes.slice(0, 10).map((n) => `- ${n.name}: ${n.status}${n.score === undefined ? '' : ` (score ${n.score})`}`),
     ].join('\n');

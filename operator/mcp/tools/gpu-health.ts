@@ -21,7 +21,9 @@ export const gpuHealthTool = defineTool({
   name: 'gpu_health',
   title: 'GPU health',
   description:
-    'Check GPU health now (ECC, thermal, power, NVLink, PCIe, XID errors) on the selected nodes, or every node with an agent. Creates a GPUDiagnostic as you (auditable, deleted an hour after it finishes), waits for it with progress, and returns the totals and the worst nodes first.',
+    'Check GPU health now (ECC, thermal, power, NVLink, PCIe, XID errors) on the selected nodes, or every node with an agent. ' +
+    'Creates a GPUDiagnostic as you (auditable, deleted an hour after it finishes), waits for it with progress, and returns the ' +
+    'totals and the worst nodes first.',
   inputSchema: toolArguments({
     ...selectionShape,
     policy: policyArg,

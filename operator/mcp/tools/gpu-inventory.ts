@@ -20,7 +20,9 @@ export const gpuInventoryTool = defineTool({
   name: 'gpu_inventory',
   title: 'GPU inventory',
   description:
-    'List the GPUs (index, model, UUID, PCI bus id) of the selected nodes, or every node with an agent. Creates a GPUDiagnostic with the inventory check as you and waits for it. Large fleets list per-GPU detail only for the first nodes; the diagnostic holds the rest.',
+    'List the GPUs (index, model, UUID, PCI bus id) of the selected nodes, or every node with an agent. Creates a GPUDiagnostic ' +
+    'with the inventory check as you and waits for it. Large fleets list per-GPU detail only for the first nodes; the diagnostic ' +
+    'holds the rest.',
   inputSchema: toolArguments({ ...selectionShape, namespace: namespaceArg, waitSeconds: waitArg, limit: limitArg(50, 200) }),
   outputSchema: z.object({
     diagnostic: diagnosticRefSchema,
@@ -62,7 +64,10 @@ export const gpuInventoryTool = defineTool({
       .slice(0, 20)
       .map(
         (n) =>
-          `- ${n.name}: ${n.result === 'Succeeded' ? `${n.gpuCount ?? n.gpus.length} GPU(s) ${[...new Set(n.gpus.map((g) => g.name ?? '?'))].join(', ')}` : `${n.result}${n.message === undefined ? '' : ` — ${n.message}`}`}`,
+          `- ${n.name}: ` +
+          (n.result === 'Succeeded'
+            ? `${n.gpuCount ?? n.gpus.length} GPU(s) ${[...new Set(n.gpus.map((g) => g.name ?? '?'))].join(', ')}`
+            : `${n.result}${n.message === undefined ? '' : ` — ${n.message}`}`),
       );
     const text =
       [

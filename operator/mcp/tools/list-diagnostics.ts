@@ -69,12 +69,15 @@ export const listDiagnosticsTool = defineTool({
       };
     });
     const text = [
-      `${all.length} GPUDiagnostic(s) in ${namespace === undefined ? 'all namespaces' : `namespace ${namespace}`}${diagnostics.length < all.length ? ` (newest ${diagnostics.length} listed)` : ''}.`,
+      `${all.length} GPUDiagnostic(s) in ` +
+        `${namespace === undefined ? 'all namespaces' : `namespace ${namespace}`}` +
+        `${diagnostics.length < all.length ? ` (newest ${diagnostics.length} listed)` : ''}.`,
       ...diagnostics
         .slice(0, 20)
         .map(
           (d) =>
-            `- ${d.namespace}/${d.name}: ${d.phase}, ${d.nodesTargeted} node(s), ${d.critical} critical, ${d.degraded} degraded${d.requestedBy === undefined ? '' : `, by ${d.requestedBy}`}`,
+            `- ${d.namespace}/${d.name}: ${d.phase}, ${d.nodesTargeted} node(s), ${d.critical} critical, ${d.degraded} ` +
+            `degraded${d.requestedBy === undefined ? '' : `, by ${d.requestedBy}`}`,
         ),
     ].join('\n');
     return { structured: { diagnostics, omitted: all.length - diagnostics.length }, text };

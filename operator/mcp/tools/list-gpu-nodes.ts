@@ -32,7 +32,8 @@ export const listGpuNodesTool = defineTool({
   name: 'list_gpu_nodes',
   title: 'List GPU nodes',
   description:
-    'List the nodes that have GPUs (nvidia.com/gpu capacity) or a gpudiag agent, with GPU counts, agent state and the last known health from existing GPUDiagnostics, worst first. Reads only; creates nothing.',
+    'List the nodes that have GPUs (nvidia.com/gpu capacity) or a gpudiag agent, with GPU counts, agent state and the last ' +
+    'known health from existing GPUDiagnostics, worst first. Reads only; creates nothing.',
   inputSchema: toolArguments({ namespace: namespaceArg, limit: limitArg(200, 5000) }),
   outputSchema: output,
   annotations: READ_ONLY,
@@ -96,14 +97,19 @@ export const listGpuNodesTool = defineTool({
       .slice(0, 20)
       .map(
         (n) =>
-          `- ${n.name}: ${n.gpus} GPU(s), agent ${n.agent}, ${n.lastHealth === undefined ? 'no health record' : `${n.lastHealth.status}${n.lastHealth.score === undefined ? '' : ` (score ${n.lastHealth.score})`}`}`,
+          `- ${n.name}: ${n.gpus} GPU(s), agent ${n.agent}, ` +
+          (n.lastHealth === undefined
+            ? 'no health record'
+            : `${n.lastHealth.status}${n.lastHealth.score === undefined ? '' : ` (score ${n.lastHealth.score})`}`),
       );
     const text = [
-      `${gpuNodes.length} GPU node(s); ${gpuNodes.reduce((s, n) => s + n.gpus, 0)} GPU(s); ${gpuNodes.filter((n) => n.agent === 'ready').length} with a ready agent.`,
+      `${gpuNodes.length} GPU node(s); ${gpuNodes.reduce((s, n) => s + n.gpus, 0)} GPU(s); ` +
+        `${gpuNodes.filter((n) => n.agent === 'ready').length} with a ready agent.`,
       ...lines,
       ...(gpuNodes.length > lines.length
         ? [
-            `(${gpuNodes.length - lines.length} more in structured output${gpuNodes.length > listed.length ? ', some omitted by limit' : ''})`,
+            `(${gpuNodes.length - lines.length} more in structured ` +
+              `output${gpuNodes.length > listed.length ? ', some omitted by limit' : ''})`,
           ]
         : []),
       ...notes.map((n) => `Note: ${n}`),

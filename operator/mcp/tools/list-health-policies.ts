@@ -9,7 +9,8 @@ export const listHealthPoliciesTool = defineTool({
   name: 'list_health_policies',
   title: 'List GPU health policies',
   description:
-    'List the GPUHealthPolicies (cluster-scoped): interval, checks, suspended or not, and the governed node counts at their last check. Reads only.',
+    'List the GPUHealthPolicies (cluster-scoped): interval, checks, suspended or not, and the governed node counts at their ' +
+    'last check. Reads only.',
   inputSchema: toolArguments({}),
   outputSchema: z.object({
     policies: z.array(
@@ -55,7 +56,8 @@ export const listHealthPoliciesTool = defineTool({
       `${policies.length} GPUHealthPolicy object(s).`,
       ...policies.map(
         (p) =>
-          `- ${p.name}: every ${p.interval ?? 'default interval'}${p.suspend ? ' (suspended)' : ''}; ${p.nodes.governed} node(s) governed, ${p.nodes.critical} critical, ${p.nodes.degraded} degraded; Healthy=${p.healthy}`,
+          `- ${p.name}: every ${p.interval ?? 'default interval'}${p.suspend ? ' (suspended)' : ''}; ${p.nodes.governed} ` +
+          `node(s) governed, ${p.nodes.critical} critical, ${p.nodes.degraded} degraded; Healthy=${p.healthy}`,
       ),
     ].join('\n');
     return { structured: { policies }, text };

@@ -9,11 +9,14 @@ export function podGpuLines(r: PodGpuReport): string[] {
   return [
     ...r.gpus.map(
       (g) =>
-        `- ${gpuLabel(g)}: ${g.status}${g.score === undefined ? '' : ` (score ${g.score})`}${g.findings.length === 0 ? '' : ` — ${g.findings.map((f) => f.code).join(', ')}`}`,
+        `- ${gpuLabel(g)}: ` +
+        `${g.status}${g.score === undefined ? '' : ` (score ${g.score})`}` +
+        `${g.findings.length === 0 ? '' : ` — ${g.findings.map((f) => f.code).join(', ')}`}`,
     ),
     ...(r.xidEvents.length > 0
       ? [
-          `XID errors in the pod's lifetime: ${r.xidEvents.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}${e.attribution === 'node' ? ' (no GPU named)' : ''}`).join('; ')}`,
+          `XID errors in the pod's lifetime: ` +
+            r.xidEvents.map((e) => `${e.xid} ${e.name ?? ''} ×${e.count}${e.attribution === 'node' ? ' (no GPU named)' : ''}`).join('; '),
         ]
       : []),
     ...r.notes.map((n) => `Note: ${n}`),
@@ -26,7 +29,10 @@ export const podGpusTool = defineTool({
   name: 'pod_gpus',
   title: "A pod's GPUs",
   description:
-    "Which GPUs a pod holds (as the node's agent sees them: kubelet pod-resources or process cgroups) and how they are: a fresh health and XID diagnostic of the pod's node (created as you), covering the pod's lifetime, with each GPU's status, score and findings, and the XID errors since the pod started on its GPUs or on its node with no GPU named. Kernel message text is returned under untrusted.",
+    "Which GPUs a pod holds (as the node's agent sees them: kubelet pod-resources or process cgroups) and how they are: a fresh " +
+    "health and XID diagnostic of the pod's node (created as you), covering the pod's lifetime, with each GPU's status, score " +
+    'and findings, and the XID errors since the pod started on its GPUs or on its node with no GPU named. Kernel message text is ' +
+    'returned under untrusted.',
   inputSchema: podToolArguments,
   outputSchema: z.object(podGpusShape),
   annotations: CREATES_DIAGNOSTIC,
@@ -36,7 +42,8 @@ export const podGpusTool = defineTool({
     const { pod, diagnostic: ref } = r;
     const text =
       [
-        `Pod ${pod.namespace}/${pod.name} (${pod.phase}) on node ${pod.node}: requests ${pod.gpusRequested} GPU(s); ${r.gpus.length} GPU(s) list it (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
+        `Pod ${pod.namespace}/${pod.name} (${pod.phase}) on node ${pod.node}: requests ${pod.gpusRequested} GPU(s); ` +
+          `${r.gpus.length} GPU(s) list it (GPUDiagnostic ${ref.namespace}/${ref.name}).`,
         ...podGpuLines(r),
       ].join('\n') + unfinishedLine(ref);
     return { structured: podGpusOutput(r), text };

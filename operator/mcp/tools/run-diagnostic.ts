@@ -31,7 +31,9 @@ export const runDiagnosticTool = defineTool({
   name: 'run_diagnostic',
   title: 'Run a GPU diagnostic',
   description:
-    'Create a GPUDiagnostic as you with the chosen checks (inventory, health, xid, ecc, thermal, power, nvlink, pcie, processes) on the selected nodes (names and/or labels; neither = every node with an agent), wait for it with progress, and return totals, the worst nodes and XID events. Cancelling the call deletes the diagnostic.',
+    'Create a GPUDiagnostic as you with the chosen checks (inventory, health, xid, ecc, thermal, power, nvlink, pcie, ' +
+    'processes) on the selected nodes (names and/or labels; neither = every node with an agent), wait for it with progress, and ' +
+    'return totals, the worst nodes and XID events. Cancelling the call deletes the diagnostic.',
   inputSchema: toolArguments({
     checks: checks.optional().describe('Checks to run (default health and xid)'),
     ...selectionShape,

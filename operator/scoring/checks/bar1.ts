@@ -19,7 +19,8 @@ export function checkBar1(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fi
       'health',
       FIXED_SEVERITIES.bar1Usage,
       'Bar1NearlyFull',
-      `BAR1 is ${percent.toFixed(1)}% used (${Math.round(bar1.usedBytes / MIB)} of ${Math.round(bar1.totalBytes / MIB)} MiB; warning at ${limit}%): new GPU memory mappings (GPUDirect RDMA) will fail`,
+      `BAR1 is ${percent.toFixed(1)}% used (${Math.round(bar1.usedBytes / MIB)} of ${Math.round(bar1.totalBytes / MIB)} MiB; ` +
+        `warning at ${limit}%): new GPU memory mappings (GPUDirect RDMA) will fail`,
     ),
   ];
 }

@@ -23,7 +23,8 @@ export function checkEcc(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fin
         'ecc',
         'critical',
         'VolatileDoubleBitEcc',
-        `${ecc.volatileUncorrected} uncorrectable (double-bit) ECC errors since the driver loaded (critical at ${t.volatileUncorrectedCritical}); drain and reset the GPU`,
+        `${ecc.volatileUncorrected} uncorrectable (double-bit) ECC errors since the driver loaded (critical at ` +
+          `${t.volatileUncorrectedCritical}); drain and reset the GPU`,
       ),
     );
   }
@@ -45,7 +46,8 @@ export function checkEcc(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly Fin
         'ecc',
         FIXED_SEVERITIES.aggregateEccHistory,
         'AggregateEccHistory',
-        `Lifetime ECC history: ${lifetimeCorrected} corrected, ${lifetimeUncorrected} uncorrected (aggregate counters never reset; not a current fault)`,
+        `Lifetime ECC history: ${lifetimeCorrected} corrected, ${lifetimeUncorrected} uncorrected (aggregate counters never ` +
+          `reset; not a current fault)`,
       ),
     );
   }

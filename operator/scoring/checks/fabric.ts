@@ -20,7 +20,8 @@ export function checkFabric(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly 
         'nvlink',
         t.notCompletedSeverity,
         'FabricNotCompleted',
-        `NVSwitch fabric registration is ${fabric.state}, not completed: the GPU cannot use NVLink through the switches (check nvidia-fabricmanager)`,
+        `NVSwitch fabric registration is ${fabric.state}, not completed: the GPU cannot use NVLink through the switches (check ` +
+          `nvidia-fabricmanager)`,
       ),
     ];
   }
@@ -51,7 +52,8 @@ export function checkFabric(gpu: GpuSnapshot, policy: ResolvedPolicy): readonly 
         'nvlink',
         t.degradedSeverity,
         'FabricDegraded',
-        `The NVSwitch fabric runs this GPU at reduced capacity (${fabric.degradedBandwidth === true ? 'degraded bandwidth' : 'limited capacity'})`,
+        `The NVSwitch fabric runs this GPU at reduced capacity ` +
+          `(${fabric.degradedBandwidth === true ? 'degraded bandwidth' : 'limited capacity'})`,
       ),
     );
   }

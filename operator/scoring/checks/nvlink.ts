@@ -62,7 +62,8 @@ export function checkNvLink(gpu: GpuSnapshot, policy: ResolvedPolicy, node: Node
         'nvlink',
         FIXED_SEVERITIES.nvlinkErrors,
         'NvLinkErrors',
-        `${noisy.length} NVLink(s) at or over ${t.errorCountWarning} replay/recovery/CRC errors (links ${listLinks(noisy.map((l) => l.link))}; worst link ${worst.link} with ${linkErrorTotal(worst)})`,
+        `${noisy.length} NVLink(s) at or over ${t.errorCountWarning} replay/recovery/CRC errors (links ` +
+          `${listLinks(noisy.map((l) => l.link))}; worst link ${worst.link} with ${linkErrorTotal(worst)})`,
       ),
     );
   }

@@ -17,7 +17,8 @@ export function checkPcieErrors(gpu: GpuSnapshot, policy: ResolvedPolicy): reado
         'pcie',
         FIXED_SEVERITIES.pcieLinkErrors,
         'PcieReplayRollover',
-        `PCIe replay counter rolled over ${pcie.replayRolloverCounter} time(s) (warning at ${t.replayRolloverWarning}): packets failed every replay and the link retrained; check the slot, riser or retimer`,
+        `PCIe replay counter rolled over ${pcie.replayRolloverCounter} time(s) (warning at ${t.replayRolloverWarning}): packets ` +
+          `failed every replay and the link retrained; check the slot, riser or retimer`,
       ),
     );
   }
@@ -27,7 +28,8 @@ export function checkPcieErrors(gpu: GpuSnapshot, policy: ResolvedPolicy): reado
         'pcie',
         FIXED_SEVERITIES.pcieLinkErrors,
         'PcieCorrectableErrors',
-        `${pcie.correctableErrors} correctable PCIe errors since the driver loaded (warning at ${t.correctableErrorsWarning}): the link is marginal`,
+        `${pcie.correctableErrors} correctable PCIe errors since the driver loaded (warning at ${t.correctableErrorsWarning}): ` +
+          `the link is marginal`,
       ),
     );
   }

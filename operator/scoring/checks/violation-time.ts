@@ -22,7 +22,8 @@ export function checkViolationTime(gpu: GpuSnapshot, policy: ResolvedPolicy): re
         'thermal',
         FIXED_SEVERITIES.violationTime,
         'ThermalViolationTime',
-        `The thermal policy has held the clocks down ${thermal.toFixed(0)} s since the driver loaded (warning at ${thermalLimit} s): check the cooling`,
+        `The thermal policy has held the clocks down ${thermal.toFixed(0)} s since the driver loaded (warning at ` +
+          `${thermalLimit} s): check the cooling`,
       ),
     );
   }
