@@ -64,7 +64,8 @@ export function parseSnapshotQuery(params: URLSearchParams, now: Date): ParsedSn
 
 /** Dependencies of the request handler. */
 export interface HttpApiDeps {
-  snapshots: SnapshotService;
+  /** The agent's SnapshotService (a benchmark's prepared-snapshot fleet serves fixed documents). */
+  snapshots: Pick<SnapshotService, 'snapshot'>;
   authorizer: CallerAuthorizer | undefined;
   metrics: AgentMetrics;
   logger: Logger;

@@ -42,6 +42,7 @@ import { SimulatedFleet, type FleetNodeSpec } from '../dev/fleet/simulated-fleet
 import { createLogger, type Logger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { Operator } from '../operator/operator.js';
+import { apiDelta, counterByLabel, metricsText, sampleProcess, subtract, waitLeading, type ApiDelta } from './operator-support.js';
 import { apiRequestCounts, progress, round, sleep } from './support.js';
 
 const AGENT_NAMESPACE = 'gpudiag-system';
@@ -72,17 +73,9 @@ const RSS_SAMPLE_MS = 100;
 const SETTLE_AFTER_READY_MS = 2_000;
 const IDLE_SETTLE_MS = 3_000;
 const CPU_IDLE_WINDOW_MS = 5_000;
-/** Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
-const CLOCK_TICKS_PER_S = 100;
 
 /** Everything started, for the hard deadline and for cleanup. */
 const running: { operatorProcess?: ManagedProcess } = {};
-
-interface ProcessSample {
-  rssKiB: number;
-  hwmKiB: number;
-  cpuS: number;
-}
 
 /** Where the operator ran, and whether the agents had to collect from NVML during the diagnostic. */
 interface RunMode {
@@ -122,70 +115,7 @@ interface DiagnosticRun {
   };
 }
 
-interface ApiDelta {
-  /** `VERB group/resource[/subresource]` → requests during the diagnostic. */
-  byVerbResource: Record<string, number>;
-  /** Requests the operator made for this diagnostic: the GPUDiagnostic, policies, Events. */
-  operator: number;
-  /** TokenReviews the agents made to verify the operator's token. */
-  agentTokenReviews: number;
-  /** Lease renewals (the operator's every 2 s, the API server's own every 10 s): background. */
-  leases: number;
-  /** Everything else (the API server's own loops, informer relists). */
-  other: number;
-}
-
 // ---------------------------------------------------------------- helpers
-
-async function sampleProcess(pid: number): Promise<ProcessSample> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? NaN);
-  // utime and stime are fields 14 and 15; the command name (field 2) may hold spaces, so split after ')'.
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), cpuS: ticks / CLOCK_TICKS_PER_S };
-}
-
-/** The requests between two scrapes, without the benchmark's own create of the diagnostic. */
-function apiDelta(before: Map<string, number>, after: Map<string, number>): ApiDelta {
-  const byVerbResource: Record<string, number> = {};
-  for (const [key, value] of after) {
-    let delta = value - (before.get(key) ?? 0);
-    if (key === 'POST gpudiag.io/gpudiagnostics') delta -= 1;
-    if (delta > 0) byVerbResource[key] = delta;
-  }
-  const delta: ApiDelta = { byVerbResource, operator: 0, agentTokenReviews: 0, leases: 0, other: 0 };
-  for (const [key, n] of Object.entries(byVerbResource)) {
-    const resource = key.slice(key.indexOf(' ') + 1);
-    if (/^gpudiag\.io\/(gpudiagnostics|gpuhealthpolicies)|^events\.k8s\.io\/events/.test(resource)) delta.operator += n;
-    else if (resource === 'authentication.k8s.io/tokenreviews') delta.agentTokenReviews += n;
-    else if (resource === 'coordination.k8s.io/leases') delta.leases += n;
-    else delta.other += n;
-  }
-  return delta;
-}
-
-async function metricsText(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  return res.text();
-}
-
-/** Sums of a counter by its first label, from Prometheus text. */
-function counterByLabel(text: string, name: string, label: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
-    const value = new RegExp(`${label}="([^"]*)"`).exec(m[1] ?? '')?.[1] ?? '?';
-    out[value] = (out[value] ?? 0) + Number(m[2]);
-  }
-  return out;
-}
-
-function subtract(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
-  return out;
-}
 
 /** N nodes named gpu-node-1..N: every `faultyEvery`-th one faulty (cycling FAULTY_SCENARIOS), the rest healthy H100s. */
 function benchFleet(count: number, faultyEvery: number): FleetNodeSpec[] {
@@ -433,25 +363,6 @@ async function runDiagnostic(
   } finally {
     watcher.abort();
   }
-}
-
-/** Waits until the operator's probe server says ready and it holds the Lease. */
-async function waitLeading(probeUrl: string, isAlive: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (!isAlive()) throw new Error('the operator process exited');
-    try {
-      const ready = await fetch(`${probeUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
-      await ready.arrayBuffer();
-      if (ready.status === 200 && /^gpudiag_leader 1$/m.test(await metricsText(`${probeUrl}/metrics`))) return;
-    } catch (err) {
-      // Not listening yet; the last failure is reported if it never comes up.
-      lastError = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`the operator did not become ready and leader within ${timeoutMs / 1000} s (last: ${String(lastError)})`);
 }
 
 /** Runs one fleet size in a fresh environment: the runs 1–3 described at the top of this file. */

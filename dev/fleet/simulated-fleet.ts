@@ -10,7 +10,7 @@
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import * as koffi from 'koffi';
 import { Agent } from '../../agent/agent.js';
 import type { AgentConfig } from '../../agent/config.js';
@@ -24,18 +24,11 @@ import {
   scenarioKmsgRecords,
   type FakeNvmlScenario,
 } from '../../agent/fake-nvml/scenario.js';
-import { kubeRequest } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
+import { SCENARIO_LABEL, SIMULATED_NODE_LABELS, createAgentPod, createSimulatedNode } from './fleet-objects.js';
 import { GPU_COUNT_LABEL, GPU_RESOURCE } from '../../operator/scoring/advertised-gpus.js';
 
-/** Labels that mark the simulated agent pods (the operator's default agent selector matches them). */
-export const AGENT_POD_LABELS = { 'app.kubernetes.io/name': 'gpudiag', 'app.kubernetes.io/component': 'agent' } as const;
-/** Labels on every simulated node. */
-export const SIMULATED_NODE_LABELS = {
-  'gpudiag.io/simulated': 'true',
-  'nvidia.com/gpu.present': 'true',
-  'gpudiag.io/pool': 'training',
-} as const;
+export { AGENT_POD_LABELS, SCENARIO_LABEL, SIMULATED_NODE_LABELS } from './fleet-objects.js';
 
 /** One simulated node. */
 export interface FleetNodeSpec {
@@ -48,9 +41,6 @@ export interface FleetNodeSpec {
   /** A kubelet pod-resources socket for the node's agent (tests serve one); default none. */
   podResourcesSocket?: string;
 }
-
-/** Label naming the scenario behind a simulated node (`kubectl get nodes -L gpudiag.io/scenario`). */
-export const SCENARIO_LABEL = 'gpudiag.io/scenario';
 
 /**
  * The default mix: the first ten mostly healthy, with the critical and degraded faults SREs meet
@@ -188,7 +178,7 @@ const KMSG_STEP_US = 10_000n;
  * scenario's own `kmsg` text, as /dev/kmsg records. kmsg timestamps are microseconds of
  * CLOCK_MONOTONIC (since boot); the records start a minute ago.
  */
-async function kmsgLinesFor(scenario: string): Promise<string[]> {
+export async function kmsgLinesFor(scenario: string): Promise<string[]> {
   return scenarioKmsgRecords(await loadScenario(scenario), {
     startUs: process.hrtime.bigint() / 1000n - KMSG_AGE_US,
     stepUs: KMSG_STEP_US,
@@ -202,8 +192,46 @@ export function deviceAdvertisement(scenario: FakeNvmlScenario): { labels: Recor
   return { labels: { [GPU_COUNT_LABEL]: String(gpus) }, resources: { [GPU_RESOURCE]: String(gpus) } };
 }
 
-function now(): string {
-  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+/** Where and how one simulated agent runs. */
+export interface SimulatedAgentSpec {
+  nodeName: string;
+  address: string;
+  port: number;
+  /** Callers allowed through TokenReview-style auth; undefined turns auth off. */
+  allowedCallers: string[] | undefined;
+  nvmlLibraryPath: string;
+  kmsgPath: string;
+  podResourcesSocket: string;
+  snapshotCacheMs: number;
+}
+
+/** The configuration of an agent that shares its process with many others (NVML on the libuv pool, no event waits). */
+export function simulatedAgentConfig(spec: SimulatedAgentSpec): AgentConfig {
+  return {
+    nodeName: spec.nodeName,
+    listenHost: spec.address,
+    listenPort: spec.port,
+    auth: spec.allowedCallers === undefined ? 'none' : 'tokenreview',
+    allowedCallers: spec.allowedCallers ?? [],
+    tokenAudience: 'gpudiag-agent',
+    nvmlLibraryPath: spec.nvmlLibraryPath,
+    nvmlNoFallback: true,
+    nvmlCallTimeoutMs: 2000,
+    // Hundreds of agents share this process: NVML stays on its libuv pool (no threads per agent).
+    nvmlThreads: false,
+    // Many agents share this process: NVML event waits would each hold one of libuv's
+    // pool threads. The scenario's XIDs reach the agent through its kmsg file instead.
+    nvmlEvents: false,
+    kmsgPath: spec.kmsgPath,
+    kmsgPollMs: 500,
+    // Simulated nodes have no kubelet, and the scenarios' pids are not this machine's processes.
+    podResourcesSocket: spec.podResourcesSocket,
+    procRoot: '',
+    snapshotCacheMs: spec.snapshotCacheMs,
+    requestTimeoutMs: 30_000,
+    shutdownGraceMs: 5_000,
+    logLevel: 'warn',
+  };
 }
 
 /** A fleet of simulated GPU nodes backed by real agents. */
@@ -238,7 +266,6 @@ export class SimulatedFleet {
   /** Creates the Node and Pod objects, starts one agent per node, and marks the pods Ready. */
   static async start(options: FleetOptions): Promise<SimulatedFleet> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-fleet-'));
-    const core = options.kc.makeApiClient(CoreV1Api);
     raiseNativeCallCeiling(options.nodes.filter((n) => n.withoutAgent !== true).length, options.logger);
     const fleet = new SimulatedFleet([], dir, options);
     try {
@@ -246,28 +273,7 @@ export class SimulatedFleet {
         const address = (options.addressOf ?? fleetAddress)(i);
         const advertised = deviceAdvertisement(await loadScenario(spec.scenario));
         const labels = { ...SIMULATED_NODE_LABELS, [SCENARIO_LABEL]: spec.scenario, ...advertised.labels, ...spec.labels };
-        const created = await core.createNode({ body: { metadata: { name: spec.name, labels } } });
-        await kubeRequest(options.kc, {
-          method: 'PATCH',
-          path: `/api/v1/nodes/${spec.name}/status`,
-          contentType: 'application/merge-patch+json',
-          body: {
-            status: {
-              conditions: [
-                {
-                  type: 'Ready',
-                  status: 'True',
-                  reason: 'SimulatedKubelet',
-                  message: 'simulated by gpudiag dev',
-                  lastHeartbeatTime: now(),
-                  lastTransitionTime: now(),
-                },
-              ],
-              capacity: advertised.resources,
-              allocatable: advertised.resources,
-            },
-          },
-        });
+        const nodeUid = await createSimulatedNode(options.kc, spec.name, labels, advertised);
         const node: FleetNode = { spec, address };
         fleet.nodes.push(node);
         if (spec.withoutAgent === true) continue;
@@ -277,79 +283,28 @@ export class SimulatedFleet {
         const nodeLibrary = copy.path;
         const kmsgFile = path.join(dir, spec.name, 'kmsg');
         await writeFile(kmsgFile, (await kmsgLinesFor(spec.scenario)).map((l) => `${l}\n`).join(''));
-        const config: AgentConfig = {
+        const config = simulatedAgentConfig({
           nodeName: spec.name,
-          listenHost: address,
-          listenPort: options.port,
-          auth: options.auth === 'none' ? 'none' : 'tokenreview',
-          allowedCallers: options.auth === 'none' ? [] : options.auth.allowedCallers,
-          tokenAudience: 'gpudiag-agent',
+          address,
+          port: options.port,
+          allowedCallers: options.auth === 'none' ? undefined : options.auth.allowedCallers,
           nvmlLibraryPath: nodeLibrary,
-          nvmlNoFallback: true,
-          nvmlCallTimeoutMs: 2000,
-          // Hundreds of agents share this process: NVML stays on its libuv pool (no threads per agent).
-          nvmlThreads: false,
-          // Many agents share this process: NVML event waits would each hold one of libuv's
-          // pool threads. The scenario's XIDs reach the agent through its kmsg file instead.
-          nvmlEvents: false,
           kmsgPath: kmsgFile,
-          kmsgPollMs: 500,
-          // Simulated nodes have no kubelet, and the scenarios' pids are not this machine's processes.
           podResourcesSocket: spec.podResourcesSocket ?? '',
-          procRoot: '',
           snapshotCacheMs: options.snapshotCacheMs ?? 1000,
-          requestTimeoutMs: 30_000,
-          shutdownGraceMs: 5_000,
-          logLevel: 'warn',
-        };
+        });
         node.agent = await Agent.start(config, {
           logger: options.logger,
           // Process metrics would be the same for every agent here, and their monitors never stop.
           processMetrics: false,
           ...(options.auth === 'none' ? {} : { authenticator: options.auth.authenticator }),
         });
-        const podName = `gpudiag-agent-${spec.name}`.slice(0, 63).replace(/-+$/, '');
-        await core.createNamespacedPod({
+        await createAgentPod(options.kc, {
           namespace: options.namespace,
-          body: {
-            metadata: {
-              name: podName,
-              labels: { ...options.podLabels, ...AGENT_POD_LABELS },
-              ...(options.podLabels === undefined
-                ? {}
-                : {
-                    ownerReferences: [
-                      { apiVersion: 'v1', kind: 'Node', name: spec.name, uid: created.metadata?.uid ?? '', controller: true },
-                    ],
-                  }),
-            },
-            spec: { nodeName: spec.name, containers: [{ name: 'agent', image: 'gpudiag/agent:dev' }] },
-          },
-        });
-        await kubeRequest(options.kc, {
-          method: 'PATCH',
-          path: `/api/v1/namespaces/${options.namespace}/pods/${podName}/status`,
-          contentType: 'application/merge-patch+json',
-          body: {
-            status: {
-              phase: 'Running',
-              podIP: address,
-              podIPs: [{ ip: address }],
-              hostIP: address,
-              conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now() }],
-              containerStatuses: [
-                {
-                  name: 'agent',
-                  ready: true,
-                  started: true,
-                  restartCount: 0,
-                  image: 'gpudiag/agent:dev',
-                  imageID: '',
-                  state: { running: { startedAt: now() } },
-                },
-              ],
-            },
-          },
+          nodeName: spec.name,
+          nodeUid,
+          address,
+          ...(options.podLabels !== undefined ? { podLabels: options.podLabels } : {}),
         });
         options.onProgress?.(`simulated node ${spec.name} (${spec.scenario}) on ${address}:${options.port}`);
       }
