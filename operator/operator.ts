@@ -279,7 +279,10 @@ export class Operator {
           logger.warn('reconcile failed', { key: outcome.key, kind: outcome.kind, ...errorFields(outcome.error) });
       },
     });
-    const controller = new DiagnosticController(this.controllerDeps, queue);
+    const controller = new DiagnosticController(
+      { ...this.controllerDeps, diagnosticGone: (key) => this.informers.diagnostics.every((i) => i.get(key) === undefined) },
+      queue,
+    );
     const policyController = new PolicyController(
       {
         ...this.controllerDeps,

@@ -38,8 +38,11 @@ import type { Workloads } from '../workloads/index.js';
 import { computeDiagnosticStatus, isFinished, type DiagnosticObservation } from './compute.js';
 import { RetainedResults, STATUS_LIMITS, type NodeResultInput } from './results.js';
 
-/** Progress is written at most this often while agents answer. */
-const PROGRESS_INTERVAL_MS = 1_000;
+/**
+ * Progress is written at most this often while agents answer: each write is one request, and
+ * its own watch event comes straight back as a reconcile, which must not write again.
+ */
+export const PROGRESS_INTERVAL_MS = 2_000;
 /** A safety net: a running diagnostic is looked at again at least this often. */
 const RUNNING_RECHECK_MS = 10_000;
 /**
@@ -48,8 +51,14 @@ const RUNNING_RECHECK_MS = 10_000;
  */
 export const POLICY_GRACE_MS = 30_000;
 const POLICY_RECHECK_MS = 2_000;
-/** At most this many Warning events per finished diagnostic (one per critical node). */
-const MAX_NODE_EVENTS = 10;
+/**
+ * Warning events per finished diagnostic: one per critical node for the worst few, then one
+ * `CriticalGPUs` event naming the rest (so the requests a diagnostic costs do not grow with the
+ * fleet).
+ */
+export const MAX_NODE_EVENTS = 3;
+/** Nodes named by the `CriticalGPUs` event; the rest are counted. */
+const MAX_NAMES_IN_SUMMARY = 20;
 
 /** What the controller needs. */
 export interface DiagnosticControllerDeps {
@@ -74,6 +83,12 @@ export interface DiagnosticControllerDeps {
   policyGraceMs?: number;
   /** Deadline of one API call (default lib/kube's). */
   apiTimeoutMs?: number;
+  /**
+   * True when the operator's cache no longer holds the diagnostic (deleted). Lets progress passes
+   * work from the object their last write returned instead of reading it again; without it every
+   * pass reads the object.
+   */
+  diagnosticGone?: (key: string) => boolean;
   now?: () => Date;
 }
 
@@ -86,6 +101,10 @@ interface Run {
   done: boolean;
   abort: AbortController;
   progressQueued: boolean;
+  /** When progress was last written (ms since the epoch). */
+  progressWrittenAt: number;
+  /** The object as the run's last status write left it (its resourceVersion is current unless someone else wrote since). */
+  latest?: GPUDiagnostic;
 }
 
 /** Reconciles GPUDiagnostics. */
@@ -117,15 +136,28 @@ export class DiagnosticController {
   async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     const { namespace, name } = splitKey(key);
     if (namespace === undefined) return;
+    const inFlight = this.inFlightRun(key);
+    if (inFlight !== undefined && this.deps.diagnosticGone?.(key) === true) {
+      this.forgetRunsFor(key);
+      return;
+    }
+    if (inFlight !== undefined && Date.now() - inFlight.progressWrittenAt < PROGRESS_INTERVAL_MS) {
+      // Usually the watch event of our own write: progress waits for its interval.
+      this.queueProgress(inFlight);
+      return { requeueAfterMs: RUNNING_RECHECK_MS };
+    }
     let obj: GPUDiagnostic;
-    try {
-      obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
-    } catch (err) {
-      if (isNotFound(err)) {
-        this.forgetRunsFor(key);
-        return;
+    if (inFlight !== undefined) obj = inFlight.latest;
+    else {
+      try {
+        obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
+      } catch (err) {
+        if (isNotFound(err)) {
+          this.forgetRunsFor(key);
+          return;
+        }
+        throw err;
       }
-      throw err;
     }
     const uid = obj.metadata.uid ?? key;
     const log = this.deps.logger.child({ diagnostic: key });
@@ -145,10 +177,12 @@ export class DiagnosticController {
     if (run !== undefined) {
       run.progressQueued = false;
       if (!run.done) {
+        run.progressWrittenAt = Date.now();
         await this.apply(
           obj,
           { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: run.completed.all, restarted: run.restarted },
           signal,
+          run,
         );
         return { requeueAfterMs: RUNNING_RECHECK_MS };
       }
@@ -211,10 +245,11 @@ export class DiagnosticController {
       done: false,
       abort: new AbortController(),
       progressQueued: false,
+      progressWrittenAt: Date.now(),
     };
     // Tracked only once Running is written: a run whose first write failed (forbidden, conflicts
     // exhausted) never started its fan-out, and tracking it would leave the object Running forever.
-    await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: [], restarted }, signal);
+    await this.apply(obj, { kind: 'running', startTime: run.startTime, targeted: run.targeted, completed: [], restarted }, signal, run);
     this.runs.set(uid, run);
     log.info(restarted ? 'diagnostic restarted' : 'diagnostic started', { nodes: targets.length, checks: (spec.checks ?? []).join(',') });
 
@@ -291,10 +326,22 @@ export class DiagnosticController {
       if (node !== undefined) metrics.recordNodeScore(score);
     }
     run.completed.push(input);
-    if (!run.progressQueued) {
-      run.progressQueued = true;
-      this.queue.addAfter(run.key, PROGRESS_INTERVAL_MS);
-    }
+    this.queueProgress(run);
+  }
+
+  /** Asks for a progress pass once the interval since the last progress write has passed. */
+  private queueProgress(run: Run): void {
+    if (run.progressQueued || run.done) return;
+    run.progressQueued = true;
+    this.queue.addAfter(run.key, Math.max(0, run.progressWrittenAt + PROGRESS_INTERVAL_MS - Date.now()));
+  }
+
+  /** The run still asking agents for `key`, when its last write left an object to work from. */
+  private inFlightRun(key: string): (Run & { latest: GPUDiagnostic }) | undefined {
+    if (this.deps.diagnosticGone === undefined) return undefined;
+    for (const run of this.runs.values())
+      if (run.key === key && !run.done && run.latest !== undefined) return run as Run & { latest: GPUDiagnostic };
+    return undefined;
   }
 
   private async resolvePolicyFor(
@@ -329,24 +376,41 @@ export class DiagnosticController {
     }
   }
 
-  /** The one place status is written: recompute on the freshest object, retry on conflict. */
-  private async apply(obj: GPUDiagnostic, observation: DiagnosticObservation, signal: AbortSignal): Promise<GPUDiagnosticStatus> {
+  /**
+   * The one place status is written: recompute on the freshest object, retry on conflict. With
+   * `run`, the object the write returned (or the one given, when nothing changed) becomes the
+   * run's starting point for its next progress pass.
+   */
+  private async apply(
+    obj: GPUDiagnostic,
+    observation: DiagnosticObservation,
+    signal: AbortSignal,
+    run?: Run,
+  ): Promise<GPUDiagnosticStatus> {
     const namespace = obj.metadata.namespace ?? '';
     const name = obj.metadata.name ?? '';
-    return writeStatus(
+    let latest = obj;
+    const status = await writeStatus(
       obj,
       (current) => computeDiagnosticStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
-        replace: (current, status) =>
-          this.api.replaceNamespacedCustomObjectStatus(
+        replace: async (current, status) => {
+          const written = (await this.api.replaceNamespacedCustomObjectStatus(
             { ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } },
             this.call(signal),
-          ),
-        reread: async () =>
-          (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic,
+          )) as GPUDiagnostic;
+          latest = written;
+          return written;
+        },
+        reread: async () => {
+          latest = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
+          return latest;
+        },
       },
       signal,
     );
+    if (run !== undefined) run.latest = latest;
+    return status;
   }
 
   /** Events for a finished diagnostic: Normal with the summary, Warning per critical node. */
@@ -361,8 +425,21 @@ export class DiagnosticController {
       `${s.nodesSucceeded ?? 0}/${s.nodesTargeted ?? 0} node(s) answered; ${healthy?.message ?? ''}`,
       signal,
     );
-    for (const node of (status.nodes ?? []).filter((n) => n.status === 'critical').slice(0, MAX_NODE_EVENTS)) {
+    const critical = (status.nodes ?? []).filter((n) => n.status === 'critical');
+    for (const node of critical.slice(0, MAX_NODE_EVENTS)) {
       await this.deps.events.warning(subject, 'CriticalGPU', `${node.name}: ${node.message ?? 'critical'}`, signal);
+    }
+    // The status lists nodes worst first up to its cap; the summary counts every critical node.
+    const rest = Math.max(0, (s.nodesByStatus?.critical ?? critical.length) - MAX_NODE_EVENTS);
+    if (rest > 0) {
+      const names = critical.slice(MAX_NODE_EVENTS, MAX_NODE_EVENTS + MAX_NAMES_IN_SUMMARY).map((n) => n.name);
+      const unnamed = rest - names.length;
+      await this.deps.events.warning(
+        subject,
+        'CriticalGPUs',
+        `${rest} more node(s) with critical GPUs: ${names.join(', ')}${unnamed > 0 ? ` and ${unnamed} more (see status.nodes)` : ''}`,
+        signal,
+      );
     }
     log.info('diagnostic completed', {
       nodes: s.nodesTargeted,
