@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
+import { cpuSlices } from '../../lib/cpu-slices.js';
 import type { Logger } from '../../lib/logger.js';
 import type { DiagnosticCheck, NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
 import { validateSnapshotDocument } from '../../agent/api/validate-snapshot.js';
@@ -330,7 +331,15 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
         }
         const body = Buffer.concat(chunks).toString('utf8');
         chunks.length = 0;
-        finish(status === 200 ? parseSnapshotBody(node, body) : classifyHttpStatus(status, body));
+        if (status !== 200) {
+          finish(classifyHttpStatus(status, body));
+          return;
+        }
+        // Parsing and validating a snapshot is the costly part of an answer: it takes its turn in
+        // the process's slices, so a burst of answers does not stall the event loop.
+        cpuSlices.run(() => parseSnapshotBody(node, body)).then(finish, (err: unknown) =>
+          finish({ kind: 'Error', message: `cannot read the snapshot: ${sanitizeText(String(err), 120)}`, transient: false }),
+        );
       });
     });
     req.end();
