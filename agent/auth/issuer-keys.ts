@@ -168,11 +168,12 @@ export class IssuerKeys {
 
   private async fetch(): Promise<KeySet> {
     this.lastAttemptMs = this.now();
-    const get = async (path: string, maxResponseBytes: number): Promise<unknown> =>
-      kubeRequest<unknown>(this.target, { method: 'GET', path, timeoutMs: FETCH_TIMEOUT_MS, maxResponseBytes });
+    const get = async (path: string, maxResponseBytes: number, accept: string): Promise<unknown> =>
+      kubeRequest<unknown>(this.target, { method: 'GET', path, timeoutMs: FETCH_TIMEOUT_MS, maxResponseBytes, accept });
     try {
-      const issuer = readIssuer(await get(DISCOVERY_PATH, MAX_DISCOVERY_BYTES));
-      const keys = readKeys(await get(JWKS_PATH, MAX_JWKS_BYTES));
+      const issuer = readIssuer(await get(DISCOVERY_PATH, MAX_DISCOVERY_BYTES, 'application/json'));
+      // The API server answers the JWKS only as its own media type (406 for application/json).
+      const keys = readKeys(await get(JWKS_PATH, MAX_JWKS_BYTES, 'application/jwk-set+json'));
       this.current = { issuer, keys, fetchedAtMs: this.now() };
       this.lastError = undefined;
       this.counts.success++;

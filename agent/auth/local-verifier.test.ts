@@ -43,6 +43,8 @@ beforeEach(() => {
         jwks_uri: 'https://keys.example.invalid/openid/v1/jwks',
         id_token_signing_alg_values_supported: ['RS256'],
       });
+    // As the API server does: the JWKS only as its own media type.
+    else if (req.url === JWKS_PATH && req.headers.accept !== 'application/jwk-set+json') sendJson(res, 406, { message: 'Not Acceptable' });
     else if (req.url === JWKS_PATH) sendJson(res, 200, jwks(...published));
     else sendJson(res, 404, { kind: 'Status', reason: 'NotFound', message: 'not found' });
   };
