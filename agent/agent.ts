@@ -33,7 +33,7 @@ const MAX_CONNECTIONS = 1024;
 /** Things tests (and the simulated fleet) may inject instead of the defaults. */
 export interface AgentDeps {
   logger: Logger;
-  /** Replaces TokenReview (the simulated fleet shares one authenticator). */
+  /** Replaces the --token-verification verifier (the simulated fleet shares one across its agents). */
   authenticator?: TokenAuthenticator;
   /** Export process metrics (default true; agents sharing a process turn them off). */
   processMetrics?: boolean;
@@ -56,12 +56,20 @@ async function loadTls(tls: NonNullable<AgentConfig['tls']>): Promise<{ cert: Bu
 }
 
 /**
- * The caller check for --auth tokenreview: TokenReview through the kubeconfig given, else the
- * in-cluster configuration (mounted ServiceAccount token and CA). Loaded only when auth is on,
- * and without client-node: the review is one POST over node:https.
+ * The caller check for --auth tokenreview: tokens verified as --token-verification says (locally
+ * against the issuer's keys, by TokenReview, or locally with TokenReview as the fallback),
+ * through the kubeconfig given, else the in-cluster configuration (mounted ServiceAccount token
+ * and CA). Loaded only when auth is on, and without client-node: every call is one request over
+ * node:https. Each verification is counted in `metrics`.
  */
-async function callerAuthorizer(config: Readonly<AgentConfig>, injected: TokenAuthenticator | undefined): Promise<CallerAuthorizer> {
-  const { CallerAuthorizer, tokenReviewAuthenticator } = await import('./auth/token-reviewer.js');
+async function callerAuthorizer(
+  config: Readonly<AgentConfig>,
+  injected: TokenAuthenticator | undefined,
+  metrics: AgentMetrics,
+  logger: Logger,
+): Promise<CallerAuthorizer> {
+  const { CallerAuthorizer } = await import('./auth/token-reviewer.js');
+  const { issuerKeysOf, tokenVerifier } = await import('./auth/token-verifier.js');
   let authenticator = injected;
   if (authenticator === undefined) {
     const where = config.kubeconfig !== undefined ? `the kubeconfig ${config.kubeconfig}` : 'the in-cluster configuration';
@@ -70,12 +78,16 @@ async function callerAuthorizer(config: Readonly<AgentConfig>, injected: TokenAu
         config.kubeconfig !== undefined
           ? await (await import('../lib/kube/kubeconfig.js')).loadKubeconfig(config.kubeconfig)
           : await (await import('../lib/kube/connection.js')).inClusterConnection({ service: config.kubernetesService });
-      authenticator = tokenReviewAuthenticator(target, config.tokenAudience);
+      authenticator = tokenVerifier(target, { mode: config.tokenVerification ?? 'auto', audience: config.tokenAudience, logger });
     } catch (err) {
       throw new Error(`cannot load ${where}`, { cause: err });
     }
   }
-  return new CallerAuthorizer(authenticator, new Set(config.allowedCallers));
+  const keys = issuerKeysOf(authenticator);
+  if (keys !== undefined) metrics.observeKeyRefreshes(() => keys.refreshes);
+  return new CallerAuthorizer(authenticator, new Set(config.allowedCallers), Date.now, (method, result) =>
+    metrics.tokenVerifications.inc({ method, result }),
+  );
 }
 
 /** A running agent. */
@@ -103,9 +115,9 @@ export class Agent {
   static async start(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<Agent> {
     const logger = deps.logger.child({ node: config.nodeName });
     const tls = config.tls === undefined ? undefined : await loadTls(config.tls);
-    const authorizer = config.auth === 'none' ? undefined : await callerAuthorizer(config, deps.authenticator);
+    const metrics = new AgentMetrics(deps.processMetrics ?? true);
+    const authorizer = config.auth === 'none' ? undefined : await callerAuthorizer(config, deps.authenticator, metrics, logger);
     return startOrUndo(logger, async (teardown) => {
-      const metrics = new AgentMetrics(deps.processMetrics ?? true);
       const startedAt = new Date().toISOString();
 
       const { nvml, nvmlEvents, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
@@ -178,6 +190,9 @@ export class Agent {
         mode,
         ...(modeReason !== undefined ? { modeReason } : {}),
         auth: config.auth,
+        ...(authorizer !== undefined
+          ? { tokenVerification: deps.authenticator !== undefined ? 'injected' : (config.tokenVerification ?? 'auto') }
+          : {}),
       });
       return agent;
     });

@@ -11,6 +11,7 @@ describe('parseAgentConfig', () => {
       listenHost: '0.0.0.0',
       listenPort: 9440,
       auth: 'tokenreview',
+      tokenVerification: 'auto',
       kmsgPath: '/dev/kmsg',
       kmsgPollMs: 500,
       snapshotCacheMs: 2000,
@@ -22,6 +23,11 @@ describe('parseAgentConfig', () => {
     const env = { NODE_NAME: 'from-env', GPUDIAG_AGENT_LISTEN: '127.0.0.2:9999', GPUDIAG_AGENT_AUTH: 'none' };
     expect(parseAgentConfig([], env)).toMatchObject({ nodeName: 'from-env', listenHost: '127.0.0.2', listenPort: 9999, auth: 'none' });
     expect(parseAgentConfig(['--node-name', 'from-flag'], env).nodeName).toBe('from-flag');
+  });
+
+  it('takes --token-verification from the flag or GPUDIAG_AGENT_TOKEN_VERIFICATION', () => {
+    expect(parseAgentConfig([...base, '--token-verification', 'local'], {}).tokenVerification).toBe('local');
+    expect(parseAgentConfig(base, { GPUDIAG_AGENT_TOKEN_VERIFICATION: 'tokenreview' }).tokenVerification).toBe('tokenreview');
   });
 
   it('parses a bracketed IPv6 listen address and an empty kmsg path (kernel log disabled)', () => {
@@ -70,6 +76,7 @@ describe('parseAgentConfig', () => {
     [[...base, '--listen', '127.0.0.1:70000'], /--listen must be HOST:PORT .*port must be an integer between 0 and 65535/],
     [[...base, '--tls-cert', '/c.pem'], /--tls-cert and --tls-key must be given together/],
     [[...base, '--auth', 'mtls'], /--auth must be tokenreview or none, got "mtls"/],
+    [[...base, '--token-verification', 'jwt'], /--token-verification must be auto or local or tokenreview, got "jwt"/],
     [[...base, '--kmsg-poll-ms', 'fast'], /--kmsg-poll-ms must be an integer/],
     [[...base, '--snapshot-cache-ms=-1'], /--snapshot-cache-ms must be an integer between 0/],
     [[...base, '--log-level', 'loud'], /--log-level must be/],

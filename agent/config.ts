@@ -11,6 +11,10 @@ import { quote } from '../lib/text.js';
 /** The kubelet's default pod-resources socket. */
 export const DEFAULT_POD_RESOURCES_SOCKET = '/var/lib/kubelet/pod-resources/kubelet.sock';
 
+/** How the agent verifies callers' tokens (agent/auth/token-verifier.ts; defined here so --auth none loads none of it). */
+export type TokenVerificationMode = 'auto' | 'local' | 'tokenreview';
+const TOKEN_VERIFICATION_MODES: readonly TokenVerificationMode[] = ['auto', 'local', 'tokenreview'];
+
 /** Validated agent configuration. */
 export interface AgentConfig {
   nodeName: string;
@@ -23,7 +27,12 @@ export interface AgentConfig {
   allowedCallers: readonly string[];
   /** Audience the caller's token must be bound to. */
   tokenAudience: string;
-  /** Kubeconfig for TokenReview; in-cluster configuration when unset. */
+  /**
+   * How tokens are verified: `local` against the issuer's keys, `tokenreview` by the API server,
+   * `auto` (the default when unset) local with TokenReview as the fallback.
+   */
+  tokenVerification?: TokenVerificationMode;
+  /** Kubeconfig for the issuer's keys and TokenReview; in-cluster configuration when unset. */
   kubeconfig?: string;
   /** The in-cluster API server (KUBERNETES_SERVICE_HOST/PORT, set by the kubelet), used when `kubeconfig` is unset. */
   kubernetesService?: { host: string; port: string };
@@ -71,6 +80,7 @@ const ENV: Record<string, string> = {
   auth: 'GPUDIAG_AGENT_AUTH',
   'allowed-callers': 'GPUDIAG_AGENT_ALLOWED_CALLERS',
   'token-audience': 'GPUDIAG_AGENT_TOKEN_AUDIENCE',
+  'token-verification': 'GPUDIAG_AGENT_TOKEN_VERIFICATION',
   kubeconfig: 'KUBECONFIG',
   'nvml-library': 'GPUDIAG_NVML_LIBRARY',
   'nvml-call-timeout-ms': 'GPUDIAG_NVML_CALL_TIMEOUT_MS',
@@ -102,7 +112,11 @@ Every option can also be set with the environment variable shown.
   --allowed-callers LIST       comma-separated usernames allowed to call /v1/snapshot, e.g.
                                system:serviceaccount:gpudiag:gpudiag-operator (required with tokenreview)
   --token-audience AUD         audience callers' tokens must carry (GPUDIAG_AGENT_TOKEN_AUDIENCE; default gpudiag-agent)
-  --kubeconfig FILE            for TokenReview (KUBECONFIG; in-cluster config when unset)
+  --token-verification auto|local|tokenreview
+                               verify tokens against the issuer's keys (local), by TokenReview, or locally
+                               with TokenReview where the keys are unavailable (GPUDIAG_AGENT_TOKEN_VERIFICATION;
+                               default auto)
+  --kubeconfig FILE            for the issuer's keys and TokenReview (KUBECONFIG; in-cluster config when unset)
   --nvml-library PATH          libnvidia-ml.so.1 to load (GPUDIAG_NVML_LIBRARY)
   --nvml-no-fallback           do not fall back to the system libnvidia-ml.so.1 (GPUDIAG_NVML_NO_FALLBACK=true)
   --nvml-call-timeout-ms N     deadline of one NVML call (GPUDIAG_NVML_CALL_TIMEOUT_MS; default 2000)
@@ -210,6 +224,8 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!TOKEN_NAME.test(tokenAudience))
     throw new ConfigError(`--token-audience must be a token audience without spaces or commas, got ${quote(tokenAudience)}`);
 
+  const tokenVerification = choiceFlag('token-verification', get('token-verification'), TOKEN_VERIFICATION_MODES, 'auto', configError);
+
   const nvmlEvents = choiceFlag('nvml-events', get('nvml-events'), ['true', 'false'] as const, 'true', configError);
   const nvmlThreads = choiceFlag('nvml-threads', get('nvml-threads'), ['true', 'false'] as const, 'true', configError);
   const level = choiceFlag('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const, 'info', configError);
@@ -233,6 +249,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     auth,
     allowedCallers: Object.freeze(allowedCallers),
     tokenAudience,
+    tokenVerification,
     ...optional('kubeconfig', kubeconfig),
     ...(kubernetesService !== undefined ? { kubernetesService: Object.freeze(kubernetesService) } : {}),
     ...optional('nvmlLibraryPath', get('nvml-library')),

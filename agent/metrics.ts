@@ -1,5 +1,6 @@
 /** The agent's Prometheus metrics, on a Registry of its own (never the global one). */
 import { Counter, Gauge, Histogram, Registry, collectProcessMetrics } from './prom-lean.js';
+import type { KeyRefreshCounts } from './auth/issuer-keys.js';
 import type { GpuSnapshot } from './nvml/types.js';
 
 /** Every metric the agent exports. */
@@ -122,6 +123,22 @@ export class AgentMetrics {
     labelNames: ['path', 'code'],
     registers: [this.registry],
   });
+  readonly tokenVerifications = new Counter({
+    name: 'gpudiag_agent_token_verifications_total',
+    help: "Callers' token verifications (cached answers not counted), by method (local, tokenreview) and result (allowed, denied, error).",
+    labelNames: ['method', 'result'],
+    registers: [this.registry],
+  });
+  private keyRefreshCounts: (() => Readonly<KeyRefreshCounts>) | undefined;
+  private readonly keyRefreshesCounted: KeyRefreshCounts = { success: 0, failure: 0 };
+  /** Read at scrape time from the key cache, which agents in one process may share (it then counts for all of them). */
+  readonly jwksRefreshes: InstanceType<typeof Counter> = new Counter({
+    name: 'gpudiag_agent_jwks_refreshes_total',
+    help: "Fetches of the service-account issuer's keys (OIDC discovery and JWKS), by result (success, failure).",
+    labelNames: ['result'],
+    registers: [this.registry],
+    collect: (): void => this.flushKeyRefreshes(),
+  });
 
   /**
    * @param defaultMetrics process metrics (CPU, memory, event-loop lag). Their monitors run for
@@ -134,6 +151,21 @@ export class AgentMetrics {
   /** Reports the NVML thread's hung calls from `count` at every scrape. */
   observeNvmlHungCalls(count: () => number): void {
     this.hungCallCount = count;
+  }
+
+  /** Reports the issuer key cache's fetches from `counts` at every scrape. */
+  observeKeyRefreshes(counts: () => Readonly<KeyRefreshCounts>): void {
+    this.keyRefreshCounts = counts;
+  }
+
+  /** Adds the fetches made since the last scrape to the counter. */
+  private flushKeyRefreshes(): void {
+    const counts = this.keyRefreshCounts?.();
+    if (counts === undefined) return;
+    for (const result of ['success', 'failure'] as const) {
+      this.jwksRefreshes.inc({ result }, Math.max(0, counts[result] - this.keyRefreshesCounted[result]));
+      this.keyRefreshesCounted[result] = Math.max(counts[result], this.keyRefreshesCounted[result]);
+    }
   }
 
   /** The last collection's GPUs, not yet written into the per-GPU gauges. */

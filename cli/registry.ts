@@ -66,6 +66,7 @@ export const COMMANDS: readonly CommandEntry[] = [
         '--shutdown-grace-seconds',
       ),
       '--nvml-no-fallback': 'switch',
+      '--token-verification': ['auto', 'local', 'tokenreview'],
       '--log-level': LOG_LEVELS,
     }),
     load: async () => (await import('./commands/agent.js')).runAgent,

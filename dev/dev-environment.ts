@@ -6,7 +6,7 @@
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../agent/auth/token-reviewer.js';
+import { tokenVerifier } from '../agent/auth/token-verifier.js';
 import { createLogger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { Operator } from '../operator/operator.js';
@@ -101,7 +101,8 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
         port,
         logger,
         auth: {
-          authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE),
+          // One verifier (and key cache) for the whole fleet, as a production agent verifies: locally, TokenReview as the fallback.
+          authenticator: tokenVerifier(agentIdentity.kc, { mode: 'auto', audience: AGENT_AUDIENCE, logger }),
           allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:gpudiag-operator`],
         },
         onProgress,
@@ -216,7 +217,7 @@ async function startWithRealNode(options: DevEnvironmentOptions): Promise<DevEnv
         podLabels: { 'app.kubernetes.io/instance': DEV_RELEASE },
         logger,
         auth: {
-          authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE),
+          authenticator: tokenVerifier(agentKc, { mode: 'auto', audience: AGENT_AUDIENCE, logger }),
           allowedCallers: [`system:serviceaccount:${DEV_NAMESPACE}:${DEV_RELEASE}-operator`],
         },
         onProgress,

@@ -43,6 +43,8 @@ export interface RawRequestOptions {
   timeoutMs?: number;
   /** Largest answer read (default 64 MiB). */
   maxResponseBytes?: number;
+  /** The Accept header of a JSON answer (default application/json; the JWKS answers only application/jwk-set+json). */
+  accept?: string;
 }
 
 /** Sends one request and returns the status code and body text (any status). */
@@ -95,7 +97,7 @@ async function send(kc: KubeTarget, options: RawRequestOptions, accept: string):
 
 /** Sends one request and parses the JSON answer; throws KubeRequestError for non-2xx. */
 export async function kubeRequest<T>(kc: KubeTarget, options: RawRequestOptions): Promise<T> {
-  const { code, text } = await send(kc, options, 'application/json');
+  const { code, text } = await send(kc, options, options.accept ?? 'application/json');
   let parsed: unknown;
   try {
     parsed = text === '' ? {} : JSON.parse(text);

@@ -1,7 +1,7 @@
 /**
- * The agent stays lean: a real `gpudiag agent` process checks callers with TokenReview
- * against the real API server without ever loading @kubernetes/client-node, and with
- * --auth none loads none of the TokenReview code. Loaded modules are recorded by a
+ * The agent stays lean: a real `gpudiag agent` process checks callers (locally against the
+ * issuer's keys, the default, with TokenReview as the fallback) against the real API server
+ * without ever loading @kubernetes/client-node, and with --auth none loads none of that code. Loaded modules are recorded by a
  * `node --import` loader hook (test/support/module-log.ts), not by anything in the agent.
  * The in-cluster configuration (mounted CA and token) works against the real API server and
  * follows a rotated token; a kubeconfig with a client certificate works too.
@@ -79,7 +79,7 @@ async function status(url: string, token?: string): Promise<number> {
 }
 
 describe('gpudiag agent process, modules loaded', () => {
-  it('--auth tokenreview: TokenReview answers through node:https, and client-node is never loaded', async () => {
+  it('--auth tokenreview: tokens verified with the issuer keys fetched over node:https, and client-node is never loaded', async () => {
     const logFile = path.join(dir, 'tokenreview.modules');
     const strangerToken = await testCluster().serviceAccountToken(ns.name, 'someone-else', [AUDIENCE]);
     const wrongAudience = await testCluster().serviceAccountToken(ns.name, 'gpudiag-operator');
@@ -102,10 +102,11 @@ describe('gpudiag agent process, modules loaded', () => {
     }
     expect(await agent.exited).toBe(0);
     const modules = await readModuleLog(logFile);
-    // The recorder saw the agent's own TokenReview path (so an empty log cannot pass)...
+    // The recorder saw the agent's own token verification path (so an empty log cannot pass)...
     expect(modules).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/\/dist\/agent\/auth\/token-reviewer\.js$/),
+        expect.stringMatching(/\/dist\/agent\/auth\/local-verifier\.js$/),
         expect.stringMatching(/\/dist\/lib\/kube\/kubeconfig\.js$/),
       ]),
     );
@@ -129,6 +130,10 @@ describe('gpudiag agent process, modules loaded', () => {
     expect(modules).toEqual(expect.arrayContaining([expect.stringMatching(/\/dist\/agent\/agent\.js$/)]));
     const authOnly = [
       'agent/auth/token-reviewer.js',
+      'agent/auth/token-verifier.js',
+      'agent/auth/local-verifier.js',
+      'agent/auth/issuer-keys.js',
+      'agent/auth/jws.js',
       'lib/kube/connection.js',
       'lib/kube/kubeconfig.js',
       'lib/kube/raw-request.js',

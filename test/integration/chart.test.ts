@@ -242,10 +242,12 @@ describe('Helm chart', () => {
           (v.projected?.sources ?? []).flatMap((s) => (s.serviceAccountToken ? [[v.name, s.serviceAccountToken.expirationSeconds]] : [])),
         ),
       );
-    // by default the agent token lives an hour and the API server token is the automounted one
+    // by default the agent token lives the 10 minutes the API server allows at least (agents verify it
+    // locally, so a deleted pod's token is refused only once it expires), and the API server token is the automounted one
     const byDefault = pod(await render('gpudiag', 'gpu-ops'));
     expect(byDefault.automountServiceAccountToken).toBeUndefined();
-    expect(tokens(byDefault)).toEqual({ 'agent-token': 3600 });
+    expect(tokens(byDefault)).toEqual({ 'agent-token': 600 });
+    expect(tokens(pod(await render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=3600')))).toEqual({ 'agent-token': 3600 });
     const short = pod(
       await render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=600', 'operator.apiTokenExpirationSeconds=600'),
     );
@@ -267,6 +269,17 @@ describe('Helm chart', () => {
     );
     await expect(render('gpudiag', 'gpu-ops', 'operator.agentTokenExpirationSeconds=1h')).rejects.toThrow(
       'operator.agentTokenExpirationSeconds (1h) must be a whole number of seconds from 600',
+    );
+  });
+
+  it('sets how agents verify tokens from values (auto by default), and refuses a mode the agent does not have', async () => {
+    const agent = (objects: Rendered[]): Container | undefined => find(objects, 'DaemonSet', '-agent').spec?.template?.spec?.containers[0];
+    expect(arg(agent(await render('gpudiag', 'gpu-ops')), '--token-verification')).toBe('auto');
+    expect(arg(agent(await render('gpudiag', 'gpu-ops', 'agent.tokenVerification=tokenreview')), '--token-verification')).toBe(
+      'tokenreview',
+    );
+    await expect(render('gpudiag', 'gpu-ops', 'agent.tokenVerification=jwt')).rejects.toThrow(
+      'agent.tokenVerification (jwt) must be auto, local or tokenreview',
     );
   });
 

@@ -82,6 +82,7 @@ const agentTable: [string[], string][] = [
   [['--auth', 'tokenreview'], '--allowed-callers is required with --auth tokenreview'],
   [['--auth', 'tokenreview', '--allowed-callers', 'a b'], '--allowed-callers must be comma-separated usernames without spaces, got "a b"'],
   [['--token-audience', 'x y'], '--token-audience must be a token audience without spaces or commas'],
+  [['--token-verification', 'jwt'], '--token-verification must be auto or local or tokenreview, got "jwt"'],
   [['--tls-cert', '{dir}/a-file'], '--tls-cert and --tls-key must be given together'],
   [['--tls-cert', '/nonexistent.crt', '--tls-key', '{dir}/a-file'], '--tls-cert: cannot read "/nonexistent.crt"'],
   [['--tls-cert', '{dir}/a-file', '--tls-key', '{dir}'], '--tls-key: cannot read'],

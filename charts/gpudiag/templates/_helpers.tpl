@@ -41,3 +41,11 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- $seconds -}}
 {{- end }}
+
+{{/* agent.tokenVerification, refused by name unless the agent accepts it. */}}
+{{- define "gpudiag.tokenVerification" -}}
+{{- if not (has . (list "auto" "local" "tokenreview")) -}}
+{{- fail (printf "agent.tokenVerification (%v) must be auto, local or tokenreview" .) -}}
+{{- end -}}
+{{- . -}}
+{{- end }}
