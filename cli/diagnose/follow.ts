@@ -10,6 +10,16 @@ import type { GPUDiagnostic } from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import { kubeRequest } from '../../lib/kube/raw-request.js';
 import { diagnosticsPath } from '../../operator/mcp/diagnostics.js';
+import {
+  FATAL_CODES,
+  FIRST_BACKOFF_MS,
+  isFinished,
+  MAX_BACKOFF_MS,
+  MAX_WATCH_SECONDS,
+  MIN_WATCH_MS,
+  pause,
+  statusCodeOf,
+} from '../../operator/mcp/follow-policy.js';
 
 /** Where the follow ended. */
 export type FollowEnd = 'finished' | 'deadline' | 'aborted';
@@ -38,19 +48,6 @@ export class FollowError extends Error {
   override readonly name = 'FollowError';
 }
 
-const FATAL_CODES = new Set([401, 403, 404]);
-const FIRST_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 5_000;
-/** A watch closed sooner than this counts as failing, so a server that drops watches is not hammered. */
-const MIN_WATCH_MS = 1_000;
-/** A watch asks the server to close it after this long at most, so a silently dead connection is replaced. */
-const MAX_WATCH_SECONDS = 300;
-
-/** True once the operator is done with it. */
-export function isFinished(d: GPUDiagnostic): boolean {
-  return d.status?.phase === 'Completed' || d.status?.phase === 'Failed';
-}
-
 /** Checks an object read from the API against the CRD schema. */
 export function checkedDiagnostic(raw: unknown, what: string): GPUDiagnostic {
   const checked = validateGPUDiagnostic(raw);
@@ -59,25 +56,6 @@ export function checkedDiagnostic(raw: unknown, what: string): GPUDiagnostic {
 }
 
 type WatchOutcome = { kind: 'finished' } | { kind: 'closed' } | { kind: 'error'; err: unknown } | { kind: 'deleted' } | { kind: 'stopped' };
-
-function statusCodeOf(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { statusCode?: unknown; code?: unknown }).statusCode ?? (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return;
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** Follows the diagnostic until it finishes, the deadline passes or `signal` aborts; throws FollowError. */
 export async function followDiagnostic(options: FollowOptions): Promise<Followed> {
@@ -107,7 +85,7 @@ export async function followDiagnostic(options: FollowOptions): Promise<Followed
     }
     // An error, or a close right after the start (a proxy that drops watches), waits before the next try.
     if (outcome.kind === 'error' || Date.now() - startedMs < MIN_WATCH_MS) {
-      await sleep(Math.min(backoffMs, options.deadlineMs - Date.now()), signal);
+      await pause(Math.min(backoffMs, options.deadlineMs - Date.now()), signal);
       backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
     } else {
       backoffMs = FIRST_BACKOFF_MS;

@@ -10,7 +10,7 @@ import { normalizePciBusId } from '../../agent/xid/parser.js';
 import type { GPUDiagnostic } from '../../api/index.js';
 import { MAX_LOOKBACK_HOURS, lookbackFromSince, namespaceName, objectName, toolArguments } from './arguments.js';
 import { GPU_RESOURCE, getPod, podGpuRequest } from './cluster.js';
-import { createAndWait } from './diagnostics.js';
+import { createAndWait } from './create-and-wait.js';
 import { ToolError } from './errors.js';
 import type { ToolContext } from './tool.js';
 import {

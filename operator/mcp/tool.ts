@@ -24,7 +24,7 @@ export interface FacadeSettings {
   readonly agentSelector: string;
   /** ttlSecondsAfterFinished of the GPUDiagnostics the facade creates. */
   readonly ttlSecondsAfterFinished: number;
-  /** How often a waiting tool re-reads its GPUDiagnostic. */
+  /** How often a waiting tool re-reads its GPUDiagnostic when the caller may not watch it (it watches otherwise). */
   readonly pollIntervalMs: number;
   /** Default wait for a diagnostic before answering with its progress so far. */
   readonly defaultWaitSeconds: number;

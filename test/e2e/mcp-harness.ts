@@ -80,7 +80,8 @@ export async function connectHttp(url: URL, token: string): Promise<Client> {
   return client;
 }
 
-async function bindClusterRole(ns: string, role: string, subject: { kind: 'User' | 'ServiceAccount'; name: string }): Promise<void> {
+/** Binds this namespace's copy of ClusterRole `role` (named `<role>-<ns>`) to a user or ServiceAccount. */
+export async function bindClusterRole(ns: string, role: string, subject: { kind: 'User' | 'ServiceAccount'; name: string }): Promise<void> {
   const rbac = testCluster().admin().makeApiClient(RbacAuthorizationV1Api);
   await rbac.createClusterRoleBinding({
     body: {
@@ -95,21 +96,25 @@ async function bindClusterRole(ns: string, role: string, subject: { kind: 'User'
   });
 }
 
-/**
- * A certificate user bound to this namespace's copy of gpudiag-mcp-user (or -viewer) from
- * config/rbac/operator-mcp.yaml (applied beforehand), and its kubeconfig file in `dir`, whose
- * context namespace is `ns` (the one the stdio server uses).
- */
-export async function mcpUserKubeconfig(ns: string, kind: 'user' | 'viewer', user: string, dir: string): Promise<string> {
-  await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'User', name: user });
+/** A kubeconfig file in `dir` for a certificate user, whose context namespace is `ns` (the one the stdio server uses). */
+export async function userKubeconfig(ns: string, user: string, dir: string): Promise<string> {
   const kc = await testCluster().as({ user, groups: ['gpudiag-e2e'] });
   // A kubeconfig in JSON is valid YAML.
   const exported: unknown = JSON.parse(kc.exportConfig());
   const withNs = exported as { contexts?: { context: { namespace?: string } }[] };
   for (const c of withNs.contexts ?? []) c.context.namespace = ns;
-  const file = path.join(dir, `${kind}.kubeconfig`);
+  const file = path.join(dir, `${user}.kubeconfig`);
   await writeFile(file, JSON.stringify(withNs), { mode: 0o600 });
   return file;
+}
+
+/**
+ * A certificate user bound to this namespace's copy of gpudiag-mcp-user (or -viewer) from
+ * config/rbac/operator-mcp.yaml (applied beforehand), and its kubeconfig file in `dir`.
+ */
+export async function mcpUserKubeconfig(ns: string, kind: 'user' | 'viewer', user: string, dir: string): Promise<string> {
+  await bindClusterRole(ns, kind === 'user' ? 'gpudiag-mcp-user' : 'gpudiag-mcp-viewer', { kind: 'User', name: user });
+  return userKubeconfig(ns, user, dir);
 }
 
 /** Registers beforeAll/afterAll that build the environment; read its fields inside tests. */

@@ -13,6 +13,7 @@ import { createMcpHttpServer } from '../../operator/mcp/http.js';
 import { kubeGetText } from '../../lib/kube/raw-request.js';
 import { createLogger } from '../../lib/logger.js';
 import { testCluster } from '../support/cluster.js';
+import { countRequests } from '../support/request-counter.js';
 import { connectHttp, resultText, useMcpEnvironment } from './mcp-harness.js';
 
 const env = useMcpEnvironment('e2e-mcp-http');
@@ -157,11 +158,30 @@ describe('mcp over HTTP: every tool as the caller', () => {
     });
   });
 
-  it('reports progress', async () => {
-    const progress: number[] = [];
-    const r = await client.callTool({ name: 'gpu_inventory', arguments: {} }, undefined, { onprogress: (p) => progress.push(p.progress) });
-    expect(r.isError).not.toBe(true);
-    expect(progress.at(-1)).toBe(3);
+  it('reports progress, waiting with a watch made as the caller (impersonated), not by polling', async () => {
+    const counter = await countRequests({
+      user: `system:serviceaccount:${env.ns}:mcp-user`,
+      namespace: env.ns,
+      group: 'gpudiag.io',
+      resource: 'gpudiagnostics',
+      verbs: ['get', 'watch'],
+    });
+    try {
+      // get_diagnostic GETs as the caller (a 404 counts too): it shows when flow control matches the new schemas.
+      await counter.ready(() => client.callTool({ name: 'get_diagnostic', arguments: { name: 'no-such-diagnostic' } }), 'get');
+      const before = await counter.counts();
+      const progress: number[] = [];
+      const r = await client.callTool({ name: 'gpu_inventory', arguments: {} }, undefined, {
+        onprogress: (p) => progress.push(p.progress),
+      });
+      const after = await counter.counts();
+      expect(r.isError).not.toBe(true);
+      expect(progress.at(-1)).toBe(3);
+      expect((after['watch'] ?? 0) - (before['watch'] ?? 0)).toBeGreaterThanOrEqual(1);
+      expect((after['get'] ?? 0) - (before['get'] ?? 0)).toBeLessThanOrEqual(2);
+    } finally {
+      await counter.remove();
+    }
   });
 
   it('serves 20 concurrent tool calls', async () => {

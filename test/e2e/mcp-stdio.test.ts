@@ -4,13 +4,16 @@
  * gpudiag-mcp-user (or -viewer) role, against a real operator and simulated agents.
  */
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../../api/index.js';
 import { repoRoot } from '../../dev/control-plane/binaries.js';
 import { testCluster, uniqueSuffix } from '../support/cluster.js';
-import { connectStdio, resultText, useMcpEnvironment, type StdioSession } from './mcp-harness.js';
+import { countRequests } from '../support/request-counter.js';
+import { bindClusterRole, connectStdio, resultText, userKubeconfig, useMcpEnvironment, type StdioSession } from './mcp-harness.js';
 
 const env = useMcpEnvironment('e2e-mcp-stdio');
 let session: StdioSession;
@@ -218,6 +221,78 @@ describe('mcp over stdio: tools', () => {
     const missing = await call('get_health_policy', { name: 'no-such-policy' });
     expect(missing).toMatchObject({ isError: true });
     expect(missing.text).toContain('not found: gpuhealthpolicies no-such-policy');
+  });
+});
+
+describe('mcp over stdio: waiting for a diagnostic by watching it', () => {
+  type Progress = { progress: number; total?: number | undefined };
+
+  it('gpu_health watches its GPUDiagnostic: a watch, at most 2 GETs by the caller, progress on the way', async () => {
+    const user = env.userNames.user;
+    const counter = await countRequests({
+      user,
+      namespace: env.ns,
+      group: 'gpudiag.io',
+      resource: 'gpudiagnostics',
+      verbs: ['get', 'watch'],
+    });
+    try {
+      // A GET as the same user (a 404 counts too) shows when flow control matches the new schemas.
+      const asUser = (await testCluster().as({ user, groups: ['gpudiag-e2e'] })).makeApiClient(CustomObjectsApi);
+      await counter.ready(
+        () =>
+          asUser
+            .getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: env.ns, name: 'no-such-diagnostic' })
+            .catch((err: unknown) => err),
+        'get',
+      );
+      const before = await counter.counts();
+      const progress: Progress[] = [];
+      const result = await session.client.callTool({ name: 'gpu_health', arguments: { nodeNames: Object.values(env.nodes) } }, undefined, {
+        onprogress: (p) => progress.push(p),
+      });
+      const after = await counter.counts();
+      expect(result.isError).not.toBe(true);
+      expect(result.structuredContent).toMatchObject({ summary: { nodesCompleted: 3 }, diagnostic: { finished: true } });
+      const made = { watch: (after['watch'] ?? 0) - (before['watch'] ?? 0), get: (after['get'] ?? 0) - (before['get'] ?? 0) };
+      expect(made.watch).toBeGreaterThanOrEqual(1);
+      expect(made.get).toBeLessThanOrEqual(2);
+      expect(progress.length).toBeGreaterThan(0);
+      expect(progress.at(-1)).toMatchObject({ progress: 3, total: 3 });
+    } finally {
+      await counter.remove();
+    }
+  });
+
+  it('a caller whose role lacks watch still gets its answers, by polling, logged once', async () => {
+    // gpudiag-mcp-user as shipped, without watch on gpudiagnostics: RBAC written before the facade watched.
+    const rbac = testCluster().admin().makeApiClient(RbacAuthorizationV1Api);
+    const shipped = await rbac.readClusterRole({ name: `gpudiag-mcp-user-${env.ns}` });
+    const rules = (shipped.rules ?? []).map((r) =>
+      r.resources?.includes('gpudiagnostics') === true ? { ...r, verbs: r.verbs.filter((v) => v !== 'watch') } : r,
+    );
+    expect(rules.some((r) => r.resources?.includes('gpudiagnostics') === true && r.verbs.includes('get'))).toBe(true);
+    await rbac.createClusterRole({ body: { metadata: { name: `gpudiag-mcp-nowatch-${env.ns}` }, rules } });
+    const user = `${env.ns}-nowatch`;
+    await bindClusterRole(env.ns, 'gpudiag-mcp-nowatch', { kind: 'User', name: user });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-mcp-nowatch-'));
+    const polling = await connectStdio(await userKubeconfig(env.ns, user, dir), args());
+    try {
+      for (const nodeNames of [[env.nodes.healthy], [env.nodes.dbe, env.nodes.healthy]]) {
+        const progress: Progress[] = [];
+        const r = await polling.client.callTool({ name: 'gpu_health', arguments: { nodeNames } }, undefined, {
+          onprogress: (p) => progress.push(p),
+        });
+        expect({ isError: r.isError === true, text: r.isError === true ? resultText(r) : '' }).toEqual({ isError: false, text: '' });
+        expect(r.structuredContent).toMatchObject({ summary: { nodesCompleted: nodeNames.length }, diagnostic: { finished: true } });
+        expect(progress.at(-1)).toMatchObject({ progress: nodeNames.length, total: nodeNames.length });
+      }
+      expect(polling.stderr().match(/may not watch gpudiagnostics; waiting by polling/g)).toHaveLength(1);
+    } finally {
+      await polling.client.close();
+      await rm(dir, { recursive: true, force: true });
+      await rbac.deleteClusterRole({ name: `gpudiag-mcp-nowatch-${env.ns}` });
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /** analyze_xid_errors: recent XID errors on the selected nodes (creates a GPUDiagnostic with the xid check). */
 import { z } from 'zod';
 import { lookbackFromSince, nodeNames, severity, since, toolArguments } from '../arguments.js';
-import { createAndWait } from '../diagnostics.js';
+import { createAndWait } from '../create-and-wait.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import {
   UNTRUSTED_NOTE,

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { lookbackFromSince, nodeName, since, toolArguments } from '../arguments.js';
 import { GPU_RESOURCE, getNode, gpuCapacity, listPods, nodeReady, podGpuRequest, podReady } from '../cluster.js';
-import { createAndWait } from '../diagnostics.js';
+import { createAndWait } from '../create-and-wait.js';
 import { ToolError } from '../errors.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import {

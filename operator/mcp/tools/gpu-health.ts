@@ -1,7 +1,7 @@
 /** gpu_health: a fresh health check of the selected nodes (creates a GPUDiagnostic). */
 import { z } from 'zod';
 import { toolArguments } from '../arguments.js';
-import { createAndWait } from '../diagnostics.js';
+import { createAndWait } from '../create-and-wait.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import {
   diagnosticRef,

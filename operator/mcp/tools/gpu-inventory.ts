@@ -1,7 +1,7 @@
 /** gpu_inventory: the GPUs of the selected nodes (creates a GPUDiagnostic with the inventory check). */
 import { z } from 'zod';
 import { toolArguments } from '../arguments.js';
-import { createAndWait } from '../diagnostics.js';
+import { createAndWait } from '../create-and-wait.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import { diagnosticRef, diagnosticRefSchema, nodesView, summaryLine, summarySchema, summaryView, unfinishedLine } from '../views.js';
 import { limitArg, namespaceArg, namespaceOf, selectionShape, selectionSpec, waitArg, waitOf } from './common.js';

@@ -1,7 +1,7 @@
 /** run_diagnostic: any checks on any node selection (creates a GPUDiagnostic). */
 import { z } from 'zod';
 import { CHECKS, lookbackFromSince, since, toolArguments } from '../arguments.js';
-import { createAndWait } from '../diagnostics.js';
+import { createAndWait } from '../create-and-wait.js';
 import { CREATES_DIAGNOSTIC, defineTool } from '../tool.js';
 import {
   UNTRUSTED_NOTE,
