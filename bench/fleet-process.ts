@@ -11,13 +11,17 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import type { NodeSnapshotDocument } from '../agent/api/snapshot-document.js';
-import { tokenReviewAuthenticator, type TokenAuthenticator } from '../agent/auth/token-reviewer.js';
+import type { TokenAuthenticator } from '../agent/auth/token-reviewer.js';
+import { tokenVerifier } from '../agent/auth/token-verifier.js';
+import type { TokenVerificationMode } from '../agent/config.js';
 import { PreparedAgents, type PreparedNode } from '../dev/fleet/prepared-agents.js';
 import { createJsonLogger } from '../lib/json-logger.js';
 import { loadKubeconfig } from '../lib/kube/kubeconfig.js';
+import type { Logger } from '../lib/logger.js';
 
-/** How the fleet's agents check the operator's token. */
-export type FleetAuth = { kind: 'none' } | { kind: 'tokenreview'; kubeconfig: string; audience: string; allowedCallers: string[] };
+/** How the fleet's agents check the operator's token (the agent's --token-verification modes). */
+export type FleetAuth =
+  { kind: 'none' } | { kind: 'verify'; mode: TokenVerificationMode; kubeconfig: string; audience: string; allowedCallers: string[] };
 
 /** What one fleet process serves. */
 export interface FleetProcessSpec {
@@ -29,13 +33,10 @@ export interface FleetProcessSpec {
   auth: FleetAuth;
 }
 
-async function authenticatorFor(auth: FleetAuth): Promise<TokenAuthenticator | undefined> {
-  switch (auth.kind) {
-    case 'none':
-      return undefined;
-    case 'tokenreview':
-      return tokenReviewAuthenticator(await loadKubeconfig(auth.kubeconfig), auth.audience);
-  }
+/** One verifier for every agent of the process: one key cache (local) or one TokenReview client, as --token-verification says. */
+async function authenticatorFor(auth: FleetAuth, logger: Logger): Promise<TokenAuthenticator | undefined> {
+  if (auth.kind === 'none') return undefined;
+  return tokenVerifier(await loadKubeconfig(auth.kubeconfig), { mode: auth.mode, audience: auth.audience, logger });
 }
 
 async function main(): Promise<void> {
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const spec = JSON.parse(await readFile(specFile, 'utf8')) as FleetProcessSpec;
   const documents = new Map(Object.entries(JSON.parse(await readFile(spec.documentsFile, 'utf8')) as Record<string, NodeSnapshotDocument>));
   const logger = createJsonLogger({ level: 'warn', stream: process.stderr, defaultMeta: { component: 'bench-fleet' } });
-  const authenticator = await authenticatorFor(spec.auth);
+  const authenticator = await authenticatorFor(spec.auth, logger);
   const agents = await PreparedAgents.start({
     nodes: spec.nodes,
     port: spec.port,

@@ -39,7 +39,7 @@ import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, Watch, type KubeCo
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { tokenReviewAuthenticator } from '../agent/auth/token-reviewer.js';
+import { tokenVerifier } from '../agent/auth/token-verifier.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
 import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
 import { repoRoot } from '../dev/control-plane/binaries.js';
@@ -357,7 +357,7 @@ async function main(): Promise<void> {
       sharedLibrary: true,
       snapshotCacheMs: agentCacheMs,
       auth: {
-        authenticator: tokenReviewAuthenticator(agentKc, AGENT_AUDIENCE),
+        authenticator: tokenVerifier(agentKc, { mode: 'auto', audience: AGENT_AUDIENCE, logger }),
         allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`],
       },
     });

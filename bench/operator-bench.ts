@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, EventsV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
-import { tokenReviewAuthenticator } from '../agent/auth/token-reviewer.js';
+import { tokenVerifier } from '../agent/auth/token-verifier.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
 import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
 import { repoRoot } from '../dev/control-plane/binaries.js';
@@ -201,7 +201,7 @@ async function startEnvironment(
     sharedLibrary,
     snapshotCacheMs: AGENT_SNAPSHOT_CACHE_MS,
     auth: {
-      authenticator: tokenReviewAuthenticator(agentIdentity.kc, AGENT_AUDIENCE),
+      authenticator: tokenVerifier(agentIdentity.kc, { mode: 'auto', audience: AGENT_AUDIENCE, logger }),
       allowedCallers: [`system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`],
     },
     onProgress: (message) => {

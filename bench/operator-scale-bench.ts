@@ -6,6 +6,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/operator-scale-bench.js [--nodes 100,1000,2000,5000]
  *     [--runs 5] [--fleet-processes 2] [--faulty-every 50] [--policy-nodes 5000] [--policy-minutes 3]
+ *     [--token-verification auto|local|tokenreview] [--operator-node-flags="--max-old-space-size=…"]
  *     [--deadline-s 3600] [--out bench/results/operator-scale.json]
  *
  * Per size, a fresh environment: a real etcd + kube-apiserver with the CRDs and config/rbac/; N
@@ -25,6 +26,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { NodeSnapshotDocument } from '../agent/api/snapshot-document.js';
+import type { TokenVerificationMode } from '../agent/config.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../api/index.js';
 import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
 import { repoRoot } from '../dev/control-plane/binaries.js';
@@ -182,6 +184,8 @@ async function startEnvironment(
   nodes: PreparedNode[],
   documentsFile: string,
   fleetProcesses: number,
+  operatorNodeFlags: readonly string[],
+  tokenVerification: TokenVerificationMode,
   stops: (() => Promise<void>)[],
 ): Promise<Environment> {
   const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
@@ -218,13 +222,19 @@ async function startEnvironment(
   });
   progress(`  ${nodes.length} nodes created in ${round((performance.now() - created) / 1000, 1)} s`);
 
-  // The fleet: agents check the operator's token with TokenReview as their own ServiceAccount.
+  // The fleet: agents check the operator's token as their own ServiceAccount (locally against the issuer's keys, or TokenReview).
   const agentKubeconfig = path.join(dir, 'agent.kubeconfig');
   await writeFile(
     agentKubeconfig,
     kubeConfigForToken(controlPlane.endpoint.server, caPem, await token('gpudiag-agent', []), 'agent').exportConfig(),
   );
-  const auth: FleetAuth = { kind: 'tokenreview', kubeconfig: agentKubeconfig, audience: AGENT_AUDIENCE, allowedCallers: [OPERATOR_USER] };
+  const auth: FleetAuth = {
+    kind: 'verify',
+    mode: tokenVerification,
+    kubeconfig: agentKubeconfig,
+    audience: AGENT_AUDIENCE,
+    allowedCallers: [OPERATOR_USER],
+  };
   const agentPort = await freePort();
   const fleet: ManagedProcess[] = [];
   const perProcess = Math.ceil(nodes.length / fleetProcesses);
@@ -275,6 +285,7 @@ async function startEnvironment(
     'gpudiag operator',
     process.execPath,
     [
+      ...operatorNodeFlags,
       path.join(repoRoot, 'bin', 'gpudiag.js'),
       'operator',
       '--kubeconfig',
@@ -452,12 +463,27 @@ async function runPolicy(env: Environment, nodes: number, minutes: number): Prom
 
 async function benchSize(
   count: number,
-  options: { faultyEvery: number; runs: number; fleetProcesses: number; policyMinutes: number | undefined; documentsFile: string },
+  options: {
+    faultyEvery: number;
+    runs: number;
+    fleetProcesses: number;
+    policyMinutes: number | undefined;
+    documentsFile: string;
+    operatorNodeFlags: readonly string[];
+    tokenVerification: TokenVerificationMode;
+  },
 ): Promise<Record<string, unknown>> {
   const stops: (() => Promise<void>)[] = [];
   try {
     const nodes = benchNodes(count, options.faultyEvery);
-    const env = await startEnvironment(nodes, options.documentsFile, options.fleetProcesses, stops);
+    const env = await startEnvironment(
+      nodes,
+      options.documentsFile,
+      options.fleetProcesses,
+      options.operatorNodeFlags,
+      options.tokenVerification,
+      stops,
+    );
     await sleep(IDLE_SETTLE_MS);
     const runs: RunFigures[] = [];
     progress(`${count} node(s): first contact (cold)`);
@@ -529,9 +555,15 @@ async function main(): Promise<void> {
       'policy-nodes': { type: 'string', default: '5000' },
       'policy-minutes': { type: 'string', default: '3' },
       'deadline-s': { type: 'string', default: String(DEFAULT_DEADLINE_S) },
+      'operator-node-flags': { type: 'string', default: '' },
+      'token-verification': { type: 'string', default: 'auto' },
       out: { type: 'string', default: path.join('bench', 'results', 'operator-scale.json') },
     },
   });
+  const tokenVerification = values['token-verification'] as TokenVerificationMode;
+  if (!['auto', 'local', 'tokenreview'].includes(tokenVerification))
+    throw new Error('--token-verification must be auto, local or tokenreview (as the agent flag)');
+  const operatorNodeFlags = (values['operator-node-flags'] ?? '').split(/\s+/).filter((f) => f !== '');
   const integers = (flag: string, text: string, min: number, max: number): number[] => {
     const list = text
       .split(',')
@@ -577,6 +609,8 @@ async function main(): Promise<void> {
           fleetProcesses,
           policyMinutes: policySizes.has(count) ? policyMinutes : undefined,
           documentsFile,
+          operatorNodeFlags,
+          tokenVerification,
         }),
       );
     }
@@ -591,6 +625,7 @@ async function main(): Promise<void> {
         `every ${faultyEvery}th node faulty`,
       diagnosticSpec: DIAGNOSTIC_SPEC,
       fanoutConcurrency: FANOUT_CONCURRENCY,
+      tokenVerification,
       sizes: results,
     };
     const outFile = path.resolve(repoRoot, values.out ?? path.join('bench', 'results', 'operator-scale.json'));
