@@ -22,7 +22,7 @@ import { CircuitBreaker } from './fanout/circuit-breaker.js';
 import { apiWorkloads } from './workloads/index.js';
 import { OperatorMetrics } from './metrics.js';
 import { PolicyController } from './policy/controller.js';
-import { ResilientInformer } from './runtime/informer.js';
+import { ResilientInformer, stripCachedFields } from './runtime/informer.js';
 import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
 import { WorkQueue } from './runtime/work-queue.js';
@@ -136,6 +136,7 @@ export class Operator {
       kubeConfig: kc,
       path: '/api/v1/nodes',
       list: (signal) => core.listNode({}, api(signal)),
+      trim: stripCachedFields,
       logger,
     });
     // Level-triggered: a Node key whose object is gone takes its metric series with it.
@@ -148,6 +149,7 @@ export class Operator {
       path: `/api/v1/namespaces/${config.agentNamespace}/pods`,
       labelSelector: config.agentSelector,
       list: (signal) => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }, api(signal)),
+      trim: stripCachedFields,
       logger,
     });
     const all = [...diagnostics, policies, nodes, pods];

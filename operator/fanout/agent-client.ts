@@ -329,17 +329,21 @@ export async function fetchSnapshot(request: FetchSnapshotRequest): Promise<Fetc
           });
           return;
         }
-        const body = Buffer.concat(chunks).toString('utf8');
+        const body = Buffer.concat(chunks);
         chunks.length = 0;
         if (status !== 200) {
-          finish(classifyHttpStatus(status, body));
+          finish(classifyHttpStatus(status, body.toString('utf8')));
           return;
         }
         // Parsing and validating a snapshot is the costly part of an answer: it takes its turn in
-        // the process's slices, so a burst of answers does not stall the event loop.
-        cpuSlices.run(() => parseSnapshotBody(node, body)).then(finish, (err: unknown) =>
-          finish({ kind: 'Error', message: `cannot read the snapshot: ${sanitizeText(String(err), 120)}`, transient: false }),
-        );
+        // the process's slices, so a burst of answers does not stall the event loop. The caller's
+        // scoring runs in the same turn (promise continuations), so the parsed document dies
+        // young; the body waits as a Buffer, outside the JavaScript heap.
+        cpuSlices
+          .run(() => parseSnapshotBody(node, body.toString('utf8')))
+          .then(finish, (err: unknown) =>
+            finish({ kind: 'Error', message: `cannot read the snapshot: ${sanitizeText(String(err), 120)}`, transient: false }),
+          );
       });
     });
     req.end();

@@ -7,7 +7,6 @@ import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { DiagnosticCheck, NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
-import { cpuSlices } from '../../lib/cpu-slices.js';
 import { createConnectionPool, fetchSnapshot, sanitizeText, type FetchOutcome } from './agent-client.js';
 import { breakerKey, type CircuitBreaker } from './circuit-breaker.js';
 import { runBounded, type BoundedRunStats } from './pool.js';
@@ -306,12 +305,12 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
         attempts: outcome.attempts,
         durationMs: outcome.durationMs,
       });
-    const onResult = options.onResult;
-    if (onResult === undefined) return;
-    // Scoring is CPU work that arrives in bursts: it takes its turn in the process's slices.
-    cpuSlices.run(() => onResult(outcome)).catch((err: unknown) => {
+    if (options.onResult === undefined) return;
+    try {
+      options.onResult(outcome);
+    } catch (err) {
       logger.warn('fan-out result callback failed', { node: outcome.node, ...errorFields(err) });
-    });
+    }
   };
 
   // Nodes without an agent, and agents whose circuit is open, are known at once: no pool slot.
@@ -373,8 +372,6 @@ export async function fanOut(options: FanOutOptions): Promise<NodeOutcome[]> {
         attempts: 0,
       });
   });
-  // The slices run in order: once this empty step has run, every onResult queued above has too.
-  if (options.onResult !== undefined) await cpuSlices.run(() => undefined);
   options.onStats?.(stats);
   const result = outcomes as NodeOutcome[];
   const counts: Record<NodeResult, number> = { Succeeded: 0, NoAgent: 0, Unreachable: 0, Timeout: 0, Error: 0 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { KubeConfig, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
 import { FakeClock, flushMicrotasks } from './fake-clock.js';
-import { objectKey, ResilientInformer, splitKey } from './informer.js';
+import { objectKey, ResilientInformer, splitKey, stripCachedFields } from './informer.js';
 
 /** A kubeconfig whose server refuses connections (the list function is the test's own). */
 function unreachable(): KubeConfig {
@@ -102,5 +102,31 @@ describe('ResilientInformer restarts', () => {
     await expect(informer.waitForSync(AbortSignal.timeout(10))).rejects.toThrow('informer test did not sync');
     await informer.stop();
     expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('stripCachedFields', () => {
+  it('drops managedFields and a Node status images list, and keeps everything a consumer reads', () => {
+    const node = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'gpu-1', labels: { a: 'b' }, managedFields: [{ manager: 'kubelet', fieldsV1: { 'f:status': {} } }] },
+      spec: { taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      status: { images: [{ names: ['nvcr.io/nvidia/pytorch:24.01'], sizeBytes: 1 }], capacity: { 'nvidia.com/gpu': '8' } },
+    };
+    stripCachedFields(node);
+    expect(node).toEqual({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'gpu-1', labels: { a: 'b' } },
+      spec: { taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      status: { capacity: { 'nvidia.com/gpu': '8' } },
+    });
+  });
+
+  it('leaves an object without those fields as it was', () => {
+    const pod = { metadata: { name: 'p', namespace: 'ns' }, status: { podIP: '10.0.0.1' } };
+    stripCachedFields(pod);
+    expect(pod).toEqual({ metadata: { name: 'p', namespace: 'ns' }, status: { podIP: '10.0.0.1' } });
   });
 });

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
-import { ResilientInformer } from '../../operator/runtime/informer.js';
+import { ResilientInformer, stripCachedFields } from '../../operator/runtime/informer.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { FlakyProxy, kubeConfigVia } from '../support/tcp-proxy.js';
 
@@ -87,6 +87,36 @@ describe('ResilientInformer', () => {
     await admin.deleteNamespacedConfigMap({ namespace, name: 'a2' });
     await eventually('watched delete', () => informer.get(`${namespace}/a2`) === undefined);
     expect(keys).toContain(`${namespace}/a2`);
+  });
+
+  it('caches listed and watched objects trimmed (stripCachedFields: no managedFields)', async () => {
+    const namespace = ns.name;
+    const kc = testCluster().admin();
+    const core = kc.makeApiClient(CoreV1Api);
+    const informer = new ResilientInformer<V1ConfigMap>({
+      name: 'configmaps-trimmed',
+      kubeConfig: kc,
+      path: `/api/v1/namespaces/${namespace}/configmaps`,
+      list: () => core.listNamespacedConfigMap({ namespace, labelSelector: 'suite=trim' }),
+      labelSelector: 'suite=trim',
+      trim: stripCachedFields,
+      relistIntervalMs: 0,
+    });
+    cleanup.push(() => informer.stop());
+    const body = (name: string): V1ConfigMap => ({ metadata: { name, labels: { suite: 'trim' } }, data: { k: 'v' } });
+    const created = await core.createNamespacedConfigMap({ namespace, body: body('t1') });
+    // The API server records who set which field: that is what the cache must not hold.
+    expect(created.metadata?.managedFields?.length).toBeGreaterThan(0);
+    informer.start();
+    await informer.waitForSync(AbortSignal.timeout(10_000));
+    await core.createNamespacedConfigMap({ namespace, body: body('t2') });
+    await eventually('watched add', () => informer.get(`${namespace}/t2`) !== undefined);
+    for (const name of ['t1', 't2']) {
+      const cached = informer.get(`${namespace}/${name}`);
+      expect(cached?.data).toEqual({ k: 'v' });
+      expect(cached?.metadata?.labels).toEqual({ suite: 'trim' });
+      expect(cached?.metadata?.managedFields).toBeUndefined();
+    }
   });
 
   it('relists periodically: keys are delivered again and a stalled watch is caught', async () => {
