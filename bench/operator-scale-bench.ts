@@ -103,6 +103,14 @@ interface PolicyFigures {
   nodesGoverned: number | null;
 }
 
+/** The operator's Node flags in the chart's default values (`operator.maxHeapMiB`, passed as NODE_OPTIONS). */
+async function chartOperatorNodeFlags(): Promise<string> {
+  const values = await readFile(path.join(repoRoot, 'charts', 'gpudiag', 'values.yaml'), 'utf8');
+  const heap = /^ {2}maxHeapMiB: (\d+)$/m.exec(values)?.[1];
+  if (heap === undefined) throw new Error('charts/gpudiag/values.yaml: operator.maxHeapMiB not found');
+  return `--max-old-space-size=${heap}`;
+}
+
 /** N nodes named gpu-node-1..N: every `faultyEvery`-th one faulty (cycling FAULTY_SCENARIOS), the rest healthy H100s. */
 function benchNodes(count: number, faultyEvery: number): PreparedNode[] {
   let faulty = 0;
@@ -563,7 +571,9 @@ async function main(): Promise<void> {
   const tokenVerification = values['token-verification'] as TokenVerificationMode;
   if (!['auto', 'local', 'tokenreview'].includes(tokenVerification))
     throw new Error('--token-verification must be auto, local or tokenreview (as the agent flag)');
-  const operatorNodeFlags = (values['operator-node-flags'] ?? '').split(/\s+/).filter((f) => f !== '');
+  // By default the operator runs with the chart's Node flags (its heap cap), as it runs in a cluster.
+  const flagsText = values['operator-node-flags'] ?? '';
+  const operatorNodeFlags = (flagsText === '' ? await chartOperatorNodeFlags() : flagsText).split(/\s+/).filter((f) => f !== '');
   const integers = (flag: string, text: string, min: number, max: number): number[] => {
     const list = text
       .split(',')
@@ -626,6 +636,7 @@ async function main(): Promise<void> {
       diagnosticSpec: DIAGNOSTIC_SPEC,
       fanoutConcurrency: FANOUT_CONCURRENCY,
       tokenVerification,
+      operatorNodeFlags,
       sizes: results,
     };
     const outFile = path.resolve(repoRoot, values.out ?? path.join('bench', 'results', 'operator-scale.json'));

@@ -282,7 +282,11 @@ export class Operator {
       },
     });
     const controller = new DiagnosticController(
-      { ...this.controllerDeps, diagnosticGone: (key) => this.informers.diagnostics.every((i) => i.get(key) === undefined) },
+      {
+        ...this.controllerDeps,
+        diagnosticGone: (key) => this.informers.diagnostics.every((i) => i.get(key) === undefined),
+        cachedDiagnostic: (key) => this.informers.diagnostics.map((i) => i.get(key)).find((d) => d !== undefined),
+      },
       queue,
     );
     const policyController = new PolicyController(

@@ -89,6 +89,11 @@ export interface DiagnosticControllerDeps {
    * pass reads the object.
    */
   diagnosticGone?: (key: string) => boolean;
+  /**
+   * The informer's copy of a diagnostic. A brand-new one (no status yet) is started from it, and
+   * a finished one expired from it, without reading it again; anything else is read.
+   */
+  cachedDiagnostic?: (key: string) => GPUDiagnostic | undefined;
   now?: () => Date;
 }
 
@@ -147,7 +152,12 @@ export class DiagnosticController {
       return { requeueAfterMs: RUNNING_RECHECK_MS };
     }
     let obj: GPUDiagnostic;
+    const cached = inFlight === undefined ? this.deps.cachedDiagnostic?.(key) : undefined;
+    const finishing = this.finishedRun(key);
     if (inFlight !== undefined) obj = inFlight.latest;
+    else if (finishing !== undefined && this.deps.diagnosticGone?.(key) === false) obj = finishing;
+    // Brand-new, or finished (only the TTL is left to honour): the cache's copy is as good as a read.
+    else if (cached !== undefined && (cached.status?.phase === undefined || isFinished(cached.status))) obj = cached;
     else {
       try {
         obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
@@ -334,6 +344,15 @@ export class DiagnosticController {
     if (run.progressQueued || run.done) return;
     run.progressQueued = true;
     this.queue.addAfter(run.key, Math.max(0, run.progressWrittenAt + PROGRESS_INTERVAL_MS - Date.now()));
+  }
+
+  /**
+   * The object the last write of a run whose agents have all answered returned: the final write
+   * starts from it (a conflict, when someone else wrote since, re-reads).
+   */
+  private finishedRun(key: string): GPUDiagnostic | undefined {
+    for (const run of this.runs.values()) if (run.key === key && run.done && run.latest !== undefined) return run.latest;
+    return undefined;
   }
 
   /** The run still asking agents for `key`, when its last write left an object to work from. */

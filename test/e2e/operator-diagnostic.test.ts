@@ -14,6 +14,7 @@ import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { createDiagnostic as createIn, waitFinished as waitFinishedIn } from '../support/diagnostics.js';
 import { startTestFleet, startTestOperator, testOperatorArgs } from '../support/operator-env.js';
 import { applyRbac } from '../support/rbac.js';
+import { countRequests } from '../support/request-counter.js';
 import { connectHttp } from './mcp-harness.js';
 import { applyObjects } from '../../dev/apply.js';
 
@@ -87,6 +88,40 @@ describe('operator: GPUDiagnostic', () => {
     expect(lost?.xidEvents?.map((e) => e.xid)).toContain(79);
     const dbe = done.status?.nodes?.find((n) => n.name === names['dbe']);
     expect(dbe?.gpus?.[0]?.findings?.map((f) => f.code)).toEqual(expect.arrayContaining(['VolatileDoubleBitEcc']));
+  });
+
+  it('costs the API server no read of the object and a few status writes (progress coalesced, writes from their own answers)', async () => {
+    const user = `system:serviceaccount:${ns.name}:gpudiag-operator`;
+    const reads = await countRequests({ user, namespace: ns.name, group: 'gpudiag.io', resource: 'gpudiagnostics', verbs: ['get'] });
+    const writes = await countRequests({
+      user,
+      namespace: ns.name,
+      group: 'gpudiag.io',
+      resource: 'gpudiagnostics/status',
+      verbs: ['update'],
+    });
+    try {
+      const asOperator = (await testCluster().asServiceAccount(ns.name, 'gpudiag-operator')).makeApiClient(CustomObjectsApi);
+      await reads.ready(
+        () =>
+          asOperator
+            .getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace: ns.name, name: 'no-such-diagnostic' })
+            .catch((e: unknown) => e),
+        'get',
+      );
+      const [readsBefore, writesBefore] = [await reads.counts(), await writes.counts()];
+      await createDiagnostic('counted', {});
+      const done = await waitFinished('counted');
+      expect(done.status?.summary).toMatchObject({ nodesTargeted: 3, nodesSucceeded: 3 });
+      const [readsAfter, writesAfter] = [await reads.counts(), await writes.counts()];
+      // Started from the informer's copy, progress and the final write from the previous write's answer.
+      expect((readsAfter['get'] ?? 0) - (readsBefore['get'] ?? 0)).toBe(0);
+      // Running, at most one progress write, the final status.
+      expect((writesAfter['update'] ?? 0) - (writesBefore['update'] ?? 0)).toBeLessThanOrEqual(3);
+    } finally {
+      await reads.remove();
+      await writes.remove();
+    }
   });
 
   it('honours nodeNames, reporting a node without an agent as NoAgent instead of dropping it', async () => {
