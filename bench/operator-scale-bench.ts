@@ -7,7 +7,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/operator-scale-bench.js [--nodes 100,1000,2000,5000]
  *     [--runs 5] [--fleet-processes 2] [--faulty-every 50] [--policy-nodes 5000] [--policy-minutes 3]
  *     [--token-verification auto|local|tokenreview] [--operator-node-flags="--max-old-space-size=…"]
- *     [--deadline-s 3600] [--out bench/results/operator-scale.json]
+ *     [--fanout-concurrency N] [--deadline-s 3600] [--out bench/results/operator-scale.json]
  *
  * Per size, a fresh environment: a real etcd + kube-apiserver with the CRDs and config/rbac/; N
  * Node objects and N Running agent Pods (as a kubelet and NVIDIA's device plugin leave them);
@@ -57,7 +57,6 @@ const OPERATOR_USER = `system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator
 const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
 const FAULTY_SCENARIOS = ['gpu-lost-xid79', 'a100-dbe-remap-pending', 'nvlink-down', 'thermal-hw-slowdown'];
 const DIAGNOSTIC_SPEC = { checks: ['health', 'xid'] as const, timeoutSeconds: 300 };
-const FANOUT_CONCURRENCY = 256;
 /** API objects created at once while the fleet is set up. */
 const CREATE_CONCURRENCY = 24;
 const DIAGNOSTIC_TIMEOUT_MS = 5 * 60_000;
@@ -194,6 +193,7 @@ async function startEnvironment(
   fleetProcesses: number,
   operatorNodeFlags: readonly string[],
   tokenVerification: TokenVerificationMode,
+  fanoutConcurrency: number | undefined,
   stops: (() => Promise<void>)[],
 ): Promise<Environment> {
   const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
@@ -304,8 +304,7 @@ async function startEnvironment(
       String(agentPort),
       '--agent-token-file',
       tokenFile,
-      '--fanout-concurrency',
-      String(FANOUT_CONCURRENCY),
+      ...(fanoutConcurrency !== undefined ? ['--fanout-concurrency', String(fanoutConcurrency)] : []),
       '--probe-listen',
       `127.0.0.1:${probePort}`,
       '--identity',
@@ -479,6 +478,7 @@ async function benchSize(
     documentsFile: string;
     operatorNodeFlags: readonly string[];
     tokenVerification: TokenVerificationMode;
+    fanoutConcurrency: number | undefined;
   },
 ): Promise<Record<string, unknown>> {
   const stops: (() => Promise<void>)[] = [];
@@ -490,6 +490,7 @@ async function benchSize(
       options.fleetProcesses,
       options.operatorNodeFlags,
       options.tokenVerification,
+      options.fanoutConcurrency,
       stops,
     );
     await sleep(IDLE_SETTLE_MS);
@@ -565,6 +566,7 @@ async function main(): Promise<void> {
       'deadline-s': { type: 'string', default: String(DEFAULT_DEADLINE_S) },
       'operator-node-flags': { type: 'string', default: '' },
       'token-verification': { type: 'string', default: 'auto' },
+      'fanout-concurrency': { type: 'string' },
       out: { type: 'string', default: path.join('bench', 'results', 'operator-scale.json') },
     },
   });
@@ -591,6 +593,8 @@ async function main(): Promise<void> {
   const [policyMinutes = 3] = integers('policy-minutes', values['policy-minutes'] ?? '', 1, 30);
   const [deadlineS = DEFAULT_DEADLINE_S] = integers('deadline-s', values['deadline-s'] ?? '', 1, 24 * 3600);
   if (sizes.length === 0) throw new Error('--nodes names no size');
+  // Unset: the operator's own default, as the chart runs it.
+  const [fanoutConcurrency] = integers('fanout-concurrency', values['fanout-concurrency'] ?? '', 1, 10_000);
   const deadline = setTimeout(() => {
     process.stderr.write(`operator-scale-bench: gave up after ${deadlineS} s\n`);
     for (const p of running) void p.stop(1_000);
@@ -621,6 +625,7 @@ async function main(): Promise<void> {
           documentsFile,
           operatorNodeFlags,
           tokenVerification,
+          fanoutConcurrency,
         }),
       );
     }
@@ -634,7 +639,7 @@ async function main(): Promise<void> {
         `${fleetProcesses} process(es) of prepared-snapshot agents (${snapshotBytes} bytes per healthy snapshot), ` +
         `every ${faultyEvery}th node faulty`,
       diagnosticSpec: DIAGNOSTIC_SPEC,
-      fanoutConcurrency: FANOUT_CONCURRENCY,
+      fanoutConcurrency: fanoutConcurrency ?? 'operator default',
       tokenVerification,
       operatorNodeFlags,
       sizes: results,

@@ -9,6 +9,13 @@ import { equalitySelectorProblem, isDnsLabel, isDnsSubdomain } from '../lib/kube
 import { quote } from '../lib/text.js';
 import { DEFAULT_RATE_LIMIT } from './mcp/limits.js';
 
+/**
+ * Agent requests in flight by default. Warm agents answer in about a millisecond, so 64 keep
+ * a 5,000-node diagnostic as fast as 256 did (bench/README.md, operator scale) at a lower peak
+ * memory; raise it where many agents answer slowly (each slow answer holds a slot up to the
+ * per-node timeout).
+ */
+export const DEFAULT_FANOUT_CONCURRENCY = 64;
 /** Validated operator configuration. */
 export interface OperatorConfig {
   kubeconfig?: string;
@@ -115,7 +122,7 @@ Every option can also be set with the environment variable shown.
   --agent-scheme http|https       (default http)
   --agent-ca-file FILE            CA for https agents
   --agent-token-file FILE         projected token sent to agents (default /var/run/secrets/gpudiag/agent-token)
-  --fanout-concurrency N          agent requests in flight (default 256)
+  --fanout-concurrency N          agent requests in flight (default 64)
   --fanout-retries N              retries of transient failures per node (default 2)
   --workers N                     reconcile workers (default 4)
   --per-node-timeout-seconds N    default per-node deadline (default 20)
@@ -254,7 +261,7 @@ export function parseOperatorConfig(argv: readonly string[], env: NodeJS.Process
     agentScheme: scheme,
     ...(caFile !== undefined ? { agentCaFile: caFile } : {}),
     agentTokenFile,
-    fanoutConcurrency: integer('fanout-concurrency', get('fanout-concurrency'), 256, 1, 10_000),
+    fanoutConcurrency: integer('fanout-concurrency', get('fanout-concurrency'), DEFAULT_FANOUT_CONCURRENCY, 1, 10_000),
     fanoutRetries: integer('fanout-retries', get('fanout-retries'), 2, 0, 10),
     workers: integer('workers', get('workers'), 4, 1, 64),
     defaultPerNodeTimeoutSeconds: integer('per-node-timeout-seconds', get('per-node-timeout-seconds'), 20, 1, 600),
