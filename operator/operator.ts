@@ -22,6 +22,7 @@ import { CircuitBreaker } from './fanout/circuit-breaker.js';
 import { apiWorkloads } from './workloads/index.js';
 import { OperatorMetrics } from './metrics.js';
 import { PolicyController } from './policy/controller.js';
+import { reuseConnections } from '../lib/kube/keep-alive.js';
 import { ResilientInformer, stripCachedFields } from './runtime/informer.js';
 import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
@@ -69,7 +70,9 @@ export class Operator {
    * before anything starts; a failed start stops what it started, so the process can exit.
    */
   static async start(config: Readonly<OperatorConfig>, deps: OperatorDeps): Promise<Operator> {
-    const { kc, logger } = deps;
+    const { logger } = deps;
+    // Every API call of the operator (informers, status writes, Events, the Lease) reuses connections.
+    const kc = reuseConnections(deps.kc);
     if (kc.getCurrentCluster() === null) throw new Error('the kubeconfig has no current cluster');
     const caPem =
       config.agentCaFile === undefined

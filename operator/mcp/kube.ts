@@ -8,6 +8,7 @@ import { request, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { withTimeout } from '../../lib/kube/call-options.js';
+import { reuseConnections } from '../../lib/kube/keep-alive.js';
 import { parseWatchLine, type WatchEvent } from '../../lib/kube/watch-events.js';
 import { readLines } from '../../lib/lines.js';
 import { isRecord } from '../../lib/records.js';
@@ -95,7 +96,10 @@ export class KubeClient {
   constructor(
     private readonly kc: KubeConfig,
     readonly identity: CallerIdentity,
-  ) {}
+  ) {
+    // The facade's calls reuse connections (client-node would make a new TLS connection per call).
+    reuseConnections(kc);
+  }
 
   /** The namespace of the kubeconfig's current context, when it names one. */
   contextNamespace(): string | undefined {

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from '../../lib/kube/keep-alive.js';
+
+// A TLS server standing in for the API server: it counts the connections its clients open.
+let server: https.Server;
+let connections = 0;
+let caPem = '';
+const dir = mkdtempSync(path.join(os.tmpdir(), 'gpudiag-keepalive-'));
+
+beforeAll(async () => {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  caPem = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+  server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: caPem }, (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Namespace', apiVersion: 'v1', metadata: { name: 'default' } }));
+  });
+  server.on('secureConnection', () => (connections += 1));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function kubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  const server_ = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: server_, caData: Buffer.from(caPem).toString('base64'), skipTLSVerify: false }],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+async function callsOpenConnections(kc: KubeConfig, calls: number): Promise<number> {
+  const before = connections;
+  const core = kc.makeApiClient(CoreV1Api);
+  for (let i = 0; i < calls; i++) await core.readNamespace({ name: 'default' });
+  return connections - before;
+}
+
+describe('reuseConnections', () => {
+  it('client-node alone opens a TLS connection per call (what this fixes)', async () => {
+    expect(await callsOpenConnections(kubeConfig(), 5)).toBe(5);
+  });
+
+  it('makes sequential calls share one keep-alive connection, and is idempotent', async () => {
+    const kc = reuseConnections(reuseConnections(kubeConfig()));
+    expect(await callsOpenConnections(kc, 5)).toBe(1);
+  });
+});
