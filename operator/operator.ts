@@ -23,6 +23,8 @@ import { apiWorkloads } from './workloads/index.js';
 import { OperatorMetrics } from './metrics.js';
 import { PolicyController } from './policy/controller.js';
 import { reuseConnections } from '../lib/kube/keep-alive.js';
+import { validateSnapshotDocument } from '../agent/api/validate-snapshot.js';
+import { validateGPUDiagnostic, validateGPUHealthPolicy } from '../api/validation.js';
 import { ResilientInformer, stripCachedFields } from './runtime/informer.js';
 import { LeaderElector, leaderIdentity } from './runtime/leader-election.js';
 import { ProbeServer } from './runtime/probes.js';
@@ -92,6 +94,11 @@ export class Operator {
   ): Promise<Operator> {
     const { kc, logger } = deps;
     const { caPem, tokenProvider } = checked;
+    // The validators compile on first use, stalling the event loop 120-180 ms each: do it now,
+    // before this process leads, not while the first diagnostic's answers arrive.
+    validateSnapshotDocument(undefined);
+    validateGPUDiagnostic(undefined);
+    validateGPUHealthPolicy(undefined);
     const api = (signal?: AbortSignal): ReturnType<typeof apiCall> => apiCall(signal, config.apiTimeoutMs);
     const metrics = new OperatorMetrics();
     const custom = kc.makeApiClient(CustomObjectsApi);
