@@ -31,7 +31,7 @@ import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { tokenVerifier } from '../agent/auth/token-verifier.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
 import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
@@ -42,7 +42,16 @@ import { SimulatedFleet, type FleetNodeSpec } from '../dev/fleet/simulated-fleet
 import { createLogger, type Logger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { Operator } from '../operator/operator.js';
-import { apiDelta, counterByLabel, metricsText, sampleProcess, subtract, waitLeading, type ApiDelta } from './operator-support.js';
+import {
+  apiDelta,
+  counterByLabel,
+  metricsText,
+  sampleProcess,
+  subtract,
+  waitLeading,
+  watchUntilReady,
+  type ApiDelta,
+} from './operator-support.js';
 import { apiRequestCounts, progress, round, sleep } from './support.js';
 
 const AGENT_NAMESPACE = 'gpudiag-system';
@@ -243,33 +252,12 @@ async function runDiagnostic(
 ): Promise<DiagnosticRun> {
   const nodes = env.fleet.nodes.length;
   const custom = env.admin.makeApiClient(CustomObjectsApi);
-  const watchPath =
-    `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}` + `/namespaces/${DIAGNOSTIC_NAMESPACE}/${GPU_DIAGNOSTICS.plural}`;
   let t0 = 0;
   let running: number | null = null;
-  let writes = 0;
-  let settle: (obj: GPUDiagnostic) => void = () => undefined;
-  let fail: (err: Error) => void = () => undefined;
-  const finished = new Promise<GPUDiagnostic>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
+  const watch = await watchUntilReady(env.admin, DIAGNOSTIC_NAMESPACE, name, (obj) => {
+    if (t0 !== 0 && running === null && obj.status?.phase === 'Running') running = performance.now() - t0;
   });
-  // A watch that ends after the race was decided (our own abort) must not surface as unhandled.
-  finished.catch((err: unknown) => progress(`diagnostic watch ended: ${err instanceof Error ? err.message : String(err)}`));
-  const watcher = await new Watch(env.admin).watch(
-    watchPath,
-    { fieldSelector: `metadata.name=${name}` },
-    (type: string, obj: GPUDiagnostic) => {
-      if (type !== 'MODIFIED' || t0 === 0) return;
-      writes += 1;
-      if (running === null && obj.status?.phase === 'Running') running = performance.now() - t0;
-      const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status === 'True' || obj.status?.phase === 'Failed') settle(obj);
-    },
-    (err: unknown) => {
-      if (err !== null && err !== undefined) fail(new Error('watch of the diagnostic ended', { cause: err }));
-    },
-  );
+  const finished = watch.finished;
   try {
     const opBefore = await operatorMetrics();
     const apiBefore = await apiRequestCounts(env.admin);
@@ -330,7 +318,7 @@ async function runDiagnostic(
       nodesSucceeded: status.summary?.nodesSucceeded ?? 0,
       nodesByStatus: { ...(status.summary?.nodesByStatus ?? {}) },
       healthy: healthy === undefined ? null : { status: healthy.status, reason: healthy.reason },
-      statusWritesSeen: writes,
+      statusWritesSeen: watch.writes(),
       benchProcessCpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
       objectBytes: Buffer.byteLength(JSON.stringify(obj)),
       statusBytes: Buffer.byteLength(JSON.stringify(status)),
@@ -361,7 +349,7 @@ async function runDiagnostic(
         : {}),
     };
   } finally {
-    watcher.abort();
+    watch.abort();
   }
 }
 

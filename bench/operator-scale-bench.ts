@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { NodeSnapshotDocument } from '../agent/api/snapshot-document.js';
 import type { TokenVerificationMode } from '../agent/config.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../api/index.js';
@@ -46,6 +46,7 @@ import {
   sampleProcess,
   subtract,
   waitLeading,
+  watchUntilReady,
   type ApiDelta,
 } from './operator-support.js';
 import { apiRequestCounts, percentile, progress, round, sleep } from './support.js';
@@ -145,38 +146,6 @@ async function waitForFile(file: string, isAlive: () => boolean, timeoutMs: numb
     if (Date.now() > deadline) throw new Error(`${file} not written within ${timeoutMs / 1000} s`);
     await sleep(200);
   }
-}
-
-/** A watch on one GPUDiagnostic that resolves on Ready=True or Failed, counting the status writes it saw. */
-async function watchUntilReady(
-  admin: KubeConfig,
-  name: string,
-): Promise<{ finished: Promise<GPUDiagnostic>; writes: () => number; abort: () => void }> {
-  let writes = 0;
-  let settle: (obj: GPUDiagnostic) => void = () => undefined;
-  let fail: (err: Error) => void = () => undefined;
-  const finished = new Promise<GPUDiagnostic>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  // A watch that ends after the race was decided (our own abort) must not surface as unhandled.
-  finished.catch((err: unknown) => progress(`diagnostic watch ended: ${err instanceof Error ? err.message : String(err)}`));
-  const group = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}`;
-  const watchPath = `${group}/namespaces/${DIAGNOSTIC_NAMESPACE}/${GPU_DIAGNOSTICS.plural}`;
-  const controller = await new Watch(admin).watch(
-    watchPath,
-    { fieldSelector: `metadata.name=${name}` },
-    (type: string, obj: GPUDiagnostic) => {
-      if (type !== 'MODIFIED') return;
-      writes += 1;
-      const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status === 'True' || obj.status?.phase === 'Failed') settle(obj);
-    },
-    (err: unknown) => {
-      if (err !== null && err !== undefined) fail(new Error('watch of the diagnostic ended', { cause: err }));
-    },
-  );
-  return { finished, writes: () => writes, abort: () => controller.abort() };
 }
 
 /** One environment of N nodes: control plane, API objects, fleet processes, operator process. */
@@ -329,7 +298,7 @@ async function startEnvironment(
 /** Creates one GPUDiagnostic over every node and measures it until Ready. */
 async function runDiagnostic(env: Environment, name: string, contact: RunFigures['contact'], nodes: number): Promise<RunFigures> {
   const custom = env.admin.makeApiClient(CustomObjectsApi);
-  const watch = await watchUntilReady(env.admin, name);
+  const watch = await watchUntilReady(env.admin, DIAGNOSTIC_NAMESPACE, name);
   try {
     // This scrape also resets the event-loop lag histogram, so the next one covers the diagnostic.
     const opBefore = await metricsText(`${env.probeUrl}/metrics`);

@@ -4,7 +4,9 @@
  * operator process to lead.
  */
 import { readFile } from 'node:fs/promises';
-import { sleep } from './support.js';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
+import { progress, sleep } from './support.js';
 
 /** Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_S = 100;
@@ -101,4 +103,39 @@ export async function waitLeading(probeUrl: string, isAlive: () => boolean, time
 export function gaugeValue(text: string, name: string): number | undefined {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+/** A watch on one GPUDiagnostic that resolves on Ready=True or Failed, counting the status writes it saw (each also goes to onModified). */
+export async function watchUntilReady(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  onModified: (obj: GPUDiagnostic) => void = () => undefined,
+): Promise<{ finished: Promise<GPUDiagnostic>; writes: () => number; abort: () => void }> {
+  let writes = 0;
+  let settle: (obj: GPUDiagnostic) => void = () => undefined;
+  let fail: (err: Error) => void = () => undefined;
+  const finished = new Promise<GPUDiagnostic>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  // A watch that ends after the race was decided (our own abort) must not surface as unhandled.
+  finished.catch((err: unknown) => progress(`diagnostic watch ended: ${err instanceof Error ? err.message : String(err)}`));
+  const group = `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}`;
+  const watchPath = `${group}/namespaces/${namespace}/${GPU_DIAGNOSTICS.plural}`;
+  const controller = await new Watch(admin).watch(
+    watchPath,
+    { fieldSelector: `metadata.name=${name}` },
+    (type: string, obj: GPUDiagnostic) => {
+      if (type !== 'MODIFIED') return;
+      writes += 1;
+      onModified(obj);
+      const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status === 'True' || obj.status?.phase === 'Failed') settle(obj);
+    },
+    (err: unknown) => {
+      if (err !== null && err !== undefined) fail(new Error('watch of the diagnostic ended', { cause: err }));
+    },
+  );
+  return { finished, writes: () => writes, abort: () => controller.abort() };
 }
