@@ -571,13 +571,14 @@ async function main(): Promise<void> {
   }, deadlineS * 1000);
   deadline.unref();
 
-  const logger = createLogger({ level: 'warn', defaultMeta: { component: 'operator-scale-bench' }, stderrOnly: true });
+  // The template agents run with auth off on purpose: their warning about it is not news.
+  const templateLogger = createLogger({ level: 'error', defaultMeta: { component: 'operator-scale-bench' }, stderrOnly: true });
   const work = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-scale-docs-'));
   try {
     progress('collecting one snapshot per scenario from a real agent on the fake NVML library');
     const documents: Record<string, NodeSnapshotDocument> = {};
     for (const scenario of [HEALTHY_SCENARIO, ...FAULTY_SCENARIOS])
-      documents[scenario] = await collectScenarioDocument(scenario, DIAGNOSTIC_SPEC.checks, logger);
+      documents[scenario] = await collectScenarioDocument(scenario, DIAGNOSTIC_SPEC.checks, templateLogger);
     const documentsFile = path.join(work, 'documents.json');
     await writeFile(documentsFile, JSON.stringify(documents));
     const snapshotBytes = Buffer.byteLength(JSON.stringify(documents[HEALTHY_SCENARIO]));
