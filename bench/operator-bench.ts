@@ -43,6 +43,11 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { parseOperatorConfig } from '../operator/config.js';
 import { Operator } from '../operator/operator.js';
 import {
+  AGENT_AUDIENCE,
+  AGENT_NAMESPACE,
+  DIAGNOSTIC_NAMESPACE,
+  FAULTY_SCENARIOS,
+  HEALTHY_SCENARIO,
   apiDelta,
   counterByLabel,
   metricsText,
@@ -54,12 +59,6 @@ import {
 } from './operator-support.js';
 import { apiRequestCounts, progress, round, sleep } from './support.js';
 
-const AGENT_NAMESPACE = 'gpudiag-system';
-const DIAGNOSTIC_NAMESPACE = 'gpudiag-bench';
-const AGENT_AUDIENCE = 'gpudiag-agent';
-const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
-/** The faulty nodes cycle through these (all 8 GPUs, all critical or degraded). */
-const FAULTY_SCENARIOS = ['gpu-lost-xid79', 'a100-dbe-remap-pending', 'nvlink-down', 'thermal-hw-slowdown'];
 const FANOUT_CONCURRENCY = 256;
 /**
  * What every benchmark diagnostic asks. The per-node deadline is raised from 20 s because the
@@ -197,7 +196,7 @@ async function startEnvironment(
   const agentPort = await freePort();
   const agentIdentity = await serviceAccount('gpudiag-agent', []);
   const rssBefore = process.memoryUsage.rss();
-  progress(`starting ${nodes.length} simulated node(s) × 8 GPUs (agents in this process, TokenReview auth)`);
+  progress(`starting ${nodes.length} simulated node(s) × 8 GPUs (agents in this process, token verification auto: local, TokenReview fallback)`);
   const fleetStarted = performance.now();
   let lastReport = fleetStarted;
   let started = 0;
@@ -562,7 +561,7 @@ async function main(): Promise<void> {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
-    agentAuth: 'TokenReview (one shared TokenReview client; each agent caches answers 30 s)',
+    agentAuth: 'auto: local verification against the issuer keys (one shared key cache), TokenReview fallback; each agent caches answers 30 s',
     fanoutConcurrency: FANOUT_CONCURRENCY,
     fleet:
       `fresh environment per size; ${HEALTHY_SCENARIO}, every ${faultyEvery}th node faulty (${FAULTY_SCENARIOS.join(', ')}); ` +

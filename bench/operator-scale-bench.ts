@@ -39,6 +39,11 @@ import { loadScenario } from '../agent/fake-nvml/scenario.js';
 import { createLogger } from '../lib/logger.js';
 import type { FleetAuth, FleetProcessSpec } from './fleet-process.js';
 import {
+  AGENT_AUDIENCE,
+  AGENT_NAMESPACE,
+  DIAGNOSTIC_NAMESPACE,
+  FAULTY_SCENARIOS,
+  HEALTHY_SCENARIO,
   apiDelta,
   counterByLabel,
   gaugeValue,
@@ -51,12 +56,7 @@ import {
 } from './operator-support.js';
 import { apiRequestCounts, percentile, progress, round, sleep } from './support.js';
 
-const AGENT_NAMESPACE = 'gpudiag-system';
-const DIAGNOSTIC_NAMESPACE = 'gpudiag-bench';
-const AGENT_AUDIENCE = 'gpudiag-agent';
 const OPERATOR_USER = `system:serviceaccount:${AGENT_NAMESPACE}:gpudiag-operator`;
-const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
-const FAULTY_SCENARIOS = ['gpu-lost-xid79', 'a100-dbe-remap-pending', 'nvlink-down', 'thermal-hw-slowdown'];
 const DIAGNOSTIC_SPEC = { checks: ['health', 'xid'] as const, timeoutSeconds: 300 };
 /** API objects created at once while the fleet is set up. */
 const CREATE_CONCURRENCY = 24;

@@ -8,6 +8,15 @@ import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
 import { progress, sleep } from './support.js';
 
+/** Where the operator benchmarks put agents and diagnostics, and the audience of the operator's agent token. */
+export const AGENT_NAMESPACE = 'gpudiag-system';
+export const DIAGNOSTIC_NAMESPACE = 'gpudiag-bench';
+export const AGENT_AUDIENCE = 'gpudiag-agent';
+/** Most nodes of the benchmark fleets run this healthy 8×H100 scenario. */
+export const HEALTHY_SCENARIO = 'h100-sxm-8x-healthy';
+/** The faulty nodes cycle through these (all 8 GPUs, all critical or degraded). */
+export const FAULTY_SCENARIOS = ['gpu-lost-xid79', 'a100-dbe-remap-pending', 'nvlink-down', 'thermal-hw-slowdown'];
+
 /** Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
 const CLOCK_TICKS_PER_S = 100;
 
