@@ -196,7 +196,9 @@ async function startEnvironment(
   const agentPort = await freePort();
   const agentIdentity = await serviceAccount('gpudiag-agent', []);
   const rssBefore = process.memoryUsage.rss();
-  progress(`starting ${nodes.length} simulated node(s) × 8 GPUs (agents in this process, token verification auto: local, TokenReview fallback)`);
+  progress(
+    `starting ${nodes.length} simulated node(s) × 8 GPUs (agents in this process, token verification auto: local, TokenReview fallback)`,
+  );
   const fleetStarted = performance.now();
   let lastReport = fleetStarted;
   let started = 0;
@@ -561,7 +563,8 @@ async function main(): Promise<void> {
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: round(os.totalmem() / 1024 ** 3, 1),
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
-    agentAuth: 'auto: local verification against the issuer keys (one shared key cache), TokenReview fallback; each agent caches answers 30 s',
+    agentAuth:
+      'auto: local verification against the issuer keys (one shared key cache), TokenReview fallback; each agent caches answers 30 s',
     fanoutConcurrency: FANOUT_CONCURRENCY,
     fleet:
       `fresh environment per size; ${HEALTHY_SCENARIO}, every ${faultyEvery}th node faulty (${FAULTY_SCENARIOS.join(', ')}); ` +
