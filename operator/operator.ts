@@ -22,7 +22,6 @@ import { CircuitBreaker } from './fanout/circuit-breaker.js';
 import { apiWorkloads } from './workloads/index.js';
 import { OperatorMetrics } from './metrics.js';
 import { PolicyController } from './policy/controller.js';
-import { reuseConnections } from '../lib/kube/keep-alive.js';
 import { validateSnapshotDocument } from '../agent/api/validate-snapshot.js';
 import { validateGPUDiagnostic, validateGPUHealthPolicy } from '../api/validation.js';
 import { ResilientInformer, stripCachedFields } from './runtime/informer.js';
@@ -72,9 +71,7 @@ export class Operator {
    * before anything starts; a failed start stops what it started, so the process can exit.
    */
   static async start(config: Readonly<OperatorConfig>, deps: OperatorDeps): Promise<Operator> {
-    const { logger } = deps;
-    // Every API call of the operator (informers, status writes, Events, the Lease) reuses connections.
-    const kc = reuseConnections(deps.kc);
+    const { kc, logger } = deps;
     if (kc.getCurrentCluster() === null) throw new Error('the kubeconfig has no current cluster');
     const caPem =
       config.agentCaFile === undefined

@@ -4,11 +4,11 @@
  * Impersonate-Group header per group, which client-node 1.x cannot send). Plain JSON over
  * node:https with the kubeconfig's credentials, every call cancellable through `signal`.
  */
-import { request, type RequestOptions } from 'node:https';
+import https, { request, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { withTimeout } from '../../lib/kube/call-options.js';
-import { reuseConnections } from '../../lib/kube/keep-alive.js';
+import { keepAliveAgent } from '../../lib/kube/keep-alive.js';
 import { parseWatchLine, type WatchEvent } from '../../lib/kube/watch-events.js';
 import { readLines } from '../../lib/lines.js';
 import { isRecord } from '../../lib/records.js';
@@ -96,10 +96,7 @@ export class KubeClient {
   constructor(
     private readonly kc: KubeConfig,
     readonly identity: CallerIdentity,
-  ) {
-    // The facade's calls reuse connections (client-node would make a new TLS connection per call).
-    reuseConnections(kc);
-  }
+  ) {}
 
   /** The namespace of the kubeconfig's current context, when it names one. */
   contextNamespace(): string | undefined {
@@ -126,6 +123,9 @@ export class KubeClient {
       timeout: REQUEST_TIMEOUT_MS,
     };
     await this.kc.applyToHTTPSOptions(options);
+    // client-node put a new agent (a new TLS connection) on these options; reuse connections instead.
+    const perCall = options.agent;
+    if (url.protocol === 'https:' && perCall instanceof https.Agent) options.agent = keepAliveAgent(perCall.options);
     const headers: Record<string, string | string[] | number> = {
       ...(options.headers as Record<string, string | string[] | number> | undefined),
     };

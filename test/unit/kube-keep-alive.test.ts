@@ -5,8 +5,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { reuseConnections } from '../../lib/kube/keep-alive.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../operator/mcp/kube.js';
 
 // A TLS server standing in for the API server: it counts the connections its clients open.
 let server: https.Server;
@@ -65,18 +65,19 @@ function kubeConfig(): KubeConfig {
 
 async function callsOpenConnections(kc: KubeConfig, calls: number): Promise<number> {
   const before = connections;
-  const core = kc.makeApiClient(CoreV1Api);
-  for (let i = 0; i < calls; i++) await core.readNamespace({ name: 'default' });
+  const client = new KubeClient(kc, { user: 'alice', groups: [], impersonate: false });
+  for (let i = 0; i < calls; i++) await client.request({ method: 'GET', path: '/api/v1/namespaces/default' });
   return connections - before;
 }
 
-describe('reuseConnections', () => {
-  it('client-node alone opens a TLS connection per call (what this fixes)', async () => {
-    expect(await callsOpenConnections(kubeConfig(), 5)).toBe(5);
+describe("the MCP facade's API calls (KubeClient)", () => {
+  it('share one keep-alive connection instead of a TLS handshake per call', async () => {
+    expect(await callsOpenConnections(kubeConfig(), 5)).toBe(1);
   });
 
-  it('makes sequential calls share one keep-alive connection, and is idempotent', async () => {
-    const kc = reuseConnections(reuseConnections(kubeConfig()));
-    expect(await callsOpenConnections(kc, 5)).toBe(1);
+  it('share it across clients of the same credentials (one per MCP caller on the HTTP transport)', async () => {
+    const kc = kubeConfig();
+    const first = await callsOpenConnections(kc, 2);
+    expect(first + (await callsOpenConnections(kc, 3))).toBeLessThanOrEqual(1);
   });
 });
