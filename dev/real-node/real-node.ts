@@ -63,6 +63,8 @@ export function fleetAddressBesideRealNode(i: number): string {
 const KUBELET_CONTAINER_LOG_LINKS = '/var/log/containers';
 /** Where containerd 1.6 puts its shims' sockets, whatever its state directory (fixed in containerd). */
 const SHIM_SOCKET_DIR = '/run/containerd/s';
+/** Where libcni caches each attachment's result. */
+const CNI_RESULTS_DIR = '/var/lib/cni/results';
 /**
  * Directories the components create at fixed paths whatever they are told: the shim sockets, the
  * kubelet's log links and device-plugin socket, libcni's result cache (used by containerd). Those
@@ -105,6 +107,8 @@ interface HostBaseline {
   iptables: IptablesSnapshot;
   ip6tables: IptablesSnapshot;
   shimSockets: Set<string>;
+  /** libcni's cached results before the node started (the loopback plugin's too). */
+  cniResults: Set<string>;
   createdDirs: string[];
 }
 
@@ -146,6 +150,7 @@ export class NodeNetwork {
       iptables: await iptablesSnapshot('iptables'),
       ip6tables: await iptablesSnapshot('ip6tables'),
       shimSockets: new Set(await listOrEmpty(SHIM_SOCKET_DIR)),
+      cniResults: new Set(await listOrEmpty(CNI_RESULTS_DIR)),
       createdDirs,
     };
     const network = new NodeNetwork(bridge, podCidr, firstHost(podCidr), baseline);
@@ -183,9 +188,11 @@ export class NodeNetwork {
     await attempt(async () => {
       for (const s of await listOrEmpty(SHIM_SOCKET_DIR))
         if (!this.baseline.shimSockets.has(s)) await rm(path.join(SHIM_SOCKET_DIR, s), { force: true });
-      // libcni keeps a result per attachment; the kill-based stop runs no CNI DEL.
-      for (const f of await listOrEmpty('/var/lib/cni/results'))
-        if (f.startsWith(`${CNI_NETWORK}-`)) await rm(path.join('/var/lib/cni/results', f), { force: true });
+      // libcni keeps a result per attachment (our bridge network's and the loopback plugin's); the
+      // kill-based stop runs no CNI DEL. Ours go whenever they were made; any other that appeared
+      // while the node ran is the node's too.
+      for (const f of await listOrEmpty(CNI_RESULTS_DIR))
+        if (f.startsWith(`${CNI_NETWORK}-`) || !this.baseline.cniResults.has(f)) await rm(path.join(CNI_RESULTS_DIR, f), { force: true });
       for (const d of this.baseline.createdDirs) await rm(d, { recursive: true, force: true });
     });
     if (errors.length > 0) throw new AggregateError(errors, `removing the node network ${this.bridge} left something behind`);
