@@ -27,14 +27,13 @@
  * resource (the metric has no user label; what the operator, the agents and the API server's own
  * loops did is told apart by resource).
  */
-import { readFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { tokenVerifier } from '../agent/auth/token-verifier.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
-import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
 import { repoRoot } from '../dev/control-plane/binaries.js';
 import { ControlPlane, freePort, kubeConfigForToken } from '../dev/control-plane/control-plane.js';
 import { startOrphanWatchdog, startProcess, type ManagedProcess } from '../dev/control-plane/processes.js';
@@ -54,6 +53,7 @@ import {
   sampleProcess,
   subtract,
   waitLeading,
+  startBenchCluster,
   watchUntilReady,
   type ApiDelta,
 } from './operator-support.js';
@@ -175,21 +175,9 @@ async function startEnvironment(
   logger: Logger,
   stops: (() => Promise<void>)[],
 ): Promise<Environment> {
-  const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
-  stops.push(() => controlPlane.stop());
-  const admin = controlPlane.adminKubeConfig();
-  await installCrds(admin, path.join(repoRoot, 'crds'));
-  const core = admin.makeApiClient(CoreV1Api);
-  for (const name of [AGENT_NAMESPACE, DIAGNOSTIC_NAMESPACE]) await core.createNamespace({ body: { metadata: { name } } });
-  await applyObjects(admin, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
-  const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
+  const { controlPlane, admin, caPem, serviceAccountToken } = await startBenchCluster(stops);
   const serviceAccount = async (name: string, audiences: string[]): Promise<{ kc: KubeConfig; token: string }> => {
-    const res = await core.createNamespacedServiceAccountToken({
-      namespace: AGENT_NAMESPACE,
-      name,
-      body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
-    });
-    const token = res.status?.token ?? '';
+    const token = await serviceAccountToken(name, audiences);
     return { kc: kubeConfigForToken(controlPlane.endpoint.server, caPem, token, name), token };
   };
 

@@ -24,13 +24,12 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { NodeSnapshotDocument } from '../agent/api/snapshot-document.js';
 import type { TokenVerificationMode } from '../agent/config.js';
 import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic } from '../api/index.js';
-import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
 import { repoRoot } from '../dev/control-plane/binaries.js';
-import { ControlPlane, freePort, kubeConfigForToken } from '../dev/control-plane/control-plane.js';
+import { freePort, kubeConfigForToken } from '../dev/control-plane/control-plane.js';
 import { startOrphanWatchdog, startProcess, type ManagedProcess } from '../dev/control-plane/processes.js';
 import { SCENARIO_LABEL, SIMULATED_NODE_LABELS, createAgentPod, createSimulatedNode } from '../dev/fleet/fleet-objects.js';
 import { collectScenarioDocument, type PreparedNode } from '../dev/fleet/prepared-agents.js';
@@ -51,6 +50,7 @@ import {
   sampleProcess,
   subtract,
   waitLeading,
+  startBenchCluster,
   watchUntilReady,
   type ApiDelta,
 } from './operator-support.js';
@@ -165,22 +165,7 @@ async function startEnvironment(
   fanoutConcurrency: number | undefined,
   stops: (() => Promise<void>)[],
 ): Promise<Environment> {
-  const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
-  stops.push(() => controlPlane.stop());
-  const admin = controlPlane.adminKubeConfig();
-  await installCrds(admin, path.join(repoRoot, 'crds'));
-  const core = admin.makeApiClient(CoreV1Api);
-  for (const name of [AGENT_NAMESPACE, DIAGNOSTIC_NAMESPACE]) await core.createNamespace({ body: { metadata: { name } } });
-  await applyObjects(admin, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
-  const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
-  const token = async (name: string, audiences: string[]): Promise<string> => {
-    const res = await core.createNamespacedServiceAccountToken({
-      namespace: AGENT_NAMESPACE,
-      name,
-      body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
-    });
-    return res.status?.token ?? '';
-  };
+  const { controlPlane, admin, caPem, serviceAccountToken: token } = await startBenchCluster(stops);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gpudiag-scale-bench-'));
   stops.push(() => rm(dir, { recursive: true, force: true }));
 

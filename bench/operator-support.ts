@@ -4,7 +4,11 @@
  * operator process to lead.
  */
 import { readFile } from 'node:fs/promises';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import path from 'node:path';
+import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { applyObjects, installCrds, readManifests } from '../dev/apply.js';
+import { repoRoot } from '../dev/control-plane/binaries.js';
+import { ControlPlane } from '../dev/control-plane/control-plane.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../api/index.js';
 import { progress, sleep } from './support.js';
 
@@ -147,4 +151,35 @@ export async function watchUntilReady(
     },
   );
   return { finished, writes: () => writes, abort: () => controller.abort() };
+}
+
+/** A fresh API server for one benchmark size: the CRDs, both namespaces, config/rbac/. */
+export interface BenchCluster {
+  controlPlane: ControlPlane;
+  admin: KubeConfig;
+  core: CoreV1Api;
+  caPem: string;
+  /** A token of ServiceAccount `name` in the agent namespace for `audiences` (valid a day). */
+  serviceAccountToken(name: string, audiences: string[]): Promise<string>;
+}
+
+/** Starts the API server both operator benchmarks diagnose in; its stop goes onto `stops`. */
+export async function startBenchCluster(stops: (() => Promise<void>)[]): Promise<BenchCluster> {
+  const controlPlane = await ControlPlane.start({ onProgress: (m) => progress(`control plane: ${m}`) });
+  stops.push(() => controlPlane.stop());
+  const admin = controlPlane.adminKubeConfig();
+  await installCrds(admin, path.join(repoRoot, 'crds'));
+  const core = admin.makeApiClient(CoreV1Api);
+  for (const name of [AGENT_NAMESPACE, DIAGNOSTIC_NAMESPACE]) await core.createNamespace({ body: { metadata: { name } } });
+  await applyObjects(admin, await readManifests([path.join(repoRoot, 'config', 'rbac')]));
+  const caPem = await readFile(controlPlane.endpoint.certs.caCert, 'utf8');
+  const serviceAccountToken = async (name: string, audiences: string[]): Promise<string> => {
+    const res = await core.createNamespacedServiceAccountToken({
+      namespace: AGENT_NAMESPACE,
+      name,
+      body: { spec: { audiences, expirationSeconds: 24 * 3600 } },
+    });
+    return res.status?.token ?? '';
+  };
+  return { controlPlane, admin, core, caPem, serviceAccountToken };
 }
