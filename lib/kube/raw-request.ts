@@ -26,8 +26,9 @@ export class KubeRequestError extends Error {
     readonly statusCode: number,
     readonly reason: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'KubeRequestError';
   }
 }
