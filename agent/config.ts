@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { choiceFlag, hostPortFlag, integerFlag, readableFileFlag, readFlags, writableDirectoryFlag } from '../lib/flags.js';
 import { isDnsSubdomain } from '../lib/kube/names.js';
+import { inClusterServiceFromEnv } from '../lib/kube/in-cluster-service.js';
 import { quote } from '../lib/text.js';
 
 /** The kubelet's default pod-resources socket. */
@@ -153,15 +154,11 @@ function integer(flag: string, value: string | undefined, fallback: number, min:
 
 /** The kubernetes Service address the kubelet puts in every pod's environment; undefined outside a pod. */
 function inClusterService(env: NodeJS.ProcessEnv): { host: string; port: string } | undefined {
-  const host = env['KUBERNETES_SERVICE_HOST'] ?? '';
-  const port = env['KUBERNETES_SERVICE_PORT'] ?? '';
-  if (host === '' || port === '') return undefined;
-  if (!/^[0-9A-Za-z.:-]{1,253}$/.test(host)) {
-    throw new ConfigError(`KUBERNETES_SERVICE_HOST must be a host name or IP address, got ${quote(host)}`);
+  try {
+    return inClusterServiceFromEnv(env);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
-  const portNumber = /^\d{1,5}$/.test(port) ? Number(port) : 0;
-  if (portNumber < 1 || portNumber > 65535) throw new ConfigError(`KUBERNETES_SERVICE_PORT must be a port number, got ${quote(port)}`);
-  return { host, port };
 }
 
 /** Longest unix socket path (sun_path holds 108 bytes with the terminating NUL). */

@@ -4,8 +4,9 @@
  * the record.
  */
 import { randomBytes } from 'node:crypto';
-import { EventsV1Api, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
-import { apiCall } from '../lib/kube/call-options.js';
+import type { V1ObjectReference } from '@kubernetes/client-node';
+import { ApiClient } from '../lib/kube/api-client.js';
+import type { KubeTarget } from '../lib/kube/raw-request.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 
 /** The object an Event is about. */
@@ -31,8 +32,8 @@ const REPORTING_CONTROLLER = 'gpudiag.io/operator';
 const EVENT_TIMEOUT_MS = 10_000;
 
 /** An EventRecorder backed by events.k8s.io/v1. */
-export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logger): EventRecorder {
-  const api = kc.makeApiClient(EventsV1Api);
+export function apiEventRecorder(kc: KubeTarget, instance: string, logger: Logger): EventRecorder {
+  const api = new ApiClient(kc, { timeoutMs: EVENT_TIMEOUT_MS });
   const record = async (
     subject: EventSubject,
     type: 'Normal' | 'Warning',
@@ -49,24 +50,23 @@ export function apiEventRecorder(kc: KubeConfig, instance: string, logger: Logge
       ...(subject.uid !== undefined ? { uid: subject.uid } : {}),
     };
     try {
-      await api.createNamespacedEvent(
-        {
-          namespace,
-          body: {
-            metadata: { name: `${subject.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`.slice(0, 253), namespace },
-            // events.k8s.io/v1 wants eventTime as a MicroTime (6 fractional digits).
-            eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date,
-            reportingController: REPORTING_CONTROLLER,
-            reportingInstance: instance,
-            action: 'Diagnose',
-            reason,
-            type,
-            note: note.length > MAX_NOTE ? `${note.slice(0, MAX_NOTE - 1)}…` : note,
-            regarding,
-          },
+      await api.request({
+        method: 'POST',
+        path: `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+        body: {
+          metadata: { name: `${subject.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`.slice(0, 253), namespace },
+          // events.k8s.io/v1 wants eventTime as a MicroTime (6 fractional digits).
+          eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
+          reportingController: REPORTING_CONTROLLER,
+          reportingInstance: instance,
+          action: 'Diagnose',
+          reason,
+          type,
+          note: note.length > MAX_NOTE ? `${note.slice(0, MAX_NOTE - 1)}…` : note,
+          regarding,
         },
-        apiCall(signal, EVENT_TIMEOUT_MS),
-      );
+        signal,
+      });
     } catch (err) {
       logger.warn('could not record event', { kind: subject.kind, name: subject.name, reason, ...errorFields(err) });
     }

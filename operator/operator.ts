@@ -7,9 +7,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { GPU_DIAGNOSTICS, GPU_HEALTH_POLICIES, type GPUDiagnostic, type GPUHealthPolicy } from '../api/index.js';
-import { apiCall } from '../lib/kube/call-options.js';
+import type { KubernetesListObject, KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { GPUDiagnostic, GPUHealthPolicy } from '../api/index.js';
+import { diagnosticsPath, policiesPath } from '../api/paths.js';
+import { ApiClient } from '../lib/kube/api-client.js';
+import type { KubeTarget } from '../lib/kube/raw-request.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 import { checkCertificateBundle } from '../lib/pem.js';
 import { startOrUndo, type Teardown } from '../lib/teardown.js';
@@ -35,7 +37,8 @@ const MCP_CLOSE_GRACE_MS = 2_000;
 
 /** Things the caller provides (tests and `dev up` inject a token provider). */
 export interface OperatorDeps {
-  kc: KubeConfig;
+  /** The API server and credentials: lib/kube's lean connection, or client-node's KubeConfig (tests, exec-plugin kubeconfigs). */
+  kc: KubeTarget;
   logger: Logger;
   tokenProvider?: TokenProvider;
 }
@@ -96,53 +99,41 @@ export class Operator {
     validateSnapshotDocument(undefined);
     validateGPUDiagnostic(undefined);
     validateGPUHealthPolicy(undefined);
-    const api = (signal?: AbortSignal): ReturnType<typeof apiCall> => apiCall(signal, config.apiTimeoutMs);
     const metrics = new OperatorMetrics();
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const core = kc.makeApiClient(CoreV1Api);
-    const diagnostics =
+    const api = new ApiClient(kc, { timeoutMs: config.apiTimeoutMs });
+    /** Lists one collection (the informers' first step and relists). */
+    const lister =
+      <T extends KubernetesObject>(path: string, labelSelector?: string) =>
+      (signal: AbortSignal): Promise<KubernetesListObject<T>> =>
+        api.request<KubernetesListObject<T>>({ method: 'GET', path, query: { labelSelector }, signal });
+    const diagnosticPaths =
       config.namespaces.length === 0
-        ? [
-            new ResilientInformer<GPUDiagnostic>({
-              name: 'gpudiagnostics',
-              kubeConfig: kc,
-              path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/${GPU_DIAGNOSTICS.plural}`,
-              list: async (signal) =>
-                (await custom.listClusterCustomObject({ ...GPU_DIAGNOSTICS }, api(signal))) as KubernetesListObject<GPUDiagnostic>,
-              logger,
-            }),
-          ]
-        : config.namespaces.map(
-            (namespace) =>
-              new ResilientInformer<GPUDiagnostic>({
-                name: `gpudiagnostics/${namespace}`,
-                kubeConfig: kc,
-                path: `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}/namespaces/${namespace}/${GPU_DIAGNOSTICS.plural}`,
-                list: async (signal) =>
-                  (await custom.listNamespacedCustomObject(
-                    { ...GPU_DIAGNOSTICS, namespace },
-                    api(signal),
-                  )) as KubernetesListObject<GPUDiagnostic>,
-                logger,
-              }),
-          );
+        ? [{ name: 'gpudiagnostics', path: diagnosticsPath() }]
+        : config.namespaces.map((namespace) => ({ name: `gpudiagnostics/${namespace}`, path: diagnosticsPath(namespace) }));
+    const diagnostics = diagnosticPaths.map(
+      ({ name, path }) =>
+        new ResilientInformer<GPUDiagnostic>({
+          name,
+          kubeConfig: kc,
+          path,
+          list: lister<GPUDiagnostic>(path),
+          logger,
+        }),
+    );
+    const policySelector = config.policySelector !== '' ? config.policySelector : undefined;
     const policies = new ResilientInformer<GPUHealthPolicy>({
       name: 'gpuhealthpolicies',
       kubeConfig: kc,
-      path: `/apis/${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}/${GPU_HEALTH_POLICIES.plural}`,
-      ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}),
-      list: async (signal) =>
-        (await custom.listClusterCustomObject(
-          { ...GPU_HEALTH_POLICIES, ...(config.policySelector !== '' ? { labelSelector: config.policySelector } : {}) },
-          api(signal),
-        )) as KubernetesListObject<GPUHealthPolicy>,
+      path: policiesPath(),
+      ...(policySelector !== undefined ? { labelSelector: policySelector } : {}),
+      list: lister<GPUHealthPolicy>(policiesPath(), policySelector),
       logger,
     });
     const nodes = new ResilientInformer<V1Node>({
       name: 'nodes',
       kubeConfig: kc,
       path: '/api/v1/nodes',
-      list: (signal) => core.listNode({}, api(signal)),
+      list: lister<V1Node>('/api/v1/nodes'),
       trim: stripCachedFields,
       logger,
     });
@@ -150,12 +141,13 @@ export class Operator {
     nodes.onKey((key) => {
       if (nodes.get(key) === undefined) metrics.forgetNode(key);
     });
+    const agentPodsPath = `/api/v1/namespaces/${encodeURIComponent(config.agentNamespace)}/pods`;
     const pods = new ResilientInformer<V1Pod>({
       name: 'agent-pods',
       kubeConfig: kc,
-      path: `/api/v1/namespaces/${config.agentNamespace}/pods`,
+      path: agentPodsPath,
       labelSelector: config.agentSelector,
-      list: (signal) => core.listNamespacedPod({ namespace: config.agentNamespace, labelSelector: config.agentSelector }, api(signal)),
+      list: lister<V1Pod>(agentPodsPath, config.agentSelector),
       trim: stripCachedFields,
       logger,
     });

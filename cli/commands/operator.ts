@@ -1,21 +1,39 @@
 /** `gpudiag operator`: run the operator until SIGTERM/SIGINT, then release the Lease and exit 0. */
 import os from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
 import { OPERATOR_USAGE, OperatorConfigError, parseOperatorConfig } from '../../operator/config.js';
 import type { Operator } from '../../operator/operator.js';
-import { createLogger, errorFields } from '../../lib/logger.js';
+import { createLogger, errorFields, type Logger } from '../../lib/logger.js';
 import { settlesWithin } from '../../lib/settle.js';
 import { untilSignal } from '../signals.js';
 
-/** Loads the kubeconfig given, else the in-cluster configuration; throws naming the source. */
-async function loadKubeConfig(file: string | undefined): Promise<KubeConfig> {
+/**
+ * The API server connection: the in-cluster one (mounted CA and rotating token), or the
+ * kubeconfig given, read by lib/kube without client-node. A kubeconfig that needs what only
+ * client-node implements (an exec or auth-provider plugin, a proxy) is loaded by client-node
+ * instead, at the cost of its memory (~74 MiB); throws naming the source.
+ */
+export async function loadConnection(file: string | undefined, logger: Logger): Promise<KubeTarget> {
+  const [{ inClusterConnection }, { inClusterServiceFromEnv }, { loadKubeconfig, UnsupportedKubeconfigError }] = await Promise.all([
+    import('../../lib/kube/connection.js'),
+    import('../../lib/kube/in-cluster-service.js'),
+    import('../../lib/kube/kubeconfig.js'),
+  ]);
+  try {
+    if (file === undefined) return await inClusterConnection({ service: inClusterServiceFromEnv(process.env) });
+    return await loadKubeconfig(file);
+  } catch (err) {
+    if (file === undefined || !(err instanceof UnsupportedKubeconfigError)) {
+      throw new Error(`cannot load the kubeconfig ${file ?? '(in-cluster)'}`, { cause: err });
+    }
+    logger.info('the kubeconfig needs client-node; loading it', { kubeconfig: file, reason: err.message });
+  }
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   try {
-    if (file !== undefined) kc.loadFromFile(file);
-    else kc.loadFromCluster();
+    kc.loadFromFile(file);
   } catch (err) {
-    throw new Error(`cannot load the kubeconfig ${file ?? '(in-cluster)'}`, { cause: err });
+    throw new Error(`cannot load the kubeconfig ${file}`, { cause: err });
   }
   return kc;
 }
@@ -42,7 +60,7 @@ export async function runOperator(args: string[]): Promise<number> {
   const stopSignal = untilSignal();
   let operator: Operator;
   try {
-    operator = await Operator.start(config, { kc: await loadKubeConfig(config.kubeconfig), logger });
+    operator = await Operator.start(config, { kc: await loadConnection(config.kubeconfig, logger), logger });
   } catch (err) {
     stopSignal.cancel();
     logger.error('operator failed to start', errorFields(err));

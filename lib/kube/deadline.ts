@@ -1,6 +1,6 @@
 /**
  * Deadlines for calls to the API server, free of client-node so the agent can use them
- * without loading it (lib/kube/call-options.ts re-exports them for client-node callers).
+ * without loading it.
  */
 
 /** Deadline of one API call when the caller gives none (requests, not watches). */

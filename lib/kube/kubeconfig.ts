@@ -39,6 +39,14 @@ export class KubeconfigError extends Error {
   }
 }
 
+/** A kubeconfig that asks for something this reader does not implement (an exec plugin, a proxy…); client-node can read it. */
+export class UnsupportedKubeconfigError extends KubeconfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedKubeconfigError';
+  }
+}
+
 /** User fields that choose a way to authenticate (or to connect) this reader does not implement. */
 const UNSUPPORTED_USER_FIELDS = ['exec', 'auth-provider', 'username', 'password', 'as', 'as-groups', 'as-uid', 'as-user-extra'];
 const UNSUPPORTED_CLUSTER_FIELDS = ['proxy-url'];
@@ -90,7 +98,7 @@ function readCluster(cluster: Record<string, unknown>, field: string, source: st
   const isHttps = URL.canParse(server) && new URL(server).protocol === 'https:';
   if (!isHttps) throw fail(`.server must be an https:// URL, got ${JSON.stringify(server)}`);
   const unsupported = UNSUPPORTED_CLUSTER_FIELDS.find((key) => cluster[key] !== undefined && cluster[key] !== null);
-  if (unsupported !== undefined) throw fail(`.${unsupported} is not supported here`);
+  if (unsupported !== undefined) throw new UnsupportedKubeconfigError(`${source}: ${field}.${unsupported} is not supported here`);
   const ca = pemSource(cluster, 'certificate-authority', field, source, baseDir);
   const insecure = cluster['insecure-skip-tls-verify'] ?? false;
   if (typeof insecure !== 'boolean') throw fail('.insecure-skip-tls-verify must be true or false');
@@ -108,7 +116,11 @@ function readCluster(cluster: Record<string, unknown>, field: string, source: st
 function readUser(user: Record<string, unknown>, field: string, source: string, baseDir: string): UserPart {
   const fail = (problem: string): KubeconfigError => new KubeconfigError(`${source}: ${field}${problem}`);
   const unsupported = UNSUPPORTED_USER_FIELDS.find((key) => user[key] !== undefined && user[key] !== null);
-  if (unsupported !== undefined) throw fail(`.${unsupported} is not supported here (use a token, a tokenFile or a client certificate)`);
+  if (unsupported !== undefined) {
+    throw new UnsupportedKubeconfigError(
+      `${source}: ${field}.${unsupported} is not supported here (use a token, a tokenFile or a client certificate)`,
+    );
+  }
   const token = optionalString(user, 'token', field, source);
   if (token !== undefined && !BEARER_TOKEN.test(token)) throw fail('.token holds characters a bearer token cannot have');
   const tokenFile = optionalString(user, 'tokenFile', field, source);

@@ -9,19 +9,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
-import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { DEFAULT_PER_NODE_TIMEOUT_SECONDS, DIAGNOSTIC_SPEC_DEFAULTS } from '../../api/defaults.js';
-import {
-  GPU_DIAGNOSTICS,
-  GPU_HEALTH_POLICIES,
-  API_VERSION,
-  type GPUDiagnostic,
-  type GPUDiagnosticStatus,
-  type GPUHealthPolicy,
-} from '../../api/index.js';
+import { API_VERSION, type GPUDiagnostic, type GPUDiagnosticStatus, type GPUHealthPolicy } from '../../api/index.js';
 import { describeErrors, validateGPUDiagnostic } from '../../api/validation.js';
 import type { DiagnosticCheck } from '../../agent/api/snapshot-document.js';
-import { apiCall } from '../../lib/kube/call-options.js';
+import { ApiClient } from '../../lib/kube/api-client.js';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
+import { diagnosticsPath, policiesPath } from '../../api/paths.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import type { TokenProvider } from '../agent-token.js';
 import type { EventRecorder, EventSubject } from '../events.js';
@@ -62,7 +57,8 @@ const MAX_NAMES_IN_SUMMARY = 20;
 
 /** What the controller needs. */
 export interface DiagnosticControllerDeps {
-  kc: KubeConfig;
+  /** The API server and credentials (a lib/kube connection or client-node's KubeConfig). */
+  kc: KubeTarget;
   nodes: ResilientInformer<V1Node>;
   agentPods: ResilientInformer<V1Pod>;
   breaker: CircuitBreaker;
@@ -115,14 +111,14 @@ interface Run {
 /** Reconciles GPUDiagnostics. */
 export class DiagnosticController {
   private readonly runs = new Map<string, Run>();
-  private readonly api: CustomObjectsApi;
+  private readonly api: ApiClient;
   private readonly now: () => Date;
 
   constructor(
     private readonly deps: DiagnosticControllerDeps,
     private readonly queue: WorkQueue,
   ) {
-    this.api = deps.kc.makeApiClient(CustomObjectsApi);
+    this.api = new ApiClient(deps.kc, deps.apiTimeoutMs !== undefined ? { timeoutMs: deps.apiTimeoutMs } : {});
     this.now = deps.now ?? ((): Date => new Date());
   }
 
@@ -160,7 +156,7 @@ export class DiagnosticController {
     else if (cached !== undefined && (cached.status?.phase === undefined || isFinished(cached.status))) obj = cached;
     else {
       try {
-        obj = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
+        obj = await this.api.request<GPUDiagnostic>({ method: 'GET', path: diagnosticsPath(namespace, name), signal });
       } catch (err) {
         if (isNotFound(err)) {
           this.forgetRunsFor(key);
@@ -371,7 +367,7 @@ export class DiagnosticController {
     let spec: GPUHealthPolicy['spec'] | undefined;
     if (ref !== undefined) {
       try {
-        spec = ((await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: ref }, this.call(signal))) as GPUHealthPolicy).spec;
+        spec = (await this.api.request<GPUHealthPolicy>({ method: 'GET', path: policiesPath(ref), signal })).spec;
       } catch (err) {
         if (!isNotFound(err)) throw err;
         const age = this.now().getTime() - Date.parse(obj.metadata.creationTimestamp?.toString() ?? '');
@@ -414,15 +410,17 @@ export class DiagnosticController {
       (current) => computeDiagnosticStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
         replace: async (current, status) => {
-          const written = (await this.api.replaceNamespacedCustomObjectStatus(
-            { ...GPU_DIAGNOSTICS, namespace, name, body: { ...current, status } },
-            this.call(signal),
-          )) as GPUDiagnostic;
+          const written = await this.api.request<GPUDiagnostic>({
+            method: 'PUT',
+            path: `${diagnosticsPath(namespace, name)}/status`,
+            body: { ...current, status },
+            signal,
+          });
           latest = written;
           return written;
         },
         reread: async () => {
-          latest = (await this.api.getNamespacedCustomObject({ ...GPU_DIAGNOSTICS, namespace, name }, this.call(signal))) as GPUDiagnostic;
+          latest = await this.api.request<GPUDiagnostic>({ method: 'GET', path: diagnosticsPath(namespace, name), signal });
           return latest;
         },
       },
@@ -476,19 +474,11 @@ export class DiagnosticController {
     const dueIn = finishedAt + ttl * 1000 - this.now().getTime();
     if (dueIn > 0) return { requeueAfterMs: dueIn };
     try {
-      await this.api.deleteNamespacedCustomObject(
-        { ...GPU_DIAGNOSTICS, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' },
-        this.call(signal),
-      );
+      await this.api.request({ method: 'DELETE', path: diagnosticsPath(obj.metadata.namespace ?? '', obj.metadata.name ?? ''), signal });
       log.info('diagnostic deleted after ttlSecondsAfterFinished', { ttlSeconds: ttl });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-  }
-
-  /** Options of one API call: the reconcile's signal and the call deadline. */
-  private call(signal: AbortSignal): ReturnType<typeof apiCall> {
-    return apiCall(signal, this.deps.apiTimeoutMs);
   }
 
   private forgetRunsFor(key: string): void {

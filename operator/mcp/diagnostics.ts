@@ -14,12 +14,9 @@ export const TOOL_LABEL = 'gpudiag.io/mcp-tool';
 /** Annotation holding the caller's identity. */
 export const REQUESTED_BY_ANNOTATION = 'gpudiag.io/requested-by';
 
-/** The API path of GPUDiagnostics in a namespace (or one of them). */
-export function diagnosticsPath(namespace: string, name?: string): string {
-  const base =
-    `/apis/${GPU_DIAGNOSTICS.group}/${GPU_DIAGNOSTICS.version}` + `/namespaces/${encodeURIComponent(namespace)}/${GPU_DIAGNOSTICS.plural}`;
-  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
-}
+import { diagnosticsPath } from '../../api/paths.js';
+
+export { diagnosticsPath };
 
 /** Checks an object read from the API (an answer or a watch event) against the CRD schema. */
 export function checkedDiagnostic(raw: unknown, namespace: string, name: string): GPUDiagnostic {

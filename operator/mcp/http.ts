@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
 import type { RequestTarget } from '../../lib/http/request-target.js';
 import { close, createGuardedServer, listen } from '../../lib/http/server.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
@@ -23,7 +23,8 @@ import type { FacadeSettings } from './tool.js';
 /** Options of the MCP HTTP endpoint. */
 export interface McpHttpOptions {
   /** The operator's own identity: TokenReview, and impersonation of callers. */
-  kc: KubeConfig;
+  /** The operator's own API server connection (a lib/kube connection or client-node's KubeConfig). */
+  kc: KubeTarget;
   /** Namespace of GPUDiagnostics when a call names none. */
   namespace: string;
   readOnly?: boolean;
@@ -151,7 +152,7 @@ class TokenReviewer {
   private inFlight = 0;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeTarget,
     private readonly audiences: readonly string[] | undefined,
   ) {
     this.client = new KubeClient(kc, { user: 'gpudiag-operator', groups: [], impersonate: false });

@@ -4,11 +4,9 @@ import { describeErrors, validateGPUHealthPolicy } from '../../api/validation.js
 import { ToolError, toToolError } from './errors.js';
 import type { ToolContext } from './tool.js';
 
-/** The API path of GPUHealthPolicies (or one of them). */
-export function policiesPath(name?: string): string {
-  const base = `/apis/${GPU_HEALTH_POLICIES.group}/${GPU_HEALTH_POLICIES.version}/${GPU_HEALTH_POLICIES.plural}`;
-  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
-}
+import { policiesPath } from '../../api/paths.js';
+
+export { policiesPath };
 
 function checked(raw: unknown, what: string): GPUHealthPolicy {
   const result = validateGPUHealthPolicy(raw);

@@ -5,8 +5,8 @@
  * condition through a strategic merge patch of nodes/status (merged by type into the existing
  * conditions). Writes only what changes. Never called in dry run.
  */
-import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { kubeRequest } from '../../lib/kube/raw-request.js';
+import type { V1Node } from '@kubernetes/client-node';
+import { kubeRequest, type KubeTarget } from '../../lib/kube/raw-request.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import { formatTime } from '../runtime/conditions.js';
 import { isConflict, isNotFound } from '../runtime/errors.js';
@@ -36,7 +36,7 @@ export interface AppliedActions {
 
 /** Applies `plan` for `policy`; `cached(name)` gives the informer's copy of a Node (saves a GET per node). */
 export async function applyActions(options: {
-  kc: KubeConfig;
+  kc: KubeTarget;
   policy: string;
   plan: ActionsPlan;
   taint: { key: string; effect: string };
@@ -84,7 +84,7 @@ export async function applyActions(options: {
   return result;
 }
 
-async function getNode(kc: KubeConfig, name: string, signal: AbortSignal): Promise<V1Node> {
+async function getNode(kc: KubeTarget, name: string, signal: AbortSignal): Promise<V1Node> {
   return kubeRequest<V1Node>(kc, { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(name)}`, signal });
 }
 
@@ -93,7 +93,7 @@ function hasTaint(node: V1Node, key: string): boolean {
 }
 
 async function applyToNode(
-  kc: KubeConfig,
+  kc: KubeTarget,
   name: string,
   change: NodeChange,
   cached: V1Node | undefined,

@@ -12,10 +12,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
-import { CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, GPU_HEALTH_POLICIES, type GPUHealthPolicy, type GPUHealthPolicyStatus } from '../../api/index.js';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { API_VERSION, type GPUHealthPolicy, type GPUHealthPolicyStatus } from '../../api/index.js';
 import { describeErrors, validateGPUHealthPolicy } from '../../api/validation.js';
-import { apiCall } from '../../lib/kube/call-options.js';
+import { ApiClient } from '../../lib/kube/api-client.js';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
+import { policiesPath } from '../../api/paths.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import type { TokenProvider } from '../agent-token.js';
 import { summaryScore, type NodeResultInput } from '../diagnostic/results.js';
@@ -55,7 +57,8 @@ const MAX_CHECK_MS = 10 * 60_000;
 
 /** What the controller needs. */
 export interface PolicyControllerDeps {
-  kc: KubeConfig;
+  /** The API server and credentials (a lib/kube connection or client-node's KubeConfig). */
+  kc: KubeTarget;
   nodes: ResilientInformer<V1Node>;
   agentPods: ResilientInformer<V1Pod>;
   breaker: CircuitBreaker;
@@ -94,7 +97,7 @@ interface Run {
 /** Reconciles GPUHealthPolicies. */
 export class PolicyController {
   private readonly runs = new Map<string, Run>();
-  private readonly api: CustomObjectsApi;
+  private readonly api: ApiClient;
   private readonly now: () => Date;
   private readonly random: () => number;
 
@@ -102,7 +105,7 @@ export class PolicyController {
     private readonly deps: PolicyControllerDeps,
     private readonly queue: WorkQueue,
   ) {
-    this.api = deps.kc.makeApiClient(CustomObjectsApi);
+    this.api = new ApiClient(deps.kc, deps.apiTimeoutMs !== undefined ? { timeoutMs: deps.apiTimeoutMs } : {});
     this.now = deps.now ?? ((): Date => new Date());
     this.random = deps.random ?? Math.random;
   }
@@ -122,7 +125,7 @@ export class PolicyController {
   async reconcile(key: string, signal: AbortSignal): Promise<ReconcileResult | void> {
     let obj: GPUHealthPolicy;
     try {
-      obj = (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name: key }, this.call(signal))) as GPUHealthPolicy;
+      obj = await this.api.request<GPUHealthPolicy>({ method: 'GET', path: policiesPath(key), signal });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       this.forget(key);
@@ -169,7 +172,7 @@ export class PolicyController {
     for (const name of names) {
       signal.throwIfAborted();
       try {
-        await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name }, this.call(signal));
+        await this.api.request({ method: 'GET', path: policiesPath(name), signal });
       } catch (err) {
         if (!isNotFound(err)) {
           this.deps.logger.warn('could not look up a policy recorded on nodes', { policy: name, ...errorFields(err) });
@@ -486,16 +489,11 @@ export class PolicyController {
       (current) => computePolicyStatus(current.status, current.metadata.generation ?? 1, observation, this.now()),
       {
         replace: (current, status) =>
-          this.api.replaceClusterCustomObjectStatus({ ...GPU_HEALTH_POLICIES, name, body: { ...current, status } }, this.call(signal)),
-        reread: async () => (await this.api.getClusterCustomObject({ ...GPU_HEALTH_POLICIES, name }, this.call(signal))) as GPUHealthPolicy,
+          this.api.request<GPUHealthPolicy>({ method: 'PUT', path: `${policiesPath(name)}/status`, body: { ...current, status }, signal }),
+        reread: () => this.api.request<GPUHealthPolicy>({ method: 'GET', path: policiesPath(name), signal }),
       },
       signal,
     );
-  }
-
-  /** Options of one API call: the reconcile's signal and the call deadline. */
-  private call(signal: AbortSignal): ReturnType<typeof apiCall> {
-    return apiCall(signal, this.deps.apiTimeoutMs);
   }
 
   private forget(key: string): void {

@@ -1,23 +1,26 @@
 /**
- * A resilient informer over client-node's `makeInformer`: client-node stops an informer on any
- * watch error but 410, so this wrapper restarts it with jittered exponential backoff, relists
- * periodically (watch stalls are silent), bounds the time a list may take, and hands
- * consumers keys only — the reconciler re-reads state (level-triggered).
+ * A resilient informer: it lists a collection, then watches it from the list's resourceVersion
+ * (re-watching from the last one seen when the server ends a watch, with bookmarks), restarts
+ * with jittered exponential backoff after any failure (a watch error such as 410 Gone, a broken
+ * or malformed stream, a failed list), relists periodically (watch stalls are silent), bounds
+ * the time a list may take, and hands consumers keys only — the reconciler re-reads state
+ * (level-triggered).
  *
- * Each (re)start is a fresh "generation": a new client-node informer that lists then watches.
- * Its cache replaces the previous one only once its list completed; keys deleted in between
- * are found by comparing the two caches, and every key of the new list is delivered again.
+ * Each (re)start is a fresh "generation" that lists then watches. Its cache replaces the
+ * previous one only once its list completed; keys deleted in between are found by comparing the
+ * two caches, and every key of the new list is delivered again.
  */
-import {
-  makeInformer,
-  type Informer,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type ObjectCache,
-} from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { ApiClient } from '../../lib/kube/api-client.js';
+import { KubeRequestError, type KubeTarget } from '../../lib/kube/raw-request.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
+import { isRecord } from '../../lib/records.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
+
+/** A watch lasts a random 5–10 minutes, as client-go's reflector does, so watches of many informers do not end together. */
+const MIN_WATCH_SECONDS = 300;
+/** A watch the server ends sooner than this after it opened counts as a failure (backoff), not as a normal end. */
+const MIN_WATCH_MS = 1_000;
 
 /** Receives the key (`namespace/name` or `name`) of an object that was added, changed or deleted. */
 export type KeyHandler = (key: string) => void;
@@ -26,7 +29,8 @@ export type KeyHandler = (key: string) => void;
 export interface ResilientInformerOptions<T extends KubernetesObject> {
   /** Name for logs and metrics, e.g. `nodes`. */
   name: string;
-  kubeConfig: KubeConfig;
+  /** The API server and credentials the watch uses (a lib/kube connection or client-node's KubeConfig). */
+  kubeConfig: KubeTarget;
   /** Watch path, e.g. `/api/v1/nodes` or `/apis/gpudiag.io/v1alpha1/namespaces/ns/gpudiagnostics`. */
   path: string;
   /**
@@ -54,7 +58,8 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
 
 interface Generation<T extends KubernetesObject> {
   id: number;
-  informer: Informer<T> & ObjectCache<T>;
+  /** The objects by key, as listed and then watched. */
+  cache: Map<string, T>;
   /** False once failed or replaced: its late events and errors are ignored. */
   active: boolean;
   synced: boolean;
@@ -63,8 +68,14 @@ interface Generation<T extends KubernetesObject> {
   pendingKeys: Set<string>;
   /** Fails the generation if its list has not completed in time. */
   syncTimer: TimerHandle | undefined;
-  /** Aborts the generation's list when it fails, times out or is retired. */
+  /** Aborts the generation's list and watch when it fails, times out or is retired. */
   abort: AbortController;
+}
+
+/** A watched object is untrusted input: it must at least have a name to be cached by. */
+function isNamedObject(value: unknown): value is KubernetesObject {
+  const metadata = isRecord(value) ? value['metadata'] : undefined;
+  return isRecord(metadata) && typeof metadata['name'] === 'string' && metadata['name'] !== '';
 }
 
 /** The key of an object: `namespace/name`, or `name` for cluster-scoped objects. */
@@ -91,6 +102,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   private readonly maxBackoffMs: number;
   private readonly jitter: number;
   private readonly logger: Logger | undefined;
+  private readonly api: ApiClient;
 
   /** The generation whose cache is served (the last one that completed its list). */
   private current: Generation<T> | undefined;
@@ -113,6 +125,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.maxBackoffMs = options.backoff?.maxMs ?? 60_000;
     this.jitter = options.backoff?.jitter ?? 0.2;
     this.logger = options.logger?.child({ informer: options.name });
+    this.api = new ApiClient(options.kubeConfig);
   }
 
   /** True once a first list completed (the cache can be trusted). */
@@ -162,18 +175,17 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   /** Every cached object. */
   list(): readonly T[] {
-    return this.current?.informer.list() ?? [];
+    return this.current === undefined ? [] : [...this.current.cache.values()];
   }
 
   /** The cached object with this key. */
   get(key: string): T | undefined {
-    const { namespace, name } = splitKey(key);
-    return this.current?.informer.get(name, namespace);
+    return this.current?.cache.get(key);
   }
 
   /** Every cached key. */
   keys(): string[] {
-    return this.list().map(objectKey);
+    return this.current === undefined ? [] : [...this.current.cache.keys()];
   }
 
   /** Forces a full relist now (also done every relistIntervalMs). */
@@ -202,61 +214,85 @@ export class ResilientInformer<T extends KubernetesObject> {
     }
   }
 
-  private onObject(gen: Generation<T>, obj: T): void {
+  private onObject(gen: Generation<T>, key: string): void {
     if (!gen.active) return;
-    const key = objectKey(obj);
     if (gen.synced) this.emit(key);
     else gen.pendingKeys.add(key);
   }
 
   private startGeneration(why: 'initial' | 'restart' | 'relist'): void {
-    const { kubeConfig, path, labelSelector } = this.options;
-    const abort = new AbortController();
-    const trim = this.options.trim;
-    const list = async (): Promise<KubernetesListObject<T>> => {
-      const listed = await this.options.list(abort.signal);
-      if (trim !== undefined) for (const item of listed.items) trim(item);
-      return listed;
-    };
-    const informer =
-      labelSelector === undefined ? makeInformer<T>(kubeConfig, path, list) : makeInformer<T>(kubeConfig, path, list, labelSelector);
     const gen: Generation<T> = {
       id: this.nextId++,
-      informer,
+      cache: new Map(),
       active: true,
       synced: false,
       syncedAt: 0,
       pendingKeys: new Set(),
       syncTimer: undefined,
-      abort,
+      abort: new AbortController(),
     };
     this.starting = gen;
-    const onObject = (obj: T): void => this.onObject(gen, obj);
-    // The watch's objects are cached as they arrive; this first handler trims the cached copy.
-    const onChanged = trim === undefined ? onObject : (obj: T): void => (trim(obj), onObject(obj));
-    informer.on('add', onChanged);
-    informer.on('update', onChanged);
-    informer.on('delete', onObject);
-    informer.on('error', (err?: unknown) => this.fail(gen, err));
     this.logger?.debug('informer starting', { generation: gen.id, why });
-
     gen.syncTimer = this.clock.setTimeout(() => {
       gen.syncTimer = undefined;
       if (gen.active && !gen.synced) this.fail(gen, new Error(`list did not complete within ${this.syncTimeoutMs} ms`));
     }, this.syncTimeoutMs);
-    informer.start().then(
-      () => {
-        this.clearSyncTimer(gen);
-        this.onStarted(gen);
-      },
-      (err: unknown) => {
-        this.clearSyncTimer(gen);
-        this.fail(gen, err);
-      },
-    );
+    this.listAndWatch(gen).catch((err: unknown) => {
+      this.clearSyncTimer(gen);
+      this.fail(gen, err);
+    });
   }
 
-  /** The generation's list completed and its watch started (or already failed). */
+  /** Lists into the generation's cache, serves it, then watches until the generation ends (or throws why it failed). */
+  private async listAndWatch(gen: Generation<T>): Promise<void> {
+    const listed = await this.options.list(gen.abort.signal);
+    if (!gen.active) return;
+    const trim = this.options.trim;
+    for (const item of listed.items) {
+      trim?.(item);
+      const key = objectKey(item);
+      gen.cache.set(key, item);
+      gen.pendingKeys.add(key);
+    }
+    this.clearSyncTimer(gen);
+    this.onStarted(gen);
+    let resourceVersion = listed.metadata?.resourceVersion;
+    const { path, labelSelector } = this.options;
+    while (gen.active) {
+      const openedAt = this.clock.now();
+      const timeoutSeconds = Math.floor(MIN_WATCH_SECONDS * (1 + this.random()));
+      const events = this.api.watch({
+        path,
+        query: { labelSelector, resourceVersion, allowWatchBookmarks: 'true' },
+        timeoutSeconds,
+        signal: gen.abort.signal,
+      });
+      let seen = 0;
+      for await (const event of events) {
+        if (!gen.active) return;
+        seen++;
+        if (event.type === 'ERROR') throw new KubeRequestError(event.code ?? 0, event.reason, `the watch ended: ${event.message}`);
+        if (event.type === 'INVALID') throw new Error(`the watch stream is broken: ${event.problem}`);
+        if (event.type === 'BOOKMARK') {
+          resourceVersion = event.resourceVersion ?? resourceVersion;
+          continue;
+        }
+        if (!isNamedObject(event.object)) throw new Error(`the watch stream is broken: a ${event.type} event without metadata.name`);
+        const obj = event.object as T;
+        resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
+        const key = objectKey(obj);
+        if (event.type === 'DELETED') gen.cache.delete(key);
+        else {
+          trim?.(obj);
+          gen.cache.set(key, obj);
+        }
+        this.onObject(gen, key);
+      }
+      if (seen === 0 && this.clock.now() - openedAt < MIN_WATCH_MS) throw new Error('the API server ended the watch at once');
+    }
+  }
+
+  /** The generation's list completed: its cache is served from now on. */
   private onStarted(gen: Generation<T>): void {
     if (!gen.active || !this.running) return;
     if (this.starting === gen) this.starting = undefined;
@@ -264,16 +300,13 @@ export class ResilientInformer<T extends KubernetesObject> {
     gen.synced = true;
     gen.syncedAt = this.clock.now();
     this.current = gen;
-    this.logger?.debug('informer synced', { generation: gen.id, objects: gen.informer.list().length });
+    this.logger?.debug('informer synced', { generation: gen.id, objects: gen.cache.size });
 
     const keys = new Set(gen.pendingKeys);
     gen.pendingKeys.clear();
     if (previous !== undefined && previous !== gen) {
       // Objects that vanished while the previous generation was not watching.
-      for (const obj of previous.informer.list()) {
-        const key = objectKey(obj);
-        if (this.get(key) === undefined) keys.add(key);
-      }
+      for (const key of previous.cache.keys()) if (!gen.cache.has(key)) keys.add(key);
       void this.retire(previous);
     }
     for (const key of keys) this.emit(key);
@@ -331,16 +364,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     gen.syncTimer = undefined;
   }
 
-  /** Stops a generation's watch; its later events and errors (including the abort) are ignored. */
+  /** Stops a generation's list and watch; its later events and errors (including the abort) are ignored. */
   private async retire(gen: Generation<T>): Promise<void> {
     gen.active = false;
     this.clearSyncTimer(gen);
     gen.abort.abort(new Error(`informer ${this.options.name} generation ${gen.id} retired`));
-    try {
-      await gen.informer.stop();
-    } catch (err) {
-      this.logger?.debug('stopping an informer generation failed', { generation: gen.id, ...errorFields(err) });
-    }
   }
 }
 

@@ -14,15 +14,37 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { ApiClient } from '../../lib/kube/api-client.js';
+import { withTimeout } from '../../lib/kube/deadline.js';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
 import { errorFields, type Logger } from '../../lib/logger.js';
 import { sleep, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { isAlreadyExists, isConflict, isNotFound } from './errors.js';
-import { withSignal, withTimeout } from '../../lib/kube/call-options.js';
+
+/** A coordination.k8s.io/v1 Lease as JSON (its times are MicroTime strings). */
+interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** A MicroTime (RFC 3339 with 6 fractional digits), as the Lease's time fields want it. */
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
 
 /** Options of a {@link LeaderElector}. */
 export interface LeaderElectionOptions {
-  kubeConfig: KubeConfig;
+  /** The API server and credentials (a lib/kube connection or client-node's KubeConfig). */
+  kubeConfig: KubeTarget;
   /** Namespace and name of the Lease (from configuration). */
   namespace: string;
   name: string;
@@ -51,10 +73,10 @@ export function leaderIdentity(podName: string): string {
   return `${podName}_${randomBytes(4).toString('hex')}`;
 }
 
-/** The Lease's time fields arrive as strings at runtime although typed as dates. */
-function toMillis(value: Date | string | undefined): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+/** A Lease time field in milliseconds, when it holds a time. */
+function toMillis(value: string | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const ms = Date.parse(value);
   return Number.isFinite(ms) ? ms : undefined;
 }
 
@@ -64,7 +86,7 @@ type Attempt = 'leading' | 'held-by-other' | 'lost-race';
 export class LeaderElector {
   /** This replica's holderIdentity. */
   readonly identity: string;
-  private readonly api: CoordinationV1Api;
+  private readonly api: ApiClient;
   private readonly leaseDurationSeconds: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
@@ -97,7 +119,7 @@ export class LeaderElector {
       throw new Error('renewDeadlineMs must be shorter than the lease duration');
     if (!(this.retryPeriodMs > 0 && this.retryPeriodMs < this.renewDeadlineMs))
       throw new Error('retryPeriodMs must be positive and shorter than renewDeadlineMs');
-    this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.api = new ApiClient(options.kubeConfig);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger?.child({ lease: `${options.namespace}/${options.name}`, identity: this.identity });
   }
@@ -133,17 +155,15 @@ export class LeaderElector {
   async release(): Promise<void> {
     const signal = withTimeout(undefined, this.renewDeadlineMs);
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.options.name, namespace: this.options.namespace }, withSignal(signal));
+      const lease = await this.api.request<Lease>({ method: 'GET', path: this.leasePath(), signal });
       if (lease.spec?.holderIdentity !== this.identity) return;
-      const now = new V1MicroTime(this.clock.now());
-      await this.api.replaceNamespacedLease(
-        {
-          name: this.options.name,
-          namespace: this.options.namespace,
-          body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
-        },
-        withSignal(signal),
-      );
+      const now = microTime(this.clock.now());
+      await this.api.request<Lease>({
+        method: 'PUT',
+        path: this.leasePath(),
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
+        signal,
+      });
       this.logger?.info('lease released');
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) return;
@@ -190,34 +210,33 @@ export class LeaderElector {
   /** One read-then-write attempt. Throws on transport and unexpected API errors. */
   private async tryAcquireOrRenew(signal: AbortSignal, now: number): Promise<Attempt> {
     const { name, namespace } = this.options;
-    let lease: V1Lease | undefined;
+    let lease: Lease | undefined;
     try {
-      lease = await this.api.readNamespacedLease({ name, namespace }, withSignal(signal));
+      lease = await this.api.request<Lease>({ method: 'GET', path: this.leasePath(), signal });
     } catch (err) {
       if (!isNotFound(err)) throw new Error('reading the lease failed', { cause: err });
     }
-    const stamp = new V1MicroTime(now);
+    const stamp = microTime(now);
     if (lease === undefined) {
-      let created: V1Lease;
+      let created: Lease;
       try {
-        created = await this.api.createNamespacedLease(
-          {
-            namespace,
-            body: {
-              apiVersion: 'coordination.k8s.io/v1',
-              kind: 'Lease',
-              metadata: { name, namespace },
-              spec: {
-                holderIdentity: this.identity,
-                leaseDurationSeconds: this.leaseDurationSeconds,
-                acquireTime: stamp,
-                renewTime: stamp,
-                leaseTransitions: 0,
-              },
+        created = await this.api.request<Lease>({
+          method: 'POST',
+          path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`,
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: this.identity,
+              leaseDurationSeconds: this.leaseDurationSeconds,
+              acquireTime: stamp,
+              renewTime: stamp,
+              leaseTransitions: 0,
             },
           },
-          withSignal(signal),
-        );
+          signal,
+        });
       } catch (err) {
         if (isAlreadyExists(err) || isConflict(err)) return 'lost-race';
         throw new Error('creating the lease failed', { cause: err });
@@ -232,19 +251,19 @@ export class LeaderElector {
     if (holder !== '' && holder !== this.identity && this.isValid(lease)) return 'held-by-other';
 
     const renewing = holder === this.identity;
-    const body: V1Lease = {
+    const body: Lease = {
       ...lease,
       spec: {
         ...spec,
         holderIdentity: this.identity,
         leaseDurationSeconds: this.leaseDurationSeconds,
         renewTime: stamp,
-        acquireTime: renewing && spec.acquireTime !== undefined ? new V1MicroTime(toMillis(spec.acquireTime) ?? now) : stamp,
+        acquireTime: renewing && spec.acquireTime !== undefined ? microTime(toMillis(spec.acquireTime) ?? now) : stamp,
         leaseTransitions: renewing ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
       },
     };
     try {
-      const written = await this.api.replaceNamespacedLease({ name, namespace, body }, withSignal(signal));
+      const written = await this.api.request<Lease>({ method: 'PUT', path: this.leasePath(), body, signal });
       this.observe(this.identity, written.metadata?.resourceVersion);
     } catch (err) {
       if (isConflict(err)) return 'lost-race';
@@ -253,8 +272,14 @@ export class LeaderElector {
     return 'leading';
   }
 
+  /** The Lease's URL path. */
+  private leasePath(): string {
+    const { name, namespace } = this.options;
+    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
+  }
+
   /** Whether a Lease held by someone else is still valid (see the module comment). */
-  private isValid(lease: V1Lease): boolean {
+  private isValid(lease: Lease): boolean {
     const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationSeconds) * 1000;
     const now = this.clock.now();
     const renewedAt = toMillis(lease.spec?.renewTime);

@@ -1,5 +1,5 @@
 /** The workloads on the GPUs: finding their pods, telling them, marking them. */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from '../../lib/kube/raw-request.js';
 import type { Logger } from '../../lib/logger.js';
 import type { EventRecorder } from '../events.js';
 import type { OperatorMetrics } from '../metrics.js';
@@ -31,7 +31,7 @@ export interface Workloads {
 
 /** Workloads through the API server. */
 export function apiWorkloads(
-  kc: KubeConfig,
+  kc: KubeTarget,
   events: EventRecorder,
   metrics: OperatorMetrics,
   logger: Logger,

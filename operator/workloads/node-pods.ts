@@ -4,8 +4,8 @@
  * (fieldSelector spec.nodeName), only for nodes whose GPUs have pods worth naming, so the
  * operator never caches the cluster's pods.
  */
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { apiCall } from '../../lib/kube/call-options.js';
+import type { V1Pod, V1PodList } from '@kubernetes/client-node';
+import { ApiClient } from '../../lib/kube/api-client.js';
 import { kubeRequest, type KubeTarget } from '../../lib/kube/raw-request.js';
 import type { WorkloadRef } from '../scoring/index.js';
 
@@ -96,15 +96,17 @@ export function indexNodePods(pods: readonly V1Pod[]): NodePods {
 }
 
 /** A NodePodLookup through the API server (RBAC: list pods, cluster-wide). */
-export function apiNodePodLookup(kc: KubeConfig, timeoutMs?: number): NodePodLookup {
-  const core = kc.makeApiClient(CoreV1Api);
+export function apiNodePodLookup(kc: KubeTarget, timeoutMs?: number): NodePodLookup {
+  const api = new ApiClient(kc, timeoutMs !== undefined ? { timeoutMs } : {});
   return async (node, signal) => {
     // Node names are DNS subdomains; anything else would change what the selector selects.
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(node)) throw new Error(`not a node name: ${JSON.stringify(node.slice(0, 64))}`);
-    const list = await core.listPodForAllNamespaces(
-      { fieldSelector: `spec.nodeName=${node}`, limit: MAX_PODS_PER_NODE_LOOKUP },
-      apiCall(signal, timeoutMs),
-    );
+    const list = await api.request<V1PodList>({
+      method: 'GET',
+      path: '/api/v1/pods',
+      query: { fieldSelector: `spec.nodeName=${node}`, limit: String(MAX_PODS_PER_NODE_LOOKUP) },
+      signal,
+    });
     return indexNodePods(list.items);
   };
 }

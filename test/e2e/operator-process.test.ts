@@ -2,6 +2,7 @@
  * The `gpudiag operator` binary, run as its ServiceAccount (config/rbac/operator.yaml) from a
  * kubeconfig file: ready on /readyz, holds the leader Lease, reconciles, and on SIGTERM exits 0
  * within a bound having released the Lease (audit M7). A bad flag exits 2 naming the flag.
+ * It runs without ever loading @kubernetes/client-node (recorded by test/support/module-log.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
 import { assertKstatus } from '../support/kstatus.js';
+import { moduleLogEnv, readModuleLog } from '../support/module-log.js';
 import { spawnGpudiag, type GpudiagProcess } from '../support/processes.js';
 import { applyRbac } from '../support/rbac.js';
 
@@ -23,8 +25,8 @@ let kubeconfigFile: string;
 let tokenFile: string;
 const children = new Set<ChildProcess>();
 
-function startOperator(args: string[]): GpudiagProcess {
-  const operator = spawnGpudiag(['operator', ...args]);
+function startOperator(args: string[], env?: NodeJS.ProcessEnv): GpudiagProcess {
+  const operator = spawnGpudiag(['operator', ...args], env);
   children.add(operator.child);
   void operator.exited.then(() => children.delete(operator.child));
   return operator;
@@ -79,24 +81,28 @@ afterAll(async () => {
 });
 
 describe('gpudiag operator process', () => {
-  it('becomes ready, holds the Lease and reconciles; on SIGTERM releases the Lease and exits 0', async () => {
+  it('becomes ready, holds the Lease and reconciles without client-node; on SIGTERM releases the Lease and exits 0', async () => {
     const port = await freePort();
-    const op = startOperator([
-      '--kubeconfig',
-      kubeconfigFile,
-      '--namespaces',
-      ns.name,
-      '--agent-namespace',
-      ns.name,
-      '--policy-selector',
-      `gpudiag.io/shard=${ns.name}`,
-      '--probe-listen',
-      `127.0.0.1:${port}`,
-      '--agent-token-file',
-      tokenFile,
-      '--identity',
-      'proc-test',
-    ]);
+    const moduleLog = path.join(dir, 'operator.modules');
+    const op = startOperator(
+      [
+        '--kubeconfig',
+        kubeconfigFile,
+        '--namespaces',
+        ns.name,
+        '--agent-namespace',
+        ns.name,
+        '--policy-selector',
+        `gpudiag.io/shard=${ns.name}`,
+        '--probe-listen',
+        `127.0.0.1:${port}`,
+        '--agent-token-file',
+        tokenFile,
+        '--identity',
+        'proc-test',
+      ],
+      { ...process.env, ...moduleLogEnv(moduleLog) },
+    );
     try {
       await waitFor(
         '/readyz 200',
@@ -152,6 +158,10 @@ describe('gpudiag operator process', () => {
         () => 'closed',
       ),
     ).toBe('closed');
+    // Lean: the operator's API calls are lib/kube/api-client's; client-node (~74 MiB) is never loaded.
+    const modules = await readModuleLog(moduleLog);
+    expect(modules).toEqual(expect.arrayContaining([expect.stringMatching(/\/dist\/operator\/operator\.js$/)]));
+    expect(modules.filter((m) => m.includes('/node_modules/@kubernetes/client-node/'))).toEqual([]);
   });
 
   it('two replicas: exactly one leads; SIGKILL the leader and the other takes over once the Lease expires', async () => {

@@ -16,7 +16,9 @@ import { resolveGpus } from '../../agent/fake-nvml/scenario.js';
 import { GPU_DIAGNOSTICS, type GPUDiagnostic } from '../../api/index.js';
 import { freePort } from '../../dev/control-plane/control-plane.js';
 import { AGENT_POD_LABELS, uniqueFleetNames, type SimulatedFleet } from '../../dev/fleet/simulated-fleet.js';
-import { kubeRequest } from '../../lib/kube/raw-request.js';
+import { diagnosticsPath } from '../../api/paths.js';
+import { ApiClient, type ApiRequest } from '../../lib/kube/api-client.js';
+import { KubeRequestError, kubeRequest } from '../../lib/kube/raw-request.js';
 import { createLogger } from '../../lib/logger.js';
 import type { Operator } from '../../operator/operator.js';
 import { testCluster, useTestNamespace } from '../support/cluster.js';
@@ -381,14 +383,10 @@ describe('operator resilience: status update conflicts', () => {
 
     // Every other status write of this object is preceded by a metadata change from another
     // writer, so its resourceVersion is stale and the API server answers 409.
-    const proto = CustomObjectsApi.prototype as unknown as {
-      replaceNamespacedCustomObjectStatus: (
-        this: unknown,
-        param: { name: string; namespace: string },
-        options?: unknown,
-      ) => Promise<unknown>;
-    };
-    const original = proto.replaceNamespacedCustomObjectStatus;
+    // The operator's API calls all go through ApiClient.request: wrap it for this object's status writes.
+    const proto = ApiClient.prototype as unknown as { request: (this: ApiClient, req: ApiRequest) => Promise<unknown> };
+    const original = proto.request;
+    const statusPath = `${diagnosticsPath(ns.name, name)}/status`;
     let writes = 0;
     let conflicts = 0;
     let bumps = 0;
@@ -401,14 +399,14 @@ describe('operator resilience: status update conflicts', () => {
         body: [{ op: 'add', path: '/metadata/annotations', value: { 'test.gpudiag.io/bump': String(bumps) } }],
       });
     };
-    proto.replaceNamespacedCustomObjectStatus = async function (this: unknown, param, options) {
-      if (param.name !== name || param.namespace !== ns.name) return original.call(this, param, options);
+    proto.request = async function (this: ApiClient, req: ApiRequest) {
+      if (req.method !== 'PUT' || req.path !== statusPath) return original.call(this, req);
       writes += 1;
       if (writes % 2 === 1) await bump();
       try {
-        return await original.call(this, param, options);
+        return await original.call(this, req);
       } catch (err) {
-        if ((err as { code?: number }).code === 409) conflicts += 1;
+        if (err instanceof KubeRequestError && err.statusCode === 409) conflicts += 1;
         throw err;
       }
     };
@@ -437,7 +435,7 @@ describe('operator resilience: status update conflicts', () => {
       done = await waitFinished(name);
     } finally {
       stop = true;
-      proto.replaceNamespacedCustomObjectStatus = original;
+      proto.request = original;
       await labeller;
     }
     expect(conflicts).toBeGreaterThanOrEqual(2);
