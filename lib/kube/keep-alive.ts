@@ -1,13 +1,9 @@
 /**
- * Keep-alive agents for the plain node:https calls the MCP facade makes to the API server
- * (operator/mcp/kube.ts). client-node's `applyToHTTPSOptions` puts a new https.Agent on every
- * request, so every call paid a TCP and TLS handshake (8.4 ms p50 for one GET here); this hands
- * out one keep-alive agent per distinct set of TLS settings instead, so a rotated client
- * certificate or CA gets a new one.
- *
- * Not for client-node's own calls: its node-fetch fails reused keep-alive sockets with "Premature
- * close" against an in-cluster API server (seen on the real node), so the operator's client-node
- * calls keep their per-call agents.
+ * Keep-alive agents for every call lib/kube/api-client makes to the API server (the operator's
+ * and the MCP facade's). A KubeTarget's `applyToHTTPSOptions` gives TLS settings (client-node's
+ * puts a new https.Agent on every request, so every call paid a TCP and TLS handshake: 8.4 ms
+ * p50 for one GET here); this hands out one keep-alive agent per distinct set of TLS settings
+ * instead, so a rotated client certificate or CA gets a new one.
  */
 import { createHash } from 'node:crypto';
 import https from 'node:https';
