@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KIND, type NodeSnapshotDocument } from './api/snapshot-document.js';
+import { parseGpuList } from './nvml/gpu-list-json.js';
 import { snapshotDocumentJson, snapshotDocumentParts } from './snapshot-json.js';
 
 function doc(gpus: NodeSnapshotDocument['gpus']): NodeSnapshotDocument {
@@ -43,5 +44,17 @@ describe('snapshotDocumentJson', () => {
     expect(b.tail).toBe(a.tail);
     expect(JSON.parse(a.head + a.tail.toString('utf8'))).toEqual(first);
     expect(JSON.parse(b.head + b.tail.toString('utf8'))).toEqual(second);
+  });
+
+  it('writes the text a GPU list arrived as from the NVML thread, not a second serialisation of it', () => {
+    // spacing JSON.stringify never writes: only the text it was parsed from has it
+    const text = '[ {"index": 0, "uuid": "GPU-0", "lost": false, "unsupported": [], "errors": []} ]';
+    const gpus = parseGpuList(text);
+    const parts = snapshotDocumentParts(doc(gpus));
+    expect(parts.tail.toString('utf8')).toBe(`,"gpus":${text}}`);
+    expect(JSON.parse(parts.head + parts.tail.toString('utf8'))).toEqual(doc(gpus));
+    // a list made anew (an annotated or recalled copy) is serialised as it is
+    const copy = gpus.map((g) => ({ ...g, uuid: 'GPU-1' }));
+    expect(JSON.parse(snapshotDocumentJson(doc(copy)))).toEqual(doc(copy));
   });
 });

@@ -6,6 +6,7 @@
  * is what grew the agent's heap).
  */
 import type { NodeSnapshotDocument } from './api/snapshot-document.js';
+import { gpuListText } from './nvml/gpu-list-json.js';
 
 const gpusJson = new WeakMap<NodeSnapshotDocument['gpus'], string>();
 const gpusTail = new WeakMap<NodeSnapshotDocument['gpus'], Buffer>();
@@ -23,7 +24,7 @@ export function snapshotDocumentParts(doc: NodeSnapshotDocument): SnapshotDocume
   const { gpus, ...rest } = doc;
   let tail = gpusTail.get(gpus);
   if (tail === undefined) {
-    tail = Buffer.from(`,"gpus":${JSON.stringify(gpus)}}`);
+    tail = Buffer.from(`,"gpus":${gpuListText(gpus) ?? JSON.stringify(gpus)}}`);
     gpusTail.set(gpus, tail);
   }
   return { head: JSON.stringify(rest).slice(0, -1), tail };
@@ -34,7 +35,7 @@ export function snapshotDocumentJson(doc: NodeSnapshotDocument): string {
   const { gpus, ...rest } = doc;
   let gpuText = gpusJson.get(gpus);
   if (gpuText === undefined) {
-    gpuText = JSON.stringify(gpus);
+    gpuText = gpuListText(gpus) ?? JSON.stringify(gpus);
     gpusJson.set(gpus, gpuText);
   }
   return `${JSON.stringify(rest).slice(0, -1)},"gpus":${gpuText}}`;

@@ -665,6 +665,12 @@ export class NvmlBinding {
   private nativeInits = 0;
   private readonly inflight = new Set<Promise<number>>();
   private readonly errorStrings = new Map<number, string>();
+  /**
+   * One output slot each for a synchronous binding's scalar reads: output() reads it right after
+   * the call returns, before any other call can run, so hundreds of reads share it.
+   */
+  private readonly scratchU32 = new Uint32Array(1);
+  private readonly scratchU64 = new BigUint64Array(1);
 
   constructor(options: NvmlBindingOptions = {}) {
     const candidates = [options.libraryPath, options.fallbackToSystemLibrary === false ? undefined : DEFAULT_NVML_LIBRARY];
@@ -912,12 +918,12 @@ export class NvmlBinding {
 
   /** One `unsigned int *` output (also `int *` ones, whose values are never negative). */
   private getUint(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number> {
-    const out = new Uint32Array(1);
+    const out = this.synchronous ? this.scratchU32 : new Uint32Array(1);
     return this.output(fn, [...args, out], options, () => out[0] ?? 0);
   }
 
   private getU64(fn: OptionalFn, args: readonly unknown[], options: NvmlCallOptions): Promise<number | undefined> {
-    const out = new BigUint64Array(1);
+    const out = this.synchronous ? this.scratchU64 : new BigUint64Array(1);
     return this.output(fn, [...args, out], options, () => normalizeU64(out[0]));
   }
 

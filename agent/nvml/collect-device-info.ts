@@ -159,8 +159,10 @@ const MAX_STATIC_ENTRIES = 256;
 /**
  * Reads a GPU's static `part` through `read`, or replays the cached answer while it is fresh.
  * An answer is cached only when every read of it succeeded or was unsupported (no errors, not lost).
+ * The collector uses it too, for what never changes while NVML is loaded (names, PCI ids,
+ * temperature thresholds, maximum clocks and PCIe link): a snapshot then makes 12 calls fewer per GPU.
  */
-async function cachedStatic(
+export async function cachedStatic(
   nvml: NvmlBinding,
   gpu: GpuSnapshot,
   part: string,
@@ -169,7 +171,9 @@ async function cachedStatic(
   nowMs: number,
 ): Promise<void> {
   const key = gpu.uuid === undefined ? undefined : `${gpu.uuid}|${part}`;
-  const cache = staticCache.get(nvml) ?? new Map<string, StaticEntry>();
+  // created and stored at once: the GPUs of a snapshot are read concurrently, each must find the same map
+  let cache = staticCache.get(nvml);
+  if (cache === undefined) staticCache.set(nvml, (cache = new Map<string, StaticEntry>()));
   const hit = key === undefined ? undefined : cache.get(key);
   if (hit !== undefined && nowMs - hit.atMs < STATIC_INFO_TTL_MS) {
     mergePatch(gpu, hit.patch);
@@ -188,13 +192,19 @@ async function cachedStatic(
     if (oldest.done === true) break;
     cache.delete(oldest.value);
   }
-  staticCache.set(nvml, cache);
 }
 
+/** Assigns `patch` to `gpu`; a group both have (power, temperature, clocks, PCIe) keeps the live values beside the cached ones. */
 function mergePatch(gpu: GpuSnapshot, patch: Partial<GpuSnapshot>): void {
-  const { power, ...rest } = patch;
-  Object.assign(gpu, rest);
-  if (power !== undefined) gpu.power = { ...gpu.power, ...power };
+  for (const key of Object.keys(patch) as Array<keyof GpuSnapshot>) {
+    const live = gpu[key];
+    const value = patch[key];
+    Object.assign(gpu, { [key]: isGroup(live) && isGroup(value) ? { ...live, ...value } : value });
+  }
+}
+
+function isGroup(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 async function readInventory(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader): Promise<Partial<GpuSnapshot>> {

@@ -367,6 +367,31 @@ describe('collectSnapshot against the fake NVML library', () => {
     },
   );
 
+  it('reads what never changes for a GPU once (names, PCI ids, thresholds, maximum clocks and PCIe link), the rest each time', async () => {
+    const e = await envFor('h100-sxm-8x-healthy');
+    nvml = new NvmlBinding({ libraryPath: e.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+    const first = await collectSnapshot({ nvml });
+    const fixed = [
+      'nvmlDeviceGetName',
+      'nvmlDeviceGetSerial',
+      'nvmlDeviceGetPciInfo_v3',
+      'nvmlDeviceGetTemperatureThreshold',
+      'nvmlDeviceGetMaxClockInfo',
+      'nvmlDeviceGetMaxPcieLinkGeneration',
+      'nvmlDeviceGetMaxPcieLinkWidth',
+    ];
+    const live = ['nvmlDeviceGetUUID', 'nvmlDeviceGetTemperature', 'nvmlDeviceGetClockInfo', 'nvmlDeviceGetCurrPcieLinkGeneration'];
+    const counts = (): number[] => [...fixed, ...live].map((fn) => e.library.callCount(fn));
+    const before = counts();
+    const second = await collectSnapshot({ nvml });
+    const made = counts().map((n, i) => n - (before[i] ?? 0));
+    expect(made).toEqual([0, 0, 0, 0, 0, 0, 0, 8, 8, 8 * 3, 8]);
+    // the same document, live values and cached ones side by side in each group
+    expect(second.gpus).toEqual(first.gpus);
+    expect(gpu(second, 3).temperature).toMatchObject({ gpuCelsius: expect.any(Number), slowdownCelsius: expect.any(Number) });
+    expect(Object.keys(gpu(second, 3).pcie ?? {})).toEqual(Object.keys(gpu(first, 3).pcie ?? {}));
+  });
+
   it('reads NVLink5 error counters as field values on Blackwell, where the DL counters are NOT_SUPPORTED', async () => {
     const snapshot = await snapshotOf('b200-nvlink5-counters');
     const g1 = gpu(snapshot, 1);

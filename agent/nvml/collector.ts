@@ -22,7 +22,7 @@ import {
   type NvmlFieldValue,
 } from './binding.js';
 import { clip } from '../../lib/text.js';
-import { collectDeviceInfo } from './collect-device-info.js';
+import { cachedStatic, collectDeviceInfo } from './collect-device-info.js';
 import { toKernelBusId } from './pci-bus-id.js';
 import {
   ALL_NVML_CHECKS,
@@ -245,15 +245,12 @@ async function collectGpu(
   const handle: NvmlDeviceHandle | undefined = await r.read('handle', () => nvml.deviceGetHandleByIndex(index, o));
   if (handle !== undefined) {
     const h = handle;
+    // The UUID is read every time: it is what tells this GPU from one that took its index.
     const uuid = await r.read('uuid', () => nvml.deviceGetUuid(h, o));
-    const name = await r.read('name', () => nvml.deviceGetName(h, o));
-    const serial = await r.read('serial', () => nvml.deviceGetSerial(h, o));
-    const pci = await r.read('pciBusId', () => nvml.deviceGetPciInfo(h, o));
-    Object.assign(
-      gpu,
-      compact({ uuid, name, serial, pciBusId: pci?.busId, pciBusIdKernel: pci === undefined ? undefined : toKernelBusId(pci.busId) }),
-    );
-    await collectFields(nvml, h, r, gpu, checks);
+    if (uuid !== undefined) gpu.uuid = uuid;
+    const nowMs = Date.now();
+    await cachedStatic(nvml, gpu, 'identity', r, () => readIdentity(nvml, h, r), nowMs);
+    await collectFields(nvml, h, r, gpu, checks, nowMs);
   }
 
   if (r.lost) {
@@ -271,12 +268,56 @@ async function collectGpu(
   return gpu;
 }
 
+/** Name, serial and PCI ids: fixed for a GPU (cached by UUID). */
+async function readIdentity(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<Partial<GpuSnapshot>> {
+  const o = r.options;
+  const name = await r.read('name', () => nvml.deviceGetName(h, o));
+  const serial = await r.read('serial', () => nvml.deviceGetSerial(h, o));
+  const pci = await r.read('pciBusId', () => nvml.deviceGetPciInfo(h, o));
+  return compact({ name, serial, pciBusId: pci?.busId, pciBusIdKernel: pci === undefined ? undefined : toKernelBusId(pci.busId) }) ?? {};
+}
+
+/** The temperature thresholds: fixed for a GPU (cached by UUID). */
+async function readTemperatureThresholds(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<Partial<GpuSnapshot>> {
+  const threshold = (field: string, type: TemperatureThreshold): Promise<number | undefined> =>
+    r.read(`temperature.${field}`, () => nvml.deviceGetTemperatureThreshold(h, type, r.options));
+  const temperature = compact({
+    slowdownCelsius: await threshold('slowdownCelsius', TemperatureThreshold.SLOWDOWN),
+    shutdownCelsius: await threshold('shutdownCelsius', TemperatureThreshold.SHUTDOWN),
+    gpuMaxCelsius: await threshold('gpuMaxCelsius', TemperatureThreshold.GPU_MAX),
+    memoryMaxCelsius: await threshold('memoryMaxCelsius', TemperatureThreshold.MEM_MAX),
+  });
+  return temperature === undefined ? {} : { temperature };
+}
+
+/** The maximum clocks: fixed for a GPU (cached by UUID). */
+async function readMaxClocks(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<Partial<GpuSnapshot>> {
+  const max = (field: string, type: ClockType): Promise<number | undefined> =>
+    r.read(`clocks.${field}`, () => nvml.deviceGetMaxClockInfo(h, type, r.options));
+  const clocks = compact({
+    maxGraphicsMHz: await max('maxGraphicsMHz', ClockType.GRAPHICS),
+    maxSmMHz: await max('maxSmMHz', ClockType.SM),
+    maxMemoryMHz: await max('maxMemoryMHz', ClockType.MEM),
+  });
+  return clocks === undefined ? {} : { clocks };
+}
+
+/** The PCIe link the GPU and slot can reach: fixed (cached by UUID). */
+async function readMaxPcieLink(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader): Promise<Partial<GpuSnapshot>> {
+  const pcie = compact({
+    maxGen: await r.read('pcie.maxGen', () => nvml.deviceGetMaxPcieLinkGeneration(h, r.options)),
+    maxWidth: await r.read('pcie.maxWidth', () => nvml.deviceGetMaxPcieLinkWidth(h, r.options)),
+  });
+  return pcie === undefined ? {} : { pcie };
+}
+
 async function collectFields(
   nvml: NvmlBinding,
   h: NvmlDeviceHandle,
   r: GpuReader,
   gpu: GpuSnapshot,
   checks: ReadonlySet<NvmlCheck>,
+  nowMs: number,
 ): Promise<void> {
   const o = r.options;
 
@@ -289,16 +330,9 @@ async function collectFields(
   }
 
   if (checks.has('temperature')) {
-    const threshold = (field: string, type: TemperatureThreshold): Promise<number | undefined> =>
-      r.read(`temperature.${field}`, () => nvml.deviceGetTemperatureThreshold(h, type, o));
-    const temperature = compact({
-      gpuCelsius: await r.read('temperature.gpuCelsius', () => nvml.deviceGetTemperature(h, o)),
-      slowdownCelsius: await threshold('slowdownCelsius', TemperatureThreshold.SLOWDOWN),
-      shutdownCelsius: await threshold('shutdownCelsius', TemperatureThreshold.SHUTDOWN),
-      gpuMaxCelsius: await threshold('gpuMaxCelsius', TemperatureThreshold.GPU_MAX),
-      memoryMaxCelsius: await threshold('memoryMaxCelsius', TemperatureThreshold.MEM_MAX),
-    });
-    if (temperature !== undefined) gpu.temperature = temperature;
+    const gpuCelsius = await r.read('temperature.gpuCelsius', () => nvml.deviceGetTemperature(h, o));
+    if (gpuCelsius !== undefined) gpu.temperature = { gpuCelsius };
+    await cachedStatic(nvml, gpu, 'temperature', r, () => readTemperatureThresholds(nvml, h, r), nowMs);
   }
 
   if (checks.has('power')) {
@@ -318,17 +352,15 @@ async function collectFields(
   }
 
   if (checks.has('clocks')) {
-    const clock = (field: string, type: ClockType, max: boolean): Promise<number | undefined> =>
-      r.read(`clocks.${field}`, () => (max ? nvml.deviceGetMaxClockInfo(h, type, o) : nvml.deviceGetClockInfo(h, type, o)));
+    const clock = (field: string, type: ClockType): Promise<number | undefined> =>
+      r.read(`clocks.${field}`, () => nvml.deviceGetClockInfo(h, type, o));
     const clocks = compact({
-      graphicsMHz: await clock('graphicsMHz', ClockType.GRAPHICS, false),
-      smMHz: await clock('smMHz', ClockType.SM, false),
-      memoryMHz: await clock('memoryMHz', ClockType.MEM, false),
-      maxGraphicsMHz: await clock('maxGraphicsMHz', ClockType.GRAPHICS, true),
-      maxSmMHz: await clock('maxSmMHz', ClockType.SM, true),
-      maxMemoryMHz: await clock('maxMemoryMHz', ClockType.MEM, true),
+      graphicsMHz: await clock('graphicsMHz', ClockType.GRAPHICS),
+      smMHz: await clock('smMHz', ClockType.SM),
+      memoryMHz: await clock('memoryMHz', ClockType.MEM),
     });
     if (clocks !== undefined) gpu.clocks = clocks;
+    await cachedStatic(nvml, gpu, 'clocks', r, () => readMaxClocks(nvml, h, r), nowMs);
     const mask = await r.read('clockEventReasons', () => nvml.deviceGetCurrentClocksEventReasons(h, o));
     if (mask !== undefined) gpu.clockEventReasons = { mask, names: decodeClockEventReasons(mask) };
   }
@@ -374,14 +406,14 @@ async function collectFields(
   }
 
   if (checks.has('pcie')) {
-    const pcie = compact({
+    const current = compact({
       currentGen: await r.read('pcie.currentGen', () => nvml.deviceGetCurrPcieLinkGeneration(h, o)),
       currentWidth: await r.read('pcie.currentWidth', () => nvml.deviceGetCurrPcieLinkWidth(h, o)),
-      maxGen: await r.read('pcie.maxGen', () => nvml.deviceGetMaxPcieLinkGeneration(h, o)),
-      maxWidth: await r.read('pcie.maxWidth', () => nvml.deviceGetMaxPcieLinkWidth(h, o)),
-      replayCounter: await r.read('pcie.replayCounter', () => nvml.deviceGetPcieReplayCounter(h, o)),
     });
-    if (pcie !== undefined) gpu.pcie = pcie;
+    if (current !== undefined) gpu.pcie = current;
+    await cachedStatic(nvml, gpu, 'pcie', r, () => readMaxPcieLink(nvml, h, r), nowMs);
+    const replayCounter = await r.read('pcie.replayCounter', () => nvml.deviceGetPcieReplayCounter(h, o));
+    if (replayCounter !== undefined) gpu.pcie = { ...gpu.pcie, replayCounter };
     r.collapse('pcie', ['pcie.currentGen', 'pcie.currentWidth', 'pcie.maxGen', 'pcie.maxWidth', 'pcie.replayCounter']);
   }
 
@@ -415,7 +447,7 @@ async function collectFields(
   }
 
   // field values (the recovery action among them) in one batch, fabric, VBIOS/InfoROM, limits, BAR1
-  await collectDeviceInfo(nvml, h, r, gpu, checks);
+  await collectDeviceInfo(nvml, h, r, gpu, checks, nowMs);
 }
 
 const ALL_NVLINK_INDICES: readonly number[] = Array.from({ length: NVLINK_PROBE_LINKS }, (_, i) => i);

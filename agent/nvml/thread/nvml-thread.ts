@@ -10,6 +10,7 @@ import type { Logger } from '../../../lib/logger.js';
 import { NvmlTimeoutError, NVML_FUNCTION_NAMES, type NvmlBindingOptions } from '../binding.js';
 import type { NvmlEventHandlers } from '../events.js';
 import type { NvmlCheck, NvmlSnapshot } from '../types.js';
+import { parseGpuList } from '../gpu-list-json.js';
 import { CallSlot, type CallInProgress } from './call-slot.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
 
@@ -186,7 +187,8 @@ export class NvmlThread {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (p === undefined) return;
-        if (m.type === 'result') p.resolve(JSON.parse(m.snapshotJson) as NvmlSnapshot);
+        if (m.type === 'result')
+          p.resolve({ ...(JSON.parse(m.snapshotJson) as Omit<NvmlSnapshot, 'gpus'>), gpus: parseGpuList(m.gpusJson) });
         else p.reject(Object.assign(new Error(m.message), { name: m.name }));
         return;
       }

@@ -46,7 +46,8 @@ async function collect(id: number, checks: readonly NvmlCheck[] | undefined, ski
   skipped = new Set(skip);
   try {
     const snapshot = await collectSnapshot({ nvml, ...(checks === undefined ? {} : { checks }) });
-    post({ type: 'result', id, snapshotJson: JSON.stringify(snapshot) });
+    const { gpus, ...rest } = snapshot;
+    post({ type: 'result', id, snapshotJson: JSON.stringify(rest), gpusJson: JSON.stringify(gpus) });
   } catch (err) {
     post({
       type: 'failed',

@@ -22,10 +22,11 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: 'ready' }
   /**
-   * The snapshot as JSON text: a string crosses threads as one copy, where a structured clone of
-   * the object graph (8 GPUs × 36 links of objects) cost about 1 ms on each side.
+   * The snapshot as JSON text, its GPU list apart (answers reuse that text: gpu-list-json.ts): a
+   * string crosses threads as one copy, where a structured clone of the object graph (8 GPUs × 36
+   * links of objects) cost about 1 ms on each side.
    */
-  | { readonly type: 'result'; readonly id: number; readonly snapshotJson: string }
+  | { readonly type: 'result'; readonly id: number; readonly snapshotJson: string; readonly gpusJson: string }
   | { readonly type: 'failed'; readonly id: number; readonly name: string; readonly message: string }
   | { readonly type: 'watching' }
   | { readonly type: 'event'; readonly event: NvmlEvent }
