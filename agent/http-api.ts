@@ -162,7 +162,9 @@ async function serveSnapshot(
         controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }),
       ),
     ]);
-    log.info('snapshot served', {
+    // debug, not info: the operator polls every agent, and thousands of lines a second under a
+    // fan-out cost more CPU than the answers (refusals and failures are logged at warn and above)
+    log.debug('snapshot served', {
       checks: query.checks.join(','),
       gpus: doc.gpus.length,
       xidEvents: doc.xid.events.length,

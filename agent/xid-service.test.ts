@@ -85,6 +85,34 @@ describe('XidService', () => {
     }
   });
 
+  it('answers from reports built once, and builds them again for a new line, a GPU UUID or a narrower window', async () => {
+    const kmsg = path.join(dir, 'kmsg');
+    fs.writeFileSync(kmsg, record(`NVRM: Xid (PCI:${GPU_BUS}): 13, pid=10, name=python3, Graphics Exception: ESR 0x404000=0x80000002`));
+    const xid = service();
+    await xid.start();
+    try {
+      const first = await until(
+        () => xid.eventsSince(0).events,
+        (e) => e.length === 1,
+      );
+      expect(first[0]?.gpuUuid).toBeUndefined();
+      expect(xid.eventsSince(0).events[0]).toBe(first[0]);
+      // NVML tells which GPU the PCI address is: the same entry now names it
+      xid.observeGpu(gpu(0));
+      expect(xid.eventsSince(0).events[0]?.gpuUuid).toBe(gpu(0).uuid);
+      fs.appendFileSync(kmsg, record(`NVRM: Xid (PCI:${GPU_BUS}): 31, pid=10, name=python3, Ch 00000008, intr 10000000. MMU Fault`, 1_000));
+      const both = await until(
+        () => xid.eventsSince(0).events,
+        (e) => e.length === 2,
+      );
+      expect(both.map((e) => e.xid).sort()).toEqual([13, 31]);
+      // 13 was seen a minute ago, 31 a second ago: a 30-second window holds 31 alone
+      expect(xid.eventsSince(Date.now() - 30_000).events.map((e) => e.xid)).toEqual([31]);
+    } finally {
+      await xid.stop();
+    }
+  });
+
   it('clears reset-class faults once NVML shows the GPU reset (fresh volatile counters)', async () => {
     fs.writeFileSync(
       path.join(dir, 'kmsg'),

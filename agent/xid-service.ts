@@ -90,6 +90,14 @@ function volatileEccTotal(gpu: GpuSnapshot): number | undefined {
     : (volatileCorrected ?? 0) + (volatileUncorrected ?? 0);
 }
 
+/** One entry's report and what the look-back filter needs of it. */
+interface RankedReport {
+  readonly report: XidEventReport;
+  readonly lastSeenMs: number;
+  /** It drops out of answers once older than their look-back (other faults persist until a reset). */
+  readonly lookback: boolean;
+}
+
 /** Collects XID events from every available source. */
 export class XidService {
   private readonly store = new XidDedupStore();
@@ -98,6 +106,10 @@ export class XidService {
   private readonly memoryEvents = new MemoryEventStore();
   private readonly gpuResets = new Map<string, number>();
   private readonly uuidByPci = new Map<string, string>();
+  /** Grows when the driver version or a PCI→UUID pair changes (both shape the XID reports). */
+  private reportContextChanges = 0;
+  /** The XID reports, worst and newest first, while the entries and their context are unchanged. */
+  private reportCache: { key: string; reports: readonly RankedReport[] } | undefined;
   private readonly gpuState = new Map<string, { eccTotal?: number; lost: boolean }>();
   private readonly kmsg: KmsgReader | undefined;
   private readonly bootIdPath: string;
@@ -194,14 +206,16 @@ export class XidService {
 
   /** The node's driver version: picks the NVLink5 decode layout. */
   setDriverVersion(version: string | undefined): void {
-    if (version !== undefined && version !== '') this.driverVersion = version;
+    if (version === undefined || version === '' || version === this.driverVersion) return;
+    this.driverVersion = version;
+    this.reportContextChanges += 1;
   }
 
   /** Learns PCI→UUID pairs from an NVML snapshot and notices GPU resets (fresh volatile counters, a lost GPU back). */
   observeGpu(gpu: GpuSnapshot): void {
     const key = gpu.pciBusId === undefined ? null : normalizePciBusId(gpu.pciBusId);
     if (key === null) return;
-    if (gpu.uuid !== undefined) setBounded(this.uuidByPci, key, gpu.uuid, MAX_GPU_KEYS);
+    if (gpu.uuid !== undefined) this.learnUuid(key, gpu.uuid);
     const total = gpu.lost ? undefined : volatileEccTotal(gpu);
     const before = this.gpuState.get(key);
     const reset =
@@ -254,6 +268,31 @@ export class XidService {
    * newest first, bounded.
    */
   eventsSince(sinceMs: number): { events: XidEventReport[]; truncated: number } {
+    const events: XidEventReport[] = [];
+    let matching = 0;
+    for (const r of this.rankedReports()) {
+      if (r.lastSeenMs < sinceMs && r.lookback) continue;
+      matching += 1;
+      if (events.length < MAX_REPORTED_XID_EVENTS) events.push(r.report);
+    }
+    return { events, truncated: matching - events.length };
+  }
+
+  /** Remembers which GPU a PCI address is; a new pair makes the XID reports be built again. */
+  private learnUuid(pciBusId: string, uuid: string): void {
+    if (this.uuidByPci.get(pciBusId) === uuid) return;
+    setBounded(this.uuidByPci, pciBusId, uuid, MAX_GPU_KEYS);
+    this.reportContextChanges += 1;
+  }
+
+  /**
+   * Every entry's report, worst and newest first. Classifying and decoding every entry costs more
+   * than the rest of an answer (each snapshot asks), and only new kernel lines or NVML events, a
+   * driver version or a GPU's UUID change the outcome: it is built again only then.
+   */
+  private rankedReports(): readonly RankedReport[] {
+    const key = `${this.store.changes}|${this.reportContextChanges}`;
+    if (this.reportCache?.key === key) return this.reportCache.reports;
     const entries = this.store.query();
     const classified = entries.map((e) => this.classify(e));
     const judged = applyXidContext(
@@ -267,17 +306,15 @@ export class XidService {
         classification: classified[i] as XidClassification,
       })),
     );
-    const reports: XidEventReport[] = [];
-    entries.forEach((e, i) => {
+    const reports: RankedReport[] = entries.map((e, i) => {
       const c = judged[i] as XidClassification;
-      if (e.lastSeenMs < sinceMs && c.persistence === 'lookback') return;
-      reports.push(this.report(e, c));
+      return { report: this.report(e, c), lastSeenMs: e.lastSeenMs, lookback: c.persistence === 'lookback' };
     });
     const rank = { critical: 0, warning: 1, info: 2 } as const;
-    // Newest first within a severity. toISOString text is fixed-width, so code-unit order is time
-    // order; localeCompare would load ICU's collator (~2.5 MiB of the agent's RSS) for nothing.
-    reports.sort((a, b) => rank[a.severity] - rank[b.severity] || (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0));
-    return { events: reports.slice(0, MAX_REPORTED_XID_EVENTS), truncated: Math.max(0, reports.length - MAX_REPORTED_XID_EVENTS) };
+    // Newest first within a severity (numbers: localeCompare on the ISO text would load ICU's collator, ~2.5 MiB of RSS).
+    reports.sort((a, b) => rank[a.report.severity] - rank[b.report.severity] || b.lastSeenMs - a.lastSeenMs);
+    this.reportCache = { key, reports };
+    return reports;
   }
 
   /** NVSwitch SXid events last seen at or after `sinceMs`, fatal first. */
@@ -365,7 +402,7 @@ export class XidService {
 
   private onKmsgContext(e: KmsgContextEvent): void {
     if (e.kind === 'gpu-uuid') {
-      setBounded(this.uuidByPci, e.pciBusId, e.uuid, MAX_GPU_KEYS);
+      this.learnUuid(e.pciBusId, e.uuid);
     } else if (e.kind === 'bus-lost') {
       const before = this.busLoss.get(e.pciBusId);
       setBounded(
@@ -400,13 +437,13 @@ export class XidService {
     const memoryKind = MEMORY_EVENT_KINDS.find(([, kind]) => kind === e.type)?.[1];
     if (memoryKind !== undefined) {
       const key = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
-      if (key !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, key, e.gpuUuid, MAX_GPU_KEYS);
+      if (key !== '' && e.gpuUuid !== undefined) this.learnUuid(key, e.gpuUuid);
       this.memoryEvents.add(memoryKind, key, Date.parse(e.time));
       return;
     }
     if (e.type !== 'xid' || e.xid === undefined) return;
     const gpuKey = (e.pciBusId !== undefined ? normalizePciBusId(e.pciBusId) : null) ?? '';
-    if (gpuKey !== '' && e.gpuUuid !== undefined) setBounded(this.uuidByPci, gpuKey, e.gpuUuid, MAX_GPU_KEYS);
+    if (gpuKey !== '' && e.gpuUuid !== undefined) this.learnUuid(gpuKey, e.gpuUuid);
     const entry = lookupXid(e.xid);
     const c = classifyXid(e.xid, '', undefined, { driverVersion: this.driverVersion });
     this.store.add({

@@ -297,6 +297,8 @@ const NAME_BUFFER = 96;
 const UUID_BUFFER = 96;
 const SERIAL_BUFFER = 30;
 const VERSION_BUFFER = 80;
+/** The synchronous binding's text output slot: the longest string it reads (names and UUIDs, 96 bytes). */
+const SCRATCH_TEXT_BYTES = 96;
 /** Byte a process buffer is filled with before the call: how far the driver wrote tells its record size. */
 export const PROCESS_BUFFER_FILL = 0xa5;
 /** Record sizes drivers write: v1 16, _v2/_v3 24, _v3 of 535.43-535.86 32 (one report: 16 from _v3). */
@@ -671,6 +673,7 @@ export class NvmlBinding {
    */
   private readonly scratchU32 = new Uint32Array(1);
   private readonly scratchU64 = new BigUint64Array(1);
+  private readonly scratchText = Buffer.alloc(SCRATCH_TEXT_BYTES);
 
   constructor(options: NvmlBindingOptions = {}) {
     const candidates = [options.libraryPath, options.fallbackToSystemLibrary === false ? undefined : DEFAULT_NVML_LIBRARY];
@@ -912,7 +915,11 @@ export class NvmlBinding {
   }
 
   private getString(fn: OptionalFn, device: NvmlDeviceHandle | undefined, size: number, options: NvmlCallOptions): Promise<string> {
-    const buffer = Buffer.alloc(size);
+    let buffer: Buffer;
+    if (this.synchronous && size <= this.scratchText.length) {
+      buffer = this.scratchText.subarray(0, size);
+      buffer.fill(0);
+    } else buffer = Buffer.alloc(size);
     return this.output(fn, device === undefined ? [buffer, size] : [device, buffer, size], options, () => decodeCString(buffer));
   }
 

@@ -196,15 +196,12 @@ export async function cachedStatic(
 
 /** Assigns `patch` to `gpu`; a group both have (power, temperature, clocks, PCIe) keeps the live values beside the cached ones. */
 function mergePatch(gpu: GpuSnapshot, patch: Partial<GpuSnapshot>): void {
-  for (const key of Object.keys(patch) as Array<keyof GpuSnapshot>) {
-    const live = gpu[key];
-    const value = patch[key];
-    Object.assign(gpu, { [key]: isGroup(live) && isGroup(value) ? { ...live, ...value } : value });
-  }
-}
-
-function isGroup(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  const { power, temperature, clocks, pcie, ...rest } = patch;
+  Object.assign(gpu, rest);
+  if (power !== undefined) gpu.power = gpu.power === undefined ? power : { ...gpu.power, ...power };
+  if (temperature !== undefined) gpu.temperature = gpu.temperature === undefined ? temperature : { ...gpu.temperature, ...temperature };
+  if (clocks !== undefined) gpu.clocks = gpu.clocks === undefined ? clocks : { ...gpu.clocks, ...clocks };
+  if (pcie !== undefined) gpu.pcie = gpu.pcie === undefined ? pcie : { ...gpu.pcie, ...pcie };
 }
 
 async function readInventory(nvml: NvmlBinding, h: NvmlDeviceHandle, r: DeviceInfoReader): Promise<Partial<GpuSnapshot>> {

@@ -130,6 +130,7 @@ export class XidDedupStore {
   private readonly mergeWindowMs: number;
   private evictionCount = 0;
   private observationCount = 0;
+  private changeCount = 0;
 
   constructor(options: XidDedupOptions = {}) {
     const max = options.maxEntries ?? DEFAULT_MAX_DEDUP_ENTRIES;
@@ -143,6 +144,7 @@ export class XidDedupStore {
   /** Records one observation and returns the updated entry. */
   add(o: XidObservation): XidDedupEntry {
     this.observationCount += 1;
+    this.changeCount += 1;
     const key = this.findKey(o);
     const message = clipMessage(o.message);
     const severity = o.severity ?? 'info';
@@ -196,6 +198,7 @@ export class XidDedupStore {
 
   /** Puts back an entry saved earlier (a restarted agent); it counts as seen at its lastSeenMs. */
   restore(e: XidDedupEntry): void {
+    this.changeCount += 1;
     const key = keyOf(e);
     this.entries.delete(key);
     this.entries.set(key, {
@@ -225,7 +228,13 @@ export class XidDedupStore {
         removed += 1;
       }
     }
+    if (removed > 0) this.changeCount += 1;
     return removed;
+  }
+
+  /** Grows whenever an entry is added, changed, restored or dropped: what was derived from the entries is still true while it stays. */
+  get changes(): number {
+    return this.changeCount;
   }
 
   /** Number of distinct keys held. */
@@ -245,6 +254,7 @@ export class XidDedupStore {
 
   /** Drops every entry (counters are kept). */
   clear(): void {
+    this.changeCount += 1;
     this.entries.clear();
   }
 
