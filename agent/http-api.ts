@@ -170,13 +170,16 @@ async function serveSnapshot(
       xidEvents: doc.xid.events.length,
       durationMs: Date.now() - started,
     });
-    const { head, tail } = snapshotDocumentParts(doc);
+    const { head, events, tail } = snapshotDocumentParts(doc);
     res.writeHead(200, {
       'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(head) + tail.length,
+      'Content-Length': Buffer.byteLength(head) + events.length + tail.length,
       'Cache-Control': 'no-store',
     });
+    // one write of the three parts (end uncorks)
+    res.cork();
     res.write(head);
+    res.write(events);
     res.end(tail);
   } catch (err) {
     if (!controller.signal.aborted) throw err;

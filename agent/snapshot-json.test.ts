@@ -42,8 +42,8 @@ describe('snapshotDocumentJson', () => {
     const second = { ...doc(gpus), xid: { since: '2026-12-02T05:30:00.000Z', events: [], truncated: 0 } };
     const [a, b] = [snapshotDocumentParts(first), snapshotDocumentParts(second)];
     expect(b.tail).toBe(a.tail);
-    expect(JSON.parse(a.head + a.tail.toString('utf8'))).toEqual(first);
-    expect(JSON.parse(b.head + b.tail.toString('utf8'))).toEqual(second);
+    expect(JSON.parse(snapshotDocumentJson(first))).toEqual(first);
+    expect(JSON.parse(snapshotDocumentJson(second))).toEqual(second);
   });
 
   it('writes the text a GPU list arrived as from the NVML thread, not a second serialisation of it', () => {
@@ -52,9 +52,21 @@ describe('snapshotDocumentJson', () => {
     const gpus = parseGpuList(text);
     const parts = snapshotDocumentParts(doc(gpus));
     expect(parts.tail.toString('utf8')).toBe(`,"gpus":${text}}`);
-    expect(JSON.parse(parts.head + parts.tail.toString('utf8'))).toEqual(doc(gpus));
+    expect(JSON.parse(snapshotDocumentJson(doc(gpus)))).toEqual(doc(gpus));
     // a list made anew (an annotated or recalled copy) is serialised as it is
     const copy = gpus.map((g) => ({ ...g, uuid: 'GPU-1' }));
     expect(JSON.parse(snapshotDocumentJson(doc(copy)))).toEqual(doc(copy));
+  });
+
+  it('shares one XID list between answers with different windows, each answer whole', () => {
+    const events = [
+      { xid: 79, name: 'GPU has fallen off the bus', severity: 'critical' },
+    ] as unknown as NodeSnapshotDocument['xid']['events'];
+    const at = (since: string): NodeSnapshotDocument => ({ ...doc([]), xid: { since, events, truncated: 0, busLoss: [] } });
+    const [a, b] = [snapshotDocumentParts(at('2026-12-02T05:00:00.000Z')), snapshotDocumentParts(at('2026-12-02T05:30:00.000Z'))];
+    expect(b.events).toBe(a.events);
+    for (const since of ['2026-12-02T05:00:00.000Z', '2026-12-02T05:30:00.000Z']) {
+      expect(JSON.parse(snapshotDocumentJson(at(since)))).toEqual(at(since));
+    }
   });
 });

@@ -109,7 +109,8 @@ export class XidService {
   /** Grows when the driver version or a PCI→UUID pair changes (both shape the XID reports). */
   private reportContextChanges = 0;
   /** The XID reports, worst and newest first, while the entries and their context are unchanged. */
-  private reportCache: { key: string; reports: readonly RankedReport[] } | undefined;
+  private reportCache: { key: string; reports: readonly RankedReport[]; all?: XidEventReport[] } | undefined;
+  private switchReportCache: { changes: number; reports: ReadonlyArray<{ report: SwitchEventReport; lastSeenMs: number }> } | undefined;
   private readonly gpuState = new Map<string, { eccTotal?: number; lost: boolean }>();
   private readonly kmsg: KmsgReader | undefined;
   private readonly bootIdPath: string;
@@ -268,12 +269,19 @@ export class XidService {
    * newest first, bounded.
    */
   eventsSince(sinceMs: number): { events: XidEventReport[]; truncated: number } {
+    const ranked = this.rankedReports();
     const events: XidEventReport[] = [];
     let matching = 0;
-    for (const r of this.rankedReports()) {
+    for (const r of ranked) {
       if (r.lastSeenMs < sinceMs && r.lookback) continue;
       matching += 1;
       if (events.length < MAX_REPORTED_XID_EVENTS) events.push(r.report);
+    }
+    // The window kept every report: answer with one array for as long as nothing changes, so its
+    // JSON is made once (snapshot-json.ts), not once per answer.
+    if (events.length === ranked.length && this.reportCache !== undefined) {
+      this.reportCache.all ??= events;
+      return { events: this.reportCache.all, truncated: 0 };
     }
     return { events, truncated: matching - events.length };
   }
@@ -319,20 +327,35 @@ export class XidService {
 
   /** NVSwitch SXid events last seen at or after `sinceMs`, fatal first. */
   switchEventsSince(sinceMs: number): SwitchEventReport[] {
-    return this.switchStore
-      .query({ sinceMs })
+    const events: SwitchEventReport[] = [];
+    for (const r of this.rankedSwitchReports()) {
+      if (events.length === MAX_REPORTED_SWITCH_EVENTS) break;
+      if (r.lastSeenMs >= sinceMs) events.push(r.report);
+    }
+    return events;
+  }
+
+  /** Every SXid entry's report, fatal and newest first, built again only when the store changed. */
+  private rankedSwitchReports(): ReadonlyArray<{ report: SwitchEventReport; lastSeenMs: number }> {
+    if (this.switchReportCache?.changes === this.switchStore.changes) return this.switchReportCache.reports;
+    const reports = this.switchStore
+      .query()
       .sort((a, b) => compareSeverity(b.worstSeverity, a.worstSeverity) || b.lastSeenMs - a.lastSeenMs)
-      .slice(0, MAX_REPORTED_SWITCH_EVENTS)
       .map((e) => ({
-        sxid: e.xid,
-        ...(e.gpuKey !== '' ? { switchPciBusId: e.gpuKey } : {}),
-        fatal: e.worstSeverity === 'critical',
-        ...(e.subKey !== '' ? { link: Number(e.subKey) } : {}),
-        count: e.count,
-        firstSeen: new Date(e.firstSeenMs).toISOString(),
-        lastSeen: new Date(e.lastSeenMs).toISOString(),
-        message: sanitizeKernelText(e.worstMessage),
+        lastSeenMs: e.lastSeenMs,
+        report: {
+          sxid: e.xid,
+          ...(e.gpuKey !== '' ? { switchPciBusId: e.gpuKey } : {}),
+          fatal: e.worstSeverity === 'critical',
+          ...(e.subKey !== '' ? { link: Number(e.subKey) } : {}),
+          count: e.count,
+          firstSeen: new Date(e.firstSeenMs).toISOString(),
+          lastSeen: new Date(e.lastSeenMs).toISOString(),
+          message: sanitizeKernelText(e.worstMessage),
+        },
       }));
+    this.switchReportCache = { changes: this.switchStore.changes, reports };
+    return reports;
   }
 
   /** NVML memory events (ECC storm, DRAM retirement, poison) in the look-back, failures until a reset. */
