@@ -288,6 +288,16 @@ async function separateProcess(
   }
 }
 
+/** The Node flags Dockerfile.agent's ENTRYPOINT gives (between `node` and the script), so the process runs as in the image. */
+async function imageNodeFlags(): Promise<string[]> {
+  const dockerfile = await readFile(path.join(REPO_ROOT, 'Dockerfile.agent'), 'utf8');
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const argv = line === undefined ? undefined : (JSON.parse(line) as unknown);
+  if (!Array.isArray(argv) || argv[0] !== 'node') throw new Error('Dockerfile.agent: no ENTRYPOINT ["node", …] found');
+  const script = argv.indexOf('bin/gpudiag.js');
+  return argv.slice(1, script < 0 ? undefined : script).map(String);
+}
+
 function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i] ?? 0) : String(c).padStart(widths[i] ?? 0))).join('  ');
 }
@@ -298,11 +308,12 @@ async function main(): Promise<void> {
       requests: { type: 'string', default: '300' },
       'duration-s': { type: 'string', default: '10' },
       clients: { type: 'string', default: '64' },
-      // e.g. "--max-semi-space-size=1": Node flags of the separate agent process (what an image's entrypoint would set)
-      'agent-node-flags': { type: 'string', default: '' },
+      // Node flags of the separate agent process; by default those of the agent image's ENTRYPOINT
+      'agent-node-flags': { type: 'string' },
     },
   });
-  const agentNodeFlags = values['agent-node-flags'].split(' ').filter((f) => f !== '');
+  const agentNodeFlags =
+    values['agent-node-flags'] === undefined ? await imageNodeFlags() : values['agent-node-flags'].split(' ').filter((f) => f !== '');
   const requests = Number(values.requests);
   const durationMs = Number(values['duration-s']) * 1000;
   const clients = Number(values.clients);
@@ -371,6 +382,7 @@ async function main(): Promise<void> {
   const w = [38, 8, 8, 8, 8, 10, 11, 11];
   const lines = [
     `gpudiag agent benchmark — ${SCENARIO} (8 GPUs, fake NVML), ${out['cpus']} CPUs, node ${process.version}`,
+    `agent process flags: ${agentNodeFlags.length === 0 ? '(none)' : agentNodeFlags.join(' ')}`,
     '',
     row(['latency (ms), GET /v1/snapshot', 'p50', 'p90', 'p99', 'max', 'errors', 'snaps/s', 'collections'], w),
   ];
