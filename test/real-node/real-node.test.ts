@@ -220,14 +220,17 @@ describe('a real node', () => {
         timeoutSeconds: 600,
       });
       const core = controlPlane!.adminKubeConfig().makeApiClient(CoreV1Api);
-      const pods = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items;
-      const ready = (component: string): string[] =>
-        pods
+      const ready = async (component: string): Promise<string[]> =>
+        (await core.listNamespacedPod({ namespace: RELEASE_NS })).items
           .filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === component)
           .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true)
           .map((p) => p.metadata?.name ?? '');
-      expect(ready('agent')).toHaveLength(1);
-      const operators = ready('operator');
+      // helm --wait does not wait for the agent: a DaemonSet on one node with maxUnavailable 1 is
+      // "ready" with no pod Ready. The agent's first readiness probe can come before it listens,
+      // and the next one a period (10 s) later.
+      const agents = await waitFor('the agent pod Ready', async () => ((await ready('agent')).length === 1 ? true : undefined), 60_000);
+      expect(agents).toBe(true);
+      const operators = await ready('operator');
       expect(operators).toHaveLength(2);
       const leases = controlPlane!.adminKubeConfig().makeApiClient(CoordinationV1Api);
       const holder = await waitFor(
@@ -248,6 +251,7 @@ describe('a real node', () => {
       expect(operators.filter((pod) => holder.startsWith(`${pod}_`))).toHaveLength(1);
 
       // From here on, the rotation test's clock runs: the tokens the kubelet writes for both operators.
+      const pods = (await core.listNamespacedPod({ namespace: RELEASE_NS })).items;
       rotation = new TokenRotationWatch(
         pods
           .filter((p) => operators.includes(p.metadata?.name ?? ''))
