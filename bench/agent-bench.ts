@@ -1,9 +1,10 @@
 /**
  * Agent benchmark: snapshot latency, throughput under 64 concurrent clients and RSS, on the
- * fake NVML library (real ABI, scenario h100-sxm-8x-healthy: 8 GPUs). Loopback only, bounded
- * in time, stops by itself. Prints figures and writes bench/results/agent.json; asserts nothing.
+ * fake NVML library (real ABI, scenario h100-sxm-8x-healthy: 8 GPUs), or on a real driver's
+ * library with `--nvml-library PATH` (a GPU machine). Loopback only, bounded in time, stops by
+ * itself. Prints figures and writes bench/results/agent.json; asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/agent-bench.js [--requests 300] [--duration-s 10] [--clients 64]
+ *   npx tsc -p tsconfig.json && node dist/bench/agent-bench.js [--requests 300] [--duration-s 10] [--clients 64] [--nvml-library PATH]
  *
  * Clients hold keep-alive connections (node:http). (a) and (b) run the agent in this process
  * (Agent.start), so client and server share one event loop; (c) runs `gpudiag agent` as a
@@ -33,6 +34,24 @@ const IDLE_SETTLE_MS = 3000;
 const AFTER_SETTLE_MS = 3000;
 const WARMUP_REQUESTS = 20;
 const REQUEST_TIMEOUT_MS = 10_000;
+
+/** The NVML library the agents load, and what their environment needs for it. */
+interface NvmlUnderTest {
+  libraryPath: string;
+  env: Record<string, string>;
+  label: string;
+}
+
+function nvmlUnderTest(fake: FakeNvmlEnvironment | undefined, realLibrary: string | undefined): NvmlUnderTest {
+  if (fake !== undefined)
+    return {
+      libraryPath: fake.libraryPath,
+      env: { [FAKE_NVML_STATE_ENV]: fake.controller.stateFile },
+      label: `${SCENARIO} (8 GPUs, fake NVML)`,
+    };
+  const libraryPath = realLibrary ?? 'libnvidia-ml.so.1';
+  return { libraryPath, env: {}, label: `real NVML (${libraryPath})` };
+}
 
 /** The agent child process, killed on the hard deadline too. */
 let agentChild: ChildProcess | undefined;
@@ -144,7 +163,7 @@ async function load(url: string, clients: number, durationMs: number, collection
   };
 }
 
-async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snapshotCacheMs: number): Promise<Agent> {
+async function inProcessAgent(nvml: NvmlUnderTest, kmsgPath: string, snapshotCacheMs: number): Promise<Agent> {
   const config: AgentConfig = {
     nodeName: 'bench-node',
     // No kubelet here, and the scenarios' pids are not this machine's processes.
@@ -155,7 +174,7 @@ async function inProcessAgent(fake: FakeNvmlEnvironment, kmsgPath: string, snaps
     auth: 'none',
     allowedCallers: [],
     tokenAudience: 'gpudiag-agent',
-    nvmlLibraryPath: fake.libraryPath,
+    nvmlLibraryPath: nvml.libraryPath,
     nvmlNoFallback: true,
     nvmlCallTimeoutMs: 2000,
     nvmlThreads: true,
@@ -204,7 +223,7 @@ async function collectionsFromMetrics(url: string): Promise<number> {
 
 /** Runs `gpudiag agent` as a child process and measures RSS idle, under load and after. */
 async function separateProcess(
-  fake: FakeNvmlEnvironment,
+  nvml: NvmlUnderTest,
   kmsgPath: string,
   clients: number,
   durationMs: number,
@@ -224,7 +243,7 @@ async function separateProcess(
     '--auth',
     'none',
     '--nvml-library',
-    fake.libraryPath,
+    nvml.libraryPath,
     '--nvml-no-fallback',
     '--kmsg-path',
     kmsgPath,
@@ -232,7 +251,7 @@ async function separateProcess(
     String(cacheMs),
   ];
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, [FAKE_NVML_STATE_ENV]: fake.controller.stateFile },
+    env: { ...process.env, ...nvml.env },
     // info-level JSON logs (one line per snapshot) go nowhere, as they would to a log shipper
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -310,6 +329,8 @@ async function main(): Promise<void> {
       clients: { type: 'string', default: '64' },
       // Node flags of the separate agent process; by default those of the agent image's ENTRYPOINT
       'agent-node-flags': { type: 'string' },
+      // a real driver's libnvidia-ml.so.1 instead of the fake
+      'nvml-library': { type: 'string' },
     },
   });
   const agentNodeFlags =
@@ -324,22 +345,22 @@ async function main(): Promise<void> {
   const kmsgPath = path.join(dir, 'kmsg');
   // a few real XID lines, so snapshots carry XID events as on a troubled node
   await copyFile(path.join(REPO_ROOT, 'test', 'fixtures', 'xid', 'sample-dmesg.log'), kmsgPath);
-  const fake = await startFakeNvml(SCENARIO);
+  const fake = values['nvml-library'] === undefined ? await startFakeNvml(SCENARIO) : undefined;
+  const nvml = nvmlUnderTest(fake, values['nvml-library']);
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     loadAverage1mAtStart: round(os.loadavg()[0] ?? NaN, 2),
-    scenario: SCENARIO,
-    gpus: 8,
+    nvml: nvml.label,
     agentNodeFlags,
     query: 'checks=health,xid',
   };
   try {
     const inProcess: Record<string, unknown> = {};
     for (const cacheMs of [0, DEFAULT_CACHE_MS]) {
-      const agent = await inProcessAgent(fake, kmsgPath, cacheMs);
+      const agent = await inProcessAgent(nvml, kmsgPath, cacheMs);
       try {
         const url = `http://127.0.0.1:${agent.address.port}`;
         process.stderr.write(`in-process agent, cache ${cacheMs} ms: ${requests} sequential requests...\n`);
@@ -354,11 +375,11 @@ async function main(): Promise<void> {
     out['inProcess'] = inProcess;
 
     process.stderr.write(`separate process (cache 0 ms): idle, ${clients} clients for ${durationMs / 1000} s, after...\n`);
-    out['separateProcess'] = await separateProcess(fake, kmsgPath, clients, durationMs, 0, agentNodeFlags);
+    out['separateProcess'] = await separateProcess(nvml, kmsgPath, clients, durationMs, 0, agentNodeFlags);
     process.stderr.write(`separate process (cache ${DEFAULT_CACHE_MS} ms): ${clients} clients for ${durationMs / 1000} s...\n`);
-    out['separateProcessCached'] = await separateProcess(fake, kmsgPath, clients, durationMs, DEFAULT_CACHE_MS, agentNodeFlags);
+    out['separateProcessCached'] = await separateProcess(nvml, kmsgPath, clients, durationMs, DEFAULT_CACHE_MS, agentNodeFlags);
   } finally {
-    await fake.dispose();
+    await fake?.dispose();
     await rm(dir, { recursive: true, force: true });
   }
 
@@ -381,7 +402,7 @@ async function main(): Promise<void> {
   };
   const w = [38, 8, 8, 8, 8, 10, 11, 11];
   const lines = [
-    `gpudiag agent benchmark — ${SCENARIO} (8 GPUs, fake NVML), ${out['cpus']} CPUs, node ${process.version}`,
+    `gpudiag agent benchmark — ${nvml.label}, ${out['cpus']} CPUs, node ${process.version}`,
     `agent process flags: ${agentNodeFlags.length === 0 ? '(none)' : agentNodeFlags.join(' ')}`,
     '',
     row(['latency (ms), GET /v1/snapshot', 'p50', 'p90', 'p99', 'max', 'errors', 'snaps/s', 'collections'], w),

@@ -1,12 +1,14 @@
 /**
- * NVML collection benchmark: one 8-GPU snapshot with every check, collected synchronously in this
- * process (what an NVML thread does), on the fake NVML library (real ABI, scenario
- * h100-sxm-8x-healthy). Prints p50/p90/p99 and NVML calls per snapshot; asserts nothing.
+ * NVML collection benchmark: one snapshot with every check, collected synchronously in this
+ * process (what an NVML thread does). By default on the fake NVML library (real ABI, scenario
+ * h100-sxm-8x-healthy); `--nvml-library PATH` times a real driver's library instead (on a GPU
+ * machine: `--nvml-library libnvidia-ml.so.1`). Prints p50/p90/p99 and, on the fake, NVML calls
+ * per snapshot; asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME]
+ *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] [--nvml-library PATH]
  */
 import { parseArgs } from 'node:util';
-import { startFakeNvml } from '../agent/fake-nvml/harness.js';
+import { startFakeNvml, type FakeNvmlEnvironment } from '../agent/fake-nvml/harness.js';
 import { NvmlBinding } from '../agent/nvml/binding.js';
 import { collectSnapshot } from '../agent/nvml/collector.js';
 import { percentile, round } from './support.js';
@@ -15,36 +17,44 @@ const WARMUP_SNAPSHOTS = 50;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { snapshots: { type: 'string', default: '500' }, scenario: { type: 'string', default: 'h100-sxm-8x-healthy' } },
+    options: {
+      snapshots: { type: 'string', default: '500' },
+      scenario: { type: 'string', default: 'h100-sxm-8x-healthy' },
+      'nvml-library': { type: 'string' },
+    },
   });
   const snapshots = Number(values.snapshots);
-  const fake = await startFakeNvml(values.scenario);
-  const nvml = new NvmlBinding({ libraryPath: fake.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+  const realLibrary = values['nvml-library'];
+  const fake: FakeNvmlEnvironment | undefined = realLibrary === undefined ? await startFakeNvml(values.scenario) : undefined;
+  const libraryPath = realLibrary ?? fake?.libraryPath ?? 'libnvidia-ml.so.1';
+  const nvml = new NvmlBinding({ libraryPath, fallbackToSystemLibrary: false, synchronous: true });
   try {
     await nvml.init();
-    for (let i = 0; i < WARMUP_SNAPSHOTS; i++) await collectSnapshot({ nvml });
-    const callsBefore = fake.library.totalCalls();
+    let gpus = 0;
+    for (let i = 0; i < WARMUP_SNAPSHOTS; i++) gpus = (await collectSnapshot({ nvml })).gpus.length;
+    const callsBefore = fake?.library.totalCalls() ?? 0;
     const samples: number[] = [];
     for (let i = 0; i < snapshots; i++) {
       const start = process.hrtime.bigint();
       await collectSnapshot({ nvml });
       samples.push(Number(process.hrtime.bigint() - start) / 1e6);
     }
-    const calls = (fake.library.totalCalls() - callsBefore) / snapshots;
+    const calls = fake === undefined ? undefined : (fake.library.totalCalls() - callsBefore) / snapshots;
     samples.sort((a, b) => a - b);
     const figures = {
-      scenario: values.scenario,
+      library: realLibrary ?? `fake (${values.scenario})`,
+      gpus,
       snapshots,
-      nvmlCallsPerSnapshot: round(calls, 1),
+      nvmlCallsPerSnapshot: calls === undefined ? null : round(calls, 1),
       p50Ms: round(percentile(samples, 50), 3),
       p90Ms: round(percentile(samples, 90), 3),
       p99Ms: round(percentile(samples, 99), 3),
-      usPerCall: round((percentile(samples, 50) * 1000) / Math.max(1, calls), 2),
+      usPerCall: calls === undefined ? null : round((percentile(samples, 50) * 1000) / Math.max(1, calls), 2),
     };
     console.log(JSON.stringify(figures, null, 2));
   } finally {
     await nvml.shutdown();
-    await fake.dispose();
+    await fake?.dispose();
   }
 }
 
