@@ -3,17 +3,52 @@
  * process (what an NVML thread does). By default on the fake NVML library (real ABI, scenario
  * h100-sxm-8x-healthy); `--nvml-library PATH` times a real driver's library instead (on a GPU
  * machine: `--nvml-library libnvidia-ml.so.1`). Prints p50/p90/p99 and, on the fake, NVML calls
- * per snapshot; asserts nothing.
+ * per snapshot; `--per-call` adds each NVML function's calls and time per snapshot (through the
+ * binding's call guard), to see where a real driver spends it. Asserts nothing.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] [--nvml-library PATH]
+ *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] \
+ *     [--nvml-library PATH] [--per-call]
  */
 import { parseArgs } from 'node:util';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../agent/fake-nvml/harness.js';
-import { NvmlBinding } from '../agent/nvml/binding.js';
+import { NvmlBinding, type NvmlCallGuard } from '../agent/nvml/binding.js';
 import { collectSnapshot } from '../agent/nvml/collector.js';
 import { percentile, round } from './support.js';
 
 const WARMUP_SNAPSHOTS = 50;
+const TOP_FUNCTIONS = 25;
+
+/** Times every native call by function name (a call guard: told before and after each one). */
+class CallTimer implements NvmlCallGuard {
+  readonly byFunction = new Map<string, { calls: number; ns: bigint }>();
+  private started = 0n;
+  enabled = false;
+
+  before(): void {
+    this.started = process.hrtime.bigint();
+  }
+
+  after(fn: string): void {
+    if (!this.enabled) return;
+    const entry = this.byFunction.get(fn) ?? { calls: 0, ns: 0n };
+    entry.calls++;
+    entry.ns += process.hrtime.bigint() - this.started;
+    this.byFunction.set(fn, entry);
+  }
+
+  /** The costliest functions, per snapshot. */
+  table(snapshots: number): Array<{ fn: string; callsPerSnapshot: number; usPerSnapshot: number; usPerCall: number }> {
+    return [...this.byFunction.entries()]
+      .map(([fn, { calls, ns }]) => ({
+        fn,
+        callsPerSnapshot: round(calls / snapshots, 2),
+        usPerSnapshot: round(Number(ns) / 1000 / snapshots, 1),
+        usPerCall: round(Number(ns) / 1000 / calls, 1),
+      }))
+      .sort((a, b) => b.usPerSnapshot - a.usPerSnapshot)
+      .slice(0, TOP_FUNCTIONS);
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -21,19 +56,22 @@ async function main(): Promise<void> {
       snapshots: { type: 'string', default: '500' },
       scenario: { type: 'string', default: 'h100-sxm-8x-healthy' },
       'nvml-library': { type: 'string' },
+      'per-call': { type: 'boolean', default: false },
     },
   });
   const snapshots = Number(values.snapshots);
   const realLibrary = values['nvml-library'];
   const fake: FakeNvmlEnvironment | undefined = realLibrary === undefined ? await startFakeNvml(values.scenario) : undefined;
   const libraryPath = realLibrary ?? fake?.libraryPath ?? 'libnvidia-ml.so.1';
-  const nvml = new NvmlBinding({ libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+  const timer = values['per-call'] ? new CallTimer() : undefined;
+  const nvml = new NvmlBinding({ libraryPath, fallbackToSystemLibrary: false, synchronous: true, ...(timer ? { guard: timer } : {}) });
   try {
     await nvml.init();
     let gpus = 0;
     for (let i = 0; i < WARMUP_SNAPSHOTS; i++) gpus = (await collectSnapshot({ nvml })).gpus.length;
     const callsBefore = fake?.library.totalCalls() ?? 0;
     const samples: number[] = [];
+    if (timer) timer.enabled = true;
     for (let i = 0; i < snapshots; i++) {
       const start = process.hrtime.bigint();
       await collectSnapshot({ nvml });
@@ -51,7 +89,7 @@ async function main(): Promise<void> {
       p99Ms: round(percentile(samples, 99), 3),
       usPerCall: calls === undefined ? null : round((percentile(samples, 50) * 1000) / Math.max(1, calls), 2),
     };
-    console.log(JSON.stringify(figures, null, 2));
+    console.log(JSON.stringify(timer ? { ...figures, perCall: timer.table(snapshots) } : figures, null, 2));
   } finally {
     await nvml.shutdown();
     await fake?.dispose();
