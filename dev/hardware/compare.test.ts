@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { NodeSnapshotDocument } from '../../agent/api/snapshot-document.js';
+import { validateSnapshotDocument } from '../../agent/api/validate-snapshot.js';
 import type { GpuSnapshot, NvmlAvailable } from '../../agent/nvml/types.js';
 import { compareSnapshot, formatComparison, type ComparisonReport, type FieldComparison } from './compare.js';
 import { parseNvidiaSmiLog, type NvidiaSmiLog } from './nvidia-smi-log.js';
@@ -15,6 +17,8 @@ function fixture(name: string): NvidiaSmiLog {
 }
 
 const A100 = fixture('a100-sxm4-80gb-mig-535.54.03.xml');
+const H200 = fixture('h200-580.159.04.xml');
+const H200_AFTER = fixture('h200-580.159.04-after.xml');
 const BLACKWELL = fixture('rtx-pro-6000-blackwell-590.44.01.xml');
 
 /** What our agent would report for the recorded A100 (MIG on: no utilization, no remapped rows). */
@@ -29,8 +33,8 @@ function a100Snapshot(): GpuSnapshot {
     pciBusIdKernel: '0000:01:00',
     // NVML v2 in bytes; nvidia-smi prints whole MiB
     memory: { totalBytes: 81920 * MiB, reservedBytes: 869 * MiB + 123_456, usedBytes: 50 * MiB + 524_288, freeBytes: 80999 * MiB + 1_000 },
-    temperature: { gpuCelsius: 28, slowdownCelsius: 89, shutdownCelsius: 92, gpuMaxCelsius: 85, memoryMaxCelsius: 95 },
-    power: { usageWatts: 66.2, enforcedLimitWatts: 500 },
+    temperature: { gpuCelsius: 28, memoryCelsius: 44, slowdownCelsius: 89, shutdownCelsius: 92, gpuMaxCelsius: 85, memoryMaxCelsius: 95 },
+    power: { usageWatts: 66.2, enforcedLimitWatts: 500, minLimitWatts: 100, maxLimitWatts: 500, defaultLimitWatts: 500 },
     clocks: { graphicsMHz: 1275, smMHz: 1275, memoryMHz: 1593, maxGraphicsMHz: 1410, maxSmMHz: 1410, maxMemoryMHz: 1593 },
     clockEventReasons: { mask: 0, names: [] },
     ecc: {
@@ -41,13 +45,16 @@ function a100Snapshot(): GpuSnapshot {
       aggregateCorrected: 0,
       aggregateUncorrected: 0,
     },
-    pcie: { currentGen: 4, currentWidth: 16, maxGen: 4, maxWidth: 16, replayCounter: 0 },
+    pcie: { currentGen: 4, currentWidth: 16, maxGen: 4, maxWidth: 16, replayCounter: 0, replayRolloverCounter: 0 },
     processes: [],
     migMode: { enabled: true, pendingEnabled: true },
+    vbiosVersion: '92.00.36.00.02',
+    inforom: { imageVersion: 'G506.0212.00.01', oemVersion: '2.0', eccVersion: '6.16', valid: true },
+    bar1: { totalBytes: 131072 * MiB, usedBytes: 1 * MiB, freeBytes: 131071 * MiB },
     persistenceMode: false,
     performanceState: 0,
     computeMode: 'default',
-    unsupported: ['utilization', 'retiredPages', 'remappedRows', 'fanSpeedPercent', 'nvlinks'],
+    unsupported: ['utilization', 'retiredPages', 'remappedRows', 'fanSpeedPercent', 'nvlinks', 'inforom.powerVersion'],
     errors: [],
   };
 }
@@ -63,28 +70,25 @@ function blackwellSnapshot(): GpuSnapshot {
     pciBusId: '00000000:61:00.0',
     pciBusIdKernel: '0000:61:00',
     memory: { totalBytes: 97887 * MiB, reservedBytes: 637 * MiB, usedBytes: 65720 * MiB, freeBytes: 31531 * MiB },
-    temperature: { gpuCelsius: 24 },
-    power: { usageWatts: 4.1, enforcedLimitWatts: 300 },
+    // nvidia-smi prints TLimit-relative thresholds only; these are the absolute ones they imply
+    temperature: { gpuCelsius: 24, slowdownCelsius: 94, shutdownCelsius: 97, gpuMaxCelsius: 92 },
+    power: { usageWatts: 4.1, enforcedLimitWatts: 300, minLimitWatts: 250, maxLimitWatts: 325, defaultLimitWatts: 300 },
     utilization: { gpuPercent: 0, memoryPercent: 0 },
     clocks: { graphicsMHz: 180, smMHz: 180, memoryMHz: 405, maxGraphicsMHz: 3090, maxSmMHz: 3090, maxMemoryMHz: 14001 },
     clockEventReasons: { mask: 0, names: [] },
     ecc: { enabled: false, pendingEnabled: false },
     remappedRows: { corrected: 0, uncorrected: 0, pending: false, failure: false },
-    pcie: { currentGen: 1, currentWidth: 16, maxGen: 4, maxWidth: 16, replayCounter: 0 },
+    pcie: { currentGen: 1, currentWidth: 16, maxGen: 4, maxWidth: 16, replayCounter: 0, replayRolloverCounter: 0 },
     processes: [{ pid: 116860, usedMemoryBytes: 65710 * MiB }],
+    vbiosVersion: '98.02.6A.00.03',
+    inforom: { imageVersion: 'G153.0520.00.02', oemVersion: '2.1', eccVersion: '7.16', valid: true },
+    bar1: { totalBytes: 131072 * MiB, usedBytes: 65721 * MiB, freeBytes: 65351 * MiB },
+    recoveryAction: 'none',
     persistenceMode: true,
     performanceState: 8,
     fanSpeedPercent: 30,
     computeMode: 'default',
-    unsupported: [
-      'temperature.slowdownCelsius',
-      'temperature.shutdownCelsius',
-      'temperature.gpuMaxCelsius',
-      'temperature.memoryMaxCelsius',
-      'retiredPages',
-      'migMode',
-      'nvlinks',
-    ],
+    unsupported: ['temperature.memoryCelsius', 'temperature.memoryMaxCelsius', 'retiredPages', 'migMode', 'nvlinks'],
     errors: [],
   };
 }
@@ -173,7 +177,7 @@ describe('compareSnapshot on recorded nvidia-smi outputs', () => {
     });
     expect(row(report, 'temperature.gpu')).toMatchObject({ status: 'MISSING', note: 'ours: NOT_SUPPORTED' });
     expect(row(report, 'clocks.graphics')).toMatchObject({ status: 'MISSING', note: 'absent from our snapshot' });
-    expect(report.counts.MISSING).toBe(1 + 5 + 6);
+    expect(report.counts.MISSING).toBe(1 + 6 + 6); // serial, six temperature rows, six clock rows
   });
 
   it('reports a value ours has where nvidia-smi prints N/A as EXTRA, which does not fail', () => {
@@ -290,6 +294,43 @@ describe('compareSnapshot on recorded nvidia-smi outputs', () => {
     expect(report.gpus[0]?.fields).toEqual([
       { field: 'gpu', ours: 'lost', nvidiaSmi: 'NVIDIA A100-SXM4-80GB', status: 'DIFF', note: 'our snapshot marks this GPU lost' },
     ]);
+  });
+});
+
+describe('compareSnapshot on a real H200 (recorded by `npm run validate:hardware` on a lent machine)', () => {
+  // the agent's own answer on that machine, between the two nvidia-smi readings: nothing here is hand-written
+  const snapshot = JSON.parse(readFileSync(path.join(FIXTURES, 'h200-580.159.04-agent-snapshot.json'), 'utf8')) as NodeSnapshotDocument;
+  const report = compareSnapshot({ snapshot, readings: [H200, H200_AFTER] });
+
+  it('agrees with nvidia-smi on every field both report', () => {
+    expect(validateSnapshotDocument(snapshot)).toMatchObject({ ok: true });
+    expect(report.passed).toBe(true);
+    expect(report.counts).toMatchObject({ DIFF: 0, MISSING: 0 });
+    expect(row(report, 'cudaDriverVersion')).toMatchObject({ ours: '13.0', status: 'OK' });
+    expect(row(report, 'memory.reserved')).toMatchObject({ ours: '615.06 MiB', nvidiaSmi: '616 MiB', status: 'OK' });
+    expect(row(report, 'vbiosVersion')).toMatchObject({ ours: '96.00.A5.00.1A', status: 'OK' });
+    expect(row(report, 'bar1.total')).toMatchObject({ ours: '262144 MiB', status: 'OK' });
+    expect(row(report, 'power.minLimit')).toMatchObject({ ours: '200 W', nvidiaSmi: '200 W', status: 'OK' });
+    expect(row(report, 'recoveryAction')).toMatchObject({ ours: 'none', nvidiaSmi: 'None', status: 'OK' });
+  });
+
+  it("checks NVML's absolute thresholds against the TLimit-relative ones nvidia-smi prints on R580", () => {
+    // TLimit = 40 °C + 47 °C headroom = 87 °C; slowdown at −2 → 89, shutdown at −8 → 95, GPU max at 0 → 87
+    expect(row(report, 'temperature.slowdown')).toMatchObject({ ours: '89 C', nvidiaSmi: '89 C', status: 'OK' });
+    expect(row(report, 'temperature.shutdown')).toMatchObject({ ours: '95 C', nvidiaSmi: '95 C', status: 'OK' });
+    expect(row(report, 'temperature.gpuMax')).toMatchObject({ ours: '87 C', nvidiaSmi: '87 C', status: 'OK' });
+    expect(row(report, 'temperature.shutdown').note).toMatch(/TLimit-relative/);
+    // the memory threshold has no absolute or derivable counterpart in nvidia-smi's output
+    expect(row(report, 'temperature.memoryMax')).toMatchObject({ ours: '95 C', status: 'EXTRA' });
+    expect(report.counts.EXTRA).toBe(1);
+  });
+
+  it('turns a wrong threshold into a DIFF even when nvidia-smi prints it relative to TLimit', () => {
+    const gpu = structuredClone(snapshot.gpus[0]);
+    if (gpu?.temperature === undefined) throw new Error('the recorded snapshot has no temperature');
+    gpu.temperature.shutdownCelsius = 92;
+    const wrong = compareSnapshot({ snapshot: { ...snapshot, gpus: [gpu] }, readings: [H200, H200_AFTER] });
+    expect(row(wrong, 'temperature.shutdown')).toMatchObject({ ours: '92 C', nvidiaSmi: '95 C', status: 'DIFF' });
   });
 });
 

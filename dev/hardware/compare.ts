@@ -61,6 +61,10 @@ export interface Tolerances {
   fanPercent: number;
   /** Fraction of nvidia-smi's per-process reading, but at least `memoryInUseMinMiB`. */
   processMemoryFraction: number;
+  /** Thresholds derived from TLimit: current temperature and headroom may be read a moment apart. */
+  tlimitThresholdC: number;
+  /** BAR1 used/free move with mappings. */
+  bar1InUseMiB: number;
 }
 
 /** The documented defaults (docs/hardware-validation.md). */
@@ -76,6 +80,8 @@ export const DEFAULT_TOLERANCES: Readonly<Tolerances> = Object.freeze({
   clockMinMHz: 30,
   fanPercent: 5,
   processMemoryFraction: 0.05,
+  tlimitThresholdC: 1,
+  bar1InUseMiB: 16,
 });
 
 /** What {@link compareSnapshot} compares. */
@@ -235,7 +241,7 @@ function matchSmi(gpu: GpuSnapshot, log: NvidiaSmiLog): SmiGpu | undefined {
 
 /** nvidia-smi's sections that hold readings (for the typed pickers in compareGpu). */
 type SmiGroup =
-  'memory' | 'temperature' | 'power' | 'utilization' | 'clocks' | 'ecc' | 'retiredPages' | 'remappedRows' | 'pcie' | 'migMode';
+  'memory' | 'temperature' | 'power' | 'utilization' | 'clocks' | 'ecc' | 'retiredPages' | 'remappedRows' | 'pcie' | 'migMode' | 'bar1';
 
 const yesNoAll = (values: readonly (boolean | undefined)[]): (string | undefined)[] => values.map(yesNo);
 const textAll = (values: readonly (number | undefined)[]): (string | undefined)[] =>
@@ -280,10 +286,15 @@ function compareGpu(
 
   const temp = gpu.temperature;
   r.number('temperature.gpu', 'temperature.gpuCelsius', temp?.gpuCelsius, all('temperature', 'gpuC'), 'C', fixed(t.temperatureC));
-  r.number('temperature.slowdown', 'temperature.slowdownCelsius', temp?.slowdownCelsius, once('temperature', 'slowdownC'), 'C');
-  r.number('temperature.shutdown', 'temperature.shutdownCelsius', temp?.shutdownCelsius, once('temperature', 'shutdownC'), 'C');
-  r.number('temperature.gpuMax', 'temperature.gpuMaxCelsius', temp?.gpuMaxCelsius, once('temperature', 'gpuMaxC'), 'C');
-  r.number('temperature.memoryMax', 'temperature.memoryMaxCelsius', temp?.memoryMaxCelsius, once('temperature', 'memoryMaxC'), 'C');
+  r.number(
+    'temperature.memory',
+    'temperature.memoryCelsius',
+    temp?.memoryCelsius,
+    all('temperature', 'memoryC'),
+    'C',
+    fixed(t.temperatureC),
+  );
+  compareThresholds(r, gpu, smi, t);
 
   // DTD v12 prints one power_draw; v13 an average and an instant one: ours may match any
   const draws = [...all('power', 'drawW'), ...all('power', 'averageDrawW'), ...all('power', 'instantDrawW')];
@@ -297,6 +308,10 @@ function compareGpu(
     'W',
     fixed(t.powerLimitW),
   );
+  const limit = fixed(t.powerLimitW);
+  r.number('power.minLimit', 'power.minLimitWatts', power?.minLimitWatts, once('power', 'minLimitW'), 'W', limit);
+  r.number('power.maxLimit', 'power.maxLimitWatts', power?.maxLimitWatts, once('power', 'maxLimitW'), 'W', limit);
+  r.number('power.defaultLimit', 'power.defaultLimitWatts', power?.defaultLimitWatts, once('power', 'defaultLimitW'), 'W', limit);
 
   const u = gpu.utilization;
   const ourUtil = u === undefined ? undefined : `${u.gpuPercent} % / ${u.memoryPercent} %`;
@@ -343,6 +358,30 @@ function compareGpu(
   r.exact('pcie.currentWidth', 'pcie.currentWidth', text(p?.currentWidth), textAll(all('pcie', 'currentWidth')));
   r.exact('pcie.maxWidth', 'pcie.maxWidth', text(p?.maxWidth), textAll(once('pcie', 'maxWidth')));
   r.number('pcie.replayCounter', 'pcie.replayCounter', p?.replayCounter, all('pcie', 'replayCounter'), '');
+  const rollovers = all('pcie', 'replayRolloverCounter');
+  r.number('pcie.replayRollover', 'pcie.replayRolloverCounter', p?.replayRolloverCounter, rollovers, '');
+
+  r.exact('vbiosVersion', 'vbiosVersion', gpu.vbiosVersion, [first?.vbiosVersion]);
+  const ir = gpu.inforom;
+  r.exact('inforom.image', 'inforom.imageVersion', ir?.imageVersion, [first?.inforom.imageVersion]);
+  r.exact('inforom.oem', 'inforom.oemVersion', ir?.oemVersion, [first?.inforom.oemVersion]);
+  r.exact('inforom.ecc', 'inforom.eccVersion', ir?.eccVersion, [first?.inforom.eccVersion]);
+  r.exact('inforom.power', 'inforom.powerVersion', ir?.powerVersion, [first?.inforom.powerVersion]);
+  const bar1 = gpu.bar1;
+  r.number('bar1.total', 'bar1', mib(bar1?.totalBytes), once('bar1', 'totalMiB'), 'MiB', fixed(t.memoryTotalMiB));
+  r.number('bar1.used', 'bar1', mib(bar1?.usedBytes), all('bar1', 'usedMiB'), 'MiB', fixed(t.bar1InUseMiB));
+  r.number('bar1.free', 'bar1', mib(bar1?.freeBytes), all('bar1', 'freeMiB'), 'MiB', fixed(t.bar1InUseMiB));
+  const smiRecovery = smi.map((g) => g.recoveryAction);
+  r.exact('recoveryAction', 'recoveryAction', gpu.recoveryAction, smiRecovery, sameRecoveryAction);
+  // ours says notSupported where nvidia-smi prints N/A: both mean "no fabric"
+  const fabric = gpu.fabric?.state === 'notSupported' ? undefined : gpu.fabric?.state;
+  r.exact(
+    'fabric.state',
+    'fabric',
+    fabric,
+    smi.map((g) => g.fabricState),
+    (a, b) => letters(a) === letters(b),
+  );
 
   compareProcesses(r, gpu, smi, t);
   compareNvLinks(r, gpu, link, linksRan);
@@ -357,6 +396,51 @@ function compareGpu(
   r.number('fanSpeed', 'fanSpeedPercent', gpu.fanSpeedPercent, smiFans, '%', fixed(t.fanPercent));
   r.exact('computeMode', 'computeMode', gpu.computeMode, [first?.computeMode]);
   return r.rows;
+}
+
+/** Lower-case letters only: `Drain and Reset` and `drainAndReset` meet as `drainandreset`. */
+const letters = (text: string): string => text.toLowerCase().replace(/[^a-z]/g, '');
+
+/** nvidia-smi prints the recovery action in words; ours are nvmlDeviceGpuRecoveryAction_t names. */
+function sameRecoveryAction(ours: string, smi: string): boolean {
+  const aliases: Readonly<Record<string, string>> = { reset: 'gpureset', reboot: 'nodereboot' };
+  const printed = letters(smi);
+  return letters(ours) === (aliases[printed] ?? printed);
+}
+
+/**
+ * The slowdown, shutdown and GPU-max thresholds: absolute where nvidia-smi prints them, else
+ * derived from its TLimit-relative ones (TLimit = temperature + headroom; threshold = TLimit −
+ * offset), which boards since Hopper on R580 and Blackwell print instead. The memory threshold
+ * has no TLimit-relative counterpart nvidia-smi can be read back from.
+ */
+function compareThresholds(r: Rows, gpu: GpuSnapshot, smi: readonly SmiGpu[], t: Readonly<Tolerances>): void {
+  const temp = gpu.temperature;
+  const derived = (offset: (g: SmiGpu) => number | undefined): Num[] =>
+    smi.map((g) => {
+      const [now, headroom, off] = [g.temperature.gpuC, g.temperature.tlimitHeadroomC, offset(g)];
+      return now === undefined || headroom === undefined || off === undefined ? undefined : now + headroom - off;
+    });
+  const first = smi.slice(0, 1);
+  const rows: Array<[string, keyof NonNullable<GpuSnapshot['temperature']>, Num[], Num[]]> = [
+    ['slowdown', 'slowdownCelsius', first.map((g) => g.temperature.slowdownC), derived((g) => g.temperature.slowdownTlimitC)],
+    ['shutdown', 'shutdownCelsius', first.map((g) => g.temperature.shutdownC), derived((g) => g.temperature.shutdownTlimitC)],
+    ['gpuMax', 'gpuMaxCelsius', first.map((g) => g.temperature.gpuMaxC), derived((g) => g.temperature.gpuMaxTlimitC)],
+  ];
+  for (const [name, key, absolute, fromTlimit] of rows) {
+    const ours = temp?.[key];
+    if (present(absolute).length > 0 || present(fromTlimit).length === 0)
+      r.number(`temperature.${name}`, `temperature.${key}`, ours, absolute, 'C');
+    else
+      r.number(`temperature.${name}`, `temperature.${key}`, ours, fromTlimit, 'C', () => t.tlimitThresholdC, 'nvidia-smi: TLimit-relative');
+  }
+  r.number(
+    'temperature.memoryMax',
+    'temperature.memoryMaxCelsius',
+    temp?.memoryMaxCelsius,
+    first.map((g) => g.temperature.memoryMaxC),
+    'C',
+  );
 }
 
 /** Compute processes (nvidia-smi type C, C+G, M+C …; graphics-only ones are not NVML compute processes). */

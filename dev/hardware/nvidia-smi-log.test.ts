@@ -56,8 +56,8 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
       pciDeviceId: '20B210DE',
       pciSubSystemId: '147F10DE',
       memory: { totalMiB: 81920, reservedMiB: 869, usedMiB: 50, freeMiB: 80999 },
-      temperature: { gpuC: 27, shutdownC: 92, slowdownC: 89, gpuMaxC: 85, memoryMaxC: 95 },
-      power: { drawW: 67.03, limitW: 500 },
+      temperature: { gpuC: 27, memoryC: 44, shutdownC: 92, slowdownC: 89, gpuMaxC: 85, memoryMaxC: 95 },
+      power: { drawW: 67.03, limitW: 500, minLimitW: 100, maxLimitW: 500, defaultLimitW: 500 },
       utilization: {},
       clocks: { graphicsMHz: 1275, smMHz: 1275, memoryMHz: 1593, maxGraphicsMHz: 1410, maxSmMHz: 1410, maxMemoryMHz: 1593 },
       clockEventReasons: [],
@@ -71,7 +71,10 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
       },
       retiredPages: {},
       remappedRows: {},
-      pcie: { currentGen: 4, maxGen: 4, currentWidth: 16, maxWidth: 16, replayCounter: 0 },
+      pcie: { currentGen: 4, maxGen: 4, currentWidth: 16, maxWidth: 16, replayCounter: 0, replayRolloverCounter: 0 },
+      vbiosVersion: '92.00.36.00.02',
+      inforom: { imageVersion: 'G506.0212.00.01', oemVersion: '2.0', eccVersion: '6.16' },
+      bar1: { totalMiB: 131072, usedMiB: 1, freeMiB: 131071 },
       processes: [],
       migMode: { enabled: true, pendingEnabled: true },
       persistenceMode: false,
@@ -102,8 +105,9 @@ describe('parseNvidiaSmiLog on recorded outputs', () => {
       fanSpeedPercent: 30,
       computeMode: 'default',
     });
-    // only TLimit-relative thresholds on this board: not comparable to NVML's absolute ones
-    expect(gpu?.temperature).toEqual({ gpuC: 24 });
+    // only TLimit-relative thresholds on this board (the comparison derives absolute ones from them)
+    expect(gpu?.temperature).toEqual({ gpuC: 24, tlimitHeadroomC: 68, shutdownTlimitC: -5, slowdownTlimitC: -2, gpuMaxTlimitC: 0 });
+    expect(gpu?.recoveryAction).toBe('None');
     expect(gpu?.power.drawW).toBeUndefined();
   });
 

@@ -30,8 +30,32 @@ export interface SmiGpu {
   pciDeviceId?: string;
   pciSubSystemId?: string;
   memory: { totalMiB?: number; reservedMiB?: number; usedMiB?: number; freeMiB?: number };
-  temperature: { gpuC?: number; shutdownC?: number; slowdownC?: number; gpuMaxC?: number; memoryMaxC?: number };
-  power: { drawW?: number; averageDrawW?: number; instantDrawW?: number; limitW?: number };
+  temperature: {
+    gpuC?: number;
+    memoryC?: number;
+    shutdownC?: number;
+    slowdownC?: number;
+    gpuMaxC?: number;
+    memoryMaxC?: number;
+    /**
+     * Newer boards (Hopper on R580, Blackwell) print thresholds relative to TLimit instead:
+     * `gpu_temp_tlimit` is the headroom (TLimit − current temperature), and each
+     * `*_tlimit_threshold` is a threshold's offset below TLimit (negative: above it).
+     */
+    tlimitHeadroomC?: number;
+    shutdownTlimitC?: number;
+    slowdownTlimitC?: number;
+    gpuMaxTlimitC?: number;
+  };
+  power: {
+    drawW?: number;
+    averageDrawW?: number;
+    instantDrawW?: number;
+    limitW?: number;
+    minLimitW?: number;
+    maxLimitW?: number;
+    defaultLimitW?: number;
+  };
   utilization: { gpuPercent?: number; memoryPercent?: number };
   clocks: { graphicsMHz?: number; smMHz?: number; memoryMHz?: number; maxGraphicsMHz?: number; maxSmMHz?: number; maxMemoryMHz?: number };
   /** Active reasons in NVML's names (GpuIdle, SwPowerCap …); undefined when the section is absent. */
@@ -46,7 +70,21 @@ export interface SmiGpu {
   };
   retiredPages: { singleBitEcc?: number; doubleBitEcc?: number; pending?: boolean };
   remappedRows: { corrected?: number; uncorrected?: number; pending?: boolean; failure?: boolean };
-  pcie: { currentGen?: number; maxGen?: number; currentWidth?: number; maxWidth?: number; replayCounter?: number };
+  pcie: {
+    currentGen?: number;
+    maxGen?: number;
+    currentWidth?: number;
+    maxWidth?: number;
+    replayCounter?: number;
+    replayRolloverCounter?: number;
+  };
+  vbiosVersion?: string;
+  inforom: { imageVersion?: string; oemVersion?: string; eccVersion?: string; powerVersion?: string };
+  bar1: { totalMiB?: number; usedMiB?: number; freeMiB?: number };
+  /** `gpu_recovery_action` as printed (`None`, …). */
+  recoveryAction?: string;
+  /** `fabric/state` as printed (`Completed`, `In Progress`, …); undefined for N/A. */
+  fabricState?: string;
   /** Undefined when nvidia-smi printed N/A for the list. */
   processes?: SmiProcess[];
   migMode: { enabled?: boolean; pendingEnabled?: boolean };
@@ -127,6 +165,11 @@ function value(text: string | undefined): string | undefined {
     return undefined;
   if (/deprecated|not available/i.test(t)) return undefined;
   return t;
+}
+
+/** Like {@link value}, but keeps `None`: for elements where "None" is a reading (the recovery action). */
+function valueOrNone(text: string | undefined): string | undefined {
+  return /^\s*none\s*$/i.test(text ?? '') ? 'None' : value(text);
 }
 
 function firstDefined<T>(...values: (T | undefined)[]): T | undefined {
@@ -221,16 +264,24 @@ function readGpu(gpu: XmlElement): SmiGpu {
     }),
     temperature: defined<SmiGpu['temperature']>({
       gpuC: temp('gpu_temp'),
+      memoryC: temp('memory_temp'),
       shutdownC: temp('gpu_temp_max_threshold'),
       slowdownC: temp('gpu_temp_slow_threshold'),
       gpuMaxC: temp('gpu_temp_max_gpu_threshold'),
       memoryMaxC: temp('gpu_temp_max_mem_threshold'),
+      tlimitHeadroomC: temp('gpu_temp_tlimit'),
+      shutdownTlimitC: temp('gpu_temp_max_tlimit_threshold'),
+      slowdownTlimitC: temp('gpu_temp_slow_tlimit_threshold'),
+      gpuMaxTlimitC: temp('gpu_temp_max_gpu_tlimit_threshold'),
     }),
     power: defined<SmiGpu['power']>({
       drawW: pw('power_draw'),
       averageDrawW: pw('average_power_draw'),
       instantDrawW: pw('instant_power_draw'),
       limitW: firstDefined(pw('enforced_power_limit'), pw('current_power_limit')),
+      minLimitW: pw('min_power_limit'),
+      maxLimitW: pw('max_power_limit'),
+      defaultLimitW: pw('default_power_limit'),
     }),
     utilization: defined<SmiGpu['utilization']>({
       gpuPercent: quantity(textAt(gpu, 'utilization/gpu_util'), '%'),
@@ -270,7 +321,22 @@ function readGpu(gpu: XmlElement): SmiGpu {
       currentWidth: width('current_link_width'),
       maxWidth: width('max_link_width'),
       replayCounter: count(textAt(gpu, 'pci/replay_counter')),
+      replayRolloverCounter: count(textAt(gpu, 'pci/replay_rollover_counter')),
     }),
+    vbiosVersion: t('vbios_version'),
+    inforom: defined<SmiGpu['inforom']>({
+      imageVersion: t('inforom_version/img_version'),
+      oemVersion: t('inforom_version/oem_object'),
+      eccVersion: t('inforom_version/ecc_object'),
+      powerVersion: t('inforom_version/pwr_object'),
+    }),
+    bar1: defined<SmiGpu['bar1']>({
+      totalMiB: mib('bar1_memory_usage/total'),
+      usedMiB: mib('bar1_memory_usage/used'),
+      freeMiB: mib('bar1_memory_usage/free'),
+    }),
+    recoveryAction: valueOrNone(textAt(gpu, 'gpu_recovery_action')),
+    fabricState: t('fabric/state'),
     processes: smiProcesses,
     migMode: defined<SmiGpu['migMode']>({
       enabled: flag(textAt(gpu, 'mig_mode/current_mig')),
