@@ -4,19 +4,40 @@
  * h100-sxm-8x-healthy); `--nvml-library PATH` times a real driver's library instead (on a GPU
  * machine: `--nvml-library libnvidia-ml.so.1`). Prints p50/p90/p99 and, on the fake, NVML calls
  * per snapshot; `--per-call` adds each NVML function's calls and time per snapshot (through the
- * binding's call guard), to see where a real driver spends it. Asserts nothing.
+ * binding's call guard), to see where a real driver spends it; `--per-field` times each field of
+ * the device-info batch alone in nvmlDeviceGetFieldValues on GPU 0. Asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] \
- *     [--nvml-library PATH] [--per-call]
+ *     [--nvml-library PATH] [--per-call] [--per-field]
  */
 import { parseArgs } from 'node:util';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../agent/fake-nvml/harness.js';
-import { NvmlBinding, type NvmlCallGuard } from '../agent/nvml/binding.js';
+import { NvmlBinding, NvmlFieldId, type NvmlCallGuard } from '../agent/nvml/binding.js';
 import { collectSnapshot } from '../agent/nvml/collector.js';
 import { percentile, round } from './support.js';
 
 const WARMUP_SNAPSHOTS = 50;
 const TOP_FUNCTIONS = 25;
+const FIELD_REPEATS = 50;
+
+/** p50 of one field read alone, per field of NvmlFieldId (NVLink fields for link 0). */
+async function timeFieldsAlone(nvml: NvmlBinding): Promise<Record<string, { p50Us: number; code: number }>> {
+  const h = await nvml.deviceGetHandleByIndex(0);
+  const out: Record<string, { p50Us: number; code: number }> = {};
+  for (const [name, fieldId] of Object.entries(NvmlFieldId)) {
+    const samples: number[] = [];
+    let code = -1;
+    for (let i = 0; i < FIELD_REPEATS; i++) {
+      const start = process.hrtime.bigint();
+      const [answer] = await nvml.deviceGetFieldValues(h, [{ fieldId, scopeId: 0 }]);
+      samples.push(Number(process.hrtime.bigint() - start) / 1000);
+      code = answer?.code ?? -1;
+    }
+    samples.sort((a, b) => a - b);
+    out[name] = { p50Us: round(percentile(samples, 50), 1), code };
+  }
+  return out;
+}
 
 /** Times every native call by function name (a call guard: told before and after each one). */
 class CallTimer implements NvmlCallGuard {
@@ -57,6 +78,7 @@ async function main(): Promise<void> {
       scenario: { type: 'string', default: 'h100-sxm-8x-healthy' },
       'nvml-library': { type: 'string' },
       'per-call': { type: 'boolean', default: false },
+      'per-field': { type: 'boolean', default: false },
     },
   });
   const snapshots = Number(values.snapshots);
@@ -89,7 +111,9 @@ async function main(): Promise<void> {
       p99Ms: round(percentile(samples, 99), 3),
       usPerCall: calls === undefined ? null : round((percentile(samples, 50) * 1000) / Math.max(1, calls), 2),
     };
-    console.log(JSON.stringify(timer ? { ...figures, perCall: timer.table(snapshots) } : figures, null, 2));
+    const perCall = timer === undefined ? {} : { perCall: timer.table(snapshots) };
+    const perField = values['per-field'] && gpus > 0 ? { perFieldAlone: await timeFieldsAlone(nvml) } : {};
+    console.log(JSON.stringify({ ...figures, ...perCall, ...perField }, null, 2));
   } finally {
     await nvml.shutdown();
     await fake?.dispose();
