@@ -65,6 +65,40 @@ describe('device info through the fake library', () => {
     expect(g0.bar1).toEqual({ totalBytes: 128 * GiB, usedBytes: 2 * MiB, freeBytes: 128 * GiB - 2 * MiB });
   });
 
+  it('remembers a GPU that has no fan or page retirement instead of asking again every snapshot', async () => {
+    const { snapshot: first, env } = await snapshotOf('h100-sxm-8x-healthy');
+    expect(gpu(first, 0).unsupported).toEqual(expect.arrayContaining(['fanSpeedPercent', 'retiredPages']));
+    const calls = (): number[] =>
+      ['nvmlDeviceGetFanSpeed', 'nvmlDeviceGetRetiredPages', 'nvmlDeviceGetRetiredPagesPendingStatus'].map((fn) =>
+        env.library.callCount(fn),
+      );
+    const before = calls();
+    const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
+    expect(calls()).toEqual(before);
+    // the refusal is replayed: the snapshot says the same as when it asked
+    expect(again.gpus.map((g) => [...g.unsupported].sort())).toEqual(first.gpus.map((g) => [...g.unsupported].sort()));
+    expect(gpu(again, 0).fanSpeedPercent).toBeUndefined();
+  });
+
+  it('keeps reading a fan the board has, every snapshot', async () => {
+    const scenario = await loadScenario('h100-sxm-8x-healthy');
+    const withFan: FakeNvmlScenario = {
+      ...scenario,
+      name: 'h100-with-fans',
+      gpuDefaults: {
+        ...scenario.gpuDefaults,
+        fanSpeedPercent: 41,
+        unsupported: ['nvmlDeviceGetRetiredPages', 'nvmlDeviceGetRetiredPagesPendingStatus'],
+      },
+    };
+    const { snapshot: first, env } = await snapshotOf(withFan);
+    expect(gpu(first, 0).fanSpeedPercent).toBe(41);
+    const before = env.library.callCount('nvmlDeviceGetFanSpeed');
+    const again = await collectSnapshot({ nvml: nvml as NvmlBinding });
+    expect(env.library.callCount('nvmlDeviceGetFanSpeed') - before).toBe(8);
+    expect(gpu(again, 7).fanSpeedPercent).toBe(41);
+  });
+
   it('remembers the fabric struct version the driver accepts (R550 refuses v3 once, not every snapshot)', async () => {
     const { env } = await snapshotOf('h100-sxm-8x-healthy');
     const before = env.library.callCount('nvmlDeviceGetGpuFabricInfoV');

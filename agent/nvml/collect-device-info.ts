@@ -194,6 +194,43 @@ export async function cachedStatic(
   }
 }
 
+/** Per binding (one NVML session), per GPU UUID and field: when the GPU last answered NOT_SUPPORTED for it. */
+const refusals = new WeakMap<NvmlBinding, Map<string, number>>();
+
+/**
+ * Reads `field` unless this GPU refused it (NOT_SUPPORTED) within STATIC_INFO_TTL_MS. For what a
+ * board has or lacks (a fan, page retirement): a real driver still takes 0.3 ms per refusal (H200,
+ * R580; bench/README.md), each snapshot. The refusal is replayed as unsupported.
+ */
+export async function readUnlessRefused<T>(
+  nvml: NvmlBinding,
+  uuid: string | undefined,
+  field: string,
+  r: DeviceInfoReader,
+  read: () => Promise<T>,
+  nowMs: number,
+): Promise<T | undefined> {
+  let cache = refusals.get(nvml);
+  if (cache === undefined) refusals.set(nvml, (cache = new Map<string, number>()));
+  const key = uuid === undefined ? undefined : `${uuid}|${field}`;
+  const refusedAt = key === undefined ? undefined : cache.get(key);
+  if (refusedAt !== undefined && nowMs - refusedAt < STATIC_INFO_TTL_MS) {
+    r.unsupported.add(field);
+    return undefined;
+  }
+  const before = r.unsupported.has(field);
+  const value = await r.read(field, read);
+  if (key === undefined) return value;
+  cache.delete(key);
+  if (!before && r.unsupported.has(field)) cache.set(key, nowMs);
+  while (cache.size > MAX_STATIC_ENTRIES) {
+    const oldest = cache.keys().next();
+    if (oldest.done === true) break;
+    cache.delete(oldest.value);
+  }
+  return value;
+}
+
 /** Assigns `patch` to `gpu`; a group both have (power, temperature, clocks, PCIe) keeps the live values beside the cached ones. */
 function mergePatch(gpu: GpuSnapshot, patch: Partial<GpuSnapshot>): void {
   const { power, temperature, clocks, pcie, ...rest } = patch;

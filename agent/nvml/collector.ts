@@ -22,7 +22,7 @@ import {
   type NvmlFieldValue,
 } from './binding.js';
 import { clip } from '../../lib/text.js';
-import { cachedStatic, collectDeviceInfo } from './collect-device-info.js';
+import { cachedStatic, collectDeviceInfo, readUnlessRefused } from './collect-device-info.js';
 import { toKernelBusId } from './pci-bus-id.js';
 import {
   ALL_NVML_CHECKS,
@@ -391,10 +391,13 @@ async function collectFields(
   }
 
   if (checks.has('retiredPages')) {
+    // page retirement is a board property (Ampere and later remap rows instead): a refusal is remembered
+    const retiredRead = <T>(field: string, read: () => Promise<T>): Promise<T | undefined> =>
+      readUnlessRefused(nvml, gpu.uuid, `retiredPages.${field}`, r, read, nowMs);
     const retired = compact({
-      singleBitEcc: await r.read('retiredPages.singleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.MULTIPLE_SBE, o)),
-      doubleBitEcc: await r.read('retiredPages.doubleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.DBE, o)),
-      pending: await r.read('retiredPages.pending', () => nvml.deviceGetRetiredPagesPendingStatus(h, o)),
+      singleBitEcc: await retiredRead('singleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.MULTIPLE_SBE, o)),
+      doubleBitEcc: await retiredRead('doubleBitEcc', () => nvml.deviceGetRetiredPageCount(h, RetiredPageCause.DBE, o)),
+      pending: await retiredRead('pending', () => nvml.deviceGetRetiredPagesPendingStatus(h, o)),
     });
     if (retired !== undefined) gpu.retiredPages = retired;
     r.collapse('retiredPages', ['retiredPages.singleBitEcc', 'retiredPages.doubleBitEcc', 'retiredPages.pending']);
@@ -440,7 +443,8 @@ async function collectFields(
     if (persistence !== undefined) gpu.persistenceMode = persistence;
     const pstate = await r.read('performanceState', () => nvml.deviceGetPerformanceState(h, o));
     if (pstate !== undefined && pstate !== PSTATE_UNKNOWN) gpu.performanceState = pstate;
-    const fan = await r.read('fanSpeedPercent', () => nvml.deviceGetFanSpeed(h, o));
+    // passive (datacenter) boards have no fan: a refusal is remembered
+    const fan = await readUnlessRefused(nvml, gpu.uuid, 'fanSpeedPercent', r, () => nvml.deviceGetFanSpeed(h, o), nowMs);
     if (fan !== undefined) gpu.fanSpeedPercent = fan;
     const mode = await r.read('computeMode', () => nvml.deviceGetComputeMode(h, o));
     if (mode !== undefined) gpu.computeMode = COMPUTE_MODES[mode] ?? 'unknown';
