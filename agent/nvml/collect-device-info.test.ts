@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { FakeNvmlEraPool, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
 import { loadScenario, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
 import { InforomObject, NvmlBinding, NvmlFieldId, NvmlReturn } from './binding.js';
-import { toGpuFabric } from './collect-device-info.js';
+import { ENERGY_REFRESH_MS, toGpuFabric } from './collect-device-info.js';
 import { collectSnapshot } from './collector.js';
 import type { GpuSnapshot, NvmlCheck, NvmlSnapshot } from './types.js';
 
@@ -63,6 +63,24 @@ describe('device info through the fake library', () => {
     expect(g0.inforom).toEqual({ imageVersion: 'G520.0200.00.05', oemVersion: '2.1', eccVersion: '7.16', valid: true });
     expect(g0.power).toMatchObject({ minLimitWatts: 200, maxLimitWatts: 700, defaultLimitWatts: 700 });
     expect(g0.bar1).toEqual({ totalBytes: 128 * GiB, usedBytes: 2 * MiB, freeBytes: 128 * GiB - 2 * MiB });
+  });
+
+  it('re-reads the energy counter at most every ENERGY_REFRESH_MS and says when it read it', async () => {
+    let nowMs = Date.parse('2026-12-04T12:00:00.000Z');
+    const now = (): Date => new Date(nowMs);
+    const env = await envFor('h100-sxm-8x-healthy');
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const first = await collectSnapshot({ nvml, now });
+    expect(gpu(first, 0)).toMatchObject({ energyMillijoules: 912345678, energyReadAt: '2026-12-04T12:00:00.000Z' });
+    await env.controller.inject({ kind: 'patch-gpu', gpu: 0, patch: { energyMillijoules: 912400000 } });
+    nowMs += ENERGY_REFRESH_MS - 1;
+    const soon = await collectSnapshot({ nvml, now });
+    expect(gpu(soon, 0)).toMatchObject({ energyMillijoules: 912345678, energyReadAt: '2026-12-04T12:00:00.000Z' });
+    // the other fields of the batch are read as before
+    expect(gpu(soon, 0).temperature?.memoryCelsius).toBe(38);
+    nowMs += 1;
+    const later = await collectSnapshot({ nvml, now });
+    expect(gpu(later, 0)).toMatchObject({ energyMillijoules: 912400000, energyReadAt: '2026-12-04T12:00:05.000Z' });
   });
 
   it('remembers a GPU that has no fan or page retirement instead of asking again every snapshot', async () => {

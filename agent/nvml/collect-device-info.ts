@@ -100,6 +100,45 @@ const BATCH_FIELDS: readonly BatchField[] = [
   },
 ];
 
+/**
+ * The energy counter is re-read at most this often per GPU. A read costs ~3 ms on a real driver
+ * (H200, R580; the driver's own latencyUsec says 3002) and the counter did not move within 20 ms
+ * there (bench/README.md, "A real H200").
+ */
+export const ENERGY_REFRESH_MS = 5_000;
+
+/** The last energy reading per binding and GPU UUID. */
+const energyReadings = new WeakMap<NvmlBinding, Map<string, { millijoules: number; atMs: number }>>();
+
+function energyCache(nvml: NvmlBinding): Map<string, { millijoules: number; atMs: number }> {
+  let cache = energyReadings.get(nvml);
+  if (cache === undefined) energyReadings.set(nvml, (cache = new Map()));
+  return cache;
+}
+
+/** Repeats a fresh energy reading of this GPU; true when it did (the batch then leaves the field out). */
+function replayEnergy(nvml: NvmlBinding, gpu: GpuSnapshot, nowMs: number): boolean {
+  const last = gpu.uuid === undefined ? undefined : energyCache(nvml).get(gpu.uuid);
+  if (last === undefined || nowMs - last.atMs >= ENERGY_REFRESH_MS || nowMs < last.atMs) return false;
+  gpu.energyMillijoules = last.millijoules;
+  gpu.energyReadAt = new Date(last.atMs).toISOString();
+  return true;
+}
+
+function rememberEnergy(nvml: NvmlBinding, gpu: GpuSnapshot, nowMs: number): void {
+  if (gpu.energyMillijoules === undefined) return;
+  gpu.energyReadAt = new Date(nowMs).toISOString();
+  if (gpu.uuid === undefined) return;
+  const cache = energyCache(nvml);
+  cache.delete(gpu.uuid);
+  cache.set(gpu.uuid, { millijoules: gpu.energyMillijoules, atMs: nowMs });
+  while (cache.size > MAX_STATIC_ENTRIES) {
+    const oldest = cache.keys().next();
+    if (oldest.done === true) break;
+    cache.delete(oldest.value);
+  }
+}
+
 /** Reads every field value the wanted checks need in one nvmlDeviceGetFieldValues call. */
 export async function collectFieldBatch(
   nvml: NvmlBinding,
@@ -107,9 +146,12 @@ export async function collectFieldBatch(
   r: DeviceInfoReader,
   gpu: GpuSnapshot,
   checks: ReadonlySet<NvmlCheck>,
+  nowMs: number = Date.now(),
 ): Promise<void> {
-  const fields = BATCH_FIELDS.filter((f) => checks.has(f.check));
-  if (fields.length === 0 || r.lost) return;
+  if (r.lost) return;
+  const energyReplayed = checks.has('power') && replayEnergy(nvml, gpu, nowMs);
+  const fields = BATCH_FIELDS.filter((f) => checks.has(f.check) && !(energyReplayed && f.fieldId === NvmlFieldId.TOTAL_ENERGY_CONSUMPTION));
+  if (fields.length === 0) return;
   const answers = await r.read('fieldValues', () =>
     nvml.deviceGetFieldValues(
       h,
@@ -126,6 +168,7 @@ export async function collectFieldBatch(
     const value = r.fieldValue(f.name, answers[i], 'nvmlDeviceGetFieldValues');
     if (value !== undefined) f.apply(gpu, value);
   });
+  if (!energyReplayed) rememberEnergy(nvml, gpu, nowMs);
 }
 
 /** The snapshot form of an nvmlGpuFabricInfo answer. */
@@ -292,7 +335,7 @@ export async function collectDeviceInfo(
   nowMs: number = Date.now(),
 ): Promise<void> {
   const o = r.options;
-  await collectFieldBatch(nvml, h, r, gpu, checks);
+  await collectFieldBatch(nvml, h, r, gpu, checks, nowMs);
   if (checks.has('memory')) {
     const bar1 = await r.read('bar1', () => nvml.deviceGetBar1MemoryInfo(h, o));
     if (bar1 !== undefined) gpu.bar1 = { totalBytes: bar1.total, usedBytes: bar1.used, freeBytes: bar1.free };

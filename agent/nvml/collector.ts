@@ -43,7 +43,7 @@ export interface CollectSnapshotOptions {
   /** Field groups to collect (identity always); default all. */
   checks?: readonly NvmlCheck[];
   signal?: AbortSignal;
-  /** Injected clock for `collectedAt`. */
+  /** Injected clock for `collectedAt` and the per-GPU caches' ages. */
   now?: () => Date;
 }
 
@@ -236,6 +236,7 @@ async function collectGpu(
   index: number,
   checks: ReadonlySet<NvmlCheck>,
   signal: AbortSignal | undefined,
+  now: () => Date,
 ): Promise<GpuSnapshot> {
   const callOptions: NvmlCallOptions = signal === undefined ? {} : { signal };
   const r = new GpuReader(index, callOptions, signal);
@@ -248,7 +249,7 @@ async function collectGpu(
     // The UUID is read every time: it is what tells this GPU from one that took its index.
     const uuid = await r.read('uuid', () => nvml.deviceGetUuid(h, o));
     if (uuid !== undefined) gpu.uuid = uuid;
-    const nowMs = Date.now();
+    const nowMs = now().getTime();
     await cachedStatic(nvml, gpu, 'identity', r, () => readIdentity(nvml, h, r), nowMs);
     await collectFields(nvml, h, r, gpu, checks, nowMs);
   }
@@ -670,7 +671,8 @@ async function readSystem<T>(
 /** Collects every GPU's snapshot; never throws for NVML failures (only when `signal` aborts). */
 export async function collectSnapshot(options: CollectSnapshotOptions): Promise<NvmlSnapshot> {
   const { nvml, signal } = options;
-  const collectedAt = (options.now?.() ?? new Date()).toISOString();
+  const clock = options.now ?? ((): Date => new Date());
+  const collectedAt = clock().toISOString();
   const checks = new Set(options.checks ?? ALL_NVML_CHECKS);
   const errors: NvmlFieldError[] = [];
   const unavailable = (reason: string, extra: Partial<NvmlUnavailable> = {}): NvmlSnapshot => ({
@@ -705,6 +707,6 @@ export async function collectSnapshot(options: CollectSnapshotOptions): Promise<
   }
   if (count === 0) return unavailable('no GPUs found', versions);
 
-  const gpus = await Promise.all(Array.from({ length: count }, (_, index) => collectGpu(nvml, index, checks, signal)));
+  const gpus = await Promise.all(Array.from({ length: count }, (_, index) => collectGpu(nvml, index, checks, signal, clock)));
   return { collectedAt, nvml: { available: true, ...versions }, gpus, errors };
 }

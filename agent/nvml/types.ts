@@ -345,6 +345,14 @@ export interface GpuSnapshot {
   bar1?: GpuBar1Memory;
   /** Energy since the driver was last reloaded, mJ (NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION). */
   energyMillijoules?: number;
+  /**
+   * When `energyMillijoules` was read (ISO 8601). A read takes ~3 ms on a real driver (H200, R580:
+   * half of a GPU's collection), so the counter is re-read at most every 5 s and repeated in
+   * between: derive power from two readings and these times, not `collectedAt`.
+   * @maxLength 40
+   * @pattern ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$
+   */
+  energyReadAt?: string;
   violationTime?: GpuViolationTime;
   /**
    * Fields this GPU does not have (NVML_ERROR_NOT_SUPPORTED).
