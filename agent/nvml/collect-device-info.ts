@@ -100,6 +100,25 @@ const BATCH_FIELDS: readonly BatchField[] = [
   },
 ];
 
+/** The map of `caches` that belongs to `nvml` (one NVML session), made on first use. */
+function cacheOf<V>(caches: WeakMap<NvmlBinding, Map<string, V>>, nvml: NvmlBinding): Map<string, V> {
+  // created and stored at once: the GPUs of a snapshot are read concurrently, each must find the same map
+  let cache = caches.get(nvml);
+  if (cache === undefined) caches.set(nvml, (cache = new Map<string, V>()));
+  return cache;
+}
+
+/** Stores `value` as the newest entry, dropping the oldest beyond MAX_STATIC_ENTRIES. */
+function setBounded<V>(cache: Map<string, V>, key: string, value: V): void {
+  cache.delete(key);
+  cache.set(key, value);
+  while (cache.size > MAX_STATIC_ENTRIES) {
+    const oldest = cache.keys().next();
+    if (oldest.done === true) break;
+    cache.delete(oldest.value);
+  }
+}
+
 /**
  * The energy counter is re-read at most this often per GPU. A read costs ~3 ms on a real driver
  * (H200, R580; the driver's own latencyUsec says 3002) and the counter did not move within 20 ms
@@ -110,15 +129,9 @@ export const ENERGY_REFRESH_MS = 5_000;
 /** The last energy reading per binding and GPU UUID. */
 const energyReadings = new WeakMap<NvmlBinding, Map<string, { millijoules: number; atMs: number }>>();
 
-function energyCache(nvml: NvmlBinding): Map<string, { millijoules: number; atMs: number }> {
-  let cache = energyReadings.get(nvml);
-  if (cache === undefined) energyReadings.set(nvml, (cache = new Map()));
-  return cache;
-}
-
 /** Repeats a fresh energy reading of this GPU; true when it did (the batch then leaves the field out). */
 function replayEnergy(nvml: NvmlBinding, gpu: GpuSnapshot, nowMs: number): boolean {
-  const last = gpu.uuid === undefined ? undefined : energyCache(nvml).get(gpu.uuid);
+  const last = gpu.uuid === undefined ? undefined : cacheOf(energyReadings, nvml).get(gpu.uuid);
   if (last === undefined || nowMs - last.atMs >= ENERGY_REFRESH_MS || nowMs < last.atMs) return false;
   gpu.energyMillijoules = last.millijoules;
   gpu.energyReadAt = new Date(last.atMs).toISOString();
@@ -128,15 +141,7 @@ function replayEnergy(nvml: NvmlBinding, gpu: GpuSnapshot, nowMs: number): boole
 function rememberEnergy(nvml: NvmlBinding, gpu: GpuSnapshot, nowMs: number): void {
   if (gpu.energyMillijoules === undefined) return;
   gpu.energyReadAt = new Date(nowMs).toISOString();
-  if (gpu.uuid === undefined) return;
-  const cache = energyCache(nvml);
-  cache.delete(gpu.uuid);
-  cache.set(gpu.uuid, { millijoules: gpu.energyMillijoules, atMs: nowMs });
-  while (cache.size > MAX_STATIC_ENTRIES) {
-    const oldest = cache.keys().next();
-    if (oldest.done === true) break;
-    cache.delete(oldest.value);
-  }
+  if (gpu.uuid !== undefined) setBounded(cacheOf(energyReadings, nvml), gpu.uuid, { millijoules: gpu.energyMillijoules, atMs: nowMs });
 }
 
 /** Reads every field value the wanted checks need in one nvmlDeviceGetFieldValues call. */
@@ -196,8 +201,8 @@ interface StaticEntry {
 
 /** Per binding (one NVML session), per GPU UUID and part. */
 const staticCache = new WeakMap<NvmlBinding, Map<string, StaticEntry>>();
-/** Entries per binding at most (a node has at most 64 GPUs, two parts each). */
-const MAX_STATIC_ENTRIES = 256;
+/** Entries per map and binding at most: a node has at most 64 GPUs, with six static parts (or four refusals) each. */
+const MAX_STATIC_ENTRIES = 512;
 
 /**
  * Reads a GPU's static `part` through `read`, or replays the cached answer while it is fresh.
@@ -214,9 +219,7 @@ export async function cachedStatic(
   nowMs: number,
 ): Promise<void> {
   const key = gpu.uuid === undefined ? undefined : `${gpu.uuid}|${part}`;
-  // created and stored at once: the GPUs of a snapshot are read concurrently, each must find the same map
-  let cache = staticCache.get(nvml);
-  if (cache === undefined) staticCache.set(nvml, (cache = new Map<string, StaticEntry>()));
+  const cache = cacheOf(staticCache, nvml);
   const hit = key === undefined ? undefined : cache.get(key);
   if (hit !== undefined && nowMs - hit.atMs < STATIC_INFO_TTL_MS) {
     mergePatch(gpu, hit.patch);
@@ -228,13 +231,7 @@ export async function cachedStatic(
   const patch = await read();
   mergePatch(gpu, patch);
   if (key === undefined || r.lost || r.errors.length !== errorsBefore) return;
-  cache.delete(key);
-  cache.set(key, { atMs: nowMs, patch, unsupported: [...r.unsupported].filter((f) => !unsupportedBefore.has(f)) });
-  while (cache.size > MAX_STATIC_ENTRIES) {
-    const oldest = cache.keys().next();
-    if (oldest.done === true) break;
-    cache.delete(oldest.value);
-  }
+  setBounded(cache, key, { atMs: nowMs, patch, unsupported: [...r.unsupported].filter((f) => !unsupportedBefore.has(f)) });
 }
 
 /** Per binding (one NVML session), per GPU UUID and field: when the GPU last answered NOT_SUPPORTED for it. */
@@ -253,8 +250,7 @@ export async function readUnlessRefused<T>(
   read: () => Promise<T>,
   nowMs: number,
 ): Promise<T | undefined> {
-  let cache = refusals.get(nvml);
-  if (cache === undefined) refusals.set(nvml, (cache = new Map<string, number>()));
+  const cache = cacheOf(refusals, nvml);
   const key = uuid === undefined ? undefined : `${uuid}|${field}`;
   const refusedAt = key === undefined ? undefined : cache.get(key);
   if (refusedAt !== undefined && nowMs - refusedAt < STATIC_INFO_TTL_MS) {
@@ -264,13 +260,8 @@ export async function readUnlessRefused<T>(
   const before = r.unsupported.has(field);
   const value = await r.read(field, read);
   if (key === undefined) return value;
-  cache.delete(key);
-  if (!before && r.unsupported.has(field)) cache.set(key, nowMs);
-  while (cache.size > MAX_STATIC_ENTRIES) {
-    const oldest = cache.keys().next();
-    if (oldest.done === true) break;
-    cache.delete(oldest.value);
-  }
+  if (!before && r.unsupported.has(field)) setBounded(cache, key, nowMs);
+  else cache.delete(key);
   return value;
 }
 
