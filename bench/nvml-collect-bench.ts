@@ -4,8 +4,8 @@
  * h100-sxm-8x-healthy); `--nvml-library PATH` times a real driver's library instead (on a GPU
  * machine: `--nvml-library libnvidia-ml.so.1`). Prints p50/p90/p99 and, on the fake, NVML calls
  * per snapshot; `--per-call` adds each NVML function's calls and time per snapshot (through the
- * binding's call guard), to see where a real driver spends it; `--per-field` times each field of
- * the device-info batch alone in nvmlDeviceGetFieldValues on GPU 0. Asserts nothing.
+ * binding's call guard), to see where a real driver spends it; `--per-field` times each field id
+ * the agent reads (NvmlFieldId) alone in nvmlDeviceGetFieldValues on GPU 0. Asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] \
  *     [--nvml-library PATH] [--per-call] [--per-field]
@@ -83,8 +83,12 @@ async function main(): Promise<void> {
   });
   const snapshots = Number(values.snapshots);
   const realLibrary = values['nvml-library'];
-  const fake: FakeNvmlEnvironment | undefined = realLibrary === undefined ? await startFakeNvml(values.scenario) : undefined;
-  const libraryPath = realLibrary ?? fake?.libraryPath ?? 'libnvidia-ml.so.1';
+  let fake: FakeNvmlEnvironment | undefined;
+  let libraryPath: string;
+  if (realLibrary === undefined) {
+    fake = await startFakeNvml(values.scenario);
+    libraryPath = fake.libraryPath;
+  } else libraryPath = realLibrary;
   const timer = values['per-call'] ? new CallTimer() : undefined;
   const nvml = new NvmlBinding({ libraryPath, fallbackToSystemLibrary: false, synchronous: true, ...(timer ? { guard: timer } : {}) });
   try {
