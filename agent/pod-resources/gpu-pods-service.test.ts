@@ -193,5 +193,15 @@ describe('GpuPodsService', () => {
     expect(result.podResources).toMatchObject({ status: 'unknown', reason: 'disabled' });
     expect(result.gpus.map((g) => g.pods)).toEqual([undefined, undefined, undefined]);
     expect(result).not.toHaveProperty('processCgroups');
+    // Nothing added: the collected array itself, so the answer reuses its JSON text.
+    expect(result.gpus).toBe(gpus);
+  });
+
+  it('the kubelet unreachable and no cgroup match: the collected array itself', async () => {
+    const idle = gpus.map((g) => ({ ...g, processes: [] }));
+    const socketPath = path.join(dir, 'no-kubelet.sock');
+    const result = await new GpuPodsService({ socketPath, procRoot, cacheMs: 60_000, logger }).annotate(idle);
+    expect(result.podResources).toMatchObject({ status: 'unknown', reason: 'socket-missing' });
+    expect(result.gpus).toBe(idle);
   });
 });

@@ -75,7 +75,7 @@ export class GpuPodsService {
   }
 
   /** `gpus` with their pods; never rejects because of the kubelet or /proc. */
-  async annotate(gpus: readonly GpuSnapshot[]): Promise<GpuPods> {
+  async annotate(gpus: GpuSnapshot[]): Promise<GpuPods> {
     const outcome = await this.list();
     const memo = this.memo.get(gpus);
     if (memo !== undefined && memo.outcome === outcome) return memo.result;
@@ -84,7 +84,7 @@ export class GpuPodsService {
     return result;
   }
 
-  private async compute(collected: readonly GpuSnapshot[], outcome: ListOutcome): Promise<GpuPods> {
+  private async compute(collected: GpuSnapshot[], outcome: ListOutcome): Promise<GpuPods> {
     const gpus = outcome.ok ? await this.nameLostGpu(collected) : collected;
     const uuids = new Set(gpus.flatMap((g) => (g.uuid !== undefined ? [g.uuid] : [])));
     // A MIG device's UUID leads to the GPU it is part of (pre-R470 MIG ids name their parent themselves).
@@ -118,14 +118,17 @@ export class GpuPodsService {
         };
     // With an answer, every GPU gets a list (empty: nobody holds it); without one, only those the cgroups named.
     const annotated = gpus.map((g) => withPods(g, g.uuid === undefined ? undefined : (byGpu.get(g.uuid) ?? (outcome.ok ? [] : undefined))));
-    return { gpus: annotated, podResources, ...(processCgroups !== undefined ? { processCgroups } : {}) };
+    // No GPU gained pods (no kubelet answer, no cgroup match): the collected list itself, whose
+    // JSON the answer reuses (snapshot-json.ts) instead of serialising a copy per collection.
+    const unchanged = annotated.every((g, i) => g === gpus[i]);
+    return { gpus: unchanged ? gpus : annotated, podResources, ...(processCgroups !== undefined ? { processCgroups } : {}) };
   }
 
   /**
    * `gpus` with the UUID of a lost GPU NVML cannot name, inferred from the kubelet's allocatable
    * devices (GetAllocatableResources) when exactly one GPU UUID there is unaccounted for.
    */
-  private async nameLostGpu(gpus: readonly GpuSnapshot[]): Promise<readonly GpuSnapshot[]> {
+  private async nameLostGpu(gpus: GpuSnapshot[]): Promise<GpuSnapshot[]> {
     if (!gpus.some((g) => g.lost && g.uuid === undefined)) return gpus;
     const devices = await this.allocatableDevices();
     const inferred = devices === undefined ? undefined : inferLostGpuUuid(gpus, devices);
