@@ -317,16 +317,37 @@ const FIELD_RETURN_OFFSET = 28;
 const FIELD_VALUE_OFFSET = 32;
 /** Fields per nvmlDeviceGetFieldValues call. */
 const FIELDS_PER_CALL = 64;
+/**
+ * An unsigned long long as a number, without a BigInt per value (hundreds per snapshot): one
+ * rounding, as Number(bigint) gives. All ones is "not available".
+ */
+function readU64(buffer: Buffer, offset: number): number | undefined {
+  const low = buffer.readUInt32LE(offset);
+  const high = buffer.readUInt32LE(offset + 4);
+  if (low === 0xffff_ffff && high === 0xffff_ffff) return undefined;
+  return high * 2 ** 32 + low;
+}
+
 /** nvmlValueType_t → how to read the value union. */
 const FIELD_VALUE_READERS: Record<number, (buffer: Buffer, offset: number) => number | undefined> = {
   0: (b, o) => b.readDoubleLE(o),
   1: (b, o) => normalizeU32(b.readUInt32LE(o)),
-  2: (b, o) => normalizeU64(b.readBigUInt64LE(o)),
-  3: (b, o) => normalizeU64(b.readBigUInt64LE(o)),
-  4: (b, o) => Number(b.readBigInt64LE(o)),
+  2: (b, o) => readU64(b, o),
+  3: (b, o) => readU64(b, o),
+  4: (b, o) => b.readInt32LE(o + 4) * 2 ** 32 + b.readUInt32LE(o),
   5: (b, o) => b.readInt32LE(o),
   6: (b, o) => b.readUInt16LE(o),
 };
+/** One nvmlFieldValue_t answer at `base`: its code, and its value when the code is SUCCESS. */
+function decodeFieldValue(buffer: Buffer, base: number, request: NvmlFieldRequest): NvmlFieldValue {
+  const code = buffer.readInt32LE(base + FIELD_RETURN_OFFSET);
+  const answer: NvmlFieldValue = { fieldId: request.fieldId, scopeId: request.scopeId ?? 0, code };
+  if (code !== NvmlReturn.SUCCESS) return answer;
+  const value = FIELD_VALUE_READERS[buffer.readUInt32LE(base + FIELD_TYPE_OFFSET)]?.(buffer, base + FIELD_VALUE_OFFSET);
+  if (value !== undefined) answer.value = value;
+  return answer;
+}
+
 /** Processes can appear between the sizing call and the fetch: retry a few times. */
 const PROCESS_FETCH_ATTEMPTS = 3;
 const PROCESS_HEADROOM = 8;
@@ -674,6 +695,7 @@ export class NvmlBinding {
   private readonly scratchU32 = new Uint32Array(1);
   private readonly scratchU64 = new BigUint64Array(1);
   private readonly scratchText = Buffer.alloc(SCRATCH_TEXT_BYTES);
+  private readonly scratchFields = Buffer.alloc(FIELDS_PER_CALL * FIELD_VALUE_SIZE);
 
   constructor(options: NvmlBindingOptions = {}) {
     const candidates = [options.libraryPath, options.fallbackToSystemLibrary === false ? undefined : DEFAULT_NVML_LIBRARY];
@@ -1214,21 +1236,18 @@ export class NvmlBinding {
   ): Promise<NvmlFieldValue[]> {
     const answers: NvmlFieldValue[] = [];
     for (let start = 0; start < requests.length; start += FIELDS_PER_CALL) {
-      const chunk = requests.slice(start, start + FIELDS_PER_CALL);
-      const buffer = Buffer.alloc(chunk.length * FIELD_VALUE_SIZE);
-      chunk.forEach((r, i) => {
+      const count = Math.min(FIELDS_PER_CALL, requests.length - start);
+      // A synchronous binding decodes the answers right after the call (in output's value()),
+      // before any other call can reuse its scratch buffer: a snapshot makes four batches per GPU.
+      const buffer = this.synchronous ? this.scratchFields.fill(0, 0, count * FIELD_VALUE_SIZE) : Buffer.alloc(count * FIELD_VALUE_SIZE);
+      for (let i = 0; i < count; i++) {
+        const r = requests[start + i] as NvmlFieldRequest;
         buffer.writeUInt32LE(r.fieldId, i * FIELD_VALUE_SIZE);
         buffer.writeUInt32LE(r.scopeId ?? 0, i * FIELD_VALUE_SIZE + FIELD_SCOPE_OFFSET);
-      });
-      await this.call('nvmlDeviceGetFieldValues', [device, chunk.length, buffer], options);
-      chunk.forEach((r, i) => {
-        const base = i * FIELD_VALUE_SIZE;
-        const code = buffer.readInt32LE(base + FIELD_RETURN_OFFSET);
-        const read = FIELD_VALUE_READERS[buffer.readUInt32LE(base + FIELD_TYPE_OFFSET)];
-        const value = code === NvmlReturn.SUCCESS ? read?.(buffer, base + FIELD_VALUE_OFFSET) : undefined;
-        const answer: NvmlFieldValue = { fieldId: r.fieldId, scopeId: r.scopeId ?? 0, code };
-        if (value !== undefined) answer.value = value;
-        answers.push(answer);
+      }
+      await this.output('nvmlDeviceGetFieldValues', [device, count, buffer], options, () => {
+        for (let i = 0; i < count; i++)
+          answers.push(decodeFieldValue(buffer, i * FIELD_VALUE_SIZE, requests[start + i] as NvmlFieldRequest));
       });
     }
     return answers;

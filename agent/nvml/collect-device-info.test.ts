@@ -83,6 +83,24 @@ describe('device info through the fake library', () => {
     expect(gpu(later, 0)).toMatchObject({ energyMillijoules: 912400000, energyReadAt: '2026-12-04T12:00:05.000Z' });
   });
 
+  it('a synchronous binding (the NVML thread) reads every GPU its own field values, 64-bit values included', async () => {
+    const env = await envFor('h100-sxm-8x-healthy');
+    // the largest exact value (all 53 bits) and one just above 2^32 (the high word counts)
+    const energies = [Number.MAX_SAFE_INTEGER, 2 ** 32 + 5, 912345678];
+    for (const [index, energyMillijoules] of energies.entries())
+      await env.controller.inject({ kind: 'patch-gpu', gpu: index, patch: { energyMillijoules } });
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
+    const pooled = await collectSnapshot({ nvml });
+    await nvml.shutdown();
+    nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false, synchronous: true });
+    // the GPUs are read concurrently: each batch is decoded before another call reuses the scratch buffer
+    const synchronous = await collectSnapshot({ nvml });
+    expect(synchronous.gpus.slice(0, 3).map((g) => g.energyMillijoules)).toEqual(energies);
+    const fieldsOf = (s: NvmlSnapshot): unknown[] =>
+      s.gpus.map((g) => [g.energyMillijoules, g.temperature?.memoryCelsius, g.violationTime, g.pcie, g.recoveryAction, g.nvlinks]);
+    expect(fieldsOf(synchronous)).toEqual(fieldsOf(pooled));
+  });
+
   it('remembers a GPU that has no fan or page retirement instead of asking again every snapshot', async () => {
     const { snapshot: first, env } = await snapshotOf('h100-sxm-8x-healthy');
     expect(gpu(first, 0).unsupported).toEqual(expect.arrayContaining(['fanSpeedPercent', 'retiredPages']));
