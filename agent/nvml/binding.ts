@@ -1238,7 +1238,7 @@ export class NvmlBinding {
     for (let start = 0; start < requests.length; start += FIELDS_PER_CALL) {
       const count = Math.min(FIELDS_PER_CALL, requests.length - start);
       // A synchronous binding decodes the answers right after the call (in output's value()),
-      // before any other call can reuse its scratch buffer: a snapshot makes four batches per GPU.
+      // before any other call can reuse its scratch buffer (a snapshot makes several batches per GPU).
       const buffer = this.synchronous ? this.scratchFields.fill(0, 0, count * FIELD_VALUE_SIZE) : Buffer.alloc(count * FIELD_VALUE_SIZE);
       for (let i = 0; i < count; i++) {
         const r = requests[start + i] as NvmlFieldRequest;
