@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { FakeNvmlEraPool, type FakeNvmlEnvironment } from '../fake-nvml/harness.js';
 import { loadScenario, type FakeNvmlScenario } from '../fake-nvml/scenario.js';
 import { InforomObject, NvmlBinding, NvmlFieldId, NvmlReturn } from './binding.js';
-import { ENERGY_REFRESH_MS, toGpuFabric } from './collect-device-info.js';
+import { SLOW_COUNTER_REFRESH_MS, toGpuFabric } from './collect-device-info.js';
 import { collectSnapshot } from './collector.js';
 import type { GpuSnapshot, NvmlCheck, NvmlSnapshot } from './types.js';
 
@@ -48,7 +48,7 @@ describe('device info through the fake library', () => {
     expect(g0.errors).toEqual([]);
     expect(g0.temperature?.memoryCelsius).toBe(38);
     expect(g0.energyMillijoules).toBe(912345678);
-    expect(g0.violationTime).toEqual({ thermalNs: 0, powerNs: 0 });
+    expect(g0.violationTime).toEqual({ thermalNs: 0, powerNs: 0, thermalReadAt: expect.any(String) });
     expect(g0.pcie).toMatchObject({ replayRolloverCounter: 0, correctableErrors: 0 });
     // R550 refuses the v3 struct: the v2 answer carries the health mask, not the summary
     expect(g0.fabric).toEqual({
@@ -65,22 +65,51 @@ describe('device info through the fake library', () => {
     expect(g0.bar1).toEqual({ totalBytes: 128 * GiB, usedBytes: 2 * MiB, freeBytes: 128 * GiB - 2 * MiB });
   });
 
-  it('re-reads the energy counter at most every ENERGY_REFRESH_MS and says when it read it', async () => {
+  it('re-reads the slow counters (energy, thermal violation, PCIe) at most every SLOW_COUNTER_REFRESH_MS and says when', async () => {
     let nowMs = Date.parse('2026-12-04T12:00:00.000Z');
     const now = (): Date => new Date(nowMs);
     const env = await envFor('h100-sxm-8x-healthy');
     nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
     const first = await collectSnapshot({ nvml, now });
-    expect(gpu(first, 0)).toMatchObject({ energyMillijoules: 912345678, energyReadAt: '2026-12-04T12:00:00.000Z' });
-    await env.controller.inject({ kind: 'patch-gpu', gpu: 0, patch: { energyMillijoules: 912400000 } });
-    nowMs += ENERGY_REFRESH_MS - 1;
+    const at0 = '2026-12-04T12:00:00.000Z';
+    expect(gpu(first, 0)).toMatchObject({
+      energyMillijoules: 912345678,
+      energyReadAt: at0,
+      violationTime: { thermalNs: 0, powerNs: 0, thermalReadAt: at0 },
+      pcie: { replayCounter: 0, replayRolloverCounter: 0, correctableErrors: 0, countersReadAt: at0 },
+    });
+    await env.controller.inject({
+      kind: 'patch-gpu',
+      gpu: 0,
+      patch: {
+        energyMillijoules: 912400000,
+        violationTime: { thermalNs: 7, powerNs: 9 },
+        memoryTemperatureCelsius: 41,
+        pcie: { replay: 5, replayRollover: 1, correctableErrors: 12 },
+      },
+    });
+    const replayCalls = env.library.callCount('nvmlDeviceGetPcieReplayCounter');
+    nowMs += SLOW_COUNTER_REFRESH_MS - 1;
     const soon = await collectSnapshot({ nvml, now });
-    expect(gpu(soon, 0)).toMatchObject({ energyMillijoules: 912345678, energyReadAt: '2026-12-04T12:00:00.000Z' });
-    // the other fields of the batch are read as before
-    expect(gpu(soon, 0).temperature?.memoryCelsius).toBe(38);
+    expect(gpu(soon, 0)).toMatchObject({
+      energyMillijoules: 912345678,
+      energyReadAt: at0,
+      violationTime: { thermalNs: 0, thermalReadAt: at0 },
+      pcie: { replayCounter: 0, replayRolloverCounter: 0, correctableErrors: 0, countersReadAt: at0 },
+    });
+    expect(env.library.callCount('nvmlDeviceGetPcieReplayCounter')).toBe(replayCalls);
+    // what is cheap to read is read every time
+    expect(gpu(soon, 0).temperature?.memoryCelsius).toBe(41);
+    expect(gpu(soon, 0).violationTime?.powerNs).toBe(9);
     nowMs += 1;
     const later = await collectSnapshot({ nvml, now });
-    expect(gpu(later, 0)).toMatchObject({ energyMillijoules: 912400000, energyReadAt: '2026-12-04T12:00:05.000Z' });
+    const at5 = '2026-12-04T12:00:05.000Z';
+    expect(gpu(later, 0)).toMatchObject({
+      energyMillijoules: 912400000,
+      energyReadAt: at5,
+      violationTime: { thermalNs: 7, powerNs: 9, thermalReadAt: at5 },
+      pcie: { replayCounter: 5, replayRolloverCounter: 1, correctableErrors: 12, countersReadAt: at5 },
+    });
   });
 
   it('a synchronous binding (the NVML thread) reads every GPU its own field values, 64-bit values included', async () => {
@@ -96,8 +125,18 @@ describe('device info through the fake library', () => {
     // the GPUs are read concurrently: each batch is decoded before another call reuses the scratch buffer
     const synchronous = await collectSnapshot({ nvml });
     expect(synchronous.gpus.slice(0, 3).map((g) => g.energyMillijoules)).toEqual(energies);
+    // the values, not when each binding read them
     const fieldsOf = (s: NvmlSnapshot): unknown[] =>
-      s.gpus.map((g) => [g.energyMillijoules, g.temperature?.memoryCelsius, g.violationTime, g.pcie, g.recoveryAction, g.nvlinks]);
+      s.gpus.map((g) => [
+        g.energyMillijoules,
+        g.temperature?.memoryCelsius,
+        g.violationTime?.thermalNs,
+        g.violationTime?.powerNs,
+        g.pcie?.replayRolloverCounter,
+        g.pcie?.correctableErrors,
+        g.recoveryAction,
+        g.nvlinks,
+      ]);
     expect(fieldsOf(synchronous)).toEqual(fieldsOf(pooled));
   });
 
@@ -203,7 +242,7 @@ describe('device info through the fake library', () => {
     const { snapshot } = await snapshotOf('h100-memory-faults');
     const g0 = gpu(snapshot, 0);
     expect(g0.temperature).toMatchObject({ memoryCelsius: 96, memoryMaxCelsius: 95 });
-    expect(g0.violationTime).toEqual({ thermalNs: 600_000_000_000, powerNs: 0 });
+    expect(g0.violationTime).toEqual({ thermalNs: 600_000_000_000, powerNs: 0, thermalReadAt: expect.any(String) });
     expect(g0.pcie).toMatchObject({ replayCounter: 12, replayRolloverCounter: 3, correctableErrors: 25000 });
   });
 

@@ -210,7 +210,15 @@ describe('collectSnapshot against the fake NVML library', () => {
     expect(t4.retiredPages).toEqual({ singleBitEcc: 0, doubleBitEcc: 0, pending: false });
     // no MemoryInfo_v2 in R470: the v1 call has no reservation figure
     expect(t4.memory).toEqual({ totalBytes: 15360 * 1024 * 1024, usedBytes: 1537 * 1024 * 1024, freeBytes: 13823 * 1024 * 1024 });
-    expect(t4.pcie).toEqual({ currentGen: 1, currentWidth: 16, maxGen: 3, maxWidth: 16, replayCounter: 0, replayRolloverCounter: 0 });
+    expect(t4.pcie).toEqual({
+      currentGen: 1,
+      currentWidth: 16,
+      maxGen: 3,
+      maxWidth: 16,
+      replayCounter: 0,
+      replayRolloverCounter: 0,
+      countersReadAt: expect.any(String),
+    });
     // no ClocksEventReasons in R470: the ThrottleReasons symbol answers
     expect(t4.clockEventReasons).toEqual({ mask: 1, names: ['GpuIdle'] });
     // no _v3 in R470: the _v2 call lists the processes

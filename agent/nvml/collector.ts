@@ -22,7 +22,7 @@ import {
   type NvmlFieldValue,
 } from './binding.js';
 import { clip } from '../../lib/text.js';
-import { cachedStatic, collectDeviceInfo, readUnlessRefused } from './collect-device-info.js';
+import { cachedStatic, collectDeviceInfo, readSlowCounter, readUnlessRefused, stampPcieCounters } from './collect-device-info.js';
 import { toKernelBusId } from './pci-bus-id.js';
 import {
   ALL_NVML_CHECKS,
@@ -416,8 +416,11 @@ async function collectFields(
     });
     if (current !== undefined) gpu.pcie = current;
     await cachedStatic(nvml, gpu, 'pcie', r, () => readMaxPcieLink(nvml, h, r), nowMs);
-    const replayCounter = await r.read('pcie.replayCounter', () => nvml.deviceGetPcieReplayCounter(h, o));
-    if (replayCounter !== undefined) gpu.pcie = { ...gpu.pcie, replayCounter };
+    const replay = await readSlowCounter(nvml, gpu.uuid, 'pcie.replayCounter', r, () => nvml.deviceGetPcieReplayCounter(h, o), nowMs);
+    if (replay !== undefined) {
+      gpu.pcie = { ...gpu.pcie, replayCounter: replay.value };
+      stampPcieCounters(gpu, new Date(replay.atMs).toISOString());
+    }
     r.collapse('pcie', ['pcie.currentGen', 'pcie.currentWidth', 'pcie.maxGen', 'pcie.maxWidth', 'pcie.replayCounter']);
   }
 

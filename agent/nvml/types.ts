@@ -148,6 +148,14 @@ export interface GpuPcie {
   replayRolloverCounter?: number;
   /** Correctable PCIe errors since driver load (NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS, R535+). */
   correctableErrors?: number;
+  /**
+   * When the oldest of `replayCounter`, `replayRolloverCounter` and `correctableErrors` was read
+   * (ISO 8601). Each takes 0.15-0.3 ms on a real driver (H200, R580), so they are re-read at most
+   * every 5 s and repeated in between.
+   * @maxLength 40
+   * @pattern ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$
+   */
+  countersReadAt?: string;
 }
 
 /**
@@ -255,6 +263,13 @@ export interface GpuBar1Memory {
 export interface GpuViolationTime {
   powerNs?: number;
   thermalNs?: number;
+  /**
+   * When `thermalNs` was read (ISO 8601): it takes ~0.6 ms on a real driver (H200, R580), so it is
+   * re-read at most every 5 s and repeated in between.
+   * @maxLength 40
+   * @pattern ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$
+   */
+  thermalReadAt?: string;
 }
 
 /** What the driver says the GPU needs to recover (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION, R565+). */

@@ -107,7 +107,7 @@ const ROWS: EraRow[] = [
       // A100: no fabric info (Hopper and newer); the InfoROM power object exists
       expect(gpu(doc, 0).unsupported).toContain('fabric');
       expect(gpu(doc, 0).inforom?.powerVersion).toBe('N/A');
-      expect(gpu(doc, 0).violationTime).toEqual({ thermalNs: 0, powerNs: 1_500_000_000 });
+      expect(gpu(doc, 0).violationTime).toEqual({ thermalNs: 0, powerNs: 1_500_000_000, thermalReadAt: expect.any(String) });
     },
   },
   {
