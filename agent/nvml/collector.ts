@@ -94,7 +94,8 @@ const MAX_TIMEOUTS_PER_GPU = 3;
 export const MAX_PROCESSES_PER_GPU = 256;
 const MAX_ERROR_CHARS = 512;
 const MAX_REASON_CHARS = 1024;
-const NVLINK_COUNTERS: ReadonlyArray<readonly [keyof NvLinkErrorCounters, NvLinkErrorCounter]> = [
+type NvLinkCounterEntry = readonly [keyof NvLinkErrorCounters, NvLinkErrorCounter];
+const NVLINK_COUNTERS: readonly NvLinkCounterEntry[] = [
   ['replay', NvLinkErrorCounter.REPLAY],
   ['recovery', NvLinkErrorCounter.RECOVERY],
   ['crcFlit', NvLinkErrorCounter.CRC_FLIT],
@@ -607,12 +608,16 @@ function dlCounterField(name: keyof NvLinkErrorCounters, link: number): NvmlFiel
  * (NVLink5), the links' counters are field values of their own.
  */
 async function readDlCounters(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuReader, links: readonly GpuNvLink[]): Promise<void> {
+  // Indexed loops, no tuple destructuring and no closure over the loop's variables: this runs for
+  // 18 links × 5 counters per GPU, and those allocated at every step (~15% of a collection's
+  // allocations; bench/README.md, "Agent, 2026-12-04 (evening)").
   const requests: NvmlFieldRequest[] = [];
   // per (link, counter): the index of its answer in the batch, -1 when nvml.h has no id for it
   const slots: number[] = [];
-  for (const l of links) {
-    for (const [name] of NVLINK_COUNTERS) {
-      const request = dlCounterField(name, l.link);
+  for (let i = 0; i < links.length; i++) {
+    const link = (links[i] as GpuNvLink).link;
+    for (let c = 0; c < NVLINK_COUNTERS.length; c++) {
+      const request = dlCounterField((NVLINK_COUNTERS[c] as NvLinkCounterEntry)[0], link);
       slots.push(request === undefined ? -1 : requests.push(request) - 1);
     }
   }
@@ -626,8 +631,11 @@ async function readDlCounters(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuRead
     if (r.lost) return;
   }
   let slot = 0;
-  for (const l of links) {
-    for (const [name, counter] of NVLINK_COUNTERS) {
+  for (let i = 0; i < links.length; i++) {
+    const l = links[i] as GpuNvLink;
+    for (let c = 0; c < NVLINK_COUNTERS.length; c++) {
+      const entry = NVLINK_COUNTERS[c] as NvLinkCounterEntry;
+      const name = entry[0];
       const field = NVLINK_COUNTER_FIELDS[name];
       const answer = answers[slots[slot++] ?? -1];
       if (answer !== undefined && !isUnsupportedField(answer.code)) {
@@ -637,10 +645,25 @@ async function readDlCounters(nvml: NvmlBinding, h: NvmlDeviceHandle, r: GpuRead
       }
       // a counter the GPU lacks on one link it lacks on all (NVLink5 has none): 90 calls fewer on a B200
       if (r.lost || r.unsupported.has(field)) continue;
-      const value = await r.read(field, () => nvml.deviceGetNvLinkErrorCounter(h, l.link, counter, r.options));
+      const value = await readDlCounterByCall(nvml, h, r, field, l.link, entry[1]);
       if (value !== undefined) l.errors[name] = value;
     }
   }
+}
+
+/**
+ * One DL counter by nvmlDeviceGetNvLinkErrorCounter. Its own function, so the loop above captures
+ * nothing in a closure (a captured loop variable costs a context object per iteration).
+ */
+function readDlCounterByCall(
+  nvml: NvmlBinding,
+  h: NvmlDeviceHandle,
+  r: GpuReader,
+  field: string,
+  link: number,
+  counter: NvLinkErrorCounter,
+): Promise<number | undefined> {
+  return r.read(field, () => nvml.deviceGetNvLinkErrorCounter(h, link, counter, r.options));
 }
 
 /** Fills the NVLink5 counters of `links` from one batch of field values (scopeId = link). */
