@@ -5,12 +5,16 @@
  * machine: `--nvml-library libnvidia-ml.so.1`). Prints p50/p90/p99 and, on the fake, NVML calls
  * per snapshot; `--per-call` adds each NVML function's calls and time per snapshot (through the
  * binding's call guard), to see where a real driver spends it; `--per-field` times each field id
- * the agent reads (NvmlFieldId) alone in nvmlDeviceGetFieldValues on GPU 0. Asserts nothing.
+ * the agent reads (NvmlFieldId) alone in nvmlDeviceGetFieldValues on GPU 0; `--allocated` measures
+ * the heap one snapshot allocates (rounds of snapshots between forced GCs, in a young generation
+ * big enough that no GC runs inside a round). Asserts nothing.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/nvml-collect-bench.js [--snapshots 500] [--scenario NAME] \
  *     [--nvml-library PATH] [--per-call] [--per-field]
+ *   node --expose-gc --max-semi-space-size=64 --min-semi-space-size=64 dist/bench/nvml-collect-bench.js --allocated
  */
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import { startFakeNvml, type FakeNvmlEnvironment } from '../agent/fake-nvml/harness.js';
 import { NvmlBinding, NvmlFieldId, type NvmlCallGuard } from '../agent/nvml/binding.js';
 import { collectSnapshot } from '../agent/nvml/collector.js';
@@ -19,6 +23,31 @@ import { percentile, round } from './support.js';
 const WARMUP_SNAPSHOTS = 50;
 const TOP_FUNCTIONS = 25;
 const FIELD_REPEATS = 50;
+const ALLOCATION_ROUNDS = 7;
+const SNAPSHOTS_PER_ROUND = 40;
+/** Young generation a round needs (~1 MiB per 8-GPU snapshot, with room): else a scavenge would hide some. */
+const ALLOCATION_NEW_SPACE_BYTES = SNAPSHOTS_PER_ROUND * 1.5 * 1024 * 1024;
+
+function heapUsedBytes(): number {
+  return v8.getHeapSpaceStatistics().reduce((sum, space) => sum + space.space_used_size, 0);
+}
+
+/** KiB one snapshot allocates, per round of SNAPSHOTS_PER_ROUND (each round starts after two full GCs). */
+async function allocatedPerSnapshot(nvml: NvmlBinding): Promise<number[]> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const newSpace = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
+  if (gc === undefined || newSpace < ALLOCATION_NEW_SPACE_BYTES)
+    throw new Error('--allocated needs node --expose-gc --max-semi-space-size=64 --min-semi-space-size=64');
+  const rounds: number[] = [];
+  for (let round = 0; round < ALLOCATION_ROUNDS; round++) {
+    gc();
+    gc();
+    const before = heapUsedBytes();
+    for (let i = 0; i < SNAPSHOTS_PER_ROUND; i++) await collectSnapshot({ nvml });
+    rounds.push(Math.round((heapUsedBytes() - before) / SNAPSHOTS_PER_ROUND / 1024));
+  }
+  return rounds;
+}
 
 /** p50 of one field read alone, per field of NvmlFieldId (NVLink fields for link 0). */
 async function timeFieldsAlone(nvml: NvmlBinding): Promise<Record<string, { p50Us: number; code: number }>> {
@@ -79,6 +108,7 @@ async function main(): Promise<void> {
       'nvml-library': { type: 'string' },
       'per-call': { type: 'boolean', default: false },
       'per-field': { type: 'boolean', default: false },
+      allocated: { type: 'boolean', default: false },
     },
   });
   const snapshots = Number(values.snapshots);
@@ -117,7 +147,23 @@ async function main(): Promise<void> {
     };
     const perCall = timer === undefined ? {} : { perCall: timer.table(snapshots) };
     const perField = values['per-field'] && gpus > 0 ? { perFieldAlone: await timeFieldsAlone(nvml) } : {};
-    console.log(JSON.stringify({ ...figures, ...perCall, ...perField }, null, 2));
+    const rounds = values.allocated ? await allocatedPerSnapshot(nvml) : undefined;
+    const allocated =
+      rounds === undefined
+        ? {}
+        : {
+            allocatedKiBPerSnapshot: {
+              median: round(
+                percentile(
+                  [...rounds].sort((a, b) => a - b),
+                  50,
+                ),
+                0,
+              ),
+              rounds,
+            },
+          };
+    console.log(JSON.stringify({ ...figures, ...perCall, ...perField, ...allocated }, null, 2));
   } finally {
     await nvml.shutdown();
     await fake?.dispose();
