@@ -71,13 +71,20 @@ describe('device info through the fake library', () => {
     const env = await envFor('h100-sxm-8x-healthy');
     nvml = new NvmlBinding({ libraryPath: env.libraryPath, fallbackToSystemLibrary: false });
     const first = await collectSnapshot({ nvml, now });
-    const at0 = '2026-12-04T12:00:00.000Z';
-    expect(gpu(first, 0)).toMatchObject({
-      energyMillijoules: 912345678,
-      energyReadAt: at0,
-      violationTime: { thermalNs: 0, powerNs: 0, thermalReadAt: at0 },
-      pcie: { replayCounter: 0, replayRolloverCounter: 0, correctableErrors: 0, countersReadAt: at0 },
+    // the slow counters' values [energy, thermal violation, replays, rollovers, correctable] and their stamps
+    const slowCounters = (
+      [energy, thermalNs, replays, rollovers, correctable]: readonly number[],
+      at: string,
+    ): Record<string, unknown> => ({
+      energyMillijoules: energy,
+      energyReadAt: at,
+      violationTime: { thermalNs, thermalReadAt: at },
+      pcie: { replayCounter: replays, replayRolloverCounter: rollovers, correctableErrors: correctable, countersReadAt: at },
     });
+    const before = [912345678, 0, 0, 0, 0];
+    const at0 = '2026-12-04T12:00:00.000Z';
+    expect(gpu(first, 0)).toMatchObject(slowCounters(before, at0));
+    expect(gpu(first, 0).violationTime?.powerNs).toBe(0);
     await env.controller.inject({
       kind: 'patch-gpu',
       gpu: 0,
@@ -91,25 +98,15 @@ describe('device info through the fake library', () => {
     const replayCalls = env.library.callCount('nvmlDeviceGetPcieReplayCounter');
     nowMs += SLOW_COUNTER_REFRESH_MS - 1;
     const soon = await collectSnapshot({ nvml, now });
-    expect(gpu(soon, 0)).toMatchObject({
-      energyMillijoules: 912345678,
-      energyReadAt: at0,
-      violationTime: { thermalNs: 0, thermalReadAt: at0 },
-      pcie: { replayCounter: 0, replayRolloverCounter: 0, correctableErrors: 0, countersReadAt: at0 },
-    });
+    expect(gpu(soon, 0)).toMatchObject(slowCounters(before, at0));
     expect(env.library.callCount('nvmlDeviceGetPcieReplayCounter')).toBe(replayCalls);
     // what is cheap to read is read every time
     expect(gpu(soon, 0).temperature?.memoryCelsius).toBe(41);
     expect(gpu(soon, 0).violationTime?.powerNs).toBe(9);
     nowMs += 1;
     const later = await collectSnapshot({ nvml, now });
-    const at5 = '2026-12-04T12:00:05.000Z';
-    expect(gpu(later, 0)).toMatchObject({
-      energyMillijoules: 912400000,
-      energyReadAt: at5,
-      violationTime: { thermalNs: 7, powerNs: 9, thermalReadAt: at5 },
-      pcie: { replayCounter: 5, replayRolloverCounter: 1, correctableErrors: 12, countersReadAt: at5 },
-    });
+    expect(gpu(later, 0)).toMatchObject(slowCounters([912400000, 7, 5, 1, 12], '2026-12-04T12:00:05.000Z'));
+    expect(gpu(later, 0).violationTime?.powerNs).toBe(9);
   });
 
   it('a synchronous binding (the NVML thread) reads every GPU its own field values, 64-bit values included', async () => {
