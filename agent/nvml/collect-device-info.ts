@@ -252,7 +252,7 @@ interface StaticEntry {
 
 /** Per binding (one NVML session), per GPU UUID and part. */
 const staticCache = new WeakMap<NvmlBinding, Map<string, StaticEntry>>();
-/** Entries per map and binding at most: a node has at most 64 GPUs, with six static parts (or four refusals) each. */
+/** Entries per map and binding at most: a node has at most 64 GPUs, with six static parts, four refusals or five slow counters each. */
 const MAX_STATIC_ENTRIES = 512;
 
 /**
