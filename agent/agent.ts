@@ -8,14 +8,16 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { exposedGc, HeapTrim, type HeapTrimResult } from '../lib/heap-trim.js';
 import { close, createGuardedServer, listen } from '../lib/http/server.js';
 import { errorFields, type Logger } from '../lib/logger.js';
 import { settlesWithin } from '../lib/settle.js';
 import { clip } from '../lib/text.js';
 import { startOrUndo } from '../lib/teardown.js';
-import type { AgentConfig } from './config.js';
+import { DEFAULT_HEAP_TRIM_IDLE_MS, type AgentConfig } from './config.js';
 import type { CallerAuthorizer, TokenAuthenticator } from './auth/token-reviewer.js';
 import { createRequestHandler } from './http-api.js';
+import { IdleHeapTrimmer } from './idle-heap-trimmer.js';
 import { AgentMetrics } from './metrics.js';
 import { NvmlBinding, type NvmlBindingOptions } from './nvml/binding.js';
 import { bindingEventSource, bindingSnapshotSource, threadSources, type NvmlEventSource, type NvmlSnapshotSource } from './nvml/sources.js';
@@ -106,6 +108,7 @@ export class Agent {
     private readonly nvmlEvents: NvmlEventSource | undefined,
     private readonly logger: Logger,
     private readonly shutdownGraceMs: number,
+    private readonly heapTrimmer: IdleHeapTrimmer | undefined,
   ) {
     this.heartbeatTimer = setInterval(() => (this.heartbeat = Date.now()), 1000);
     this.heartbeatTimer.unref();
@@ -117,10 +120,24 @@ export class Agent {
     const tls = config.tls === undefined ? undefined : await loadTls(config.tls);
     const metrics = new AgentMetrics(deps.processMetrics ?? true);
     const authorizer = config.auth === 'none' ? undefined : await callerAuthorizer(config, deps.authenticator, metrics, logger);
+    const heapTrimIdleMs = config.heapTrimIdleMs ?? DEFAULT_HEAP_TRIM_IDLE_MS;
+    const gc = heapTrimIdleMs > 0 ? exposedGc() : undefined;
+    if (heapTrimIdleMs > 0 && gc === undefined)
+      logger.info('idle heap trim is off: node runs without --expose-gc (the agent image passes it)');
+    const heapTrimmed =
+      (thread: 'main' | 'nvml') =>
+      (result: HeapTrimResult): void => {
+        metrics.heapTrims.inc({ thread });
+        logger.debug('heap trimmed', { thread, beforeBytes: result.beforeBytes, afterBytes: result.afterBytes });
+      };
     return startOrUndo(logger, async (teardown) => {
       const startedAt = new Date().toISOString();
 
-      const { nvml, nvmlEvents, mode, modeReason, driverVersion } = await Agent.initNvml(config, logger);
+      const { nvml, nvmlEvents, mode, modeReason, driverVersion } = await Agent.initNvml(
+        config,
+        logger,
+        gc === undefined ? undefined : heapTrimmed('nvml'),
+      );
       if (nvml !== undefined) teardown.add('nvml', () => nvml.stop(config.shutdownGraceMs));
       if (nvml !== undefined) metrics.observeNvmlHungCalls(() => nvml.hungCalls().length);
       if (nvmlEvents !== undefined) teardown.add('nvml events', () => nvmlEvents.stop(config.shutdownGraceMs));
@@ -161,6 +178,16 @@ export class Agent {
       if (authorizer === undefined)
         logger.warn('caller authentication is OFF (--auth none): anyone who can reach the port can read snapshots');
 
+      const heapTrimmer =
+        gc === undefined
+          ? undefined
+          : new IdleHeapTrimmer({
+              idleMs: heapTrimIdleMs,
+              trim: new HeapTrim(gc),
+              ...(nvml?.trimHeap !== undefined ? { trimNvmlThread: nvml.trimHeap } : {}),
+              onTrimmed: heapTrimmed('main'),
+            });
+
       // Probes are answered by the Agent once it exists; until then the server is not bound anyway.
       const started: { agent?: Agent } = {};
       const handler = createRequestHandler({
@@ -171,6 +198,7 @@ export class Agent {
         requestTimeoutMs: config.requestTimeoutMs,
         readiness: () => started.agent?.readiness() ?? { ready: false, reasons: ['starting'] },
         liveness: () => started.agent?.liveness() ?? { alive: true },
+        ...(heapTrimmer !== undefined ? { onRequest: () => heapTrimmer.touch() } : {}),
       });
       const server = createGuardedServer({
         name: 'agent-api',
@@ -182,8 +210,9 @@ export class Agent {
         maxConnections: MAX_CONNECTIONS,
       });
       const address = await listen(server, config.listenPort, config.listenHost);
-      const agent = new Agent(address, snapshots, metrics, server, xid, nvml, nvmlEvents, logger, config.shutdownGraceMs);
+      const agent = new Agent(address, snapshots, metrics, server, xid, nvml, nvmlEvents, logger, config.shutdownGraceMs, heapTrimmer);
       started.agent = agent;
+      heapTrimmer?.start();
       logger.info('agent listening', {
         address: `${address.address}:${address.port}`,
         tls: config.tls !== undefined,
@@ -206,6 +235,7 @@ export class Agent {
   private static async initNvml(
     config: Readonly<AgentConfig>,
     logger: Logger,
+    onHeapTrimmed: ((result: HeapTrimResult) => void) | undefined,
   ): Promise<{
     nvml: NvmlSnapshotSource | undefined;
     nvmlEvents: NvmlEventSource | undefined;
@@ -221,7 +251,7 @@ export class Agent {
     const binding = config.nvmlThreads ? undefined : new NvmlBinding(options);
     const sources =
       binding === undefined
-        ? await threadSources(options, config.nvmlCallTimeoutMs, logger)
+        ? await threadSources(options, config.nvmlCallTimeoutMs, logger, onHeapTrimmed)
         : { snapshots: bindingSnapshotSource(binding), events: bindingEventSource(binding) };
     const nvml = sources.snapshots;
     const probe = await nvml.collect([]);
@@ -270,6 +300,7 @@ export class Agent {
   stop(graceMs = this.shutdownGraceMs): Promise<AgentStopResult> {
     this.stopping ??= (async () => {
       clearInterval(this.heartbeatTimer);
+      this.heapTrimmer?.stop();
       const deadline = Date.now() + graceMs;
       await close(this.server, Math.max(0, graceMs - 1_000));
       const rest = (async (): Promise<boolean> => {

@@ -15,8 +15,15 @@ describe('parseAgentConfig', () => {
       kmsgPath: '/dev/kmsg',
       kmsgPollMs: 500,
       snapshotCacheMs: 2000,
+      heapTrimIdleMs: 1000,
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('takes --heap-trim-idle-ms from the flag or GPUDIAG_HEAP_TRIM_IDLE_MS; 0 turns the trim off', () => {
+    expect(parseAgentConfig([...base, '--heap-trim-idle-ms', '0'], {}).heapTrimIdleMs).toBe(0);
+    expect(parseAgentConfig([...base, '--heap-trim-idle-ms=250'], {}).heapTrimIdleMs).toBe(250);
+    expect(parseAgentConfig(base, { GPUDIAG_HEAP_TRIM_IDLE_MS: '5000' }).heapTrimIdleMs).toBe(5000);
   });
 
   it('reads the environment when a flag is absent, and flags win', () => {
@@ -80,6 +87,9 @@ describe('parseAgentConfig', () => {
     [[...base, '--kmsg-poll-ms', 'fast'], /--kmsg-poll-ms must be an integer/],
     [[...base, '--snapshot-cache-ms=-1'], /--snapshot-cache-ms must be an integer between 0/],
     [[...base, '--log-level', 'loud'], /--log-level must be/],
+    [[...base, '--heap-trim-idle-ms', '50'], /--heap-trim-idle-ms must be 0 \(off\) or at least 100, got 50/],
+    [[...base, '--heap-trim-idle-ms', 'soon'], /--heap-trim-idle-ms must be an integer/],
+    [[...base, '--heap-trim-idle-ms', '99999999'], /--heap-trim-idle-ms must be an integer between 0 and 3600000/],
     [[...base, '--no-such-flag', 'x'], /Unknown option '--no-such-flag'/],
     [[...base, '--pod-resources-socket', 'kubelet.sock'], /--pod-resources-socket must be an absolute path or "", got "kubelet.sock"/],
     [[...base, '--pod-resources-socket', `/${'s'.repeat(120)}`], /--pod-resources-socket must be at most 107 bytes \(a unix socket path\)/],

@@ -61,8 +61,17 @@ export interface AgentConfig {
   requestTimeoutMs: number;
   /** SIGTERM: how long in-flight requests and NVML calls may take before the process exits anyway. */
   shutdownGraceMs: number;
+  /**
+   * After requests, this long without one counts as idle, and the heaps a burst grew are collected
+   * (agent/idle-heap-trimmer.ts; needs node --expose-gc). 0 turns it off; unset: 1000.
+   */
+  heapTrimIdleMs?: number;
   logLevel: string;
 }
+
+/** The default of --heap-trim-idle-ms. */
+export const DEFAULT_HEAP_TRIM_IDLE_MS = 1000;
+const MIN_HEAP_TRIM_IDLE_MS = 100;
 
 /** A configuration problem, naming the flag. */
 export class ConfigError extends Error {
@@ -97,6 +106,7 @@ const ENV: Record<string, string> = {
   'snapshot-cache-ms': 'GPUDIAG_SNAPSHOT_CACHE_MS',
   'request-timeout-ms': 'GPUDIAG_REQUEST_TIMEOUT_MS',
   'shutdown-grace-seconds': 'GPUDIAG_SHUTDOWN_GRACE_SECONDS',
+  'heap-trim-idle-ms': 'GPUDIAG_HEAP_TRIM_IDLE_MS',
   'log-level': 'GPUDIAG_LOG_LEVEL',
 };
 
@@ -140,6 +150,9 @@ Every option can also be set with the environment variable shown.
   --shutdown-grace-seconds N   on SIGTERM, wait this long for in-flight work, then exit anyway
                                (GPUDIAG_SHUTDOWN_GRACE_SECONDS; default 20; keep it below the pod's
                                terminationGracePeriodSeconds)
+  --heap-trim-idle-ms N        after requests, this long without one and the heap a burst grew is given
+                               back by one full collection (GPUDIAG_HEAP_TRIM_IDLE_MS; default 1000;
+                               0 disables; needs node --expose-gc, which the agent image passes)
   --log-level LEVEL            error|warn|info|debug (GPUDIAG_LOG_LEVEL; default info)
 `;
 
@@ -150,6 +163,14 @@ const configError = (m: string): Error => new ConfigError(m);
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
   return integerFlag(flag, value, fallback, min, max, configError);
+}
+
+/** --heap-trim-idle-ms: 0 (off) or 100 ms to an hour; a shorter interval would collect between the requests of one burst. */
+function heapTrimIdleFlag(value: string | undefined): number {
+  const ms = integer('heap-trim-idle-ms', value, DEFAULT_HEAP_TRIM_IDLE_MS, 0, 3_600_000);
+  if (ms > 0 && ms < MIN_HEAP_TRIM_IDLE_MS)
+    throw new ConfigError(`--heap-trim-idle-ms must be 0 (off) or at least ${MIN_HEAP_TRIM_IDLE_MS}, got ${ms}`);
+  return ms;
 }
 
 /** The kubernetes Service address the kubelet puts in every pod's environment; undefined outside a pod. */
@@ -264,6 +285,7 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     snapshotCacheMs: integer('snapshot-cache-ms', get('snapshot-cache-ms'), 2000, 0, 600_000),
     requestTimeoutMs: integer('request-timeout-ms', get('request-timeout-ms'), 30_000, 100, 600_000),
     shutdownGraceMs: integer('shutdown-grace-seconds', get('shutdown-grace-seconds'), 20, 1, 3600) * 1000,
+    heapTrimIdleMs: heapTrimIdleFlag(get('heap-trim-idle-ms')),
     logLevel: level,
   });
 }

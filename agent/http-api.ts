@@ -72,6 +72,8 @@ export interface HttpApiDeps {
   requestTimeoutMs: number;
   readiness: () => { ready: boolean; reasons: string[] };
   liveness: () => { alive: boolean; reason?: string };
+  /** Called as each request arrives (the idle heap trimmer counts them). */
+  onRequest?: () => void;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -86,6 +88,7 @@ function sendJsonText(res: ServerResponse, status: number, payload: string): voi
 /** Creates the agent's handler, to be served behind lib/http's guard (createGuardedServer). */
 export function createRequestHandler(deps: HttpApiDeps): GuardedHandler {
   return async (req, res, target) => {
+    deps.onRequest?.();
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     // Set first, so every answer carries it, the guard's own 500 included.

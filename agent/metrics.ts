@@ -129,6 +129,12 @@ export class AgentMetrics {
     labelNames: ['method', 'result'],
     registers: [this.registry],
   });
+  readonly heapTrims = new Counter({
+    name: 'gpudiag_agent_heap_trims_total',
+    help: 'Full collections run while the agent was idle, to give back heap a burst grew, by thread (main, nvml).',
+    labelNames: ['thread'],
+    registers: [this.registry],
+  });
   private keyRefreshCounts: (() => Readonly<KeyRefreshCounts>) | undefined;
   private readonly keyRefreshesCounted: KeyRefreshCounts = { success: 0, failure: 0 };
   /** Read at scrape time from the key cache, which agents in one process may share (it then counts for all of them). */

@@ -64,6 +64,7 @@ export const COMMANDS: readonly CommandEntry[] = [
         '--snapshot-cache-ms',
         '--request-timeout-ms',
         '--shutdown-grace-seconds',
+        '--heap-trim-idle-ms',
       ),
       '--nvml-no-fallback': 'switch',
       '--token-verification': ['auto', 'local', 'tokenreview'],

@@ -3,6 +3,7 @@
  * them: on an NVML thread (the agent's default: every call synchronous on a worker thread, watched
  * for hangs) or in this process on the libuv pool (many simulated agents in one process).
  */
+import type { HeapTrimResult } from '../../lib/heap-trim.js';
 import type { Logger } from '../../lib/logger.js';
 import type { NvmlBinding, NvmlBindingOptions } from './binding.js';
 import { collectSnapshot } from './collector.js';
@@ -19,6 +20,8 @@ export interface NvmlSnapshotSource {
   hungCalls(): readonly HungNvmlCall[];
   /** Shuts NVML down within `graceMs`; false when a call still blocks. */
   stop(graceMs: number): Promise<boolean>;
+  /** Asks the NVML thread to collect its heap if it grew (absent where NVML runs in this thread); see NvmlThread.trim. */
+  trimHeap?: (mainTrimmed: boolean) => void;
 }
 
 /** NVML events (XIDs and the rest); errors arrive through the handlers, never as a rejection. */
@@ -36,14 +39,16 @@ export async function threadSources(
   binding: NvmlBindingOptions,
   callTimeoutMs: number,
   logger: Logger,
+  onHeapTrimmed?: (result: HeapTrimResult) => void,
 ): Promise<{ snapshots: NvmlSnapshotSource & { readonly thread: NvmlThread }; events: NvmlEventSource }> {
-  const thread = new NvmlThread('nvml', { binding, callTimeoutMs, logger });
+  const thread = new NvmlThread('nvml', { binding, callTimeoutMs, logger, ...(onHeapTrimmed === undefined ? {} : { onHeapTrimmed }) });
   await thread.start();
   const snapshots = {
     thread,
     collect: (checks: readonly NvmlCheck[]) => thread.collect(checks),
     hungCalls: () => thread.hungCalls(),
     stop: (graceMs: number) => thread.stop(graceMs),
+    trimHeap: (mainTrimmed: boolean) => thread.trim(mainTrimmed),
   };
   const events: NvmlEventSource = {
     watch: (handlers) => {

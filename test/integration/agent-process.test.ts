@@ -27,8 +27,21 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function startAgent(args: string[], fakeEnv: Record<string, string> = controller.env()): GpudiagProcess {
-  return spawnGpudiag(['agent', ...args], { ...process.env, ...fakeEnv });
+function startAgent(args: string[], fakeEnv: Record<string, string> = controller.env(), nodeFlags: string[] = []): GpudiagProcess {
+  return spawnGpudiag(['agent', ...args], { ...process.env, ...fakeEnv }, nodeFlags);
+}
+
+/** The value of one sample of `/metrics` text, e.g. `gpudiag_agent_heap_trims_total{thread="main"}`; 0 when absent. */
+function sample(metrics: string, series: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+interface HeapTrimmedLine {
+  message: string;
+  thread: string;
+  beforeBytes: number;
+  afterBytes: number;
 }
 
 async function waitReady(url: string, timeoutMs: number): Promise<void> {
@@ -86,6 +99,57 @@ describe('gpudiag agent process', () => {
     }
     expect(await agent.exited).toBe(0);
     expect(agent.output()).toContain('"message":"agent stopped"');
+    // started without --expose-gc, as here: it says so instead of trimming
+    expect(agent.output()).toContain('idle heap trim is off: node runs without --expose-gc');
+  });
+
+  it('with --expose-gc (as the image runs it): once idle after a burst, both threads collect the heap it grew', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const agent = startAgent(
+      [
+        ...['--node-name', 'gpu-node-trim', '--listen', `127.0.0.1:${port}`, '--auth', 'none'],
+        ...['--nvml-library', libraryPath, '--nvml-no-fallback', '--kmsg-path', path.join(dir, 'kmsg')],
+        ...['--snapshot-cache-ms', '0', '--heap-trim-idle-ms', '200', '--log-level', 'debug'],
+      ],
+      controller.env(),
+      ['--max-semi-space-size=1', '--expose-gc'],
+    );
+    try {
+      await waitReady(url, 20_000);
+      // a burst: 8 clients, 40 uncached snapshots each
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < 40; i++) expect((await fetch(`${url}/v1/snapshot?checks=health,xid`)).status).toBe(200);
+        }),
+      );
+      const trims = { main: 0, nvml: 0 };
+      const deadline = Date.now() + 15_000;
+      while ((trims.main === 0 || trims.nvml === 0) && Date.now() < deadline) {
+        // each scrape is a request too: a second apart, the 200 ms intervals between them are idle
+        await new Promise((r) => setTimeout(r, 1000));
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        trims.main = sample(metrics, 'gpudiag_agent_heap_trims_total{thread="main"}');
+        trims.nvml = sample(metrics, 'gpudiag_agent_heap_trims_total{thread="nvml"}');
+      }
+      expect(trims.main).toBeGreaterThanOrEqual(1);
+      expect(trims.nvml).toBeGreaterThanOrEqual(1);
+      const trimmed = agent
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"heap trimmed"'))
+        .map((l) => JSON.parse(l) as HeapTrimmedLine);
+      // the main thread's heap, grown by 320 answers, is smaller after
+      const main = trimmed.filter((t) => t.thread === 'main');
+      expect(main.length).toBeGreaterThanOrEqual(1);
+      expect(main.some((t) => t.afterBytes < t.beforeBytes)).toBe(true);
+      expect(trimmed.every((t) => t.afterBytes <= t.beforeBytes && t.afterBytes > 0)).toBe(true);
+      // and the agent still answers
+      expect((await fetch(`${url}/v1/snapshot?checks=health`)).status).toBe(200);
+    } finally {
+      agent.child.kill('SIGTERM');
+    }
+    expect(await agent.exited).toBe(0);
   });
 
   it('SIGTERM while an NVML call is blocked (a wedged driver): exits 0 within the shutdown grace period', async () => {

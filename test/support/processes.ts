@@ -15,11 +15,18 @@ export interface GpudiagProcess {
   output(): string;
 }
 
-/** Starts `node bin/gpudiag.js <args>` with `env` (default: this process's). */
-export function spawnGpudiag(args: readonly string[], env: NodeJS.ProcessEnv = process.env): GpudiagProcess {
+/** Starts `node <nodeFlags> bin/gpudiag.js <args>` with `env` (default: this process's). */
+export function spawnGpudiag(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  nodeFlags: readonly string[] = [],
+): GpudiagProcess {
   let output = '';
   let exitCode: number | string | undefined;
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'gpudiag.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, path.join(repoRoot, 'bin', 'gpudiag.js'), ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | string>((resolve) =>

@@ -6,6 +6,7 @@
  * one hung GPU delays the others by one deadline, and never HTTP, probes or logging.
  */
 import { Worker } from 'node:worker_threads';
+import type { HeapTrimResult } from '../../../lib/heap-trim.js';
 import type { Logger } from '../../../lib/logger.js';
 import { NvmlTimeoutError, NVML_FUNCTION_NAMES, type NvmlBindingOptions } from '../binding.js';
 import type { NvmlEventHandlers } from '../events.js';
@@ -23,6 +24,8 @@ export interface NvmlThreadOptions {
   /** The per-call deadline. */
   readonly callTimeoutMs: number;
   readonly logger: Logger;
+  /** The thread collected its heap after a {@link NvmlThread.trim}. */
+  readonly onHeapTrimmed?: (result: HeapTrimResult) => void;
 }
 
 /** A call that never returned. */
@@ -94,6 +97,14 @@ export class NvmlThread {
   /** The thread also collects: it never blocks in the event wait (see NvmlEventWatcherOptions.nativeWaitMs). */
   private watchMessage(): ToWorker {
     return { type: 'watch', nativeWaitMs: 0 };
+  }
+
+  /**
+   * Asks the thread to collect its heap if it grew (the agent is idle; `mainTrimmed`: this thread's
+   * heap was just collected); it answers through onHeapTrimmed.
+   */
+  trim(mainTrimmed: boolean): void {
+    this.send({ type: 'trim', mainTrimmed });
   }
 
   /** Calls that hung and have not returned yet. */
@@ -203,6 +214,9 @@ export class NvmlThread {
         return;
       case 'gpu-lost':
         this.events?.onGpuLost?.(m.gpu);
+        return;
+      case 'trimmed':
+        this.options.onHeapTrimmed?.({ beforeBytes: m.beforeBytes, afterBytes: m.afterBytes });
         return;
       default:
         return;

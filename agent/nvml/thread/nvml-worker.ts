@@ -5,6 +5,8 @@
  * the main thread can tell a hung call while this thread is blocked inside it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { exposedGc, HeapTrim } from '../../../lib/heap-trim.js';
+import { releaseFreeMemory } from '../../../lib/malloc-trim.js';
 import { NvmlBinding, NvmlTimeoutError, type NvmlBindingOptions } from '../binding.js';
 import { collectSnapshot } from '../collector.js';
 import { NvmlEventWatcher } from '../events.js';
@@ -41,6 +43,8 @@ const bindingOptions: NvmlBindingOptions = {
 };
 const nvml = new NvmlBinding(bindingOptions);
 let watcher: NvmlEventWatcher | undefined;
+const gc = exposedGc();
+const heapTrim = gc === undefined ? undefined : new HeapTrim(gc);
 
 async function collect(id: number, checks: readonly NvmlCheck[] | undefined, skip: readonly string[]): Promise<void> {
   skipped = new Set(skip);
@@ -88,6 +92,11 @@ port.on('message', (message: ToWorker) => {
   };
   if (message.type === 'collect') done(collect(message.id, message.checks, message.skip));
   else if (message.type === 'watch') done(watch(message.nativeWaitMs));
-  else done(close());
+  else if (message.type === 'trim') {
+    const trimmed = heapTrim?.trimIfGrown();
+    // after the collections, so the memory they freed outside the heaps goes back too
+    if (trimmed !== undefined || message.mainTrimmed) releaseFreeMemory();
+    if (trimmed !== undefined) post({ type: 'trimmed', ...trimmed });
+  } else done(close());
 });
 post({ type: 'ready' });

@@ -16,6 +16,11 @@ export type ToWorker =
   | { readonly type: 'collect'; readonly id: number; readonly checks?: readonly NvmlCheck[]; readonly skip: readonly string[] }
   /** `nativeWaitMs`: see NvmlEventWatcherOptions (0 where the thread also collects). */
   | { readonly type: 'watch'; readonly nativeWaitMs?: number }
+  /**
+   * The agent is idle: collect this thread's heap if it grew (lib/heap-trim.ts), then give free
+   * malloc memory back (lib/malloc-trim.ts) if either heap was collected (`mainTrimmed`: the main thread's was).
+   */
+  | { readonly type: 'trim'; readonly mainTrimmed: boolean }
   | { readonly type: 'close' };
 
 /** Worker → main. */
@@ -33,4 +38,6 @@ export type FromWorker =
   | { readonly type: 'event-error'; readonly message: string }
   | { readonly type: 'event-warning'; readonly message: string }
   | { readonly type: 'gpu-lost'; readonly gpu: LostGpu }
+  /** Answers a `trim` that collected (none comes when the heap had not grown or gc is not exposed). */
+  | { readonly type: 'trimmed'; readonly beforeBytes: number; readonly afterBytes: number }
   | { readonly type: 'closed' };
