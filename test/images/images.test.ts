@@ -292,7 +292,14 @@ describe('the agent image', () => {
     const { config } = images.agent;
     expect(config.User).toBe('0');
     // small semi-spaces and an old-space cap: ~60 MiB less RSS after a burst of requests (Dockerfile.agent, bench/README.md)
-    expect(config.Entrypoint).toEqual(['node', '--max-semi-space-size=1', '--max-old-space-size=128', '--expose-gc', 'bin/gpudiag.js', 'agent']);
+    expect(config.Entrypoint).toEqual([
+      'node',
+      '--max-semi-space-size=1',
+      '--max-old-space-size=128',
+      '--expose-gc',
+      'bin/gpudiag.js',
+      'agent',
+    ]);
   });
 
   it('serves a snapshot from a mounted NVML library on a read-only root with no capabilities, and exits 0 on SIGTERM', async () => {
